@@ -5,11 +5,14 @@ from .dfp import (DFPTensor, ROUNDING_MODES, dfp_add, dfp_mul, downconvert, down
 from .errors import (CatalogError, CompileError, DFPGenError, DTypeError, NonFiniteError, NumericsError,
                      PlanError, ShapeError, SpecError, TargetError)
 from .spec import ConvSpec, Numerics
+from .plan import Blocking, Plan
+from .conv import Conv2d, compile
+from .kernel import Kernel
 
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = [
-    "CatalogError", "CompileError", "ConvSpec", "DFPGenError", "DFPTensor", "DTypeError", "NonFiniteError",
+    "Blocking", "CatalogError", "CompileError", "Conv2d", "ConvSpec", "Kernel", "Plan", "compile", "DFPGenError", "DFPTensor", "DTypeError", "NonFiniteError",
     "Numerics", "NumericsError", "PlanError", "ROUNDING_MODES", "ShapeError", "SpecError", "TargetError",
     "__version__", "dfp_add", "dfp_mul", "downconvert", "downconvert_float", "quantize", "round_shift",
     "safe_chain",

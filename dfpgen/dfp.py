@@ -121,6 +121,15 @@ def round_shift(acc: np.ndarray, shift: int, rounding: str = "nearest", seed=Non
     a = np.asarray(acc).astype(np.int64)
     if shift <= 0:
         return a
+    if shift > 63:  # int64 masks/draws end at 2**63: pre-shift to 63, keeping a sticky bit (exact
+        # for the deterministic modes; stochastic stays unbiased to within 2**-63)
+        k = shift - 63
+        if rounding == "stochastic":
+            a = a >> k
+        else:
+            mag = np.abs(a)
+            a = np.sign(a) * ((mag >> k) | ((mag >> k) << k != mag))
+        shift = 63
     if rounding == "stochastic":
         low = a >> shift
         dropped = a - (low << shift)
@@ -134,7 +143,7 @@ def round_shift(acc: np.ndarray, shift: int, rounding: str = "nearest", seed=Non
     elif rounding == "nearest_even":
         up = (dropped > half) | ((dropped == half) & ((low & 1) == 1))
     elif rounding == "biased":
-        up = 4 * dropped >= (1 << shift)
+        up = dropped >= ((1 << shift) + 3) // 4  # 4*dropped >= 2**shift without int64 overflow
     else:
         up = np.zeros(a.shape, dtype=bool)
     return np.sign(a) * (low + up)

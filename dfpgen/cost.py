@@ -1,0 +1,79 @@
+"""A simple cost model: predicted core cycles of a plan. Ranks blockings (the default heuristic and the
+tuner's pruning); it never decides correctness and is never a substitute for measuring."""
+
+from __future__ import annotations
+
+from itertools import product
+
+from .errors import PlanError
+from .plan import Blocking, Plan, make_plan, register_need
+from .spec import ConvSpec, Numerics
+from .target import Target, get_isa
+
+# Multiply-accumulate instructions retired per cycle: VNNI and FMA issue on two ports; the
+# vpmaddwd + vpaddd pair costs two vector ops (DESIGN.md's Zen 3 peaks put it at ~0.8x of FMA).
+MAC_RATE = {"vnni": 2.0, "fma": 2.0, "pmadd": 1.6}
+LOADS_PER_CYCLE = 2.0
+STEP_OVERHEAD = 2.0      # table loads, pointer arithmetic and the loop branch of one reduction step
+FLUSH_OPS = 4.0          # per accumulator: convert, load, fma, store
+
+
+def _kind(plan: Plan) -> str:
+    if plan.isa.precision == "fp32":
+        return "fma"
+    return "vnni" if "vnni" in plan.isa.name else "pmadd"
+
+
+def predicted_cycles(plan: Plan) -> float:
+    """Cycles the whole kernel should take on one core, from instruction counts and issue rates."""
+    rate = MAC_RATE[_kind(plan)]
+    s = plan.spec
+    full_groups = plan.KG - (plan.kv_tail != plan.blocking.kv)
+    total = 0.0
+    for tile in plan.tiles:
+        rows = plan.row_blocks - (plan.row_tail != plan.blocking.hb) if tile.h == plan.blocking.hb else 1
+        groups = full_groups if tile.v == plan.blocking.kv else 1
+        if tile.h != plan.blocking.hb and plan.row_tail == plan.blocking.hb:
+            continue
+        cols = sum(seg.count for seg in plan.col_segments if seg.size == tile.w)
+        count = s.N * rows * groups * cols
+        acc = tile.accumulators
+        step = max(plan.unroll * acc / rate, plan.unroll * (tile.v + tile.h * tile.w) / LOADS_PER_CYCLE)
+        per_tile = plan.steps * (step + STEP_OVERHEAD) + plan.flushes * acc * FLUSH_OPS / rate + acc * 2
+        total += count * per_tile
+    return total
+
+
+def efficiency(plan: Plan) -> float:
+    """Useful MACs per predicted cycle, as a fraction of the instruction's peak."""
+    useful = plan.spec.macs / (plan.lanes * plan.elem)   # instructions if nothing were padded or stalled
+    return useful / MAC_RATE[_kind(plan)] / predicted_cycles(plan)
+
+
+def candidate_blockings(spec: ConvSpec, target: Target, isa_name: str, max_kv: int = 6, max_wb: int = 28,
+                        max_hb: int = 4) -> list[Blocking]:
+    """Register-block shapes that fit the register file (the search space before cpb/unroll/order)."""
+    isa = get_isa(isa_name)
+    KB = -(-spec.K // isa.lanes)
+    found = []
+    for kv, wb, hb in product(range(1, min(KB, max_kv) + 1), range(1, min(spec.Q, max_wb) + 1),
+                              range(1, min(spec.P, max_hb) + 1)):
+        if register_need(hb, wb, kv) <= target.vector_registers:
+            found.append(Blocking(kv, wb, hb))
+    return found
+
+
+def default_blocking(spec: ConvSpec, numerics: Numerics, target: Target, isa_name: str) -> Blocking:
+    """The blocking the cost model ranks best: good speed without tuning."""
+    best, best_cycles = None, float("inf")
+    for blocking in candidate_blockings(spec, target, isa_name):
+        try:
+            plan = make_plan(spec, numerics, blocking, target, isa_name)
+        except PlanError:
+            continue
+        cycles = predicted_cycles(plan)
+        if cycles < best_cycles - 1e-9 * cycles:
+            best, best_cycles = blocking, cycles
+    if best is None:
+        raise PlanError(f"no register blocking fits {spec.describe()} on {isa_name}")
+    return best
