@@ -10,6 +10,7 @@ import jinja2
 
 from .version import __version__
 from .plan import Plan
+from .target import Isa
 
 TEMPLATE_FOR_PASS = {"fprop": "fprop.ll.j2"}
 
@@ -38,16 +39,16 @@ def entry_name(plan: Plan) -> str:
     return f"dfpgen_{plan.pass_name}"
 
 
-def ir_types(plan: Plan) -> dict:
-    """LLVM IR type names and the multiply-accumulate intrinsic for the plan's ISA."""
-    lanes, isa = plan.lanes, plan.isa
+def ir_types(isa: Isa, saturating: bool = False) -> dict:
+    """LLVM IR type names and the multiply-accumulate intrinsic of an ISA."""
+    lanes = isa.lanes
     fvec = f"<{lanes} x float>"
     types = {"fvec": fvec, "fsuffix": f"v{lanes}f32"}
     if isa.precision == "fp32":
         return types | {"kind": "fma", "elem": "float", "scalar": "float", "acc": fvec, "wvec": fvec,
                         "bvec": fvec, "mac_intrinsic": ""}
     acc, wvec = f"<{lanes} x i32>", f"<{2 * lanes} x i16>"
-    saturate = "s" if plan.numerics.overflow == "saturate" else ""
+    saturate = "s" if saturating else ""
     if isa.name in ("avx512_vnni", "avx_vnni"):
         name = f"llvm.x86.avx512.vpdpwssd{saturate}.{32 * lanes}"
         decl = f"{acc} @{name}({acc}, {wvec}, {wvec})"
@@ -63,4 +64,4 @@ def ir_types(plan: Plan) -> dict:
 def render(plan: Plan) -> str:
     """LLVM IR text of the kernel for `plan`."""
     template = environment().get_template(TEMPLATE_FOR_PASS[plan.pass_name])
-    return template.render(plan=plan, t=ir_types(plan), entry=entry_name(plan), version=__version__)
+    return template.render(plan=plan, t=ir_types(plan.isa, plan.numerics.overflow == "saturate"), entry=entry_name(plan), version=__version__)
