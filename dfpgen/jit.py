@@ -93,11 +93,24 @@ class Compiled:
     from_cache: bool
 
 
+_DIGEST = 32  # a cached object file starts with the sha256 of the rest
+
+
+def _read_cached_object(path: Path) -> bytes | None:
+    """The object code cached at `path`, or None if absent or damaged (a damaged object would crash MCJIT)."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    digest, payload = data[:_DIGEST], data[_DIGEST:]
+    return payload if payload and hashlib.sha256(payload).digest() == digest else None
+
+
 def jit(ir: str, entry: str, target: Target, isa: Isa, use_disk_cache: bool | None = None) -> Compiled:
     """Compile IR for the host and return the `entry` function as a ctypes callable."""
     use_disk_cache = settings().disk_cache if use_disk_cache is None else use_disk_cache
     path = settings().cache_dir / "objects" / f"{cache_key(ir, target, isa)}.o"
-    cached = path.read_bytes() if use_disk_cache and path.exists() else None
+    cached = _read_cached_object(path) if use_disk_cache else None
     with _LOCK:
         tm = target_machine(target, isa)
         module = _parse(ir)
@@ -108,7 +121,7 @@ def jit(ir: str, entry: str, target: Target, isa: Isa, use_disk_cache: bool | No
         def notify(_module, data: bytes) -> None:
             if use_disk_cache:
                 try:
-                    atomic_write(path, data)
+                    atomic_write(path, hashlib.sha256(data).digest() + data)
                 except OSError:
                     pass  # a read-only or full cache directory only costs a recompile next time
 

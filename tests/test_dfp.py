@@ -395,6 +395,77 @@ def test_stochastic_round_shift_unbiased():
         assert abs(float(out.mean()) - float(q)) < 5 * se + 1e-9
 
 
+def _untemper(y: int) -> int:
+    """Invert MT19937's output tempering, so a chosen state word yields a chosen 32-bit output."""
+    def inv_right(y, s):
+        x = y
+        for _ in range(32 // s + 1):
+            x = y ^ (x >> s)
+        return x
+
+    def inv_left(y, s, mask):
+        x = y
+        for _ in range(32 // s + 1):
+            x = y ^ ((x << s) & mask)
+        return x & 0xFFFFFFFF
+
+    y = inv_right(y, 18)
+    y = inv_left(y, 15, 0xEFC60000)
+    y = inv_left(y, 7, 0x9D2C5680)
+    return inv_right(y, 11)
+
+
+def constant_generator(word: int) -> np.random.Generator:
+    """A Generator whose next 624 32-bit outputs all equal `word` (0: u = 0.0; 0xFFFFFFFF: u = 1 - 2**-53)."""
+    mt = np.random.MT19937(0)
+    state = mt.state
+    state["state"]["key"][:] = _untemper(word)
+    state["state"]["pos"] = 0
+    mt.state = state
+    return np.random.Generator(mt)
+
+
+def test_constant_generator_draws():
+    assert constant_generator(0).random(4).tolist() == [0.0] * 4
+    assert constant_generator(0xFFFFFFFF).random(4).tolist() == [1 - 2.0**-53] * 4
+    assert constant_generator(0xFFFFFFFF).integers(0, 2**40, size=3, dtype=np.int64).tolist() == [2**40 - 1] * 3
+
+
+@pytest.mark.parametrize("bits", (2, 5, 16))
+def test_stochastic_extreme_draws(bits):
+    # u = 0 rounds every non-integer up (ceil), u = 1 - 2**-53 rounds down (floor): pins the strict `<`
+    x = np.array([1.99999, 1.0, 0.5, 0.3, -0.3, -1.0, 2.0**-30, -(2.0**-30), 0.0, -1.99999])
+    vals = [Fraction(float(t)) * pow2(bits - 2) for t in x]  # peak ~2: exp = -(bits - 2)
+    lo = quantize(x, bits, "stochastic", seed=constant_generator(0xFFFFFFFF))
+    hi = quantize(x, bits, "stochastic", seed=constant_generator(0))
+    assert lo.exp == hi.exp == -(bits - 2)
+    assert flat(hi) == [sat(math.ceil(v), bits) for v in vals]
+    assert flat(lo) == [sat(math.floor(v), bits) for v in vals]
+    assert flat(hi) == ref_quantize(x, bits, "stochastic", constant_generator(0))[0]
+    acc = [5, -5, 8, -8, 1, -1, 0, 2**40 + 3, -(2**40) - 3, 2**62 + 1]
+    for s in (1, 3, 33, 63):
+        up = round_shift(np.array(acc, np.int64), s, "stochastic", seed=constant_generator(0))
+        down = round_shift(np.array(acc, np.int64), s, "stochastic", seed=constant_generator(0xFFFFFFFF))
+        assert up.tolist() == [-((-a) >> s) for a in acc]  # ceil
+        assert down.tolist() == [a >> s for a in acc]  # floor
+    for s in (64, 65, 90):
+        down = round_shift(np.array(acc, np.int64), s, "stochastic", seed=constant_generator(0xFFFFFFFF))
+        assert down.tolist() == [a >> s for a in acc]
+    t = downconvert(np.array([2**bits - 1, 3, -3], np.int32), 0, bits, "stochastic", seed=constant_generator(0))
+    assert t.exp == 1 and flat(t) == [top(bits), sat(2, bits), -1]
+
+
+def test_stochastic_round_shift_unbiased_past_63():
+    n = 100_000
+    for acc, s in ((2**63 - 1, 64), (-3 * 2**61, 65), (2**62, 66), (-(2**63 - 1), 64)):
+        out = round_shift(np.full(n, acc, np.int64), s, "stochastic", seed=s)
+        q = Fraction(acc, 2**s)
+        p = float(q - math.floor(q))
+        se = math.sqrt(p * (1 - p) / n)
+        assert set(np.unique(out).tolist()) <= {math.floor(q), math.floor(q) + 1}
+        assert abs(float(out.mean()) - float(q)) < 5 * se
+
+
 # ---- errors -------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("dtype", FLOATS)

@@ -1,0 +1,542 @@
+; dfpgen 0.1.0 -- generated kernel, do not edit
+; layer s2: N=1 C=16 K=8 9x9 -> 4x4 kernel 3x3 stride 2 pad 0
+; pass fprop, isa avx2 (vpmaddwd, 8 lanes), cpu znver3
+; blocking kv1 w3 h1 cpb8 u8 nk
+; register block 1x3 pixels x 1 vectors: 5 of 16 vector registers
+; layouts: input [1, 1, 9, 9, 16] weights [1, 1, 3, 3, 8, 8, 2] output [1, 1, 4, 4, 8]
+; reduction: 9 steps of 8 channel elements
+; numerics: bits x12/w12, overflow exact, chain 72 pair-instructions (safe 256), flush INT32->FP32 every 9 steps, 1 flushes per tile
+; work items: 4 = N 1 x groups 1 x row blocks 4, order nk
+@in_steps = private unnamed_addr constant [9 x i32] [i32 0, i32 16, i32 32, i32 144, i32 160, i32 176, i32 288, i32 304, i32 320]
+@w_steps = private unnamed_addr constant [9 x i32] [i32 0, i32 128, i32 256, i32 384, i32 512, i32 640, i32 768, i32 896, i32 1024]
+
+declare <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16>, <16 x i16>)
+declare <8 x float> @llvm.fma.v8f32(<8 x float>, <8 x float>, <8 x float>)
+declare <8 x float> @llvm.fabs.v8f32(<8 x float>)
+declare <8 x float> @llvm.maxnum.v8f32(<8 x float>, <8 x float>)
+declare float @llvm.vector.reduce.fmax.v8f32(<8 x float>)
+; register block 1x3 pixels x 1 vectors = 3 accumulators
+define internal void @tile_h1_w3_v1(ptr noalias %in, ptr noalias %wt, ptr noalias %out, <8 x float> %scale, ptr noalias %mx) alwaysinline nounwind {
+entry:
+  %acc.0.0 = alloca <8 x i32>, align 64
+  %acc.1.0 = alloca <8 x i32>, align 64
+  %acc.2.0 = alloca <8 x i32>, align 64
+  br label %chunk
+
+chunk:
+  %c = phi i64 [ 0, %entry ], [ %c.next, %flush ]
+  %t0 = mul i64 %c, 9
+  %t1.raw = add i64 %t0, 9
+  %t1.in = icmp ult i64 %t1.raw, 9
+  %t1 = select i1 %t1.in, i64 %t1.raw, i64 9
+  store <8 x i32> zeroinitializer, ptr %acc.0.0, align 64
+  store <8 x i32> zeroinitializer, ptr %acc.1.0, align 64
+  store <8 x i32> zeroinitializer, ptr %acc.2.0, align 64
+  br label %step
+
+step:
+  %t = phi i64 [ %t0, %chunk ], [ %t.next, %step ]
+  %ioff.p = getelementptr inbounds [9 x i32], ptr @in_steps, i64 0, i64 %t
+  %ioff.32 = load i32, ptr %ioff.p, align 4
+  %ioff = sext i32 %ioff.32 to i64
+  %woff.p = getelementptr inbounds [9 x i32], ptr @w_steps, i64 0, i64 %t
+  %woff.32 = load i32, ptr %woff.p, align 4
+  %woff = sext i32 %woff.32 to i64
+  %ib = getelementptr inbounds i16, ptr %in, i64 %ioff
+  %wb = getelementptr inbounds i16, ptr %wt, i64 %woff
+  %wp.0.0 = getelementptr inbounds i16, ptr %wb, i64 0
+  %w.0.0 = load <16 x i16>, ptr %wp.0.0, align 4
+  %bp.0.0 = getelementptr inbounds i16, ptr %ib, i64 0
+  %bs.0.0 = load i32, ptr %bp.0.0, align 4
+  %bi.0.0 = insertelement <8 x i32> poison, i32 %bs.0.0, i64 0
+  %bv.0.0 = shufflevector <8 x i32> %bi.0.0, <8 x i32> poison, <8 x i32> zeroinitializer
+  %b.0.0 = bitcast <8 x i32> %bv.0.0 to <16 x i16>
+  %x.0.0.0 = load <8 x i32>, ptr %acc.0.0, align 64
+%y.0.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.0.0, <16 x i16> %w.0.0)
+  %y.0.0.0 = add <8 x i32> %x.0.0.0, %y.0.0.0.p
+  store <8 x i32> %y.0.0.0, ptr %acc.0.0, align 64
+  %bp.0.1 = getelementptr inbounds i16, ptr %ib, i64 32
+  %bs.0.1 = load i32, ptr %bp.0.1, align 4
+  %bi.0.1 = insertelement <8 x i32> poison, i32 %bs.0.1, i64 0
+  %bv.0.1 = shufflevector <8 x i32> %bi.0.1, <8 x i32> poison, <8 x i32> zeroinitializer
+  %b.0.1 = bitcast <8 x i32> %bv.0.1 to <16 x i16>
+  %x.0.1.0 = load <8 x i32>, ptr %acc.1.0, align 64
+%y.0.1.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.0.1, <16 x i16> %w.0.0)
+  %y.0.1.0 = add <8 x i32> %x.0.1.0, %y.0.1.0.p
+  store <8 x i32> %y.0.1.0, ptr %acc.1.0, align 64
+  %bp.0.2 = getelementptr inbounds i16, ptr %ib, i64 64
+  %bs.0.2 = load i32, ptr %bp.0.2, align 4
+  %bi.0.2 = insertelement <8 x i32> poison, i32 %bs.0.2, i64 0
+  %bv.0.2 = shufflevector <8 x i32> %bi.0.2, <8 x i32> poison, <8 x i32> zeroinitializer
+  %b.0.2 = bitcast <8 x i32> %bv.0.2 to <16 x i16>
+  %x.0.2.0 = load <8 x i32>, ptr %acc.2.0, align 64
+%y.0.2.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.0.2, <16 x i16> %w.0.0)
+  %y.0.2.0 = add <8 x i32> %x.0.2.0, %y.0.2.0.p
+  store <8 x i32> %y.0.2.0, ptr %acc.2.0, align 64
+  %wp.1.0 = getelementptr inbounds i16, ptr %wb, i64 16
+  %w.1.0 = load <16 x i16>, ptr %wp.1.0, align 4
+  %bp.1.0 = getelementptr inbounds i16, ptr %ib, i64 2
+  %bs.1.0 = load i32, ptr %bp.1.0, align 4
+  %bi.1.0 = insertelement <8 x i32> poison, i32 %bs.1.0, i64 0
+  %bv.1.0 = shufflevector <8 x i32> %bi.1.0, <8 x i32> poison, <8 x i32> zeroinitializer
+  %b.1.0 = bitcast <8 x i32> %bv.1.0 to <16 x i16>
+  %x.1.0.0 = load <8 x i32>, ptr %acc.0.0, align 64
+%y.1.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.1.0, <16 x i16> %w.1.0)
+  %y.1.0.0 = add <8 x i32> %x.1.0.0, %y.1.0.0.p
+  store <8 x i32> %y.1.0.0, ptr %acc.0.0, align 64
+  %bp.1.1 = getelementptr inbounds i16, ptr %ib, i64 34
+  %bs.1.1 = load i32, ptr %bp.1.1, align 4
+  %bi.1.1 = insertelement <8 x i32> poison, i32 %bs.1.1, i64 0
+  %bv.1.1 = shufflevector <8 x i32> %bi.1.1, <8 x i32> poison, <8 x i32> zeroinitializer
+  %b.1.1 = bitcast <8 x i32> %bv.1.1 to <16 x i16>
+  %x.1.1.0 = load <8 x i32>, ptr %acc.1.0, align 64
+%y.1.1.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.1.1, <16 x i16> %w.1.0)
+  %y.1.1.0 = add <8 x i32> %x.1.1.0, %y.1.1.0.p
+  store <8 x i32> %y.1.1.0, ptr %acc.1.0, align 64
+  %bp.1.2 = getelementptr inbounds i16, ptr %ib, i64 66
+  %bs.1.2 = load i32, ptr %bp.1.2, align 4
+  %bi.1.2 = insertelement <8 x i32> poison, i32 %bs.1.2, i64 0
+  %bv.1.2 = shufflevector <8 x i32> %bi.1.2, <8 x i32> poison, <8 x i32> zeroinitializer
+  %b.1.2 = bitcast <8 x i32> %bv.1.2 to <16 x i16>
+  %x.1.2.0 = load <8 x i32>, ptr %acc.2.0, align 64
+%y.1.2.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.1.2, <16 x i16> %w.1.0)
+  %y.1.2.0 = add <8 x i32> %x.1.2.0, %y.1.2.0.p
+  store <8 x i32> %y.1.2.0, ptr %acc.2.0, align 64
+  %wp.2.0 = getelementptr inbounds i16, ptr %wb, i64 32
+  %w.2.0 = load <16 x i16>, ptr %wp.2.0, align 4
+  %bp.2.0 = getelementptr inbounds i16, ptr %ib, i64 4
+  %bs.2.0 = load i32, ptr %bp.2.0, align 4
+  %bi.2.0 = insertelement <8 x i32> poison, i32 %bs.2.0, i64 0
+  %bv.2.0 = shufflevector <8 x i32> %bi.2.0, <8 x i32> poison, <8 x i32> zeroinitializer
+  %b.2.0 = bitcast <8 x i32> %bv.2.0 to <16 x i16>
+  %x.2.0.0 = load <8 x i32>, ptr %acc.0.0, align 64
+%y.2.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.2.0, <16 x i16> %w.2.0)
+  %y.2.0.0 = add <8 x i32> %x.2.0.0, %y.2.0.0.p
+  store <8 x i32> %y.2.0.0, ptr %acc.0.0, align 64
+  %bp.2.1 = getelementptr inbounds i16, ptr %ib, i64 36
+  %bs.2.1 = load i32, ptr %bp.2.1, align 4
+  %bi.2.1 = insertelement <8 x i32> poison, i32 %bs.2.1, i64 0
+  %bv.2.1 = shufflevector <8 x i32> %bi.2.1, <8 x i32> poison, <8 x i32> zeroinitializer
+  %b.2.1 = bitcast <8 x i32> %bv.2.1 to <16 x i16>
+  %x.2.1.0 = load <8 x i32>, ptr %acc.1.0, align 64
+%y.2.1.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.2.1, <16 x i16> %w.2.0)
+  %y.2.1.0 = add <8 x i32> %x.2.1.0, %y.2.1.0.p
+  store <8 x i32> %y.2.1.0, ptr %acc.1.0, align 64
+  %bp.2.2 = getelementptr inbounds i16, ptr %ib, i64 68
+  %bs.2.2 = load i32, ptr %bp.2.2, align 4
+  %bi.2.2 = insertelement <8 x i32> poison, i32 %bs.2.2, i64 0
+  %bv.2.2 = shufflevector <8 x i32> %bi.2.2, <8 x i32> poison, <8 x i32> zeroinitializer
+  %b.2.2 = bitcast <8 x i32> %bv.2.2 to <16 x i16>
+  %x.2.2.0 = load <8 x i32>, ptr %acc.2.0, align 64
+%y.2.2.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.2.2, <16 x i16> %w.2.0)
+  %y.2.2.0 = add <8 x i32> %x.2.2.0, %y.2.2.0.p
+  store <8 x i32> %y.2.2.0, ptr %acc.2.0, align 64
+  %wp.3.0 = getelementptr inbounds i16, ptr %wb, i64 48
+  %w.3.0 = load <16 x i16>, ptr %wp.3.0, align 4
+  %bp.3.0 = getelementptr inbounds i16, ptr %ib, i64 6
+  %bs.3.0 = load i32, ptr %bp.3.0, align 4
+  %bi.3.0 = insertelement <8 x i32> poison, i32 %bs.3.0, i64 0
+  %bv.3.0 = shufflevector <8 x i32> %bi.3.0, <8 x i32> poison, <8 x i32> zeroinitializer
+  %b.3.0 = bitcast <8 x i32> %bv.3.0 to <16 x i16>
+  %x.3.0.0 = load <8 x i32>, ptr %acc.0.0, align 64
+%y.3.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.3.0, <16 x i16> %w.3.0)
+  %y.3.0.0 = add <8 x i32> %x.3.0.0, %y.3.0.0.p
+  store <8 x i32> %y.3.0.0, ptr %acc.0.0, align 64
+  %bp.3.1 = getelementptr inbounds i16, ptr %ib, i64 38
+  %bs.3.1 = load i32, ptr %bp.3.1, align 4
+  %bi.3.1 = insertelement <8 x i32> poison, i32 %bs.3.1, i64 0
+  %bv.3.1 = shufflevector <8 x i32> %bi.3.1, <8 x i32> poison, <8 x i32> zeroinitializer
+  %b.3.1 = bitcast <8 x i32> %bv.3.1 to <16 x i16>
+  %x.3.1.0 = load <8 x i32>, ptr %acc.1.0, align 64
+%y.3.1.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.3.1, <16 x i16> %w.3.0)
+  %y.3.1.0 = add <8 x i32> %x.3.1.0, %y.3.1.0.p
+  store <8 x i32> %y.3.1.0, ptr %acc.1.0, align 64
+  %bp.3.2 = getelementptr inbounds i16, ptr %ib, i64 70
+  %bs.3.2 = load i32, ptr %bp.3.2, align 4
+  %bi.3.2 = insertelement <8 x i32> poison, i32 %bs.3.2, i64 0
+  %bv.3.2 = shufflevector <8 x i32> %bi.3.2, <8 x i32> poison, <8 x i32> zeroinitializer
+  %b.3.2 = bitcast <8 x i32> %bv.3.2 to <16 x i16>
+  %x.3.2.0 = load <8 x i32>, ptr %acc.2.0, align 64
+%y.3.2.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.3.2, <16 x i16> %w.3.0)
+  %y.3.2.0 = add <8 x i32> %x.3.2.0, %y.3.2.0.p
+  store <8 x i32> %y.3.2.0, ptr %acc.2.0, align 64
+  %wp.4.0 = getelementptr inbounds i16, ptr %wb, i64 64
+  %w.4.0 = load <16 x i16>, ptr %wp.4.0, align 4
+  %bp.4.0 = getelementptr inbounds i16, ptr %ib, i64 8
+  %bs.4.0 = load i32, ptr %bp.4.0, align 4
+  %bi.4.0 = insertelement <8 x i32> poison, i32 %bs.4.0, i64 0
+  %bv.4.0 = shufflevector <8 x i32> %bi.4.0, <8 x i32> poison, <8 x i32> zeroinitializer
+  %b.4.0 = bitcast <8 x i32> %bv.4.0 to <16 x i16>
+  %x.4.0.0 = load <8 x i32>, ptr %acc.0.0, align 64
+%y.4.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.4.0, <16 x i16> %w.4.0)
+  %y.4.0.0 = add <8 x i32> %x.4.0.0, %y.4.0.0.p
+  store <8 x i32> %y.4.0.0, ptr %acc.0.0, align 64
+  %bp.4.1 = getelementptr inbounds i16, ptr %ib, i64 40
+  %bs.4.1 = load i32, ptr %bp.4.1, align 4
+  %bi.4.1 = insertelement <8 x i32> poison, i32 %bs.4.1, i64 0
+  %bv.4.1 = shufflevector <8 x i32> %bi.4.1, <8 x i32> poison, <8 x i32> zeroinitializer
+  %b.4.1 = bitcast <8 x i32> %bv.4.1 to <16 x i16>
+  %x.4.1.0 = load <8 x i32>, ptr %acc.1.0, align 64
+%y.4.1.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.4.1, <16 x i16> %w.4.0)
+  %y.4.1.0 = add <8 x i32> %x.4.1.0, %y.4.1.0.p
+  store <8 x i32> %y.4.1.0, ptr %acc.1.0, align 64
+  %bp.4.2 = getelementptr inbounds i16, ptr %ib, i64 72
+  %bs.4.2 = load i32, ptr %bp.4.2, align 4
+  %bi.4.2 = insertelement <8 x i32> poison, i32 %bs.4.2, i64 0
+  %bv.4.2 = shufflevector <8 x i32> %bi.4.2, <8 x i32> poison, <8 x i32> zeroinitializer
+  %b.4.2 = bitcast <8 x i32> %bv.4.2 to <16 x i16>
+  %x.4.2.0 = load <8 x i32>, ptr %acc.2.0, align 64
+%y.4.2.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.4.2, <16 x i16> %w.4.0)
+  %y.4.2.0 = add <8 x i32> %x.4.2.0, %y.4.2.0.p
+  store <8 x i32> %y.4.2.0, ptr %acc.2.0, align 64
+  %wp.5.0 = getelementptr inbounds i16, ptr %wb, i64 80
+  %w.5.0 = load <16 x i16>, ptr %wp.5.0, align 4
+  %bp.5.0 = getelementptr inbounds i16, ptr %ib, i64 10
+  %bs.5.0 = load i32, ptr %bp.5.0, align 4
+  %bi.5.0 = insertelement <8 x i32> poison, i32 %bs.5.0, i64 0
+  %bv.5.0 = shufflevector <8 x i32> %bi.5.0, <8 x i32> poison, <8 x i32> zeroinitializer
+  %b.5.0 = bitcast <8 x i32> %bv.5.0 to <16 x i16>
+  %x.5.0.0 = load <8 x i32>, ptr %acc.0.0, align 64
+%y.5.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.5.0, <16 x i16> %w.5.0)
+  %y.5.0.0 = add <8 x i32> %x.5.0.0, %y.5.0.0.p
+  store <8 x i32> %y.5.0.0, ptr %acc.0.0, align 64
+  %bp.5.1 = getelementptr inbounds i16, ptr %ib, i64 42
+  %bs.5.1 = load i32, ptr %bp.5.1, align 4
+  %bi.5.1 = insertelement <8 x i32> poison, i32 %bs.5.1, i64 0
+  %bv.5.1 = shufflevector <8 x i32> %bi.5.1, <8 x i32> poison, <8 x i32> zeroinitializer
+  %b.5.1 = bitcast <8 x i32> %bv.5.1 to <16 x i16>
+  %x.5.1.0 = load <8 x i32>, ptr %acc.1.0, align 64
+%y.5.1.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.5.1, <16 x i16> %w.5.0)
+  %y.5.1.0 = add <8 x i32> %x.5.1.0, %y.5.1.0.p
+  store <8 x i32> %y.5.1.0, ptr %acc.1.0, align 64
+  %bp.5.2 = getelementptr inbounds i16, ptr %ib, i64 74
+  %bs.5.2 = load i32, ptr %bp.5.2, align 4
+  %bi.5.2 = insertelement <8 x i32> poison, i32 %bs.5.2, i64 0
+  %bv.5.2 = shufflevector <8 x i32> %bi.5.2, <8 x i32> poison, <8 x i32> zeroinitializer
+  %b.5.2 = bitcast <8 x i32> %bv.5.2 to <16 x i16>
+  %x.5.2.0 = load <8 x i32>, ptr %acc.2.0, align 64
+%y.5.2.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.5.2, <16 x i16> %w.5.0)
+  %y.5.2.0 = add <8 x i32> %x.5.2.0, %y.5.2.0.p
+  store <8 x i32> %y.5.2.0, ptr %acc.2.0, align 64
+  %wp.6.0 = getelementptr inbounds i16, ptr %wb, i64 96
+  %w.6.0 = load <16 x i16>, ptr %wp.6.0, align 4
+  %bp.6.0 = getelementptr inbounds i16, ptr %ib, i64 12
+  %bs.6.0 = load i32, ptr %bp.6.0, align 4
+  %bi.6.0 = insertelement <8 x i32> poison, i32 %bs.6.0, i64 0
+  %bv.6.0 = shufflevector <8 x i32> %bi.6.0, <8 x i32> poison, <8 x i32> zeroinitializer
+  %b.6.0 = bitcast <8 x i32> %bv.6.0 to <16 x i16>
+  %x.6.0.0 = load <8 x i32>, ptr %acc.0.0, align 64
+%y.6.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.6.0, <16 x i16> %w.6.0)
+  %y.6.0.0 = add <8 x i32> %x.6.0.0, %y.6.0.0.p
+  store <8 x i32> %y.6.0.0, ptr %acc.0.0, align 64
+  %bp.6.1 = getelementptr inbounds i16, ptr %ib, i64 44
+  %bs.6.1 = load i32, ptr %bp.6.1, align 4
+  %bi.6.1 = insertelement <8 x i32> poison, i32 %bs.6.1, i64 0
+  %bv.6.1 = shufflevector <8 x i32> %bi.6.1, <8 x i32> poison, <8 x i32> zeroinitializer
+  %b.6.1 = bitcast <8 x i32> %bv.6.1 to <16 x i16>
+  %x.6.1.0 = load <8 x i32>, ptr %acc.1.0, align 64
+%y.6.1.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.6.1, <16 x i16> %w.6.0)
+  %y.6.1.0 = add <8 x i32> %x.6.1.0, %y.6.1.0.p
+  store <8 x i32> %y.6.1.0, ptr %acc.1.0, align 64
+  %bp.6.2 = getelementptr inbounds i16, ptr %ib, i64 76
+  %bs.6.2 = load i32, ptr %bp.6.2, align 4
+  %bi.6.2 = insertelement <8 x i32> poison, i32 %bs.6.2, i64 0
+  %bv.6.2 = shufflevector <8 x i32> %bi.6.2, <8 x i32> poison, <8 x i32> zeroinitializer
+  %b.6.2 = bitcast <8 x i32> %bv.6.2 to <16 x i16>
+  %x.6.2.0 = load <8 x i32>, ptr %acc.2.0, align 64
+%y.6.2.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.6.2, <16 x i16> %w.6.0)
+  %y.6.2.0 = add <8 x i32> %x.6.2.0, %y.6.2.0.p
+  store <8 x i32> %y.6.2.0, ptr %acc.2.0, align 64
+  %wp.7.0 = getelementptr inbounds i16, ptr %wb, i64 112
+  %w.7.0 = load <16 x i16>, ptr %wp.7.0, align 4
+  %bp.7.0 = getelementptr inbounds i16, ptr %ib, i64 14
+  %bs.7.0 = load i32, ptr %bp.7.0, align 4
+  %bi.7.0 = insertelement <8 x i32> poison, i32 %bs.7.0, i64 0
+  %bv.7.0 = shufflevector <8 x i32> %bi.7.0, <8 x i32> poison, <8 x i32> zeroinitializer
+  %b.7.0 = bitcast <8 x i32> %bv.7.0 to <16 x i16>
+  %x.7.0.0 = load <8 x i32>, ptr %acc.0.0, align 64
+%y.7.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.7.0, <16 x i16> %w.7.0)
+  %y.7.0.0 = add <8 x i32> %x.7.0.0, %y.7.0.0.p
+  store <8 x i32> %y.7.0.0, ptr %acc.0.0, align 64
+  %bp.7.1 = getelementptr inbounds i16, ptr %ib, i64 46
+  %bs.7.1 = load i32, ptr %bp.7.1, align 4
+  %bi.7.1 = insertelement <8 x i32> poison, i32 %bs.7.1, i64 0
+  %bv.7.1 = shufflevector <8 x i32> %bi.7.1, <8 x i32> poison, <8 x i32> zeroinitializer
+  %b.7.1 = bitcast <8 x i32> %bv.7.1 to <16 x i16>
+  %x.7.1.0 = load <8 x i32>, ptr %acc.1.0, align 64
+%y.7.1.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.7.1, <16 x i16> %w.7.0)
+  %y.7.1.0 = add <8 x i32> %x.7.1.0, %y.7.1.0.p
+  store <8 x i32> %y.7.1.0, ptr %acc.1.0, align 64
+  %bp.7.2 = getelementptr inbounds i16, ptr %ib, i64 78
+  %bs.7.2 = load i32, ptr %bp.7.2, align 4
+  %bi.7.2 = insertelement <8 x i32> poison, i32 %bs.7.2, i64 0
+  %bv.7.2 = shufflevector <8 x i32> %bi.7.2, <8 x i32> poison, <8 x i32> zeroinitializer
+  %b.7.2 = bitcast <8 x i32> %bv.7.2 to <16 x i16>
+  %x.7.2.0 = load <8 x i32>, ptr %acc.2.0, align 64
+%y.7.2.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.7.2, <16 x i16> %w.7.0)
+  %y.7.2.0 = add <8 x i32> %x.7.2.0, %y.7.2.0.p
+  store <8 x i32> %y.7.2.0, ptr %acc.2.0, align 64
+  %t.next = add nuw i64 %t, 1
+  %t.more = icmp ult i64 %t.next, %t1
+  br i1 %t.more, label %step, label %flush
+
+flush:
+  ; INT32 -> FP32: out = fma(float(acc), scale, first chunk ? 0 : out)
+  %first = icmp eq i64 %c, 0
+  %fa.0.0 = load <8 x i32>, ptr %acc.0.0, align 64
+  %ff.0.0 = sitofp <8 x i32> %fa.0.0 to <8 x float>
+  %op.0.0 = getelementptr inbounds float, ptr %out, i64 0
+  %old.0.0 = load <8 x float>, ptr %op.0.0, align 4
+  %base.0.0 = select i1 %first, <8 x float> zeroinitializer, <8 x float> %old.0.0
+  %new.0.0 = call <8 x float> @llvm.fma.v8f32(<8 x float> %ff.0.0, <8 x float> %scale, <8 x float> %base.0.0)
+  store <8 x float> %new.0.0, ptr %op.0.0, align 4
+  %fa.1.0 = load <8 x i32>, ptr %acc.1.0, align 64
+  %ff.1.0 = sitofp <8 x i32> %fa.1.0 to <8 x float>
+  %op.1.0 = getelementptr inbounds float, ptr %out, i64 8
+  %old.1.0 = load <8 x float>, ptr %op.1.0, align 4
+  %base.1.0 = select i1 %first, <8 x float> zeroinitializer, <8 x float> %old.1.0
+  %new.1.0 = call <8 x float> @llvm.fma.v8f32(<8 x float> %ff.1.0, <8 x float> %scale, <8 x float> %base.1.0)
+  store <8 x float> %new.1.0, ptr %op.1.0, align 4
+  %fa.2.0 = load <8 x i32>, ptr %acc.2.0, align 64
+  %ff.2.0 = sitofp <8 x i32> %fa.2.0 to <8 x float>
+  %op.2.0 = getelementptr inbounds float, ptr %out, i64 16
+  %old.2.0 = load <8 x float>, ptr %op.2.0, align 4
+  %base.2.0 = select i1 %first, <8 x float> zeroinitializer, <8 x float> %old.2.0
+  %new.2.0 = call <8 x float> @llvm.fma.v8f32(<8 x float> %ff.2.0, <8 x float> %scale, <8 x float> %base.2.0)
+  store <8 x float> %new.2.0, ptr %op.2.0, align 4
+  %c.next = add nuw i64 %c, 1
+  %c.more = icmp ult i64 %c.next, 1
+  br i1 %c.more, label %chunk, label %epilogue
+
+epilogue:
+  ; fused max|y| for the next quantization's exponent
+  %m.in = load <8 x float>, ptr %mx, align 64
+  %yo.0.0 = load <8 x float>, ptr %op.0.0, align 4
+  %ya.0.0 = call <8 x float> @llvm.fabs.v8f32(<8 x float> %yo.0.0)
+  %m.0.0 = call <8 x float> @llvm.maxnum.v8f32(<8 x float> %m.in, <8 x float> %ya.0.0)
+  %yo.1.0 = load <8 x float>, ptr %op.1.0, align 4
+  %ya.1.0 = call <8 x float> @llvm.fabs.v8f32(<8 x float> %yo.1.0)
+  %m.1.0 = call <8 x float> @llvm.maxnum.v8f32(<8 x float> %m.0.0, <8 x float> %ya.1.0)
+  %yo.2.0 = load <8 x float>, ptr %op.2.0, align 4
+  %ya.2.0 = call <8 x float> @llvm.fabs.v8f32(<8 x float> %yo.2.0)
+  %m.2.0 = call <8 x float> @llvm.maxnum.v8f32(<8 x float> %m.1.0, <8 x float> %ya.2.0)
+  store <8 x float> %m.2.0, ptr %mx, align 64
+  ret void
+}
+; register block 1x1 pixels x 1 vectors = 1 accumulators
+define internal void @tile_h1_w1_v1(ptr noalias %in, ptr noalias %wt, ptr noalias %out, <8 x float> %scale, ptr noalias %mx) alwaysinline nounwind {
+entry:
+  %acc.0.0 = alloca <8 x i32>, align 64
+  br label %chunk
+
+chunk:
+  %c = phi i64 [ 0, %entry ], [ %c.next, %flush ]
+  %t0 = mul i64 %c, 9
+  %t1.raw = add i64 %t0, 9
+  %t1.in = icmp ult i64 %t1.raw, 9
+  %t1 = select i1 %t1.in, i64 %t1.raw, i64 9
+  store <8 x i32> zeroinitializer, ptr %acc.0.0, align 64
+  br label %step
+
+step:
+  %t = phi i64 [ %t0, %chunk ], [ %t.next, %step ]
+  %ioff.p = getelementptr inbounds [9 x i32], ptr @in_steps, i64 0, i64 %t
+  %ioff.32 = load i32, ptr %ioff.p, align 4
+  %ioff = sext i32 %ioff.32 to i64
+  %woff.p = getelementptr inbounds [9 x i32], ptr @w_steps, i64 0, i64 %t
+  %woff.32 = load i32, ptr %woff.p, align 4
+  %woff = sext i32 %woff.32 to i64
+  %ib = getelementptr inbounds i16, ptr %in, i64 %ioff
+  %wb = getelementptr inbounds i16, ptr %wt, i64 %woff
+  %wp.0.0 = getelementptr inbounds i16, ptr %wb, i64 0
+  %w.0.0 = load <16 x i16>, ptr %wp.0.0, align 4
+  %bp.0.0 = getelementptr inbounds i16, ptr %ib, i64 0
+  %bs.0.0 = load i32, ptr %bp.0.0, align 4
+  %bi.0.0 = insertelement <8 x i32> poison, i32 %bs.0.0, i64 0
+  %bv.0.0 = shufflevector <8 x i32> %bi.0.0, <8 x i32> poison, <8 x i32> zeroinitializer
+  %b.0.0 = bitcast <8 x i32> %bv.0.0 to <16 x i16>
+  %x.0.0.0 = load <8 x i32>, ptr %acc.0.0, align 64
+%y.0.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.0.0, <16 x i16> %w.0.0)
+  %y.0.0.0 = add <8 x i32> %x.0.0.0, %y.0.0.0.p
+  store <8 x i32> %y.0.0.0, ptr %acc.0.0, align 64
+  %wp.1.0 = getelementptr inbounds i16, ptr %wb, i64 16
+  %w.1.0 = load <16 x i16>, ptr %wp.1.0, align 4
+  %bp.1.0 = getelementptr inbounds i16, ptr %ib, i64 2
+  %bs.1.0 = load i32, ptr %bp.1.0, align 4
+  %bi.1.0 = insertelement <8 x i32> poison, i32 %bs.1.0, i64 0
+  %bv.1.0 = shufflevector <8 x i32> %bi.1.0, <8 x i32> poison, <8 x i32> zeroinitializer
+  %b.1.0 = bitcast <8 x i32> %bv.1.0 to <16 x i16>
+  %x.1.0.0 = load <8 x i32>, ptr %acc.0.0, align 64
+%y.1.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.1.0, <16 x i16> %w.1.0)
+  %y.1.0.0 = add <8 x i32> %x.1.0.0, %y.1.0.0.p
+  store <8 x i32> %y.1.0.0, ptr %acc.0.0, align 64
+  %wp.2.0 = getelementptr inbounds i16, ptr %wb, i64 32
+  %w.2.0 = load <16 x i16>, ptr %wp.2.0, align 4
+  %bp.2.0 = getelementptr inbounds i16, ptr %ib, i64 4
+  %bs.2.0 = load i32, ptr %bp.2.0, align 4
+  %bi.2.0 = insertelement <8 x i32> poison, i32 %bs.2.0, i64 0
+  %bv.2.0 = shufflevector <8 x i32> %bi.2.0, <8 x i32> poison, <8 x i32> zeroinitializer
+  %b.2.0 = bitcast <8 x i32> %bv.2.0 to <16 x i16>
+  %x.2.0.0 = load <8 x i32>, ptr %acc.0.0, align 64
+%y.2.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.2.0, <16 x i16> %w.2.0)
+  %y.2.0.0 = add <8 x i32> %x.2.0.0, %y.2.0.0.p
+  store <8 x i32> %y.2.0.0, ptr %acc.0.0, align 64
+  %wp.3.0 = getelementptr inbounds i16, ptr %wb, i64 48
+  %w.3.0 = load <16 x i16>, ptr %wp.3.0, align 4
+  %bp.3.0 = getelementptr inbounds i16, ptr %ib, i64 6
+  %bs.3.0 = load i32, ptr %bp.3.0, align 4
+  %bi.3.0 = insertelement <8 x i32> poison, i32 %bs.3.0, i64 0
+  %bv.3.0 = shufflevector <8 x i32> %bi.3.0, <8 x i32> poison, <8 x i32> zeroinitializer
+  %b.3.0 = bitcast <8 x i32> %bv.3.0 to <16 x i16>
+  %x.3.0.0 = load <8 x i32>, ptr %acc.0.0, align 64
+%y.3.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.3.0, <16 x i16> %w.3.0)
+  %y.3.0.0 = add <8 x i32> %x.3.0.0, %y.3.0.0.p
+  store <8 x i32> %y.3.0.0, ptr %acc.0.0, align 64
+  %wp.4.0 = getelementptr inbounds i16, ptr %wb, i64 64
+  %w.4.0 = load <16 x i16>, ptr %wp.4.0, align 4
+  %bp.4.0 = getelementptr inbounds i16, ptr %ib, i64 8
+  %bs.4.0 = load i32, ptr %bp.4.0, align 4
+  %bi.4.0 = insertelement <8 x i32> poison, i32 %bs.4.0, i64 0
+  %bv.4.0 = shufflevector <8 x i32> %bi.4.0, <8 x i32> poison, <8 x i32> zeroinitializer
+  %b.4.0 = bitcast <8 x i32> %bv.4.0 to <16 x i16>
+  %x.4.0.0 = load <8 x i32>, ptr %acc.0.0, align 64
+%y.4.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.4.0, <16 x i16> %w.4.0)
+  %y.4.0.0 = add <8 x i32> %x.4.0.0, %y.4.0.0.p
+  store <8 x i32> %y.4.0.0, ptr %acc.0.0, align 64
+  %wp.5.0 = getelementptr inbounds i16, ptr %wb, i64 80
+  %w.5.0 = load <16 x i16>, ptr %wp.5.0, align 4
+  %bp.5.0 = getelementptr inbounds i16, ptr %ib, i64 10
+  %bs.5.0 = load i32, ptr %bp.5.0, align 4
+  %bi.5.0 = insertelement <8 x i32> poison, i32 %bs.5.0, i64 0
+  %bv.5.0 = shufflevector <8 x i32> %bi.5.0, <8 x i32> poison, <8 x i32> zeroinitializer
+  %b.5.0 = bitcast <8 x i32> %bv.5.0 to <16 x i16>
+  %x.5.0.0 = load <8 x i32>, ptr %acc.0.0, align 64
+%y.5.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.5.0, <16 x i16> %w.5.0)
+  %y.5.0.0 = add <8 x i32> %x.5.0.0, %y.5.0.0.p
+  store <8 x i32> %y.5.0.0, ptr %acc.0.0, align 64
+  %wp.6.0 = getelementptr inbounds i16, ptr %wb, i64 96
+  %w.6.0 = load <16 x i16>, ptr %wp.6.0, align 4
+  %bp.6.0 = getelementptr inbounds i16, ptr %ib, i64 12
+  %bs.6.0 = load i32, ptr %bp.6.0, align 4
+  %bi.6.0 = insertelement <8 x i32> poison, i32 %bs.6.0, i64 0
+  %bv.6.0 = shufflevector <8 x i32> %bi.6.0, <8 x i32> poison, <8 x i32> zeroinitializer
+  %b.6.0 = bitcast <8 x i32> %bv.6.0 to <16 x i16>
+  %x.6.0.0 = load <8 x i32>, ptr %acc.0.0, align 64
+%y.6.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.6.0, <16 x i16> %w.6.0)
+  %y.6.0.0 = add <8 x i32> %x.6.0.0, %y.6.0.0.p
+  store <8 x i32> %y.6.0.0, ptr %acc.0.0, align 64
+  %wp.7.0 = getelementptr inbounds i16, ptr %wb, i64 112
+  %w.7.0 = load <16 x i16>, ptr %wp.7.0, align 4
+  %bp.7.0 = getelementptr inbounds i16, ptr %ib, i64 14
+  %bs.7.0 = load i32, ptr %bp.7.0, align 4
+  %bi.7.0 = insertelement <8 x i32> poison, i32 %bs.7.0, i64 0
+  %bv.7.0 = shufflevector <8 x i32> %bi.7.0, <8 x i32> poison, <8 x i32> zeroinitializer
+  %b.7.0 = bitcast <8 x i32> %bv.7.0 to <16 x i16>
+  %x.7.0.0 = load <8 x i32>, ptr %acc.0.0, align 64
+%y.7.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.7.0, <16 x i16> %w.7.0)
+  %y.7.0.0 = add <8 x i32> %x.7.0.0, %y.7.0.0.p
+  store <8 x i32> %y.7.0.0, ptr %acc.0.0, align 64
+  %t.next = add nuw i64 %t, 1
+  %t.more = icmp ult i64 %t.next, %t1
+  br i1 %t.more, label %step, label %flush
+
+flush:
+  ; INT32 -> FP32: out = fma(float(acc), scale, first chunk ? 0 : out)
+  %first = icmp eq i64 %c, 0
+  %fa.0.0 = load <8 x i32>, ptr %acc.0.0, align 64
+  %ff.0.0 = sitofp <8 x i32> %fa.0.0 to <8 x float>
+  %op.0.0 = getelementptr inbounds float, ptr %out, i64 0
+  %old.0.0 = load <8 x float>, ptr %op.0.0, align 4
+  %base.0.0 = select i1 %first, <8 x float> zeroinitializer, <8 x float> %old.0.0
+  %new.0.0 = call <8 x float> @llvm.fma.v8f32(<8 x float> %ff.0.0, <8 x float> %scale, <8 x float> %base.0.0)
+  store <8 x float> %new.0.0, ptr %op.0.0, align 4
+  %c.next = add nuw i64 %c, 1
+  %c.more = icmp ult i64 %c.next, 1
+  br i1 %c.more, label %chunk, label %epilogue
+
+epilogue:
+  ; fused max|y| for the next quantization's exponent
+  %m.in = load <8 x float>, ptr %mx, align 64
+  %yo.0.0 = load <8 x float>, ptr %op.0.0, align 4
+  %ya.0.0 = call <8 x float> @llvm.fabs.v8f32(<8 x float> %yo.0.0)
+  %m.0.0 = call <8 x float> @llvm.maxnum.v8f32(<8 x float> %m.in, <8 x float> %ya.0.0)
+  store <8 x float> %m.0.0, ptr %mx, align 64
+  ret void
+}
+
+; Runs work items [begin, end): item = (image, channel group, row block) in order nk.
+define void @dfpgen_fprop(ptr noalias %in, ptr noalias %wt, ptr noalias %out, float %scale, ptr noalias %maxabs, i64 %begin, i64 %end) nounwind {
+entry:
+  %mx = alloca <8 x float>, align 64
+  store <8 x float> zeroinitializer, ptr %mx, align 64
+  %scale.i = insertelement <8 x float> poison, float %scale, i64 0
+  %scale.v = shufflevector <8 x float> %scale.i, <8 x float> poison, <8 x i32> zeroinitializer
+  %none = icmp sge i64 %begin, %end
+  br i1 %none, label %done, label %item
+
+item:
+  %it = phi i64 [ %begin, %entry ], [ %it.next, %item.end ]
+  %n = udiv i64 %it, 4
+  %rest = urem i64 %it, 4
+  %kg = udiv i64 %rest, 4
+  %rb = urem i64 %rest, 4
+  %in.n = mul i64 %n, 1296
+  %in.r = mul i64 %rb, 288
+  %in.off = add i64 %in.n, %in.r
+  %in.row = getelementptr inbounds i16, ptr %in, i64 %in.off
+  %w.off = mul i64 %kg, 1152
+  %wt.grp = getelementptr inbounds i16, ptr %wt, i64 %w.off
+  %out.n = mul i64 %n, 128
+  %out.k = mul i64 %kg, 128
+  %out.r = mul i64 %rb, 32
+  %out.nk = add i64 %out.n, %out.k
+  %out.off = add i64 %out.nk, %out.r
+  %out.row = getelementptr inbounds float, ptr %out, i64 %out.off
+  %row.tail = icmp eq i64 %rb, 3
+  %grp.tail = icmp eq i64 %kg, 0
+  %code.r = select i1 %row.tail, i32 0, i32 0
+  %code.g = select i1 %grp.tail, i32 0, i32 0
+  %code = or i32 %code.r, %code.g
+  switch i32 %code, label %c0.pre [ ]
+
+c0.pre:
+  br label %c0s0.head
+c0s0.head:
+  %c0s0.q = phi i64 [ 0, %c0.pre ], [ %c0s0.q.next, %c0s0.head ]
+  %c0s0.qi0 = mul i64 %c0s0.q, 96
+  %c0s0.qi = add i64 %c0s0.qi0, 0
+  %c0s0.qo0 = mul i64 %c0s0.q, 24
+  %c0s0.qo = add i64 %c0s0.qo0, 0
+  %c0s0.ip = getelementptr inbounds i16, ptr %in.row, i64 %c0s0.qi
+  %c0s0.op = getelementptr inbounds float, ptr %out.row, i64 %c0s0.qo
+  call void @tile_h1_w3_v1(ptr %c0s0.ip, ptr %wt.grp, ptr %c0s0.op, <8 x float> %scale.v, ptr %mx)
+  %c0s0.q.next = add nuw i64 %c0s0.q, 1
+  %c0s0.q.more = icmp ult i64 %c0s0.q.next, 1
+  br i1 %c0s0.q.more, label %c0s0.head, label %c0s0.post
+c0s0.post:  br label %c0s1.head
+c0s1.head:
+  %c0s1.q = phi i64 [ 0, %c0s0.post ], [ %c0s1.q.next, %c0s1.head ]
+  %c0s1.qi0 = mul i64 %c0s1.q, 32
+  %c0s1.qi = add i64 %c0s1.qi0, 96
+  %c0s1.qo0 = mul i64 %c0s1.q, 8
+  %c0s1.qo = add i64 %c0s1.qo0, 24
+  %c0s1.ip = getelementptr inbounds i16, ptr %in.row, i64 %c0s1.qi
+  %c0s1.op = getelementptr inbounds float, ptr %out.row, i64 %c0s1.qo
+  call void @tile_h1_w1_v1(ptr %c0s1.ip, ptr %wt.grp, ptr %c0s1.op, <8 x float> %scale.v, ptr %mx)
+  %c0s1.q.next = add nuw i64 %c0s1.q, 1
+  %c0s1.q.more = icmp ult i64 %c0s1.q.next, 1
+  br i1 %c0s1.q.more, label %c0s1.head, label %c0s1.post
+c0s1.post:
+  br label %item.end
+
+item.end:
+  %it.next = add nsw i64 %it, 1
+  %it.more = icmp slt i64 %it.next, %end
+  br i1 %it.more, label %item, label %done
+
+done:
+  %mv = load <8 x float>, ptr %mx, align 64
+  %m = call float @llvm.vector.reduce.fmax.v8f32(<8 x float> %mv)
+  store float %m, ptr %maxabs, align 4
+  ret void
+}

@@ -1,0 +1,62 @@
+"""The emit, peak and bench commands (the layers command has tests/test_cli_layers.py)."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from dfpgen.cli import main
+from dfpgen.target import host
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_emit_ir_for_a_named_cpu_is_annotated_with_the_plan():
+    result = invoke("emit", "--layer", "resnet50:res2a_branch2b", "--cpu", "sapphirerapids", "--bits", "14")
+    assert result.exit_code == 0, result.output
+    assert "; layer res2a_branch2b: N=1 C=64 K=64 56x56" in result.output
+    assert "chain 16 pair-instructions (safe 16)" in result.output
+    assert "@llvm.x86.avx512.vpdpwssd.512" in result.output
+
+
+def test_emit_asm_for_alderlake_uses_vex_vnni():
+    result = invoke("emit", "--layer", "resnet50:res2a_branch2b", "--cpu", "alderlake", "--asm")
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("# layer res2a_branch2b")
+    assert "{vex}\tvpdpwssd" in result.output
+
+
+def test_emit_writes_one_file_per_selected_layer(tmp_path):
+    result = invoke("emit", "--layer", "resnet50:res2a", "--cpu", "znver3", "--asm", "-o", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == [f"res2a_{b}.fprop.avx2.znver3.s" for b in ("branch1", "branch2a", "branch2b", "branch2c")]
+
+
+def test_emit_reports_bad_requests_cleanly():
+    result = invoke("emit", "--layer", "resnet50:res2a_branch2b", "--cpu", "alderlake", "--isa", "avx512_vnni")
+    assert result.exit_code == 1
+    assert "TargetError" in result.output and "alderlake" in result.output
+    result = invoke("emit", "--layer", "resnet50:res9", "--cpu", "znver3")
+    assert result.exit_code == 2 and "res9" in result.output
+    result = invoke("emit", "--layer", "resnet50:conv1", "--cpu", "znver3", "--blocking", "kv=1,zz=3")
+    assert result.exit_code == 2 and "unknown knob 'zz'" in result.output
+    result = invoke("emit", "--layer", "resnet50:conv1", "--cpu", "znver3", "--blocking", "kv=9,wb=9,hb=9")
+    assert result.exit_code == 1 and "PlanError" in result.output and "registers" in result.output
+
+
+@pytest.mark.skipif(not host().isas("dfp16"), reason="host runs no DFP ISA")
+def test_peak_and_bench_json(tmp_path, monkeypatch):
+    monkeypatch.setenv("DFPGEN_CACHE_DIR", str(tmp_path))
+    peaks = json.loads(invoke("peak", "--json").output)
+    assert set(peaks) == set(host().isas("dfp16") + host().isas("fp32"))
+    assert all(p["gmacs"] > 0 for p in peaks.values())
+    result = invoke("bench", "--layer", "resnet50:res5a_branch2b", "--batch", "1", "--threads", "1",
+                    "--bits", "13", "--json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output[result.output.index("["):])
+    assert [r["layer"] for r in rows] == ["res5a_branch2b"]
+    row = rows[0]
+    assert row["isa"] == host().best_isa("dfp16") and row["dfp_gmacs"] > 0 and 0 < row["pct_peak"]

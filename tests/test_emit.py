@@ -1,0 +1,59 @@
+"""Emitter: golden IR for a few kernels, and the template contract (plan fields only, strict names)."""
+
+import difflib
+from pathlib import Path
+
+import jinja2
+import pytest
+
+from dfpgen import Blocking, ConvSpec, Numerics
+from dfpgen.emit import environment, render, template_hash
+from dfpgen.plan import make_plan
+from dfpgen.target import named
+
+GOLDEN = Path(__file__).parent / "golden"
+
+# Small kernels that exercise every template branch: VNNI with row/column/channel tails and several
+# flushes, AVX2 with stride and one flush, and the FP32 baseline.
+CASES = {
+    "vnni_tails_sapphirerapids": (ConvSpec(2, 6, 40, 3, 3, 3, 3, 1, 1, "tails"), Numerics(14, 14),
+                                  Blocking(kv=2, wb=2, hb=2), "sapphirerapids", "avx512_vnni"),
+    "avx2_stride2_znver3": (ConvSpec(1, 16, 8, 9, 9, 3, 3, 2, 0, "s2"), Numerics(12, 12),
+                            Blocking(kv=1, wb=3, hb=1), "znver3", "avx2"),
+    "fp32_avx2_1x1_znver3": (ConvSpec(1, 8, 16, 4, 4, 1, 1, 1, 0, "pw"), Numerics(),
+                             Blocking(kv=2, wb=4, hb=1), "znver3", "fp32_avx2"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_golden_ir(name, regen_golden):
+    spec, numerics, blocking, cpu, isa = CASES[name]
+    ir = render(make_plan(spec, numerics, blocking, named(cpu), isa))
+    path = GOLDEN / f"{name}.ll"
+    if regen_golden:
+        path.write_text(ir)
+    expected = path.read_text()
+    if ir != expected:
+        diff = "".join(list(difflib.unified_diff(expected.splitlines(True), ir.splitlines(True), "golden", "now"))[:80])
+        pytest.fail(f"emitted IR differs from {path.name}; if the change is intended, rerun with "
+                    f"--regen-golden and review the diff:\n{diff}")
+
+
+def test_ir_carries_the_plan_as_comments():
+    spec, numerics, blocking, cpu, isa = CASES["vnni_tails_sapphirerapids"]
+    plan = make_plan(spec, numerics, blocking, named(cpu), isa)
+    ir = render(plan)
+    for line in plan.summary():
+        assert f"; {line}" in ir
+    assert f"flush INT32->FP32 every {plan.steps_per_flush} steps" in ir
+
+
+def test_templates_reject_undefined_names():
+    env = environment()
+    with pytest.raises(jinja2.UndefinedError):
+        env.from_string("{{ plan.no_such_field }}").render(plan=object())
+
+
+def test_template_hash_is_stable_and_short():
+    assert template_hash("fprop") == template_hash("fprop")
+    assert len(template_hash("fprop")) == 16
