@@ -1,0 +1,96 @@
+"""FPROP speed, side by side in one process: DFP16 kernels (bits 16/14/13/12) vs our FP32 kernel vs
+PyTorch FP32 conv2d, on ResNet-50 layers, at 1 thread and at all threads. Medians; % of the measured
+single-core peak of each kernel's instruction (x threads).
+
+    python benchmarks/bench_fprop.py [--layers resnet50] [--batch 8] [--bits 16,14,13,12] [--threads 1,all]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+
+from dfpgen import Numerics, catalog, compile
+from dfpgen.bench import random_operands, time_kernel, time_torch
+from dfpgen.kernel import default_threads
+from dfpgen.peak import peaks
+from dfpgen.target import host
+
+sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
+from common import write_results  # noqa: E402
+
+
+def distinct(specs):
+    """One spec per distinct shape (ResNet-50 repeats shapes), keeping the first name."""
+    seen, out = set(), []
+    for s in specs:
+        if s.shape_key() not in seen:
+            seen.add(s.shape_key())
+            out.append(s)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--layers", default="resnet50", help="layer reference (default: every ResNet-50 shape)")
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--bits", default="16,14,13,12")
+    ap.add_argument("--threads", default="1,all", help="comma list; 'all' = every core")
+    ap.add_argument("--isa", default=None, help="DFP ISA (default: this machine's best)")
+    ap.add_argument("--seconds", type=float, default=0.25, help="minimum timing time per measurement")
+    args = ap.parse_args()
+    bits_list = [int(b) for b in args.bits.split(",")]
+    thread_list = [default_threads() if t == "all" else int(t) for t in args.threads.split(",")]
+    isa = args.isa or host().best_isa("dfp16")
+    fp32_isa = host().best_isa("fp32")
+    peak = peaks()
+    specs = distinct(catalog.select(args.layers, batch=args.batch))
+    records, rows = [], []
+    for threads in thread_list:
+        for spec in specs:
+            x, w = random_operands(spec)
+            rec = {"layer": spec.name, "threads": threads, "batch": spec.N, "gmac": spec.macs / 1e9}
+            for bits in bits_list:
+                k = compile(spec, "fprop", Numerics(bits, bits), isa=isa)
+                t = time_kernel(k, x, w, threads, args.seconds)
+                rec[f"dfp{bits}"] = t.gmacs
+                rec[f"dfp{bits}_pct"] = 100 * t.gmacs / (peak[isa].gmacs * threads)
+                rec[f"dfp{bits}_blocking"] = k.plan.blocking.describe()
+            t32 = time_kernel(compile(spec, "fprop", isa=fp32_isa), x, w, threads, args.seconds)
+            rec["fp32"] = t32.gmacs
+            rec["fp32_pct"] = 100 * t32.gmacs / (peak[fp32_isa].gmacs * threads)
+            tt = time_torch(spec, x, w, threads, args.seconds)
+            rec["torch"] = tt.gmacs if tt else None
+            records.append(rec)
+            ref = bits_list[min(2, len(bits_list) - 1)]
+            row = [spec.name, threads] + [f"{rec[f'dfp{b}']:.1f} ({rec[f'dfp{b}_pct']:.0f}%)" for b in bits_list]
+            row += [f"{rec['fp32']:.1f} ({rec['fp32_pct']:.0f}%)", f"{rec['torch']:.1f}" if tt else "-",
+                    f"{rec[f'dfp{ref}'] / rec['fp32']:.2f}",
+                    f"{rec[f'dfp{ref}'] / rec['torch']:.2f}" if tt else "-"]
+            rows.append(row)
+            print(" | ".join(str(c) for c in row), flush=True)
+    ref = bits_list[min(2, len(bits_list) - 1)]
+    header = ["layer", "threads"] + [f"DFP{b} GMAC/s (% peak)" for b in bits_list] + \
+             ["FP32 GMAC/s (% peak)", "torch FP32 GMAC/s", f"DFP{ref} / FP32", f"DFP{ref} / torch"]
+    for threads in thread_list:
+        sel = [r for r in records if r["threads"] == threads]
+        med = lambda key: float(np.median([r[key] for r in sel]))
+        summary = [f"**median**", threads] + [f"{med(f'dfp{b}'):.1f}" for b in bits_list] + \
+                  [f"{med('fp32'):.1f}", f"{med('torch'):.1f}" if sel[0]["torch"] else "-",
+                   f"{float(np.median([r[f'dfp{ref}'] / r['fp32'] for r in sel])):.2f}",
+                   f"{float(np.median([r[f'dfp{ref}'] / r['torch'] for r in sel])):.2f}" if sel[0]["torch"] else "-"]
+        rows.append(summary)
+    notes = [f"FPROP, batch {args.batch}, layers {args.layers} (distinct shapes), DFP isa {isa}, FP32 isa {fp32_isa}",
+             "GMAC/s are medians of repeated runs of the kernel alone (layouts prepared beforehand); "
+             "PyTorch times its whole conv2d call",
+             "% peak: of the register-only peak of the kernel's instruction on one core (dfpgen peak) x threads",
+             "peaks GMAC/s: " + ", ".join(f"{n} {p.gmacs:.1f}" for n, p in peak.items()),
+             "command: python benchmarks/bench_fprop.py " + " ".join(sys.argv[1:])]
+    path = write_results("fprop", "FPROP: DFP16 vs FP32 vs PyTorch", notes, header, rows, records)
+    print(f"\nwrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""Shared pieces of the benchmark scripts: machine description, tables, result files."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+from pathlib import Path
+
+import llvmlite
+import numpy as np
+
+import dfpgen
+from dfpgen.target import host
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine() -> dict:
+    """What the numbers were measured on."""
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        import torch
+        torch_version = torch.__version__
+    except ImportError:
+        torch_version = None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {"cpu": host().cpu, "model": model, "cores": cores, "dfp_isas": host().isas("dfp16"),
+            "python": platform.python_version(), "numpy": np.__version__, "llvmlite": llvmlite.__version__,
+            "torch": torch_version, "dfpgen": dfpgen.__version__,
+            "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+
+
+def table(header: list[str], rows: list[list]) -> str:
+    """A GitHub-markdown table."""
+    cells = [[str(c) for c in r] for r in rows]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in cells]
+    return "\n".join(lines)
+
+
+def write_results(name: str, title: str, notes: list[str], header: list[str], rows: list[list],
+                  records: list[dict]) -> Path:
+    """Write <name>_<cpu>.md (the table with the machine) and .json (every record); return the .md path."""
+    info = machine()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stem = RESULTS / f"{name}_{info['cpu']}"
+    md = [f"# {title}", "", "Machine: " + ", ".join(f"{k} {v}" for k, v in info.items()), ""]
+    md += [f"- {n}" for n in notes] + ["", table(header, rows), ""]
+    stem.with_suffix(".md").write_text("\n".join(md))
+    stem.with_suffix(".json").write_text(json.dumps({"machine": info, "records": records}, indent=1))
+    return stem.with_suffix(".md")
