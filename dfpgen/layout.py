@@ -15,22 +15,22 @@ from .plan import Plan
 ALIGNMENT = 64  # bytes: one cache line, one zmm register
 
 
+def _aligned(shape: tuple, dtype, allocate) -> np.ndarray:
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape)) * dtype.itemsize
+    raw = allocate(nbytes + ALIGNMENT, dtype=np.uint8)
+    start = -raw.ctypes.data % ALIGNMENT
+    return raw[start:start + nbytes].view(dtype).reshape(shape)
+
+
 def aligned_zeros(shape: tuple, dtype) -> np.ndarray:
     """A zero-filled C-contiguous array whose data starts on a 64-byte boundary."""
-    dtype = np.dtype(dtype)
-    count = int(np.prod(shape))
-    raw = np.zeros(count * dtype.itemsize + ALIGNMENT, dtype=np.uint8)
-    start = -raw.ctypes.data % ALIGNMENT
-    return raw[start:start + count * dtype.itemsize].view(dtype).reshape(shape)
+    return _aligned(shape, dtype, np.zeros)
 
 
 def aligned_empty(shape: tuple, dtype) -> np.ndarray:
     """An uninitialized C-contiguous array whose data starts on a 64-byte boundary."""
-    dtype = np.dtype(dtype)
-    count = int(np.prod(shape))
-    raw = np.empty(count * dtype.itemsize + ALIGNMENT, dtype=np.uint8)
-    start = -raw.ctypes.data % ALIGNMENT
-    return raw[start:start + count * dtype.itemsize].view(dtype).reshape(shape)
+    return _aligned(shape, dtype, np.empty)
 
 
 def _pad_axis(a: np.ndarray, axis: int, size: int) -> np.ndarray:
