@@ -10,7 +10,7 @@ from .cost import default_blocking
 from .dfp import DFPTensor, quantize
 from .errors import ShapeError, TargetError
 from .kernel import Kernel, default_threads
-from .layout import aligned_empty, block_input, block_weights, unblock_output
+from .layout import TRANSFORMS, aligned_empty
 from .plan import Blocking, make_plan
 from .spec import ConvSpec, Numerics
 from .target import FP32_ISAS, get_isa, resolve
@@ -46,64 +46,124 @@ def compile(spec: ConvSpec, pass_name: str = "fprop", numerics: Numerics | None 
     return kernel_mod.build(make_plan(spec, numerics, blocking, target, isa, pass_name))
 
 
+# For each pass: (src operand, vec operand, result) names, and which operand bits/rounding apply.
+PASS_OPERANDS = {
+    "fprop": (("x", "act"), ("w", "weight"), "y"),
+    "bprop": (("dy", "grad"), ("w", "weight"), "dx"),
+    "wtgrad": (("x", "act"), ("dy", "grad"), "dw"),
+}
+
+
 class Conv2d:
-    """A convolution layer run through generated kernels: `fprop(x, w)` on float32 NCHW / KCRS arrays
-    (quantized with the op's numerics) or on DFPTensors (used as they are)."""
+    """A convolution layer run through generated kernels in all three training passes.
+
+    `fprop(x, w)`, `bprop(dy, w)` and `wtgrad(x, dy)` take float32 NCHW activations and gradients and
+    KCRS weights, quantized with the op's numerics, or DFPTensors, used as they are (quantize a tensor
+    once and pass the DFPTensor to every pass that reads it). `bits` applies to activations,
+    `bits_w` (default: bits) to weights, `bits_grad` (default: bits) to gradients; `grad_rounding`
+    (default: rounding; "stochastic" is a common choice) to quantizing gradients.
+    Kernels are compiled on first use of each pass.
+    """
 
     def __init__(self, spec: ConvSpec, bits: int = 16, rounding: str = "nearest", overflow: str = "exact",
                  chain: int | None = None, isa: str | None = None, threads: int | None = None,
-                 blocking: Blocking | None = None, bits_w: int | None = None, precision: str = "dfp16",
-                 seed=None):
+                 blocking: Blocking | dict | None = None, bits_w: int | None = None, precision: str = "dfp16",
+                 seed=None, bits_grad: int | None = None, grad_rounding: str | None = None):
         self.spec = spec
         self.precision = precision
-        self.numerics = Numerics(bits, bits if bits_w is None else bits_w, rounding, overflow, chain)
+        self.bits = {"act": bits, "weight": bits if bits_w is None else bits_w,
+                     "grad": bits if bits_grad is None else bits_grad}
+        self.rounding = {"act": rounding, "weight": rounding, "grad": grad_rounding or rounding}
+        self.overflow, self.chain, self.isa = overflow, chain, isa
+        self.numerics = self.pass_numerics("fprop")
         self.threads = threads or default_threads()
         self.rng = np.random.default_rng(seed)
-        self._fprop = compile(spec, "fprop", self.numerics, isa=isa, blocking=blocking, precision=precision)
+        self._blocking = blocking if isinstance(blocking, dict) else {"fprop": blocking}
+        self._kernels: dict[str, Kernel] = {}
+        self.kernel("fprop")  # compile eagerly: errors in the numerics or ISA surface at construction
+
+    def pass_numerics(self, pass_name: str) -> Numerics:
+        """The Numerics of one pass: the bits of its two operands, the policy and chain."""
+        (_, src_kind), (_, vec_kind), _ = PASS_OPERANDS[pass_name]
+        return Numerics(self.bits[src_kind], self.bits[vec_kind], self.rounding["act"], self.overflow, self.chain)
+
+    def kernel(self, pass_name: str) -> Kernel:
+        """The generated kernel of a pass (compiled on first use)."""
+        if pass_name not in self._kernels:
+            if pass_name not in PASS_OPERANDS:
+                from .errors import PlanError
+                raise PlanError(f"pass={pass_name!r}: must be one of {', '.join(PASS_OPERANDS)}")
+            self._kernels[pass_name] = compile(self.spec, pass_name, self.pass_numerics(pass_name), isa=self.isa,
+                                               blocking=self._blocking.get(pass_name), precision=self.precision)
+        return self._kernels[pass_name]
 
     @property
     def kernels(self) -> dict:
-        """The generated kernels by pass name."""
-        return {"fprop": self._fprop}
+        """The kernels compiled so far, by pass name."""
+        return dict(self._kernels)
 
-    def _operand(self, a, bits: int, name: str):
+    def quantize(self, a, kind: str, name: str) -> DFPTensor:
+        """Quantize an operand of kind 'act', 'weight' or 'grad' with the op's bits and rounding."""
+        return quantize(a, self.bits[kind], self.rounding[kind], self.rng, name=name)
+
+    def _operand(self, a, kind: str, name: str, shape: tuple):
         if isinstance(a, DFPTensor):
-            if self.precision == "fp32":
-                return a.to_float(np.float32), 0
-            return a.mant, a.exp
-        if self.precision == "fp32":
-            arr = np.asarray(a)
-            if arr.dtype.kind != "f":
+            mant, exp = (a.to_float(np.float32), 0) if self.precision == "fp32" else (a.mant, a.exp)
+        elif self.precision == "fp32":
+            mant = np.asarray(a)
+            if mant.dtype.kind != "f":
                 from .errors import DTypeError
-                raise DTypeError(f"{name}: expected a float array, got dtype {arr.dtype}")
-            return arr.astype(np.float32, copy=False), 0
-        q = quantize(a, bits, self.numerics.rounding, self.rng, name=name)
-        return q.mant, q.exp
+                raise DTypeError(f"{name}: expected a float array, got dtype {mant.dtype}")
+            mant, exp = mant.astype(np.float32, copy=False), 0
+        else:
+            q = self.quantize(a, kind, name)
+            mant, exp = q.mant, q.exp
+        if tuple(mant.shape) != shape:
+            raise ShapeError(f"{name}: expected shape {shape} for layer {self.spec.name or '-'} "
+                             f"({self.spec.describe()}), got {tuple(mant.shape)}")
+        return mant, exp
 
-    def _check_shape(self, name: str, a: np.ndarray, expected: tuple) -> None:
-        if tuple(a.shape) != expected:
-            raise ShapeError(f"{name}: expected shape {expected} for layer {self.spec.name or '-'} "
-                             f"({self.spec.describe()}), got {tuple(a.shape)}")
+    def _shapes(self) -> dict:
+        s = self.spec
+        return {"x": (s.N, s.C, s.H, s.W), "w": (s.K, s.C, s.R, s.S), "dy": (s.N, s.K, s.P, s.Q)}
+
+    def run(self, pass_name: str, a, b) -> tuple[np.ndarray, float]:
+        """Run one pass on its two operands (see PASS_OPERANDS); returns the result and its max|.|."""
+        kernel = self.kernel(pass_name)
+        (src_name, src_kind), (vec_name, vec_kind), _ = PASS_OPERANDS[pass_name]
+        shapes = self._shapes()
+        src, e_src = self._operand(a, src_kind, src_name, shapes[src_name])
+        vec, e_vec = self._operand(b, vec_kind, vec_name, shapes[vec_name])
+        to_src, to_vec, from_dst = TRANSFORMS[pass_name]
+        plan = kernel.plan
+        out = aligned_empty(plan.out_shape, np.float32)
+        scale = np.ldexp(1.0, e_src + e_vec)
+        normal = 2.0**-126 <= scale < 2.0**127
+        maxabs = kernel.run(to_src(src, plan), to_vec(vec, plan), out, scale if normal else 1.0, self.threads)
+        result = from_dst(out, plan)
+        if not normal:  # 2**(e_src+e_vec) is no normal float32: scale in float64 after the kernel, exactly
+            result = (result.astype(np.float64) * scale).astype(np.float32)
+            maxabs = float(np.float32(maxabs * scale))
+        return result, maxabs
 
     def fprop_maxabs(self, x, w) -> tuple[np.ndarray, float]:
         """Forward pass; also returns max|y| from the kernel's fused epilogue (no extra pass over y)."""
-        s = self.spec
-        xm, ex = self._operand(x, self.numerics.bits_x, "x")
-        wm, ew = self._operand(w, self.numerics.bits_w, "w")
-        self._check_shape("x", xm, (s.N, s.C, s.H, s.W))
-        self._check_shape("w", wm, (s.K, s.C, s.R, s.S))
-        plan = self._fprop.plan
-        out = aligned_empty(plan.out_shape, np.float32)
-        scale = np.ldexp(1.0, ex + ew)
-        in_range = np.float32(scale) == scale and np.isfinite(np.float32(scale)) and scale >= 2.0**-126
-        maxabs = self._fprop.run(block_input(xm, plan), block_weights(wm, plan), out,
-                                 scale if in_range else 1.0, self.threads)
-        y = unblock_output(out, plan)
-        if not in_range:  # 2**(ex+ew) is no normal float32: scale in float64 after the kernel, exactly
-            y = (y.astype(np.float64) * scale).astype(np.float32)
-            maxabs = float(np.float32(maxabs * scale))
-        return y, maxabs
+        return self.run("fprop", x, w)
 
     def fprop(self, x, w) -> np.ndarray:
-        """Forward pass: float32 NCHW output."""
-        return self.fprop_maxabs(x, w)[0]
+        """Forward pass: y, float32 NCHW."""
+        return self.run("fprop", x, w)[0]
+
+    def bprop(self, dy, w) -> np.ndarray:
+        """Backward data pass: dx = dL/dx, float32 NCHW."""
+        return self.run("bprop", dy, w)[0]
+
+    def wtgrad(self, x, dy) -> np.ndarray:
+        """Weight-gradient pass: dw = dL/dw, float32 KCRS."""
+        return self.run("wtgrad", x, dy)[0]
+
+    def backward(self, x, dy, w) -> tuple[np.ndarray, np.ndarray]:
+        """Both backward passes; dy (and x, w when floats) are quantized once and shared."""
+        if not isinstance(dy, DFPTensor) and self.precision != "fp32":
+            dy = self.quantize(dy, "grad", "dy")
+        return self.bprop(dy, w), self.wtgrad(x, dy)

@@ -27,21 +27,16 @@ def _kind(plan: Plan) -> str:
 def predicted_cycles(plan: Plan) -> float:
     """Cycles the whole kernel should take on one core, from instruction counts and issue rates."""
     rate = MAC_RATE[_kind(plan)]
-    s = plan.spec
-    full_groups = plan.KG - (plan.kv_tail != plan.blocking.kv)
-    total = 0.0
+    per_tile = []
     for tile in plan.tiles:
-        rows = plan.row_blocks - (plan.row_tail != plan.blocking.hb) if tile.h == plan.blocking.hb else 1
-        groups = full_groups if tile.v == plan.blocking.kv else 1
-        if tile.h != plan.blocking.hb and plan.row_tail == plan.blocking.hb:
-            continue
-        cols = sum(seg.count for seg in plan.col_segments if seg.size == tile.w)
-        count = s.N * rows * groups * cols
         acc = tile.accumulators
         step = max(plan.unroll * acc / rate, plan.unroll * (tile.v + tile.h * tile.w) / LOADS_PER_CYCLE)
-        per_tile = plan.steps * (step + STEP_OVERHEAD) + plan.flushes * acc * FLUSH_OPS / rate + acc * 2
-        total += count * per_tile
-    return total
+        per_tile.append((step + STEP_OVERHEAD, acc * FLUSH_OPS / rate + 2 * acc))
+    total = 0.0
+    for index, count in zip(plan.calls.tile, plan.calls.step_count):
+        step, flush = per_tile[index]
+        total += count * step + max(1, -(-count // plan.steps_per_flush)) * flush
+    return total * plan.batch
 
 
 def efficiency(plan: Plan) -> float:

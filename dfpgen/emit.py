@@ -12,7 +12,7 @@ from .version import __version__
 from .plan import Plan
 from .target import Isa
 
-TEMPLATE_FOR_PASS = {"fprop": "fprop.ll.j2"}
+TEMPLATE_FOR_PASS = {"fprop": "conv.ll.j2", "bprop": "conv.ll.j2", "wtgrad": "conv.ll.j2"}
 
 
 def _read_template(name: str) -> str:

@@ -1,9 +1,10 @@
-"""Blocked layouts: NCHW / KCRS to and from the kernels' channel-blocked layouts (DESIGN.md, Layouts).
+"""Blocked layouts: NCHW / KCRS to and from the kernels' layouts (DESIGN.md, Layouts), per pass.
 
-Input  [N][CB][H+2p][W+2p][cpb*elem]    physically zero-padded, channel elements innermost
-Weight [KB][CB][R][S][cpb][lanes][elem] INT16 pairs innermost, so one 32-bit broadcast feeds a lane pair
-Output [N][KB][P][Q][lanes]             FP32
-Channel counts that are not block multiples are padded with zeros, never rejected.
+fprop   src x  [N][CB][H+2p][W+2p][cpb*elem]   vec w   [KB][CB][R][S][cpb][lanes][elem]   dst y  [N][KB][P][Q][lanes]
+bprop   src dy [N][KB][top+P+..][left+Q+..][cpb*elem]  vec w^T [CB][KB][R][S][cpb][lanes][elem]  dst dx [N][CB][H][W][lanes]
+wtgrad  src x  [N][H+2p][Wx][C][elem] (q-pairs)  vec dy [N][KB][P][Qe][lanes][elem]   dst dw [KB][R][S][C][lanes]
+INT16 pairs are innermost so one 32-bit broadcast feeds a lane pair. Channel counts that are not
+block multiples are padded with zeros, never rejected. Shapes and margins come from the Plan.
 """
 
 from __future__ import annotations
@@ -65,7 +66,67 @@ def block_weights(w: np.ndarray, plan: Plan) -> np.ndarray:
 
 
 def unblock_output(y: np.ndarray, plan: Plan) -> np.ndarray:
-    """Blocked FP32 output [N][KB][P][Q][lanes] -> NCHW float32 with the padding channels dropped."""
+    """Blocked FP32 output [N][KB][P][Q][lanes] (fprop y, bprop dx) -> NCHW float32 without channel padding."""
     N, KB, P, Q, lanes = plan.out_shape
+    channels = plan.spec.K if plan.pass_name == "fprop" else plan.spec.C
     nchw = y.transpose(0, 1, 4, 2, 3).reshape(N, KB * lanes, P, Q)
-    return np.ascontiguousarray(nchw[:, :plan.spec.K])
+    return np.ascontiguousarray(nchw[:, :channels])
+
+
+def block_grad_output(dy: np.ndarray, plan: Plan) -> np.ndarray:
+    """bprop src: NCHW dy -> [N][KB][Pp][Qp][cpb*elem], zero margins where phases read outside dy."""
+    N, KB, Pp, Qp, ce = plan.in_shape
+    s, lay = plan.spec, plan.layout
+    dst = aligned_zeros(plan.in_shape, plan.storage)
+    dy = _pad_axis(np.asarray(dy, dtype=plan.storage), 1, KB * ce)
+    dst[:, :, lay.top:lay.top + s.P, lay.left:lay.left + s.Q, :] = \
+        dy.reshape(N, KB, ce, s.P, s.Q).transpose(0, 1, 3, 4, 2)
+    return dst
+
+
+def block_weights_transposed(w: np.ndarray, plan: Plan) -> np.ndarray:
+    """bprop vec: KCRS w -> [CB][KB][R][S][cpb][lanes][elem], lanes over C and pairs over K."""
+    CB, KB, R, S, cpb, lanes, elem = plan.w_shape
+    w = np.asarray(w, dtype=plan.storage)
+    w = _pad_axis(_pad_axis(w, 0, KB * cpb * elem), 1, CB * lanes)
+    dst = aligned_empty(plan.w_shape, plan.storage)
+    dst[...] = w.reshape(KB, cpb, elem, CB, lanes, R, S).transpose(3, 0, 5, 6, 1, 4, 2)
+    return dst
+
+
+def expand_input_pairs(x: np.ndarray, plan: Plan) -> np.ndarray:
+    """wtgrad src: NCHW x -> [N][H+2p][Wx][C][elem]; element e at column w is padded x at w + e*stride."""
+    N, Hp, Wx, C, elem = plan.in_shape
+    s, st = plan.spec, plan.spec.stride
+    width = Wx + st * (elem - 1)
+    padded = np.zeros((N, C, Hp, width), dtype=plan.storage)
+    cols = max(0, min(s.W, width - s.pad))
+    padded[:, :, s.pad:s.pad + s.H, s.pad:s.pad + cols] = np.asarray(x, dtype=plan.storage)[..., :cols]
+    dst = aligned_empty(plan.in_shape, plan.storage)
+    for e in range(elem):
+        dst[..., e] = padded[:, :, :, e * st:e * st + Wx].transpose(0, 2, 3, 1)
+    return dst
+
+
+def block_grad_output_pairs(dy: np.ndarray, plan: Plan) -> np.ndarray:
+    """wtgrad vec: NCHW dy -> [N][KB][P][Qe][lanes][elem], pairs along q, zero-padded in K and q."""
+    N, KB, P, Qe, lanes, elem = plan.w_shape
+    dy = _pad_axis(_pad_axis(np.asarray(dy, dtype=plan.storage), 1, KB * lanes), 3, Qe * elem)
+    dst = aligned_empty(plan.w_shape, plan.storage)
+    dst[...] = dy.reshape(N, KB, lanes, P, Qe, elem).transpose(0, 1, 3, 4, 2, 5)
+    return dst
+
+
+def unblock_weight_grad(dw: np.ndarray, plan: Plan) -> np.ndarray:
+    """wtgrad dst: [KB][R][S][C][lanes] -> KCRS float32 without channel padding."""
+    KB, R, S, C, lanes = plan.out_shape
+    kcrs = dw.transpose(0, 4, 3, 1, 2).reshape(KB * lanes, C, R, S)
+    return np.ascontiguousarray(kcrs[:plan.spec.K])
+
+
+# Per pass: (src from its NCHW/KCRS operand, vec from its operand, dst back to NCHW/KCRS).
+TRANSFORMS = {
+    "fprop": (block_input, block_weights, unblock_output),
+    "bprop": (block_grad_output, block_weights_transposed, unblock_output),
+    "wtgrad": (expand_input_pairs, block_grad_output_pairs, unblock_weight_grad),
+}

@@ -1,0 +1,103 @@
+"""BPROP planner: dx[n,c,h,w] = sum_{k,r,s} dy[n,k,p,q] * w[k,c,r,s] over h = p*st + r - pad,
+w = q*st + s - pad.
+
+With stride st > 1 the input pixels split into st x st phases (h mod st, w mod st); within a phase
+the contributing taps are fixed, and the phase is a stride-1 correlation of dy with those taps, so
+each phase gets its own slice of the step tables and no zero-inserted dy is ever built.
+
+src = dy blocked [N][KB][T+P+B][L+Q+R'][kpb*elem] (zero-padded by the planner's margins),
+vec = w transposed [CB][KB][R][S][kpb][lanes][elem] (output channels are now C, reduction is K),
+dst = dx [N][CB][H][W][lanes]. A tile is hb x wb input pixels of one phase x kv vectors of channels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import ceil
+
+from .errors import PlanError
+from .plan import Blocking, CallsBuilder, Plan, choose_unroll, common, finish, split
+from .spec import ConvSpec, Numerics
+from .target import Target
+
+
+@dataclass(frozen=True)
+class BpropLayout:
+    """Facts dfpgen.layout needs: dy's zero margins (top, left; the rest pads to the blocked shape)."""
+
+    top: int
+    left: int
+    cpb: int
+    elem: int
+
+
+def _phase_taps(extent: int, phase: int, taps: int, pad: int, stride: int, outputs: int):
+    """Taps of one phase with their dy offsets, the phase's pixel count, and the dy margins it needs."""
+    pixels = len(range(phase, extent, stride))
+    chosen = [(r, (phase + pad - r) // stride) for r in range(taps) if (phase + pad - r) % stride == 0]
+    low = max([0] + [-d for _, d in chosen])
+    high = max([0] + [pixels - 1 + d - (outputs - 1) for _, d in chosen])
+    return chosen, pixels, low, high
+
+
+def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target, isa_name: str) -> Plan:
+    """Plan a BPROP kernel."""
+    c = common(numerics, blocking, target, isa_name, "bprop")
+    s, elem, lanes, st = spec, c.elem, c.lanes, spec.stride
+    channel_elems = ceil(s.K / elem)
+    cpb = blocking.cpb if blocking.cpb is not None else min(lanes, channel_elems)
+    if not 1 <= cpb <= 64:
+        raise PlanError(f"cpb={cpb}: must be in 1..64 channel elements")
+    unroll = choose_unroll(c, blocking.unroll, cpb, numerics)
+    KB, CB = ceil(channel_elems / cpb), ceil(s.C / lanes)
+    kv = min(c.kv, CB)
+    hb, wb = min(c.hb, s.H), min(c.wb, s.W)
+    c = type(c)(c.isa, elem, lanes, c.chain, kv, wb, hb)
+
+    rows = [_phase_taps(s.H, ph, s.R, s.pad, st, s.P) for ph in range(min(st, s.H))]
+    cols = [_phase_taps(s.W, pw, s.S, s.pad, st, s.Q) for pw in range(min(st, s.W))]
+    top, bottom = max(r[2] for r in rows), max(r[3] for r in rows)
+    left, right = max(q[2] for q in cols), max(q[3] for q in cols)
+    Pp, Qp, ce = top + s.P + bottom, left + s.Q + right, cpb * elem
+    src_w, src_h = ce, Qp * ce
+    src_kb = Pp * src_h
+    w_s = cpb * lanes * elem
+    w_r, w_kb = s.S * w_s, s.R * s.S * w_s
+    w_cb = KB * w_kb
+    out_w, out_h = lanes, s.W * lanes
+    out_cb = s.H * out_h
+
+    src_steps, vec_steps, builder = [], [], CallsBuilder()
+    phases = []
+    for ph, (rtaps, hcount, _, _) in enumerate(rows):
+        for pw, (staps, wcount, _, _) in enumerate(cols):
+            first = len(src_steps)
+            for kb in range(KB):
+                for r, dr in rtaps:
+                    for t, dt in staps:
+                        for g in range(cpb // unroll):
+                            src_steps.append(kb * src_kb + (dr + top) * src_h + (dt + left) * src_w + g * unroll * elem)
+                            vec_steps.append(kb * w_kb + r * w_r + t * w_s + g * unroll * lanes * elem)
+            phases.append((ph, pw, hcount, wcount, (first, len(src_steps) - first)))
+    for c0, v in split(CB, kv):
+        for ph, pw, hcount, wcount, steps in phases:
+            for i0, h in split(hcount, hb):
+                for j0, w in split(wcount, wb):
+                    builder.call((h, w, v), src=i0 * src_h + j0 * src_w, vec=c0 * w_cb,
+                                 dst=c0 * out_cb + (ph + st * i0) * out_h + (pw + st * j0) * out_w, steps=steps)
+                builder.end_item()
+
+    def tile_offsets(h: int, w: int, v: int):
+        pixels = [(i, j) for i in range(h) for j in range(w)]
+        bcast = tuple(tuple(i * src_h + j * src_w + p * elem for i, j in pixels) for p in range(unroll))
+        weights = tuple(tuple(vv * w_cb + p * lanes * elem for vv in range(v)) for p in range(unroll))
+        out = tuple(tuple(vv * out_cb + i * st * out_h + j * st * out_w for vv in range(v)) for i, j in pixels)
+        return bcast, weights, out
+
+    notes = [f"phases: {len(rows)} x {len(cols)} (stride {st}); dy margins top {top} left {left} "
+             f"bottom {bottom} right {right}"]
+    return finish(spec, numerics, blocking, target, c, "bprop", cpb=cpb, unroll=unroll,
+                  in_shape=(s.N, KB, Pp, Qp, ce), w_shape=(CB, KB, s.R, s.S, cpb, lanes, elem),
+                  out_shape=(s.N, CB, s.H, s.W, lanes), layout=BpropLayout(top, left, cpb, elem),
+                  src_steps=src_steps, vec_steps=vec_steps, tile_offsets=tile_offsets, builder=builder,
+                  batch=s.N, in_batch_stride=KB * src_kb, out_batch_stride=CB * out_cb, notes=notes)

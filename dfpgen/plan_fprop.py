@@ -1,0 +1,83 @@
+"""FPROP planner: y[n,k,p,q] = sum_{c,r,s} x[n,c,p*st+r-pad, q*st+s-pad] * w[k,c,r,s].
+
+src = x blocked [N][CB][H+2pad][W+2pad][cpb*elem] (zero-padded), vec = w blocked
+[KB][CB][R][S][cpb][lanes][elem], dst = y [N][KB][P][Q][lanes]. A tile is hb output rows x wb output
+columns x kv vectors of output channels; one work item is (channel group, row block) of one image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import ceil
+
+from .errors import PlanError
+from .plan import Blocking, CallsBuilder, Plan, choose_unroll, common, finish, split
+from .spec import ConvSpec, Numerics
+from .target import Target
+
+
+@dataclass(frozen=True)
+class FpropLayout:
+    """Facts dfpgen.layout needs: physical padding and channel blocking of x and w."""
+
+    pad: int
+    cpb: int
+    elem: int
+
+
+def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target, isa_name: str) -> Plan:
+    """Plan an FPROP kernel."""
+    c = common(numerics, blocking, target, isa_name, "fprop")
+    s, elem, lanes = spec, c.elem, c.lanes
+    channel_elems = ceil(s.C / elem)
+    cpb = blocking.cpb if blocking.cpb is not None else min(lanes, channel_elems)
+    if not 1 <= cpb <= 64:
+        raise PlanError(f"cpb={cpb}: must be in 1..64 channel elements")
+    unroll = choose_unroll(c, blocking.unroll, cpb, numerics)
+    CB, KB = ceil(channel_elems / cpb), ceil(s.K / lanes)
+    kv = min(c.kv, KB)
+    hb, wb = min(c.hb, s.P), min(c.wb, s.Q)
+    c = type(c)(c.isa, elem, lanes, c.chain, kv, wb, hb)
+    Hp, Wp, ce = s.H + 2 * s.pad, s.W + 2 * s.pad, cpb * elem
+    in_w, in_h = ce, Wp * ce
+    in_cb = Hp * in_h
+    in_n = CB * in_cb
+    w_s = cpb * lanes * elem
+    w_r, w_cb = s.S * w_s, s.R * s.S * w_s
+    w_kb = CB * w_cb
+    out_q, out_p = lanes, s.Q * lanes
+    out_kb = s.P * out_p
+
+    src_steps, vec_steps = [], []
+    for cb in range(CB):
+        for r in range(s.R):
+            for t in range(s.S):
+                for g in range(cpb // unroll):
+                    src_steps.append(cb * in_cb + r * in_h + t * in_w + g * unroll * elem)
+                    vec_steps.append(cb * w_cb + r * w_r + t * w_s + g * unroll * lanes * elem)
+    all_steps = (0, len(src_steps))
+
+    builder = CallsBuilder()
+    for k0, v in split(KB, kv):
+        for p0, h in split(s.P, hb):
+            for q0, w in split(s.Q, wb):
+                builder.call((h, w, v), src=p0 * s.stride * in_h + q0 * s.stride * in_w, vec=k0 * w_kb,
+                             dst=k0 * out_kb + p0 * out_p + q0 * out_q, steps=all_steps)
+            builder.end_item()
+
+    def tile_offsets(h: int, w: int, v: int):
+        pixels = [(i, j) for i in range(h) for j in range(w)]
+        bcast = tuple(tuple(i * s.stride * in_h + j * s.stride * in_w + p * elem for i, j in pixels)
+                      for p in range(unroll))
+        weights = tuple(tuple(vv * w_kb + p * lanes * elem for vv in range(v)) for p in range(unroll))
+        out = tuple(tuple(vv * out_kb + i * out_p + j * out_q for vv in range(v)) for i, j in pixels)
+        return bcast, weights, out
+
+    notes = []
+    if blocking.kv > KB or blocking.wb > s.Q or blocking.hb > s.P:
+        notes.append(f"note: blocking clipped to the layer (kv {kv}, wb {wb}, hb {hb})")
+    return finish(spec, numerics, blocking, target, c, "fprop", cpb=cpb, unroll=unroll,
+                  in_shape=(s.N, CB, Hp, Wp, ce), w_shape=(KB, CB, s.R, s.S, cpb, lanes, elem),
+                  out_shape=(s.N, KB, s.P, s.Q, lanes), layout=FpropLayout(s.pad, cpb, elem),
+                  src_steps=src_steps, vec_steps=vec_steps, tile_offsets=tile_offsets, builder=builder,
+                  batch=s.N, in_batch_stride=in_n, out_batch_stride=KB * out_kb, notes=notes)
