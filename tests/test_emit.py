@@ -23,12 +23,21 @@ CASES = {
     "fp32_avx2_1x1_znver3": (ConvSpec(1, 8, 16, 4, 4, 1, 1, 1, 0, "pw"), Numerics(),
                              Blocking(kv=2, wb=4, hb=1), "znver3", "fp32_avx2"),
 }
+# BPROP with stride 2 (four phases, one without taps) and WTGRAD with odd Q (a zero-padded q pair).
+PASS_CASES = {
+    "bprop_stride2_skylake": (ConvSpec(1, 8, 16, 5, 5, 1, 1, 2, 0, "b"), Numerics(13, 13),
+                              Blocking(kv=1, wb=2, hb=1), "skylake-avx512", "avx512", "bprop"),
+    "wtgrad_q_pairs_znver3": (ConvSpec(2, 3, 8, 5, 5, 3, 3, 1, 1, "g"), Numerics(12, 12),
+                              Blocking(kv=1, wb=3, hb=1, unroll=3), "znver3", "avx2", "wtgrad"),
+}
+CASES.update({name: case[:5] for name, case in PASS_CASES.items()})
+PASS_OF = {name: case[5] for name, case in PASS_CASES.items()}
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_golden_ir(name, regen_golden):
     spec, numerics, blocking, cpu, isa = CASES[name]
-    ir = render(make_plan(spec, numerics, blocking, named(cpu), isa))
+    ir = render(make_plan(spec, numerics, blocking, named(cpu), isa, PASS_OF.get(name, "fprop")))
     path = GOLDEN / f"{name}.ll"
     if regen_golden:
         path.write_text(ir)

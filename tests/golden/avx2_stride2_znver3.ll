@@ -2,51 +2,62 @@
 ; layer s2: N=1 C=16 K=8 9x9 -> 4x4 kernel 3x3 stride 2 pad 0
 ; pass fprop, isa avx2 (vpmaddwd, 8 lanes), cpu znver3
 ; blocking kv1 w3 h1 cpb8 u8 nk
-; register block 1x3 pixels x 1 vectors: 5 of 16 vector registers
-; layouts: input [1, 1, 9, 9, 16] weights [1, 1, 3, 3, 8, 8, 2] output [1, 1, 4, 4, 8]
-; reduction: 9 steps of 8 channel elements
-; numerics: bits x12/w12, overflow exact, chain 72 pair-instructions (safe 256), flush INT32->FP32 every 9 steps, 1 flushes per tile
-; work items: 4 = N 1 x groups 1 x row blocks 4, order nk
-@in_steps = private unnamed_addr constant [9 x i32] [i32 0, i32 16, i32 32, i32 144, i32 160, i32 176, i32 288, i32 304, i32 320]
-@w_steps = private unnamed_addr constant [9 x i32] [i32 0, i32 128, i32 256, i32 384, i32 512, i32 640, i32 768, i32 896, i32 1024]
+; register block 1x3 x 1 vectors: 5 of 16 vector registers
+; layouts: src [1, 1, 9, 9, 16] vec [1, 1, 3, 3, 8, 8, 2] dst [1, 1, 4, 4, 8]
+; reduction: step tables of 9 steps, 8 elements a step
+; numerics: bits x12/w12, overflow exact, chain 72 pair-instructions (safe 256), flush INT32->FP32 every 9 steps, at most 1 flushes per output
+; work: 4 items (1 x 4), 8 tile calls per batch entry, order nk
+@src_steps = private unnamed_addr constant [9 x i32] [i32 0, i32 16, i32 32, i32 144, i32 160, i32 176, i32 288, i32 304, i32 320]
+@vec_steps = private unnamed_addr constant [9 x i32] [i32 0, i32 128, i32 256, i32 384, i32 512, i32 640, i32 768, i32 896, i32 1024]
+@call_tile = private unnamed_addr constant [8 x i32] [i32 0, i32 1, i32 0, i32 1, i32 0, i32 1, i32 0, i32 1]
+@call_src = private unnamed_addr constant [8 x i32] [i32 0, i32 96, i32 288, i32 384, i32 576, i32 672, i32 864, i32 960]
+@call_vec = private unnamed_addr constant [8 x i32] [i32 0, i32 0, i32 0, i32 0, i32 0, i32 0, i32 0, i32 0]
+@call_dst = private unnamed_addr constant [8 x i32] [i32 0, i32 24, i32 32, i32 56, i32 64, i32 88, i32 96, i32 120]
+@call_step_begin = private unnamed_addr constant [8 x i32] [i32 0, i32 0, i32 0, i32 0, i32 0, i32 0, i32 0, i32 0]
+@call_step_count = private unnamed_addr constant [8 x i32] [i32 9, i32 9, i32 9, i32 9, i32 9, i32 9, i32 9, i32 9]
+@item_starts = private unnamed_addr constant [5 x i32] [i32 0, i32 2, i32 4, i32 6, i32 8]
 
 declare <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16>, <16 x i16>)
 declare <8 x float> @llvm.fma.v8f32(<8 x float>, <8 x float>, <8 x float>)
 declare <8 x float> @llvm.fabs.v8f32(<8 x float>)
 declare <8 x float> @llvm.maxnum.v8f32(<8 x float>, <8 x float>)
 declare float @llvm.vector.reduce.fmax.v8f32(<8 x float>)
-; register block 1x3 pixels x 1 vectors = 3 accumulators
-define internal void @tile_h1_w3_v1(ptr noalias %in, ptr noalias %wt, ptr noalias %out, <8 x float> %scale, ptr noalias %mx) alwaysinline nounwind {
+declare i64 @llvm.umin.i64(i64, i64)
+; register block 1x3 x 1 vectors = 3 accumulators.
+; Reduces steps [first, first+count) of the step tables, flushing every 9 steps;
+; a call with no steps still writes zeros.
+define internal void @tile_h1_w3_v1(ptr noalias %src, ptr noalias %vec, ptr noalias %dst, i64 %first, i64 %count, <8 x float> %scale, ptr noalias %mx) alwaysinline nounwind {
 entry:
   %acc.0.0 = alloca <8 x i32>, align 64
   %acc.1.0 = alloca <8 x i32>, align 64
   %acc.2.0 = alloca <8 x i32>, align 64
+  %end = add i64 %first, %count
   br label %chunk
 
 chunk:
-  %c = phi i64 [ 0, %entry ], [ %c.next, %flush ]
-  %t0 = mul i64 %c, 9
+  %t0 = phi i64 [ %first, %entry ], [ %t1, %flush ]
+  %first.chunk = phi i1 [ true, %entry ], [ false, %flush ]
   %t1.raw = add i64 %t0, 9
-  %t1.in = icmp ult i64 %t1.raw, 9
-  %t1 = select i1 %t1.in, i64 %t1.raw, i64 9
+  %t1 = call i64 @llvm.umin.i64(i64 %t1.raw, i64 %end)
   store <8 x i32> zeroinitializer, ptr %acc.0.0, align 64
   store <8 x i32> zeroinitializer, ptr %acc.1.0, align 64
   store <8 x i32> zeroinitializer, ptr %acc.2.0, align 64
-  br label %step
+  %any = icmp ult i64 %t0, %t1
+  br i1 %any, label %step, label %flush
 
 step:
   %t = phi i64 [ %t0, %chunk ], [ %t.next, %step ]
-  %ioff.p = getelementptr inbounds [9 x i32], ptr @in_steps, i64 0, i64 %t
-  %ioff.32 = load i32, ptr %ioff.p, align 4
-  %ioff = sext i32 %ioff.32 to i64
-  %woff.p = getelementptr inbounds [9 x i32], ptr @w_steps, i64 0, i64 %t
-  %woff.32 = load i32, ptr %woff.p, align 4
-  %woff = sext i32 %woff.32 to i64
-  %ib = getelementptr inbounds i16, ptr %in, i64 %ioff
-  %wb = getelementptr inbounds i16, ptr %wt, i64 %woff
-  %wp.0.0 = getelementptr inbounds i16, ptr %wb, i64 0
+  %soff.p = getelementptr inbounds [9 x i32], ptr @src_steps, i64 0, i64 %t
+  %soff.32 = load i32, ptr %soff.p, align 4
+  %soff = sext i32 %soff.32 to i64
+  %voff.p = getelementptr inbounds [9 x i32], ptr @vec_steps, i64 0, i64 %t
+  %voff.32 = load i32, ptr %voff.p, align 4
+  %voff = sext i32 %voff.32 to i64
+  %sb = getelementptr inbounds i16, ptr %src, i64 %soff
+  %vb = getelementptr inbounds i16, ptr %vec, i64 %voff
+  %wp.0.0 = getelementptr inbounds i16, ptr %vb, i64 0
   %w.0.0 = load <16 x i16>, ptr %wp.0.0, align 4
-  %bp.0.0 = getelementptr inbounds i16, ptr %ib, i64 0
+  %bp.0.0 = getelementptr inbounds i16, ptr %sb, i64 0
   %bs.0.0 = load i32, ptr %bp.0.0, align 4
   %bi.0.0 = insertelement <8 x i32> poison, i32 %bs.0.0, i64 0
   %bv.0.0 = shufflevector <8 x i32> %bi.0.0, <8 x i32> poison, <8 x i32> zeroinitializer
@@ -55,7 +66,7 @@ step:
 %y.0.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.0.0, <16 x i16> %w.0.0)
   %y.0.0.0 = add <8 x i32> %x.0.0.0, %y.0.0.0.p
   store <8 x i32> %y.0.0.0, ptr %acc.0.0, align 64
-  %bp.0.1 = getelementptr inbounds i16, ptr %ib, i64 32
+  %bp.0.1 = getelementptr inbounds i16, ptr %sb, i64 32
   %bs.0.1 = load i32, ptr %bp.0.1, align 4
   %bi.0.1 = insertelement <8 x i32> poison, i32 %bs.0.1, i64 0
   %bv.0.1 = shufflevector <8 x i32> %bi.0.1, <8 x i32> poison, <8 x i32> zeroinitializer
@@ -64,7 +75,7 @@ step:
 %y.0.1.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.0.1, <16 x i16> %w.0.0)
   %y.0.1.0 = add <8 x i32> %x.0.1.0, %y.0.1.0.p
   store <8 x i32> %y.0.1.0, ptr %acc.1.0, align 64
-  %bp.0.2 = getelementptr inbounds i16, ptr %ib, i64 64
+  %bp.0.2 = getelementptr inbounds i16, ptr %sb, i64 64
   %bs.0.2 = load i32, ptr %bp.0.2, align 4
   %bi.0.2 = insertelement <8 x i32> poison, i32 %bs.0.2, i64 0
   %bv.0.2 = shufflevector <8 x i32> %bi.0.2, <8 x i32> poison, <8 x i32> zeroinitializer
@@ -73,9 +84,9 @@ step:
 %y.0.2.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.0.2, <16 x i16> %w.0.0)
   %y.0.2.0 = add <8 x i32> %x.0.2.0, %y.0.2.0.p
   store <8 x i32> %y.0.2.0, ptr %acc.2.0, align 64
-  %wp.1.0 = getelementptr inbounds i16, ptr %wb, i64 16
+  %wp.1.0 = getelementptr inbounds i16, ptr %vb, i64 16
   %w.1.0 = load <16 x i16>, ptr %wp.1.0, align 4
-  %bp.1.0 = getelementptr inbounds i16, ptr %ib, i64 2
+  %bp.1.0 = getelementptr inbounds i16, ptr %sb, i64 2
   %bs.1.0 = load i32, ptr %bp.1.0, align 4
   %bi.1.0 = insertelement <8 x i32> poison, i32 %bs.1.0, i64 0
   %bv.1.0 = shufflevector <8 x i32> %bi.1.0, <8 x i32> poison, <8 x i32> zeroinitializer
@@ -84,7 +95,7 @@ step:
 %y.1.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.1.0, <16 x i16> %w.1.0)
   %y.1.0.0 = add <8 x i32> %x.1.0.0, %y.1.0.0.p
   store <8 x i32> %y.1.0.0, ptr %acc.0.0, align 64
-  %bp.1.1 = getelementptr inbounds i16, ptr %ib, i64 34
+  %bp.1.1 = getelementptr inbounds i16, ptr %sb, i64 34
   %bs.1.1 = load i32, ptr %bp.1.1, align 4
   %bi.1.1 = insertelement <8 x i32> poison, i32 %bs.1.1, i64 0
   %bv.1.1 = shufflevector <8 x i32> %bi.1.1, <8 x i32> poison, <8 x i32> zeroinitializer
@@ -93,7 +104,7 @@ step:
 %y.1.1.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.1.1, <16 x i16> %w.1.0)
   %y.1.1.0 = add <8 x i32> %x.1.1.0, %y.1.1.0.p
   store <8 x i32> %y.1.1.0, ptr %acc.1.0, align 64
-  %bp.1.2 = getelementptr inbounds i16, ptr %ib, i64 66
+  %bp.1.2 = getelementptr inbounds i16, ptr %sb, i64 66
   %bs.1.2 = load i32, ptr %bp.1.2, align 4
   %bi.1.2 = insertelement <8 x i32> poison, i32 %bs.1.2, i64 0
   %bv.1.2 = shufflevector <8 x i32> %bi.1.2, <8 x i32> poison, <8 x i32> zeroinitializer
@@ -102,9 +113,9 @@ step:
 %y.1.2.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.1.2, <16 x i16> %w.1.0)
   %y.1.2.0 = add <8 x i32> %x.1.2.0, %y.1.2.0.p
   store <8 x i32> %y.1.2.0, ptr %acc.2.0, align 64
-  %wp.2.0 = getelementptr inbounds i16, ptr %wb, i64 32
+  %wp.2.0 = getelementptr inbounds i16, ptr %vb, i64 32
   %w.2.0 = load <16 x i16>, ptr %wp.2.0, align 4
-  %bp.2.0 = getelementptr inbounds i16, ptr %ib, i64 4
+  %bp.2.0 = getelementptr inbounds i16, ptr %sb, i64 4
   %bs.2.0 = load i32, ptr %bp.2.0, align 4
   %bi.2.0 = insertelement <8 x i32> poison, i32 %bs.2.0, i64 0
   %bv.2.0 = shufflevector <8 x i32> %bi.2.0, <8 x i32> poison, <8 x i32> zeroinitializer
@@ -113,7 +124,7 @@ step:
 %y.2.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.2.0, <16 x i16> %w.2.0)
   %y.2.0.0 = add <8 x i32> %x.2.0.0, %y.2.0.0.p
   store <8 x i32> %y.2.0.0, ptr %acc.0.0, align 64
-  %bp.2.1 = getelementptr inbounds i16, ptr %ib, i64 36
+  %bp.2.1 = getelementptr inbounds i16, ptr %sb, i64 36
   %bs.2.1 = load i32, ptr %bp.2.1, align 4
   %bi.2.1 = insertelement <8 x i32> poison, i32 %bs.2.1, i64 0
   %bv.2.1 = shufflevector <8 x i32> %bi.2.1, <8 x i32> poison, <8 x i32> zeroinitializer
@@ -122,7 +133,7 @@ step:
 %y.2.1.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.2.1, <16 x i16> %w.2.0)
   %y.2.1.0 = add <8 x i32> %x.2.1.0, %y.2.1.0.p
   store <8 x i32> %y.2.1.0, ptr %acc.1.0, align 64
-  %bp.2.2 = getelementptr inbounds i16, ptr %ib, i64 68
+  %bp.2.2 = getelementptr inbounds i16, ptr %sb, i64 68
   %bs.2.2 = load i32, ptr %bp.2.2, align 4
   %bi.2.2 = insertelement <8 x i32> poison, i32 %bs.2.2, i64 0
   %bv.2.2 = shufflevector <8 x i32> %bi.2.2, <8 x i32> poison, <8 x i32> zeroinitializer
@@ -131,9 +142,9 @@ step:
 %y.2.2.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.2.2, <16 x i16> %w.2.0)
   %y.2.2.0 = add <8 x i32> %x.2.2.0, %y.2.2.0.p
   store <8 x i32> %y.2.2.0, ptr %acc.2.0, align 64
-  %wp.3.0 = getelementptr inbounds i16, ptr %wb, i64 48
+  %wp.3.0 = getelementptr inbounds i16, ptr %vb, i64 48
   %w.3.0 = load <16 x i16>, ptr %wp.3.0, align 4
-  %bp.3.0 = getelementptr inbounds i16, ptr %ib, i64 6
+  %bp.3.0 = getelementptr inbounds i16, ptr %sb, i64 6
   %bs.3.0 = load i32, ptr %bp.3.0, align 4
   %bi.3.0 = insertelement <8 x i32> poison, i32 %bs.3.0, i64 0
   %bv.3.0 = shufflevector <8 x i32> %bi.3.0, <8 x i32> poison, <8 x i32> zeroinitializer
@@ -142,7 +153,7 @@ step:
 %y.3.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.3.0, <16 x i16> %w.3.0)
   %y.3.0.0 = add <8 x i32> %x.3.0.0, %y.3.0.0.p
   store <8 x i32> %y.3.0.0, ptr %acc.0.0, align 64
-  %bp.3.1 = getelementptr inbounds i16, ptr %ib, i64 38
+  %bp.3.1 = getelementptr inbounds i16, ptr %sb, i64 38
   %bs.3.1 = load i32, ptr %bp.3.1, align 4
   %bi.3.1 = insertelement <8 x i32> poison, i32 %bs.3.1, i64 0
   %bv.3.1 = shufflevector <8 x i32> %bi.3.1, <8 x i32> poison, <8 x i32> zeroinitializer
@@ -151,7 +162,7 @@ step:
 %y.3.1.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.3.1, <16 x i16> %w.3.0)
   %y.3.1.0 = add <8 x i32> %x.3.1.0, %y.3.1.0.p
   store <8 x i32> %y.3.1.0, ptr %acc.1.0, align 64
-  %bp.3.2 = getelementptr inbounds i16, ptr %ib, i64 70
+  %bp.3.2 = getelementptr inbounds i16, ptr %sb, i64 70
   %bs.3.2 = load i32, ptr %bp.3.2, align 4
   %bi.3.2 = insertelement <8 x i32> poison, i32 %bs.3.2, i64 0
   %bv.3.2 = shufflevector <8 x i32> %bi.3.2, <8 x i32> poison, <8 x i32> zeroinitializer
@@ -160,9 +171,9 @@ step:
 %y.3.2.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.3.2, <16 x i16> %w.3.0)
   %y.3.2.0 = add <8 x i32> %x.3.2.0, %y.3.2.0.p
   store <8 x i32> %y.3.2.0, ptr %acc.2.0, align 64
-  %wp.4.0 = getelementptr inbounds i16, ptr %wb, i64 64
+  %wp.4.0 = getelementptr inbounds i16, ptr %vb, i64 64
   %w.4.0 = load <16 x i16>, ptr %wp.4.0, align 4
-  %bp.4.0 = getelementptr inbounds i16, ptr %ib, i64 8
+  %bp.4.0 = getelementptr inbounds i16, ptr %sb, i64 8
   %bs.4.0 = load i32, ptr %bp.4.0, align 4
   %bi.4.0 = insertelement <8 x i32> poison, i32 %bs.4.0, i64 0
   %bv.4.0 = shufflevector <8 x i32> %bi.4.0, <8 x i32> poison, <8 x i32> zeroinitializer
@@ -171,7 +182,7 @@ step:
 %y.4.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.4.0, <16 x i16> %w.4.0)
   %y.4.0.0 = add <8 x i32> %x.4.0.0, %y.4.0.0.p
   store <8 x i32> %y.4.0.0, ptr %acc.0.0, align 64
-  %bp.4.1 = getelementptr inbounds i16, ptr %ib, i64 40
+  %bp.4.1 = getelementptr inbounds i16, ptr %sb, i64 40
   %bs.4.1 = load i32, ptr %bp.4.1, align 4
   %bi.4.1 = insertelement <8 x i32> poison, i32 %bs.4.1, i64 0
   %bv.4.1 = shufflevector <8 x i32> %bi.4.1, <8 x i32> poison, <8 x i32> zeroinitializer
@@ -180,7 +191,7 @@ step:
 %y.4.1.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.4.1, <16 x i16> %w.4.0)
   %y.4.1.0 = add <8 x i32> %x.4.1.0, %y.4.1.0.p
   store <8 x i32> %y.4.1.0, ptr %acc.1.0, align 64
-  %bp.4.2 = getelementptr inbounds i16, ptr %ib, i64 72
+  %bp.4.2 = getelementptr inbounds i16, ptr %sb, i64 72
   %bs.4.2 = load i32, ptr %bp.4.2, align 4
   %bi.4.2 = insertelement <8 x i32> poison, i32 %bs.4.2, i64 0
   %bv.4.2 = shufflevector <8 x i32> %bi.4.2, <8 x i32> poison, <8 x i32> zeroinitializer
@@ -189,9 +200,9 @@ step:
 %y.4.2.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.4.2, <16 x i16> %w.4.0)
   %y.4.2.0 = add <8 x i32> %x.4.2.0, %y.4.2.0.p
   store <8 x i32> %y.4.2.0, ptr %acc.2.0, align 64
-  %wp.5.0 = getelementptr inbounds i16, ptr %wb, i64 80
+  %wp.5.0 = getelementptr inbounds i16, ptr %vb, i64 80
   %w.5.0 = load <16 x i16>, ptr %wp.5.0, align 4
-  %bp.5.0 = getelementptr inbounds i16, ptr %ib, i64 10
+  %bp.5.0 = getelementptr inbounds i16, ptr %sb, i64 10
   %bs.5.0 = load i32, ptr %bp.5.0, align 4
   %bi.5.0 = insertelement <8 x i32> poison, i32 %bs.5.0, i64 0
   %bv.5.0 = shufflevector <8 x i32> %bi.5.0, <8 x i32> poison, <8 x i32> zeroinitializer
@@ -200,7 +211,7 @@ step:
 %y.5.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.5.0, <16 x i16> %w.5.0)
   %y.5.0.0 = add <8 x i32> %x.5.0.0, %y.5.0.0.p
   store <8 x i32> %y.5.0.0, ptr %acc.0.0, align 64
-  %bp.5.1 = getelementptr inbounds i16, ptr %ib, i64 42
+  %bp.5.1 = getelementptr inbounds i16, ptr %sb, i64 42
   %bs.5.1 = load i32, ptr %bp.5.1, align 4
   %bi.5.1 = insertelement <8 x i32> poison, i32 %bs.5.1, i64 0
   %bv.5.1 = shufflevector <8 x i32> %bi.5.1, <8 x i32> poison, <8 x i32> zeroinitializer
@@ -209,7 +220,7 @@ step:
 %y.5.1.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.5.1, <16 x i16> %w.5.0)
   %y.5.1.0 = add <8 x i32> %x.5.1.0, %y.5.1.0.p
   store <8 x i32> %y.5.1.0, ptr %acc.1.0, align 64
-  %bp.5.2 = getelementptr inbounds i16, ptr %ib, i64 74
+  %bp.5.2 = getelementptr inbounds i16, ptr %sb, i64 74
   %bs.5.2 = load i32, ptr %bp.5.2, align 4
   %bi.5.2 = insertelement <8 x i32> poison, i32 %bs.5.2, i64 0
   %bv.5.2 = shufflevector <8 x i32> %bi.5.2, <8 x i32> poison, <8 x i32> zeroinitializer
@@ -218,9 +229,9 @@ step:
 %y.5.2.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.5.2, <16 x i16> %w.5.0)
   %y.5.2.0 = add <8 x i32> %x.5.2.0, %y.5.2.0.p
   store <8 x i32> %y.5.2.0, ptr %acc.2.0, align 64
-  %wp.6.0 = getelementptr inbounds i16, ptr %wb, i64 96
+  %wp.6.0 = getelementptr inbounds i16, ptr %vb, i64 96
   %w.6.0 = load <16 x i16>, ptr %wp.6.0, align 4
-  %bp.6.0 = getelementptr inbounds i16, ptr %ib, i64 12
+  %bp.6.0 = getelementptr inbounds i16, ptr %sb, i64 12
   %bs.6.0 = load i32, ptr %bp.6.0, align 4
   %bi.6.0 = insertelement <8 x i32> poison, i32 %bs.6.0, i64 0
   %bv.6.0 = shufflevector <8 x i32> %bi.6.0, <8 x i32> poison, <8 x i32> zeroinitializer
@@ -229,7 +240,7 @@ step:
 %y.6.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.6.0, <16 x i16> %w.6.0)
   %y.6.0.0 = add <8 x i32> %x.6.0.0, %y.6.0.0.p
   store <8 x i32> %y.6.0.0, ptr %acc.0.0, align 64
-  %bp.6.1 = getelementptr inbounds i16, ptr %ib, i64 44
+  %bp.6.1 = getelementptr inbounds i16, ptr %sb, i64 44
   %bs.6.1 = load i32, ptr %bp.6.1, align 4
   %bi.6.1 = insertelement <8 x i32> poison, i32 %bs.6.1, i64 0
   %bv.6.1 = shufflevector <8 x i32> %bi.6.1, <8 x i32> poison, <8 x i32> zeroinitializer
@@ -238,7 +249,7 @@ step:
 %y.6.1.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.6.1, <16 x i16> %w.6.0)
   %y.6.1.0 = add <8 x i32> %x.6.1.0, %y.6.1.0.p
   store <8 x i32> %y.6.1.0, ptr %acc.1.0, align 64
-  %bp.6.2 = getelementptr inbounds i16, ptr %ib, i64 76
+  %bp.6.2 = getelementptr inbounds i16, ptr %sb, i64 76
   %bs.6.2 = load i32, ptr %bp.6.2, align 4
   %bi.6.2 = insertelement <8 x i32> poison, i32 %bs.6.2, i64 0
   %bv.6.2 = shufflevector <8 x i32> %bi.6.2, <8 x i32> poison, <8 x i32> zeroinitializer
@@ -247,9 +258,9 @@ step:
 %y.6.2.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.6.2, <16 x i16> %w.6.0)
   %y.6.2.0 = add <8 x i32> %x.6.2.0, %y.6.2.0.p
   store <8 x i32> %y.6.2.0, ptr %acc.2.0, align 64
-  %wp.7.0 = getelementptr inbounds i16, ptr %wb, i64 112
+  %wp.7.0 = getelementptr inbounds i16, ptr %vb, i64 112
   %w.7.0 = load <16 x i16>, ptr %wp.7.0, align 4
-  %bp.7.0 = getelementptr inbounds i16, ptr %ib, i64 14
+  %bp.7.0 = getelementptr inbounds i16, ptr %sb, i64 14
   %bs.7.0 = load i32, ptr %bp.7.0, align 4
   %bi.7.0 = insertelement <8 x i32> poison, i32 %bs.7.0, i64 0
   %bv.7.0 = shufflevector <8 x i32> %bi.7.0, <8 x i32> poison, <8 x i32> zeroinitializer
@@ -258,7 +269,7 @@ step:
 %y.7.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.7.0, <16 x i16> %w.7.0)
   %y.7.0.0 = add <8 x i32> %x.7.0.0, %y.7.0.0.p
   store <8 x i32> %y.7.0.0, ptr %acc.0.0, align 64
-  %bp.7.1 = getelementptr inbounds i16, ptr %ib, i64 46
+  %bp.7.1 = getelementptr inbounds i16, ptr %sb, i64 46
   %bs.7.1 = load i32, ptr %bp.7.1, align 4
   %bi.7.1 = insertelement <8 x i32> poison, i32 %bs.7.1, i64 0
   %bv.7.1 = shufflevector <8 x i32> %bi.7.1, <8 x i32> poison, <8 x i32> zeroinitializer
@@ -267,7 +278,7 @@ step:
 %y.7.1.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.7.1, <16 x i16> %w.7.0)
   %y.7.1.0 = add <8 x i32> %x.7.1.0, %y.7.1.0.p
   store <8 x i32> %y.7.1.0, ptr %acc.1.0, align 64
-  %bp.7.2 = getelementptr inbounds i16, ptr %ib, i64 78
+  %bp.7.2 = getelementptr inbounds i16, ptr %sb, i64 78
   %bs.7.2 = load i32, ptr %bp.7.2, align 4
   %bi.7.2 = insertelement <8 x i32> poison, i32 %bs.7.2, i64 0
   %bv.7.2 = shufflevector <8 x i32> %bi.7.2, <8 x i32> poison, <8 x i32> zeroinitializer
@@ -281,35 +292,33 @@ step:
   br i1 %t.more, label %step, label %flush
 
 flush:
-  ; INT32 -> FP32: out = fma(float(acc), scale, first chunk ? 0 : out)
-  %first = icmp eq i64 %c, 0
+  ; INT32 -> FP32: dst = fma(float(acc), scale, first chunk ? 0 : dst)
   %fa.0.0 = load <8 x i32>, ptr %acc.0.0, align 64
   %ff.0.0 = sitofp <8 x i32> %fa.0.0 to <8 x float>
-  %op.0.0 = getelementptr inbounds float, ptr %out, i64 0
+  %op.0.0 = getelementptr inbounds float, ptr %dst, i64 0
   %old.0.0 = load <8 x float>, ptr %op.0.0, align 4
-  %base.0.0 = select i1 %first, <8 x float> zeroinitializer, <8 x float> %old.0.0
+  %base.0.0 = select i1 %first.chunk, <8 x float> zeroinitializer, <8 x float> %old.0.0
   %new.0.0 = call <8 x float> @llvm.fma.v8f32(<8 x float> %ff.0.0, <8 x float> %scale, <8 x float> %base.0.0)
   store <8 x float> %new.0.0, ptr %op.0.0, align 4
   %fa.1.0 = load <8 x i32>, ptr %acc.1.0, align 64
   %ff.1.0 = sitofp <8 x i32> %fa.1.0 to <8 x float>
-  %op.1.0 = getelementptr inbounds float, ptr %out, i64 8
+  %op.1.0 = getelementptr inbounds float, ptr %dst, i64 8
   %old.1.0 = load <8 x float>, ptr %op.1.0, align 4
-  %base.1.0 = select i1 %first, <8 x float> zeroinitializer, <8 x float> %old.1.0
+  %base.1.0 = select i1 %first.chunk, <8 x float> zeroinitializer, <8 x float> %old.1.0
   %new.1.0 = call <8 x float> @llvm.fma.v8f32(<8 x float> %ff.1.0, <8 x float> %scale, <8 x float> %base.1.0)
   store <8 x float> %new.1.0, ptr %op.1.0, align 4
   %fa.2.0 = load <8 x i32>, ptr %acc.2.0, align 64
   %ff.2.0 = sitofp <8 x i32> %fa.2.0 to <8 x float>
-  %op.2.0 = getelementptr inbounds float, ptr %out, i64 16
+  %op.2.0 = getelementptr inbounds float, ptr %dst, i64 16
   %old.2.0 = load <8 x float>, ptr %op.2.0, align 4
-  %base.2.0 = select i1 %first, <8 x float> zeroinitializer, <8 x float> %old.2.0
+  %base.2.0 = select i1 %first.chunk, <8 x float> zeroinitializer, <8 x float> %old.2.0
   %new.2.0 = call <8 x float> @llvm.fma.v8f32(<8 x float> %ff.2.0, <8 x float> %scale, <8 x float> %base.2.0)
   store <8 x float> %new.2.0, ptr %op.2.0, align 4
-  %c.next = add nuw i64 %c, 1
-  %c.more = icmp ult i64 %c.next, 1
+  %c.more = icmp ult i64 %t1, %end
   br i1 %c.more, label %chunk, label %epilogue
 
 epilogue:
-  ; fused max|y| for the next quantization's exponent
+  ; fused max|dst| for the next quantization's exponent
   %m.in = load <8 x float>, ptr %mx, align 64
   %yo.0.0 = load <8 x float>, ptr %op.0.0, align 4
   %ya.0.0 = call <8 x float> @llvm.fabs.v8f32(<8 x float> %yo.0.0)
@@ -323,34 +332,37 @@ epilogue:
   store <8 x float> %m.2.0, ptr %mx, align 64
   ret void
 }
-; register block 1x1 pixels x 1 vectors = 1 accumulators
-define internal void @tile_h1_w1_v1(ptr noalias %in, ptr noalias %wt, ptr noalias %out, <8 x float> %scale, ptr noalias %mx) alwaysinline nounwind {
+; register block 1x1 x 1 vectors = 1 accumulators.
+; Reduces steps [first, first+count) of the step tables, flushing every 9 steps;
+; a call with no steps still writes zeros.
+define internal void @tile_h1_w1_v1(ptr noalias %src, ptr noalias %vec, ptr noalias %dst, i64 %first, i64 %count, <8 x float> %scale, ptr noalias %mx) alwaysinline nounwind {
 entry:
   %acc.0.0 = alloca <8 x i32>, align 64
+  %end = add i64 %first, %count
   br label %chunk
 
 chunk:
-  %c = phi i64 [ 0, %entry ], [ %c.next, %flush ]
-  %t0 = mul i64 %c, 9
+  %t0 = phi i64 [ %first, %entry ], [ %t1, %flush ]
+  %first.chunk = phi i1 [ true, %entry ], [ false, %flush ]
   %t1.raw = add i64 %t0, 9
-  %t1.in = icmp ult i64 %t1.raw, 9
-  %t1 = select i1 %t1.in, i64 %t1.raw, i64 9
+  %t1 = call i64 @llvm.umin.i64(i64 %t1.raw, i64 %end)
   store <8 x i32> zeroinitializer, ptr %acc.0.0, align 64
-  br label %step
+  %any = icmp ult i64 %t0, %t1
+  br i1 %any, label %step, label %flush
 
 step:
   %t = phi i64 [ %t0, %chunk ], [ %t.next, %step ]
-  %ioff.p = getelementptr inbounds [9 x i32], ptr @in_steps, i64 0, i64 %t
-  %ioff.32 = load i32, ptr %ioff.p, align 4
-  %ioff = sext i32 %ioff.32 to i64
-  %woff.p = getelementptr inbounds [9 x i32], ptr @w_steps, i64 0, i64 %t
-  %woff.32 = load i32, ptr %woff.p, align 4
-  %woff = sext i32 %woff.32 to i64
-  %ib = getelementptr inbounds i16, ptr %in, i64 %ioff
-  %wb = getelementptr inbounds i16, ptr %wt, i64 %woff
-  %wp.0.0 = getelementptr inbounds i16, ptr %wb, i64 0
+  %soff.p = getelementptr inbounds [9 x i32], ptr @src_steps, i64 0, i64 %t
+  %soff.32 = load i32, ptr %soff.p, align 4
+  %soff = sext i32 %soff.32 to i64
+  %voff.p = getelementptr inbounds [9 x i32], ptr @vec_steps, i64 0, i64 %t
+  %voff.32 = load i32, ptr %voff.p, align 4
+  %voff = sext i32 %voff.32 to i64
+  %sb = getelementptr inbounds i16, ptr %src, i64 %soff
+  %vb = getelementptr inbounds i16, ptr %vec, i64 %voff
+  %wp.0.0 = getelementptr inbounds i16, ptr %vb, i64 0
   %w.0.0 = load <16 x i16>, ptr %wp.0.0, align 4
-  %bp.0.0 = getelementptr inbounds i16, ptr %ib, i64 0
+  %bp.0.0 = getelementptr inbounds i16, ptr %sb, i64 0
   %bs.0.0 = load i32, ptr %bp.0.0, align 4
   %bi.0.0 = insertelement <8 x i32> poison, i32 %bs.0.0, i64 0
   %bv.0.0 = shufflevector <8 x i32> %bi.0.0, <8 x i32> poison, <8 x i32> zeroinitializer
@@ -359,9 +371,9 @@ step:
 %y.0.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.0.0, <16 x i16> %w.0.0)
   %y.0.0.0 = add <8 x i32> %x.0.0.0, %y.0.0.0.p
   store <8 x i32> %y.0.0.0, ptr %acc.0.0, align 64
-  %wp.1.0 = getelementptr inbounds i16, ptr %wb, i64 16
+  %wp.1.0 = getelementptr inbounds i16, ptr %vb, i64 16
   %w.1.0 = load <16 x i16>, ptr %wp.1.0, align 4
-  %bp.1.0 = getelementptr inbounds i16, ptr %ib, i64 2
+  %bp.1.0 = getelementptr inbounds i16, ptr %sb, i64 2
   %bs.1.0 = load i32, ptr %bp.1.0, align 4
   %bi.1.0 = insertelement <8 x i32> poison, i32 %bs.1.0, i64 0
   %bv.1.0 = shufflevector <8 x i32> %bi.1.0, <8 x i32> poison, <8 x i32> zeroinitializer
@@ -370,9 +382,9 @@ step:
 %y.1.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.1.0, <16 x i16> %w.1.0)
   %y.1.0.0 = add <8 x i32> %x.1.0.0, %y.1.0.0.p
   store <8 x i32> %y.1.0.0, ptr %acc.0.0, align 64
-  %wp.2.0 = getelementptr inbounds i16, ptr %wb, i64 32
+  %wp.2.0 = getelementptr inbounds i16, ptr %vb, i64 32
   %w.2.0 = load <16 x i16>, ptr %wp.2.0, align 4
-  %bp.2.0 = getelementptr inbounds i16, ptr %ib, i64 4
+  %bp.2.0 = getelementptr inbounds i16, ptr %sb, i64 4
   %bs.2.0 = load i32, ptr %bp.2.0, align 4
   %bi.2.0 = insertelement <8 x i32> poison, i32 %bs.2.0, i64 0
   %bv.2.0 = shufflevector <8 x i32> %bi.2.0, <8 x i32> poison, <8 x i32> zeroinitializer
@@ -381,9 +393,9 @@ step:
 %y.2.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.2.0, <16 x i16> %w.2.0)
   %y.2.0.0 = add <8 x i32> %x.2.0.0, %y.2.0.0.p
   store <8 x i32> %y.2.0.0, ptr %acc.0.0, align 64
-  %wp.3.0 = getelementptr inbounds i16, ptr %wb, i64 48
+  %wp.3.0 = getelementptr inbounds i16, ptr %vb, i64 48
   %w.3.0 = load <16 x i16>, ptr %wp.3.0, align 4
-  %bp.3.0 = getelementptr inbounds i16, ptr %ib, i64 6
+  %bp.3.0 = getelementptr inbounds i16, ptr %sb, i64 6
   %bs.3.0 = load i32, ptr %bp.3.0, align 4
   %bi.3.0 = insertelement <8 x i32> poison, i32 %bs.3.0, i64 0
   %bv.3.0 = shufflevector <8 x i32> %bi.3.0, <8 x i32> poison, <8 x i32> zeroinitializer
@@ -392,9 +404,9 @@ step:
 %y.3.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.3.0, <16 x i16> %w.3.0)
   %y.3.0.0 = add <8 x i32> %x.3.0.0, %y.3.0.0.p
   store <8 x i32> %y.3.0.0, ptr %acc.0.0, align 64
-  %wp.4.0 = getelementptr inbounds i16, ptr %wb, i64 64
+  %wp.4.0 = getelementptr inbounds i16, ptr %vb, i64 64
   %w.4.0 = load <16 x i16>, ptr %wp.4.0, align 4
-  %bp.4.0 = getelementptr inbounds i16, ptr %ib, i64 8
+  %bp.4.0 = getelementptr inbounds i16, ptr %sb, i64 8
   %bs.4.0 = load i32, ptr %bp.4.0, align 4
   %bi.4.0 = insertelement <8 x i32> poison, i32 %bs.4.0, i64 0
   %bv.4.0 = shufflevector <8 x i32> %bi.4.0, <8 x i32> poison, <8 x i32> zeroinitializer
@@ -403,9 +415,9 @@ step:
 %y.4.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.4.0, <16 x i16> %w.4.0)
   %y.4.0.0 = add <8 x i32> %x.4.0.0, %y.4.0.0.p
   store <8 x i32> %y.4.0.0, ptr %acc.0.0, align 64
-  %wp.5.0 = getelementptr inbounds i16, ptr %wb, i64 80
+  %wp.5.0 = getelementptr inbounds i16, ptr %vb, i64 80
   %w.5.0 = load <16 x i16>, ptr %wp.5.0, align 4
-  %bp.5.0 = getelementptr inbounds i16, ptr %ib, i64 10
+  %bp.5.0 = getelementptr inbounds i16, ptr %sb, i64 10
   %bs.5.0 = load i32, ptr %bp.5.0, align 4
   %bi.5.0 = insertelement <8 x i32> poison, i32 %bs.5.0, i64 0
   %bv.5.0 = shufflevector <8 x i32> %bi.5.0, <8 x i32> poison, <8 x i32> zeroinitializer
@@ -414,9 +426,9 @@ step:
 %y.5.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.5.0, <16 x i16> %w.5.0)
   %y.5.0.0 = add <8 x i32> %x.5.0.0, %y.5.0.0.p
   store <8 x i32> %y.5.0.0, ptr %acc.0.0, align 64
-  %wp.6.0 = getelementptr inbounds i16, ptr %wb, i64 96
+  %wp.6.0 = getelementptr inbounds i16, ptr %vb, i64 96
   %w.6.0 = load <16 x i16>, ptr %wp.6.0, align 4
-  %bp.6.0 = getelementptr inbounds i16, ptr %ib, i64 12
+  %bp.6.0 = getelementptr inbounds i16, ptr %sb, i64 12
   %bs.6.0 = load i32, ptr %bp.6.0, align 4
   %bi.6.0 = insertelement <8 x i32> poison, i32 %bs.6.0, i64 0
   %bv.6.0 = shufflevector <8 x i32> %bi.6.0, <8 x i32> poison, <8 x i32> zeroinitializer
@@ -425,9 +437,9 @@ step:
 %y.6.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.6.0, <16 x i16> %w.6.0)
   %y.6.0.0 = add <8 x i32> %x.6.0.0, %y.6.0.0.p
   store <8 x i32> %y.6.0.0, ptr %acc.0.0, align 64
-  %wp.7.0 = getelementptr inbounds i16, ptr %wb, i64 112
+  %wp.7.0 = getelementptr inbounds i16, ptr %vb, i64 112
   %w.7.0 = load <16 x i16>, ptr %wp.7.0, align 4
-  %bp.7.0 = getelementptr inbounds i16, ptr %ib, i64 14
+  %bp.7.0 = getelementptr inbounds i16, ptr %sb, i64 14
   %bs.7.0 = load i32, ptr %bp.7.0, align 4
   %bi.7.0 = insertelement <8 x i32> poison, i32 %bs.7.0, i64 0
   %bv.7.0 = shufflevector <8 x i32> %bi.7.0, <8 x i32> poison, <8 x i32> zeroinitializer
@@ -441,21 +453,19 @@ step:
   br i1 %t.more, label %step, label %flush
 
 flush:
-  ; INT32 -> FP32: out = fma(float(acc), scale, first chunk ? 0 : out)
-  %first = icmp eq i64 %c, 0
+  ; INT32 -> FP32: dst = fma(float(acc), scale, first chunk ? 0 : dst)
   %fa.0.0 = load <8 x i32>, ptr %acc.0.0, align 64
   %ff.0.0 = sitofp <8 x i32> %fa.0.0 to <8 x float>
-  %op.0.0 = getelementptr inbounds float, ptr %out, i64 0
+  %op.0.0 = getelementptr inbounds float, ptr %dst, i64 0
   %old.0.0 = load <8 x float>, ptr %op.0.0, align 4
-  %base.0.0 = select i1 %first, <8 x float> zeroinitializer, <8 x float> %old.0.0
+  %base.0.0 = select i1 %first.chunk, <8 x float> zeroinitializer, <8 x float> %old.0.0
   %new.0.0 = call <8 x float> @llvm.fma.v8f32(<8 x float> %ff.0.0, <8 x float> %scale, <8 x float> %base.0.0)
   store <8 x float> %new.0.0, ptr %op.0.0, align 4
-  %c.next = add nuw i64 %c, 1
-  %c.more = icmp ult i64 %c.next, 1
+  %c.more = icmp ult i64 %t1, %end
   br i1 %c.more, label %chunk, label %epilogue
 
 epilogue:
-  ; fused max|y| for the next quantization's exponent
+  ; fused max|dst| for the next quantization's exponent
   %m.in = load <8 x float>, ptr %mx, align 64
   %yo.0.0 = load <8 x float>, ptr %op.0.0, align 4
   %ya.0.0 = call <8 x float> @llvm.fabs.v8f32(<8 x float> %yo.0.0)
@@ -464,8 +474,9 @@ epilogue:
   ret void
 }
 
-; Runs work items [begin, end): item = (image, channel group, row block) in order nk.
-define void @dfpgen_fprop(ptr noalias %in, ptr noalias %wt, ptr noalias %out, float %scale, ptr noalias %maxabs, i64 %begin, i64 %end) nounwind {
+
+; Runs work items [begin, end): 1 batch entries x 4 items, the batch outer.
+define void @dfpgen_fprop(ptr noalias %src, ptr noalias %vec, ptr noalias %dst, float %scale, ptr noalias %maxabs, i64 %begin, i64 %end) nounwind {
 entry:
   %mx = alloca <8 x float>, align 64
   store <8 x float> zeroinitializer, ptr %mx, align 64
@@ -477,57 +488,56 @@ entry:
 item:
   %it = phi i64 [ %begin, %entry ], [ %it.next, %item.end ]
   %n = udiv i64 %it, 4
-  %rest = urem i64 %it, 4
-  %kg = udiv i64 %rest, 4
-  %rb = urem i64 %rest, 4
-  %in.n = mul i64 %n, 1296
-  %in.r = mul i64 %rb, 288
-  %in.off = add i64 %in.n, %in.r
-  %in.row = getelementptr inbounds i16, ptr %in, i64 %in.off
-  %w.off = mul i64 %kg, 1152
-  %wt.grp = getelementptr inbounds i16, ptr %wt, i64 %w.off
-  %out.n = mul i64 %n, 128
-  %out.k = mul i64 %kg, 128
-  %out.r = mul i64 %rb, 32
-  %out.nk = add i64 %out.n, %out.k
-  %out.off = add i64 %out.nk, %out.r
-  %out.row = getelementptr inbounds float, ptr %out, i64 %out.off
-  %row.tail = icmp eq i64 %rb, 3
-  %grp.tail = icmp eq i64 %kg, 0
-  %code.r = select i1 %row.tail, i32 0, i32 0
-  %code.g = select i1 %grp.tail, i32 0, i32 0
-  %code = or i32 %code.r, %code.g
-  switch i32 %code, label %c0.pre [ ]
+  %j = urem i64 %it, 4
+  %src.n.off = mul i64 %n, 1296
+  %src.n = getelementptr inbounds i16, ptr %src, i64 %src.n.off
+  %dst.n.off = mul i64 %n, 128
+  %dst.n = getelementptr inbounds float, ptr %dst, i64 %dst.n.off
+  %cb.p = getelementptr inbounds [5 x i32], ptr @item_starts, i64 0, i64 %j
+  %cb.32 = load i32, ptr %cb.p, align 4
+  %cb = sext i32 %cb.32 to i64
+  %j1 = add nuw i64 %j, 1
+  %ce.p = getelementptr inbounds [5 x i32], ptr @item_starts, i64 0, i64 %j1
+  %ce.32 = load i32, ptr %ce.p, align 4
+  %ce = sext i32 %ce.32 to i64
+  %has = icmp ult i64 %cb, %ce
+  br i1 %has, label %call, label %item.end
 
-c0.pre:
-  br label %c0s0.head
-c0s0.head:
-  %c0s0.q = phi i64 [ 0, %c0.pre ], [ %c0s0.q.next, %c0s0.head ]
-  %c0s0.qi0 = mul i64 %c0s0.q, 96
-  %c0s0.qi = add i64 %c0s0.qi0, 0
-  %c0s0.qo0 = mul i64 %c0s0.q, 24
-  %c0s0.qo = add i64 %c0s0.qo0, 0
-  %c0s0.ip = getelementptr inbounds i16, ptr %in.row, i64 %c0s0.qi
-  %c0s0.op = getelementptr inbounds float, ptr %out.row, i64 %c0s0.qo
-  call void @tile_h1_w3_v1(ptr %c0s0.ip, ptr %wt.grp, ptr %c0s0.op, <8 x float> %scale.v, ptr %mx)
-  %c0s0.q.next = add nuw i64 %c0s0.q, 1
-  %c0s0.q.more = icmp ult i64 %c0s0.q.next, 1
-  br i1 %c0s0.q.more, label %c0s0.head, label %c0s0.post
-c0s0.post:  br label %c0s1.head
-c0s1.head:
-  %c0s1.q = phi i64 [ 0, %c0s0.post ], [ %c0s1.q.next, %c0s1.head ]
-  %c0s1.qi0 = mul i64 %c0s1.q, 32
-  %c0s1.qi = add i64 %c0s1.qi0, 96
-  %c0s1.qo0 = mul i64 %c0s1.q, 8
-  %c0s1.qo = add i64 %c0s1.qo0, 24
-  %c0s1.ip = getelementptr inbounds i16, ptr %in.row, i64 %c0s1.qi
-  %c0s1.op = getelementptr inbounds float, ptr %out.row, i64 %c0s1.qo
-  call void @tile_h1_w1_v1(ptr %c0s1.ip, ptr %wt.grp, ptr %c0s1.op, <8 x float> %scale.v, ptr %mx)
-  %c0s1.q.next = add nuw i64 %c0s1.q, 1
-  %c0s1.q.more = icmp ult i64 %c0s1.q.next, 1
-  br i1 %c0s1.q.more, label %c0s1.head, label %c0s1.post
-c0s1.post:
-  br label %item.end
+call:
+  %c = phi i64 [ %cb, %item ], [ %c.next, %call.end ]
+%call_tile.p = getelementptr inbounds [8 x i32], ptr @call_tile, i64 0, i64 %c
+  %call_tile.32 = load i32, ptr %call_tile.p, align 4
+  %call_tile.v = sext i32 %call_tile.32 to i64
+%call_src.p = getelementptr inbounds [8 x i32], ptr @call_src, i64 0, i64 %c
+  %call_src.32 = load i32, ptr %call_src.p, align 4
+  %call_src.v = sext i32 %call_src.32 to i64
+%call_vec.p = getelementptr inbounds [8 x i32], ptr @call_vec, i64 0, i64 %c
+  %call_vec.32 = load i32, ptr %call_vec.p, align 4
+  %call_vec.v = sext i32 %call_vec.32 to i64
+%call_dst.p = getelementptr inbounds [8 x i32], ptr @call_dst, i64 0, i64 %c
+  %call_dst.32 = load i32, ptr %call_dst.p, align 4
+  %call_dst.v = sext i32 %call_dst.32 to i64
+%call_step_begin.p = getelementptr inbounds [8 x i32], ptr @call_step_begin, i64 0, i64 %c
+  %call_step_begin.32 = load i32, ptr %call_step_begin.p, align 4
+  %call_step_begin.v = sext i32 %call_step_begin.32 to i64
+%call_step_count.p = getelementptr inbounds [8 x i32], ptr @call_step_count, i64 0, i64 %c
+  %call_step_count.32 = load i32, ptr %call_step_count.p, align 4
+  %call_step_count.v = sext i32 %call_step_count.32 to i64
+  %src.c = getelementptr inbounds i16, ptr %src.n, i64 %call_src.v
+  %vec.c = getelementptr inbounds i16, ptr %vec, i64 %call_vec.v
+  %dst.c = getelementptr inbounds float, ptr %dst.n, i64 %call_dst.v
+  switch i32 %call_tile.32, label %call.end [ i32 0, label %run.0 i32 1, label %run.1 ]
+run.0:
+  call void @tile_h1_w3_v1(ptr %src.c, ptr %vec.c, ptr %dst.c, i64 %call_step_begin.v, i64 %call_step_count.v, <8 x float> %scale.v, ptr %mx)
+  br label %call.end
+run.1:
+  call void @tile_h1_w1_v1(ptr %src.c, ptr %vec.c, ptr %dst.c, i64 %call_step_begin.v, i64 %call_step_count.v, <8 x float> %scale.v, ptr %mx)
+  br label %call.end
+
+call.end:
+  %c.next = add nuw i64 %c, 1
+  %c.more = icmp ult i64 %c.next, %ce
+  br i1 %c.more, label %call, label %item.end
 
 item.end:
   %it.next = add nsw i64 %it, 1

@@ -2,19 +2,29 @@
 ; layer pw: N=1 C=8 K=16 4x4 -> 4x4 kernel 1x1 stride 1 pad 0
 ; pass fprop, isa fp32_avx2 (vfmadd231ps, 8 lanes), cpu znver3
 ; blocking kv2 w4 h1 cpb8 u8 nk
-; register block 1x4 pixels x 2 vectors: 11 of 16 vector registers
-; layouts: input [1, 1, 4, 4, 8] weights [2, 1, 1, 1, 8, 8, 1] output [1, 2, 4, 4, 8]
-; reduction: 1 steps of 8 channel elements
-; work items: 4 = N 1 x groups 1 x row blocks 4, order nk
-@in_steps = private unnamed_addr constant [1 x i32] [i32 0]
-@w_steps = private unnamed_addr constant [1 x i32] [i32 0]
+; register block 1x4 x 2 vectors: 11 of 16 vector registers
+; layouts: src [1, 1, 4, 4, 8] vec [2, 1, 1, 1, 8, 8, 1] dst [1, 2, 4, 4, 8]
+; reduction: step tables of 1 steps, 8 elements a step
+; work: 4 items (1 x 4), 4 tile calls per batch entry, order nk
+@src_steps = private unnamed_addr constant [1 x i32] [i32 0]
+@vec_steps = private unnamed_addr constant [1 x i32] [i32 0]
+@call_tile = private unnamed_addr constant [4 x i32] [i32 0, i32 0, i32 0, i32 0]
+@call_src = private unnamed_addr constant [4 x i32] [i32 0, i32 32, i32 64, i32 96]
+@call_vec = private unnamed_addr constant [4 x i32] [i32 0, i32 0, i32 0, i32 0]
+@call_dst = private unnamed_addr constant [4 x i32] [i32 0, i32 32, i32 64, i32 96]
+@call_step_begin = private unnamed_addr constant [4 x i32] [i32 0, i32 0, i32 0, i32 0]
+@call_step_count = private unnamed_addr constant [4 x i32] [i32 1, i32 1, i32 1, i32 1]
+@item_starts = private unnamed_addr constant [5 x i32] [i32 0, i32 1, i32 2, i32 3, i32 4]
 
 declare <8 x float> @llvm.fma.v8f32(<8 x float>, <8 x float>, <8 x float>)
 declare <8 x float> @llvm.fabs.v8f32(<8 x float>)
 declare <8 x float> @llvm.maxnum.v8f32(<8 x float>, <8 x float>)
 declare float @llvm.vector.reduce.fmax.v8f32(<8 x float>)
-; register block 1x4 pixels x 2 vectors = 8 accumulators
-define internal void @tile_h1_w4_v2(ptr noalias %in, ptr noalias %wt, ptr noalias %out, <8 x float> %scale, ptr noalias %mx) alwaysinline nounwind {
+declare i64 @llvm.umin.i64(i64, i64)
+; register block 1x4 x 2 vectors = 8 accumulators.
+; Reduces steps [first, first+count) of the step tables, flushing every 1 steps;
+; a call with no steps still writes zeros.
+define internal void @tile_h1_w4_v2(ptr noalias %src, ptr noalias %vec, ptr noalias %dst, i64 %first, i64 %count, <8 x float> %scale, ptr noalias %mx) alwaysinline nounwind {
 entry:
   %acc.0.0 = alloca <8 x float>, align 64
   %acc.0.1 = alloca <8 x float>, align 64
@@ -24,14 +34,14 @@ entry:
   %acc.2.1 = alloca <8 x float>, align 64
   %acc.3.0 = alloca <8 x float>, align 64
   %acc.3.1 = alloca <8 x float>, align 64
+  %end = add i64 %first, %count
   br label %chunk
 
 chunk:
-  %c = phi i64 [ 0, %entry ], [ %c.next, %flush ]
-  %t0 = mul i64 %c, 1
+  %t0 = phi i64 [ %first, %entry ], [ %t1, %flush ]
+  %first.chunk = phi i1 [ true, %entry ], [ false, %flush ]
   %t1.raw = add i64 %t0, 1
-  %t1.in = icmp ult i64 %t1.raw, 1
-  %t1 = select i1 %t1.in, i64 %t1.raw, i64 1
+  %t1 = call i64 @llvm.umin.i64(i64 %t1.raw, i64 %end)
   store <8 x float> zeroinitializer, ptr %acc.0.0, align 64
   store <8 x float> zeroinitializer, ptr %acc.0.1, align 64
   store <8 x float> zeroinitializer, ptr %acc.1.0, align 64
@@ -40,23 +50,24 @@ chunk:
   store <8 x float> zeroinitializer, ptr %acc.2.1, align 64
   store <8 x float> zeroinitializer, ptr %acc.3.0, align 64
   store <8 x float> zeroinitializer, ptr %acc.3.1, align 64
-  br label %step
+  %any = icmp ult i64 %t0, %t1
+  br i1 %any, label %step, label %flush
 
 step:
   %t = phi i64 [ %t0, %chunk ], [ %t.next, %step ]
-  %ioff.p = getelementptr inbounds [1 x i32], ptr @in_steps, i64 0, i64 %t
-  %ioff.32 = load i32, ptr %ioff.p, align 4
-  %ioff = sext i32 %ioff.32 to i64
-  %woff.p = getelementptr inbounds [1 x i32], ptr @w_steps, i64 0, i64 %t
-  %woff.32 = load i32, ptr %woff.p, align 4
-  %woff = sext i32 %woff.32 to i64
-  %ib = getelementptr inbounds float, ptr %in, i64 %ioff
-  %wb = getelementptr inbounds float, ptr %wt, i64 %woff
-  %wp.0.0 = getelementptr inbounds float, ptr %wb, i64 0
+  %soff.p = getelementptr inbounds [1 x i32], ptr @src_steps, i64 0, i64 %t
+  %soff.32 = load i32, ptr %soff.p, align 4
+  %soff = sext i32 %soff.32 to i64
+  %voff.p = getelementptr inbounds [1 x i32], ptr @vec_steps, i64 0, i64 %t
+  %voff.32 = load i32, ptr %voff.p, align 4
+  %voff = sext i32 %voff.32 to i64
+  %sb = getelementptr inbounds float, ptr %src, i64 %soff
+  %vb = getelementptr inbounds float, ptr %vec, i64 %voff
+  %wp.0.0 = getelementptr inbounds float, ptr %vb, i64 0
   %w.0.0 = load <8 x float>, ptr %wp.0.0, align 4
-  %wp.0.1 = getelementptr inbounds float, ptr %wb, i64 64
+  %wp.0.1 = getelementptr inbounds float, ptr %vb, i64 64
   %w.0.1 = load <8 x float>, ptr %wp.0.1, align 4
-  %bp.0.0 = getelementptr inbounds float, ptr %ib, i64 0
+  %bp.0.0 = getelementptr inbounds float, ptr %sb, i64 0
   %bs.0.0 = load float, ptr %bp.0.0, align 4
   %bi.0.0 = insertelement <8 x float> poison, float %bs.0.0, i64 0
   %bv.0.0 = shufflevector <8 x float> %bi.0.0, <8 x float> poison, <8 x i32> zeroinitializer
@@ -66,7 +77,7 @@ step:
   %x.0.0.1 = load <8 x float>, ptr %acc.0.1, align 64
 %y.0.0.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.0.0, <8 x float> %w.0.1, <8 x float> %x.0.0.1)
   store <8 x float> %y.0.0.1, ptr %acc.0.1, align 64
-  %bp.0.1 = getelementptr inbounds float, ptr %ib, i64 8
+  %bp.0.1 = getelementptr inbounds float, ptr %sb, i64 8
   %bs.0.1 = load float, ptr %bp.0.1, align 4
   %bi.0.1 = insertelement <8 x float> poison, float %bs.0.1, i64 0
   %bv.0.1 = shufflevector <8 x float> %bi.0.1, <8 x float> poison, <8 x i32> zeroinitializer
@@ -76,7 +87,7 @@ step:
   %x.0.1.1 = load <8 x float>, ptr %acc.1.1, align 64
 %y.0.1.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.0.1, <8 x float> %w.0.1, <8 x float> %x.0.1.1)
   store <8 x float> %y.0.1.1, ptr %acc.1.1, align 64
-  %bp.0.2 = getelementptr inbounds float, ptr %ib, i64 16
+  %bp.0.2 = getelementptr inbounds float, ptr %sb, i64 16
   %bs.0.2 = load float, ptr %bp.0.2, align 4
   %bi.0.2 = insertelement <8 x float> poison, float %bs.0.2, i64 0
   %bv.0.2 = shufflevector <8 x float> %bi.0.2, <8 x float> poison, <8 x i32> zeroinitializer
@@ -86,7 +97,7 @@ step:
   %x.0.2.1 = load <8 x float>, ptr %acc.2.1, align 64
 %y.0.2.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.0.2, <8 x float> %w.0.1, <8 x float> %x.0.2.1)
   store <8 x float> %y.0.2.1, ptr %acc.2.1, align 64
-  %bp.0.3 = getelementptr inbounds float, ptr %ib, i64 24
+  %bp.0.3 = getelementptr inbounds float, ptr %sb, i64 24
   %bs.0.3 = load float, ptr %bp.0.3, align 4
   %bi.0.3 = insertelement <8 x float> poison, float %bs.0.3, i64 0
   %bv.0.3 = shufflevector <8 x float> %bi.0.3, <8 x float> poison, <8 x i32> zeroinitializer
@@ -96,11 +107,11 @@ step:
   %x.0.3.1 = load <8 x float>, ptr %acc.3.1, align 64
 %y.0.3.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.0.3, <8 x float> %w.0.1, <8 x float> %x.0.3.1)
   store <8 x float> %y.0.3.1, ptr %acc.3.1, align 64
-  %wp.1.0 = getelementptr inbounds float, ptr %wb, i64 8
+  %wp.1.0 = getelementptr inbounds float, ptr %vb, i64 8
   %w.1.0 = load <8 x float>, ptr %wp.1.0, align 4
-  %wp.1.1 = getelementptr inbounds float, ptr %wb, i64 72
+  %wp.1.1 = getelementptr inbounds float, ptr %vb, i64 72
   %w.1.1 = load <8 x float>, ptr %wp.1.1, align 4
-  %bp.1.0 = getelementptr inbounds float, ptr %ib, i64 1
+  %bp.1.0 = getelementptr inbounds float, ptr %sb, i64 1
   %bs.1.0 = load float, ptr %bp.1.0, align 4
   %bi.1.0 = insertelement <8 x float> poison, float %bs.1.0, i64 0
   %bv.1.0 = shufflevector <8 x float> %bi.1.0, <8 x float> poison, <8 x i32> zeroinitializer
@@ -110,7 +121,7 @@ step:
   %x.1.0.1 = load <8 x float>, ptr %acc.0.1, align 64
 %y.1.0.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.1.0, <8 x float> %w.1.1, <8 x float> %x.1.0.1)
   store <8 x float> %y.1.0.1, ptr %acc.0.1, align 64
-  %bp.1.1 = getelementptr inbounds float, ptr %ib, i64 9
+  %bp.1.1 = getelementptr inbounds float, ptr %sb, i64 9
   %bs.1.1 = load float, ptr %bp.1.1, align 4
   %bi.1.1 = insertelement <8 x float> poison, float %bs.1.1, i64 0
   %bv.1.1 = shufflevector <8 x float> %bi.1.1, <8 x float> poison, <8 x i32> zeroinitializer
@@ -120,7 +131,7 @@ step:
   %x.1.1.1 = load <8 x float>, ptr %acc.1.1, align 64
 %y.1.1.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.1.1, <8 x float> %w.1.1, <8 x float> %x.1.1.1)
   store <8 x float> %y.1.1.1, ptr %acc.1.1, align 64
-  %bp.1.2 = getelementptr inbounds float, ptr %ib, i64 17
+  %bp.1.2 = getelementptr inbounds float, ptr %sb, i64 17
   %bs.1.2 = load float, ptr %bp.1.2, align 4
   %bi.1.2 = insertelement <8 x float> poison, float %bs.1.2, i64 0
   %bv.1.2 = shufflevector <8 x float> %bi.1.2, <8 x float> poison, <8 x i32> zeroinitializer
@@ -130,7 +141,7 @@ step:
   %x.1.2.1 = load <8 x float>, ptr %acc.2.1, align 64
 %y.1.2.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.1.2, <8 x float> %w.1.1, <8 x float> %x.1.2.1)
   store <8 x float> %y.1.2.1, ptr %acc.2.1, align 64
-  %bp.1.3 = getelementptr inbounds float, ptr %ib, i64 25
+  %bp.1.3 = getelementptr inbounds float, ptr %sb, i64 25
   %bs.1.3 = load float, ptr %bp.1.3, align 4
   %bi.1.3 = insertelement <8 x float> poison, float %bs.1.3, i64 0
   %bv.1.3 = shufflevector <8 x float> %bi.1.3, <8 x float> poison, <8 x i32> zeroinitializer
@@ -140,11 +151,11 @@ step:
   %x.1.3.1 = load <8 x float>, ptr %acc.3.1, align 64
 %y.1.3.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.1.3, <8 x float> %w.1.1, <8 x float> %x.1.3.1)
   store <8 x float> %y.1.3.1, ptr %acc.3.1, align 64
-  %wp.2.0 = getelementptr inbounds float, ptr %wb, i64 16
+  %wp.2.0 = getelementptr inbounds float, ptr %vb, i64 16
   %w.2.0 = load <8 x float>, ptr %wp.2.0, align 4
-  %wp.2.1 = getelementptr inbounds float, ptr %wb, i64 80
+  %wp.2.1 = getelementptr inbounds float, ptr %vb, i64 80
   %w.2.1 = load <8 x float>, ptr %wp.2.1, align 4
-  %bp.2.0 = getelementptr inbounds float, ptr %ib, i64 2
+  %bp.2.0 = getelementptr inbounds float, ptr %sb, i64 2
   %bs.2.0 = load float, ptr %bp.2.0, align 4
   %bi.2.0 = insertelement <8 x float> poison, float %bs.2.0, i64 0
   %bv.2.0 = shufflevector <8 x float> %bi.2.0, <8 x float> poison, <8 x i32> zeroinitializer
@@ -154,7 +165,7 @@ step:
   %x.2.0.1 = load <8 x float>, ptr %acc.0.1, align 64
 %y.2.0.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.2.0, <8 x float> %w.2.1, <8 x float> %x.2.0.1)
   store <8 x float> %y.2.0.1, ptr %acc.0.1, align 64
-  %bp.2.1 = getelementptr inbounds float, ptr %ib, i64 10
+  %bp.2.1 = getelementptr inbounds float, ptr %sb, i64 10
   %bs.2.1 = load float, ptr %bp.2.1, align 4
   %bi.2.1 = insertelement <8 x float> poison, float %bs.2.1, i64 0
   %bv.2.1 = shufflevector <8 x float> %bi.2.1, <8 x float> poison, <8 x i32> zeroinitializer
@@ -164,7 +175,7 @@ step:
   %x.2.1.1 = load <8 x float>, ptr %acc.1.1, align 64
 %y.2.1.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.2.1, <8 x float> %w.2.1, <8 x float> %x.2.1.1)
   store <8 x float> %y.2.1.1, ptr %acc.1.1, align 64
-  %bp.2.2 = getelementptr inbounds float, ptr %ib, i64 18
+  %bp.2.2 = getelementptr inbounds float, ptr %sb, i64 18
   %bs.2.2 = load float, ptr %bp.2.2, align 4
   %bi.2.2 = insertelement <8 x float> poison, float %bs.2.2, i64 0
   %bv.2.2 = shufflevector <8 x float> %bi.2.2, <8 x float> poison, <8 x i32> zeroinitializer
@@ -174,7 +185,7 @@ step:
   %x.2.2.1 = load <8 x float>, ptr %acc.2.1, align 64
 %y.2.2.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.2.2, <8 x float> %w.2.1, <8 x float> %x.2.2.1)
   store <8 x float> %y.2.2.1, ptr %acc.2.1, align 64
-  %bp.2.3 = getelementptr inbounds float, ptr %ib, i64 26
+  %bp.2.3 = getelementptr inbounds float, ptr %sb, i64 26
   %bs.2.3 = load float, ptr %bp.2.3, align 4
   %bi.2.3 = insertelement <8 x float> poison, float %bs.2.3, i64 0
   %bv.2.3 = shufflevector <8 x float> %bi.2.3, <8 x float> poison, <8 x i32> zeroinitializer
@@ -184,11 +195,11 @@ step:
   %x.2.3.1 = load <8 x float>, ptr %acc.3.1, align 64
 %y.2.3.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.2.3, <8 x float> %w.2.1, <8 x float> %x.2.3.1)
   store <8 x float> %y.2.3.1, ptr %acc.3.1, align 64
-  %wp.3.0 = getelementptr inbounds float, ptr %wb, i64 24
+  %wp.3.0 = getelementptr inbounds float, ptr %vb, i64 24
   %w.3.0 = load <8 x float>, ptr %wp.3.0, align 4
-  %wp.3.1 = getelementptr inbounds float, ptr %wb, i64 88
+  %wp.3.1 = getelementptr inbounds float, ptr %vb, i64 88
   %w.3.1 = load <8 x float>, ptr %wp.3.1, align 4
-  %bp.3.0 = getelementptr inbounds float, ptr %ib, i64 3
+  %bp.3.0 = getelementptr inbounds float, ptr %sb, i64 3
   %bs.3.0 = load float, ptr %bp.3.0, align 4
   %bi.3.0 = insertelement <8 x float> poison, float %bs.3.0, i64 0
   %bv.3.0 = shufflevector <8 x float> %bi.3.0, <8 x float> poison, <8 x i32> zeroinitializer
@@ -198,7 +209,7 @@ step:
   %x.3.0.1 = load <8 x float>, ptr %acc.0.1, align 64
 %y.3.0.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.3.0, <8 x float> %w.3.1, <8 x float> %x.3.0.1)
   store <8 x float> %y.3.0.1, ptr %acc.0.1, align 64
-  %bp.3.1 = getelementptr inbounds float, ptr %ib, i64 11
+  %bp.3.1 = getelementptr inbounds float, ptr %sb, i64 11
   %bs.3.1 = load float, ptr %bp.3.1, align 4
   %bi.3.1 = insertelement <8 x float> poison, float %bs.3.1, i64 0
   %bv.3.1 = shufflevector <8 x float> %bi.3.1, <8 x float> poison, <8 x i32> zeroinitializer
@@ -208,7 +219,7 @@ step:
   %x.3.1.1 = load <8 x float>, ptr %acc.1.1, align 64
 %y.3.1.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.3.1, <8 x float> %w.3.1, <8 x float> %x.3.1.1)
   store <8 x float> %y.3.1.1, ptr %acc.1.1, align 64
-  %bp.3.2 = getelementptr inbounds float, ptr %ib, i64 19
+  %bp.3.2 = getelementptr inbounds float, ptr %sb, i64 19
   %bs.3.2 = load float, ptr %bp.3.2, align 4
   %bi.3.2 = insertelement <8 x float> poison, float %bs.3.2, i64 0
   %bv.3.2 = shufflevector <8 x float> %bi.3.2, <8 x float> poison, <8 x i32> zeroinitializer
@@ -218,7 +229,7 @@ step:
   %x.3.2.1 = load <8 x float>, ptr %acc.2.1, align 64
 %y.3.2.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.3.2, <8 x float> %w.3.1, <8 x float> %x.3.2.1)
   store <8 x float> %y.3.2.1, ptr %acc.2.1, align 64
-  %bp.3.3 = getelementptr inbounds float, ptr %ib, i64 27
+  %bp.3.3 = getelementptr inbounds float, ptr %sb, i64 27
   %bs.3.3 = load float, ptr %bp.3.3, align 4
   %bi.3.3 = insertelement <8 x float> poison, float %bs.3.3, i64 0
   %bv.3.3 = shufflevector <8 x float> %bi.3.3, <8 x float> poison, <8 x i32> zeroinitializer
@@ -228,11 +239,11 @@ step:
   %x.3.3.1 = load <8 x float>, ptr %acc.3.1, align 64
 %y.3.3.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.3.3, <8 x float> %w.3.1, <8 x float> %x.3.3.1)
   store <8 x float> %y.3.3.1, ptr %acc.3.1, align 64
-  %wp.4.0 = getelementptr inbounds float, ptr %wb, i64 32
+  %wp.4.0 = getelementptr inbounds float, ptr %vb, i64 32
   %w.4.0 = load <8 x float>, ptr %wp.4.0, align 4
-  %wp.4.1 = getelementptr inbounds float, ptr %wb, i64 96
+  %wp.4.1 = getelementptr inbounds float, ptr %vb, i64 96
   %w.4.1 = load <8 x float>, ptr %wp.4.1, align 4
-  %bp.4.0 = getelementptr inbounds float, ptr %ib, i64 4
+  %bp.4.0 = getelementptr inbounds float, ptr %sb, i64 4
   %bs.4.0 = load float, ptr %bp.4.0, align 4
   %bi.4.0 = insertelement <8 x float> poison, float %bs.4.0, i64 0
   %bv.4.0 = shufflevector <8 x float> %bi.4.0, <8 x float> poison, <8 x i32> zeroinitializer
@@ -242,7 +253,7 @@ step:
   %x.4.0.1 = load <8 x float>, ptr %acc.0.1, align 64
 %y.4.0.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.4.0, <8 x float> %w.4.1, <8 x float> %x.4.0.1)
   store <8 x float> %y.4.0.1, ptr %acc.0.1, align 64
-  %bp.4.1 = getelementptr inbounds float, ptr %ib, i64 12
+  %bp.4.1 = getelementptr inbounds float, ptr %sb, i64 12
   %bs.4.1 = load float, ptr %bp.4.1, align 4
   %bi.4.1 = insertelement <8 x float> poison, float %bs.4.1, i64 0
   %bv.4.1 = shufflevector <8 x float> %bi.4.1, <8 x float> poison, <8 x i32> zeroinitializer
@@ -252,7 +263,7 @@ step:
   %x.4.1.1 = load <8 x float>, ptr %acc.1.1, align 64
 %y.4.1.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.4.1, <8 x float> %w.4.1, <8 x float> %x.4.1.1)
   store <8 x float> %y.4.1.1, ptr %acc.1.1, align 64
-  %bp.4.2 = getelementptr inbounds float, ptr %ib, i64 20
+  %bp.4.2 = getelementptr inbounds float, ptr %sb, i64 20
   %bs.4.2 = load float, ptr %bp.4.2, align 4
   %bi.4.2 = insertelement <8 x float> poison, float %bs.4.2, i64 0
   %bv.4.2 = shufflevector <8 x float> %bi.4.2, <8 x float> poison, <8 x i32> zeroinitializer
@@ -262,7 +273,7 @@ step:
   %x.4.2.1 = load <8 x float>, ptr %acc.2.1, align 64
 %y.4.2.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.4.2, <8 x float> %w.4.1, <8 x float> %x.4.2.1)
   store <8 x float> %y.4.2.1, ptr %acc.2.1, align 64
-  %bp.4.3 = getelementptr inbounds float, ptr %ib, i64 28
+  %bp.4.3 = getelementptr inbounds float, ptr %sb, i64 28
   %bs.4.3 = load float, ptr %bp.4.3, align 4
   %bi.4.3 = insertelement <8 x float> poison, float %bs.4.3, i64 0
   %bv.4.3 = shufflevector <8 x float> %bi.4.3, <8 x float> poison, <8 x i32> zeroinitializer
@@ -272,11 +283,11 @@ step:
   %x.4.3.1 = load <8 x float>, ptr %acc.3.1, align 64
 %y.4.3.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.4.3, <8 x float> %w.4.1, <8 x float> %x.4.3.1)
   store <8 x float> %y.4.3.1, ptr %acc.3.1, align 64
-  %wp.5.0 = getelementptr inbounds float, ptr %wb, i64 40
+  %wp.5.0 = getelementptr inbounds float, ptr %vb, i64 40
   %w.5.0 = load <8 x float>, ptr %wp.5.0, align 4
-  %wp.5.1 = getelementptr inbounds float, ptr %wb, i64 104
+  %wp.5.1 = getelementptr inbounds float, ptr %vb, i64 104
   %w.5.1 = load <8 x float>, ptr %wp.5.1, align 4
-  %bp.5.0 = getelementptr inbounds float, ptr %ib, i64 5
+  %bp.5.0 = getelementptr inbounds float, ptr %sb, i64 5
   %bs.5.0 = load float, ptr %bp.5.0, align 4
   %bi.5.0 = insertelement <8 x float> poison, float %bs.5.0, i64 0
   %bv.5.0 = shufflevector <8 x float> %bi.5.0, <8 x float> poison, <8 x i32> zeroinitializer
@@ -286,7 +297,7 @@ step:
   %x.5.0.1 = load <8 x float>, ptr %acc.0.1, align 64
 %y.5.0.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.5.0, <8 x float> %w.5.1, <8 x float> %x.5.0.1)
   store <8 x float> %y.5.0.1, ptr %acc.0.1, align 64
-  %bp.5.1 = getelementptr inbounds float, ptr %ib, i64 13
+  %bp.5.1 = getelementptr inbounds float, ptr %sb, i64 13
   %bs.5.1 = load float, ptr %bp.5.1, align 4
   %bi.5.1 = insertelement <8 x float> poison, float %bs.5.1, i64 0
   %bv.5.1 = shufflevector <8 x float> %bi.5.1, <8 x float> poison, <8 x i32> zeroinitializer
@@ -296,7 +307,7 @@ step:
   %x.5.1.1 = load <8 x float>, ptr %acc.1.1, align 64
 %y.5.1.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.5.1, <8 x float> %w.5.1, <8 x float> %x.5.1.1)
   store <8 x float> %y.5.1.1, ptr %acc.1.1, align 64
-  %bp.5.2 = getelementptr inbounds float, ptr %ib, i64 21
+  %bp.5.2 = getelementptr inbounds float, ptr %sb, i64 21
   %bs.5.2 = load float, ptr %bp.5.2, align 4
   %bi.5.2 = insertelement <8 x float> poison, float %bs.5.2, i64 0
   %bv.5.2 = shufflevector <8 x float> %bi.5.2, <8 x float> poison, <8 x i32> zeroinitializer
@@ -306,7 +317,7 @@ step:
   %x.5.2.1 = load <8 x float>, ptr %acc.2.1, align 64
 %y.5.2.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.5.2, <8 x float> %w.5.1, <8 x float> %x.5.2.1)
   store <8 x float> %y.5.2.1, ptr %acc.2.1, align 64
-  %bp.5.3 = getelementptr inbounds float, ptr %ib, i64 29
+  %bp.5.3 = getelementptr inbounds float, ptr %sb, i64 29
   %bs.5.3 = load float, ptr %bp.5.3, align 4
   %bi.5.3 = insertelement <8 x float> poison, float %bs.5.3, i64 0
   %bv.5.3 = shufflevector <8 x float> %bi.5.3, <8 x float> poison, <8 x i32> zeroinitializer
@@ -316,11 +327,11 @@ step:
   %x.5.3.1 = load <8 x float>, ptr %acc.3.1, align 64
 %y.5.3.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.5.3, <8 x float> %w.5.1, <8 x float> %x.5.3.1)
   store <8 x float> %y.5.3.1, ptr %acc.3.1, align 64
-  %wp.6.0 = getelementptr inbounds float, ptr %wb, i64 48
+  %wp.6.0 = getelementptr inbounds float, ptr %vb, i64 48
   %w.6.0 = load <8 x float>, ptr %wp.6.0, align 4
-  %wp.6.1 = getelementptr inbounds float, ptr %wb, i64 112
+  %wp.6.1 = getelementptr inbounds float, ptr %vb, i64 112
   %w.6.1 = load <8 x float>, ptr %wp.6.1, align 4
-  %bp.6.0 = getelementptr inbounds float, ptr %ib, i64 6
+  %bp.6.0 = getelementptr inbounds float, ptr %sb, i64 6
   %bs.6.0 = load float, ptr %bp.6.0, align 4
   %bi.6.0 = insertelement <8 x float> poison, float %bs.6.0, i64 0
   %bv.6.0 = shufflevector <8 x float> %bi.6.0, <8 x float> poison, <8 x i32> zeroinitializer
@@ -330,7 +341,7 @@ step:
   %x.6.0.1 = load <8 x float>, ptr %acc.0.1, align 64
 %y.6.0.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.6.0, <8 x float> %w.6.1, <8 x float> %x.6.0.1)
   store <8 x float> %y.6.0.1, ptr %acc.0.1, align 64
-  %bp.6.1 = getelementptr inbounds float, ptr %ib, i64 14
+  %bp.6.1 = getelementptr inbounds float, ptr %sb, i64 14
   %bs.6.1 = load float, ptr %bp.6.1, align 4
   %bi.6.1 = insertelement <8 x float> poison, float %bs.6.1, i64 0
   %bv.6.1 = shufflevector <8 x float> %bi.6.1, <8 x float> poison, <8 x i32> zeroinitializer
@@ -340,7 +351,7 @@ step:
   %x.6.1.1 = load <8 x float>, ptr %acc.1.1, align 64
 %y.6.1.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.6.1, <8 x float> %w.6.1, <8 x float> %x.6.1.1)
   store <8 x float> %y.6.1.1, ptr %acc.1.1, align 64
-  %bp.6.2 = getelementptr inbounds float, ptr %ib, i64 22
+  %bp.6.2 = getelementptr inbounds float, ptr %sb, i64 22
   %bs.6.2 = load float, ptr %bp.6.2, align 4
   %bi.6.2 = insertelement <8 x float> poison, float %bs.6.2, i64 0
   %bv.6.2 = shufflevector <8 x float> %bi.6.2, <8 x float> poison, <8 x i32> zeroinitializer
@@ -350,7 +361,7 @@ step:
   %x.6.2.1 = load <8 x float>, ptr %acc.2.1, align 64
 %y.6.2.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.6.2, <8 x float> %w.6.1, <8 x float> %x.6.2.1)
   store <8 x float> %y.6.2.1, ptr %acc.2.1, align 64
-  %bp.6.3 = getelementptr inbounds float, ptr %ib, i64 30
+  %bp.6.3 = getelementptr inbounds float, ptr %sb, i64 30
   %bs.6.3 = load float, ptr %bp.6.3, align 4
   %bi.6.3 = insertelement <8 x float> poison, float %bs.6.3, i64 0
   %bv.6.3 = shufflevector <8 x float> %bi.6.3, <8 x float> poison, <8 x i32> zeroinitializer
@@ -360,11 +371,11 @@ step:
   %x.6.3.1 = load <8 x float>, ptr %acc.3.1, align 64
 %y.6.3.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.6.3, <8 x float> %w.6.1, <8 x float> %x.6.3.1)
   store <8 x float> %y.6.3.1, ptr %acc.3.1, align 64
-  %wp.7.0 = getelementptr inbounds float, ptr %wb, i64 56
+  %wp.7.0 = getelementptr inbounds float, ptr %vb, i64 56
   %w.7.0 = load <8 x float>, ptr %wp.7.0, align 4
-  %wp.7.1 = getelementptr inbounds float, ptr %wb, i64 120
+  %wp.7.1 = getelementptr inbounds float, ptr %vb, i64 120
   %w.7.1 = load <8 x float>, ptr %wp.7.1, align 4
-  %bp.7.0 = getelementptr inbounds float, ptr %ib, i64 7
+  %bp.7.0 = getelementptr inbounds float, ptr %sb, i64 7
   %bs.7.0 = load float, ptr %bp.7.0, align 4
   %bi.7.0 = insertelement <8 x float> poison, float %bs.7.0, i64 0
   %bv.7.0 = shufflevector <8 x float> %bi.7.0, <8 x float> poison, <8 x i32> zeroinitializer
@@ -374,7 +385,7 @@ step:
   %x.7.0.1 = load <8 x float>, ptr %acc.0.1, align 64
 %y.7.0.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.7.0, <8 x float> %w.7.1, <8 x float> %x.7.0.1)
   store <8 x float> %y.7.0.1, ptr %acc.0.1, align 64
-  %bp.7.1 = getelementptr inbounds float, ptr %ib, i64 15
+  %bp.7.1 = getelementptr inbounds float, ptr %sb, i64 15
   %bs.7.1 = load float, ptr %bp.7.1, align 4
   %bi.7.1 = insertelement <8 x float> poison, float %bs.7.1, i64 0
   %bv.7.1 = shufflevector <8 x float> %bi.7.1, <8 x float> poison, <8 x i32> zeroinitializer
@@ -384,7 +395,7 @@ step:
   %x.7.1.1 = load <8 x float>, ptr %acc.1.1, align 64
 %y.7.1.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.7.1, <8 x float> %w.7.1, <8 x float> %x.7.1.1)
   store <8 x float> %y.7.1.1, ptr %acc.1.1, align 64
-  %bp.7.2 = getelementptr inbounds float, ptr %ib, i64 23
+  %bp.7.2 = getelementptr inbounds float, ptr %sb, i64 23
   %bs.7.2 = load float, ptr %bp.7.2, align 4
   %bi.7.2 = insertelement <8 x float> poison, float %bs.7.2, i64 0
   %bv.7.2 = shufflevector <8 x float> %bi.7.2, <8 x float> poison, <8 x i32> zeroinitializer
@@ -394,7 +405,7 @@ step:
   %x.7.2.1 = load <8 x float>, ptr %acc.2.1, align 64
 %y.7.2.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.7.2, <8 x float> %w.7.1, <8 x float> %x.7.2.1)
   store <8 x float> %y.7.2.1, ptr %acc.2.1, align 64
-  %bp.7.3 = getelementptr inbounds float, ptr %ib, i64 31
+  %bp.7.3 = getelementptr inbounds float, ptr %sb, i64 31
   %bs.7.3 = load float, ptr %bp.7.3, align 4
   %bi.7.3 = insertelement <8 x float> poison, float %bs.7.3, i64 0
   %bv.7.3 = shufflevector <8 x float> %bi.7.3, <8 x float> poison, <8 x i32> zeroinitializer
@@ -409,62 +420,60 @@ step:
   br i1 %t.more, label %step, label %flush
 
 flush:
-  ; out = acc * scale
-  %first = icmp eq i64 %c, 0
+  ; dst = fma(acc, scale, first chunk ? 0 : dst)
   %fa.0.0 = load <8 x float>, ptr %acc.0.0, align 64
-  %op.0.0 = getelementptr inbounds float, ptr %out, i64 0
+  %op.0.0 = getelementptr inbounds float, ptr %dst, i64 0
   %old.0.0 = load <8 x float>, ptr %op.0.0, align 4
-  %base.0.0 = select i1 %first, <8 x float> zeroinitializer, <8 x float> %old.0.0
+  %base.0.0 = select i1 %first.chunk, <8 x float> zeroinitializer, <8 x float> %old.0.0
   %new.0.0 = call <8 x float> @llvm.fma.v8f32(<8 x float> %fa.0.0, <8 x float> %scale, <8 x float> %base.0.0)
   store <8 x float> %new.0.0, ptr %op.0.0, align 4
   %fa.0.1 = load <8 x float>, ptr %acc.0.1, align 64
-  %op.0.1 = getelementptr inbounds float, ptr %out, i64 128
+  %op.0.1 = getelementptr inbounds float, ptr %dst, i64 128
   %old.0.1 = load <8 x float>, ptr %op.0.1, align 4
-  %base.0.1 = select i1 %first, <8 x float> zeroinitializer, <8 x float> %old.0.1
+  %base.0.1 = select i1 %first.chunk, <8 x float> zeroinitializer, <8 x float> %old.0.1
   %new.0.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %fa.0.1, <8 x float> %scale, <8 x float> %base.0.1)
   store <8 x float> %new.0.1, ptr %op.0.1, align 4
   %fa.1.0 = load <8 x float>, ptr %acc.1.0, align 64
-  %op.1.0 = getelementptr inbounds float, ptr %out, i64 8
+  %op.1.0 = getelementptr inbounds float, ptr %dst, i64 8
   %old.1.0 = load <8 x float>, ptr %op.1.0, align 4
-  %base.1.0 = select i1 %first, <8 x float> zeroinitializer, <8 x float> %old.1.0
+  %base.1.0 = select i1 %first.chunk, <8 x float> zeroinitializer, <8 x float> %old.1.0
   %new.1.0 = call <8 x float> @llvm.fma.v8f32(<8 x float> %fa.1.0, <8 x float> %scale, <8 x float> %base.1.0)
   store <8 x float> %new.1.0, ptr %op.1.0, align 4
   %fa.1.1 = load <8 x float>, ptr %acc.1.1, align 64
-  %op.1.1 = getelementptr inbounds float, ptr %out, i64 136
+  %op.1.1 = getelementptr inbounds float, ptr %dst, i64 136
   %old.1.1 = load <8 x float>, ptr %op.1.1, align 4
-  %base.1.1 = select i1 %first, <8 x float> zeroinitializer, <8 x float> %old.1.1
+  %base.1.1 = select i1 %first.chunk, <8 x float> zeroinitializer, <8 x float> %old.1.1
   %new.1.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %fa.1.1, <8 x float> %scale, <8 x float> %base.1.1)
   store <8 x float> %new.1.1, ptr %op.1.1, align 4
   %fa.2.0 = load <8 x float>, ptr %acc.2.0, align 64
-  %op.2.0 = getelementptr inbounds float, ptr %out, i64 16
+  %op.2.0 = getelementptr inbounds float, ptr %dst, i64 16
   %old.2.0 = load <8 x float>, ptr %op.2.0, align 4
-  %base.2.0 = select i1 %first, <8 x float> zeroinitializer, <8 x float> %old.2.0
+  %base.2.0 = select i1 %first.chunk, <8 x float> zeroinitializer, <8 x float> %old.2.0
   %new.2.0 = call <8 x float> @llvm.fma.v8f32(<8 x float> %fa.2.0, <8 x float> %scale, <8 x float> %base.2.0)
   store <8 x float> %new.2.0, ptr %op.2.0, align 4
   %fa.2.1 = load <8 x float>, ptr %acc.2.1, align 64
-  %op.2.1 = getelementptr inbounds float, ptr %out, i64 144
+  %op.2.1 = getelementptr inbounds float, ptr %dst, i64 144
   %old.2.1 = load <8 x float>, ptr %op.2.1, align 4
-  %base.2.1 = select i1 %first, <8 x float> zeroinitializer, <8 x float> %old.2.1
+  %base.2.1 = select i1 %first.chunk, <8 x float> zeroinitializer, <8 x float> %old.2.1
   %new.2.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %fa.2.1, <8 x float> %scale, <8 x float> %base.2.1)
   store <8 x float> %new.2.1, ptr %op.2.1, align 4
   %fa.3.0 = load <8 x float>, ptr %acc.3.0, align 64
-  %op.3.0 = getelementptr inbounds float, ptr %out, i64 24
+  %op.3.0 = getelementptr inbounds float, ptr %dst, i64 24
   %old.3.0 = load <8 x float>, ptr %op.3.0, align 4
-  %base.3.0 = select i1 %first, <8 x float> zeroinitializer, <8 x float> %old.3.0
+  %base.3.0 = select i1 %first.chunk, <8 x float> zeroinitializer, <8 x float> %old.3.0
   %new.3.0 = call <8 x float> @llvm.fma.v8f32(<8 x float> %fa.3.0, <8 x float> %scale, <8 x float> %base.3.0)
   store <8 x float> %new.3.0, ptr %op.3.0, align 4
   %fa.3.1 = load <8 x float>, ptr %acc.3.1, align 64
-  %op.3.1 = getelementptr inbounds float, ptr %out, i64 152
+  %op.3.1 = getelementptr inbounds float, ptr %dst, i64 152
   %old.3.1 = load <8 x float>, ptr %op.3.1, align 4
-  %base.3.1 = select i1 %first, <8 x float> zeroinitializer, <8 x float> %old.3.1
+  %base.3.1 = select i1 %first.chunk, <8 x float> zeroinitializer, <8 x float> %old.3.1
   %new.3.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %fa.3.1, <8 x float> %scale, <8 x float> %base.3.1)
   store <8 x float> %new.3.1, ptr %op.3.1, align 4
-  %c.next = add nuw i64 %c, 1
-  %c.more = icmp ult i64 %c.next, 1
+  %c.more = icmp ult i64 %t1, %end
   br i1 %c.more, label %chunk, label %epilogue
 
 epilogue:
-  ; fused max|y| for the next quantization's exponent
+  ; fused max|dst| for the next quantization's exponent
   %m.in = load <8 x float>, ptr %mx, align 64
   %yo.0.0 = load <8 x float>, ptr %op.0.0, align 4
   %ya.0.0 = call <8 x float> @llvm.fabs.v8f32(<8 x float> %yo.0.0)
@@ -494,8 +503,9 @@ epilogue:
   ret void
 }
 
-; Runs work items [begin, end): item = (image, channel group, row block) in order nk.
-define void @dfpgen_fprop(ptr noalias %in, ptr noalias %wt, ptr noalias %out, float %scale, ptr noalias %maxabs, i64 %begin, i64 %end) nounwind {
+
+; Runs work items [begin, end): 1 batch entries x 4 items, the batch outer.
+define void @dfpgen_fprop(ptr noalias %src, ptr noalias %vec, ptr noalias %dst, float %scale, ptr noalias %maxabs, i64 %begin, i64 %end) nounwind {
 entry:
   %mx = alloca <8 x float>, align 64
   store <8 x float> zeroinitializer, ptr %mx, align 64
@@ -507,44 +517,53 @@ entry:
 item:
   %it = phi i64 [ %begin, %entry ], [ %it.next, %item.end ]
   %n = udiv i64 %it, 4
-  %rest = urem i64 %it, 4
-  %kg = udiv i64 %rest, 4
-  %rb = urem i64 %rest, 4
-  %in.n = mul i64 %n, 128
-  %in.r = mul i64 %rb, 32
-  %in.off = add i64 %in.n, %in.r
-  %in.row = getelementptr inbounds float, ptr %in, i64 %in.off
-  %w.off = mul i64 %kg, 128
-  %wt.grp = getelementptr inbounds float, ptr %wt, i64 %w.off
-  %out.n = mul i64 %n, 256
-  %out.k = mul i64 %kg, 256
-  %out.r = mul i64 %rb, 32
-  %out.nk = add i64 %out.n, %out.k
-  %out.off = add i64 %out.nk, %out.r
-  %out.row = getelementptr inbounds float, ptr %out, i64 %out.off
-  %row.tail = icmp eq i64 %rb, 3
-  %grp.tail = icmp eq i64 %kg, 0
-  %code.r = select i1 %row.tail, i32 0, i32 0
-  %code.g = select i1 %grp.tail, i32 0, i32 0
-  %code = or i32 %code.r, %code.g
-  switch i32 %code, label %c0.pre [ ]
+  %j = urem i64 %it, 4
+  %src.n.off = mul i64 %n, 128
+  %src.n = getelementptr inbounds float, ptr %src, i64 %src.n.off
+  %dst.n.off = mul i64 %n, 256
+  %dst.n = getelementptr inbounds float, ptr %dst, i64 %dst.n.off
+  %cb.p = getelementptr inbounds [5 x i32], ptr @item_starts, i64 0, i64 %j
+  %cb.32 = load i32, ptr %cb.p, align 4
+  %cb = sext i32 %cb.32 to i64
+  %j1 = add nuw i64 %j, 1
+  %ce.p = getelementptr inbounds [5 x i32], ptr @item_starts, i64 0, i64 %j1
+  %ce.32 = load i32, ptr %ce.p, align 4
+  %ce = sext i32 %ce.32 to i64
+  %has = icmp ult i64 %cb, %ce
+  br i1 %has, label %call, label %item.end
 
-c0.pre:
-  br label %c0s0.head
-c0s0.head:
-  %c0s0.q = phi i64 [ 0, %c0.pre ], [ %c0s0.q.next, %c0s0.head ]
-  %c0s0.qi0 = mul i64 %c0s0.q, 32
-  %c0s0.qi = add i64 %c0s0.qi0, 0
-  %c0s0.qo0 = mul i64 %c0s0.q, 32
-  %c0s0.qo = add i64 %c0s0.qo0, 0
-  %c0s0.ip = getelementptr inbounds float, ptr %in.row, i64 %c0s0.qi
-  %c0s0.op = getelementptr inbounds float, ptr %out.row, i64 %c0s0.qo
-  call void @tile_h1_w4_v2(ptr %c0s0.ip, ptr %wt.grp, ptr %c0s0.op, <8 x float> %scale.v, ptr %mx)
-  %c0s0.q.next = add nuw i64 %c0s0.q, 1
-  %c0s0.q.more = icmp ult i64 %c0s0.q.next, 1
-  br i1 %c0s0.q.more, label %c0s0.head, label %c0s0.post
-c0s0.post:
-  br label %item.end
+call:
+  %c = phi i64 [ %cb, %item ], [ %c.next, %call.end ]
+%call_tile.p = getelementptr inbounds [4 x i32], ptr @call_tile, i64 0, i64 %c
+  %call_tile.32 = load i32, ptr %call_tile.p, align 4
+  %call_tile.v = sext i32 %call_tile.32 to i64
+%call_src.p = getelementptr inbounds [4 x i32], ptr @call_src, i64 0, i64 %c
+  %call_src.32 = load i32, ptr %call_src.p, align 4
+  %call_src.v = sext i32 %call_src.32 to i64
+%call_vec.p = getelementptr inbounds [4 x i32], ptr @call_vec, i64 0, i64 %c
+  %call_vec.32 = load i32, ptr %call_vec.p, align 4
+  %call_vec.v = sext i32 %call_vec.32 to i64
+%call_dst.p = getelementptr inbounds [4 x i32], ptr @call_dst, i64 0, i64 %c
+  %call_dst.32 = load i32, ptr %call_dst.p, align 4
+  %call_dst.v = sext i32 %call_dst.32 to i64
+%call_step_begin.p = getelementptr inbounds [4 x i32], ptr @call_step_begin, i64 0, i64 %c
+  %call_step_begin.32 = load i32, ptr %call_step_begin.p, align 4
+  %call_step_begin.v = sext i32 %call_step_begin.32 to i64
+%call_step_count.p = getelementptr inbounds [4 x i32], ptr @call_step_count, i64 0, i64 %c
+  %call_step_count.32 = load i32, ptr %call_step_count.p, align 4
+  %call_step_count.v = sext i32 %call_step_count.32 to i64
+  %src.c = getelementptr inbounds float, ptr %src.n, i64 %call_src.v
+  %vec.c = getelementptr inbounds float, ptr %vec, i64 %call_vec.v
+  %dst.c = getelementptr inbounds float, ptr %dst.n, i64 %call_dst.v
+  switch i32 %call_tile.32, label %call.end [ i32 0, label %run.0 ]
+run.0:
+  call void @tile_h1_w4_v2(ptr %src.c, ptr %vec.c, ptr %dst.c, i64 %call_step_begin.v, i64 %call_step_count.v, <8 x float> %scale.v, ptr %mx)
+  br label %call.end
+
+call.end:
+  %c.next = add nuw i64 %c, 1
+  %c.more = icmp ult i64 %c.next, %ce
+  br i1 %c.more, label %call, label %item.end
 
 item.end:
   %it.next = add nsw i64 %it, 1

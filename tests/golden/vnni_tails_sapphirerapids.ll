@@ -2,21 +2,31 @@
 ; layer tails: N=2 C=6 K=40 3x3 -> 3x3 kernel 3x3 stride 1 pad 1
 ; pass fprop, isa avx512_vnni (vpdpwssd, 16 lanes), cpu sapphirerapids
 ; blocking kv2 w2 h2 cpb3 u3 nk
-; register block 2x2 pixels x 2 vectors: 11 of 32 vector registers
-; layouts: input [2, 1, 5, 5, 6] weights [3, 1, 3, 3, 3, 16, 2] output [2, 3, 3, 3, 16]
-; reduction: 9 steps of 3 channel elements
-; numerics: bits x14/w14, overflow exact, chain 15 pair-instructions (safe 16), flush INT32->FP32 every 5 steps, 2 flushes per tile
-; work items: 8 = N 2 x groups 2 x row blocks 2, order nk
-@in_steps = private unnamed_addr constant [9 x i32] [i32 0, i32 6, i32 12, i32 30, i32 36, i32 42, i32 60, i32 66, i32 72]
-@w_steps = private unnamed_addr constant [9 x i32] [i32 0, i32 96, i32 192, i32 288, i32 384, i32 480, i32 576, i32 672, i32 768]
+; register block 2x2 x 2 vectors: 11 of 32 vector registers
+; layouts: src [2, 1, 5, 5, 6] vec [3, 1, 3, 3, 3, 16, 2] dst [2, 3, 3, 3, 16]
+; reduction: step tables of 9 steps, 3 elements a step
+; numerics: bits x14/w14, overflow exact, chain 15 pair-instructions (safe 16), flush INT32->FP32 every 5 steps, at most 2 flushes per output
+; work: 8 items (2 x 4), 8 tile calls per batch entry, order nk
+@src_steps = private unnamed_addr constant [9 x i32] [i32 0, i32 6, i32 12, i32 30, i32 36, i32 42, i32 60, i32 66, i32 72]
+@vec_steps = private unnamed_addr constant [9 x i32] [i32 0, i32 96, i32 192, i32 288, i32 384, i32 480, i32 576, i32 672, i32 768]
+@call_tile = private unnamed_addr constant [8 x i32] [i32 0, i32 1, i32 2, i32 3, i32 4, i32 5, i32 6, i32 7]
+@call_src = private unnamed_addr constant [8 x i32] [i32 0, i32 12, i32 60, i32 72, i32 0, i32 12, i32 60, i32 72]
+@call_vec = private unnamed_addr constant [8 x i32] [i32 0, i32 0, i32 0, i32 0, i32 1728, i32 1728, i32 1728, i32 1728]
+@call_dst = private unnamed_addr constant [8 x i32] [i32 0, i32 32, i32 96, i32 128, i32 288, i32 320, i32 384, i32 416]
+@call_step_begin = private unnamed_addr constant [8 x i32] [i32 0, i32 0, i32 0, i32 0, i32 0, i32 0, i32 0, i32 0]
+@call_step_count = private unnamed_addr constant [8 x i32] [i32 9, i32 9, i32 9, i32 9, i32 9, i32 9, i32 9, i32 9]
+@item_starts = private unnamed_addr constant [5 x i32] [i32 0, i32 2, i32 4, i32 6, i32 8]
 
 declare <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32>, <32 x i16>, <32 x i16>)
 declare <16 x float> @llvm.fma.v16f32(<16 x float>, <16 x float>, <16 x float>)
 declare <16 x float> @llvm.fabs.v16f32(<16 x float>)
 declare <16 x float> @llvm.maxnum.v16f32(<16 x float>, <16 x float>)
 declare float @llvm.vector.reduce.fmax.v16f32(<16 x float>)
-; register block 2x2 pixels x 2 vectors = 8 accumulators
-define internal void @tile_h2_w2_v2(ptr noalias %in, ptr noalias %wt, ptr noalias %out, <16 x float> %scale, ptr noalias %mx) alwaysinline nounwind {
+declare i64 @llvm.umin.i64(i64, i64)
+; register block 2x2 x 2 vectors = 8 accumulators.
+; Reduces steps [first, first+count) of the step tables, flushing every 5 steps;
+; a call with no steps still writes zeros.
+define internal void @tile_h2_w2_v2(ptr noalias %src, ptr noalias %vec, ptr noalias %dst, i64 %first, i64 %count, <16 x float> %scale, ptr noalias %mx) alwaysinline nounwind {
 entry:
   %acc.0.0 = alloca <16 x i32>, align 64
   %acc.0.1 = alloca <16 x i32>, align 64
@@ -26,14 +36,14 @@ entry:
   %acc.2.1 = alloca <16 x i32>, align 64
   %acc.3.0 = alloca <16 x i32>, align 64
   %acc.3.1 = alloca <16 x i32>, align 64
+  %end = add i64 %first, %count
   br label %chunk
 
 chunk:
-  %c = phi i64 [ 0, %entry ], [ %c.next, %flush ]
-  %t0 = mul i64 %c, 5
+  %t0 = phi i64 [ %first, %entry ], [ %t1, %flush ]
+  %first.chunk = phi i1 [ true, %entry ], [ false, %flush ]
   %t1.raw = add i64 %t0, 5
-  %t1.in = icmp ult i64 %t1.raw, 9
-  %t1 = select i1 %t1.in, i64 %t1.raw, i64 9
+  %t1 = call i64 @llvm.umin.i64(i64 %t1.raw, i64 %end)
   store <16 x i32> zeroinitializer, ptr %acc.0.0, align 64
   store <16 x i32> zeroinitializer, ptr %acc.0.1, align 64
   store <16 x i32> zeroinitializer, ptr %acc.1.0, align 64
@@ -42,23 +52,24 @@ chunk:
   store <16 x i32> zeroinitializer, ptr %acc.2.1, align 64
   store <16 x i32> zeroinitializer, ptr %acc.3.0, align 64
   store <16 x i32> zeroinitializer, ptr %acc.3.1, align 64
-  br label %step
+  %any = icmp ult i64 %t0, %t1
+  br i1 %any, label %step, label %flush
 
 step:
   %t = phi i64 [ %t0, %chunk ], [ %t.next, %step ]
-  %ioff.p = getelementptr inbounds [9 x i32], ptr @in_steps, i64 0, i64 %t
-  %ioff.32 = load i32, ptr %ioff.p, align 4
-  %ioff = sext i32 %ioff.32 to i64
-  %woff.p = getelementptr inbounds [9 x i32], ptr @w_steps, i64 0, i64 %t
-  %woff.32 = load i32, ptr %woff.p, align 4
-  %woff = sext i32 %woff.32 to i64
-  %ib = getelementptr inbounds i16, ptr %in, i64 %ioff
-  %wb = getelementptr inbounds i16, ptr %wt, i64 %woff
-  %wp.0.0 = getelementptr inbounds i16, ptr %wb, i64 0
+  %soff.p = getelementptr inbounds [9 x i32], ptr @src_steps, i64 0, i64 %t
+  %soff.32 = load i32, ptr %soff.p, align 4
+  %soff = sext i32 %soff.32 to i64
+  %voff.p = getelementptr inbounds [9 x i32], ptr @vec_steps, i64 0, i64 %t
+  %voff.32 = load i32, ptr %voff.p, align 4
+  %voff = sext i32 %voff.32 to i64
+  %sb = getelementptr inbounds i16, ptr %src, i64 %soff
+  %vb = getelementptr inbounds i16, ptr %vec, i64 %voff
+  %wp.0.0 = getelementptr inbounds i16, ptr %vb, i64 0
   %w.0.0 = load <32 x i16>, ptr %wp.0.0, align 4
-  %wp.0.1 = getelementptr inbounds i16, ptr %wb, i64 864
+  %wp.0.1 = getelementptr inbounds i16, ptr %vb, i64 864
   %w.0.1 = load <32 x i16>, ptr %wp.0.1, align 4
-  %bp.0.0 = getelementptr inbounds i16, ptr %ib, i64 0
+  %bp.0.0 = getelementptr inbounds i16, ptr %sb, i64 0
   %bs.0.0 = load i32, ptr %bp.0.0, align 4
   %bi.0.0 = insertelement <16 x i32> poison, i32 %bs.0.0, i64 0
   %bv.0.0 = shufflevector <16 x i32> %bi.0.0, <16 x i32> poison, <16 x i32> zeroinitializer
@@ -69,7 +80,7 @@ step:
   %x.0.0.1 = load <16 x i32>, ptr %acc.0.1, align 64
 %y.0.0.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.0.1, <32 x i16> %b.0.0, <32 x i16> %w.0.1)
   store <16 x i32> %y.0.0.1, ptr %acc.0.1, align 64
-  %bp.0.1 = getelementptr inbounds i16, ptr %ib, i64 6
+  %bp.0.1 = getelementptr inbounds i16, ptr %sb, i64 6
   %bs.0.1 = load i32, ptr %bp.0.1, align 4
   %bi.0.1 = insertelement <16 x i32> poison, i32 %bs.0.1, i64 0
   %bv.0.1 = shufflevector <16 x i32> %bi.0.1, <16 x i32> poison, <16 x i32> zeroinitializer
@@ -80,7 +91,7 @@ step:
   %x.0.1.1 = load <16 x i32>, ptr %acc.1.1, align 64
 %y.0.1.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.1.1, <32 x i16> %b.0.1, <32 x i16> %w.0.1)
   store <16 x i32> %y.0.1.1, ptr %acc.1.1, align 64
-  %bp.0.2 = getelementptr inbounds i16, ptr %ib, i64 30
+  %bp.0.2 = getelementptr inbounds i16, ptr %sb, i64 30
   %bs.0.2 = load i32, ptr %bp.0.2, align 4
   %bi.0.2 = insertelement <16 x i32> poison, i32 %bs.0.2, i64 0
   %bv.0.2 = shufflevector <16 x i32> %bi.0.2, <16 x i32> poison, <16 x i32> zeroinitializer
@@ -91,7 +102,7 @@ step:
   %x.0.2.1 = load <16 x i32>, ptr %acc.2.1, align 64
 %y.0.2.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.2.1, <32 x i16> %b.0.2, <32 x i16> %w.0.1)
   store <16 x i32> %y.0.2.1, ptr %acc.2.1, align 64
-  %bp.0.3 = getelementptr inbounds i16, ptr %ib, i64 36
+  %bp.0.3 = getelementptr inbounds i16, ptr %sb, i64 36
   %bs.0.3 = load i32, ptr %bp.0.3, align 4
   %bi.0.3 = insertelement <16 x i32> poison, i32 %bs.0.3, i64 0
   %bv.0.3 = shufflevector <16 x i32> %bi.0.3, <16 x i32> poison, <16 x i32> zeroinitializer
@@ -102,11 +113,11 @@ step:
   %x.0.3.1 = load <16 x i32>, ptr %acc.3.1, align 64
 %y.0.3.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.3.1, <32 x i16> %b.0.3, <32 x i16> %w.0.1)
   store <16 x i32> %y.0.3.1, ptr %acc.3.1, align 64
-  %wp.1.0 = getelementptr inbounds i16, ptr %wb, i64 32
+  %wp.1.0 = getelementptr inbounds i16, ptr %vb, i64 32
   %w.1.0 = load <32 x i16>, ptr %wp.1.0, align 4
-  %wp.1.1 = getelementptr inbounds i16, ptr %wb, i64 896
+  %wp.1.1 = getelementptr inbounds i16, ptr %vb, i64 896
   %w.1.1 = load <32 x i16>, ptr %wp.1.1, align 4
-  %bp.1.0 = getelementptr inbounds i16, ptr %ib, i64 2
+  %bp.1.0 = getelementptr inbounds i16, ptr %sb, i64 2
   %bs.1.0 = load i32, ptr %bp.1.0, align 4
   %bi.1.0 = insertelement <16 x i32> poison, i32 %bs.1.0, i64 0
   %bv.1.0 = shufflevector <16 x i32> %bi.1.0, <16 x i32> poison, <16 x i32> zeroinitializer
@@ -117,7 +128,7 @@ step:
   %x.1.0.1 = load <16 x i32>, ptr %acc.0.1, align 64
 %y.1.0.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.0.1, <32 x i16> %b.1.0, <32 x i16> %w.1.1)
   store <16 x i32> %y.1.0.1, ptr %acc.0.1, align 64
-  %bp.1.1 = getelementptr inbounds i16, ptr %ib, i64 8
+  %bp.1.1 = getelementptr inbounds i16, ptr %sb, i64 8
   %bs.1.1 = load i32, ptr %bp.1.1, align 4
   %bi.1.1 = insertelement <16 x i32> poison, i32 %bs.1.1, i64 0
   %bv.1.1 = shufflevector <16 x i32> %bi.1.1, <16 x i32> poison, <16 x i32> zeroinitializer
@@ -128,7 +139,7 @@ step:
   %x.1.1.1 = load <16 x i32>, ptr %acc.1.1, align 64
 %y.1.1.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.1.1, <32 x i16> %b.1.1, <32 x i16> %w.1.1)
   store <16 x i32> %y.1.1.1, ptr %acc.1.1, align 64
-  %bp.1.2 = getelementptr inbounds i16, ptr %ib, i64 32
+  %bp.1.2 = getelementptr inbounds i16, ptr %sb, i64 32
   %bs.1.2 = load i32, ptr %bp.1.2, align 4
   %bi.1.2 = insertelement <16 x i32> poison, i32 %bs.1.2, i64 0
   %bv.1.2 = shufflevector <16 x i32> %bi.1.2, <16 x i32> poison, <16 x i32> zeroinitializer
@@ -139,7 +150,7 @@ step:
   %x.1.2.1 = load <16 x i32>, ptr %acc.2.1, align 64
 %y.1.2.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.2.1, <32 x i16> %b.1.2, <32 x i16> %w.1.1)
   store <16 x i32> %y.1.2.1, ptr %acc.2.1, align 64
-  %bp.1.3 = getelementptr inbounds i16, ptr %ib, i64 38
+  %bp.1.3 = getelementptr inbounds i16, ptr %sb, i64 38
   %bs.1.3 = load i32, ptr %bp.1.3, align 4
   %bi.1.3 = insertelement <16 x i32> poison, i32 %bs.1.3, i64 0
   %bv.1.3 = shufflevector <16 x i32> %bi.1.3, <16 x i32> poison, <16 x i32> zeroinitializer
@@ -150,11 +161,11 @@ step:
   %x.1.3.1 = load <16 x i32>, ptr %acc.3.1, align 64
 %y.1.3.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.3.1, <32 x i16> %b.1.3, <32 x i16> %w.1.1)
   store <16 x i32> %y.1.3.1, ptr %acc.3.1, align 64
-  %wp.2.0 = getelementptr inbounds i16, ptr %wb, i64 64
+  %wp.2.0 = getelementptr inbounds i16, ptr %vb, i64 64
   %w.2.0 = load <32 x i16>, ptr %wp.2.0, align 4
-  %wp.2.1 = getelementptr inbounds i16, ptr %wb, i64 928
+  %wp.2.1 = getelementptr inbounds i16, ptr %vb, i64 928
   %w.2.1 = load <32 x i16>, ptr %wp.2.1, align 4
-  %bp.2.0 = getelementptr inbounds i16, ptr %ib, i64 4
+  %bp.2.0 = getelementptr inbounds i16, ptr %sb, i64 4
   %bs.2.0 = load i32, ptr %bp.2.0, align 4
   %bi.2.0 = insertelement <16 x i32> poison, i32 %bs.2.0, i64 0
   %bv.2.0 = shufflevector <16 x i32> %bi.2.0, <16 x i32> poison, <16 x i32> zeroinitializer
@@ -165,7 +176,7 @@ step:
   %x.2.0.1 = load <16 x i32>, ptr %acc.0.1, align 64
 %y.2.0.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.0.1, <32 x i16> %b.2.0, <32 x i16> %w.2.1)
   store <16 x i32> %y.2.0.1, ptr %acc.0.1, align 64
-  %bp.2.1 = getelementptr inbounds i16, ptr %ib, i64 10
+  %bp.2.1 = getelementptr inbounds i16, ptr %sb, i64 10
   %bs.2.1 = load i32, ptr %bp.2.1, align 4
   %bi.2.1 = insertelement <16 x i32> poison, i32 %bs.2.1, i64 0
   %bv.2.1 = shufflevector <16 x i32> %bi.2.1, <16 x i32> poison, <16 x i32> zeroinitializer
@@ -176,7 +187,7 @@ step:
   %x.2.1.1 = load <16 x i32>, ptr %acc.1.1, align 64
 %y.2.1.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.1.1, <32 x i16> %b.2.1, <32 x i16> %w.2.1)
   store <16 x i32> %y.2.1.1, ptr %acc.1.1, align 64
-  %bp.2.2 = getelementptr inbounds i16, ptr %ib, i64 34
+  %bp.2.2 = getelementptr inbounds i16, ptr %sb, i64 34
   %bs.2.2 = load i32, ptr %bp.2.2, align 4
   %bi.2.2 = insertelement <16 x i32> poison, i32 %bs.2.2, i64 0
   %bv.2.2 = shufflevector <16 x i32> %bi.2.2, <16 x i32> poison, <16 x i32> zeroinitializer
@@ -187,7 +198,7 @@ step:
   %x.2.2.1 = load <16 x i32>, ptr %acc.2.1, align 64
 %y.2.2.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.2.1, <32 x i16> %b.2.2, <32 x i16> %w.2.1)
   store <16 x i32> %y.2.2.1, ptr %acc.2.1, align 64
-  %bp.2.3 = getelementptr inbounds i16, ptr %ib, i64 40
+  %bp.2.3 = getelementptr inbounds i16, ptr %sb, i64 40
   %bs.2.3 = load i32, ptr %bp.2.3, align 4
   %bi.2.3 = insertelement <16 x i32> poison, i32 %bs.2.3, i64 0
   %bv.2.3 = shufflevector <16 x i32> %bi.2.3, <16 x i32> poison, <16 x i32> zeroinitializer
@@ -203,70 +214,68 @@ step:
   br i1 %t.more, label %step, label %flush
 
 flush:
-  ; INT32 -> FP32: out = fma(float(acc), scale, first chunk ? 0 : out)
-  %first = icmp eq i64 %c, 0
+  ; INT32 -> FP32: dst = fma(float(acc), scale, first chunk ? 0 : dst)
   %fa.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
   %ff.0.0 = sitofp <16 x i32> %fa.0.0 to <16 x float>
-  %op.0.0 = getelementptr inbounds float, ptr %out, i64 0
+  %op.0.0 = getelementptr inbounds float, ptr %dst, i64 0
   %old.0.0 = load <16 x float>, ptr %op.0.0, align 4
-  %base.0.0 = select i1 %first, <16 x float> zeroinitializer, <16 x float> %old.0.0
+  %base.0.0 = select i1 %first.chunk, <16 x float> zeroinitializer, <16 x float> %old.0.0
   %new.0.0 = call <16 x float> @llvm.fma.v16f32(<16 x float> %ff.0.0, <16 x float> %scale, <16 x float> %base.0.0)
   store <16 x float> %new.0.0, ptr %op.0.0, align 4
   %fa.0.1 = load <16 x i32>, ptr %acc.0.1, align 64
   %ff.0.1 = sitofp <16 x i32> %fa.0.1 to <16 x float>
-  %op.0.1 = getelementptr inbounds float, ptr %out, i64 144
+  %op.0.1 = getelementptr inbounds float, ptr %dst, i64 144
   %old.0.1 = load <16 x float>, ptr %op.0.1, align 4
-  %base.0.1 = select i1 %first, <16 x float> zeroinitializer, <16 x float> %old.0.1
+  %base.0.1 = select i1 %first.chunk, <16 x float> zeroinitializer, <16 x float> %old.0.1
   %new.0.1 = call <16 x float> @llvm.fma.v16f32(<16 x float> %ff.0.1, <16 x float> %scale, <16 x float> %base.0.1)
   store <16 x float> %new.0.1, ptr %op.0.1, align 4
   %fa.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
   %ff.1.0 = sitofp <16 x i32> %fa.1.0 to <16 x float>
-  %op.1.0 = getelementptr inbounds float, ptr %out, i64 16
+  %op.1.0 = getelementptr inbounds float, ptr %dst, i64 16
   %old.1.0 = load <16 x float>, ptr %op.1.0, align 4
-  %base.1.0 = select i1 %first, <16 x float> zeroinitializer, <16 x float> %old.1.0
+  %base.1.0 = select i1 %first.chunk, <16 x float> zeroinitializer, <16 x float> %old.1.0
   %new.1.0 = call <16 x float> @llvm.fma.v16f32(<16 x float> %ff.1.0, <16 x float> %scale, <16 x float> %base.1.0)
   store <16 x float> %new.1.0, ptr %op.1.0, align 4
   %fa.1.1 = load <16 x i32>, ptr %acc.1.1, align 64
   %ff.1.1 = sitofp <16 x i32> %fa.1.1 to <16 x float>
-  %op.1.1 = getelementptr inbounds float, ptr %out, i64 160
+  %op.1.1 = getelementptr inbounds float, ptr %dst, i64 160
   %old.1.1 = load <16 x float>, ptr %op.1.1, align 4
-  %base.1.1 = select i1 %first, <16 x float> zeroinitializer, <16 x float> %old.1.1
+  %base.1.1 = select i1 %first.chunk, <16 x float> zeroinitializer, <16 x float> %old.1.1
   %new.1.1 = call <16 x float> @llvm.fma.v16f32(<16 x float> %ff.1.1, <16 x float> %scale, <16 x float> %base.1.1)
   store <16 x float> %new.1.1, ptr %op.1.1, align 4
   %fa.2.0 = load <16 x i32>, ptr %acc.2.0, align 64
   %ff.2.0 = sitofp <16 x i32> %fa.2.0 to <16 x float>
-  %op.2.0 = getelementptr inbounds float, ptr %out, i64 48
+  %op.2.0 = getelementptr inbounds float, ptr %dst, i64 48
   %old.2.0 = load <16 x float>, ptr %op.2.0, align 4
-  %base.2.0 = select i1 %first, <16 x float> zeroinitializer, <16 x float> %old.2.0
+  %base.2.0 = select i1 %first.chunk, <16 x float> zeroinitializer, <16 x float> %old.2.0
   %new.2.0 = call <16 x float> @llvm.fma.v16f32(<16 x float> %ff.2.0, <16 x float> %scale, <16 x float> %base.2.0)
   store <16 x float> %new.2.0, ptr %op.2.0, align 4
   %fa.2.1 = load <16 x i32>, ptr %acc.2.1, align 64
   %ff.2.1 = sitofp <16 x i32> %fa.2.1 to <16 x float>
-  %op.2.1 = getelementptr inbounds float, ptr %out, i64 192
+  %op.2.1 = getelementptr inbounds float, ptr %dst, i64 192
   %old.2.1 = load <16 x float>, ptr %op.2.1, align 4
-  %base.2.1 = select i1 %first, <16 x float> zeroinitializer, <16 x float> %old.2.1
+  %base.2.1 = select i1 %first.chunk, <16 x float> zeroinitializer, <16 x float> %old.2.1
   %new.2.1 = call <16 x float> @llvm.fma.v16f32(<16 x float> %ff.2.1, <16 x float> %scale, <16 x float> %base.2.1)
   store <16 x float> %new.2.1, ptr %op.2.1, align 4
   %fa.3.0 = load <16 x i32>, ptr %acc.3.0, align 64
   %ff.3.0 = sitofp <16 x i32> %fa.3.0 to <16 x float>
-  %op.3.0 = getelementptr inbounds float, ptr %out, i64 64
+  %op.3.0 = getelementptr inbounds float, ptr %dst, i64 64
   %old.3.0 = load <16 x float>, ptr %op.3.0, align 4
-  %base.3.0 = select i1 %first, <16 x float> zeroinitializer, <16 x float> %old.3.0
+  %base.3.0 = select i1 %first.chunk, <16 x float> zeroinitializer, <16 x float> %old.3.0
   %new.3.0 = call <16 x float> @llvm.fma.v16f32(<16 x float> %ff.3.0, <16 x float> %scale, <16 x float> %base.3.0)
   store <16 x float> %new.3.0, ptr %op.3.0, align 4
   %fa.3.1 = load <16 x i32>, ptr %acc.3.1, align 64
   %ff.3.1 = sitofp <16 x i32> %fa.3.1 to <16 x float>
-  %op.3.1 = getelementptr inbounds float, ptr %out, i64 208
+  %op.3.1 = getelementptr inbounds float, ptr %dst, i64 208
   %old.3.1 = load <16 x float>, ptr %op.3.1, align 4
-  %base.3.1 = select i1 %first, <16 x float> zeroinitializer, <16 x float> %old.3.1
+  %base.3.1 = select i1 %first.chunk, <16 x float> zeroinitializer, <16 x float> %old.3.1
   %new.3.1 = call <16 x float> @llvm.fma.v16f32(<16 x float> %ff.3.1, <16 x float> %scale, <16 x float> %base.3.1)
   store <16 x float> %new.3.1, ptr %op.3.1, align 4
-  %c.next = add nuw i64 %c, 1
-  %c.more = icmp ult i64 %c.next, 2
+  %c.more = icmp ult i64 %t1, %end
   br i1 %c.more, label %chunk, label %epilogue
 
 epilogue:
-  ; fused max|y| for the next quantization's exponent
+  ; fused max|dst| for the next quantization's exponent
   %m.in = load <16 x float>, ptr %mx, align 64
   %yo.0.0 = load <16 x float>, ptr %op.0.0, align 4
   %ya.0.0 = call <16 x float> @llvm.fabs.v16f32(<16 x float> %yo.0.0)
@@ -295,40 +304,45 @@ epilogue:
   store <16 x float> %m.3.1, ptr %mx, align 64
   ret void
 }
-; register block 2x2 pixels x 1 vectors = 4 accumulators
-define internal void @tile_h2_w2_v1(ptr noalias %in, ptr noalias %wt, ptr noalias %out, <16 x float> %scale, ptr noalias %mx) alwaysinline nounwind {
+; register block 2x1 x 2 vectors = 4 accumulators.
+; Reduces steps [first, first+count) of the step tables, flushing every 5 steps;
+; a call with no steps still writes zeros.
+define internal void @tile_h2_w1_v2(ptr noalias %src, ptr noalias %vec, ptr noalias %dst, i64 %first, i64 %count, <16 x float> %scale, ptr noalias %mx) alwaysinline nounwind {
 entry:
   %acc.0.0 = alloca <16 x i32>, align 64
+  %acc.0.1 = alloca <16 x i32>, align 64
   %acc.1.0 = alloca <16 x i32>, align 64
-  %acc.2.0 = alloca <16 x i32>, align 64
-  %acc.3.0 = alloca <16 x i32>, align 64
+  %acc.1.1 = alloca <16 x i32>, align 64
+  %end = add i64 %first, %count
   br label %chunk
 
 chunk:
-  %c = phi i64 [ 0, %entry ], [ %c.next, %flush ]
-  %t0 = mul i64 %c, 5
+  %t0 = phi i64 [ %first, %entry ], [ %t1, %flush ]
+  %first.chunk = phi i1 [ true, %entry ], [ false, %flush ]
   %t1.raw = add i64 %t0, 5
-  %t1.in = icmp ult i64 %t1.raw, 9
-  %t1 = select i1 %t1.in, i64 %t1.raw, i64 9
+  %t1 = call i64 @llvm.umin.i64(i64 %t1.raw, i64 %end)
   store <16 x i32> zeroinitializer, ptr %acc.0.0, align 64
+  store <16 x i32> zeroinitializer, ptr %acc.0.1, align 64
   store <16 x i32> zeroinitializer, ptr %acc.1.0, align 64
-  store <16 x i32> zeroinitializer, ptr %acc.2.0, align 64
-  store <16 x i32> zeroinitializer, ptr %acc.3.0, align 64
-  br label %step
+  store <16 x i32> zeroinitializer, ptr %acc.1.1, align 64
+  %any = icmp ult i64 %t0, %t1
+  br i1 %any, label %step, label %flush
 
 step:
   %t = phi i64 [ %t0, %chunk ], [ %t.next, %step ]
-  %ioff.p = getelementptr inbounds [9 x i32], ptr @in_steps, i64 0, i64 %t
-  %ioff.32 = load i32, ptr %ioff.p, align 4
-  %ioff = sext i32 %ioff.32 to i64
-  %woff.p = getelementptr inbounds [9 x i32], ptr @w_steps, i64 0, i64 %t
-  %woff.32 = load i32, ptr %woff.p, align 4
-  %woff = sext i32 %woff.32 to i64
-  %ib = getelementptr inbounds i16, ptr %in, i64 %ioff
-  %wb = getelementptr inbounds i16, ptr %wt, i64 %woff
-  %wp.0.0 = getelementptr inbounds i16, ptr %wb, i64 0
+  %soff.p = getelementptr inbounds [9 x i32], ptr @src_steps, i64 0, i64 %t
+  %soff.32 = load i32, ptr %soff.p, align 4
+  %soff = sext i32 %soff.32 to i64
+  %voff.p = getelementptr inbounds [9 x i32], ptr @vec_steps, i64 0, i64 %t
+  %voff.32 = load i32, ptr %voff.p, align 4
+  %voff = sext i32 %voff.32 to i64
+  %sb = getelementptr inbounds i16, ptr %src, i64 %soff
+  %vb = getelementptr inbounds i16, ptr %vec, i64 %voff
+  %wp.0.0 = getelementptr inbounds i16, ptr %vb, i64 0
   %w.0.0 = load <32 x i16>, ptr %wp.0.0, align 4
-  %bp.0.0 = getelementptr inbounds i16, ptr %ib, i64 0
+  %wp.0.1 = getelementptr inbounds i16, ptr %vb, i64 864
+  %w.0.1 = load <32 x i16>, ptr %wp.0.1, align 4
+  %bp.0.0 = getelementptr inbounds i16, ptr %sb, i64 0
   %bs.0.0 = load i32, ptr %bp.0.0, align 4
   %bi.0.0 = insertelement <16 x i32> poison, i32 %bs.0.0, i64 0
   %bv.0.0 = shufflevector <16 x i32> %bi.0.0, <16 x i32> poison, <16 x i32> zeroinitializer
@@ -336,7 +350,10 @@ step:
   %x.0.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
 %y.0.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.0.0, <32 x i16> %b.0.0, <32 x i16> %w.0.0)
   store <16 x i32> %y.0.0.0, ptr %acc.0.0, align 64
-  %bp.0.1 = getelementptr inbounds i16, ptr %ib, i64 6
+  %x.0.0.1 = load <16 x i32>, ptr %acc.0.1, align 64
+%y.0.0.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.0.1, <32 x i16> %b.0.0, <32 x i16> %w.0.1)
+  store <16 x i32> %y.0.0.1, ptr %acc.0.1, align 64
+  %bp.0.1 = getelementptr inbounds i16, ptr %sb, i64 30
   %bs.0.1 = load i32, ptr %bp.0.1, align 4
   %bi.0.1 = insertelement <16 x i32> poison, i32 %bs.0.1, i64 0
   %bv.0.1 = shufflevector <16 x i32> %bi.0.1, <16 x i32> poison, <16 x i32> zeroinitializer
@@ -344,25 +361,14 @@ step:
   %x.0.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
 %y.0.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.1.0, <32 x i16> %b.0.1, <32 x i16> %w.0.0)
   store <16 x i32> %y.0.1.0, ptr %acc.1.0, align 64
-  %bp.0.2 = getelementptr inbounds i16, ptr %ib, i64 30
-  %bs.0.2 = load i32, ptr %bp.0.2, align 4
-  %bi.0.2 = insertelement <16 x i32> poison, i32 %bs.0.2, i64 0
-  %bv.0.2 = shufflevector <16 x i32> %bi.0.2, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.0.2 = bitcast <16 x i32> %bv.0.2 to <32 x i16>
-  %x.0.2.0 = load <16 x i32>, ptr %acc.2.0, align 64
-%y.0.2.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.2.0, <32 x i16> %b.0.2, <32 x i16> %w.0.0)
-  store <16 x i32> %y.0.2.0, ptr %acc.2.0, align 64
-  %bp.0.3 = getelementptr inbounds i16, ptr %ib, i64 36
-  %bs.0.3 = load i32, ptr %bp.0.3, align 4
-  %bi.0.3 = insertelement <16 x i32> poison, i32 %bs.0.3, i64 0
-  %bv.0.3 = shufflevector <16 x i32> %bi.0.3, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.0.3 = bitcast <16 x i32> %bv.0.3 to <32 x i16>
-  %x.0.3.0 = load <16 x i32>, ptr %acc.3.0, align 64
-%y.0.3.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.3.0, <32 x i16> %b.0.3, <32 x i16> %w.0.0)
-  store <16 x i32> %y.0.3.0, ptr %acc.3.0, align 64
-  %wp.1.0 = getelementptr inbounds i16, ptr %wb, i64 32
+  %x.0.1.1 = load <16 x i32>, ptr %acc.1.1, align 64
+%y.0.1.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.1.1, <32 x i16> %b.0.1, <32 x i16> %w.0.1)
+  store <16 x i32> %y.0.1.1, ptr %acc.1.1, align 64
+  %wp.1.0 = getelementptr inbounds i16, ptr %vb, i64 32
   %w.1.0 = load <32 x i16>, ptr %wp.1.0, align 4
-  %bp.1.0 = getelementptr inbounds i16, ptr %ib, i64 2
+  %wp.1.1 = getelementptr inbounds i16, ptr %vb, i64 896
+  %w.1.1 = load <32 x i16>, ptr %wp.1.1, align 4
+  %bp.1.0 = getelementptr inbounds i16, ptr %sb, i64 2
   %bs.1.0 = load i32, ptr %bp.1.0, align 4
   %bi.1.0 = insertelement <16 x i32> poison, i32 %bs.1.0, i64 0
   %bv.1.0 = shufflevector <16 x i32> %bi.1.0, <16 x i32> poison, <16 x i32> zeroinitializer
@@ -370,7 +376,10 @@ step:
   %x.1.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
 %y.1.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.0.0, <32 x i16> %b.1.0, <32 x i16> %w.1.0)
   store <16 x i32> %y.1.0.0, ptr %acc.0.0, align 64
-  %bp.1.1 = getelementptr inbounds i16, ptr %ib, i64 8
+  %x.1.0.1 = load <16 x i32>, ptr %acc.0.1, align 64
+%y.1.0.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.0.1, <32 x i16> %b.1.0, <32 x i16> %w.1.1)
+  store <16 x i32> %y.1.0.1, ptr %acc.0.1, align 64
+  %bp.1.1 = getelementptr inbounds i16, ptr %sb, i64 32
   %bs.1.1 = load i32, ptr %bp.1.1, align 4
   %bi.1.1 = insertelement <16 x i32> poison, i32 %bs.1.1, i64 0
   %bv.1.1 = shufflevector <16 x i32> %bi.1.1, <16 x i32> poison, <16 x i32> zeroinitializer
@@ -378,25 +387,14 @@ step:
   %x.1.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
 %y.1.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.1.0, <32 x i16> %b.1.1, <32 x i16> %w.1.0)
   store <16 x i32> %y.1.1.0, ptr %acc.1.0, align 64
-  %bp.1.2 = getelementptr inbounds i16, ptr %ib, i64 32
-  %bs.1.2 = load i32, ptr %bp.1.2, align 4
-  %bi.1.2 = insertelement <16 x i32> poison, i32 %bs.1.2, i64 0
-  %bv.1.2 = shufflevector <16 x i32> %bi.1.2, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.1.2 = bitcast <16 x i32> %bv.1.2 to <32 x i16>
-  %x.1.2.0 = load <16 x i32>, ptr %acc.2.0, align 64
-%y.1.2.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.2.0, <32 x i16> %b.1.2, <32 x i16> %w.1.0)
-  store <16 x i32> %y.1.2.0, ptr %acc.2.0, align 64
-  %bp.1.3 = getelementptr inbounds i16, ptr %ib, i64 38
-  %bs.1.3 = load i32, ptr %bp.1.3, align 4
-  %bi.1.3 = insertelement <16 x i32> poison, i32 %bs.1.3, i64 0
-  %bv.1.3 = shufflevector <16 x i32> %bi.1.3, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.1.3 = bitcast <16 x i32> %bv.1.3 to <32 x i16>
-  %x.1.3.0 = load <16 x i32>, ptr %acc.3.0, align 64
-%y.1.3.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.3.0, <32 x i16> %b.1.3, <32 x i16> %w.1.0)
-  store <16 x i32> %y.1.3.0, ptr %acc.3.0, align 64
-  %wp.2.0 = getelementptr inbounds i16, ptr %wb, i64 64
+  %x.1.1.1 = load <16 x i32>, ptr %acc.1.1, align 64
+%y.1.1.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.1.1, <32 x i16> %b.1.1, <32 x i16> %w.1.1)
+  store <16 x i32> %y.1.1.1, ptr %acc.1.1, align 64
+  %wp.2.0 = getelementptr inbounds i16, ptr %vb, i64 64
   %w.2.0 = load <32 x i16>, ptr %wp.2.0, align 4
-  %bp.2.0 = getelementptr inbounds i16, ptr %ib, i64 4
+  %wp.2.1 = getelementptr inbounds i16, ptr %vb, i64 928
+  %w.2.1 = load <32 x i16>, ptr %wp.2.1, align 4
+  %bp.2.0 = getelementptr inbounds i16, ptr %sb, i64 4
   %bs.2.0 = load i32, ptr %bp.2.0, align 4
   %bi.2.0 = insertelement <16 x i32> poison, i32 %bs.2.0, i64 0
   %bv.2.0 = shufflevector <16 x i32> %bi.2.0, <16 x i32> poison, <16 x i32> zeroinitializer
@@ -404,7 +402,10 @@ step:
   %x.2.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
 %y.2.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.0.0, <32 x i16> %b.2.0, <32 x i16> %w.2.0)
   store <16 x i32> %y.2.0.0, ptr %acc.0.0, align 64
-  %bp.2.1 = getelementptr inbounds i16, ptr %ib, i64 10
+  %x.2.0.1 = load <16 x i32>, ptr %acc.0.1, align 64
+%y.2.0.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.0.1, <32 x i16> %b.2.0, <32 x i16> %w.2.1)
+  store <16 x i32> %y.2.0.1, ptr %acc.0.1, align 64
+  %bp.2.1 = getelementptr inbounds i16, ptr %sb, i64 34
   %bs.2.1 = load i32, ptr %bp.2.1, align 4
   %bi.2.1 = insertelement <16 x i32> poison, i32 %bs.2.1, i64 0
   %bv.2.1 = shufflevector <16 x i32> %bi.2.1, <16 x i32> poison, <16 x i32> zeroinitializer
@@ -412,7 +413,462 @@ step:
   %x.2.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
 %y.2.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.1.0, <32 x i16> %b.2.1, <32 x i16> %w.2.0)
   store <16 x i32> %y.2.1.0, ptr %acc.1.0, align 64
-  %bp.2.2 = getelementptr inbounds i16, ptr %ib, i64 34
+  %x.2.1.1 = load <16 x i32>, ptr %acc.1.1, align 64
+%y.2.1.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.1.1, <32 x i16> %b.2.1, <32 x i16> %w.2.1)
+  store <16 x i32> %y.2.1.1, ptr %acc.1.1, align 64
+  %t.next = add nuw i64 %t, 1
+  %t.more = icmp ult i64 %t.next, %t1
+  br i1 %t.more, label %step, label %flush
+
+flush:
+  ; INT32 -> FP32: dst = fma(float(acc), scale, first chunk ? 0 : dst)
+  %fa.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
+  %ff.0.0 = sitofp <16 x i32> %fa.0.0 to <16 x float>
+  %op.0.0 = getelementptr inbounds float, ptr %dst, i64 0
+  %old.0.0 = load <16 x float>, ptr %op.0.0, align 4
+  %base.0.0 = select i1 %first.chunk, <16 x float> zeroinitializer, <16 x float> %old.0.0
+  %new.0.0 = call <16 x float> @llvm.fma.v16f32(<16 x float> %ff.0.0, <16 x float> %scale, <16 x float> %base.0.0)
+  store <16 x float> %new.0.0, ptr %op.0.0, align 4
+  %fa.0.1 = load <16 x i32>, ptr %acc.0.1, align 64
+  %ff.0.1 = sitofp <16 x i32> %fa.0.1 to <16 x float>
+  %op.0.1 = getelementptr inbounds float, ptr %dst, i64 144
+  %old.0.1 = load <16 x float>, ptr %op.0.1, align 4
+  %base.0.1 = select i1 %first.chunk, <16 x float> zeroinitializer, <16 x float> %old.0.1
+  %new.0.1 = call <16 x float> @llvm.fma.v16f32(<16 x float> %ff.0.1, <16 x float> %scale, <16 x float> %base.0.1)
+  store <16 x float> %new.0.1, ptr %op.0.1, align 4
+  %fa.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
+  %ff.1.0 = sitofp <16 x i32> %fa.1.0 to <16 x float>
+  %op.1.0 = getelementptr inbounds float, ptr %dst, i64 48
+  %old.1.0 = load <16 x float>, ptr %op.1.0, align 4
+  %base.1.0 = select i1 %first.chunk, <16 x float> zeroinitializer, <16 x float> %old.1.0
+  %new.1.0 = call <16 x float> @llvm.fma.v16f32(<16 x float> %ff.1.0, <16 x float> %scale, <16 x float> %base.1.0)
+  store <16 x float> %new.1.0, ptr %op.1.0, align 4
+  %fa.1.1 = load <16 x i32>, ptr %acc.1.1, align 64
+  %ff.1.1 = sitofp <16 x i32> %fa.1.1 to <16 x float>
+  %op.1.1 = getelementptr inbounds float, ptr %dst, i64 192
+  %old.1.1 = load <16 x float>, ptr %op.1.1, align 4
+  %base.1.1 = select i1 %first.chunk, <16 x float> zeroinitializer, <16 x float> %old.1.1
+  %new.1.1 = call <16 x float> @llvm.fma.v16f32(<16 x float> %ff.1.1, <16 x float> %scale, <16 x float> %base.1.1)
+  store <16 x float> %new.1.1, ptr %op.1.1, align 4
+  %c.more = icmp ult i64 %t1, %end
+  br i1 %c.more, label %chunk, label %epilogue
+
+epilogue:
+  ; fused max|dst| for the next quantization's exponent
+  %m.in = load <16 x float>, ptr %mx, align 64
+  %yo.0.0 = load <16 x float>, ptr %op.0.0, align 4
+  %ya.0.0 = call <16 x float> @llvm.fabs.v16f32(<16 x float> %yo.0.0)
+  %m.0.0 = call <16 x float> @llvm.maxnum.v16f32(<16 x float> %m.in, <16 x float> %ya.0.0)
+  %yo.0.1 = load <16 x float>, ptr %op.0.1, align 4
+  %ya.0.1 = call <16 x float> @llvm.fabs.v16f32(<16 x float> %yo.0.1)
+  %m.0.1 = call <16 x float> @llvm.maxnum.v16f32(<16 x float> %m.0.0, <16 x float> %ya.0.1)
+  %yo.1.0 = load <16 x float>, ptr %op.1.0, align 4
+  %ya.1.0 = call <16 x float> @llvm.fabs.v16f32(<16 x float> %yo.1.0)
+  %m.1.0 = call <16 x float> @llvm.maxnum.v16f32(<16 x float> %m.0.1, <16 x float> %ya.1.0)
+  %yo.1.1 = load <16 x float>, ptr %op.1.1, align 4
+  %ya.1.1 = call <16 x float> @llvm.fabs.v16f32(<16 x float> %yo.1.1)
+  %m.1.1 = call <16 x float> @llvm.maxnum.v16f32(<16 x float> %m.1.0, <16 x float> %ya.1.1)
+  store <16 x float> %m.1.1, ptr %mx, align 64
+  ret void
+}
+; register block 1x2 x 2 vectors = 4 accumulators.
+; Reduces steps [first, first+count) of the step tables, flushing every 5 steps;
+; a call with no steps still writes zeros.
+define internal void @tile_h1_w2_v2(ptr noalias %src, ptr noalias %vec, ptr noalias %dst, i64 %first, i64 %count, <16 x float> %scale, ptr noalias %mx) alwaysinline nounwind {
+entry:
+  %acc.0.0 = alloca <16 x i32>, align 64
+  %acc.0.1 = alloca <16 x i32>, align 64
+  %acc.1.0 = alloca <16 x i32>, align 64
+  %acc.1.1 = alloca <16 x i32>, align 64
+  %end = add i64 %first, %count
+  br label %chunk
+
+chunk:
+  %t0 = phi i64 [ %first, %entry ], [ %t1, %flush ]
+  %first.chunk = phi i1 [ true, %entry ], [ false, %flush ]
+  %t1.raw = add i64 %t0, 5
+  %t1 = call i64 @llvm.umin.i64(i64 %t1.raw, i64 %end)
+  store <16 x i32> zeroinitializer, ptr %acc.0.0, align 64
+  store <16 x i32> zeroinitializer, ptr %acc.0.1, align 64
+  store <16 x i32> zeroinitializer, ptr %acc.1.0, align 64
+  store <16 x i32> zeroinitializer, ptr %acc.1.1, align 64
+  %any = icmp ult i64 %t0, %t1
+  br i1 %any, label %step, label %flush
+
+step:
+  %t = phi i64 [ %t0, %chunk ], [ %t.next, %step ]
+  %soff.p = getelementptr inbounds [9 x i32], ptr @src_steps, i64 0, i64 %t
+  %soff.32 = load i32, ptr %soff.p, align 4
+  %soff = sext i32 %soff.32 to i64
+  %voff.p = getelementptr inbounds [9 x i32], ptr @vec_steps, i64 0, i64 %t
+  %voff.32 = load i32, ptr %voff.p, align 4
+  %voff = sext i32 %voff.32 to i64
+  %sb = getelementptr inbounds i16, ptr %src, i64 %soff
+  %vb = getelementptr inbounds i16, ptr %vec, i64 %voff
+  %wp.0.0 = getelementptr inbounds i16, ptr %vb, i64 0
+  %w.0.0 = load <32 x i16>, ptr %wp.0.0, align 4
+  %wp.0.1 = getelementptr inbounds i16, ptr %vb, i64 864
+  %w.0.1 = load <32 x i16>, ptr %wp.0.1, align 4
+  %bp.0.0 = getelementptr inbounds i16, ptr %sb, i64 0
+  %bs.0.0 = load i32, ptr %bp.0.0, align 4
+  %bi.0.0 = insertelement <16 x i32> poison, i32 %bs.0.0, i64 0
+  %bv.0.0 = shufflevector <16 x i32> %bi.0.0, <16 x i32> poison, <16 x i32> zeroinitializer
+  %b.0.0 = bitcast <16 x i32> %bv.0.0 to <32 x i16>
+  %x.0.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
+%y.0.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.0.0, <32 x i16> %b.0.0, <32 x i16> %w.0.0)
+  store <16 x i32> %y.0.0.0, ptr %acc.0.0, align 64
+  %x.0.0.1 = load <16 x i32>, ptr %acc.0.1, align 64
+%y.0.0.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.0.1, <32 x i16> %b.0.0, <32 x i16> %w.0.1)
+  store <16 x i32> %y.0.0.1, ptr %acc.0.1, align 64
+  %bp.0.1 = getelementptr inbounds i16, ptr %sb, i64 6
+  %bs.0.1 = load i32, ptr %bp.0.1, align 4
+  %bi.0.1 = insertelement <16 x i32> poison, i32 %bs.0.1, i64 0
+  %bv.0.1 = shufflevector <16 x i32> %bi.0.1, <16 x i32> poison, <16 x i32> zeroinitializer
+  %b.0.1 = bitcast <16 x i32> %bv.0.1 to <32 x i16>
+  %x.0.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
+%y.0.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.1.0, <32 x i16> %b.0.1, <32 x i16> %w.0.0)
+  store <16 x i32> %y.0.1.0, ptr %acc.1.0, align 64
+  %x.0.1.1 = load <16 x i32>, ptr %acc.1.1, align 64
+%y.0.1.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.1.1, <32 x i16> %b.0.1, <32 x i16> %w.0.1)
+  store <16 x i32> %y.0.1.1, ptr %acc.1.1, align 64
+  %wp.1.0 = getelementptr inbounds i16, ptr %vb, i64 32
+  %w.1.0 = load <32 x i16>, ptr %wp.1.0, align 4
+  %wp.1.1 = getelementptr inbounds i16, ptr %vb, i64 896
+  %w.1.1 = load <32 x i16>, ptr %wp.1.1, align 4
+  %bp.1.0 = getelementptr inbounds i16, ptr %sb, i64 2
+  %bs.1.0 = load i32, ptr %bp.1.0, align 4
+  %bi.1.0 = insertelement <16 x i32> poison, i32 %bs.1.0, i64 0
+  %bv.1.0 = shufflevector <16 x i32> %bi.1.0, <16 x i32> poison, <16 x i32> zeroinitializer
+  %b.1.0 = bitcast <16 x i32> %bv.1.0 to <32 x i16>
+  %x.1.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
+%y.1.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.0.0, <32 x i16> %b.1.0, <32 x i16> %w.1.0)
+  store <16 x i32> %y.1.0.0, ptr %acc.0.0, align 64
+  %x.1.0.1 = load <16 x i32>, ptr %acc.0.1, align 64
+%y.1.0.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.0.1, <32 x i16> %b.1.0, <32 x i16> %w.1.1)
+  store <16 x i32> %y.1.0.1, ptr %acc.0.1, align 64
+  %bp.1.1 = getelementptr inbounds i16, ptr %sb, i64 8
+  %bs.1.1 = load i32, ptr %bp.1.1, align 4
+  %bi.1.1 = insertelement <16 x i32> poison, i32 %bs.1.1, i64 0
+  %bv.1.1 = shufflevector <16 x i32> %bi.1.1, <16 x i32> poison, <16 x i32> zeroinitializer
+  %b.1.1 = bitcast <16 x i32> %bv.1.1 to <32 x i16>
+  %x.1.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
+%y.1.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.1.0, <32 x i16> %b.1.1, <32 x i16> %w.1.0)
+  store <16 x i32> %y.1.1.0, ptr %acc.1.0, align 64
+  %x.1.1.1 = load <16 x i32>, ptr %acc.1.1, align 64
+%y.1.1.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.1.1, <32 x i16> %b.1.1, <32 x i16> %w.1.1)
+  store <16 x i32> %y.1.1.1, ptr %acc.1.1, align 64
+  %wp.2.0 = getelementptr inbounds i16, ptr %vb, i64 64
+  %w.2.0 = load <32 x i16>, ptr %wp.2.0, align 4
+  %wp.2.1 = getelementptr inbounds i16, ptr %vb, i64 928
+  %w.2.1 = load <32 x i16>, ptr %wp.2.1, align 4
+  %bp.2.0 = getelementptr inbounds i16, ptr %sb, i64 4
+  %bs.2.0 = load i32, ptr %bp.2.0, align 4
+  %bi.2.0 = insertelement <16 x i32> poison, i32 %bs.2.0, i64 0
+  %bv.2.0 = shufflevector <16 x i32> %bi.2.0, <16 x i32> poison, <16 x i32> zeroinitializer
+  %b.2.0 = bitcast <16 x i32> %bv.2.0 to <32 x i16>
+  %x.2.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
+%y.2.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.0.0, <32 x i16> %b.2.0, <32 x i16> %w.2.0)
+  store <16 x i32> %y.2.0.0, ptr %acc.0.0, align 64
+  %x.2.0.1 = load <16 x i32>, ptr %acc.0.1, align 64
+%y.2.0.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.0.1, <32 x i16> %b.2.0, <32 x i16> %w.2.1)
+  store <16 x i32> %y.2.0.1, ptr %acc.0.1, align 64
+  %bp.2.1 = getelementptr inbounds i16, ptr %sb, i64 10
+  %bs.2.1 = load i32, ptr %bp.2.1, align 4
+  %bi.2.1 = insertelement <16 x i32> poison, i32 %bs.2.1, i64 0
+  %bv.2.1 = shufflevector <16 x i32> %bi.2.1, <16 x i32> poison, <16 x i32> zeroinitializer
+  %b.2.1 = bitcast <16 x i32> %bv.2.1 to <32 x i16>
+  %x.2.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
+%y.2.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.1.0, <32 x i16> %b.2.1, <32 x i16> %w.2.0)
+  store <16 x i32> %y.2.1.0, ptr %acc.1.0, align 64
+  %x.2.1.1 = load <16 x i32>, ptr %acc.1.1, align 64
+%y.2.1.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.1.1, <32 x i16> %b.2.1, <32 x i16> %w.2.1)
+  store <16 x i32> %y.2.1.1, ptr %acc.1.1, align 64
+  %t.next = add nuw i64 %t, 1
+  %t.more = icmp ult i64 %t.next, %t1
+  br i1 %t.more, label %step, label %flush
+
+flush:
+  ; INT32 -> FP32: dst = fma(float(acc), scale, first chunk ? 0 : dst)
+  %fa.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
+  %ff.0.0 = sitofp <16 x i32> %fa.0.0 to <16 x float>
+  %op.0.0 = getelementptr inbounds float, ptr %dst, i64 0
+  %old.0.0 = load <16 x float>, ptr %op.0.0, align 4
+  %base.0.0 = select i1 %first.chunk, <16 x float> zeroinitializer, <16 x float> %old.0.0
+  %new.0.0 = call <16 x float> @llvm.fma.v16f32(<16 x float> %ff.0.0, <16 x float> %scale, <16 x float> %base.0.0)
+  store <16 x float> %new.0.0, ptr %op.0.0, align 4
+  %fa.0.1 = load <16 x i32>, ptr %acc.0.1, align 64
+  %ff.0.1 = sitofp <16 x i32> %fa.0.1 to <16 x float>
+  %op.0.1 = getelementptr inbounds float, ptr %dst, i64 144
+  %old.0.1 = load <16 x float>, ptr %op.0.1, align 4
+  %base.0.1 = select i1 %first.chunk, <16 x float> zeroinitializer, <16 x float> %old.0.1
+  %new.0.1 = call <16 x float> @llvm.fma.v16f32(<16 x float> %ff.0.1, <16 x float> %scale, <16 x float> %base.0.1)
+  store <16 x float> %new.0.1, ptr %op.0.1, align 4
+  %fa.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
+  %ff.1.0 = sitofp <16 x i32> %fa.1.0 to <16 x float>
+  %op.1.0 = getelementptr inbounds float, ptr %dst, i64 16
+  %old.1.0 = load <16 x float>, ptr %op.1.0, align 4
+  %base.1.0 = select i1 %first.chunk, <16 x float> zeroinitializer, <16 x float> %old.1.0
+  %new.1.0 = call <16 x float> @llvm.fma.v16f32(<16 x float> %ff.1.0, <16 x float> %scale, <16 x float> %base.1.0)
+  store <16 x float> %new.1.0, ptr %op.1.0, align 4
+  %fa.1.1 = load <16 x i32>, ptr %acc.1.1, align 64
+  %ff.1.1 = sitofp <16 x i32> %fa.1.1 to <16 x float>
+  %op.1.1 = getelementptr inbounds float, ptr %dst, i64 160
+  %old.1.1 = load <16 x float>, ptr %op.1.1, align 4
+  %base.1.1 = select i1 %first.chunk, <16 x float> zeroinitializer, <16 x float> %old.1.1
+  %new.1.1 = call <16 x float> @llvm.fma.v16f32(<16 x float> %ff.1.1, <16 x float> %scale, <16 x float> %base.1.1)
+  store <16 x float> %new.1.1, ptr %op.1.1, align 4
+  %c.more = icmp ult i64 %t1, %end
+  br i1 %c.more, label %chunk, label %epilogue
+
+epilogue:
+  ; fused max|dst| for the next quantization's exponent
+  %m.in = load <16 x float>, ptr %mx, align 64
+  %yo.0.0 = load <16 x float>, ptr %op.0.0, align 4
+  %ya.0.0 = call <16 x float> @llvm.fabs.v16f32(<16 x float> %yo.0.0)
+  %m.0.0 = call <16 x float> @llvm.maxnum.v16f32(<16 x float> %m.in, <16 x float> %ya.0.0)
+  %yo.0.1 = load <16 x float>, ptr %op.0.1, align 4
+  %ya.0.1 = call <16 x float> @llvm.fabs.v16f32(<16 x float> %yo.0.1)
+  %m.0.1 = call <16 x float> @llvm.maxnum.v16f32(<16 x float> %m.0.0, <16 x float> %ya.0.1)
+  %yo.1.0 = load <16 x float>, ptr %op.1.0, align 4
+  %ya.1.0 = call <16 x float> @llvm.fabs.v16f32(<16 x float> %yo.1.0)
+  %m.1.0 = call <16 x float> @llvm.maxnum.v16f32(<16 x float> %m.0.1, <16 x float> %ya.1.0)
+  %yo.1.1 = load <16 x float>, ptr %op.1.1, align 4
+  %ya.1.1 = call <16 x float> @llvm.fabs.v16f32(<16 x float> %yo.1.1)
+  %m.1.1 = call <16 x float> @llvm.maxnum.v16f32(<16 x float> %m.1.0, <16 x float> %ya.1.1)
+  store <16 x float> %m.1.1, ptr %mx, align 64
+  ret void
+}
+; register block 1x1 x 2 vectors = 2 accumulators.
+; Reduces steps [first, first+count) of the step tables, flushing every 5 steps;
+; a call with no steps still writes zeros.
+define internal void @tile_h1_w1_v2(ptr noalias %src, ptr noalias %vec, ptr noalias %dst, i64 %first, i64 %count, <16 x float> %scale, ptr noalias %mx) alwaysinline nounwind {
+entry:
+  %acc.0.0 = alloca <16 x i32>, align 64
+  %acc.0.1 = alloca <16 x i32>, align 64
+  %end = add i64 %first, %count
+  br label %chunk
+
+chunk:
+  %t0 = phi i64 [ %first, %entry ], [ %t1, %flush ]
+  %first.chunk = phi i1 [ true, %entry ], [ false, %flush ]
+  %t1.raw = add i64 %t0, 5
+  %t1 = call i64 @llvm.umin.i64(i64 %t1.raw, i64 %end)
+  store <16 x i32> zeroinitializer, ptr %acc.0.0, align 64
+  store <16 x i32> zeroinitializer, ptr %acc.0.1, align 64
+  %any = icmp ult i64 %t0, %t1
+  br i1 %any, label %step, label %flush
+
+step:
+  %t = phi i64 [ %t0, %chunk ], [ %t.next, %step ]
+  %soff.p = getelementptr inbounds [9 x i32], ptr @src_steps, i64 0, i64 %t
+  %soff.32 = load i32, ptr %soff.p, align 4
+  %soff = sext i32 %soff.32 to i64
+  %voff.p = getelementptr inbounds [9 x i32], ptr @vec_steps, i64 0, i64 %t
+  %voff.32 = load i32, ptr %voff.p, align 4
+  %voff = sext i32 %voff.32 to i64
+  %sb = getelementptr inbounds i16, ptr %src, i64 %soff
+  %vb = getelementptr inbounds i16, ptr %vec, i64 %voff
+  %wp.0.0 = getelementptr inbounds i16, ptr %vb, i64 0
+  %w.0.0 = load <32 x i16>, ptr %wp.0.0, align 4
+  %wp.0.1 = getelementptr inbounds i16, ptr %vb, i64 864
+  %w.0.1 = load <32 x i16>, ptr %wp.0.1, align 4
+  %bp.0.0 = getelementptr inbounds i16, ptr %sb, i64 0
+  %bs.0.0 = load i32, ptr %bp.0.0, align 4
+  %bi.0.0 = insertelement <16 x i32> poison, i32 %bs.0.0, i64 0
+  %bv.0.0 = shufflevector <16 x i32> %bi.0.0, <16 x i32> poison, <16 x i32> zeroinitializer
+  %b.0.0 = bitcast <16 x i32> %bv.0.0 to <32 x i16>
+  %x.0.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
+%y.0.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.0.0, <32 x i16> %b.0.0, <32 x i16> %w.0.0)
+  store <16 x i32> %y.0.0.0, ptr %acc.0.0, align 64
+  %x.0.0.1 = load <16 x i32>, ptr %acc.0.1, align 64
+%y.0.0.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.0.1, <32 x i16> %b.0.0, <32 x i16> %w.0.1)
+  store <16 x i32> %y.0.0.1, ptr %acc.0.1, align 64
+  %wp.1.0 = getelementptr inbounds i16, ptr %vb, i64 32
+  %w.1.0 = load <32 x i16>, ptr %wp.1.0, align 4
+  %wp.1.1 = getelementptr inbounds i16, ptr %vb, i64 896
+  %w.1.1 = load <32 x i16>, ptr %wp.1.1, align 4
+  %bp.1.0 = getelementptr inbounds i16, ptr %sb, i64 2
+  %bs.1.0 = load i32, ptr %bp.1.0, align 4
+  %bi.1.0 = insertelement <16 x i32> poison, i32 %bs.1.0, i64 0
+  %bv.1.0 = shufflevector <16 x i32> %bi.1.0, <16 x i32> poison, <16 x i32> zeroinitializer
+  %b.1.0 = bitcast <16 x i32> %bv.1.0 to <32 x i16>
+  %x.1.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
+%y.1.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.0.0, <32 x i16> %b.1.0, <32 x i16> %w.1.0)
+  store <16 x i32> %y.1.0.0, ptr %acc.0.0, align 64
+  %x.1.0.1 = load <16 x i32>, ptr %acc.0.1, align 64
+%y.1.0.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.0.1, <32 x i16> %b.1.0, <32 x i16> %w.1.1)
+  store <16 x i32> %y.1.0.1, ptr %acc.0.1, align 64
+  %wp.2.0 = getelementptr inbounds i16, ptr %vb, i64 64
+  %w.2.0 = load <32 x i16>, ptr %wp.2.0, align 4
+  %wp.2.1 = getelementptr inbounds i16, ptr %vb, i64 928
+  %w.2.1 = load <32 x i16>, ptr %wp.2.1, align 4
+  %bp.2.0 = getelementptr inbounds i16, ptr %sb, i64 4
+  %bs.2.0 = load i32, ptr %bp.2.0, align 4
+  %bi.2.0 = insertelement <16 x i32> poison, i32 %bs.2.0, i64 0
+  %bv.2.0 = shufflevector <16 x i32> %bi.2.0, <16 x i32> poison, <16 x i32> zeroinitializer
+  %b.2.0 = bitcast <16 x i32> %bv.2.0 to <32 x i16>
+  %x.2.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
+%y.2.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.0.0, <32 x i16> %b.2.0, <32 x i16> %w.2.0)
+  store <16 x i32> %y.2.0.0, ptr %acc.0.0, align 64
+  %x.2.0.1 = load <16 x i32>, ptr %acc.0.1, align 64
+%y.2.0.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.0.1, <32 x i16> %b.2.0, <32 x i16> %w.2.1)
+  store <16 x i32> %y.2.0.1, ptr %acc.0.1, align 64
+  %t.next = add nuw i64 %t, 1
+  %t.more = icmp ult i64 %t.next, %t1
+  br i1 %t.more, label %step, label %flush
+
+flush:
+  ; INT32 -> FP32: dst = fma(float(acc), scale, first chunk ? 0 : dst)
+  %fa.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
+  %ff.0.0 = sitofp <16 x i32> %fa.0.0 to <16 x float>
+  %op.0.0 = getelementptr inbounds float, ptr %dst, i64 0
+  %old.0.0 = load <16 x float>, ptr %op.0.0, align 4
+  %base.0.0 = select i1 %first.chunk, <16 x float> zeroinitializer, <16 x float> %old.0.0
+  %new.0.0 = call <16 x float> @llvm.fma.v16f32(<16 x float> %ff.0.0, <16 x float> %scale, <16 x float> %base.0.0)
+  store <16 x float> %new.0.0, ptr %op.0.0, align 4
+  %fa.0.1 = load <16 x i32>, ptr %acc.0.1, align 64
+  %ff.0.1 = sitofp <16 x i32> %fa.0.1 to <16 x float>
+  %op.0.1 = getelementptr inbounds float, ptr %dst, i64 144
+  %old.0.1 = load <16 x float>, ptr %op.0.1, align 4
+  %base.0.1 = select i1 %first.chunk, <16 x float> zeroinitializer, <16 x float> %old.0.1
+  %new.0.1 = call <16 x float> @llvm.fma.v16f32(<16 x float> %ff.0.1, <16 x float> %scale, <16 x float> %base.0.1)
+  store <16 x float> %new.0.1, ptr %op.0.1, align 4
+  %c.more = icmp ult i64 %t1, %end
+  br i1 %c.more, label %chunk, label %epilogue
+
+epilogue:
+  ; fused max|dst| for the next quantization's exponent
+  %m.in = load <16 x float>, ptr %mx, align 64
+  %yo.0.0 = load <16 x float>, ptr %op.0.0, align 4
+  %ya.0.0 = call <16 x float> @llvm.fabs.v16f32(<16 x float> %yo.0.0)
+  %m.0.0 = call <16 x float> @llvm.maxnum.v16f32(<16 x float> %m.in, <16 x float> %ya.0.0)
+  %yo.0.1 = load <16 x float>, ptr %op.0.1, align 4
+  %ya.0.1 = call <16 x float> @llvm.fabs.v16f32(<16 x float> %yo.0.1)
+  %m.0.1 = call <16 x float> @llvm.maxnum.v16f32(<16 x float> %m.0.0, <16 x float> %ya.0.1)
+  store <16 x float> %m.0.1, ptr %mx, align 64
+  ret void
+}
+; register block 2x2 x 1 vectors = 4 accumulators.
+; Reduces steps [first, first+count) of the step tables, flushing every 5 steps;
+; a call with no steps still writes zeros.
+define internal void @tile_h2_w2_v1(ptr noalias %src, ptr noalias %vec, ptr noalias %dst, i64 %first, i64 %count, <16 x float> %scale, ptr noalias %mx) alwaysinline nounwind {
+entry:
+  %acc.0.0 = alloca <16 x i32>, align 64
+  %acc.1.0 = alloca <16 x i32>, align 64
+  %acc.2.0 = alloca <16 x i32>, align 64
+  %acc.3.0 = alloca <16 x i32>, align 64
+  %end = add i64 %first, %count
+  br label %chunk
+
+chunk:
+  %t0 = phi i64 [ %first, %entry ], [ %t1, %flush ]
+  %first.chunk = phi i1 [ true, %entry ], [ false, %flush ]
+  %t1.raw = add i64 %t0, 5
+  %t1 = call i64 @llvm.umin.i64(i64 %t1.raw, i64 %end)
+  store <16 x i32> zeroinitializer, ptr %acc.0.0, align 64
+  store <16 x i32> zeroinitializer, ptr %acc.1.0, align 64
+  store <16 x i32> zeroinitializer, ptr %acc.2.0, align 64
+  store <16 x i32> zeroinitializer, ptr %acc.3.0, align 64
+  %any = icmp ult i64 %t0, %t1
+  br i1 %any, label %step, label %flush
+
+step:
+  %t = phi i64 [ %t0, %chunk ], [ %t.next, %step ]
+  %soff.p = getelementptr inbounds [9 x i32], ptr @src_steps, i64 0, i64 %t
+  %soff.32 = load i32, ptr %soff.p, align 4
+  %soff = sext i32 %soff.32 to i64
+  %voff.p = getelementptr inbounds [9 x i32], ptr @vec_steps, i64 0, i64 %t
+  %voff.32 = load i32, ptr %voff.p, align 4
+  %voff = sext i32 %voff.32 to i64
+  %sb = getelementptr inbounds i16, ptr %src, i64 %soff
+  %vb = getelementptr inbounds i16, ptr %vec, i64 %voff
+  %wp.0.0 = getelementptr inbounds i16, ptr %vb, i64 0
+  %w.0.0 = load <32 x i16>, ptr %wp.0.0, align 4
+  %bp.0.0 = getelementptr inbounds i16, ptr %sb, i64 0
+  %bs.0.0 = load i32, ptr %bp.0.0, align 4
+  %bi.0.0 = insertelement <16 x i32> poison, i32 %bs.0.0, i64 0
+  %bv.0.0 = shufflevector <16 x i32> %bi.0.0, <16 x i32> poison, <16 x i32> zeroinitializer
+  %b.0.0 = bitcast <16 x i32> %bv.0.0 to <32 x i16>
+  %x.0.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
+%y.0.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.0.0, <32 x i16> %b.0.0, <32 x i16> %w.0.0)
+  store <16 x i32> %y.0.0.0, ptr %acc.0.0, align 64
+  %bp.0.1 = getelementptr inbounds i16, ptr %sb, i64 6
+  %bs.0.1 = load i32, ptr %bp.0.1, align 4
+  %bi.0.1 = insertelement <16 x i32> poison, i32 %bs.0.1, i64 0
+  %bv.0.1 = shufflevector <16 x i32> %bi.0.1, <16 x i32> poison, <16 x i32> zeroinitializer
+  %b.0.1 = bitcast <16 x i32> %bv.0.1 to <32 x i16>
+  %x.0.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
+%y.0.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.1.0, <32 x i16> %b.0.1, <32 x i16> %w.0.0)
+  store <16 x i32> %y.0.1.0, ptr %acc.1.0, align 64
+  %bp.0.2 = getelementptr inbounds i16, ptr %sb, i64 30
+  %bs.0.2 = load i32, ptr %bp.0.2, align 4
+  %bi.0.2 = insertelement <16 x i32> poison, i32 %bs.0.2, i64 0
+  %bv.0.2 = shufflevector <16 x i32> %bi.0.2, <16 x i32> poison, <16 x i32> zeroinitializer
+  %b.0.2 = bitcast <16 x i32> %bv.0.2 to <32 x i16>
+  %x.0.2.0 = load <16 x i32>, ptr %acc.2.0, align 64
+%y.0.2.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.2.0, <32 x i16> %b.0.2, <32 x i16> %w.0.0)
+  store <16 x i32> %y.0.2.0, ptr %acc.2.0, align 64
+  %bp.0.3 = getelementptr inbounds i16, ptr %sb, i64 36
+  %bs.0.3 = load i32, ptr %bp.0.3, align 4
+  %bi.0.3 = insertelement <16 x i32> poison, i32 %bs.0.3, i64 0
+  %bv.0.3 = shufflevector <16 x i32> %bi.0.3, <16 x i32> poison, <16 x i32> zeroinitializer
+  %b.0.3 = bitcast <16 x i32> %bv.0.3 to <32 x i16>
+  %x.0.3.0 = load <16 x i32>, ptr %acc.3.0, align 64
+%y.0.3.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.3.0, <32 x i16> %b.0.3, <32 x i16> %w.0.0)
+  store <16 x i32> %y.0.3.0, ptr %acc.3.0, align 64
+  %wp.1.0 = getelementptr inbounds i16, ptr %vb, i64 32
+  %w.1.0 = load <32 x i16>, ptr %wp.1.0, align 4
+  %bp.1.0 = getelementptr inbounds i16, ptr %sb, i64 2
+  %bs.1.0 = load i32, ptr %bp.1.0, align 4
+  %bi.1.0 = insertelement <16 x i32> poison, i32 %bs.1.0, i64 0
+  %bv.1.0 = shufflevector <16 x i32> %bi.1.0, <16 x i32> poison, <16 x i32> zeroinitializer
+  %b.1.0 = bitcast <16 x i32> %bv.1.0 to <32 x i16>
+  %x.1.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
+%y.1.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.0.0, <32 x i16> %b.1.0, <32 x i16> %w.1.0)
+  store <16 x i32> %y.1.0.0, ptr %acc.0.0, align 64
+  %bp.1.1 = getelementptr inbounds i16, ptr %sb, i64 8
+  %bs.1.1 = load i32, ptr %bp.1.1, align 4
+  %bi.1.1 = insertelement <16 x i32> poison, i32 %bs.1.1, i64 0
+  %bv.1.1 = shufflevector <16 x i32> %bi.1.1, <16 x i32> poison, <16 x i32> zeroinitializer
+  %b.1.1 = bitcast <16 x i32> %bv.1.1 to <32 x i16>
+  %x.1.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
+%y.1.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.1.0, <32 x i16> %b.1.1, <32 x i16> %w.1.0)
+  store <16 x i32> %y.1.1.0, ptr %acc.1.0, align 64
+  %bp.1.2 = getelementptr inbounds i16, ptr %sb, i64 32
+  %bs.1.2 = load i32, ptr %bp.1.2, align 4
+  %bi.1.2 = insertelement <16 x i32> poison, i32 %bs.1.2, i64 0
+  %bv.1.2 = shufflevector <16 x i32> %bi.1.2, <16 x i32> poison, <16 x i32> zeroinitializer
+  %b.1.2 = bitcast <16 x i32> %bv.1.2 to <32 x i16>
+  %x.1.2.0 = load <16 x i32>, ptr %acc.2.0, align 64
+%y.1.2.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.2.0, <32 x i16> %b.1.2, <32 x i16> %w.1.0)
+  store <16 x i32> %y.1.2.0, ptr %acc.2.0, align 64
+  %bp.1.3 = getelementptr inbounds i16, ptr %sb, i64 38
+  %bs.1.3 = load i32, ptr %bp.1.3, align 4
+  %bi.1.3 = insertelement <16 x i32> poison, i32 %bs.1.3, i64 0
+  %bv.1.3 = shufflevector <16 x i32> %bi.1.3, <16 x i32> poison, <16 x i32> zeroinitializer
+  %b.1.3 = bitcast <16 x i32> %bv.1.3 to <32 x i16>
+  %x.1.3.0 = load <16 x i32>, ptr %acc.3.0, align 64
+%y.1.3.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.3.0, <32 x i16> %b.1.3, <32 x i16> %w.1.0)
+  store <16 x i32> %y.1.3.0, ptr %acc.3.0, align 64
+  %wp.2.0 = getelementptr inbounds i16, ptr %vb, i64 64
+  %w.2.0 = load <32 x i16>, ptr %wp.2.0, align 4
+  %bp.2.0 = getelementptr inbounds i16, ptr %sb, i64 4
+  %bs.2.0 = load i32, ptr %bp.2.0, align 4
+  %bi.2.0 = insertelement <16 x i32> poison, i32 %bs.2.0, i64 0
+  %bv.2.0 = shufflevector <16 x i32> %bi.2.0, <16 x i32> poison, <16 x i32> zeroinitializer
+  %b.2.0 = bitcast <16 x i32> %bv.2.0 to <32 x i16>
+  %x.2.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
+%y.2.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.0.0, <32 x i16> %b.2.0, <32 x i16> %w.2.0)
+  store <16 x i32> %y.2.0.0, ptr %acc.0.0, align 64
+  %bp.2.1 = getelementptr inbounds i16, ptr %sb, i64 10
+  %bs.2.1 = load i32, ptr %bp.2.1, align 4
+  %bi.2.1 = insertelement <16 x i32> poison, i32 %bs.2.1, i64 0
+  %bv.2.1 = shufflevector <16 x i32> %bi.2.1, <16 x i32> poison, <16 x i32> zeroinitializer
+  %b.2.1 = bitcast <16 x i32> %bv.2.1 to <32 x i16>
+  %x.2.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
+%y.2.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.1.0, <32 x i16> %b.2.1, <32 x i16> %w.2.0)
+  store <16 x i32> %y.2.1.0, ptr %acc.1.0, align 64
+  %bp.2.2 = getelementptr inbounds i16, ptr %sb, i64 34
   %bs.2.2 = load i32, ptr %bp.2.2, align 4
   %bi.2.2 = insertelement <16 x i32> poison, i32 %bs.2.2, i64 0
   %bv.2.2 = shufflevector <16 x i32> %bi.2.2, <16 x i32> poison, <16 x i32> zeroinitializer
@@ -420,7 +876,7 @@ step:
   %x.2.2.0 = load <16 x i32>, ptr %acc.2.0, align 64
 %y.2.2.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.2.0, <32 x i16> %b.2.2, <32 x i16> %w.2.0)
   store <16 x i32> %y.2.2.0, ptr %acc.2.0, align 64
-  %bp.2.3 = getelementptr inbounds i16, ptr %ib, i64 40
+  %bp.2.3 = getelementptr inbounds i16, ptr %sb, i64 40
   %bs.2.3 = load i32, ptr %bp.2.3, align 4
   %bi.2.3 = insertelement <16 x i32> poison, i32 %bs.2.3, i64 0
   %bv.2.3 = shufflevector <16 x i32> %bi.2.3, <16 x i32> poison, <16 x i32> zeroinitializer
@@ -433,42 +889,40 @@ step:
   br i1 %t.more, label %step, label %flush
 
 flush:
-  ; INT32 -> FP32: out = fma(float(acc), scale, first chunk ? 0 : out)
-  %first = icmp eq i64 %c, 0
+  ; INT32 -> FP32: dst = fma(float(acc), scale, first chunk ? 0 : dst)
   %fa.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
   %ff.0.0 = sitofp <16 x i32> %fa.0.0 to <16 x float>
-  %op.0.0 = getelementptr inbounds float, ptr %out, i64 0
+  %op.0.0 = getelementptr inbounds float, ptr %dst, i64 0
   %old.0.0 = load <16 x float>, ptr %op.0.0, align 4
-  %base.0.0 = select i1 %first, <16 x float> zeroinitializer, <16 x float> %old.0.0
+  %base.0.0 = select i1 %first.chunk, <16 x float> zeroinitializer, <16 x float> %old.0.0
   %new.0.0 = call <16 x float> @llvm.fma.v16f32(<16 x float> %ff.0.0, <16 x float> %scale, <16 x float> %base.0.0)
   store <16 x float> %new.0.0, ptr %op.0.0, align 4
   %fa.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
   %ff.1.0 = sitofp <16 x i32> %fa.1.0 to <16 x float>
-  %op.1.0 = getelementptr inbounds float, ptr %out, i64 16
+  %op.1.0 = getelementptr inbounds float, ptr %dst, i64 16
   %old.1.0 = load <16 x float>, ptr %op.1.0, align 4
-  %base.1.0 = select i1 %first, <16 x float> zeroinitializer, <16 x float> %old.1.0
+  %base.1.0 = select i1 %first.chunk, <16 x float> zeroinitializer, <16 x float> %old.1.0
   %new.1.0 = call <16 x float> @llvm.fma.v16f32(<16 x float> %ff.1.0, <16 x float> %scale, <16 x float> %base.1.0)
   store <16 x float> %new.1.0, ptr %op.1.0, align 4
   %fa.2.0 = load <16 x i32>, ptr %acc.2.0, align 64
   %ff.2.0 = sitofp <16 x i32> %fa.2.0 to <16 x float>
-  %op.2.0 = getelementptr inbounds float, ptr %out, i64 48
+  %op.2.0 = getelementptr inbounds float, ptr %dst, i64 48
   %old.2.0 = load <16 x float>, ptr %op.2.0, align 4
-  %base.2.0 = select i1 %first, <16 x float> zeroinitializer, <16 x float> %old.2.0
+  %base.2.0 = select i1 %first.chunk, <16 x float> zeroinitializer, <16 x float> %old.2.0
   %new.2.0 = call <16 x float> @llvm.fma.v16f32(<16 x float> %ff.2.0, <16 x float> %scale, <16 x float> %base.2.0)
   store <16 x float> %new.2.0, ptr %op.2.0, align 4
   %fa.3.0 = load <16 x i32>, ptr %acc.3.0, align 64
   %ff.3.0 = sitofp <16 x i32> %fa.3.0 to <16 x float>
-  %op.3.0 = getelementptr inbounds float, ptr %out, i64 64
+  %op.3.0 = getelementptr inbounds float, ptr %dst, i64 64
   %old.3.0 = load <16 x float>, ptr %op.3.0, align 4
-  %base.3.0 = select i1 %first, <16 x float> zeroinitializer, <16 x float> %old.3.0
+  %base.3.0 = select i1 %first.chunk, <16 x float> zeroinitializer, <16 x float> %old.3.0
   %new.3.0 = call <16 x float> @llvm.fma.v16f32(<16 x float> %ff.3.0, <16 x float> %scale, <16 x float> %base.3.0)
   store <16 x float> %new.3.0, ptr %op.3.0, align 4
-  %c.next = add nuw i64 %c, 1
-  %c.more = icmp ult i64 %c.next, 2
+  %c.more = icmp ult i64 %t1, %end
   br i1 %c.more, label %chunk, label %epilogue
 
 epilogue:
-  ; fused max|y| for the next quantization's exponent
+  ; fused max|dst| for the next quantization's exponent
   %m.in = load <16 x float>, ptr %mx, align 64
   %yo.0.0 = load <16 x float>, ptr %op.0.0, align 4
   %ya.0.0 = call <16 x float> @llvm.fabs.v16f32(<16 x float> %yo.0.0)
@@ -485,42 +939,39 @@ epilogue:
   store <16 x float> %m.3.0, ptr %mx, align 64
   ret void
 }
-; register block 2x1 pixels x 2 vectors = 4 accumulators
-define internal void @tile_h2_w1_v2(ptr noalias %in, ptr noalias %wt, ptr noalias %out, <16 x float> %scale, ptr noalias %mx) alwaysinline nounwind {
+; register block 2x1 x 1 vectors = 2 accumulators.
+; Reduces steps [first, first+count) of the step tables, flushing every 5 steps;
+; a call with no steps still writes zeros.
+define internal void @tile_h2_w1_v1(ptr noalias %src, ptr noalias %vec, ptr noalias %dst, i64 %first, i64 %count, <16 x float> %scale, ptr noalias %mx) alwaysinline nounwind {
 entry:
   %acc.0.0 = alloca <16 x i32>, align 64
-  %acc.0.1 = alloca <16 x i32>, align 64
   %acc.1.0 = alloca <16 x i32>, align 64
-  %acc.1.1 = alloca <16 x i32>, align 64
+  %end = add i64 %first, %count
   br label %chunk
 
 chunk:
-  %c = phi i64 [ 0, %entry ], [ %c.next, %flush ]
-  %t0 = mul i64 %c, 5
+  %t0 = phi i64 [ %first, %entry ], [ %t1, %flush ]
+  %first.chunk = phi i1 [ true, %entry ], [ false, %flush ]
   %t1.raw = add i64 %t0, 5
-  %t1.in = icmp ult i64 %t1.raw, 9
-  %t1 = select i1 %t1.in, i64 %t1.raw, i64 9
+  %t1 = call i64 @llvm.umin.i64(i64 %t1.raw, i64 %end)
   store <16 x i32> zeroinitializer, ptr %acc.0.0, align 64
-  store <16 x i32> zeroinitializer, ptr %acc.0.1, align 64
   store <16 x i32> zeroinitializer, ptr %acc.1.0, align 64
-  store <16 x i32> zeroinitializer, ptr %acc.1.1, align 64
-  br label %step
+  %any = icmp ult i64 %t0, %t1
+  br i1 %any, label %step, label %flush
 
 step:
   %t = phi i64 [ %t0, %chunk ], [ %t.next, %step ]
-  %ioff.p = getelementptr inbounds [9 x i32], ptr @in_steps, i64 0, i64 %t
-  %ioff.32 = load i32, ptr %ioff.p, align 4
-  %ioff = sext i32 %ioff.32 to i64
-  %woff.p = getelementptr inbounds [9 x i32], ptr @w_steps, i64 0, i64 %t
-  %woff.32 = load i32, ptr %woff.p, align 4
-  %woff = sext i32 %woff.32 to i64
-  %ib = getelementptr inbounds i16, ptr %in, i64 %ioff
-  %wb = getelementptr inbounds i16, ptr %wt, i64 %woff
-  %wp.0.0 = getelementptr inbounds i16, ptr %wb, i64 0
+  %soff.p = getelementptr inbounds [9 x i32], ptr @src_steps, i64 0, i64 %t
+  %soff.32 = load i32, ptr %soff.p, align 4
+  %soff = sext i32 %soff.32 to i64
+  %voff.p = getelementptr inbounds [9 x i32], ptr @vec_steps, i64 0, i64 %t
+  %voff.32 = load i32, ptr %voff.p, align 4
+  %voff = sext i32 %voff.32 to i64
+  %sb = getelementptr inbounds i16, ptr %src, i64 %soff
+  %vb = getelementptr inbounds i16, ptr %vec, i64 %voff
+  %wp.0.0 = getelementptr inbounds i16, ptr %vb, i64 0
   %w.0.0 = load <32 x i16>, ptr %wp.0.0, align 4
-  %wp.0.1 = getelementptr inbounds i16, ptr %wb, i64 864
-  %w.0.1 = load <32 x i16>, ptr %wp.0.1, align 4
-  %bp.0.0 = getelementptr inbounds i16, ptr %ib, i64 0
+  %bp.0.0 = getelementptr inbounds i16, ptr %sb, i64 0
   %bs.0.0 = load i32, ptr %bp.0.0, align 4
   %bi.0.0 = insertelement <16 x i32> poison, i32 %bs.0.0, i64 0
   %bv.0.0 = shufflevector <16 x i32> %bi.0.0, <16 x i32> poison, <16 x i32> zeroinitializer
@@ -528,10 +979,7 @@ step:
   %x.0.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
 %y.0.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.0.0, <32 x i16> %b.0.0, <32 x i16> %w.0.0)
   store <16 x i32> %y.0.0.0, ptr %acc.0.0, align 64
-  %x.0.0.1 = load <16 x i32>, ptr %acc.0.1, align 64
-%y.0.0.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.0.1, <32 x i16> %b.0.0, <32 x i16> %w.0.1)
-  store <16 x i32> %y.0.0.1, ptr %acc.0.1, align 64
-  %bp.0.1 = getelementptr inbounds i16, ptr %ib, i64 30
+  %bp.0.1 = getelementptr inbounds i16, ptr %sb, i64 30
   %bs.0.1 = load i32, ptr %bp.0.1, align 4
   %bi.0.1 = insertelement <16 x i32> poison, i32 %bs.0.1, i64 0
   %bv.0.1 = shufflevector <16 x i32> %bi.0.1, <16 x i32> poison, <16 x i32> zeroinitializer
@@ -539,14 +987,9 @@ step:
   %x.0.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
 %y.0.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.1.0, <32 x i16> %b.0.1, <32 x i16> %w.0.0)
   store <16 x i32> %y.0.1.0, ptr %acc.1.0, align 64
-  %x.0.1.1 = load <16 x i32>, ptr %acc.1.1, align 64
-%y.0.1.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.1.1, <32 x i16> %b.0.1, <32 x i16> %w.0.1)
-  store <16 x i32> %y.0.1.1, ptr %acc.1.1, align 64
-  %wp.1.0 = getelementptr inbounds i16, ptr %wb, i64 32
+  %wp.1.0 = getelementptr inbounds i16, ptr %vb, i64 32
   %w.1.0 = load <32 x i16>, ptr %wp.1.0, align 4
-  %wp.1.1 = getelementptr inbounds i16, ptr %wb, i64 896
-  %w.1.1 = load <32 x i16>, ptr %wp.1.1, align 4
-  %bp.1.0 = getelementptr inbounds i16, ptr %ib, i64 2
+  %bp.1.0 = getelementptr inbounds i16, ptr %sb, i64 2
   %bs.1.0 = load i32, ptr %bp.1.0, align 4
   %bi.1.0 = insertelement <16 x i32> poison, i32 %bs.1.0, i64 0
   %bv.1.0 = shufflevector <16 x i32> %bi.1.0, <16 x i32> poison, <16 x i32> zeroinitializer
@@ -554,10 +997,7 @@ step:
   %x.1.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
 %y.1.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.0.0, <32 x i16> %b.1.0, <32 x i16> %w.1.0)
   store <16 x i32> %y.1.0.0, ptr %acc.0.0, align 64
-  %x.1.0.1 = load <16 x i32>, ptr %acc.0.1, align 64
-%y.1.0.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.0.1, <32 x i16> %b.1.0, <32 x i16> %w.1.1)
-  store <16 x i32> %y.1.0.1, ptr %acc.0.1, align 64
-  %bp.1.1 = getelementptr inbounds i16, ptr %ib, i64 32
+  %bp.1.1 = getelementptr inbounds i16, ptr %sb, i64 32
   %bs.1.1 = load i32, ptr %bp.1.1, align 4
   %bi.1.1 = insertelement <16 x i32> poison, i32 %bs.1.1, i64 0
   %bv.1.1 = shufflevector <16 x i32> %bi.1.1, <16 x i32> poison, <16 x i32> zeroinitializer
@@ -565,14 +1005,9 @@ step:
   %x.1.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
 %y.1.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.1.0, <32 x i16> %b.1.1, <32 x i16> %w.1.0)
   store <16 x i32> %y.1.1.0, ptr %acc.1.0, align 64
-  %x.1.1.1 = load <16 x i32>, ptr %acc.1.1, align 64
-%y.1.1.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.1.1, <32 x i16> %b.1.1, <32 x i16> %w.1.1)
-  store <16 x i32> %y.1.1.1, ptr %acc.1.1, align 64
-  %wp.2.0 = getelementptr inbounds i16, ptr %wb, i64 64
+  %wp.2.0 = getelementptr inbounds i16, ptr %vb, i64 64
   %w.2.0 = load <32 x i16>, ptr %wp.2.0, align 4
-  %wp.2.1 = getelementptr inbounds i16, ptr %wb, i64 928
-  %w.2.1 = load <32 x i16>, ptr %wp.2.1, align 4
-  %bp.2.0 = getelementptr inbounds i16, ptr %ib, i64 4
+  %bp.2.0 = getelementptr inbounds i16, ptr %sb, i64 4
   %bs.2.0 = load i32, ptr %bp.2.0, align 4
   %bi.2.0 = insertelement <16 x i32> poison, i32 %bs.2.0, i64 0
   %bv.2.0 = shufflevector <16 x i32> %bi.2.0, <16 x i32> poison, <16 x i32> zeroinitializer
@@ -580,151 +1015,7 @@ step:
   %x.2.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
 %y.2.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.0.0, <32 x i16> %b.2.0, <32 x i16> %w.2.0)
   store <16 x i32> %y.2.0.0, ptr %acc.0.0, align 64
-  %x.2.0.1 = load <16 x i32>, ptr %acc.0.1, align 64
-%y.2.0.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.0.1, <32 x i16> %b.2.0, <32 x i16> %w.2.1)
-  store <16 x i32> %y.2.0.1, ptr %acc.0.1, align 64
-  %bp.2.1 = getelementptr inbounds i16, ptr %ib, i64 34
-  %bs.2.1 = load i32, ptr %bp.2.1, align 4
-  %bi.2.1 = insertelement <16 x i32> poison, i32 %bs.2.1, i64 0
-  %bv.2.1 = shufflevector <16 x i32> %bi.2.1, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.2.1 = bitcast <16 x i32> %bv.2.1 to <32 x i16>
-  %x.2.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
-%y.2.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.1.0, <32 x i16> %b.2.1, <32 x i16> %w.2.0)
-  store <16 x i32> %y.2.1.0, ptr %acc.1.0, align 64
-  %x.2.1.1 = load <16 x i32>, ptr %acc.1.1, align 64
-%y.2.1.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.1.1, <32 x i16> %b.2.1, <32 x i16> %w.2.1)
-  store <16 x i32> %y.2.1.1, ptr %acc.1.1, align 64
-  %t.next = add nuw i64 %t, 1
-  %t.more = icmp ult i64 %t.next, %t1
-  br i1 %t.more, label %step, label %flush
-
-flush:
-  ; INT32 -> FP32: out = fma(float(acc), scale, first chunk ? 0 : out)
-  %first = icmp eq i64 %c, 0
-  %fa.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-  %ff.0.0 = sitofp <16 x i32> %fa.0.0 to <16 x float>
-  %op.0.0 = getelementptr inbounds float, ptr %out, i64 0
-  %old.0.0 = load <16 x float>, ptr %op.0.0, align 4
-  %base.0.0 = select i1 %first, <16 x float> zeroinitializer, <16 x float> %old.0.0
-  %new.0.0 = call <16 x float> @llvm.fma.v16f32(<16 x float> %ff.0.0, <16 x float> %scale, <16 x float> %base.0.0)
-  store <16 x float> %new.0.0, ptr %op.0.0, align 4
-  %fa.0.1 = load <16 x i32>, ptr %acc.0.1, align 64
-  %ff.0.1 = sitofp <16 x i32> %fa.0.1 to <16 x float>
-  %op.0.1 = getelementptr inbounds float, ptr %out, i64 144
-  %old.0.1 = load <16 x float>, ptr %op.0.1, align 4
-  %base.0.1 = select i1 %first, <16 x float> zeroinitializer, <16 x float> %old.0.1
-  %new.0.1 = call <16 x float> @llvm.fma.v16f32(<16 x float> %ff.0.1, <16 x float> %scale, <16 x float> %base.0.1)
-  store <16 x float> %new.0.1, ptr %op.0.1, align 4
-  %fa.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
-  %ff.1.0 = sitofp <16 x i32> %fa.1.0 to <16 x float>
-  %op.1.0 = getelementptr inbounds float, ptr %out, i64 48
-  %old.1.0 = load <16 x float>, ptr %op.1.0, align 4
-  %base.1.0 = select i1 %first, <16 x float> zeroinitializer, <16 x float> %old.1.0
-  %new.1.0 = call <16 x float> @llvm.fma.v16f32(<16 x float> %ff.1.0, <16 x float> %scale, <16 x float> %base.1.0)
-  store <16 x float> %new.1.0, ptr %op.1.0, align 4
-  %fa.1.1 = load <16 x i32>, ptr %acc.1.1, align 64
-  %ff.1.1 = sitofp <16 x i32> %fa.1.1 to <16 x float>
-  %op.1.1 = getelementptr inbounds float, ptr %out, i64 192
-  %old.1.1 = load <16 x float>, ptr %op.1.1, align 4
-  %base.1.1 = select i1 %first, <16 x float> zeroinitializer, <16 x float> %old.1.1
-  %new.1.1 = call <16 x float> @llvm.fma.v16f32(<16 x float> %ff.1.1, <16 x float> %scale, <16 x float> %base.1.1)
-  store <16 x float> %new.1.1, ptr %op.1.1, align 4
-  %c.next = add nuw i64 %c, 1
-  %c.more = icmp ult i64 %c.next, 2
-  br i1 %c.more, label %chunk, label %epilogue
-
-epilogue:
-  ; fused max|y| for the next quantization's exponent
-  %m.in = load <16 x float>, ptr %mx, align 64
-  %yo.0.0 = load <16 x float>, ptr %op.0.0, align 4
-  %ya.0.0 = call <16 x float> @llvm.fabs.v16f32(<16 x float> %yo.0.0)
-  %m.0.0 = call <16 x float> @llvm.maxnum.v16f32(<16 x float> %m.in, <16 x float> %ya.0.0)
-  %yo.0.1 = load <16 x float>, ptr %op.0.1, align 4
-  %ya.0.1 = call <16 x float> @llvm.fabs.v16f32(<16 x float> %yo.0.1)
-  %m.0.1 = call <16 x float> @llvm.maxnum.v16f32(<16 x float> %m.0.0, <16 x float> %ya.0.1)
-  %yo.1.0 = load <16 x float>, ptr %op.1.0, align 4
-  %ya.1.0 = call <16 x float> @llvm.fabs.v16f32(<16 x float> %yo.1.0)
-  %m.1.0 = call <16 x float> @llvm.maxnum.v16f32(<16 x float> %m.0.1, <16 x float> %ya.1.0)
-  %yo.1.1 = load <16 x float>, ptr %op.1.1, align 4
-  %ya.1.1 = call <16 x float> @llvm.fabs.v16f32(<16 x float> %yo.1.1)
-  %m.1.1 = call <16 x float> @llvm.maxnum.v16f32(<16 x float> %m.1.0, <16 x float> %ya.1.1)
-  store <16 x float> %m.1.1, ptr %mx, align 64
-  ret void
-}
-; register block 2x1 pixels x 1 vectors = 2 accumulators
-define internal void @tile_h2_w1_v1(ptr noalias %in, ptr noalias %wt, ptr noalias %out, <16 x float> %scale, ptr noalias %mx) alwaysinline nounwind {
-entry:
-  %acc.0.0 = alloca <16 x i32>, align 64
-  %acc.1.0 = alloca <16 x i32>, align 64
-  br label %chunk
-
-chunk:
-  %c = phi i64 [ 0, %entry ], [ %c.next, %flush ]
-  %t0 = mul i64 %c, 5
-  %t1.raw = add i64 %t0, 5
-  %t1.in = icmp ult i64 %t1.raw, 9
-  %t1 = select i1 %t1.in, i64 %t1.raw, i64 9
-  store <16 x i32> zeroinitializer, ptr %acc.0.0, align 64
-  store <16 x i32> zeroinitializer, ptr %acc.1.0, align 64
-  br label %step
-
-step:
-  %t = phi i64 [ %t0, %chunk ], [ %t.next, %step ]
-  %ioff.p = getelementptr inbounds [9 x i32], ptr @in_steps, i64 0, i64 %t
-  %ioff.32 = load i32, ptr %ioff.p, align 4
-  %ioff = sext i32 %ioff.32 to i64
-  %woff.p = getelementptr inbounds [9 x i32], ptr @w_steps, i64 0, i64 %t
-  %woff.32 = load i32, ptr %woff.p, align 4
-  %woff = sext i32 %woff.32 to i64
-  %ib = getelementptr inbounds i16, ptr %in, i64 %ioff
-  %wb = getelementptr inbounds i16, ptr %wt, i64 %woff
-  %wp.0.0 = getelementptr inbounds i16, ptr %wb, i64 0
-  %w.0.0 = load <32 x i16>, ptr %wp.0.0, align 4
-  %bp.0.0 = getelementptr inbounds i16, ptr %ib, i64 0
-  %bs.0.0 = load i32, ptr %bp.0.0, align 4
-  %bi.0.0 = insertelement <16 x i32> poison, i32 %bs.0.0, i64 0
-  %bv.0.0 = shufflevector <16 x i32> %bi.0.0, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.0.0 = bitcast <16 x i32> %bv.0.0 to <32 x i16>
-  %x.0.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-%y.0.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.0.0, <32 x i16> %b.0.0, <32 x i16> %w.0.0)
-  store <16 x i32> %y.0.0.0, ptr %acc.0.0, align 64
-  %bp.0.1 = getelementptr inbounds i16, ptr %ib, i64 30
-  %bs.0.1 = load i32, ptr %bp.0.1, align 4
-  %bi.0.1 = insertelement <16 x i32> poison, i32 %bs.0.1, i64 0
-  %bv.0.1 = shufflevector <16 x i32> %bi.0.1, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.0.1 = bitcast <16 x i32> %bv.0.1 to <32 x i16>
-  %x.0.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
-%y.0.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.1.0, <32 x i16> %b.0.1, <32 x i16> %w.0.0)
-  store <16 x i32> %y.0.1.0, ptr %acc.1.0, align 64
-  %wp.1.0 = getelementptr inbounds i16, ptr %wb, i64 32
-  %w.1.0 = load <32 x i16>, ptr %wp.1.0, align 4
-  %bp.1.0 = getelementptr inbounds i16, ptr %ib, i64 2
-  %bs.1.0 = load i32, ptr %bp.1.0, align 4
-  %bi.1.0 = insertelement <16 x i32> poison, i32 %bs.1.0, i64 0
-  %bv.1.0 = shufflevector <16 x i32> %bi.1.0, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.1.0 = bitcast <16 x i32> %bv.1.0 to <32 x i16>
-  %x.1.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-%y.1.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.0.0, <32 x i16> %b.1.0, <32 x i16> %w.1.0)
-  store <16 x i32> %y.1.0.0, ptr %acc.0.0, align 64
-  %bp.1.1 = getelementptr inbounds i16, ptr %ib, i64 32
-  %bs.1.1 = load i32, ptr %bp.1.1, align 4
-  %bi.1.1 = insertelement <16 x i32> poison, i32 %bs.1.1, i64 0
-  %bv.1.1 = shufflevector <16 x i32> %bi.1.1, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.1.1 = bitcast <16 x i32> %bv.1.1 to <32 x i16>
-  %x.1.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
-%y.1.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.1.0, <32 x i16> %b.1.1, <32 x i16> %w.1.0)
-  store <16 x i32> %y.1.1.0, ptr %acc.1.0, align 64
-  %wp.2.0 = getelementptr inbounds i16, ptr %wb, i64 64
-  %w.2.0 = load <32 x i16>, ptr %wp.2.0, align 4
-  %bp.2.0 = getelementptr inbounds i16, ptr %ib, i64 4
-  %bs.2.0 = load i32, ptr %bp.2.0, align 4
-  %bi.2.0 = insertelement <16 x i32> poison, i32 %bs.2.0, i64 0
-  %bv.2.0 = shufflevector <16 x i32> %bi.2.0, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.2.0 = bitcast <16 x i32> %bv.2.0 to <32 x i16>
-  %x.2.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-%y.2.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.0.0, <32 x i16> %b.2.0, <32 x i16> %w.2.0)
-  store <16 x i32> %y.2.0.0, ptr %acc.0.0, align 64
-  %bp.2.1 = getelementptr inbounds i16, ptr %ib, i64 34
+  %bp.2.1 = getelementptr inbounds i16, ptr %sb, i64 34
   %bs.2.1 = load i32, ptr %bp.2.1, align 4
   %bi.2.1 = insertelement <16 x i32> poison, i32 %bs.2.1, i64 0
   %bv.2.1 = shufflevector <16 x i32> %bi.2.1, <16 x i32> poison, <16 x i32> zeroinitializer
@@ -737,28 +1028,26 @@ step:
   br i1 %t.more, label %step, label %flush
 
 flush:
-  ; INT32 -> FP32: out = fma(float(acc), scale, first chunk ? 0 : out)
-  %first = icmp eq i64 %c, 0
+  ; INT32 -> FP32: dst = fma(float(acc), scale, first chunk ? 0 : dst)
   %fa.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
   %ff.0.0 = sitofp <16 x i32> %fa.0.0 to <16 x float>
-  %op.0.0 = getelementptr inbounds float, ptr %out, i64 0
+  %op.0.0 = getelementptr inbounds float, ptr %dst, i64 0
   %old.0.0 = load <16 x float>, ptr %op.0.0, align 4
-  %base.0.0 = select i1 %first, <16 x float> zeroinitializer, <16 x float> %old.0.0
+  %base.0.0 = select i1 %first.chunk, <16 x float> zeroinitializer, <16 x float> %old.0.0
   %new.0.0 = call <16 x float> @llvm.fma.v16f32(<16 x float> %ff.0.0, <16 x float> %scale, <16 x float> %base.0.0)
   store <16 x float> %new.0.0, ptr %op.0.0, align 4
   %fa.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
   %ff.1.0 = sitofp <16 x i32> %fa.1.0 to <16 x float>
-  %op.1.0 = getelementptr inbounds float, ptr %out, i64 48
+  %op.1.0 = getelementptr inbounds float, ptr %dst, i64 48
   %old.1.0 = load <16 x float>, ptr %op.1.0, align 4
-  %base.1.0 = select i1 %first, <16 x float> zeroinitializer, <16 x float> %old.1.0
+  %base.1.0 = select i1 %first.chunk, <16 x float> zeroinitializer, <16 x float> %old.1.0
   %new.1.0 = call <16 x float> @llvm.fma.v16f32(<16 x float> %ff.1.0, <16 x float> %scale, <16 x float> %base.1.0)
   store <16 x float> %new.1.0, ptr %op.1.0, align 4
-  %c.next = add nuw i64 %c, 1
-  %c.more = icmp ult i64 %c.next, 2
+  %c.more = icmp ult i64 %t1, %end
   br i1 %c.more, label %chunk, label %epilogue
 
 epilogue:
-  ; fused max|y| for the next quantization's exponent
+  ; fused max|dst| for the next quantization's exponent
   %m.in = load <16 x float>, ptr %mx, align 64
   %yo.0.0 = load <16 x float>, ptr %op.0.0, align 4
   %ya.0.0 = call <16 x float> @llvm.fabs.v16f32(<16 x float> %yo.0.0)
@@ -769,42 +1058,39 @@ epilogue:
   store <16 x float> %m.1.0, ptr %mx, align 64
   ret void
 }
-; register block 1x2 pixels x 2 vectors = 4 accumulators
-define internal void @tile_h1_w2_v2(ptr noalias %in, ptr noalias %wt, ptr noalias %out, <16 x float> %scale, ptr noalias %mx) alwaysinline nounwind {
+; register block 1x2 x 1 vectors = 2 accumulators.
+; Reduces steps [first, first+count) of the step tables, flushing every 5 steps;
+; a call with no steps still writes zeros.
+define internal void @tile_h1_w2_v1(ptr noalias %src, ptr noalias %vec, ptr noalias %dst, i64 %first, i64 %count, <16 x float> %scale, ptr noalias %mx) alwaysinline nounwind {
 entry:
   %acc.0.0 = alloca <16 x i32>, align 64
-  %acc.0.1 = alloca <16 x i32>, align 64
   %acc.1.0 = alloca <16 x i32>, align 64
-  %acc.1.1 = alloca <16 x i32>, align 64
+  %end = add i64 %first, %count
   br label %chunk
 
 chunk:
-  %c = phi i64 [ 0, %entry ], [ %c.next, %flush ]
-  %t0 = mul i64 %c, 5
+  %t0 = phi i64 [ %first, %entry ], [ %t1, %flush ]
+  %first.chunk = phi i1 [ true, %entry ], [ false, %flush ]
   %t1.raw = add i64 %t0, 5
-  %t1.in = icmp ult i64 %t1.raw, 9
-  %t1 = select i1 %t1.in, i64 %t1.raw, i64 9
+  %t1 = call i64 @llvm.umin.i64(i64 %t1.raw, i64 %end)
   store <16 x i32> zeroinitializer, ptr %acc.0.0, align 64
-  store <16 x i32> zeroinitializer, ptr %acc.0.1, align 64
   store <16 x i32> zeroinitializer, ptr %acc.1.0, align 64
-  store <16 x i32> zeroinitializer, ptr %acc.1.1, align 64
-  br label %step
+  %any = icmp ult i64 %t0, %t1
+  br i1 %any, label %step, label %flush
 
 step:
   %t = phi i64 [ %t0, %chunk ], [ %t.next, %step ]
-  %ioff.p = getelementptr inbounds [9 x i32], ptr @in_steps, i64 0, i64 %t
-  %ioff.32 = load i32, ptr %ioff.p, align 4
-  %ioff = sext i32 %ioff.32 to i64
-  %woff.p = getelementptr inbounds [9 x i32], ptr @w_steps, i64 0, i64 %t
-  %woff.32 = load i32, ptr %woff.p, align 4
-  %woff = sext i32 %woff.32 to i64
-  %ib = getelementptr inbounds i16, ptr %in, i64 %ioff
-  %wb = getelementptr inbounds i16, ptr %wt, i64 %woff
-  %wp.0.0 = getelementptr inbounds i16, ptr %wb, i64 0
+  %soff.p = getelementptr inbounds [9 x i32], ptr @src_steps, i64 0, i64 %t
+  %soff.32 = load i32, ptr %soff.p, align 4
+  %soff = sext i32 %soff.32 to i64
+  %voff.p = getelementptr inbounds [9 x i32], ptr @vec_steps, i64 0, i64 %t
+  %voff.32 = load i32, ptr %voff.p, align 4
+  %voff = sext i32 %voff.32 to i64
+  %sb = getelementptr inbounds i16, ptr %src, i64 %soff
+  %vb = getelementptr inbounds i16, ptr %vec, i64 %voff
+  %wp.0.0 = getelementptr inbounds i16, ptr %vb, i64 0
   %w.0.0 = load <32 x i16>, ptr %wp.0.0, align 4
-  %wp.0.1 = getelementptr inbounds i16, ptr %wb, i64 864
-  %w.0.1 = load <32 x i16>, ptr %wp.0.1, align 4
-  %bp.0.0 = getelementptr inbounds i16, ptr %ib, i64 0
+  %bp.0.0 = getelementptr inbounds i16, ptr %sb, i64 0
   %bs.0.0 = load i32, ptr %bp.0.0, align 4
   %bi.0.0 = insertelement <16 x i32> poison, i32 %bs.0.0, i64 0
   %bv.0.0 = shufflevector <16 x i32> %bi.0.0, <16 x i32> poison, <16 x i32> zeroinitializer
@@ -812,10 +1098,7 @@ step:
   %x.0.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
 %y.0.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.0.0, <32 x i16> %b.0.0, <32 x i16> %w.0.0)
   store <16 x i32> %y.0.0.0, ptr %acc.0.0, align 64
-  %x.0.0.1 = load <16 x i32>, ptr %acc.0.1, align 64
-%y.0.0.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.0.1, <32 x i16> %b.0.0, <32 x i16> %w.0.1)
-  store <16 x i32> %y.0.0.1, ptr %acc.0.1, align 64
-  %bp.0.1 = getelementptr inbounds i16, ptr %ib, i64 6
+  %bp.0.1 = getelementptr inbounds i16, ptr %sb, i64 6
   %bs.0.1 = load i32, ptr %bp.0.1, align 4
   %bi.0.1 = insertelement <16 x i32> poison, i32 %bs.0.1, i64 0
   %bv.0.1 = shufflevector <16 x i32> %bi.0.1, <16 x i32> poison, <16 x i32> zeroinitializer
@@ -823,14 +1106,9 @@ step:
   %x.0.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
 %y.0.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.1.0, <32 x i16> %b.0.1, <32 x i16> %w.0.0)
   store <16 x i32> %y.0.1.0, ptr %acc.1.0, align 64
-  %x.0.1.1 = load <16 x i32>, ptr %acc.1.1, align 64
-%y.0.1.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.1.1, <32 x i16> %b.0.1, <32 x i16> %w.0.1)
-  store <16 x i32> %y.0.1.1, ptr %acc.1.1, align 64
-  %wp.1.0 = getelementptr inbounds i16, ptr %wb, i64 32
+  %wp.1.0 = getelementptr inbounds i16, ptr %vb, i64 32
   %w.1.0 = load <32 x i16>, ptr %wp.1.0, align 4
-  %wp.1.1 = getelementptr inbounds i16, ptr %wb, i64 896
-  %w.1.1 = load <32 x i16>, ptr %wp.1.1, align 4
-  %bp.1.0 = getelementptr inbounds i16, ptr %ib, i64 2
+  %bp.1.0 = getelementptr inbounds i16, ptr %sb, i64 2
   %bs.1.0 = load i32, ptr %bp.1.0, align 4
   %bi.1.0 = insertelement <16 x i32> poison, i32 %bs.1.0, i64 0
   %bv.1.0 = shufflevector <16 x i32> %bi.1.0, <16 x i32> poison, <16 x i32> zeroinitializer
@@ -838,10 +1116,7 @@ step:
   %x.1.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
 %y.1.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.0.0, <32 x i16> %b.1.0, <32 x i16> %w.1.0)
   store <16 x i32> %y.1.0.0, ptr %acc.0.0, align 64
-  %x.1.0.1 = load <16 x i32>, ptr %acc.0.1, align 64
-%y.1.0.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.0.1, <32 x i16> %b.1.0, <32 x i16> %w.1.1)
-  store <16 x i32> %y.1.0.1, ptr %acc.0.1, align 64
-  %bp.1.1 = getelementptr inbounds i16, ptr %ib, i64 8
+  %bp.1.1 = getelementptr inbounds i16, ptr %sb, i64 8
   %bs.1.1 = load i32, ptr %bp.1.1, align 4
   %bi.1.1 = insertelement <16 x i32> poison, i32 %bs.1.1, i64 0
   %bv.1.1 = shufflevector <16 x i32> %bi.1.1, <16 x i32> poison, <16 x i32> zeroinitializer
@@ -849,14 +1124,9 @@ step:
   %x.1.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
 %y.1.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.1.0, <32 x i16> %b.1.1, <32 x i16> %w.1.0)
   store <16 x i32> %y.1.1.0, ptr %acc.1.0, align 64
-  %x.1.1.1 = load <16 x i32>, ptr %acc.1.1, align 64
-%y.1.1.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.1.1, <32 x i16> %b.1.1, <32 x i16> %w.1.1)
-  store <16 x i32> %y.1.1.1, ptr %acc.1.1, align 64
-  %wp.2.0 = getelementptr inbounds i16, ptr %wb, i64 64
+  %wp.2.0 = getelementptr inbounds i16, ptr %vb, i64 64
   %w.2.0 = load <32 x i16>, ptr %wp.2.0, align 4
-  %wp.2.1 = getelementptr inbounds i16, ptr %wb, i64 928
-  %w.2.1 = load <32 x i16>, ptr %wp.2.1, align 4
-  %bp.2.0 = getelementptr inbounds i16, ptr %ib, i64 4
+  %bp.2.0 = getelementptr inbounds i16, ptr %sb, i64 4
   %bs.2.0 = load i32, ptr %bp.2.0, align 4
   %bi.2.0 = insertelement <16 x i32> poison, i32 %bs.2.0, i64 0
   %bv.2.0 = shufflevector <16 x i32> %bi.2.0, <16 x i32> poison, <16 x i32> zeroinitializer
@@ -864,151 +1134,7 @@ step:
   %x.2.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
 %y.2.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.0.0, <32 x i16> %b.2.0, <32 x i16> %w.2.0)
   store <16 x i32> %y.2.0.0, ptr %acc.0.0, align 64
-  %x.2.0.1 = load <16 x i32>, ptr %acc.0.1, align 64
-%y.2.0.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.0.1, <32 x i16> %b.2.0, <32 x i16> %w.2.1)
-  store <16 x i32> %y.2.0.1, ptr %acc.0.1, align 64
-  %bp.2.1 = getelementptr inbounds i16, ptr %ib, i64 10
-  %bs.2.1 = load i32, ptr %bp.2.1, align 4
-  %bi.2.1 = insertelement <16 x i32> poison, i32 %bs.2.1, i64 0
-  %bv.2.1 = shufflevector <16 x i32> %bi.2.1, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.2.1 = bitcast <16 x i32> %bv.2.1 to <32 x i16>
-  %x.2.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
-%y.2.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.1.0, <32 x i16> %b.2.1, <32 x i16> %w.2.0)
-  store <16 x i32> %y.2.1.0, ptr %acc.1.0, align 64
-  %x.2.1.1 = load <16 x i32>, ptr %acc.1.1, align 64
-%y.2.1.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.1.1, <32 x i16> %b.2.1, <32 x i16> %w.2.1)
-  store <16 x i32> %y.2.1.1, ptr %acc.1.1, align 64
-  %t.next = add nuw i64 %t, 1
-  %t.more = icmp ult i64 %t.next, %t1
-  br i1 %t.more, label %step, label %flush
-
-flush:
-  ; INT32 -> FP32: out = fma(float(acc), scale, first chunk ? 0 : out)
-  %first = icmp eq i64 %c, 0
-  %fa.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-  %ff.0.0 = sitofp <16 x i32> %fa.0.0 to <16 x float>
-  %op.0.0 = getelementptr inbounds float, ptr %out, i64 0
-  %old.0.0 = load <16 x float>, ptr %op.0.0, align 4
-  %base.0.0 = select i1 %first, <16 x float> zeroinitializer, <16 x float> %old.0.0
-  %new.0.0 = call <16 x float> @llvm.fma.v16f32(<16 x float> %ff.0.0, <16 x float> %scale, <16 x float> %base.0.0)
-  store <16 x float> %new.0.0, ptr %op.0.0, align 4
-  %fa.0.1 = load <16 x i32>, ptr %acc.0.1, align 64
-  %ff.0.1 = sitofp <16 x i32> %fa.0.1 to <16 x float>
-  %op.0.1 = getelementptr inbounds float, ptr %out, i64 144
-  %old.0.1 = load <16 x float>, ptr %op.0.1, align 4
-  %base.0.1 = select i1 %first, <16 x float> zeroinitializer, <16 x float> %old.0.1
-  %new.0.1 = call <16 x float> @llvm.fma.v16f32(<16 x float> %ff.0.1, <16 x float> %scale, <16 x float> %base.0.1)
-  store <16 x float> %new.0.1, ptr %op.0.1, align 4
-  %fa.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
-  %ff.1.0 = sitofp <16 x i32> %fa.1.0 to <16 x float>
-  %op.1.0 = getelementptr inbounds float, ptr %out, i64 16
-  %old.1.0 = load <16 x float>, ptr %op.1.0, align 4
-  %base.1.0 = select i1 %first, <16 x float> zeroinitializer, <16 x float> %old.1.0
-  %new.1.0 = call <16 x float> @llvm.fma.v16f32(<16 x float> %ff.1.0, <16 x float> %scale, <16 x float> %base.1.0)
-  store <16 x float> %new.1.0, ptr %op.1.0, align 4
-  %fa.1.1 = load <16 x i32>, ptr %acc.1.1, align 64
-  %ff.1.1 = sitofp <16 x i32> %fa.1.1 to <16 x float>
-  %op.1.1 = getelementptr inbounds float, ptr %out, i64 160
-  %old.1.1 = load <16 x float>, ptr %op.1.1, align 4
-  %base.1.1 = select i1 %first, <16 x float> zeroinitializer, <16 x float> %old.1.1
-  %new.1.1 = call <16 x float> @llvm.fma.v16f32(<16 x float> %ff.1.1, <16 x float> %scale, <16 x float> %base.1.1)
-  store <16 x float> %new.1.1, ptr %op.1.1, align 4
-  %c.next = add nuw i64 %c, 1
-  %c.more = icmp ult i64 %c.next, 2
-  br i1 %c.more, label %chunk, label %epilogue
-
-epilogue:
-  ; fused max|y| for the next quantization's exponent
-  %m.in = load <16 x float>, ptr %mx, align 64
-  %yo.0.0 = load <16 x float>, ptr %op.0.0, align 4
-  %ya.0.0 = call <16 x float> @llvm.fabs.v16f32(<16 x float> %yo.0.0)
-  %m.0.0 = call <16 x float> @llvm.maxnum.v16f32(<16 x float> %m.in, <16 x float> %ya.0.0)
-  %yo.0.1 = load <16 x float>, ptr %op.0.1, align 4
-  %ya.0.1 = call <16 x float> @llvm.fabs.v16f32(<16 x float> %yo.0.1)
-  %m.0.1 = call <16 x float> @llvm.maxnum.v16f32(<16 x float> %m.0.0, <16 x float> %ya.0.1)
-  %yo.1.0 = load <16 x float>, ptr %op.1.0, align 4
-  %ya.1.0 = call <16 x float> @llvm.fabs.v16f32(<16 x float> %yo.1.0)
-  %m.1.0 = call <16 x float> @llvm.maxnum.v16f32(<16 x float> %m.0.1, <16 x float> %ya.1.0)
-  %yo.1.1 = load <16 x float>, ptr %op.1.1, align 4
-  %ya.1.1 = call <16 x float> @llvm.fabs.v16f32(<16 x float> %yo.1.1)
-  %m.1.1 = call <16 x float> @llvm.maxnum.v16f32(<16 x float> %m.1.0, <16 x float> %ya.1.1)
-  store <16 x float> %m.1.1, ptr %mx, align 64
-  ret void
-}
-; register block 1x2 pixels x 1 vectors = 2 accumulators
-define internal void @tile_h1_w2_v1(ptr noalias %in, ptr noalias %wt, ptr noalias %out, <16 x float> %scale, ptr noalias %mx) alwaysinline nounwind {
-entry:
-  %acc.0.0 = alloca <16 x i32>, align 64
-  %acc.1.0 = alloca <16 x i32>, align 64
-  br label %chunk
-
-chunk:
-  %c = phi i64 [ 0, %entry ], [ %c.next, %flush ]
-  %t0 = mul i64 %c, 5
-  %t1.raw = add i64 %t0, 5
-  %t1.in = icmp ult i64 %t1.raw, 9
-  %t1 = select i1 %t1.in, i64 %t1.raw, i64 9
-  store <16 x i32> zeroinitializer, ptr %acc.0.0, align 64
-  store <16 x i32> zeroinitializer, ptr %acc.1.0, align 64
-  br label %step
-
-step:
-  %t = phi i64 [ %t0, %chunk ], [ %t.next, %step ]
-  %ioff.p = getelementptr inbounds [9 x i32], ptr @in_steps, i64 0, i64 %t
-  %ioff.32 = load i32, ptr %ioff.p, align 4
-  %ioff = sext i32 %ioff.32 to i64
-  %woff.p = getelementptr inbounds [9 x i32], ptr @w_steps, i64 0, i64 %t
-  %woff.32 = load i32, ptr %woff.p, align 4
-  %woff = sext i32 %woff.32 to i64
-  %ib = getelementptr inbounds i16, ptr %in, i64 %ioff
-  %wb = getelementptr inbounds i16, ptr %wt, i64 %woff
-  %wp.0.0 = getelementptr inbounds i16, ptr %wb, i64 0
-  %w.0.0 = load <32 x i16>, ptr %wp.0.0, align 4
-  %bp.0.0 = getelementptr inbounds i16, ptr %ib, i64 0
-  %bs.0.0 = load i32, ptr %bp.0.0, align 4
-  %bi.0.0 = insertelement <16 x i32> poison, i32 %bs.0.0, i64 0
-  %bv.0.0 = shufflevector <16 x i32> %bi.0.0, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.0.0 = bitcast <16 x i32> %bv.0.0 to <32 x i16>
-  %x.0.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-%y.0.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.0.0, <32 x i16> %b.0.0, <32 x i16> %w.0.0)
-  store <16 x i32> %y.0.0.0, ptr %acc.0.0, align 64
-  %bp.0.1 = getelementptr inbounds i16, ptr %ib, i64 6
-  %bs.0.1 = load i32, ptr %bp.0.1, align 4
-  %bi.0.1 = insertelement <16 x i32> poison, i32 %bs.0.1, i64 0
-  %bv.0.1 = shufflevector <16 x i32> %bi.0.1, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.0.1 = bitcast <16 x i32> %bv.0.1 to <32 x i16>
-  %x.0.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
-%y.0.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.1.0, <32 x i16> %b.0.1, <32 x i16> %w.0.0)
-  store <16 x i32> %y.0.1.0, ptr %acc.1.0, align 64
-  %wp.1.0 = getelementptr inbounds i16, ptr %wb, i64 32
-  %w.1.0 = load <32 x i16>, ptr %wp.1.0, align 4
-  %bp.1.0 = getelementptr inbounds i16, ptr %ib, i64 2
-  %bs.1.0 = load i32, ptr %bp.1.0, align 4
-  %bi.1.0 = insertelement <16 x i32> poison, i32 %bs.1.0, i64 0
-  %bv.1.0 = shufflevector <16 x i32> %bi.1.0, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.1.0 = bitcast <16 x i32> %bv.1.0 to <32 x i16>
-  %x.1.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-%y.1.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.0.0, <32 x i16> %b.1.0, <32 x i16> %w.1.0)
-  store <16 x i32> %y.1.0.0, ptr %acc.0.0, align 64
-  %bp.1.1 = getelementptr inbounds i16, ptr %ib, i64 8
-  %bs.1.1 = load i32, ptr %bp.1.1, align 4
-  %bi.1.1 = insertelement <16 x i32> poison, i32 %bs.1.1, i64 0
-  %bv.1.1 = shufflevector <16 x i32> %bi.1.1, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.1.1 = bitcast <16 x i32> %bv.1.1 to <32 x i16>
-  %x.1.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
-%y.1.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.1.0, <32 x i16> %b.1.1, <32 x i16> %w.1.0)
-  store <16 x i32> %y.1.1.0, ptr %acc.1.0, align 64
-  %wp.2.0 = getelementptr inbounds i16, ptr %wb, i64 64
-  %w.2.0 = load <32 x i16>, ptr %wp.2.0, align 4
-  %bp.2.0 = getelementptr inbounds i16, ptr %ib, i64 4
-  %bs.2.0 = load i32, ptr %bp.2.0, align 4
-  %bi.2.0 = insertelement <16 x i32> poison, i32 %bs.2.0, i64 0
-  %bv.2.0 = shufflevector <16 x i32> %bi.2.0, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.2.0 = bitcast <16 x i32> %bv.2.0 to <32 x i16>
-  %x.2.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-%y.2.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.0.0, <32 x i16> %b.2.0, <32 x i16> %w.2.0)
-  store <16 x i32> %y.2.0.0, ptr %acc.0.0, align 64
-  %bp.2.1 = getelementptr inbounds i16, ptr %ib, i64 10
+  %bp.2.1 = getelementptr inbounds i16, ptr %sb, i64 10
   %bs.2.1 = load i32, ptr %bp.2.1, align 4
   %bi.2.1 = insertelement <16 x i32> poison, i32 %bs.2.1, i64 0
   %bv.2.1 = shufflevector <16 x i32> %bi.2.1, <16 x i32> poison, <16 x i32> zeroinitializer
@@ -1021,28 +1147,26 @@ step:
   br i1 %t.more, label %step, label %flush
 
 flush:
-  ; INT32 -> FP32: out = fma(float(acc), scale, first chunk ? 0 : out)
-  %first = icmp eq i64 %c, 0
+  ; INT32 -> FP32: dst = fma(float(acc), scale, first chunk ? 0 : dst)
   %fa.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
   %ff.0.0 = sitofp <16 x i32> %fa.0.0 to <16 x float>
-  %op.0.0 = getelementptr inbounds float, ptr %out, i64 0
+  %op.0.0 = getelementptr inbounds float, ptr %dst, i64 0
   %old.0.0 = load <16 x float>, ptr %op.0.0, align 4
-  %base.0.0 = select i1 %first, <16 x float> zeroinitializer, <16 x float> %old.0.0
+  %base.0.0 = select i1 %first.chunk, <16 x float> zeroinitializer, <16 x float> %old.0.0
   %new.0.0 = call <16 x float> @llvm.fma.v16f32(<16 x float> %ff.0.0, <16 x float> %scale, <16 x float> %base.0.0)
   store <16 x float> %new.0.0, ptr %op.0.0, align 4
   %fa.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
   %ff.1.0 = sitofp <16 x i32> %fa.1.0 to <16 x float>
-  %op.1.0 = getelementptr inbounds float, ptr %out, i64 16
+  %op.1.0 = getelementptr inbounds float, ptr %dst, i64 16
   %old.1.0 = load <16 x float>, ptr %op.1.0, align 4
-  %base.1.0 = select i1 %first, <16 x float> zeroinitializer, <16 x float> %old.1.0
+  %base.1.0 = select i1 %first.chunk, <16 x float> zeroinitializer, <16 x float> %old.1.0
   %new.1.0 = call <16 x float> @llvm.fma.v16f32(<16 x float> %ff.1.0, <16 x float> %scale, <16 x float> %base.1.0)
   store <16 x float> %new.1.0, ptr %op.1.0, align 4
-  %c.next = add nuw i64 %c, 1
-  %c.more = icmp ult i64 %c.next, 2
+  %c.more = icmp ult i64 %t1, %end
   br i1 %c.more, label %chunk, label %epilogue
 
 epilogue:
-  ; fused max|y| for the next quantization's exponent
+  ; fused max|dst| for the next quantization's exponent
   %m.in = load <16 x float>, ptr %mx, align 64
   %yo.0.0 = load <16 x float>, ptr %op.0.0, align 4
   %ya.0.0 = call <16 x float> @llvm.fabs.v16f32(<16 x float> %yo.0.0)
@@ -1053,38 +1177,37 @@ epilogue:
   store <16 x float> %m.1.0, ptr %mx, align 64
   ret void
 }
-; register block 1x1 pixels x 2 vectors = 2 accumulators
-define internal void @tile_h1_w1_v2(ptr noalias %in, ptr noalias %wt, ptr noalias %out, <16 x float> %scale, ptr noalias %mx) alwaysinline nounwind {
+; register block 1x1 x 1 vectors = 1 accumulators.
+; Reduces steps [first, first+count) of the step tables, flushing every 5 steps;
+; a call with no steps still writes zeros.
+define internal void @tile_h1_w1_v1(ptr noalias %src, ptr noalias %vec, ptr noalias %dst, i64 %first, i64 %count, <16 x float> %scale, ptr noalias %mx) alwaysinline nounwind {
 entry:
   %acc.0.0 = alloca <16 x i32>, align 64
-  %acc.0.1 = alloca <16 x i32>, align 64
+  %end = add i64 %first, %count
   br label %chunk
 
 chunk:
-  %c = phi i64 [ 0, %entry ], [ %c.next, %flush ]
-  %t0 = mul i64 %c, 5
+  %t0 = phi i64 [ %first, %entry ], [ %t1, %flush ]
+  %first.chunk = phi i1 [ true, %entry ], [ false, %flush ]
   %t1.raw = add i64 %t0, 5
-  %t1.in = icmp ult i64 %t1.raw, 9
-  %t1 = select i1 %t1.in, i64 %t1.raw, i64 9
+  %t1 = call i64 @llvm.umin.i64(i64 %t1.raw, i64 %end)
   store <16 x i32> zeroinitializer, ptr %acc.0.0, align 64
-  store <16 x i32> zeroinitializer, ptr %acc.0.1, align 64
-  br label %step
+  %any = icmp ult i64 %t0, %t1
+  br i1 %any, label %step, label %flush
 
 step:
   %t = phi i64 [ %t0, %chunk ], [ %t.next, %step ]
-  %ioff.p = getelementptr inbounds [9 x i32], ptr @in_steps, i64 0, i64 %t
-  %ioff.32 = load i32, ptr %ioff.p, align 4
-  %ioff = sext i32 %ioff.32 to i64
-  %woff.p = getelementptr inbounds [9 x i32], ptr @w_steps, i64 0, i64 %t
-  %woff.32 = load i32, ptr %woff.p, align 4
-  %woff = sext i32 %woff.32 to i64
-  %ib = getelementptr inbounds i16, ptr %in, i64 %ioff
-  %wb = getelementptr inbounds i16, ptr %wt, i64 %woff
-  %wp.0.0 = getelementptr inbounds i16, ptr %wb, i64 0
+  %soff.p = getelementptr inbounds [9 x i32], ptr @src_steps, i64 0, i64 %t
+  %soff.32 = load i32, ptr %soff.p, align 4
+  %soff = sext i32 %soff.32 to i64
+  %voff.p = getelementptr inbounds [9 x i32], ptr @vec_steps, i64 0, i64 %t
+  %voff.32 = load i32, ptr %voff.p, align 4
+  %voff = sext i32 %voff.32 to i64
+  %sb = getelementptr inbounds i16, ptr %src, i64 %soff
+  %vb = getelementptr inbounds i16, ptr %vec, i64 %voff
+  %wp.0.0 = getelementptr inbounds i16, ptr %vb, i64 0
   %w.0.0 = load <32 x i16>, ptr %wp.0.0, align 4
-  %wp.0.1 = getelementptr inbounds i16, ptr %wb, i64 864
-  %w.0.1 = load <32 x i16>, ptr %wp.0.1, align 4
-  %bp.0.0 = getelementptr inbounds i16, ptr %ib, i64 0
+  %bp.0.0 = getelementptr inbounds i16, ptr %sb, i64 0
   %bs.0.0 = load i32, ptr %bp.0.0, align 4
   %bi.0.0 = insertelement <16 x i32> poison, i32 %bs.0.0, i64 0
   %bv.0.0 = shufflevector <16 x i32> %bi.0.0, <16 x i32> poison, <16 x i32> zeroinitializer
@@ -1092,14 +1215,9 @@ step:
   %x.0.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
 %y.0.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.0.0, <32 x i16> %b.0.0, <32 x i16> %w.0.0)
   store <16 x i32> %y.0.0.0, ptr %acc.0.0, align 64
-  %x.0.0.1 = load <16 x i32>, ptr %acc.0.1, align 64
-%y.0.0.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.0.1, <32 x i16> %b.0.0, <32 x i16> %w.0.1)
-  store <16 x i32> %y.0.0.1, ptr %acc.0.1, align 64
-  %wp.1.0 = getelementptr inbounds i16, ptr %wb, i64 32
+  %wp.1.0 = getelementptr inbounds i16, ptr %vb, i64 32
   %w.1.0 = load <32 x i16>, ptr %wp.1.0, align 4
-  %wp.1.1 = getelementptr inbounds i16, ptr %wb, i64 896
-  %w.1.1 = load <32 x i16>, ptr %wp.1.1, align 4
-  %bp.1.0 = getelementptr inbounds i16, ptr %ib, i64 2
+  %bp.1.0 = getelementptr inbounds i16, ptr %sb, i64 2
   %bs.1.0 = load i32, ptr %bp.1.0, align 4
   %bi.1.0 = insertelement <16 x i32> poison, i32 %bs.1.0, i64 0
   %bv.1.0 = shufflevector <16 x i32> %bi.1.0, <16 x i32> poison, <16 x i32> zeroinitializer
@@ -1107,109 +1225,9 @@ step:
   %x.1.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
 %y.1.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.0.0, <32 x i16> %b.1.0, <32 x i16> %w.1.0)
   store <16 x i32> %y.1.0.0, ptr %acc.0.0, align 64
-  %x.1.0.1 = load <16 x i32>, ptr %acc.0.1, align 64
-%y.1.0.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.0.1, <32 x i16> %b.1.0, <32 x i16> %w.1.1)
-  store <16 x i32> %y.1.0.1, ptr %acc.0.1, align 64
-  %wp.2.0 = getelementptr inbounds i16, ptr %wb, i64 64
+  %wp.2.0 = getelementptr inbounds i16, ptr %vb, i64 64
   %w.2.0 = load <32 x i16>, ptr %wp.2.0, align 4
-  %wp.2.1 = getelementptr inbounds i16, ptr %wb, i64 928
-  %w.2.1 = load <32 x i16>, ptr %wp.2.1, align 4
-  %bp.2.0 = getelementptr inbounds i16, ptr %ib, i64 4
-  %bs.2.0 = load i32, ptr %bp.2.0, align 4
-  %bi.2.0 = insertelement <16 x i32> poison, i32 %bs.2.0, i64 0
-  %bv.2.0 = shufflevector <16 x i32> %bi.2.0, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.2.0 = bitcast <16 x i32> %bv.2.0 to <32 x i16>
-  %x.2.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-%y.2.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.0.0, <32 x i16> %b.2.0, <32 x i16> %w.2.0)
-  store <16 x i32> %y.2.0.0, ptr %acc.0.0, align 64
-  %x.2.0.1 = load <16 x i32>, ptr %acc.0.1, align 64
-%y.2.0.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.0.1, <32 x i16> %b.2.0, <32 x i16> %w.2.1)
-  store <16 x i32> %y.2.0.1, ptr %acc.0.1, align 64
-  %t.next = add nuw i64 %t, 1
-  %t.more = icmp ult i64 %t.next, %t1
-  br i1 %t.more, label %step, label %flush
-
-flush:
-  ; INT32 -> FP32: out = fma(float(acc), scale, first chunk ? 0 : out)
-  %first = icmp eq i64 %c, 0
-  %fa.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-  %ff.0.0 = sitofp <16 x i32> %fa.0.0 to <16 x float>
-  %op.0.0 = getelementptr inbounds float, ptr %out, i64 0
-  %old.0.0 = load <16 x float>, ptr %op.0.0, align 4
-  %base.0.0 = select i1 %first, <16 x float> zeroinitializer, <16 x float> %old.0.0
-  %new.0.0 = call <16 x float> @llvm.fma.v16f32(<16 x float> %ff.0.0, <16 x float> %scale, <16 x float> %base.0.0)
-  store <16 x float> %new.0.0, ptr %op.0.0, align 4
-  %fa.0.1 = load <16 x i32>, ptr %acc.0.1, align 64
-  %ff.0.1 = sitofp <16 x i32> %fa.0.1 to <16 x float>
-  %op.0.1 = getelementptr inbounds float, ptr %out, i64 144
-  %old.0.1 = load <16 x float>, ptr %op.0.1, align 4
-  %base.0.1 = select i1 %first, <16 x float> zeroinitializer, <16 x float> %old.0.1
-  %new.0.1 = call <16 x float> @llvm.fma.v16f32(<16 x float> %ff.0.1, <16 x float> %scale, <16 x float> %base.0.1)
-  store <16 x float> %new.0.1, ptr %op.0.1, align 4
-  %c.next = add nuw i64 %c, 1
-  %c.more = icmp ult i64 %c.next, 2
-  br i1 %c.more, label %chunk, label %epilogue
-
-epilogue:
-  ; fused max|y| for the next quantization's exponent
-  %m.in = load <16 x float>, ptr %mx, align 64
-  %yo.0.0 = load <16 x float>, ptr %op.0.0, align 4
-  %ya.0.0 = call <16 x float> @llvm.fabs.v16f32(<16 x float> %yo.0.0)
-  %m.0.0 = call <16 x float> @llvm.maxnum.v16f32(<16 x float> %m.in, <16 x float> %ya.0.0)
-  %yo.0.1 = load <16 x float>, ptr %op.0.1, align 4
-  %ya.0.1 = call <16 x float> @llvm.fabs.v16f32(<16 x float> %yo.0.1)
-  %m.0.1 = call <16 x float> @llvm.maxnum.v16f32(<16 x float> %m.0.0, <16 x float> %ya.0.1)
-  store <16 x float> %m.0.1, ptr %mx, align 64
-  ret void
-}
-; register block 1x1 pixels x 1 vectors = 1 accumulators
-define internal void @tile_h1_w1_v1(ptr noalias %in, ptr noalias %wt, ptr noalias %out, <16 x float> %scale, ptr noalias %mx) alwaysinline nounwind {
-entry:
-  %acc.0.0 = alloca <16 x i32>, align 64
-  br label %chunk
-
-chunk:
-  %c = phi i64 [ 0, %entry ], [ %c.next, %flush ]
-  %t0 = mul i64 %c, 5
-  %t1.raw = add i64 %t0, 5
-  %t1.in = icmp ult i64 %t1.raw, 9
-  %t1 = select i1 %t1.in, i64 %t1.raw, i64 9
-  store <16 x i32> zeroinitializer, ptr %acc.0.0, align 64
-  br label %step
-
-step:
-  %t = phi i64 [ %t0, %chunk ], [ %t.next, %step ]
-  %ioff.p = getelementptr inbounds [9 x i32], ptr @in_steps, i64 0, i64 %t
-  %ioff.32 = load i32, ptr %ioff.p, align 4
-  %ioff = sext i32 %ioff.32 to i64
-  %woff.p = getelementptr inbounds [9 x i32], ptr @w_steps, i64 0, i64 %t
-  %woff.32 = load i32, ptr %woff.p, align 4
-  %woff = sext i32 %woff.32 to i64
-  %ib = getelementptr inbounds i16, ptr %in, i64 %ioff
-  %wb = getelementptr inbounds i16, ptr %wt, i64 %woff
-  %wp.0.0 = getelementptr inbounds i16, ptr %wb, i64 0
-  %w.0.0 = load <32 x i16>, ptr %wp.0.0, align 4
-  %bp.0.0 = getelementptr inbounds i16, ptr %ib, i64 0
-  %bs.0.0 = load i32, ptr %bp.0.0, align 4
-  %bi.0.0 = insertelement <16 x i32> poison, i32 %bs.0.0, i64 0
-  %bv.0.0 = shufflevector <16 x i32> %bi.0.0, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.0.0 = bitcast <16 x i32> %bv.0.0 to <32 x i16>
-  %x.0.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-%y.0.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.0.0, <32 x i16> %b.0.0, <32 x i16> %w.0.0)
-  store <16 x i32> %y.0.0.0, ptr %acc.0.0, align 64
-  %wp.1.0 = getelementptr inbounds i16, ptr %wb, i64 32
-  %w.1.0 = load <32 x i16>, ptr %wp.1.0, align 4
-  %bp.1.0 = getelementptr inbounds i16, ptr %ib, i64 2
-  %bs.1.0 = load i32, ptr %bp.1.0, align 4
-  %bi.1.0 = insertelement <16 x i32> poison, i32 %bs.1.0, i64 0
-  %bv.1.0 = shufflevector <16 x i32> %bi.1.0, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.1.0 = bitcast <16 x i32> %bv.1.0 to <32 x i16>
-  %x.1.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-%y.1.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.0.0, <32 x i16> %b.1.0, <32 x i16> %w.1.0)
-  store <16 x i32> %y.1.0.0, ptr %acc.0.0, align 64
-  %wp.2.0 = getelementptr inbounds i16, ptr %wb, i64 64
-  %w.2.0 = load <32 x i16>, ptr %wp.2.0, align 4
-  %bp.2.0 = getelementptr inbounds i16, ptr %ib, i64 4
+  %bp.2.0 = getelementptr inbounds i16, ptr %sb, i64 4
   %bs.2.0 = load i32, ptr %bp.2.0, align 4
   %bi.2.0 = insertelement <16 x i32> poison, i32 %bs.2.0, i64 0
   %bv.2.0 = shufflevector <16 x i32> %bi.2.0, <16 x i32> poison, <16 x i32> zeroinitializer
@@ -1222,21 +1240,19 @@ step:
   br i1 %t.more, label %step, label %flush
 
 flush:
-  ; INT32 -> FP32: out = fma(float(acc), scale, first chunk ? 0 : out)
-  %first = icmp eq i64 %c, 0
+  ; INT32 -> FP32: dst = fma(float(acc), scale, first chunk ? 0 : dst)
   %fa.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
   %ff.0.0 = sitofp <16 x i32> %fa.0.0 to <16 x float>
-  %op.0.0 = getelementptr inbounds float, ptr %out, i64 0
+  %op.0.0 = getelementptr inbounds float, ptr %dst, i64 0
   %old.0.0 = load <16 x float>, ptr %op.0.0, align 4
-  %base.0.0 = select i1 %first, <16 x float> zeroinitializer, <16 x float> %old.0.0
+  %base.0.0 = select i1 %first.chunk, <16 x float> zeroinitializer, <16 x float> %old.0.0
   %new.0.0 = call <16 x float> @llvm.fma.v16f32(<16 x float> %ff.0.0, <16 x float> %scale, <16 x float> %base.0.0)
   store <16 x float> %new.0.0, ptr %op.0.0, align 4
-  %c.next = add nuw i64 %c, 1
-  %c.more = icmp ult i64 %c.next, 2
+  %c.more = icmp ult i64 %t1, %end
   br i1 %c.more, label %chunk, label %epilogue
 
 epilogue:
-  ; fused max|y| for the next quantization's exponent
+  ; fused max|dst| for the next quantization's exponent
   %m.in = load <16 x float>, ptr %mx, align 64
   %yo.0.0 = load <16 x float>, ptr %op.0.0, align 4
   %ya.0.0 = call <16 x float> @llvm.fabs.v16f32(<16 x float> %yo.0.0)
@@ -1245,8 +1261,9 @@ epilogue:
   ret void
 }
 
-; Runs work items [begin, end): item = (image, channel group, row block) in order nk.
-define void @dfpgen_fprop(ptr noalias %in, ptr noalias %wt, ptr noalias %out, float %scale, ptr noalias %maxabs, i64 %begin, i64 %end) nounwind {
+
+; Runs work items [begin, end): 2 batch entries x 4 items, the batch outer.
+define void @dfpgen_fprop(ptr noalias %src, ptr noalias %vec, ptr noalias %dst, float %scale, ptr noalias %maxabs, i64 %begin, i64 %end) nounwind {
 entry:
   %mx = alloca <16 x float>, align 64
   store <16 x float> zeroinitializer, ptr %mx, align 64
@@ -1258,147 +1275,74 @@ entry:
 item:
   %it = phi i64 [ %begin, %entry ], [ %it.next, %item.end ]
   %n = udiv i64 %it, 4
-  %rest = urem i64 %it, 4
-  %kg = udiv i64 %rest, 2
-  %rb = urem i64 %rest, 2
-  %in.n = mul i64 %n, 150
-  %in.r = mul i64 %rb, 60
-  %in.off = add i64 %in.n, %in.r
-  %in.row = getelementptr inbounds i16, ptr %in, i64 %in.off
-  %w.off = mul i64 %kg, 1728
-  %wt.grp = getelementptr inbounds i16, ptr %wt, i64 %w.off
-  %out.n = mul i64 %n, 432
-  %out.k = mul i64 %kg, 288
-  %out.r = mul i64 %rb, 96
-  %out.nk = add i64 %out.n, %out.k
-  %out.off = add i64 %out.nk, %out.r
-  %out.row = getelementptr inbounds float, ptr %out, i64 %out.off
-  %row.tail = icmp eq i64 %rb, 1
-  %grp.tail = icmp eq i64 %kg, 1
-  %code.r = select i1 %row.tail, i32 2, i32 0
-  %code.g = select i1 %grp.tail, i32 1, i32 0
-  %code = or i32 %code.r, %code.g
-  switch i32 %code, label %c0.pre [ i32 1, label %c1.pre i32 2, label %c2.pre i32 3, label %c3.pre ]
+  %j = urem i64 %it, 4
+  %src.n.off = mul i64 %n, 150
+  %src.n = getelementptr inbounds i16, ptr %src, i64 %src.n.off
+  %dst.n.off = mul i64 %n, 432
+  %dst.n = getelementptr inbounds float, ptr %dst, i64 %dst.n.off
+  %cb.p = getelementptr inbounds [5 x i32], ptr @item_starts, i64 0, i64 %j
+  %cb.32 = load i32, ptr %cb.p, align 4
+  %cb = sext i32 %cb.32 to i64
+  %j1 = add nuw i64 %j, 1
+  %ce.p = getelementptr inbounds [5 x i32], ptr @item_starts, i64 0, i64 %j1
+  %ce.32 = load i32, ptr %ce.p, align 4
+  %ce = sext i32 %ce.32 to i64
+  %has = icmp ult i64 %cb, %ce
+  br i1 %has, label %call, label %item.end
 
-c0.pre:
-  br label %c0s0.head
-c0s0.head:
-  %c0s0.q = phi i64 [ 0, %c0.pre ], [ %c0s0.q.next, %c0s0.head ]
-  %c0s0.qi0 = mul i64 %c0s0.q, 12
-  %c0s0.qi = add i64 %c0s0.qi0, 0
-  %c0s0.qo0 = mul i64 %c0s0.q, 32
-  %c0s0.qo = add i64 %c0s0.qo0, 0
-  %c0s0.ip = getelementptr inbounds i16, ptr %in.row, i64 %c0s0.qi
-  %c0s0.op = getelementptr inbounds float, ptr %out.row, i64 %c0s0.qo
-  call void @tile_h2_w2_v2(ptr %c0s0.ip, ptr %wt.grp, ptr %c0s0.op, <16 x float> %scale.v, ptr %mx)
-  %c0s0.q.next = add nuw i64 %c0s0.q, 1
-  %c0s0.q.more = icmp ult i64 %c0s0.q.next, 1
-  br i1 %c0s0.q.more, label %c0s0.head, label %c0s0.post
-c0s0.post:  br label %c0s1.head
-c0s1.head:
-  %c0s1.q = phi i64 [ 0, %c0s0.post ], [ %c0s1.q.next, %c0s1.head ]
-  %c0s1.qi0 = mul i64 %c0s1.q, 6
-  %c0s1.qi = add i64 %c0s1.qi0, 12
-  %c0s1.qo0 = mul i64 %c0s1.q, 16
-  %c0s1.qo = add i64 %c0s1.qo0, 32
-  %c0s1.ip = getelementptr inbounds i16, ptr %in.row, i64 %c0s1.qi
-  %c0s1.op = getelementptr inbounds float, ptr %out.row, i64 %c0s1.qo
-  call void @tile_h2_w1_v2(ptr %c0s1.ip, ptr %wt.grp, ptr %c0s1.op, <16 x float> %scale.v, ptr %mx)
-  %c0s1.q.next = add nuw i64 %c0s1.q, 1
-  %c0s1.q.more = icmp ult i64 %c0s1.q.next, 1
-  br i1 %c0s1.q.more, label %c0s1.head, label %c0s1.post
-c0s1.post:
-  br label %item.end
+call:
+  %c = phi i64 [ %cb, %item ], [ %c.next, %call.end ]
+%call_tile.p = getelementptr inbounds [8 x i32], ptr @call_tile, i64 0, i64 %c
+  %call_tile.32 = load i32, ptr %call_tile.p, align 4
+  %call_tile.v = sext i32 %call_tile.32 to i64
+%call_src.p = getelementptr inbounds [8 x i32], ptr @call_src, i64 0, i64 %c
+  %call_src.32 = load i32, ptr %call_src.p, align 4
+  %call_src.v = sext i32 %call_src.32 to i64
+%call_vec.p = getelementptr inbounds [8 x i32], ptr @call_vec, i64 0, i64 %c
+  %call_vec.32 = load i32, ptr %call_vec.p, align 4
+  %call_vec.v = sext i32 %call_vec.32 to i64
+%call_dst.p = getelementptr inbounds [8 x i32], ptr @call_dst, i64 0, i64 %c
+  %call_dst.32 = load i32, ptr %call_dst.p, align 4
+  %call_dst.v = sext i32 %call_dst.32 to i64
+%call_step_begin.p = getelementptr inbounds [8 x i32], ptr @call_step_begin, i64 0, i64 %c
+  %call_step_begin.32 = load i32, ptr %call_step_begin.p, align 4
+  %call_step_begin.v = sext i32 %call_step_begin.32 to i64
+%call_step_count.p = getelementptr inbounds [8 x i32], ptr @call_step_count, i64 0, i64 %c
+  %call_step_count.32 = load i32, ptr %call_step_count.p, align 4
+  %call_step_count.v = sext i32 %call_step_count.32 to i64
+  %src.c = getelementptr inbounds i16, ptr %src.n, i64 %call_src.v
+  %vec.c = getelementptr inbounds i16, ptr %vec, i64 %call_vec.v
+  %dst.c = getelementptr inbounds float, ptr %dst.n, i64 %call_dst.v
+  switch i32 %call_tile.32, label %call.end [ i32 0, label %run.0 i32 1, label %run.1 i32 2, label %run.2 i32 3, label %run.3 i32 4, label %run.4 i32 5, label %run.5 i32 6, label %run.6 i32 7, label %run.7 ]
+run.0:
+  call void @tile_h2_w2_v2(ptr %src.c, ptr %vec.c, ptr %dst.c, i64 %call_step_begin.v, i64 %call_step_count.v, <16 x float> %scale.v, ptr %mx)
+  br label %call.end
+run.1:
+  call void @tile_h2_w1_v2(ptr %src.c, ptr %vec.c, ptr %dst.c, i64 %call_step_begin.v, i64 %call_step_count.v, <16 x float> %scale.v, ptr %mx)
+  br label %call.end
+run.2:
+  call void @tile_h1_w2_v2(ptr %src.c, ptr %vec.c, ptr %dst.c, i64 %call_step_begin.v, i64 %call_step_count.v, <16 x float> %scale.v, ptr %mx)
+  br label %call.end
+run.3:
+  call void @tile_h1_w1_v2(ptr %src.c, ptr %vec.c, ptr %dst.c, i64 %call_step_begin.v, i64 %call_step_count.v, <16 x float> %scale.v, ptr %mx)
+  br label %call.end
+run.4:
+  call void @tile_h2_w2_v1(ptr %src.c, ptr %vec.c, ptr %dst.c, i64 %call_step_begin.v, i64 %call_step_count.v, <16 x float> %scale.v, ptr %mx)
+  br label %call.end
+run.5:
+  call void @tile_h2_w1_v1(ptr %src.c, ptr %vec.c, ptr %dst.c, i64 %call_step_begin.v, i64 %call_step_count.v, <16 x float> %scale.v, ptr %mx)
+  br label %call.end
+run.6:
+  call void @tile_h1_w2_v1(ptr %src.c, ptr %vec.c, ptr %dst.c, i64 %call_step_begin.v, i64 %call_step_count.v, <16 x float> %scale.v, ptr %mx)
+  br label %call.end
+run.7:
+  call void @tile_h1_w1_v1(ptr %src.c, ptr %vec.c, ptr %dst.c, i64 %call_step_begin.v, i64 %call_step_count.v, <16 x float> %scale.v, ptr %mx)
+  br label %call.end
 
-c1.pre:
-  br label %c1s0.head
-c1s0.head:
-  %c1s0.q = phi i64 [ 0, %c1.pre ], [ %c1s0.q.next, %c1s0.head ]
-  %c1s0.qi0 = mul i64 %c1s0.q, 12
-  %c1s0.qi = add i64 %c1s0.qi0, 0
-  %c1s0.qo0 = mul i64 %c1s0.q, 32
-  %c1s0.qo = add i64 %c1s0.qo0, 0
-  %c1s0.ip = getelementptr inbounds i16, ptr %in.row, i64 %c1s0.qi
-  %c1s0.op = getelementptr inbounds float, ptr %out.row, i64 %c1s0.qo
-  call void @tile_h2_w2_v1(ptr %c1s0.ip, ptr %wt.grp, ptr %c1s0.op, <16 x float> %scale.v, ptr %mx)
-  %c1s0.q.next = add nuw i64 %c1s0.q, 1
-  %c1s0.q.more = icmp ult i64 %c1s0.q.next, 1
-  br i1 %c1s0.q.more, label %c1s0.head, label %c1s0.post
-c1s0.post:  br label %c1s1.head
-c1s1.head:
-  %c1s1.q = phi i64 [ 0, %c1s0.post ], [ %c1s1.q.next, %c1s1.head ]
-  %c1s1.qi0 = mul i64 %c1s1.q, 6
-  %c1s1.qi = add i64 %c1s1.qi0, 12
-  %c1s1.qo0 = mul i64 %c1s1.q, 16
-  %c1s1.qo = add i64 %c1s1.qo0, 32
-  %c1s1.ip = getelementptr inbounds i16, ptr %in.row, i64 %c1s1.qi
-  %c1s1.op = getelementptr inbounds float, ptr %out.row, i64 %c1s1.qo
-  call void @tile_h2_w1_v1(ptr %c1s1.ip, ptr %wt.grp, ptr %c1s1.op, <16 x float> %scale.v, ptr %mx)
-  %c1s1.q.next = add nuw i64 %c1s1.q, 1
-  %c1s1.q.more = icmp ult i64 %c1s1.q.next, 1
-  br i1 %c1s1.q.more, label %c1s1.head, label %c1s1.post
-c1s1.post:
-  br label %item.end
-
-c2.pre:
-  br label %c2s0.head
-c2s0.head:
-  %c2s0.q = phi i64 [ 0, %c2.pre ], [ %c2s0.q.next, %c2s0.head ]
-  %c2s0.qi0 = mul i64 %c2s0.q, 12
-  %c2s0.qi = add i64 %c2s0.qi0, 0
-  %c2s0.qo0 = mul i64 %c2s0.q, 32
-  %c2s0.qo = add i64 %c2s0.qo0, 0
-  %c2s0.ip = getelementptr inbounds i16, ptr %in.row, i64 %c2s0.qi
-  %c2s0.op = getelementptr inbounds float, ptr %out.row, i64 %c2s0.qo
-  call void @tile_h1_w2_v2(ptr %c2s0.ip, ptr %wt.grp, ptr %c2s0.op, <16 x float> %scale.v, ptr %mx)
-  %c2s0.q.next = add nuw i64 %c2s0.q, 1
-  %c2s0.q.more = icmp ult i64 %c2s0.q.next, 1
-  br i1 %c2s0.q.more, label %c2s0.head, label %c2s0.post
-c2s0.post:  br label %c2s1.head
-c2s1.head:
-  %c2s1.q = phi i64 [ 0, %c2s0.post ], [ %c2s1.q.next, %c2s1.head ]
-  %c2s1.qi0 = mul i64 %c2s1.q, 6
-  %c2s1.qi = add i64 %c2s1.qi0, 12
-  %c2s1.qo0 = mul i64 %c2s1.q, 16
-  %c2s1.qo = add i64 %c2s1.qo0, 32
-  %c2s1.ip = getelementptr inbounds i16, ptr %in.row, i64 %c2s1.qi
-  %c2s1.op = getelementptr inbounds float, ptr %out.row, i64 %c2s1.qo
-  call void @tile_h1_w1_v2(ptr %c2s1.ip, ptr %wt.grp, ptr %c2s1.op, <16 x float> %scale.v, ptr %mx)
-  %c2s1.q.next = add nuw i64 %c2s1.q, 1
-  %c2s1.q.more = icmp ult i64 %c2s1.q.next, 1
-  br i1 %c2s1.q.more, label %c2s1.head, label %c2s1.post
-c2s1.post:
-  br label %item.end
-
-c3.pre:
-  br label %c3s0.head
-c3s0.head:
-  %c3s0.q = phi i64 [ 0, %c3.pre ], [ %c3s0.q.next, %c3s0.head ]
-  %c3s0.qi0 = mul i64 %c3s0.q, 12
-  %c3s0.qi = add i64 %c3s0.qi0, 0
-  %c3s0.qo0 = mul i64 %c3s0.q, 32
-  %c3s0.qo = add i64 %c3s0.qo0, 0
-  %c3s0.ip = getelementptr inbounds i16, ptr %in.row, i64 %c3s0.qi
-  %c3s0.op = getelementptr inbounds float, ptr %out.row, i64 %c3s0.qo
-  call void @tile_h1_w2_v1(ptr %c3s0.ip, ptr %wt.grp, ptr %c3s0.op, <16 x float> %scale.v, ptr %mx)
-  %c3s0.q.next = add nuw i64 %c3s0.q, 1
-  %c3s0.q.more = icmp ult i64 %c3s0.q.next, 1
-  br i1 %c3s0.q.more, label %c3s0.head, label %c3s0.post
-c3s0.post:  br label %c3s1.head
-c3s1.head:
-  %c3s1.q = phi i64 [ 0, %c3s0.post ], [ %c3s1.q.next, %c3s1.head ]
-  %c3s1.qi0 = mul i64 %c3s1.q, 6
-  %c3s1.qi = add i64 %c3s1.qi0, 12
-  %c3s1.qo0 = mul i64 %c3s1.q, 16
-  %c3s1.qo = add i64 %c3s1.qo0, 32
-  %c3s1.ip = getelementptr inbounds i16, ptr %in.row, i64 %c3s1.qi
-  %c3s1.op = getelementptr inbounds float, ptr %out.row, i64 %c3s1.qo
-  call void @tile_h1_w1_v1(ptr %c3s1.ip, ptr %wt.grp, ptr %c3s1.op, <16 x float> %scale.v, ptr %mx)
-  %c3s1.q.next = add nuw i64 %c3s1.q, 1
-  %c3s1.q.more = icmp ult i64 %c3s1.q.next, 1
-  br i1 %c3s1.q.more, label %c3s1.head, label %c3s1.post
-c3s1.post:
-  br label %item.end
+call.end:
+  %c.next = add nuw i64 %c, 1
+  %c.more = icmp ult i64 %c.next, %ce
+  br i1 %c.more, label %call, label %item.end
 
 item.end:
   %it.next = add nsw i64 %it, 1

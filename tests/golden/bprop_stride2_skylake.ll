@@ -1,0 +1,469 @@
+; dfpgen 0.1.0 -- generated kernel, do not edit
+; layer b: N=1 C=8 K=16 5x5 -> 3x3 kernel 1x1 stride 2 pad 0
+; pass bprop, isa avx512 (vpmaddwd, 16 lanes), cpu skylake-avx512
+; blocking kv1 w2 h1 cpb8 u8 nk
+; register block 1x2 x 1 vectors: 4 of 32 vector registers
+; layouts: src [1, 1, 3, 3, 16] vec [1, 1, 1, 1, 8, 16, 2] dst [1, 1, 5, 5, 16]
+; reduction: step tables of 1 steps, 8 elements a step
+; numerics: bits x13/w13, overflow exact, chain 8 pair-instructions (safe 64), flush INT32->FP32 every 1 steps, at most 1 flushes per output
+; work: 10 items (1 x 10), 15 tile calls per batch entry, order nk
+; phases: 2 x 2 (stride 2); dy margins top 0 left 0 bottom 0 right 0
+@src_steps = private unnamed_addr constant [1 x i32] [i32 0]
+@vec_steps = private unnamed_addr constant [1 x i32] [i32 0]
+@call_tile = private unnamed_addr constant [15 x i32] [i32 0, i32 1, i32 0, i32 1, i32 0, i32 1, i32 0, i32 0, i32 0, i32 0, i32 1, i32 0, i32 1, i32 0, i32 0]
+@call_src = private unnamed_addr constant [15 x i32] [i32 0, i32 32, i32 48, i32 80, i32 96, i32 128, i32 0, i32 48, i32 96, i32 0, i32 32, i32 48, i32 80, i32 0, i32 48]
+@call_vec = private unnamed_addr constant [15 x i32] [i32 0, i32 0, i32 0, i32 0, i32 0, i32 0, i32 0, i32 0, i32 0, i32 0, i32 0, i32 0, i32 0, i32 0, i32 0]
+@call_dst = private unnamed_addr constant [15 x i32] [i32 0, i32 64, i32 160, i32 224, i32 320, i32 384, i32 16, i32 176, i32 336, i32 80, i32 144, i32 240, i32 304, i32 96, i32 256]
+@call_step_begin = private unnamed_addr constant [15 x i32] [i32 0, i32 0, i32 0, i32 0, i32 0, i32 0, i32 1, i32 1, i32 1, i32 1, i32 1, i32 1, i32 1, i32 1, i32 1]
+@call_step_count = private unnamed_addr constant [15 x i32] [i32 1, i32 1, i32 1, i32 1, i32 1, i32 1, i32 0, i32 0, i32 0, i32 0, i32 0, i32 0, i32 0, i32 0, i32 0]
+@item_starts = private unnamed_addr constant [11 x i32] [i32 0, i32 2, i32 4, i32 6, i32 7, i32 8, i32 9, i32 11, i32 13, i32 14, i32 15]
+
+declare <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16>, <32 x i16>)
+declare <16 x float> @llvm.fma.v16f32(<16 x float>, <16 x float>, <16 x float>)
+declare <16 x float> @llvm.fabs.v16f32(<16 x float>)
+declare <16 x float> @llvm.maxnum.v16f32(<16 x float>, <16 x float>)
+declare float @llvm.vector.reduce.fmax.v16f32(<16 x float>)
+declare i64 @llvm.umin.i64(i64, i64)
+; register block 1x2 x 1 vectors = 2 accumulators.
+; Reduces steps [first, first+count) of the step tables, flushing every 1 steps;
+; a call with no steps still writes zeros.
+define internal void @tile_h1_w2_v1(ptr noalias %src, ptr noalias %vec, ptr noalias %dst, i64 %first, i64 %count, <16 x float> %scale, ptr noalias %mx) alwaysinline nounwind {
+entry:
+  %acc.0.0 = alloca <16 x i32>, align 64
+  %acc.1.0 = alloca <16 x i32>, align 64
+  %end = add i64 %first, %count
+  br label %chunk
+
+chunk:
+  %t0 = phi i64 [ %first, %entry ], [ %t1, %flush ]
+  %first.chunk = phi i1 [ true, %entry ], [ false, %flush ]
+  %t1.raw = add i64 %t0, 1
+  %t1 = call i64 @llvm.umin.i64(i64 %t1.raw, i64 %end)
+  store <16 x i32> zeroinitializer, ptr %acc.0.0, align 64
+  store <16 x i32> zeroinitializer, ptr %acc.1.0, align 64
+  %any = icmp ult i64 %t0, %t1
+  br i1 %any, label %step, label %flush
+
+step:
+  %t = phi i64 [ %t0, %chunk ], [ %t.next, %step ]
+  %soff.p = getelementptr inbounds [1 x i32], ptr @src_steps, i64 0, i64 %t
+  %soff.32 = load i32, ptr %soff.p, align 4
+  %soff = sext i32 %soff.32 to i64
+  %voff.p = getelementptr inbounds [1 x i32], ptr @vec_steps, i64 0, i64 %t
+  %voff.32 = load i32, ptr %voff.p, align 4
+  %voff = sext i32 %voff.32 to i64
+  %sb = getelementptr inbounds i16, ptr %src, i64 %soff
+  %vb = getelementptr inbounds i16, ptr %vec, i64 %voff
+  %wp.0.0 = getelementptr inbounds i16, ptr %vb, i64 0
+  %w.0.0 = load <32 x i16>, ptr %wp.0.0, align 4
+  %bp.0.0 = getelementptr inbounds i16, ptr %sb, i64 0
+  %bs.0.0 = load i32, ptr %bp.0.0, align 4
+  %bi.0.0 = insertelement <16 x i32> poison, i32 %bs.0.0, i64 0
+  %bv.0.0 = shufflevector <16 x i32> %bi.0.0, <16 x i32> poison, <16 x i32> zeroinitializer
+  %b.0.0 = bitcast <16 x i32> %bv.0.0 to <32 x i16>
+  %x.0.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
+%y.0.0.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.0.0, <32 x i16> %w.0.0)
+  %y.0.0.0 = add <16 x i32> %x.0.0.0, %y.0.0.0.p
+  store <16 x i32> %y.0.0.0, ptr %acc.0.0, align 64
+  %bp.0.1 = getelementptr inbounds i16, ptr %sb, i64 16
+  %bs.0.1 = load i32, ptr %bp.0.1, align 4
+  %bi.0.1 = insertelement <16 x i32> poison, i32 %bs.0.1, i64 0
+  %bv.0.1 = shufflevector <16 x i32> %bi.0.1, <16 x i32> poison, <16 x i32> zeroinitializer
+  %b.0.1 = bitcast <16 x i32> %bv.0.1 to <32 x i16>
+  %x.0.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
+%y.0.1.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.0.1, <32 x i16> %w.0.0)
+  %y.0.1.0 = add <16 x i32> %x.0.1.0, %y.0.1.0.p
+  store <16 x i32> %y.0.1.0, ptr %acc.1.0, align 64
+  %wp.1.0 = getelementptr inbounds i16, ptr %vb, i64 32
+  %w.1.0 = load <32 x i16>, ptr %wp.1.0, align 4
+  %bp.1.0 = getelementptr inbounds i16, ptr %sb, i64 2
+  %bs.1.0 = load i32, ptr %bp.1.0, align 4
+  %bi.1.0 = insertelement <16 x i32> poison, i32 %bs.1.0, i64 0
+  %bv.1.0 = shufflevector <16 x i32> %bi.1.0, <16 x i32> poison, <16 x i32> zeroinitializer
+  %b.1.0 = bitcast <16 x i32> %bv.1.0 to <32 x i16>
+  %x.1.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
+%y.1.0.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.1.0, <32 x i16> %w.1.0)
+  %y.1.0.0 = add <16 x i32> %x.1.0.0, %y.1.0.0.p
+  store <16 x i32> %y.1.0.0, ptr %acc.0.0, align 64
+  %bp.1.1 = getelementptr inbounds i16, ptr %sb, i64 18
+  %bs.1.1 = load i32, ptr %bp.1.1, align 4
+  %bi.1.1 = insertelement <16 x i32> poison, i32 %bs.1.1, i64 0
+  %bv.1.1 = shufflevector <16 x i32> %bi.1.1, <16 x i32> poison, <16 x i32> zeroinitializer
+  %b.1.1 = bitcast <16 x i32> %bv.1.1 to <32 x i16>
+  %x.1.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
+%y.1.1.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.1.1, <32 x i16> %w.1.0)
+  %y.1.1.0 = add <16 x i32> %x.1.1.0, %y.1.1.0.p
+  store <16 x i32> %y.1.1.0, ptr %acc.1.0, align 64
+  %wp.2.0 = getelementptr inbounds i16, ptr %vb, i64 64
+  %w.2.0 = load <32 x i16>, ptr %wp.2.0, align 4
+  %bp.2.0 = getelementptr inbounds i16, ptr %sb, i64 4
+  %bs.2.0 = load i32, ptr %bp.2.0, align 4
+  %bi.2.0 = insertelement <16 x i32> poison, i32 %bs.2.0, i64 0
+  %bv.2.0 = shufflevector <16 x i32> %bi.2.0, <16 x i32> poison, <16 x i32> zeroinitializer
+  %b.2.0 = bitcast <16 x i32> %bv.2.0 to <32 x i16>
+  %x.2.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
+%y.2.0.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.2.0, <32 x i16> %w.2.0)
+  %y.2.0.0 = add <16 x i32> %x.2.0.0, %y.2.0.0.p
+  store <16 x i32> %y.2.0.0, ptr %acc.0.0, align 64
+  %bp.2.1 = getelementptr inbounds i16, ptr %sb, i64 20
+  %bs.2.1 = load i32, ptr %bp.2.1, align 4
+  %bi.2.1 = insertelement <16 x i32> poison, i32 %bs.2.1, i64 0
+  %bv.2.1 = shufflevector <16 x i32> %bi.2.1, <16 x i32> poison, <16 x i32> zeroinitializer
+  %b.2.1 = bitcast <16 x i32> %bv.2.1 to <32 x i16>
+  %x.2.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
+%y.2.1.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.2.1, <32 x i16> %w.2.0)
+  %y.2.1.0 = add <16 x i32> %x.2.1.0, %y.2.1.0.p
+  store <16 x i32> %y.2.1.0, ptr %acc.1.0, align 64
+  %wp.3.0 = getelementptr inbounds i16, ptr %vb, i64 96
+  %w.3.0 = load <32 x i16>, ptr %wp.3.0, align 4
+  %bp.3.0 = getelementptr inbounds i16, ptr %sb, i64 6
+  %bs.3.0 = load i32, ptr %bp.3.0, align 4
+  %bi.3.0 = insertelement <16 x i32> poison, i32 %bs.3.0, i64 0
+  %bv.3.0 = shufflevector <16 x i32> %bi.3.0, <16 x i32> poison, <16 x i32> zeroinitializer
+  %b.3.0 = bitcast <16 x i32> %bv.3.0 to <32 x i16>
+  %x.3.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
+%y.3.0.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.3.0, <32 x i16> %w.3.0)
+  %y.3.0.0 = add <16 x i32> %x.3.0.0, %y.3.0.0.p
+  store <16 x i32> %y.3.0.0, ptr %acc.0.0, align 64
+  %bp.3.1 = getelementptr inbounds i16, ptr %sb, i64 22
+  %bs.3.1 = load i32, ptr %bp.3.1, align 4
+  %bi.3.1 = insertelement <16 x i32> poison, i32 %bs.3.1, i64 0
+  %bv.3.1 = shufflevector <16 x i32> %bi.3.1, <16 x i32> poison, <16 x i32> zeroinitializer
+  %b.3.1 = bitcast <16 x i32> %bv.3.1 to <32 x i16>
+  %x.3.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
+%y.3.1.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.3.1, <32 x i16> %w.3.0)
+  %y.3.1.0 = add <16 x i32> %x.3.1.0, %y.3.1.0.p
+  store <16 x i32> %y.3.1.0, ptr %acc.1.0, align 64
+  %wp.4.0 = getelementptr inbounds i16, ptr %vb, i64 128
+  %w.4.0 = load <32 x i16>, ptr %wp.4.0, align 4
+  %bp.4.0 = getelementptr inbounds i16, ptr %sb, i64 8
+  %bs.4.0 = load i32, ptr %bp.4.0, align 4
+  %bi.4.0 = insertelement <16 x i32> poison, i32 %bs.4.0, i64 0
+  %bv.4.0 = shufflevector <16 x i32> %bi.4.0, <16 x i32> poison, <16 x i32> zeroinitializer
+  %b.4.0 = bitcast <16 x i32> %bv.4.0 to <32 x i16>
+  %x.4.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
+%y.4.0.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.4.0, <32 x i16> %w.4.0)
+  %y.4.0.0 = add <16 x i32> %x.4.0.0, %y.4.0.0.p
+  store <16 x i32> %y.4.0.0, ptr %acc.0.0, align 64
+  %bp.4.1 = getelementptr inbounds i16, ptr %sb, i64 24
+  %bs.4.1 = load i32, ptr %bp.4.1, align 4
+  %bi.4.1 = insertelement <16 x i32> poison, i32 %bs.4.1, i64 0
+  %bv.4.1 = shufflevector <16 x i32> %bi.4.1, <16 x i32> poison, <16 x i32> zeroinitializer
+  %b.4.1 = bitcast <16 x i32> %bv.4.1 to <32 x i16>
+  %x.4.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
+%y.4.1.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.4.1, <32 x i16> %w.4.0)
+  %y.4.1.0 = add <16 x i32> %x.4.1.0, %y.4.1.0.p
+  store <16 x i32> %y.4.1.0, ptr %acc.1.0, align 64
+  %wp.5.0 = getelementptr inbounds i16, ptr %vb, i64 160
+  %w.5.0 = load <32 x i16>, ptr %wp.5.0, align 4
+  %bp.5.0 = getelementptr inbounds i16, ptr %sb, i64 10
+  %bs.5.0 = load i32, ptr %bp.5.0, align 4
+  %bi.5.0 = insertelement <16 x i32> poison, i32 %bs.5.0, i64 0
+  %bv.5.0 = shufflevector <16 x i32> %bi.5.0, <16 x i32> poison, <16 x i32> zeroinitializer
+  %b.5.0 = bitcast <16 x i32> %bv.5.0 to <32 x i16>
+  %x.5.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
+%y.5.0.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.5.0, <32 x i16> %w.5.0)
+  %y.5.0.0 = add <16 x i32> %x.5.0.0, %y.5.0.0.p
+  store <16 x i32> %y.5.0.0, ptr %acc.0.0, align 64
+  %bp.5.1 = getelementptr inbounds i16, ptr %sb, i64 26
+  %bs.5.1 = load i32, ptr %bp.5.1, align 4
+  %bi.5.1 = insertelement <16 x i32> poison, i32 %bs.5.1, i64 0
+  %bv.5.1 = shufflevector <16 x i32> %bi.5.1, <16 x i32> poison, <16 x i32> zeroinitializer
+  %b.5.1 = bitcast <16 x i32> %bv.5.1 to <32 x i16>
+  %x.5.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
+%y.5.1.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.5.1, <32 x i16> %w.5.0)
+  %y.5.1.0 = add <16 x i32> %x.5.1.0, %y.5.1.0.p
+  store <16 x i32> %y.5.1.0, ptr %acc.1.0, align 64
+  %wp.6.0 = getelementptr inbounds i16, ptr %vb, i64 192
+  %w.6.0 = load <32 x i16>, ptr %wp.6.0, align 4
+  %bp.6.0 = getelementptr inbounds i16, ptr %sb, i64 12
+  %bs.6.0 = load i32, ptr %bp.6.0, align 4
+  %bi.6.0 = insertelement <16 x i32> poison, i32 %bs.6.0, i64 0
+  %bv.6.0 = shufflevector <16 x i32> %bi.6.0, <16 x i32> poison, <16 x i32> zeroinitializer
+  %b.6.0 = bitcast <16 x i32> %bv.6.0 to <32 x i16>
+  %x.6.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
+%y.6.0.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.6.0, <32 x i16> %w.6.0)
+  %y.6.0.0 = add <16 x i32> %x.6.0.0, %y.6.0.0.p
+  store <16 x i32> %y.6.0.0, ptr %acc.0.0, align 64
+  %bp.6.1 = getelementptr inbounds i16, ptr %sb, i64 28
+  %bs.6.1 = load i32, ptr %bp.6.1, align 4
+  %bi.6.1 = insertelement <16 x i32> poison, i32 %bs.6.1, i64 0
+  %bv.6.1 = shufflevector <16 x i32> %bi.6.1, <16 x i32> poison, <16 x i32> zeroinitializer
+  %b.6.1 = bitcast <16 x i32> %bv.6.1 to <32 x i16>
+  %x.6.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
+%y.6.1.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.6.1, <32 x i16> %w.6.0)
+  %y.6.1.0 = add <16 x i32> %x.6.1.0, %y.6.1.0.p
+  store <16 x i32> %y.6.1.0, ptr %acc.1.0, align 64
+  %wp.7.0 = getelementptr inbounds i16, ptr %vb, i64 224
+  %w.7.0 = load <32 x i16>, ptr %wp.7.0, align 4
+  %bp.7.0 = getelementptr inbounds i16, ptr %sb, i64 14
+  %bs.7.0 = load i32, ptr %bp.7.0, align 4
+  %bi.7.0 = insertelement <16 x i32> poison, i32 %bs.7.0, i64 0
+  %bv.7.0 = shufflevector <16 x i32> %bi.7.0, <16 x i32> poison, <16 x i32> zeroinitializer
+  %b.7.0 = bitcast <16 x i32> %bv.7.0 to <32 x i16>
+  %x.7.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
+%y.7.0.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.7.0, <32 x i16> %w.7.0)
+  %y.7.0.0 = add <16 x i32> %x.7.0.0, %y.7.0.0.p
+  store <16 x i32> %y.7.0.0, ptr %acc.0.0, align 64
+  %bp.7.1 = getelementptr inbounds i16, ptr %sb, i64 30
+  %bs.7.1 = load i32, ptr %bp.7.1, align 4
+  %bi.7.1 = insertelement <16 x i32> poison, i32 %bs.7.1, i64 0
+  %bv.7.1 = shufflevector <16 x i32> %bi.7.1, <16 x i32> poison, <16 x i32> zeroinitializer
+  %b.7.1 = bitcast <16 x i32> %bv.7.1 to <32 x i16>
+  %x.7.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
+%y.7.1.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.7.1, <32 x i16> %w.7.0)
+  %y.7.1.0 = add <16 x i32> %x.7.1.0, %y.7.1.0.p
+  store <16 x i32> %y.7.1.0, ptr %acc.1.0, align 64
+  %t.next = add nuw i64 %t, 1
+  %t.more = icmp ult i64 %t.next, %t1
+  br i1 %t.more, label %step, label %flush
+
+flush:
+  ; INT32 -> FP32: dst = fma(float(acc), scale, first chunk ? 0 : dst)
+  %fa.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
+  %ff.0.0 = sitofp <16 x i32> %fa.0.0 to <16 x float>
+  %op.0.0 = getelementptr inbounds float, ptr %dst, i64 0
+  %old.0.0 = load <16 x float>, ptr %op.0.0, align 4
+  %base.0.0 = select i1 %first.chunk, <16 x float> zeroinitializer, <16 x float> %old.0.0
+  %new.0.0 = call <16 x float> @llvm.fma.v16f32(<16 x float> %ff.0.0, <16 x float> %scale, <16 x float> %base.0.0)
+  store <16 x float> %new.0.0, ptr %op.0.0, align 4
+  %fa.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
+  %ff.1.0 = sitofp <16 x i32> %fa.1.0 to <16 x float>
+  %op.1.0 = getelementptr inbounds float, ptr %dst, i64 32
+  %old.1.0 = load <16 x float>, ptr %op.1.0, align 4
+  %base.1.0 = select i1 %first.chunk, <16 x float> zeroinitializer, <16 x float> %old.1.0
+  %new.1.0 = call <16 x float> @llvm.fma.v16f32(<16 x float> %ff.1.0, <16 x float> %scale, <16 x float> %base.1.0)
+  store <16 x float> %new.1.0, ptr %op.1.0, align 4
+  %c.more = icmp ult i64 %t1, %end
+  br i1 %c.more, label %chunk, label %epilogue
+
+epilogue:
+  ; fused max|dst| for the next quantization's exponent
+  %m.in = load <16 x float>, ptr %mx, align 64
+  %yo.0.0 = load <16 x float>, ptr %op.0.0, align 4
+  %ya.0.0 = call <16 x float> @llvm.fabs.v16f32(<16 x float> %yo.0.0)
+  %m.0.0 = call <16 x float> @llvm.maxnum.v16f32(<16 x float> %m.in, <16 x float> %ya.0.0)
+  %yo.1.0 = load <16 x float>, ptr %op.1.0, align 4
+  %ya.1.0 = call <16 x float> @llvm.fabs.v16f32(<16 x float> %yo.1.0)
+  %m.1.0 = call <16 x float> @llvm.maxnum.v16f32(<16 x float> %m.0.0, <16 x float> %ya.1.0)
+  store <16 x float> %m.1.0, ptr %mx, align 64
+  ret void
+}
+; register block 1x1 x 1 vectors = 1 accumulators.
+; Reduces steps [first, first+count) of the step tables, flushing every 1 steps;
+; a call with no steps still writes zeros.
+define internal void @tile_h1_w1_v1(ptr noalias %src, ptr noalias %vec, ptr noalias %dst, i64 %first, i64 %count, <16 x float> %scale, ptr noalias %mx) alwaysinline nounwind {
+entry:
+  %acc.0.0 = alloca <16 x i32>, align 64
+  %end = add i64 %first, %count
+  br label %chunk
+
+chunk:
+  %t0 = phi i64 [ %first, %entry ], [ %t1, %flush ]
+  %first.chunk = phi i1 [ true, %entry ], [ false, %flush ]
+  %t1.raw = add i64 %t0, 1
+  %t1 = call i64 @llvm.umin.i64(i64 %t1.raw, i64 %end)
+  store <16 x i32> zeroinitializer, ptr %acc.0.0, align 64
+  %any = icmp ult i64 %t0, %t1
+  br i1 %any, label %step, label %flush
+
+step:
+  %t = phi i64 [ %t0, %chunk ], [ %t.next, %step ]
+  %soff.p = getelementptr inbounds [1 x i32], ptr @src_steps, i64 0, i64 %t
+  %soff.32 = load i32, ptr %soff.p, align 4
+  %soff = sext i32 %soff.32 to i64
+  %voff.p = getelementptr inbounds [1 x i32], ptr @vec_steps, i64 0, i64 %t
+  %voff.32 = load i32, ptr %voff.p, align 4
+  %voff = sext i32 %voff.32 to i64
+  %sb = getelementptr inbounds i16, ptr %src, i64 %soff
+  %vb = getelementptr inbounds i16, ptr %vec, i64 %voff
+  %wp.0.0 = getelementptr inbounds i16, ptr %vb, i64 0
+  %w.0.0 = load <32 x i16>, ptr %wp.0.0, align 4
+  %bp.0.0 = getelementptr inbounds i16, ptr %sb, i64 0
+  %bs.0.0 = load i32, ptr %bp.0.0, align 4
+  %bi.0.0 = insertelement <16 x i32> poison, i32 %bs.0.0, i64 0
+  %bv.0.0 = shufflevector <16 x i32> %bi.0.0, <16 x i32> poison, <16 x i32> zeroinitializer
+  %b.0.0 = bitcast <16 x i32> %bv.0.0 to <32 x i16>
+  %x.0.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
+%y.0.0.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.0.0, <32 x i16> %w.0.0)
+  %y.0.0.0 = add <16 x i32> %x.0.0.0, %y.0.0.0.p
+  store <16 x i32> %y.0.0.0, ptr %acc.0.0, align 64
+  %wp.1.0 = getelementptr inbounds i16, ptr %vb, i64 32
+  %w.1.0 = load <32 x i16>, ptr %wp.1.0, align 4
+  %bp.1.0 = getelementptr inbounds i16, ptr %sb, i64 2
+  %bs.1.0 = load i32, ptr %bp.1.0, align 4
+  %bi.1.0 = insertelement <16 x i32> poison, i32 %bs.1.0, i64 0
+  %bv.1.0 = shufflevector <16 x i32> %bi.1.0, <16 x i32> poison, <16 x i32> zeroinitializer
+  %b.1.0 = bitcast <16 x i32> %bv.1.0 to <32 x i16>
+  %x.1.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
+%y.1.0.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.1.0, <32 x i16> %w.1.0)
+  %y.1.0.0 = add <16 x i32> %x.1.0.0, %y.1.0.0.p
+  store <16 x i32> %y.1.0.0, ptr %acc.0.0, align 64
+  %wp.2.0 = getelementptr inbounds i16, ptr %vb, i64 64
+  %w.2.0 = load <32 x i16>, ptr %wp.2.0, align 4
+  %bp.2.0 = getelementptr inbounds i16, ptr %sb, i64 4
+  %bs.2.0 = load i32, ptr %bp.2.0, align 4
+  %bi.2.0 = insertelement <16 x i32> poison, i32 %bs.2.0, i64 0
+  %bv.2.0 = shufflevector <16 x i32> %bi.2.0, <16 x i32> poison, <16 x i32> zeroinitializer
+  %b.2.0 = bitcast <16 x i32> %bv.2.0 to <32 x i16>
+  %x.2.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
+%y.2.0.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.2.0, <32 x i16> %w.2.0)
+  %y.2.0.0 = add <16 x i32> %x.2.0.0, %y.2.0.0.p
+  store <16 x i32> %y.2.0.0, ptr %acc.0.0, align 64
+  %wp.3.0 = getelementptr inbounds i16, ptr %vb, i64 96
+  %w.3.0 = load <32 x i16>, ptr %wp.3.0, align 4
+  %bp.3.0 = getelementptr inbounds i16, ptr %sb, i64 6
+  %bs.3.0 = load i32, ptr %bp.3.0, align 4
+  %bi.3.0 = insertelement <16 x i32> poison, i32 %bs.3.0, i64 0
+  %bv.3.0 = shufflevector <16 x i32> %bi.3.0, <16 x i32> poison, <16 x i32> zeroinitializer
+  %b.3.0 = bitcast <16 x i32> %bv.3.0 to <32 x i16>
+  %x.3.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
+%y.3.0.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.3.0, <32 x i16> %w.3.0)
+  %y.3.0.0 = add <16 x i32> %x.3.0.0, %y.3.0.0.p
+  store <16 x i32> %y.3.0.0, ptr %acc.0.0, align 64
+  %wp.4.0 = getelementptr inbounds i16, ptr %vb, i64 128
+  %w.4.0 = load <32 x i16>, ptr %wp.4.0, align 4
+  %bp.4.0 = getelementptr inbounds i16, ptr %sb, i64 8
+  %bs.4.0 = load i32, ptr %bp.4.0, align 4
+  %bi.4.0 = insertelement <16 x i32> poison, i32 %bs.4.0, i64 0
+  %bv.4.0 = shufflevector <16 x i32> %bi.4.0, <16 x i32> poison, <16 x i32> zeroinitializer
+  %b.4.0 = bitcast <16 x i32> %bv.4.0 to <32 x i16>
+  %x.4.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
+%y.4.0.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.4.0, <32 x i16> %w.4.0)
+  %y.4.0.0 = add <16 x i32> %x.4.0.0, %y.4.0.0.p
+  store <16 x i32> %y.4.0.0, ptr %acc.0.0, align 64
+  %wp.5.0 = getelementptr inbounds i16, ptr %vb, i64 160
+  %w.5.0 = load <32 x i16>, ptr %wp.5.0, align 4
+  %bp.5.0 = getelementptr inbounds i16, ptr %sb, i64 10
+  %bs.5.0 = load i32, ptr %bp.5.0, align 4
+  %bi.5.0 = insertelement <16 x i32> poison, i32 %bs.5.0, i64 0
+  %bv.5.0 = shufflevector <16 x i32> %bi.5.0, <16 x i32> poison, <16 x i32> zeroinitializer
+  %b.5.0 = bitcast <16 x i32> %bv.5.0 to <32 x i16>
+  %x.5.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
+%y.5.0.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.5.0, <32 x i16> %w.5.0)
+  %y.5.0.0 = add <16 x i32> %x.5.0.0, %y.5.0.0.p
+  store <16 x i32> %y.5.0.0, ptr %acc.0.0, align 64
+  %wp.6.0 = getelementptr inbounds i16, ptr %vb, i64 192
+  %w.6.0 = load <32 x i16>, ptr %wp.6.0, align 4
+  %bp.6.0 = getelementptr inbounds i16, ptr %sb, i64 12
+  %bs.6.0 = load i32, ptr %bp.6.0, align 4
+  %bi.6.0 = insertelement <16 x i32> poison, i32 %bs.6.0, i64 0
+  %bv.6.0 = shufflevector <16 x i32> %bi.6.0, <16 x i32> poison, <16 x i32> zeroinitializer
+  %b.6.0 = bitcast <16 x i32> %bv.6.0 to <32 x i16>
+  %x.6.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
+%y.6.0.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.6.0, <32 x i16> %w.6.0)
+  %y.6.0.0 = add <16 x i32> %x.6.0.0, %y.6.0.0.p
+  store <16 x i32> %y.6.0.0, ptr %acc.0.0, align 64
+  %wp.7.0 = getelementptr inbounds i16, ptr %vb, i64 224
+  %w.7.0 = load <32 x i16>, ptr %wp.7.0, align 4
+  %bp.7.0 = getelementptr inbounds i16, ptr %sb, i64 14
+  %bs.7.0 = load i32, ptr %bp.7.0, align 4
+  %bi.7.0 = insertelement <16 x i32> poison, i32 %bs.7.0, i64 0
+  %bv.7.0 = shufflevector <16 x i32> %bi.7.0, <16 x i32> poison, <16 x i32> zeroinitializer
+  %b.7.0 = bitcast <16 x i32> %bv.7.0 to <32 x i16>
+  %x.7.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
+%y.7.0.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.7.0, <32 x i16> %w.7.0)
+  %y.7.0.0 = add <16 x i32> %x.7.0.0, %y.7.0.0.p
+  store <16 x i32> %y.7.0.0, ptr %acc.0.0, align 64
+  %t.next = add nuw i64 %t, 1
+  %t.more = icmp ult i64 %t.next, %t1
+  br i1 %t.more, label %step, label %flush
+
+flush:
+  ; INT32 -> FP32: dst = fma(float(acc), scale, first chunk ? 0 : dst)
+  %fa.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
+  %ff.0.0 = sitofp <16 x i32> %fa.0.0 to <16 x float>
+  %op.0.0 = getelementptr inbounds float, ptr %dst, i64 0
+  %old.0.0 = load <16 x float>, ptr %op.0.0, align 4
+  %base.0.0 = select i1 %first.chunk, <16 x float> zeroinitializer, <16 x float> %old.0.0
+  %new.0.0 = call <16 x float> @llvm.fma.v16f32(<16 x float> %ff.0.0, <16 x float> %scale, <16 x float> %base.0.0)
+  store <16 x float> %new.0.0, ptr %op.0.0, align 4
+  %c.more = icmp ult i64 %t1, %end
+  br i1 %c.more, label %chunk, label %epilogue
+
+epilogue:
+  ; fused max|dst| for the next quantization's exponent
+  %m.in = load <16 x float>, ptr %mx, align 64
+  %yo.0.0 = load <16 x float>, ptr %op.0.0, align 4
+  %ya.0.0 = call <16 x float> @llvm.fabs.v16f32(<16 x float> %yo.0.0)
+  %m.0.0 = call <16 x float> @llvm.maxnum.v16f32(<16 x float> %m.in, <16 x float> %ya.0.0)
+  store <16 x float> %m.0.0, ptr %mx, align 64
+  ret void
+}
+
+
+; Runs work items [begin, end): 1 batch entries x 10 items, the batch outer.
+define void @dfpgen_bprop(ptr noalias %src, ptr noalias %vec, ptr noalias %dst, float %scale, ptr noalias %maxabs, i64 %begin, i64 %end) nounwind {
+entry:
+  %mx = alloca <16 x float>, align 64
+  store <16 x float> zeroinitializer, ptr %mx, align 64
+  %scale.i = insertelement <16 x float> poison, float %scale, i64 0
+  %scale.v = shufflevector <16 x float> %scale.i, <16 x float> poison, <16 x i32> zeroinitializer
+  %none = icmp sge i64 %begin, %end
+  br i1 %none, label %done, label %item
+
+item:
+  %it = phi i64 [ %begin, %entry ], [ %it.next, %item.end ]
+  %n = udiv i64 %it, 10
+  %j = urem i64 %it, 10
+  %src.n.off = mul i64 %n, 144
+  %src.n = getelementptr inbounds i16, ptr %src, i64 %src.n.off
+  %dst.n.off = mul i64 %n, 400
+  %dst.n = getelementptr inbounds float, ptr %dst, i64 %dst.n.off
+  %cb.p = getelementptr inbounds [11 x i32], ptr @item_starts, i64 0, i64 %j
+  %cb.32 = load i32, ptr %cb.p, align 4
+  %cb = sext i32 %cb.32 to i64
+  %j1 = add nuw i64 %j, 1
+  %ce.p = getelementptr inbounds [11 x i32], ptr @item_starts, i64 0, i64 %j1
+  %ce.32 = load i32, ptr %ce.p, align 4
+  %ce = sext i32 %ce.32 to i64
+  %has = icmp ult i64 %cb, %ce
+  br i1 %has, label %call, label %item.end
+
+call:
+  %c = phi i64 [ %cb, %item ], [ %c.next, %call.end ]
+%call_tile.p = getelementptr inbounds [15 x i32], ptr @call_tile, i64 0, i64 %c
+  %call_tile.32 = load i32, ptr %call_tile.p, align 4
+  %call_tile.v = sext i32 %call_tile.32 to i64
+%call_src.p = getelementptr inbounds [15 x i32], ptr @call_src, i64 0, i64 %c
+  %call_src.32 = load i32, ptr %call_src.p, align 4
+  %call_src.v = sext i32 %call_src.32 to i64
+%call_vec.p = getelementptr inbounds [15 x i32], ptr @call_vec, i64 0, i64 %c
+  %call_vec.32 = load i32, ptr %call_vec.p, align 4
+  %call_vec.v = sext i32 %call_vec.32 to i64
+%call_dst.p = getelementptr inbounds [15 x i32], ptr @call_dst, i64 0, i64 %c
+  %call_dst.32 = load i32, ptr %call_dst.p, align 4
+  %call_dst.v = sext i32 %call_dst.32 to i64
+%call_step_begin.p = getelementptr inbounds [15 x i32], ptr @call_step_begin, i64 0, i64 %c
+  %call_step_begin.32 = load i32, ptr %call_step_begin.p, align 4
+  %call_step_begin.v = sext i32 %call_step_begin.32 to i64
+%call_step_count.p = getelementptr inbounds [15 x i32], ptr @call_step_count, i64 0, i64 %c
+  %call_step_count.32 = load i32, ptr %call_step_count.p, align 4
+  %call_step_count.v = sext i32 %call_step_count.32 to i64
+  %src.c = getelementptr inbounds i16, ptr %src.n, i64 %call_src.v
+  %vec.c = getelementptr inbounds i16, ptr %vec, i64 %call_vec.v
+  %dst.c = getelementptr inbounds float, ptr %dst.n, i64 %call_dst.v
+  switch i32 %call_tile.32, label %call.end [ i32 0, label %run.0 i32 1, label %run.1 ]
+run.0:
+  call void @tile_h1_w2_v1(ptr %src.c, ptr %vec.c, ptr %dst.c, i64 %call_step_begin.v, i64 %call_step_count.v, <16 x float> %scale.v, ptr %mx)
+  br label %call.end
+run.1:
+  call void @tile_h1_w1_v1(ptr %src.c, ptr %vec.c, ptr %dst.c, i64 %call_step_begin.v, i64 %call_step_count.v, <16 x float> %scale.v, ptr %mx)
+  br label %call.end
+
+call.end:
+  %c.next = add nuw i64 %c, 1
+  %c.more = icmp ult i64 %c.next, %ce
+  br i1 %c.more, label %call, label %item.end
+
+item.end:
+  %it.next = add nsw i64 %it, 1
+  %it.more = icmp slt i64 %it.next, %end
+  br i1 %it.more, label %item, label %done
+
+done:
+  %mv = load <16 x float>, ptr %mx, align 64
+  %m = call float @llvm.vector.reduce.fmax.v16f32(<16 x float> %mv)
+  store float %m, ptr %maxabs, align 4
+  ret void
+}

@@ -1,0 +1,264 @@
+; dfpgen 0.1.0 -- generated kernel, do not edit
+; layer g: N=2 C=3 K=8 5x5 -> 5x5 kernel 3x3 stride 1 pad 1
+; pass wtgrad, isa avx2 (vpmaddwd, 8 lanes), cpu znver3
+; blocking kv1 w3 h1 cpb1 u3 nk
+; register block 1x3 x 1 vectors: 5 of 16 vector registers
+; layouts: src [2, 7, 7, 3, 2] vec [2, 1, 5, 3, 8, 2] dst [1, 3, 3, 3, 8]
+; reduction: step tables of 10 steps, 3 elements a step
+; numerics: bits x12/w12, overflow exact, chain 30 pair-instructions (safe 256), flush INT32->FP32 every 10 steps, at most 1 flushes per output
+; work: 9 items (1 x 9), 9 tile calls per batch entry, order nk
+; reduction over N x P x Q = 2 x 5 x 5 as 10 steps of 3 q-pairs
+@src_steps = private unnamed_addr constant [10 x i32] [i32 0, i32 42, i32 84, i32 126, i32 168, i32 294, i32 336, i32 378, i32 420, i32 462]
+@vec_steps = private unnamed_addr constant [10 x i32] [i32 0, i32 48, i32 96, i32 144, i32 192, i32 240, i32 288, i32 336, i32 384, i32 432]
+@call_tile = private unnamed_addr constant [9 x i32] [i32 0, i32 0, i32 0, i32 0, i32 0, i32 0, i32 0, i32 0, i32 0]
+@call_src = private unnamed_addr constant [9 x i32] [i32 0, i32 6, i32 12, i32 42, i32 48, i32 54, i32 84, i32 90, i32 96]
+@call_vec = private unnamed_addr constant [9 x i32] [i32 0, i32 0, i32 0, i32 0, i32 0, i32 0, i32 0, i32 0, i32 0]
+@call_dst = private unnamed_addr constant [9 x i32] [i32 0, i32 24, i32 48, i32 72, i32 96, i32 120, i32 144, i32 168, i32 192]
+@call_step_begin = private unnamed_addr constant [9 x i32] [i32 0, i32 0, i32 0, i32 0, i32 0, i32 0, i32 0, i32 0, i32 0]
+@call_step_count = private unnamed_addr constant [9 x i32] [i32 10, i32 10, i32 10, i32 10, i32 10, i32 10, i32 10, i32 10, i32 10]
+@item_starts = private unnamed_addr constant [10 x i32] [i32 0, i32 1, i32 2, i32 3, i32 4, i32 5, i32 6, i32 7, i32 8, i32 9]
+
+declare <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16>, <16 x i16>)
+declare <8 x float> @llvm.fma.v8f32(<8 x float>, <8 x float>, <8 x float>)
+declare <8 x float> @llvm.fabs.v8f32(<8 x float>)
+declare <8 x float> @llvm.maxnum.v8f32(<8 x float>, <8 x float>)
+declare float @llvm.vector.reduce.fmax.v8f32(<8 x float>)
+declare i64 @llvm.umin.i64(i64, i64)
+; register block 1x3 x 1 vectors = 3 accumulators.
+; Reduces steps [first, first+count) of the step tables, flushing every 10 steps;
+; a call with no steps still writes zeros.
+define internal void @tile_h1_w3_v1(ptr noalias %src, ptr noalias %vec, ptr noalias %dst, i64 %first, i64 %count, <8 x float> %scale, ptr noalias %mx) alwaysinline nounwind {
+entry:
+  %acc.0.0 = alloca <8 x i32>, align 64
+  %acc.1.0 = alloca <8 x i32>, align 64
+  %acc.2.0 = alloca <8 x i32>, align 64
+  %end = add i64 %first, %count
+  br label %chunk
+
+chunk:
+  %t0 = phi i64 [ %first, %entry ], [ %t1, %flush ]
+  %first.chunk = phi i1 [ true, %entry ], [ false, %flush ]
+  %t1.raw = add i64 %t0, 10
+  %t1 = call i64 @llvm.umin.i64(i64 %t1.raw, i64 %end)
+  store <8 x i32> zeroinitializer, ptr %acc.0.0, align 64
+  store <8 x i32> zeroinitializer, ptr %acc.1.0, align 64
+  store <8 x i32> zeroinitializer, ptr %acc.2.0, align 64
+  %any = icmp ult i64 %t0, %t1
+  br i1 %any, label %step, label %flush
+
+step:
+  %t = phi i64 [ %t0, %chunk ], [ %t.next, %step ]
+  %soff.p = getelementptr inbounds [10 x i32], ptr @src_steps, i64 0, i64 %t
+  %soff.32 = load i32, ptr %soff.p, align 4
+  %soff = sext i32 %soff.32 to i64
+  %voff.p = getelementptr inbounds [10 x i32], ptr @vec_steps, i64 0, i64 %t
+  %voff.32 = load i32, ptr %voff.p, align 4
+  %voff = sext i32 %voff.32 to i64
+  %sb = getelementptr inbounds i16, ptr %src, i64 %soff
+  %vb = getelementptr inbounds i16, ptr %vec, i64 %voff
+  %wp.0.0 = getelementptr inbounds i16, ptr %vb, i64 0
+  %w.0.0 = load <16 x i16>, ptr %wp.0.0, align 4
+  %bp.0.0 = getelementptr inbounds i16, ptr %sb, i64 0
+  %bs.0.0 = load i32, ptr %bp.0.0, align 4
+  %bi.0.0 = insertelement <8 x i32> poison, i32 %bs.0.0, i64 0
+  %bv.0.0 = shufflevector <8 x i32> %bi.0.0, <8 x i32> poison, <8 x i32> zeroinitializer
+  %b.0.0 = bitcast <8 x i32> %bv.0.0 to <16 x i16>
+  %x.0.0.0 = load <8 x i32>, ptr %acc.0.0, align 64
+%y.0.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.0.0, <16 x i16> %w.0.0)
+  %y.0.0.0 = add <8 x i32> %x.0.0.0, %y.0.0.0.p
+  store <8 x i32> %y.0.0.0, ptr %acc.0.0, align 64
+  %bp.0.1 = getelementptr inbounds i16, ptr %sb, i64 2
+  %bs.0.1 = load i32, ptr %bp.0.1, align 4
+  %bi.0.1 = insertelement <8 x i32> poison, i32 %bs.0.1, i64 0
+  %bv.0.1 = shufflevector <8 x i32> %bi.0.1, <8 x i32> poison, <8 x i32> zeroinitializer
+  %b.0.1 = bitcast <8 x i32> %bv.0.1 to <16 x i16>
+  %x.0.1.0 = load <8 x i32>, ptr %acc.1.0, align 64
+%y.0.1.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.0.1, <16 x i16> %w.0.0)
+  %y.0.1.0 = add <8 x i32> %x.0.1.0, %y.0.1.0.p
+  store <8 x i32> %y.0.1.0, ptr %acc.1.0, align 64
+  %bp.0.2 = getelementptr inbounds i16, ptr %sb, i64 4
+  %bs.0.2 = load i32, ptr %bp.0.2, align 4
+  %bi.0.2 = insertelement <8 x i32> poison, i32 %bs.0.2, i64 0
+  %bv.0.2 = shufflevector <8 x i32> %bi.0.2, <8 x i32> poison, <8 x i32> zeroinitializer
+  %b.0.2 = bitcast <8 x i32> %bv.0.2 to <16 x i16>
+  %x.0.2.0 = load <8 x i32>, ptr %acc.2.0, align 64
+%y.0.2.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.0.2, <16 x i16> %w.0.0)
+  %y.0.2.0 = add <8 x i32> %x.0.2.0, %y.0.2.0.p
+  store <8 x i32> %y.0.2.0, ptr %acc.2.0, align 64
+  %wp.1.0 = getelementptr inbounds i16, ptr %vb, i64 16
+  %w.1.0 = load <16 x i16>, ptr %wp.1.0, align 4
+  %bp.1.0 = getelementptr inbounds i16, ptr %sb, i64 12
+  %bs.1.0 = load i32, ptr %bp.1.0, align 4
+  %bi.1.0 = insertelement <8 x i32> poison, i32 %bs.1.0, i64 0
+  %bv.1.0 = shufflevector <8 x i32> %bi.1.0, <8 x i32> poison, <8 x i32> zeroinitializer
+  %b.1.0 = bitcast <8 x i32> %bv.1.0 to <16 x i16>
+  %x.1.0.0 = load <8 x i32>, ptr %acc.0.0, align 64
+%y.1.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.1.0, <16 x i16> %w.1.0)
+  %y.1.0.0 = add <8 x i32> %x.1.0.0, %y.1.0.0.p
+  store <8 x i32> %y.1.0.0, ptr %acc.0.0, align 64
+  %bp.1.1 = getelementptr inbounds i16, ptr %sb, i64 14
+  %bs.1.1 = load i32, ptr %bp.1.1, align 4
+  %bi.1.1 = insertelement <8 x i32> poison, i32 %bs.1.1, i64 0
+  %bv.1.1 = shufflevector <8 x i32> %bi.1.1, <8 x i32> poison, <8 x i32> zeroinitializer
+  %b.1.1 = bitcast <8 x i32> %bv.1.1 to <16 x i16>
+  %x.1.1.0 = load <8 x i32>, ptr %acc.1.0, align 64
+%y.1.1.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.1.1, <16 x i16> %w.1.0)
+  %y.1.1.0 = add <8 x i32> %x.1.1.0, %y.1.1.0.p
+  store <8 x i32> %y.1.1.0, ptr %acc.1.0, align 64
+  %bp.1.2 = getelementptr inbounds i16, ptr %sb, i64 16
+  %bs.1.2 = load i32, ptr %bp.1.2, align 4
+  %bi.1.2 = insertelement <8 x i32> poison, i32 %bs.1.2, i64 0
+  %bv.1.2 = shufflevector <8 x i32> %bi.1.2, <8 x i32> poison, <8 x i32> zeroinitializer
+  %b.1.2 = bitcast <8 x i32> %bv.1.2 to <16 x i16>
+  %x.1.2.0 = load <8 x i32>, ptr %acc.2.0, align 64
+%y.1.2.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.1.2, <16 x i16> %w.1.0)
+  %y.1.2.0 = add <8 x i32> %x.1.2.0, %y.1.2.0.p
+  store <8 x i32> %y.1.2.0, ptr %acc.2.0, align 64
+  %wp.2.0 = getelementptr inbounds i16, ptr %vb, i64 32
+  %w.2.0 = load <16 x i16>, ptr %wp.2.0, align 4
+  %bp.2.0 = getelementptr inbounds i16, ptr %sb, i64 24
+  %bs.2.0 = load i32, ptr %bp.2.0, align 4
+  %bi.2.0 = insertelement <8 x i32> poison, i32 %bs.2.0, i64 0
+  %bv.2.0 = shufflevector <8 x i32> %bi.2.0, <8 x i32> poison, <8 x i32> zeroinitializer
+  %b.2.0 = bitcast <8 x i32> %bv.2.0 to <16 x i16>
+  %x.2.0.0 = load <8 x i32>, ptr %acc.0.0, align 64
+%y.2.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.2.0, <16 x i16> %w.2.0)
+  %y.2.0.0 = add <8 x i32> %x.2.0.0, %y.2.0.0.p
+  store <8 x i32> %y.2.0.0, ptr %acc.0.0, align 64
+  %bp.2.1 = getelementptr inbounds i16, ptr %sb, i64 26
+  %bs.2.1 = load i32, ptr %bp.2.1, align 4
+  %bi.2.1 = insertelement <8 x i32> poison, i32 %bs.2.1, i64 0
+  %bv.2.1 = shufflevector <8 x i32> %bi.2.1, <8 x i32> poison, <8 x i32> zeroinitializer
+  %b.2.1 = bitcast <8 x i32> %bv.2.1 to <16 x i16>
+  %x.2.1.0 = load <8 x i32>, ptr %acc.1.0, align 64
+%y.2.1.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.2.1, <16 x i16> %w.2.0)
+  %y.2.1.0 = add <8 x i32> %x.2.1.0, %y.2.1.0.p
+  store <8 x i32> %y.2.1.0, ptr %acc.1.0, align 64
+  %bp.2.2 = getelementptr inbounds i16, ptr %sb, i64 28
+  %bs.2.2 = load i32, ptr %bp.2.2, align 4
+  %bi.2.2 = insertelement <8 x i32> poison, i32 %bs.2.2, i64 0
+  %bv.2.2 = shufflevector <8 x i32> %bi.2.2, <8 x i32> poison, <8 x i32> zeroinitializer
+  %b.2.2 = bitcast <8 x i32> %bv.2.2 to <16 x i16>
+  %x.2.2.0 = load <8 x i32>, ptr %acc.2.0, align 64
+%y.2.2.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.2.2, <16 x i16> %w.2.0)
+  %y.2.2.0 = add <8 x i32> %x.2.2.0, %y.2.2.0.p
+  store <8 x i32> %y.2.2.0, ptr %acc.2.0, align 64
+  %t.next = add nuw i64 %t, 1
+  %t.more = icmp ult i64 %t.next, %t1
+  br i1 %t.more, label %step, label %flush
+
+flush:
+  ; INT32 -> FP32: dst = fma(float(acc), scale, first chunk ? 0 : dst)
+  %fa.0.0 = load <8 x i32>, ptr %acc.0.0, align 64
+  %ff.0.0 = sitofp <8 x i32> %fa.0.0 to <8 x float>
+  %op.0.0 = getelementptr inbounds float, ptr %dst, i64 0
+  %old.0.0 = load <8 x float>, ptr %op.0.0, align 4
+  %base.0.0 = select i1 %first.chunk, <8 x float> zeroinitializer, <8 x float> %old.0.0
+  %new.0.0 = call <8 x float> @llvm.fma.v8f32(<8 x float> %ff.0.0, <8 x float> %scale, <8 x float> %base.0.0)
+  store <8 x float> %new.0.0, ptr %op.0.0, align 4
+  %fa.1.0 = load <8 x i32>, ptr %acc.1.0, align 64
+  %ff.1.0 = sitofp <8 x i32> %fa.1.0 to <8 x float>
+  %op.1.0 = getelementptr inbounds float, ptr %dst, i64 8
+  %old.1.0 = load <8 x float>, ptr %op.1.0, align 4
+  %base.1.0 = select i1 %first.chunk, <8 x float> zeroinitializer, <8 x float> %old.1.0
+  %new.1.0 = call <8 x float> @llvm.fma.v8f32(<8 x float> %ff.1.0, <8 x float> %scale, <8 x float> %base.1.0)
+  store <8 x float> %new.1.0, ptr %op.1.0, align 4
+  %fa.2.0 = load <8 x i32>, ptr %acc.2.0, align 64
+  %ff.2.0 = sitofp <8 x i32> %fa.2.0 to <8 x float>
+  %op.2.0 = getelementptr inbounds float, ptr %dst, i64 16
+  %old.2.0 = load <8 x float>, ptr %op.2.0, align 4
+  %base.2.0 = select i1 %first.chunk, <8 x float> zeroinitializer, <8 x float> %old.2.0
+  %new.2.0 = call <8 x float> @llvm.fma.v8f32(<8 x float> %ff.2.0, <8 x float> %scale, <8 x float> %base.2.0)
+  store <8 x float> %new.2.0, ptr %op.2.0, align 4
+  %c.more = icmp ult i64 %t1, %end
+  br i1 %c.more, label %chunk, label %epilogue
+
+epilogue:
+  ; fused max|dst| for the next quantization's exponent
+  %m.in = load <8 x float>, ptr %mx, align 64
+  %yo.0.0 = load <8 x float>, ptr %op.0.0, align 4
+  %ya.0.0 = call <8 x float> @llvm.fabs.v8f32(<8 x float> %yo.0.0)
+  %m.0.0 = call <8 x float> @llvm.maxnum.v8f32(<8 x float> %m.in, <8 x float> %ya.0.0)
+  %yo.1.0 = load <8 x float>, ptr %op.1.0, align 4
+  %ya.1.0 = call <8 x float> @llvm.fabs.v8f32(<8 x float> %yo.1.0)
+  %m.1.0 = call <8 x float> @llvm.maxnum.v8f32(<8 x float> %m.0.0, <8 x float> %ya.1.0)
+  %yo.2.0 = load <8 x float>, ptr %op.2.0, align 4
+  %ya.2.0 = call <8 x float> @llvm.fabs.v8f32(<8 x float> %yo.2.0)
+  %m.2.0 = call <8 x float> @llvm.maxnum.v8f32(<8 x float> %m.1.0, <8 x float> %ya.2.0)
+  store <8 x float> %m.2.0, ptr %mx, align 64
+  ret void
+}
+
+
+; Runs work items [begin, end): 1 batch entries x 9 items, the batch outer.
+define void @dfpgen_wtgrad(ptr noalias %src, ptr noalias %vec, ptr noalias %dst, float %scale, ptr noalias %maxabs, i64 %begin, i64 %end) nounwind {
+entry:
+  %mx = alloca <8 x float>, align 64
+  store <8 x float> zeroinitializer, ptr %mx, align 64
+  %scale.i = insertelement <8 x float> poison, float %scale, i64 0
+  %scale.v = shufflevector <8 x float> %scale.i, <8 x float> poison, <8 x i32> zeroinitializer
+  %none = icmp sge i64 %begin, %end
+  br i1 %none, label %done, label %item
+
+item:
+  %it = phi i64 [ %begin, %entry ], [ %it.next, %item.end ]
+  %n = udiv i64 %it, 9
+  %j = urem i64 %it, 9
+  %src.n.off = mul i64 %n, 0
+  %src.n = getelementptr inbounds i16, ptr %src, i64 %src.n.off
+  %dst.n.off = mul i64 %n, 0
+  %dst.n = getelementptr inbounds float, ptr %dst, i64 %dst.n.off
+  %cb.p = getelementptr inbounds [10 x i32], ptr @item_starts, i64 0, i64 %j
+  %cb.32 = load i32, ptr %cb.p, align 4
+  %cb = sext i32 %cb.32 to i64
+  %j1 = add nuw i64 %j, 1
+  %ce.p = getelementptr inbounds [10 x i32], ptr @item_starts, i64 0, i64 %j1
+  %ce.32 = load i32, ptr %ce.p, align 4
+  %ce = sext i32 %ce.32 to i64
+  %has = icmp ult i64 %cb, %ce
+  br i1 %has, label %call, label %item.end
+
+call:
+  %c = phi i64 [ %cb, %item ], [ %c.next, %call.end ]
+%call_tile.p = getelementptr inbounds [9 x i32], ptr @call_tile, i64 0, i64 %c
+  %call_tile.32 = load i32, ptr %call_tile.p, align 4
+  %call_tile.v = sext i32 %call_tile.32 to i64
+%call_src.p = getelementptr inbounds [9 x i32], ptr @call_src, i64 0, i64 %c
+  %call_src.32 = load i32, ptr %call_src.p, align 4
+  %call_src.v = sext i32 %call_src.32 to i64
+%call_vec.p = getelementptr inbounds [9 x i32], ptr @call_vec, i64 0, i64 %c
+  %call_vec.32 = load i32, ptr %call_vec.p, align 4
+  %call_vec.v = sext i32 %call_vec.32 to i64
+%call_dst.p = getelementptr inbounds [9 x i32], ptr @call_dst, i64 0, i64 %c
+  %call_dst.32 = load i32, ptr %call_dst.p, align 4
+  %call_dst.v = sext i32 %call_dst.32 to i64
+%call_step_begin.p = getelementptr inbounds [9 x i32], ptr @call_step_begin, i64 0, i64 %c
+  %call_step_begin.32 = load i32, ptr %call_step_begin.p, align 4
+  %call_step_begin.v = sext i32 %call_step_begin.32 to i64
+%call_step_count.p = getelementptr inbounds [9 x i32], ptr @call_step_count, i64 0, i64 %c
+  %call_step_count.32 = load i32, ptr %call_step_count.p, align 4
+  %call_step_count.v = sext i32 %call_step_count.32 to i64
+  %src.c = getelementptr inbounds i16, ptr %src.n, i64 %call_src.v
+  %vec.c = getelementptr inbounds i16, ptr %vec, i64 %call_vec.v
+  %dst.c = getelementptr inbounds float, ptr %dst.n, i64 %call_dst.v
+  switch i32 %call_tile.32, label %call.end [ i32 0, label %run.0 ]
+run.0:
+  call void @tile_h1_w3_v1(ptr %src.c, ptr %vec.c, ptr %dst.c, i64 %call_step_begin.v, i64 %call_step_count.v, <8 x float> %scale.v, ptr %mx)
+  br label %call.end
+
+call.end:
+  %c.next = add nuw i64 %c, 1
+  %c.more = icmp ult i64 %c.next, %ce
+  br i1 %c.more, label %call, label %item.end
+
+item.end:
+  %it.next = add nsw i64 %it, 1
+  %it.more = icmp slt i64 %it.next, %end
+  br i1 %it.more, label %item, label %done
+
+done:
+  %mv = load <8 x float>, ptr %mx, align 64
+  %m = call float @llvm.vector.reduce.fmax.v8f32(<8 x float> %mv)
+  store float %m, ptr %maxabs, align 4
+  ret void
+}
