@@ -10,7 +10,7 @@ import numpy as np
 
 from .dfp import quantize
 from .kernel import Kernel, default_threads
-from .layout import aligned_empty, block_input, block_weights
+from .layout import TRANSFORMS, aligned_empty
 
 
 @dataclass(frozen=True)
@@ -39,46 +39,60 @@ def median_time(fn, min_seconds: float = 0.25, min_reps: int = 5, max_reps: int 
     return float(np.median(times)), len(times)
 
 
-def random_operands(spec, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Reproducible float32 NCHW input and KCRS weights for a spec."""
+def random_operands(spec, pass_name: str = "fprop", seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Reproducible float32 operands of one pass: (x, w) for fprop, (dy, w) for bprop, (x, dy) for wtgrad."""
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((spec.N, spec.C, spec.H, spec.W), dtype=np.float32)
-    w = rng.standard_normal((spec.K, spec.C, spec.R, spec.S), dtype=np.float32) / np.sqrt(spec.C * spec.R * spec.S)
-    return x, w.astype(np.float32)
+    w = (rng.standard_normal((spec.K, spec.C, spec.R, spec.S), dtype=np.float32)
+         / np.float32(np.sqrt(spec.C * spec.R * spec.S)))
+    dy = rng.standard_normal((spec.N, spec.K, spec.P, spec.Q), dtype=np.float32)
+    return {"fprop": (x, w), "bprop": (dy, w), "wtgrad": (x, dy)}[pass_name]
 
 
-def prepared(kernel: Kernel, x: np.ndarray, w: np.ndarray) -> tuple:
-    """Blocked operands and an output buffer for `kernel` (quantized when the kernel is integer)."""
+def prepared(kernel: Kernel, a: np.ndarray, b: np.ndarray) -> tuple:
+    """The kernel's blocked operands and an output buffer (quantized first when the kernel is integer)."""
     plan = kernel.plan
     if plan.int_accumulate:
-        x = quantize(x, plan.numerics.bits_x).mant
-        w = quantize(w, plan.numerics.bits_w).mant
-    return block_input(x, plan), block_weights(w, plan), aligned_empty(plan.out_shape, np.float32)
+        a = quantize(a, plan.numerics.bits_x).mant
+        b = quantize(b, plan.numerics.bits_w).mant
+    to_src, to_vec, _ = TRANSFORMS[plan.pass_name]
+    return to_src(a, plan), to_vec(b, plan), aligned_empty(plan.out_shape, np.float32)
 
 
-def time_kernel(kernel: Kernel, x: np.ndarray, w: np.ndarray, threads: int | None = None,
+def time_kernel(kernel: Kernel, a: np.ndarray, b: np.ndarray, threads: int | None = None,
                 min_seconds: float = 0.25) -> Timing:
     """Median time of the kernel alone (layouts prepared beforehand), as a Timing."""
-    bin_, bw, out = prepared(kernel, x, w)
+    src, vec, out = prepared(kernel, a, b)
     threads = threads or default_threads()
-    seconds, reps = median_time(lambda: kernel.run(bin_, bw, out, 1.0, threads), min_seconds)
+    seconds, reps = median_time(lambda: kernel.run(src, vec, out, 1.0, threads), min_seconds)
     return Timing(seconds, reps, kernel.plan.spec.macs)
 
 
-def time_torch(spec, x: np.ndarray, w: np.ndarray, threads: int | None = None,
-               min_seconds: float = 0.25) -> Timing | None:
-    """Median time of PyTorch's FP32 conv2d on the same shape, or None without PyTorch."""
+def time_torch(spec, a: np.ndarray, b: np.ndarray, threads: int | None = None, min_seconds: float = 0.25,
+               pass_name: str = "fprop") -> Timing | None:
+    """Median time of PyTorch's FP32 kernel for the same pass and shape, or None without PyTorch.
+
+    fprop times conv2d; bprop and wtgrad time aten.convolution_backward with only that gradient asked for.
+    """
     try:
         import torch
     except ImportError:
         return None
     previous = torch.get_num_threads()
     torch.set_num_threads(threads or default_threads())
+    s = spec
     try:
-        xt, wt = torch.from_numpy(x), torch.from_numpy(w)
+        ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+        if pass_name == "fprop":
+            call = lambda: torch.nn.functional.conv2d(ta, tb, stride=s.stride, padding=s.pad)
+        else:
+            dy, x, w = (ta, torch.zeros(s.N, s.C, s.H, s.W), tb) if pass_name == "bprop" else \
+                (tb, ta, torch.zeros(s.K, s.C, s.R, s.S))
+            mask = [pass_name == "bprop", pass_name == "wtgrad", False]
+            call = lambda: torch.ops.aten.convolution_backward(dy, x, w, None, [s.stride] * 2, [s.pad] * 2,
+                                                               [1, 1], False, [0, 0], 1, mask)
         with torch.no_grad():
-            seconds, reps = median_time(
-                lambda: torch.nn.functional.conv2d(xt, wt, stride=spec.stride, padding=spec.pad), min_seconds)
+            seconds, reps = median_time(call, min_seconds)
     finally:
         torch.set_num_threads(previous)
     return Timing(seconds, reps, spec.macs)

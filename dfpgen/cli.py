@@ -5,7 +5,10 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import time
 from pathlib import Path
+
+import numpy as np
 
 import click
 
@@ -207,34 +210,43 @@ def peak_cmd(remeasure, as_json):
 
 
 @main.command("bench")
-@click.option("--layer", "ref", required=True, help="Layer reference, e.g. resnet50:res2a.")
+@click.option("--layer", "ref", default="resnet50:res2a", show_default=True,
+              help="Layer reference, e.g. resnet50:res2a or resnet50.")
+@click.option("--pass", "pass_name", type=click.Choice(PASSES + ("all",)), default="fprop", show_default=True)
 @_numerics_options
 @click.option("--isa", type=click.Choice(list(DFP_ISAS)), default=None, help="DFP ISA (default: this machine's best).")
 @click.option("--batch", "-N", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Threads (default: all cores).")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of per-layer results.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of per-layer, per-pass results.")
 @_usage_errors
-def bench_cmd(ref, bits, rounding, overflow, chain, isa, batch, threads, as_json):
-    """Time FPROP of layers with the default blocking: DFP16 vs our FP32 kernel vs PyTorch FP32."""
+def bench_cmd(ref, pass_name, bits, rounding, overflow, chain, isa, batch, threads, as_json):
+    """Time layers' kernels with the default blocking: DFP16 vs our FP32 kernel vs PyTorch FP32.
+
+    \b
+    --json prints a list of objects with the keys
+      pass, layer, isa, blocking, bits, threads, dfp_gmacs, pct_peak, fp32_gmacs,
+      torch_gmacs (null without PyTorch), vs_fp32, vs_torch (speedups of DFP16).
+    """
     from .bench import random_operands, time_kernel, time_torch
     from .peak import peaks
 
     numerics = Numerics(bits, bits, rounding, overflow, chain)
     threads = threads or default_threads()
     table = peaks()
+    passes = PASSES if pass_name == "all" else (pass_name,)
+    work = [(p, spec) for spec in _specs(ref, batch) for p in passes]
     results = []
-    specs = _specs(ref, batch)
-    with click.progressbar(specs, label="measuring", file=click.get_text_stream("stderr"),
-                           item_show_func=lambda s: s.name if s else "") as bar:
-        for spec in bar:
-            x, w = random_operands(spec)
-            dfp = dfpgen_compile(spec, "fprop", numerics, isa=isa)
-            fp32 = dfpgen_compile(spec, "fprop", isa=host().best_isa("fp32"))
-            t_dfp, t_fp32 = time_kernel(dfp, x, w, threads), time_kernel(fp32, x, w, threads)
-            t_torch = time_torch(spec, x, w, threads)
+    with click.progressbar(work, label="measuring", file=click.get_text_stream("stderr"),
+                           item_show_func=lambda w: f"{w[1].name} {w[0]}" if w else "") as bar:
+        for p, spec in bar:
+            a, b = random_operands(spec, p)
+            dfp = dfpgen_compile(spec, p, numerics, isa=isa)
+            fp32 = dfpgen_compile(spec, p, isa=host().best_isa("fp32"))
+            t_dfp, t_fp32 = time_kernel(dfp, a, b, threads), time_kernel(fp32, a, b, threads)
+            t_torch = time_torch(spec, a, b, threads, pass_name=p)
             peak = table[dfp.plan.isa.name].gmacs * threads
             results.append({
-                "layer": spec.name, "isa": dfp.plan.isa.name, "blocking": dfp.plan.blocking.describe(),
+                "pass": p, "layer": spec.name, "isa": dfp.plan.isa.name, "blocking": dfp.plan.blocking.describe(),
                 "bits": bits, "threads": threads, "dfp_gmacs": round(t_dfp.gmacs, 2),
                 "pct_peak": round(100 * t_dfp.gmacs / peak, 1), "fp32_gmacs": round(t_fp32.gmacs, 2),
                 "torch_gmacs": round(t_torch.gmacs, 2) if t_torch else None,
@@ -243,13 +255,163 @@ def bench_cmd(ref, bits, rounding, overflow, chain, isa, batch, threads, as_json
     if as_json:
         click.echo(json.dumps(results, indent=2))
         return
-    click.echo(f"FPROP, batch {batch}, {threads} thread(s), cpu {host().cpu}, DFP bits {bits}; "
-               f"medians; % of the measured peak of the DFP instruction x threads")
-    _echo_table(("layer", "isa", "blocking", "DFP GMAC/s", "% peak", "FP32 GMAC/s", "torch GMAC/s",
+    click.echo(f"batch {batch}, {threads} thread(s), cpu {host().cpu}, DFP bits {bits}; medians; "
+               f"% of the measured peak of the DFP instruction x threads")
+    _echo_table(("layer", "pass", "isa", "blocking", "DFP GMAC/s", "% peak", "FP32 GMAC/s", "torch GMAC/s",
                  "x FP32", "x torch"),
-                [(r["layer"], r["isa"], r["blocking"], r["dfp_gmacs"], r["pct_peak"], r["fp32_gmacs"],
+                [(r["layer"], r["pass"], r["isa"], r["blocking"], r["dfp_gmacs"], r["pct_peak"], r["fp32_gmacs"],
                   r["torch_gmacs"] if r["torch_gmacs"] is not None else "-", r["vs_fp32"],
                   r["vs_torch"] if r["vs_torch"] is not None else "-") for r in results])
+
+
+@main.command("tune")
+@click.option("--layer", "ref", default="resnet50:res2a", show_default=True, help="Layer reference.")
+@click.option("--pass", "pass_name", type=click.Choice(PASSES + ("all",)), default="all", show_default=True)
+@_numerics_options
+@click.option("--isa", type=click.Choice(list(DFP_ISAS)), default=None, help="DFP ISA (default: this machine's best).")
+@click.option("--batch", "-N", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="Threads (default: all cores).")
+@click.option("--budget", type=click.FloatRange(min=1), default=100.0, show_default=True,
+              help="Seconds of search for the whole command, shared by its layers and passes.")
+@click.option("--trials", type=click.IntRange(min=1), default=48, show_default=True,
+              help="Most candidates measured per layer and pass.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Makes the search order repeatable.")
+@click.option("--db", "db_path", type=click.Path(dir_okay=False), default=None,
+              help="Tuning database (default: the user cache directory).")
+@click.option("--retune", is_flag=True, help="Search again even when the database has an answer.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
+              help="Write a roofline PNG of the tuned kernels against this machine's peaks (needs matplotlib).")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON (schema in --help).")
+@_usage_errors
+def tune_cmd(ref, pass_name, bits, rounding, overflow, chain, isa, batch, threads, budget, trials, seed,
+             db_path, retune, plot_path, as_json):
+    """Search the blocking of each layer's kernels, measure them, and remember the best.
+
+    Answers from the database in seconds when it already knows a layer (unless --retune). The
+    default blocking is always measured, so the tuned choice is never slower than it.
+
+    \b
+    --json prints {"cpu", "isa", "threads", "batch", "bits", "db", "results": [ {
+        "layer", "pass", "from_db", "blocking" (knob -> value), "gmacs", "pct_peak",
+        "default_gmacs", "vs_default", "fp32_gmacs", "vs_fp32", "torch_gmacs", "vs_torch",
+        "measured", "failures" } ]}   (speedups are time ratios; null where not measured)
+    """
+    from .bench import random_operands, time_kernel, time_torch
+    from .db import TuningDB
+    from .peak import peaks
+    from .tune import Task, tune
+
+    numerics = Numerics(bits, bits, rounding, overflow, chain)
+    threads = threads or default_threads()
+    target = host()
+    isa = isa or target.best_isa("dfp16")
+    fp32_isa = target.best_isa("fp32")
+    passes = PASSES if pass_name == "all" else (pass_name,)
+    tasks = [Task(spec, p, numerics, isa, threads, target) for spec in _specs(ref, batch) for p in passes]
+    db = TuningDB(db_path)
+    peak = peaks()[isa].gmacs * threads
+    results, points = [], []
+    started = time.monotonic()
+    with click.progressbar(length=len(tasks) * trials, label="tuning", file=click.get_text_stream("stderr"),
+                           show_pos=True) as bar:
+        for i, task in enumerate(tasks):
+            share = max(1.0, (budget - (time.monotonic() - started)) / (len(tasks) - i))
+            done = [0]
+
+            def progress(count: int) -> None:
+                bar.update(count - done[0])
+                done[0] = count
+            outcome = tune(task, db, trials=trials, budget=share, seed=seed, retune=retune, progress=progress)
+            bar.update(trials - done[0])
+            key, best = task.key, outcome.best
+            if best is None:
+                results.append({"layer": task.spec.name, "pass": task.pass_name, "from_db": outcome.from_db,
+                                "blocking": None, "error": "every candidate failed", "measured": outcome.measured,
+                                "failures": outcome.failures})
+                continue
+            fp32_s, torch_s = db.baseline(key, "fp32"), db.baseline(key, "torch")
+            if fp32_s is None or torch_s is None or retune:
+                a, b = random_operands(task.spec, task.pass_name)
+                fp32_s = time_kernel(dfpgen_compile(task.spec, task.pass_name, isa=fp32_isa, use_db=False),
+                                     a, b, threads, 0.1).seconds
+                db.add_baseline(key, "fp32", fp32_s)
+                t_torch = time_torch(task.spec, a, b, threads, 0.1, task.pass_name)
+                if t_torch is not None:
+                    torch_s = t_torch.seconds
+                    db.add_baseline(key, "torch", torch_s)
+            gmacs = lambda sec: round(task.spec.macs / sec / 1e9, 2) if sec else None
+            ratio = lambda sec: round(sec / best.seconds, 2) if sec else None
+            default_s = outcome.default.seconds if outcome.default else None
+            results.append({
+                "layer": task.spec.name, "pass": task.pass_name, "from_db": outcome.from_db,
+                "blocking": dataclasses.asdict(best.blocking), "gmacs": gmacs(best.seconds),
+                "pct_peak": round(100 * task.spec.macs / best.seconds / 1e9 / peak, 1),
+                "default_gmacs": gmacs(default_s), "vs_default": ratio(default_s),
+                "fp32_gmacs": gmacs(fp32_s), "vs_fp32": ratio(fp32_s), "torch_gmacs": gmacs(torch_s),
+                "vs_torch": ratio(torch_s), "measured": outcome.measured, "failures": outcome.failures})
+            plan = dfpgen_compile(task.spec, task.pass_name, numerics, isa=isa, blocking=best.blocking).plan
+            nbytes = (np.prod(plan.in_shape) + np.prod(plan.w_shape)) * (2 if plan.int_accumulate else 4) \
+                + np.prod(plan.out_shape) * 4
+            points.append({"label": task.spec.name, "pass": task.pass_name, "gmacs": results[-1]["gmacs"],
+                           "intensity": float(task.spec.macs / nbytes)})
+    db.close()
+    if plot_path:
+        from .plot import roofline
+        roofline(points, {n: p.gmacs * threads for n, p in peaks().items() if n in (isa, fp32_isa)}, plot_path,
+                 f"{ref}: tuned kernels, {threads} thread(s), {target.cpu}")
+    if as_json:
+        click.echo(json.dumps({"cpu": target.cpu, "isa": isa, "threads": threads, "batch": batch, "bits": bits,
+                               "db": str(db.path), "results": results}, indent=2))
+        return
+    click.echo(f"{ref}: batch {batch}, {threads} thread(s), cpu {target.cpu}, isa {isa}, bits {bits}; "
+               f"database {db.path}")
+    fmt = lambda v, suffix="": "-" if v is None else f"{v}{suffix}"
+    _echo_table(("layer", "pass", "source", "best blocking", "GMAC/s", "% peak", "x default", "x FP32", "x torch"),
+                [(r["layer"], r["pass"], "db" if r["from_db"] else f"{r['measured']} tried",
+                  Blocking(**r["blocking"]).describe() if r["blocking"] else r.get("error"), fmt(r.get("gmacs")),
+                  fmt(r.get("pct_peak")), fmt(r.get("vs_default")), fmt(r.get("vs_fp32")), fmt(r.get("vs_torch")))
+                 for r in results])
+
+
+@main.group("db")
+def db_group() -> None:
+    """Inspect the tuning database."""
+
+
+@db_group.command("show")
+@click.option("--db", "db_path", type=click.Path(dir_okay=False), default=None)
+@click.option("--all", "show_all", is_flag=True, help="Every record, failures too, instead of the best per task.")
+@_usage_errors
+def db_show(db_path, show_all):
+    """The best record of every tuned task (or every record with --all)."""
+    from .db import TuningDB
+
+    db = TuningDB(db_path, create=False)
+    records = db.records()
+    if not show_all:
+        best = {}
+        for r in records:
+            if r.ok and (r.key not in best or r.seconds < best[r.key].seconds):
+                best[r.key] = r
+        records = list(best.values())
+    click.echo(f"{db.path}: {len(db.records())} records")
+    _echo_table(("layer", "pass", "batch", "threads", "isa", "bits", "blocking", "GMAC/s", "error"),
+                [(r.layer, r.key.pass_name, r.key.batch, r.key.threads, r.key.numerics[-1], r.key.numerics[0],
+                  r.blocking.describe(), f"{r.gmacs:.1f}" if r.ok else "-", r.error_kind or "") for r in records])
+
+
+@db_group.command("export")
+@click.option("--db", "db_path", type=click.Path(dir_okay=False), default=None)
+@_usage_errors
+def db_export(db_path):
+    """Every record as JSON lines: {"key": {...}, "layer", "blocking": {...}, "seconds", "gmacs", "error_kind", "error", "created"}."""
+    from .db import TuningDB
+
+    for r in TuningDB(db_path, create=False).records():
+        click.echo(json.dumps({"key": dataclasses.asdict(r.key), "layer": r.layer,
+                               "blocking": dataclasses.asdict(r.blocking),
+                               "seconds": r.seconds if r.ok else None, "gmacs": r.gmacs, "error_kind": r.error_kind,
+                               "error": r.error, "created": r.created}))
 
 
 if __name__ == "__main__":

@@ -33,17 +33,28 @@ def choose_isa(target, precision: str = "dfp16", isa: str | None = None) -> str:
 
 
 def compile(spec: ConvSpec, pass_name: str = "fprop", numerics: Numerics | None = None, isa: str | None = None,
-            cpu: str | None = None, blocking: Blocking | None = None, precision: str | None = None) -> Kernel:
+            cpu: str | None = None, blocking: Blocking | None = None, precision: str | None = None,
+            threads: int | None = None, use_db: bool = True) -> Kernel:
     """Plan and emit one kernel. `cpu` names a CPU to cross-emit for (inspect .ir/.asm; not runnable).
 
-    `precision` defaults to that of `isa`, else dfp16; blocking defaults to the cost model's choice.
+    `precision` defaults to that of `isa`, else dfp16. Without a blocking, the tuning database's best
+    for this kernel at `threads` (default: all cores) is used when there is one, else the cost
+    model's default; `Kernel.source` says which.
     """
     numerics = numerics or Numerics()
     target = resolve(cpu)
     precision = precision or (get_isa(isa).precision if isa else "dfp16")
     isa = choose_isa(target, precision, isa)
-    blocking = blocking or default_blocking(spec, numerics, target, isa)
-    return kernel_mod.build(make_plan(spec, numerics, blocking, target, isa, pass_name))
+    source = "given"
+    if blocking is None and use_db and target.is_host:
+        from .tune import lookup
+
+        blocking, source = lookup(spec, pass_name, numerics, isa, threads or default_threads(), target)
+    if blocking is None:
+        blocking, source = default_blocking(spec, numerics, target, isa, pass_name), "default"
+    kernel = kernel_mod.build(make_plan(spec, numerics, blocking, target, isa, pass_name))
+    kernel.source = source
+    return kernel
 
 
 # For each pass: (src operand, vec operand, result) names, and which operand bits/rounding apply.
@@ -94,7 +105,8 @@ class Conv2d:
                 from .errors import PlanError
                 raise PlanError(f"pass={pass_name!r}: must be one of {', '.join(PASS_OPERANDS)}")
             self._kernels[pass_name] = compile(self.spec, pass_name, self.pass_numerics(pass_name), isa=self.isa,
-                                               blocking=self._blocking.get(pass_name), precision=self.precision)
+                                               blocking=self._blocking.get(pass_name), precision=self.precision,
+                                               threads=self.threads)
         return self._kernels[pass_name]
 
     @property

@@ -45,30 +45,38 @@ def efficiency(plan: Plan) -> float:
     return useful / MAC_RATE[_kind(plan)] / predicted_cycles(plan)
 
 
-def candidate_blockings(spec: ConvSpec, target: Target, isa_name: str, max_kv: int = 6, max_wb: int = 28,
-                        max_hb: int = 4) -> list[Blocking]:
-    """Register-block shapes that fit the register file (the search space before cpb/unroll/order)."""
-    isa = get_isa(isa_name)
-    KB = -(-spec.K // isa.lanes)
-    found = []
-    for kv, wb, hb in product(range(1, min(KB, max_kv) + 1), range(1, min(spec.Q, max_wb) + 1),
-                              range(1, min(spec.P, max_hb) + 1)):
-        if register_need(hb, wb, kv) <= target.vector_registers:
-            found.append(Blocking(kv, wb, hb))
-    return found
+def block_shapes(spec: ConvSpec, pass_name: str, target: Target, isa_name: str, max_kv: int = 6,
+                 max_wb: int = 28, max_hb: int = 4) -> list[tuple[int, int, int]]:
+    """Register-block shapes (kv, wb, hb) of a pass that fit the register file.
+
+    fprop/bprop block output pixels (wb along a row, hb rows) x kv vectors of output channels;
+    wtgrad blocks input channels (wb) x filter columns (hb) x kv vectors of output channels."""
+    lanes = get_isa(isa_name).lanes
+    if pass_name == "wtgrad":
+        vectors, width, height = -(-spec.K // lanes), spec.C, spec.S
+    elif pass_name == "bprop":
+        vectors, width, height = -(-spec.C // lanes), spec.W, spec.H
+    else:
+        vectors, width, height = -(-spec.K // lanes), spec.Q, spec.P
+    return [(kv, wb, hb) for kv, wb, hb in product(range(1, min(vectors, max_kv) + 1),
+                                                   range(1, min(width, max_wb) + 1),
+                                                   range(1, min(height, max_hb) + 1))
+            if register_need(hb, wb, kv) <= target.vector_registers]
 
 
-def default_blocking(spec: ConvSpec, numerics: Numerics, target: Target, isa_name: str) -> Blocking:
+def default_blocking(spec: ConvSpec, numerics: Numerics, target: Target, isa_name: str,
+                     pass_name: str = "fprop") -> Blocking:
     """The blocking the cost model ranks best: good speed without tuning."""
     best, best_cycles = None, float("inf")
-    for blocking in candidate_blockings(spec, target, isa_name):
+    for kv, wb, hb in block_shapes(spec, pass_name, target, isa_name):
+        blocking = Blocking(kv, wb, hb)
         try:
-            plan = make_plan(spec, numerics, blocking, target, isa_name)
+            plan = make_plan(spec, numerics, blocking, target, isa_name, pass_name)
         except PlanError:
             continue
         cycles = predicted_cycles(plan)
         if cycles < best_cycles - 1e-9 * cycles:
             best, best_cycles = blocking, cycles
     if best is None:
-        raise PlanError(f"no register blocking fits {spec.describe()} on {isa_name}")
+        raise PlanError(f"no register blocking fits {spec.describe()} ({pass_name}) on {isa_name}")
     return best

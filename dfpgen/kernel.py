@@ -46,6 +46,7 @@ class Kernel:
     plan: Plan
     ir: str
     entry: str
+    source: str = "given"     # where the blocking came from: given, tuned, default
     _compiled: jit.Compiled | None = field(default=None, repr=False)
 
     @cached_property

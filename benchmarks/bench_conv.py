@@ -1,8 +1,10 @@
-"""FPROP speed, side by side in one process: DFP16 kernels (bits 16/14/13/12) vs our FP32 kernel vs
-PyTorch FP32 conv2d, on ResNet-50 layers, at 1 thread and at all threads. Medians; % of the measured
-single-core peak of each kernel's instruction (x threads).
+"""Convolution speed per pass, side by side in one process: DFP16 kernels (bits 16/14/13/12) vs our
+FP32 kernel vs PyTorch FP32 (conv2d for FPROP, aten.convolution_backward for BPROP and WTGRAD), on
+ResNet-50 layers, at 1 thread and at all threads. Medians; % of the measured single-core peak of
+each kernel's instruction (x threads).
 
-    python benchmarks/bench_fprop.py [--layers resnet50] [--batch 8] [--bits 16,14,13,12] [--threads 1,all]
+    python benchmarks/bench_conv.py [--passes fprop,bprop,wtgrad] [--layers resnet50] [--batch 8]
+                                    [--bits 16,14,13,12] [--threads 1,all]
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ def distinct(specs):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--passes", default="fprop,bprop,wtgrad")
     ap.add_argument("--layers", default="resnet50", help="layer reference (default: every ResNet-50 shape)")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--bits", default="16,14,13,12")
@@ -48,47 +51,48 @@ def main() -> None:
     peak = peaks()
     specs = distinct(catalog.select(args.layers, batch=args.batch))
     records, rows = [], []
-    for threads in thread_list:
-        for spec in specs:
-            x, w = random_operands(spec)
-            rec = {"layer": spec.name, "threads": threads, "batch": spec.N, "gmac": spec.macs / 1e9}
+    passes = args.passes.split(",")
+    for pass_name, threads, spec in ((p, t, s) for p in passes for t in thread_list for s in specs):
+            x, w = random_operands(spec, pass_name)
+            rec = {"pass": pass_name, "layer": spec.name, "threads": threads, "batch": spec.N,
+                   "gmac": spec.macs / 1e9}
             for bits in bits_list:
-                k = compile(spec, "fprop", Numerics(bits, bits), isa=isa)
+                k = compile(spec, pass_name, Numerics(bits, bits), isa=isa)
                 t = time_kernel(k, x, w, threads, args.seconds)
                 rec[f"dfp{bits}"] = t.gmacs
                 rec[f"dfp{bits}_pct"] = 100 * t.gmacs / (peak[isa].gmacs * threads)
                 rec[f"dfp{bits}_blocking"] = k.plan.blocking.describe()
-            t32 = time_kernel(compile(spec, "fprop", isa=fp32_isa), x, w, threads, args.seconds)
+            t32 = time_kernel(compile(spec, pass_name, isa=fp32_isa), x, w, threads, args.seconds)
             rec["fp32"] = t32.gmacs
             rec["fp32_pct"] = 100 * t32.gmacs / (peak[fp32_isa].gmacs * threads)
-            tt = time_torch(spec, x, w, threads, args.seconds)
+            tt = time_torch(spec, x, w, threads, args.seconds, pass_name)
             rec["torch"] = tt.gmacs if tt else None
             records.append(rec)
             ref = bits_list[min(2, len(bits_list) - 1)]
-            row = [spec.name, threads] + [f"{rec[f'dfp{b}']:.1f} ({rec[f'dfp{b}_pct']:.0f}%)" for b in bits_list]
+            row = [pass_name, spec.name, threads] + [f"{rec[f'dfp{b}']:.1f} ({rec[f'dfp{b}_pct']:.0f}%)" for b in bits_list]
             row += [f"{rec['fp32']:.1f} ({rec['fp32_pct']:.0f}%)", f"{rec['torch']:.1f}" if tt else "-",
                     f"{rec[f'dfp{ref}'] / rec['fp32']:.2f}",
                     f"{rec[f'dfp{ref}'] / rec['torch']:.2f}" if tt else "-"]
             rows.append(row)
             print(" | ".join(str(c) for c in row), flush=True)
     ref = bits_list[min(2, len(bits_list) - 1)]
-    header = ["layer", "threads"] + [f"DFP{b} GMAC/s (% peak)" for b in bits_list] + \
+    header = ["pass", "layer", "threads"] + [f"DFP{b} GMAC/s (% peak)" for b in bits_list] + \
              ["FP32 GMAC/s (% peak)", "torch FP32 GMAC/s", f"DFP{ref} / FP32", f"DFP{ref} / torch"]
-    for threads in thread_list:
-        sel = [r for r in records if r["threads"] == threads]
+    for pass_name, threads in ((p, t) for p in passes for t in thread_list):
+        sel = [r for r in records if r["threads"] == threads and r["pass"] == pass_name]
         med = lambda key: float(np.median([r[key] for r in sel]))
-        summary = [f"**median**", threads] + [f"{med(f'dfp{b}'):.1f}" for b in bits_list] + \
+        summary = [pass_name, "**median**", threads] + [f"{med(f'dfp{b}'):.1f}" for b in bits_list] + \
                   [f"{med('fp32'):.1f}", f"{med('torch'):.1f}" if sel[0]["torch"] else "-",
                    f"{float(np.median([r[f'dfp{ref}'] / r['fp32'] for r in sel])):.2f}",
                    f"{float(np.median([r[f'dfp{ref}'] / r['torch'] for r in sel])):.2f}" if sel[0]["torch"] else "-"]
         rows.append(summary)
-    notes = [f"FPROP, batch {args.batch}, layers {args.layers} (distinct shapes), DFP isa {isa}, FP32 isa {fp32_isa}",
+    notes = [f"passes {args.passes}, batch {args.batch}, layers {args.layers} (distinct shapes), DFP isa {isa}, FP32 isa {fp32_isa}",
              "GMAC/s are medians of repeated runs of the kernel alone (layouts prepared beforehand); "
              "PyTorch times its whole conv2d call",
              "% peak: of the register-only peak of the kernel's instruction on one core (dfpgen peak) x threads",
              "peaks GMAC/s: " + ", ".join(f"{n} {p.gmacs:.1f}" for n, p in peak.items()),
-             "command: python benchmarks/bench_fprop.py " + " ".join(sys.argv[1:])]
-    path = write_results("fprop", "FPROP: DFP16 vs FP32 vs PyTorch", notes, header, rows, records)
+             "command: python benchmarks/bench_conv.py " + " ".join(sys.argv[1:])]
+    path = write_results("conv", "Convolution passes: DFP16 vs FP32 vs PyTorch", notes, header, rows, records)
     print(f"\nwrote {path}")
 
 

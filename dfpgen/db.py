@@ -1,0 +1,202 @@
+"""The tuning database: append-only, versioned records in SQLite, safe under concurrent tuners and kills.
+
+One row per measured candidate, keyed by exactly what changes the best choice: layer shape, pass,
+numerics, thread count, CPU name and features, the template hash and the plan format. A failed
+candidate is a row too (error kind, no time). SQLite's journal makes every insert atomic, so a tuner
+killed mid-write leaves a readable file and two tuners writing at once lose nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import settings
+from .emit import template_hash
+from .errors import DFPGenError
+from .plan import PLAN_FORMAT, Blocking
+from .spec import ConvSpec, Numerics
+from .target import Target
+from .version import __version__
+
+APPLICATION_ID = 0x44465047  # "DFPG": marks a file as a dfpgen tuning database
+SCHEMA_VERSION = 1
+RECORD_FORMAT = 1
+
+
+class TuningDBError(DFPGenError, RuntimeError):
+    """The tuning database file is corrupt, foreign, or of an unknown schema version."""
+
+
+@dataclass(frozen=True)
+class TuningKey:
+    """What the best blocking depends on."""
+
+    shape: tuple              # (C, K, H, W, R, S, stride, pad): the layer without its batch
+    pass_name: str
+    numerics: tuple
+    batch: int
+    threads: int
+    cpu: str
+    features: str
+    template: str
+    plan_format: int = PLAN_FORMAT
+
+    @classmethod
+    def make(cls, spec: ConvSpec, pass_name: str, numerics: Numerics, threads: int, target: Target,
+             isa: str) -> "TuningKey":
+        """The key of one (layer, pass, numerics, threads, CPU, ISA) tuning task."""
+        return cls(spec.shape_key()[1:], pass_name, numerics.key() + (isa,), spec.N, threads, target.cpu,
+                   target.key()[1], template_hash(pass_name))
+
+    def text(self) -> str:
+        """Canonical JSON of the key."""
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    def digest(self) -> str:
+        """A short hash of the key, indexed in the database."""
+        return hashlib.sha256(self.text().encode()).hexdigest()[:32]
+
+    def family(self) -> str:
+        """Digest of the key without batch and thread count (for the nearest-match fallback)."""
+        data = dataclasses.asdict(self)
+        data.pop("threads")
+        data.pop("batch")
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Record:
+    """One measured candidate (seconds is inf and error_kind set when it failed)."""
+
+    key: TuningKey
+    blocking: Blocking
+    seconds: float
+    gmacs: float
+    error_kind: str | None = None
+    error: str | None = None
+    created: float = 0.0
+    layer: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """Whether the candidate ran and gave the right answer."""
+        return self.error_kind is None and math.isfinite(self.seconds)
+
+
+def default_path() -> Path:
+    """The database in the user cache directory."""
+    return settings().cache_dir / "tuning.sqlite"
+
+
+class TuningDB:
+    """An open tuning database."""
+
+    def __init__(self, path: str | Path | None = None, create: bool = True):
+        self.path = Path(path) if path is not None else default_path()
+        if not create and not self.path.exists():
+            self.conn = None
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            self._prepare()
+        except sqlite3.DatabaseError as exc:
+            raise TuningDBError(f"{self.path}: not a readable dfpgen tuning database ({exc}); "
+                                f"move it away or pass another --db") from None
+
+    def _prepare(self) -> None:
+        conn = self.conn
+        app = conn.execute("PRAGMA application_id").fetchone()[0]
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if app == 0 and not tables:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            conn.executescript("""
+                CREATE TABLE IF NOT EXISTS records (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    format INTEGER NOT NULL, key_digest TEXT NOT NULL, key_family TEXT NOT NULL,
+                    key TEXT NOT NULL, layer TEXT, blocking TEXT NOT NULL, seconds REAL, gmacs REAL,
+                    error_kind TEXT, error TEXT, created REAL NOT NULL, dfpgen TEXT NOT NULL);
+                CREATE INDEX IF NOT EXISTS records_key ON records (key_digest);
+                CREATE INDEX IF NOT EXISTS records_family ON records (key_family);
+                CREATE TABLE IF NOT EXISTS baselines (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT, key_digest TEXT NOT NULL, name TEXT NOT NULL,
+                    seconds REAL, created REAL NOT NULL);""")
+            return
+        if app != APPLICATION_ID:
+            raise TuningDBError(f"{self.path}: not a dfpgen tuning database (application id {app:#x})")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version != SCHEMA_VERSION:
+            raise TuningDBError(f"{self.path}: tuning database schema {version}, this dfpgen reads "
+                                f"{SCHEMA_VERSION}; pass another --db")
+
+    def add(self, record: Record) -> None:
+        """Append one record (atomic)."""
+        seconds = record.seconds if math.isfinite(record.seconds) else None
+        self.conn.execute(
+            "INSERT INTO records (format, key_digest, key_family, key, layer, blocking, seconds, gmacs, "
+            "error_kind, error, created, dfpgen) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (RECORD_FORMAT, record.key.digest(), record.key.family(), record.key.text(), record.layer,
+             json.dumps(dataclasses.asdict(record.blocking)), seconds, record.gmacs, record.error_kind,
+             record.error, record.created or time.time(), __version__))
+
+    def _rows(self, where: str = "", args: tuple = ()) -> list[Record]:
+        if self.conn is None:
+            return []
+        try:
+            rows = self.conn.execute(
+                f"SELECT key, blocking, seconds, gmacs, error_kind, error, created, layer FROM records "
+                f"WHERE format = ? {where} ORDER BY id", (RECORD_FORMAT, *args)).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise TuningDBError(f"{self.path}: cannot read the tuning database ({exc})") from None
+        out = []
+        for key, blocking, seconds, gmacs, kind, error, created, layer in rows:
+            k = json.loads(key)
+            k["shape"], k["numerics"] = tuple(k["shape"]), tuple(k["numerics"])
+            if k.get("plan_format") != PLAN_FORMAT:
+                continue  # records of an older planner describe other code
+            out.append(Record(TuningKey(**k), Blocking(**json.loads(blocking)),
+                              math.inf if seconds is None else seconds, gmacs or 0.0, kind, error, created, layer))
+        return out
+
+    def records(self, key: TuningKey | None = None) -> list[Record]:
+        """Every record (of one key), oldest first."""
+        return self._rows("AND key_digest = ?", (key.digest(),)) if key else self._rows()
+
+    def best(self, key: TuningKey, nearest: bool = False) -> Record | None:
+        """The fastest correct record of a key; with `nearest`, when the key has none, of the tuned
+        (threads, batch) closest to the key's among the same layer, pass, numerics and CPU."""
+        found = [r for r in self.records(key) if r.ok]
+        if not found and nearest:
+            family = [r for r in self._rows("AND key_family = ?", (key.family(),)) if r.ok]
+            if family:
+                near = min({(r.key.threads, r.key.batch) for r in family},
+                           key=lambda tb: (abs(tb[0] - key.threads), abs(tb[1] - key.batch), -tb[0], -tb[1]))
+                found = [r for r in family if (r.key.threads, r.key.batch) == near]
+        return min(found, key=lambda r: r.seconds) if found else None
+
+    def add_baseline(self, key: TuningKey, name: str, seconds: float) -> None:
+        """Record a comparison time for a task (our FP32 kernel, PyTorch) next to its records."""
+        self.conn.execute("INSERT INTO baselines (key_digest, name, seconds, created) VALUES (?,?,?,?)",
+                          (key.digest(), name, seconds, time.time()))
+
+    def baseline(self, key: TuningKey, name: str) -> float | None:
+        """The latest comparison time of a task, or None."""
+        if self.conn is None:
+            return None
+        row = self.conn.execute("SELECT seconds FROM baselines WHERE key_digest = ? AND name = ? "
+                                "ORDER BY id DESC LIMIT 1", (key.digest(), name)).fetchone()
+        return row[0] if row else None
+
+    def close(self) -> None:
+        """Close the connection."""
+        if self.conn is not None:
+            self.conn.close()

@@ -1,0 +1,335 @@
+"""The autotuner: candidate blockings per pass, pruned by the register budget and ranked by the cost
+model, measured (warm-up, median, answer checked once against the float64 reference), and stored in
+the tuning database. A candidate that fails to plan, compile or answer correctly becomes a record
+with an error kind and infinite time; it never ends the run.
+
+The search sees only blockings and times: `search(space, measure, ...)` is exhaustive for small
+spaces and guided (cost-model seeded, neighbourhood moves from the best so far) for large ones,
+bounded by trials and seconds, and reproducible with a seed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from itertools import product
+from typing import Callable
+
+import numpy as np
+
+from . import reference
+from .bench import median_time, random_operands
+from .cost import block_shapes, predicted_cycles
+from .db import Record, TuningDB, TuningKey
+from .dfp import quantize
+from .errors import CompileError, DFPGenError, PlanError
+from .kernel import Kernel, build
+from .layout import TRANSFORMS, aligned_empty
+from .plan import Blocking, make_plan
+from .spec import ConvSpec, Numerics
+from .target import Target, get_isa, host
+
+
+# ----------------------------------------------------------------------------------- the space
+
+def knob_space(spec: ConvSpec, pass_name: str, numerics: Numerics, target: Target, isa_name: str) -> list[Blocking]:
+    """Every blocking worth planning for one kernel: register blocks that fit, channel blocks, unrolls, orders."""
+    isa = get_isa(isa_name)
+    lanes, elem = isa.lanes, (2 if isa.precision == "dfp16" else 1)
+    chain = numerics.effective_chain if isa.precision == "dfp16" else 1 << 30
+    if pass_name == "wtgrad":
+        cpbs, unrolls, orders = [None], [u for u in (2, 4, 8, 16) if u <= chain] or [1], ["nk"]
+    else:
+        elems = -(-(spec.C if pass_name == "fprop" else spec.K) // elem)
+        cpbs = sorted({min(lanes, elems), min(2 * lanes, elems), max(1, min(lanes, elems) // 2)})
+        unrolls, orders = [None, "half"], ["nk", "kn"] if spec.N > 1 else ["nk"]
+    space = []
+    for kv, wb, hb in block_shapes(spec, pass_name, target, isa_name):
+        for cpb, unroll, order in product(cpbs, unrolls, orders):
+            if unroll == "half":
+                if cpb is None or cpb < 2 or cpb % 2:
+                    continue
+                unroll = cpb // 2
+            space.append(Blocking(kv, wb, hb, cpb, unroll, order))
+    return space
+
+
+def rank_by_cost(space: list[Blocking], spec: ConvSpec, pass_name: str, numerics: Numerics, target: Target,
+                 isa_name: str, limit: int = 160) -> list[tuple[float, Blocking]]:
+    """Plannable blockings with their predicted cycles, best first (PlanErrors dropped).
+
+    Planning every point is the costly part, so only register-block shapes are ranked first, and the
+    best `limit` of them are expanded over their channel-block, unroll and order variants."""
+    shapes: dict[tuple, list[Blocking]] = {}
+    for b in space:
+        shapes.setdefault((b.kv, b.wb, b.hb), []).append(b)
+    scored_shapes = []
+    for shape, variants in shapes.items():
+        cycles = _cycles(variants[0], spec, pass_name, numerics, target, isa_name)
+        if cycles is not None:
+            scored_shapes.append((cycles, shape))
+    scored_shapes.sort()
+    ranked = []
+    for _, shape in scored_shapes[:max(1, limit // 4)]:
+        for b in shapes[shape]:
+            cycles = _cycles(b, spec, pass_name, numerics, target, isa_name)
+            if cycles is not None:
+                ranked.append((cycles, b))
+    ranked.sort(key=lambda cb: (cb[0], cb[1].describe()))
+    return ranked[:limit]
+
+
+def _cycles(b, spec, pass_name, numerics, target, isa_name) -> float | None:
+    try:
+        return predicted_cycles(make_plan(spec, numerics, b, target, isa_name, pass_name))
+    except PlanError:
+        return None
+
+
+# ---------------------------------------------------------------------------------- the search
+
+@dataclass
+class SearchResult:
+    """What a search measured, in order, and the best point."""
+
+    history: list[tuple[Blocking, float]] = field(default_factory=list)
+
+    @property
+    def best(self) -> tuple[Blocking, float] | None:
+        """The fastest measured point (time inf when everything failed)."""
+        finite = [h for h in self.history if math.isfinite(h[1])]
+        return min(finite, key=lambda h: h[1]) if finite else None
+
+
+def _neighbours(b: Blocking, values: dict[str, list]) -> list[Blocking]:
+    out = []
+    for name, options in values.items():
+        current = getattr(b, name)
+        i = options.index(current)
+        for j in (i - 1, i + 1):
+            if 0 <= j < len(options):
+                out.append(dataclasses.replace(b, **{name: options[j]}))
+    return out
+
+
+def search(space: list[Blocking], measure: Callable[[Blocking], float], *, trials: int = 64,
+           budget: float = math.inf, seed: int = 0, ranked: list[Blocking] | None = None,
+           start: tuple[Blocking, ...] = (), clock: Callable[[], float] = time.monotonic,
+           progress: Callable[[int], None] | None = None) -> SearchResult:
+    """Measure points of `space` (smaller times are better) within `trials` and `budget` seconds.
+
+    Exhaustive when the space fits in the trials; otherwise guided: the `start` points, then the
+    best-ranked points, then neighbours (one knob one step) of the best points found so far, with a
+    ranked or random point whenever a neighbourhood is exhausted. `seed` makes every choice repeatable.
+    """
+    rng = random.Random(seed)
+    members = set(space)
+    order = [b for b in (ranked or []) if b in members]
+    rest = [b for b in space if b not in set(order)]
+    rng.shuffle(rest)
+    queue = list(dict.fromkeys([b for b in start if b in members] + order + rest))
+    result, seen = SearchResult(), set()
+    deadline = clock() + budget
+
+    def run(b: Blocking) -> None:
+        seen.add(b)
+        result.history.append((b, measure(b)))
+        if progress:
+            progress(len(result.history))
+
+    if len(space) <= trials:
+        for b in queue:
+            if clock() >= deadline:
+                break
+            run(b)
+        return result
+    values = {name: sorted({getattr(b, name) for b in space}, key=lambda v: (v is None, v if v is not None else 0))
+              for name in ("kv", "wb", "hb", "cpb", "unroll", "order")}
+    values = {k: v for k, v in values.items() if len(v) > 1}
+    seeds = max(1, trials // 4)
+    for b in [b for b in queue if b in set(start)] + [b for b in queue if b not in set(start)][:seeds]:
+        if len(result.history) >= trials or clock() >= deadline:
+            return result
+        if b not in seen:
+            run(b)
+    while len(result.history) < trials and clock() < deadline and len(seen) < len(space):
+        measured = sorted((h for h in result.history if math.isfinite(h[1])), key=lambda h: h[1])
+        parents = [h[0] for h in measured[:3]] or [rng.choice(space)]
+        parent = parents[min(int(rng.expovariate(1.0)), len(parents) - 1)]
+        fresh = [n for n in _neighbours(parent, values) if n in members and n not in seen]
+        if not fresh:
+            for p in parents:  # widen to the other good points' neighbourhoods before jumping away
+                fresh = [n for n in _neighbours(p, values) if n in members and n not in seen]
+                if fresh:
+                    break
+        if not fresh:
+            fresh = [next(b for b in queue if b not in seen)]
+        run(rng.choice(fresh))
+    return result
+
+
+# ----------------------------------------------------------------------------- real measurement
+
+@dataclass(frozen=True)
+class Task:
+    """One tuning task: a layer's pass under fixed numerics, ISA and thread count."""
+
+    spec: ConvSpec
+    pass_name: str
+    numerics: Numerics
+    isa: str
+    threads: int
+    target: Target
+
+    @property
+    def key(self) -> TuningKey:
+        """Its database key."""
+        return TuningKey.make(self.spec, self.pass_name, self.numerics, self.threads, self.target, self.isa)
+
+
+class Measurer:
+    """Times candidates of one task on fixed random operands, checking each answer once."""
+
+    def __init__(self, task: Task, min_seconds: float = 0.1, seed: int = 0):
+        self.task, self.min_seconds = task, min_seconds
+        s, p = task.spec, task.pass_name
+        a, b = random_operands(s, p, seed)
+        if get_isa(task.isa).precision == "dfp16":
+            qa, qb = quantize(a, task.numerics.bits_x), quantize(b, task.numerics.bits_w)
+            self.a, self.b, self.scale = qa.mant, qb.mant, float(np.ldexp(1.0, qa.exp + qb.exp))
+        else:
+            self.a, self.b, self.scale = a, b, 1.0
+        self.exact = reference.run(p, self.a, self.b, s) * self.scale
+        self.abs_ref = reference.run(p, np.abs(self.a), np.abs(self.b), s) * self.scale
+        self._blocked: dict[tuple, tuple] = {}
+
+    def kernel(self, blocking: Blocking) -> Kernel:
+        """Plan and emit one candidate."""
+        t = self.task
+        return build(make_plan(t.spec, t.numerics, blocking, t.target, t.isa, t.pass_name))
+
+    def _operands(self, kernel: Kernel) -> tuple:
+        plan = kernel.plan
+        layout_key = (plan.in_shape, plan.w_shape, plan.layout)
+        if layout_key not in self._blocked:
+            to_src, to_vec, _ = TRANSFORMS[plan.pass_name]
+            self._blocked = {layout_key: (to_src(self.a, plan), to_vec(self.b, plan))}  # keep one layout
+        return self._blocked[layout_key]
+
+    def check(self, kernel: Kernel, result: np.ndarray) -> None:
+        """Raise ValueError if a result is not within the kernel's derived error bound of the reference."""
+        plan = kernel.plan
+        if plan.int_accumulate:
+            bound = (plan.flushes + 1) * 2.0**-24 * self.abs_ref
+        else:  # FP32 FMAs: a sequential dot product of the reduction's length
+            length = self.task.spec.C * self.task.spec.R * self.task.spec.S if plan.pass_name == "fprop" else \
+                self.task.spec.K * self.task.spec.R * self.task.spec.S if plan.pass_name == "bprop" else \
+                self.task.spec.N * self.task.spec.P * self.task.spec.Q
+            bound = 1.01 * length * 2.0**-24 * self.abs_ref
+        excess = np.abs(result - self.exact) - bound
+        if not np.all(np.isfinite(result)) or excess.max(initial=0) > 1e-30:
+            raise ValueError(f"answer off by up to {float(np.nanmax(np.abs(result - self.exact))):.3g} "
+                             f"(bound {float(bound.max(initial=0)):.3g})")
+
+    def measure(self, blocking: Blocking) -> Record:
+        """One candidate's record: timed and checked, or an error kind."""
+        t, key = self.task, self.task.key
+        fail = lambda kind, exc: Record(key, blocking, math.inf, 0.0, kind, f"{type(exc).__name__}: {exc}",
+                                        time.time(), t.spec.name)
+        try:
+            kernel = self.kernel(blocking)
+        except PlanError as exc:
+            return fail("plan", exc)
+        try:
+            kernel.compiled()
+        except (CompileError, RuntimeError) as exc:
+            return fail("compile", exc)
+        try:
+            src, vec = self._operands(kernel)
+            out = aligned_empty(kernel.plan.out_shape, np.float32)
+            kernel.run(src, vec, out, self.scale, t.threads)
+            self.check(kernel, TRANSFORMS[t.pass_name][2](out, kernel.plan))
+        except ValueError as exc:
+            return fail("wrong_answer", exc)
+        except DFPGenError as exc:
+            return fail("runtime", exc)
+        seconds, _ = median_time(lambda: kernel.run(src, vec, out, 1.0, t.threads), self.min_seconds, min_reps=3)
+        return Record(key, kernel.plan.blocking, seconds, t.spec.macs / seconds / 1e9, None, None, time.time(),
+                      t.spec.name)
+
+
+@dataclass
+class Outcome:
+    """A finished tuning task: the best and the default records, and whether the database answered."""
+
+    task: Task
+    best: Record | None
+    default: Record | None
+    from_db: bool
+    measured: int = 0
+    failures: int = 0
+
+
+def tune(task: Task, db: TuningDB, *, trials: int = 64, budget: float = 30.0, seed: int = 0,
+         retune: bool = False, progress: Callable[[int], None] | None = None) -> Outcome:
+    """Tune one task (or answer from the database unless `retune`); every measurement is recorded."""
+    from .cost import default_blocking
+
+    key = task.key
+    default = default_blocking(task.spec, task.numerics, task.target, task.isa, task.pass_name)
+    if not retune:
+        best = db.best(key)
+        if best is not None:
+            prior = [r for r in db.records(key) if r.ok and r.blocking == _planned(task, default)]
+            return Outcome(task, best, min(prior, key=lambda r: r.seconds) if prior else None, True)
+    started = time.monotonic()
+    measurer = Measurer(task)
+    space = knob_space(task.spec, task.pass_name, task.numerics, task.target, task.isa)
+    ranked = [b for _, b in rank_by_cost(space, task.spec, task.pass_name, task.numerics, task.target, task.isa)]
+    records: dict[Blocking, Record] = {}
+
+    def measure(b: Blocking) -> float:
+        record = measurer.measure(b)
+        db.add(record)
+        records[b] = record
+        return record.seconds
+
+    remaining = max(0.0, budget - (time.monotonic() - started))
+    # The default blocking is always a candidate, so the tuned choice is never slower than it.
+    start = (default,) if default in set(space) else ()
+    if not start:
+        records[default] = measurer.measure(default)
+        db.add(records[default])
+        trials -= 1
+    search(space, measure, trials=max(1, trials), budget=remaining, seed=seed, ranked=ranked, start=start,
+           progress=progress)
+    ok = [r for r in records.values() if r.ok]
+    return Outcome(task, min(ok, key=lambda r: r.seconds) if ok else None,
+                   records.get(default) if records.get(default) and records[default].ok else None, False,
+                   measured=len(records), failures=len(records) - len(ok))
+
+
+def _planned(task: Task, blocking: Blocking) -> Blocking:
+    """The blocking as the planner normalizes it (clipped, defaults filled), as records store it."""
+    try:
+        return make_plan(task.spec, task.numerics, blocking, task.target, task.isa, task.pass_name).blocking
+    except PlanError:
+        return blocking
+
+
+def lookup(spec: ConvSpec, pass_name: str, numerics: Numerics, isa: str, threads: int,
+           target: Target | None = None, db: TuningDB | None = None) -> tuple[Blocking | None, str]:
+    """The tuned blocking for a kernel from the database, and where it came from ('tuned', 'tuned for N
+    threads' or 'default' when the database has none)."""
+    target = target or host()
+    db = db or TuningDB(create=False)
+    key = TuningKey.make(spec, pass_name, numerics, threads, target, isa)
+    best = db.best(key, nearest=True)
+    if best is None:
+        return None, "default"
+    if (best.key.threads, best.key.batch) == (threads, spec.N):
+        return best.blocking, "tuned"
+    return best.blocking, f"tuned at batch {best.key.batch}, {best.key.threads} threads"
