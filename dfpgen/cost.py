@@ -15,7 +15,8 @@ from .target import Target, get_isa
 MAC_RATE = {"vnni": 2.0, "fma": 2.0, "pmadd": 1.6}
 LOADS_PER_CYCLE = 2.0
 STEP_OVERHEAD = 2.0      # table loads, pointer arithmetic and the loop branch of one reduction step
-FLUSH_OPS = 4.0          # per accumulator: convert, load, fma, store
+FLUSH_CYCLES = {False: 2.0, True: 1.0}  # per accumulator and flush: into the output tile (convert, load,
+                                        # fma, store: store-bound) or into FP32 registers (convert, fma)
 
 
 def _kind(plan: Plan) -> str:
@@ -31,7 +32,7 @@ def predicted_cycles(plan: Plan) -> float:
     for tile in plan.tiles:
         acc = tile.accumulators
         step = max(plan.unroll * acc / rate, plan.unroll * (tile.v + tile.h * tile.w) / LOADS_PER_CYCLE)
-        per_tile.append((step + STEP_OVERHEAD, acc * FLUSH_OPS / rate + 2 * acc))
+        per_tile.append((step + STEP_OVERHEAD, acc * FLUSH_CYCLES[plan.flush_in_registers] + 2 * acc))
     total = 0.0
     for index, count in zip(plan.calls.tile, plan.calls.step_count):
         step, flush = per_tile[index]

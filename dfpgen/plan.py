@@ -137,6 +137,7 @@ class Plan:
     w_step_offsets: tuple
     steps_per_flush: int      # steps accumulated in INT32 before a flush to FP32
     flushes: int              # the most flushes any output takes
+    flush_in_registers: bool  # FP32 partial sums in registers (short chains) rather than in the output tile
     chain: int                # pair-instructions per accumulator between flushes (<= the numerics' chain)
     tiles: tuple
     calls: Calls
@@ -196,18 +197,23 @@ class Plan:
             lines.append(
                 f"numerics: bits x{n.bits_x}/w{n.bits_w}, overflow {n.overflow}, chain {self.chain} "
                 f"pair-instructions (safe {n.safe_chain}), flush INT32->FP32 every {self.steps_per_flush} "
-                f"steps, at most {self.flushes} flushes per output")
+                f"steps, at most {self.flushes} flushes per output, FP32 partial sums in "
+                f"{'registers' if self.flush_in_registers else 'the output tile'}")
         lines.append(f"work: {self.items} items ({self.batch} x {self.items_per_batch}), {len(self.calls)} "
                      f"tile calls per batch entry, order {b.order}")
         return lines + list(self.notes)
 
 
-def register_need(h: int, w: int, v: int) -> int:
-    """Vector registers a register block needs: accumulators, weight vectors and one broadcast.
+def register_need(h: int, w: int, v: int, fp32_partials: bool = False) -> int:
+    """Vector registers a register block needs: accumulators, weight vectors and one broadcast, and
+    as many again for FP32 partial sums when those are kept in registers."""
+    return h * w * v * (2 if fp32_partials else 1) + v + 1
 
-    FP32 partial sums never take registers: flushes add into the output tile in memory (L1), which
-    keeps the whole register file for INT32 accumulators (DESIGN.md, measured)."""
-    return h * w * v + v + 1
+
+# Flushing into the output tile in memory (L1) keeps the whole register file for INT32 accumulators
+# and costs a load and a store per accumulator and flush (DESIGN.md, measured); with chains this
+# short (bits 15-16) that traffic dominates, so FP32 partial sums move to registers when they fit.
+REGISTER_FLUSH_MAX_CHAIN = 4
 
 
 def largest_divisor_at_most(n: int, limit: int) -> int:
@@ -279,11 +285,13 @@ def finish(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Targe
     per_flush = max(1, min(longest, c.chain // unroll)) if c.chain else max(1, longest)
     flushes = max(1, ceil(longest / per_flush))
     tiles, registers = [], 0
+    in_registers = (bool(c.chain) and flushes > 1 and per_flush * unroll <= REGISTER_FLUSH_MAX_CHAIN
+                    and all(register_need(h, w, v, True) <= target.vector_registers for h, w, v in builder.tiles))
     for key, _ in sorted(builder.tiles.items(), key=lambda kv: kv[1]):
         h, w, v = key
         bcast, weights, out = tile_offsets(h, w, v)
         tiles.append(Tile(h, w, v, bcast, weights, out))
-        registers = max(registers, register_need(h, w, v))
+        registers = max(registers, register_need(h, w, v, in_registers))
     if registers > target.vector_registers:
         raise PlanError(f"register block hb={c.hb} x wb={c.wb} x kv={c.kv} needs {registers} vector registers "
                         f"({c.hb * c.wb * c.kv} accumulators + {c.kv} weights + 1 broadcast); "
@@ -295,7 +303,7 @@ def finish(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Targe
         spec=spec, numerics=numerics, blocking=Blocking(c.kv, c.wb, c.hb, cpb, unroll, blocking.order),
         target=target, isa=c.isa, pass_name=pass_name, elem=c.elem, lanes=c.lanes, cpb=cpb, unroll=unroll,
         in_shape=in_shape, w_shape=w_shape, out_shape=out_shape, layout=layout, steps=steps,
-        in_step_offsets=tuple(src_steps), w_step_offsets=tuple(vec_steps), steps_per_flush=per_flush,
+        in_step_offsets=tuple(src_steps), w_step_offsets=tuple(vec_steps), steps_per_flush=per_flush, flush_in_registers=in_registers,
         flushes=flushes, chain=min(c.chain, per_flush * unroll) if c.chain else 0, tiles=tuple(tiles),
         calls=calls, item_starts=tuple(builder.item_starts), batch=batch, in_batch_stride=in_batch_stride,
         out_batch_stride=out_batch_stride, registers=registers, notes=tuple(notes))

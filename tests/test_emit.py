@@ -18,6 +18,8 @@ GOLDEN = Path(__file__).parent / "golden"
 CASES = {
     "vnni_tails_sapphirerapids": (ConvSpec(2, 6, 40, 3, 3, 3, 3, 1, 1, "tails"), Numerics(14, 14),
                                   Blocking(kv=2, wb=2, hb=2), "sapphirerapids", "avx512_vnni"),
+    "vnni_bits16_register_flush": (ConvSpec(1, 4, 16, 3, 4, 3, 1, 1, 0, "b16"), Numerics(16, 16),
+                                   Blocking(kv=1, wb=2, hb=1), "icelake-server", "avx512_vnni"),
     "avx2_stride2_znver3": (ConvSpec(1, 16, 8, 9, 9, 3, 3, 2, 0, "s2"), Numerics(12, 12),
                             Blocking(kv=1, wb=3, hb=1), "znver3", "avx2"),
     "fp32_avx2_1x1_znver3": (ConvSpec(1, 8, 16, 4, 4, 1, 1, 1, 0, "pw"), Numerics(),
@@ -55,6 +57,16 @@ def test_ir_carries_the_plan_as_comments():
     for line in plan.summary():
         assert f"; {line}" in ir
     assert f"flush INT32->FP32 every {plan.steps_per_flush} steps" in ir
+
+
+def test_short_chains_keep_fp32_partial_sums_in_registers():
+    spec, numerics, blocking, cpu, isa = CASES["vnni_bits16_register_flush"]
+    plan = make_plan(spec, numerics, blocking, named(cpu), isa)
+    assert plan.chain == 1 and plan.flushes > 1 and plan.flush_in_registers
+    assert "%facc." in render(plan)
+    spec, numerics, blocking, cpu, isa = CASES["vnni_tails_sapphirerapids"]
+    plan = make_plan(spec, numerics, blocking, named(cpu), isa)
+    assert not plan.flush_in_registers and "%facc." not in render(plan)
 
 
 def test_templates_reject_undefined_names():

@@ -5,7 +5,7 @@
 ; register block 1x3 x 1 vectors: 5 of 16 vector registers
 ; layouts: src [1, 1, 9, 9, 16] vec [1, 1, 3, 3, 8, 8, 2] dst [1, 1, 4, 4, 8]
 ; reduction: step tables of 9 steps, 8 elements a step
-; numerics: bits x12/w12, overflow exact, chain 72 pair-instructions (safe 256), flush INT32->FP32 every 9 steps, at most 1 flushes per output
+; numerics: bits x12/w12, overflow exact, chain 72 pair-instructions (safe 256), flush INT32->FP32 every 9 steps, at most 1 flushes per output, FP32 partial sums in the output tile
 ; work: 4 items (1 x 4), 8 tile calls per batch entry, order nk
 @src_steps = private unnamed_addr constant [9 x i32] [i32 0, i32 16, i32 32, i32 144, i32 160, i32 176, i32 288, i32 304, i32 320]
 @vec_steps = private unnamed_addr constant [9 x i32] [i32 0, i32 128, i32 256, i32 384, i32 512, i32 640, i32 768, i32 896, i32 1024]

@@ -5,7 +5,7 @@
 ; register block 1x2 x 1 vectors: 4 of 32 vector registers
 ; layouts: src [1, 1, 3, 3, 16] vec [1, 1, 1, 1, 8, 16, 2] dst [1, 1, 5, 5, 16]
 ; reduction: step tables of 1 steps, 8 elements a step
-; numerics: bits x13/w13, overflow exact, chain 8 pair-instructions (safe 64), flush INT32->FP32 every 1 steps, at most 1 flushes per output
+; numerics: bits x13/w13, overflow exact, chain 8 pair-instructions (safe 64), flush INT32->FP32 every 1 steps, at most 1 flushes per output, FP32 partial sums in the output tile
 ; work: 10 items (1 x 10), 15 tile calls per batch entry, order nk
 ; phases: 2 x 2 (stride 2); dy margins top 0 left 0 bottom 0 right 0
 @src_steps = private unnamed_addr constant [1 x i32] [i32 0]

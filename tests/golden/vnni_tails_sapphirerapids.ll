@@ -5,7 +5,7 @@
 ; register block 2x2 x 2 vectors: 11 of 32 vector registers
 ; layouts: src [2, 1, 5, 5, 6] vec [3, 1, 3, 3, 3, 16, 2] dst [2, 3, 3, 3, 16]
 ; reduction: step tables of 9 steps, 3 elements a step
-; numerics: bits x14/w14, overflow exact, chain 15 pair-instructions (safe 16), flush INT32->FP32 every 5 steps, at most 2 flushes per output
+; numerics: bits x14/w14, overflow exact, chain 15 pair-instructions (safe 16), flush INT32->FP32 every 5 steps, at most 2 flushes per output, FP32 partial sums in the output tile
 ; work: 8 items (2 x 4), 8 tile calls per batch entry, order nk
 @src_steps = private unnamed_addr constant [9 x i32] [i32 0, i32 6, i32 12, i32 30, i32 36, i32 42, i32 60, i32 66, i32 72]
 @vec_steps = private unnamed_addr constant [9 x i32] [i32 0, i32 96, i32 192, i32 288, i32 384, i32 480, i32 576, i32 672, i32 768]

@@ -5,7 +5,7 @@
 ; register block 1x3 x 1 vectors: 5 of 16 vector registers
 ; layouts: src [2, 7, 7, 3, 2] vec [2, 1, 5, 3, 8, 2] dst [1, 3, 3, 3, 8]
 ; reduction: step tables of 10 steps, 3 elements a step
-; numerics: bits x12/w12, overflow exact, chain 30 pair-instructions (safe 256), flush INT32->FP32 every 10 steps, at most 1 flushes per output
+; numerics: bits x12/w12, overflow exact, chain 30 pair-instructions (safe 256), flush INT32->FP32 every 10 steps, at most 1 flushes per output, FP32 partial sums in the output tile
 ; work: 9 items (1 x 9), 9 tile calls per batch entry, order nk
 ; reduction over N x P x Q = 2 x 5 x 5 as 10 steps of 3 q-pairs
 @src_steps = private unnamed_addr constant [10 x i32] [i32 0, i32 42, i32 84, i32 126, i32 168, i32 294, i32 336, i32 378, i32 420, i32 462]

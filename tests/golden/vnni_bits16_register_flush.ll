@@ -1,0 +1,186 @@
+; dfpgen 0.1.0 -- generated kernel, do not edit
+; layer b16: N=1 C=4 K=16 3x4 -> 1x4 kernel 3x1 stride 1 pad 0
+; pass fprop, isa avx512_vnni (vpdpwssd, 16 lanes), cpu icelake-server
+; blocking kv1 w2 h1 cpb2 u1 nk
+; register block 1x2 x 1 vectors: 6 of 32 vector registers
+; layouts: src [1, 1, 3, 4, 4] vec [1, 1, 3, 1, 2, 16, 2] dst [1, 1, 1, 4, 16]
+; reduction: step tables of 6 steps, 1 elements a step
+; numerics: bits x16/w16, overflow exact, chain 1 pair-instructions (safe 1), flush INT32->FP32 every 1 steps, at most 6 flushes per output, FP32 partial sums in registers
+; work: 1 items (1 x 1), 2 tile calls per batch entry, order nk
+@src_steps = private unnamed_addr constant [6 x i32] [i32 0, i32 2, i32 16, i32 18, i32 32, i32 34]
+@vec_steps = private unnamed_addr constant [6 x i32] [i32 0, i32 32, i32 64, i32 96, i32 128, i32 160]
+@call_tile = private unnamed_addr constant [2 x i32] [i32 0, i32 0]
+@call_src = private unnamed_addr constant [2 x i32] [i32 0, i32 8]
+@call_vec = private unnamed_addr constant [2 x i32] [i32 0, i32 0]
+@call_dst = private unnamed_addr constant [2 x i32] [i32 0, i32 32]
+@call_step_begin = private unnamed_addr constant [2 x i32] [i32 0, i32 0]
+@call_step_count = private unnamed_addr constant [2 x i32] [i32 6, i32 6]
+@item_starts = private unnamed_addr constant [2 x i32] [i32 0, i32 2]
+
+declare <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32>, <32 x i16>, <32 x i16>)
+declare <16 x float> @llvm.fma.v16f32(<16 x float>, <16 x float>, <16 x float>)
+declare <16 x float> @llvm.fabs.v16f32(<16 x float>)
+declare <16 x float> @llvm.maxnum.v16f32(<16 x float>, <16 x float>)
+declare float @llvm.vector.reduce.fmax.v16f32(<16 x float>)
+declare i64 @llvm.umin.i64(i64, i64)
+; register block 1x2 x 1 vectors = 2 accumulators.
+; Reduces steps [first, first+count) of the step tables, flushing every 1 steps;
+; a call with no steps still writes zeros.
+define internal void @tile_h1_w2_v1(ptr noalias %src, ptr noalias %vec, ptr noalias %dst, i64 %first, i64 %count, <16 x float> %scale, ptr noalias %mx) alwaysinline nounwind {
+entry:
+  %acc.0.0 = alloca <16 x i32>, align 64
+  %facc.0.0 = alloca <16 x float>, align 64
+  store <16 x float> zeroinitializer, ptr %facc.0.0, align 64
+  %acc.1.0 = alloca <16 x i32>, align 64
+  %facc.1.0 = alloca <16 x float>, align 64
+  store <16 x float> zeroinitializer, ptr %facc.1.0, align 64
+  %end = add i64 %first, %count
+  br label %chunk
+
+chunk:
+  %t0 = phi i64 [ %first, %entry ], [ %t1, %flush ]
+  %first.chunk = phi i1 [ true, %entry ], [ false, %flush ]
+  %t1.raw = add i64 %t0, 1
+  %t1 = call i64 @llvm.umin.i64(i64 %t1.raw, i64 %end)
+  store <16 x i32> zeroinitializer, ptr %acc.0.0, align 64
+  store <16 x i32> zeroinitializer, ptr %acc.1.0, align 64
+  %any = icmp ult i64 %t0, %t1
+  br i1 %any, label %step, label %flush
+
+step:
+  %t = phi i64 [ %t0, %chunk ], [ %t.next, %step ]
+  %soff.p = getelementptr inbounds [6 x i32], ptr @src_steps, i64 0, i64 %t
+  %soff.32 = load i32, ptr %soff.p, align 4
+  %soff = sext i32 %soff.32 to i64
+  %voff.p = getelementptr inbounds [6 x i32], ptr @vec_steps, i64 0, i64 %t
+  %voff.32 = load i32, ptr %voff.p, align 4
+  %voff = sext i32 %voff.32 to i64
+  %sb = getelementptr inbounds i16, ptr %src, i64 %soff
+  %vb = getelementptr inbounds i16, ptr %vec, i64 %voff
+  %wp.0.0 = getelementptr inbounds i16, ptr %vb, i64 0
+  %w.0.0 = load <32 x i16>, ptr %wp.0.0, align 4
+  %bp.0.0 = getelementptr inbounds i16, ptr %sb, i64 0
+  %bs.0.0 = load i32, ptr %bp.0.0, align 4
+  %bi.0.0 = insertelement <16 x i32> poison, i32 %bs.0.0, i64 0
+  %bv.0.0 = shufflevector <16 x i32> %bi.0.0, <16 x i32> poison, <16 x i32> zeroinitializer
+  %b.0.0 = bitcast <16 x i32> %bv.0.0 to <32 x i16>
+  %x.0.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
+%y.0.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.0.0, <32 x i16> %b.0.0, <32 x i16> %w.0.0)
+  store <16 x i32> %y.0.0.0, ptr %acc.0.0, align 64
+  %bp.0.1 = getelementptr inbounds i16, ptr %sb, i64 4
+  %bs.0.1 = load i32, ptr %bp.0.1, align 4
+  %bi.0.1 = insertelement <16 x i32> poison, i32 %bs.0.1, i64 0
+  %bv.0.1 = shufflevector <16 x i32> %bi.0.1, <16 x i32> poison, <16 x i32> zeroinitializer
+  %b.0.1 = bitcast <16 x i32> %bv.0.1 to <32 x i16>
+  %x.0.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
+%y.0.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.1.0, <32 x i16> %b.0.1, <32 x i16> %w.0.0)
+  store <16 x i32> %y.0.1.0, ptr %acc.1.0, align 64
+  %t.next = add nuw i64 %t, 1
+  %t.more = icmp ult i64 %t.next, %t1
+  br i1 %t.more, label %step, label %flush
+
+flush:
+  ; INT32 -> FP32 partial sums held in registers: facc = fma(float(acc), scale, facc)
+  %fa.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
+  %ff.0.0 = sitofp <16 x i32> %fa.0.0 to <16 x float>
+  %old.0.0 = load <16 x float>, ptr %facc.0.0, align 64
+  %new.0.0 = call <16 x float> @llvm.fma.v16f32(<16 x float> %ff.0.0, <16 x float> %scale, <16 x float> %old.0.0)
+  store <16 x float> %new.0.0, ptr %facc.0.0, align 64
+  %fa.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
+  %ff.1.0 = sitofp <16 x i32> %fa.1.0 to <16 x float>
+  %old.1.0 = load <16 x float>, ptr %facc.1.0, align 64
+  %new.1.0 = call <16 x float> @llvm.fma.v16f32(<16 x float> %ff.1.0, <16 x float> %scale, <16 x float> %old.1.0)
+  store <16 x float> %new.1.0, ptr %facc.1.0, align 64
+  %c.more = icmp ult i64 %t1, %end
+  br i1 %c.more, label %chunk, label %epilogue
+
+epilogue:
+  ; fused max|dst| for the next quantization's exponent
+  %m.in = load <16 x float>, ptr %mx, align 64
+  %yo.0.0 = load <16 x float>, ptr %facc.0.0, align 64
+  %yp.0.0 = getelementptr inbounds float, ptr %dst, i64 0
+  store <16 x float> %yo.0.0, ptr %yp.0.0, align 4
+  %ya.0.0 = call <16 x float> @llvm.fabs.v16f32(<16 x float> %yo.0.0)
+  %m.0.0 = call <16 x float> @llvm.maxnum.v16f32(<16 x float> %m.in, <16 x float> %ya.0.0)
+  %yo.1.0 = load <16 x float>, ptr %facc.1.0, align 64
+  %yp.1.0 = getelementptr inbounds float, ptr %dst, i64 16
+  store <16 x float> %yo.1.0, ptr %yp.1.0, align 4
+  %ya.1.0 = call <16 x float> @llvm.fabs.v16f32(<16 x float> %yo.1.0)
+  %m.1.0 = call <16 x float> @llvm.maxnum.v16f32(<16 x float> %m.0.0, <16 x float> %ya.1.0)
+  store <16 x float> %m.1.0, ptr %mx, align 64
+  ret void
+}
+
+
+; Runs work items [begin, end): 1 batch entries x 1 items, the batch outer.
+define void @dfpgen_fprop(ptr noalias %src, ptr noalias %vec, ptr noalias %dst, float %scale, ptr noalias %maxabs, i64 %begin, i64 %end) nounwind {
+entry:
+  %mx = alloca <16 x float>, align 64
+  store <16 x float> zeroinitializer, ptr %mx, align 64
+  %scale.i = insertelement <16 x float> poison, float %scale, i64 0
+  %scale.v = shufflevector <16 x float> %scale.i, <16 x float> poison, <16 x i32> zeroinitializer
+  %none = icmp sge i64 %begin, %end
+  br i1 %none, label %done, label %item
+
+item:
+  %it = phi i64 [ %begin, %entry ], [ %it.next, %item.end ]
+  %n = udiv i64 %it, 1
+  %j = urem i64 %it, 1
+  %src.n.off = mul i64 %n, 48
+  %src.n = getelementptr inbounds i16, ptr %src, i64 %src.n.off
+  %dst.n.off = mul i64 %n, 64
+  %dst.n = getelementptr inbounds float, ptr %dst, i64 %dst.n.off
+  %cb.p = getelementptr inbounds [2 x i32], ptr @item_starts, i64 0, i64 %j
+  %cb.32 = load i32, ptr %cb.p, align 4
+  %cb = sext i32 %cb.32 to i64
+  %j1 = add nuw i64 %j, 1
+  %ce.p = getelementptr inbounds [2 x i32], ptr @item_starts, i64 0, i64 %j1
+  %ce.32 = load i32, ptr %ce.p, align 4
+  %ce = sext i32 %ce.32 to i64
+  %has = icmp ult i64 %cb, %ce
+  br i1 %has, label %call, label %item.end
+
+call:
+  %c = phi i64 [ %cb, %item ], [ %c.next, %call.end ]
+%call_tile.p = getelementptr inbounds [2 x i32], ptr @call_tile, i64 0, i64 %c
+  %call_tile.32 = load i32, ptr %call_tile.p, align 4
+  %call_tile.v = sext i32 %call_tile.32 to i64
+%call_src.p = getelementptr inbounds [2 x i32], ptr @call_src, i64 0, i64 %c
+  %call_src.32 = load i32, ptr %call_src.p, align 4
+  %call_src.v = sext i32 %call_src.32 to i64
+%call_vec.p = getelementptr inbounds [2 x i32], ptr @call_vec, i64 0, i64 %c
+  %call_vec.32 = load i32, ptr %call_vec.p, align 4
+  %call_vec.v = sext i32 %call_vec.32 to i64
+%call_dst.p = getelementptr inbounds [2 x i32], ptr @call_dst, i64 0, i64 %c
+  %call_dst.32 = load i32, ptr %call_dst.p, align 4
+  %call_dst.v = sext i32 %call_dst.32 to i64
+%call_step_begin.p = getelementptr inbounds [2 x i32], ptr @call_step_begin, i64 0, i64 %c
+  %call_step_begin.32 = load i32, ptr %call_step_begin.p, align 4
+  %call_step_begin.v = sext i32 %call_step_begin.32 to i64
+%call_step_count.p = getelementptr inbounds [2 x i32], ptr @call_step_count, i64 0, i64 %c
+  %call_step_count.32 = load i32, ptr %call_step_count.p, align 4
+  %call_step_count.v = sext i32 %call_step_count.32 to i64
+  %src.c = getelementptr inbounds i16, ptr %src.n, i64 %call_src.v
+  %vec.c = getelementptr inbounds i16, ptr %vec, i64 %call_vec.v
+  %dst.c = getelementptr inbounds float, ptr %dst.n, i64 %call_dst.v
+  switch i32 %call_tile.32, label %call.end [ i32 0, label %run.0 ]
+run.0:
+  call void @tile_h1_w2_v1(ptr %src.c, ptr %vec.c, ptr %dst.c, i64 %call_step_begin.v, i64 %call_step_count.v, <16 x float> %scale.v, ptr %mx)
+  br label %call.end
+
+call.end:
+  %c.next = add nuw i64 %c, 1
+  %c.more = icmp ult i64 %c.next, %ce
+  br i1 %c.more, label %call, label %item.end
+
+item.end:
+  %it.next = add nsw i64 %it, 1
+  %it.more = icmp slt i64 %it.next, %end
+  br i1 %it.more, label %item, label %done
+
+done:
+  %mv = load <16 x float>, ptr %mx, align 64
+  %m = call float @llvm.vector.reduce.fmax.v16f32(<16 x float> %mv)
+  store float %m, ptr %maxabs, align 4
+  ret void
+}
