@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from . import kernel as kernel_mod
@@ -73,7 +75,8 @@ class Conv2d:
     once and pass the DFPTensor to every pass that reads it). `bits` applies to activations,
     `bits_w` (default: bits) to weights, `bits_grad` (default: bits) to gradients; `grad_rounding`
     (default: rounding; "stochastic" is a common choice) to quantizing gradients.
-    Kernels are compiled on first use of each pass.
+    Kernels are compiled on first use of each pass; a DFPTensor passed again (e.g. the weights of
+    every micro-batch) is converted to the pass's layout only once.
     """
 
     def __init__(self, spec: ConvSpec, bits: int = 16, rounding: str = "nearest", overflow: str = "exact",
@@ -91,6 +94,7 @@ class Conv2d:
         self.rng = np.random.default_rng(seed)
         self._blocking = blocking if isinstance(blocking, dict) else {"fprop": blocking}
         self._kernels: dict[str, Kernel] = {}
+        self._layouts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self.kernel("fprop")  # compile eagerly: errors in the numerics or ISA surface at construction
 
     def pass_numerics(self, pass_name: str) -> Numerics:
@@ -135,6 +139,16 @@ class Conv2d:
                              f"({self.spec.describe()}), got {tuple(mant.shape)}")
         return mant, exp
 
+    def _blocked(self, operand, pass_name: str, role: str, convert):
+        """The operand in the pass's layout; converted once per DFPTensor object and pass (DFPTensors are
+        treated as immutable), so weights reused across calls are laid out once."""
+        if not isinstance(operand, DFPTensor):
+            return convert()
+        per_tensor = self._layouts.setdefault(operand, {})
+        if (pass_name, role) not in per_tensor:
+            per_tensor[(pass_name, role)] = convert()
+        return per_tensor[(pass_name, role)]
+
     def _shapes(self) -> dict:
         s = self.spec
         return {"x": (s.N, s.C, s.H, s.W), "w": (s.K, s.C, s.R, s.S), "dy": (s.N, s.K, s.P, s.Q)}
@@ -151,7 +165,9 @@ class Conv2d:
         out = aligned_empty(plan.out_shape, np.float32)
         scale = np.ldexp(1.0, e_src + e_vec)
         normal = 2.0**-126 <= scale < 2.0**127
-        maxabs = kernel.run(to_src(src, plan), to_vec(vec, plan), out, scale if normal else 1.0, self.threads)
+        blocked_src = self._blocked(a, pass_name, "src", lambda: to_src(src, plan))
+        blocked_vec = self._blocked(b, pass_name, "vec", lambda: to_vec(vec, plan))
+        maxabs = kernel.run(blocked_src, blocked_vec, out, scale if normal else 1.0, self.threads)
         result = from_dst(out, plan)
         if not normal:  # 2**(e_src+e_vec) is no normal float32: scale in float64 after the kernel, exactly
             result = (result.astype(np.float64) * scale).astype(np.float32)

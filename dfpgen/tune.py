@@ -279,12 +279,14 @@ def tune(task: Task, db: TuningDB, *, trials: int = 64, budget: float = 30.0, se
     from .cost import default_blocking
 
     key = task.key
-    default = default_blocking(task.spec, task.numerics, task.target, task.isa, task.pass_name)
     if not retune:
         best = db.best(key)
         if best is not None:
-            prior = [r for r in db.records(key) if r.ok and r.blocking == _planned(task, default)]
-            return Outcome(task, best, min(prior, key=lambda r: r.seconds) if prior else None, True)
+            default_seconds = db.baseline(key, "default")
+            default = Record(key, best.blocking, default_seconds, task.spec.macs / default_seconds / 1e9) \
+                if default_seconds else None
+            return Outcome(task, best, default, True)
+    default = default_blocking(task.spec, task.numerics, task.target, task.isa, task.pass_name)
     started = time.monotonic()
     measurer = Measurer(task)
     space = knob_space(task.spec, task.pass_name, task.numerics, task.target, task.isa)
@@ -307,17 +309,13 @@ def tune(task: Task, db: TuningDB, *, trials: int = 64, budget: float = 30.0, se
     search(space, measure, trials=max(1, trials), budget=remaining, seed=seed, ranked=ranked, start=start,
            progress=progress)
     ok = [r for r in records.values() if r.ok]
+    default_record = records.get(default)
+    default_record = default_record if default_record is not None and default_record.ok else None
+    if default_record is not None:
+        db.add_baseline(key, "default", default_record.seconds)
     return Outcome(task, min(ok, key=lambda r: r.seconds) if ok else None,
-                   records.get(default) if records.get(default) and records[default].ok else None, False,
+                   default_record, False,
                    measured=len(records), failures=len(records) - len(ok))
-
-
-def _planned(task: Task, blocking: Blocking) -> Blocking:
-    """The blocking as the planner normalizes it (clipped, defaults filled), as records store it."""
-    try:
-        return make_plan(task.spec, task.numerics, blocking, task.target, task.isa, task.pass_name).blocking
-    except PlanError:
-        return blocking
 
 
 def lookup(spec: ConvSpec, pass_name: str, numerics: Numerics, isa: str, threads: int,
