@@ -75,14 +75,14 @@ class Conv2d:
     once and pass the DFPTensor to every pass that reads it). `bits` applies to activations,
     `bits_w` (default: bits) to weights, `bits_grad` (default: bits) to gradients; `grad_rounding`
     (default: rounding; "stochastic" is a common choice) to quantizing gradients.
-    Kernels are compiled on first use of each pass; a DFPTensor passed again (e.g. the weights of
+    The fprop kernel is compiled at construction (unless eager=False), the others on first use; a DFPTensor passed again (e.g. the weights of
     every micro-batch) is converted to the pass's layout only once.
     """
 
     def __init__(self, spec: ConvSpec, bits: int = 16, rounding: str = "nearest", overflow: str = "exact",
                  chain: int | None = None, isa: str | None = None, threads: int | None = None,
                  blocking: Blocking | dict | None = None, bits_w: int | None = None, precision: str = "dfp16",
-                 seed=None, bits_grad: int | None = None, grad_rounding: str | None = None):
+                 seed=None, bits_grad: int | None = None, grad_rounding: str | None = None, eager: bool = True):
         self.spec = spec
         self.precision = precision
         self.bits = {"act": bits, "weight": bits if bits_w is None else bits_w,
@@ -95,7 +95,11 @@ class Conv2d:
         self._blocking = blocking if isinstance(blocking, dict) else {"fprop": blocking}
         self._kernels: dict[str, Kernel] = {}
         self._layouts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-        self.kernel("fprop")  # compile eagerly: errors in the numerics or ISA surface at construction
+        for pass_name in PASS_OPERANDS:
+            self.pass_numerics(pass_name)  # bad numerics are reported at construction, not at first use
+        choose_isa(resolve(None), precision, isa)
+        if eager:
+            self.kernel("fprop")  # planning errors (e.g. saturate without vpdpwssds) surface here too
 
     def pass_numerics(self, pass_name: str) -> Numerics:
         """The Numerics of one pass: the bits of its two operands, the policy and chain."""
