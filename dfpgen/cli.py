@@ -329,7 +329,7 @@ def tune_cmd(ref, pass_name, bits, rounding, overflow, chain, isa, batch, thread
                                 "blocking": None, "error": "every candidate failed", "measured": outcome.measured,
                                 "failures": outcome.failures})
                 continue
-            fp32_s, torch_s = db.baseline(key, "fp32"), db.baseline(key, "torch")
+            fp32_s, torch_s = ((db.baseline(key, name) or (None,))[0] for name in ("fp32", "torch"))
             if fp32_s is None or torch_s is None or retune:
                 a, b = random_operands(task.spec, task.pass_name)
                 fp32_s = time_kernel(dfpgen_compile(task.spec, task.pass_name, isa=fp32_isa, use_db=False),
@@ -412,6 +412,108 @@ def db_export(db_path):
                                "blocking": dataclasses.asdict(r.blocking),
                                "seconds": r.seconds if r.ok else None, "gmacs": r.gmacs, "error_kind": r.error_kind,
                                "error": r.error, "created": r.created}))
+
+
+@main.command("train")
+@click.option("--net", default="resnet8", show_default=True,
+              help="lenet, resnet8, resnet20 (adapt to the data) or resnet50, googlenet_v1, vgg16, alexnet "
+                   "(ImageNet shapes: use --data synthetic).")
+@click.option("--data", "data_source", default="mnist", show_default=True,
+              help="mnist (built in: 5,000 real images, pip install 'dfpgen[data]'), synthetic, or a path: "
+                   "an MNIST IDX folder, a CIFAR-10 binary folder, or an .npz file.")
+@click.option("--precision", type=click.Choice(["dfp16", "fp32"]), default="dfp16", show_default=True)
+@click.option("--bits", type=click.IntRange(2, 16), default=16, show_default=True, help="Activation bits.")
+@click.option("--bits-w", type=click.IntRange(2, 16), default=None, help="Weight bits (default: --bits).")
+@click.option("--bits-grad", type=click.IntRange(2, 16), default=None, help="Gradient bits (default: --bits).")
+@click.option("--rounding", type=click.Choice(ROUNDING_MODES), default="nearest", show_default=True)
+@click.option("--grad-rounding", type=click.Choice(ROUNDING_MODES), default=None,
+              help="Rounding of gradients (default: --rounding); stochastic is a common choice.")
+@click.option("--dfp", "dfp_kinds", default="act,weight,grad", show_default=True,
+              help="Which tensors are DFP; a pass with an FP32 operand runs in FP32 kernels.")
+@click.option("--epochs", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--batch", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.05, show_default=True)
+@click.option("--schedule", type=click.Choice(["cosine", "step", "constant"]), default="cosine", show_default=True)
+@click.option("--weight-decay", type=click.FloatRange(min=0), default=5e-4, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Use only this many training images.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="Threads (default: all cores).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="runs/latest", show_default=True,
+              help="Folder for log.csv, checkpoint.npz, summary.json and curves.png.")
+@click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.npz (same configuration).")
+@_usage_errors
+def train_cmd(net, data_source, precision, bits, bits_w, bits_grad, rounding, grad_rounding, dfp_kinds, epochs,
+              batch, lr, schedule, weight_decay, seed, limit, threads, out_dir, resume):
+    """Train a network with DFP16 (or FP32) kernels in every convolution pass.
+
+    Writes a CSV log per epoch, an atomic checkpoint after every epoch, a summary and a plot of loss
+    and accuracy into --out. `--resume` continues the same trajectory: data order and stochastic
+    rounding are seeded by (seed, epoch, step), and kernels give the same bits for any thread count.
+    """
+    from .nn.precision import Precision
+    from .train import TrainConfig, Trainer, write_log
+
+    prec = Precision(precision, bits, bits_w, bits_grad, rounding, grad_rounding,
+                     dfp=tuple(k.strip() for k in dfp_kinds.split(",") if k.strip()))
+    config = TrainConfig(net, data_source, prec, epochs, batch, lr, 0.9, weight_decay, schedule, seed, limit)
+    out = Path(out_dir)
+    trainer = Trainer(config, threads=threads)
+    checkpoint = out / "checkpoint.npz"
+    if resume:
+        trainer.restore(checkpoint)
+        click.echo(f"resumed from {checkpoint} after epoch {trainer.epoch}", err=True)
+    d = trainer.data
+    click.echo(f"{net} on {d.name} ({len(d.train_y)} train / {len(d.test_y)} test, {d.input_shape}), "
+               f"{prec.describe()}, batch {batch}, lr {lr} {schedule}, seed {seed}", err=True)
+    steps = trainer.steps_per_epoch()
+    while trainer.epoch < epochs:
+        state = {"loss": float("nan"), "ips": 0.0}
+        with click.progressbar(length=steps, label=f"epoch {trainer.epoch + 1}/{epochs}",
+                               file=click.get_text_stream("stderr"),
+                               item_show_func=lambda _: f"loss {state['loss']:.4f} {state['ips']:.0f} img/s") as bar:
+            def progress(step, loss, ips):
+                state["loss"], state["ips"] = loss, ips
+                bar.update(1)
+            log = trainer.train_epoch(progress)
+        out.mkdir(parents=True, exist_ok=True)
+        trainer.save(checkpoint)
+        write_log(out / "log.csv", trainer.history)
+        click.echo(f"epoch {log.epoch}: train loss {log.train_loss:.4f} acc {100 * log.train_acc:.2f}%  "
+                   f"test loss {log.test_loss:.4f} acc {100 * log.test_acc:.2f}%  {log.images_per_s:.0f} img/s",
+                   err=True)
+    final = trainer.history[-1] if trainer.history else None
+    summary = {"config": config.to_json(), "epochs": trainer.epoch,
+               "test_acc": final.test_acc if final else None, "test_loss": final.test_loss if final else None}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    try:
+        from .plot import training_curves
+        from .train import read_log
+        training_curves({f"{net} {precision}": read_log(out / "log.csv")}, str(out / "curves.png"))
+    except DFPGenError as exc:
+        click.echo(f"no plot: {exc}", err=True)
+    click.echo(f"final test accuracy {100 * final.test_acc:.2f}% ({out})" if final else "nothing trained")
+
+
+@main.command("plot")
+@click.argument("logs", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=True))
+@click.option("-o", "--output", default="curves.png", show_default=True, help="PNG file to write.")
+@click.option("--title", default="", help="Figure title.")
+@_usage_errors
+def plot_cmd(logs, output, title):
+    """Plot training loss and test accuracy of one or more runs (their log.csv files or --out folders)."""
+    from .plot import training_curves
+    from .train import read_log
+
+    runs = {}
+    for log in logs:
+        path = Path(log) / "log.csv" if Path(log).is_dir() else Path(log)
+        name = path.parent.name if path.name == "log.csv" else path.stem
+        while name in runs:
+            name += "'"
+        runs[name] = read_log(path)
+    training_curves(runs, output, title)
+    click.echo(f"wrote {output}")
 
 
 if __name__ == "__main__":

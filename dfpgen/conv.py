@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import weakref
 
 import numpy as np
@@ -95,6 +96,7 @@ class Conv2d:
         self._blocking = blocking if isinstance(blocking, dict) else {"fprop": blocking}
         self._kernels: dict[str, Kernel] = {}
         self._layouts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self.timings: dict[str, float] = {}
         for pass_name in PASS_OPERANDS:
             self.pass_numerics(pass_name)  # bad numerics are reported at construction, not at first use
         choose_isa(resolve(None), precision, isa)
@@ -158,7 +160,11 @@ class Conv2d:
         return {"x": (s.N, s.C, s.H, s.W), "w": (s.K, s.C, s.R, s.S), "dy": (s.N, s.K, s.P, s.Q)}
 
     def run(self, pass_name: str, a, b) -> tuple[np.ndarray, float]:
-        """Run one pass on its two operands (see PASS_OPERANDS); returns the result and its max|.|."""
+        """Run one pass on its two operands (see PASS_OPERANDS); returns the result and its max|.|.
+
+        Seconds spent per phase accumulate in `self.timings` (quantize, layout, kernel, unlayout)."""
+        clock = time.perf_counter
+        t0 = clock()
         kernel = self.kernel(pass_name)
         (src_name, src_kind), (vec_name, vec_kind), _ = PASS_OPERANDS[pass_name]
         shapes = self._shapes()
@@ -166,16 +172,22 @@ class Conv2d:
         vec, e_vec = self._operand(b, vec_kind, vec_name, shapes[vec_name])
         to_src, to_vec, from_dst = TRANSFORMS[pass_name]
         plan = kernel.plan
+        t1 = clock()
         out = aligned_empty(plan.out_shape, np.float32)
         scale = np.ldexp(1.0, e_src + e_vec)
         normal = 2.0**-126 <= scale < 2.0**127
         blocked_src = self._blocked(a, pass_name, "src", lambda: to_src(src, plan))
         blocked_vec = self._blocked(b, pass_name, "vec", lambda: to_vec(vec, plan))
+        t2 = clock()
         maxabs = kernel.run(blocked_src, blocked_vec, out, scale if normal else 1.0, self.threads)
+        t3 = clock()
         result = from_dst(out, plan)
         if not normal:  # 2**(e_src+e_vec) is no normal float32: scale in float64 after the kernel, exactly
             result = (result.astype(np.float64) * scale).astype(np.float32)
             maxabs = float(np.float32(maxabs * scale))
+        t4 = clock()
+        for phase, seconds in (("quantize", t1 - t0), ("layout", t2 - t1), ("kernel", t3 - t2), ("unlayout", t4 - t3)):
+            self.timings[phase] = self.timings.get(phase, 0.0) + seconds
         return result, maxabs
 
     def fprop_maxabs(self, x, w) -> tuple[np.ndarray, float]:

@@ -113,24 +113,31 @@ class TuningDB:
 
     def _prepare(self) -> None:
         conn = self.conn
-        app = conn.execute("PRAGMA application_id").fetchone()[0]
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        if app == 0 and not tables:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
-            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            conn.executescript("""
-                CREATE TABLE IF NOT EXISTS records (
+        # Check and create in one write transaction: two tuners opening a new file at once must not
+        # see each other's half-made schema.
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            app = conn.execute("PRAGMA application_id").fetchone()[0]
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if app == 0 and not tables:
+                conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
+                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                conn.execute("""CREATE TABLE records (
                     id INTEGER PRIMARY KEY AUTOINCREMENT,
                     format INTEGER NOT NULL, key_digest TEXT NOT NULL, key_family TEXT NOT NULL,
                     key TEXT NOT NULL, layer TEXT, blocking TEXT NOT NULL, seconds REAL, gmacs REAL,
-                    error_kind TEXT, error TEXT, created REAL NOT NULL, dfpgen TEXT NOT NULL);
-                CREATE INDEX IF NOT EXISTS records_key ON records (key_digest);
-                CREATE INDEX IF NOT EXISTS records_family ON records (key_family);
-                CREATE TABLE IF NOT EXISTS baselines (
+                    error_kind TEXT, error TEXT, created REAL NOT NULL, dfpgen TEXT NOT NULL)""")
+                conn.execute("CREATE INDEX records_key ON records (key_digest)")
+                conn.execute("CREATE INDEX records_family ON records (key_family)")
+                conn.execute("""CREATE TABLE baselines (
                     id INTEGER PRIMARY KEY AUTOINCREMENT, key_digest TEXT NOT NULL, name TEXT NOT NULL,
-                    seconds REAL, created REAL NOT NULL);""")
-            return
+                    seconds REAL, detail TEXT, created REAL NOT NULL)""")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        if app == 0 and not tables:
+            return  # new: SQLite's default rollback journal (no WAL, whose switch needs the file alone)
         if app != APPLICATION_ID:
             raise TuningDBError(f"{self.path}: not a dfpgen tuning database (application id {app:#x})")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -138,10 +145,20 @@ class TuningDB:
             raise TuningDBError(f"{self.path}: tuning database schema {version}, this dfpgen reads "
                                 f"{SCHEMA_VERSION}; pass another --db")
 
+    def _execute(self, sql: str, args: tuple = ()) -> list:
+        """Run one statement and fetch its rows; every SQLite failure becomes a TuningDBError."""
+        if self.conn is None:
+            raise TuningDBError(f"{self.path}: no tuning database here (opened read-only, nothing to write to)")
+        try:
+            return self.conn.execute(sql, args).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise TuningDBError(f"{self.path}: the tuning database is damaged ({exc}); move it away or pass "
+                                f"another --db") from None
+
     def add(self, record: Record) -> None:
         """Append one record (atomic)."""
         seconds = record.seconds if math.isfinite(record.seconds) else None
-        self.conn.execute(
+        self._execute(
             "INSERT INTO records (format, key_digest, key_family, key, layer, blocking, seconds, gmacs, "
             "error_kind, error, created, dfpgen) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             (RECORD_FORMAT, record.key.digest(), record.key.family(), record.key.text(), record.layer,
@@ -151,20 +168,22 @@ class TuningDB:
     def _rows(self, where: str = "", args: tuple = ()) -> list[Record]:
         if self.conn is None:
             return []
-        try:
-            rows = self.conn.execute(
-                f"SELECT key, blocking, seconds, gmacs, error_kind, error, created, layer FROM records "
-                f"WHERE format = ? {where} ORDER BY id", (RECORD_FORMAT, *args)).fetchall()
-        except sqlite3.DatabaseError as exc:
-            raise TuningDBError(f"{self.path}: cannot read the tuning database ({exc})") from None
+        rows = self._execute(
+            f"SELECT key, blocking, seconds, gmacs, error_kind, error, created, layer FROM records "
+            f"WHERE format = ? {where} ORDER BY id", (RECORD_FORMAT, *args))
         out = []
         for key, blocking, seconds, gmacs, kind, error, created, layer in rows:
-            k = json.loads(key)
-            k["shape"], k["numerics"] = tuple(k["shape"]), tuple(k["numerics"])
-            if k.get("plan_format") != PLAN_FORMAT:
-                continue  # records of an older planner describe other code
-            out.append(Record(TuningKey(**k), Blocking(**json.loads(blocking)),
-                              math.inf if seconds is None else seconds, gmacs or 0.0, kind, error, created, layer))
+            try:
+                k = json.loads(key)
+                k["shape"], k["numerics"] = tuple(k["shape"]), tuple(k["numerics"])
+                if k.get("plan_format") != PLAN_FORMAT:
+                    continue  # records of an older planner describe other code
+                out.append(Record(TuningKey(**k), Blocking(**json.loads(blocking)),
+                                  math.inf if seconds is None else seconds, gmacs or 0.0, kind, error, created,
+                                  layer))
+            except (ValueError, TypeError, KeyError) as exc:
+                raise TuningDBError(f"{self.path}: a record is damaged ({type(exc).__name__}: {exc}); move the "
+                                    f"database away or pass another --db") from None
         return out
 
     def records(self, key: TuningKey | None = None) -> list[Record]:
@@ -183,20 +202,23 @@ class TuningDB:
                 found = [r for r in family if (r.key.threads, r.key.batch) == near]
         return min(found, key=lambda r: r.seconds) if found else None
 
-    def add_baseline(self, key: TuningKey, name: str, seconds: float) -> None:
-        """Record a comparison time for a task (our FP32 kernel, PyTorch) next to its records."""
-        self.conn.execute("INSERT INTO baselines (key_digest, name, seconds, created) VALUES (?,?,?,?)",
-                          (key.digest(), name, seconds, time.time()))
+    def add_baseline(self, key: TuningKey, name: str, seconds: float, detail: str | None = None) -> None:
+        """Record a comparison time for a task (the default blocking, our FP32 kernel, PyTorch)."""
+        self._execute("INSERT INTO baselines (key_digest, name, seconds, detail, created) VALUES (?,?,?,?,?)",
+                      (key.digest(), name, seconds, detail, time.time()))
 
-    def baseline(self, key: TuningKey, name: str) -> float | None:
-        """The latest comparison time of a task, or None."""
+    def baseline(self, key: TuningKey, name: str) -> tuple[float, str | None] | None:
+        """The latest comparison (seconds, detail) of a task, or None."""
         if self.conn is None:
             return None
-        row = self.conn.execute("SELECT seconds FROM baselines WHERE key_digest = ? AND name = ? "
-                                "ORDER BY id DESC LIMIT 1", (key.digest(), name)).fetchone()
-        return row[0] if row else None
+        row = self._execute("SELECT seconds, detail FROM baselines WHERE key_digest = ? AND name = ? "
+                            "ORDER BY id DESC LIMIT 1", (key.digest(), name))
+        return (row[0][0], row[0][1]) if row else None
 
     def close(self) -> None:
         """Close the connection."""
         if self.conn is not None:
-            self.conn.close()
+            try:
+                self.conn.close()
+            except sqlite3.DatabaseError:
+                pass  # nothing is pending: every insert committed on its own

@@ -47,3 +47,27 @@ def roofline(points: list[dict], peaks: dict[str, float], path: str, title: str)
         raise PlotError(f"cannot write {path}: {exc}") from None
     finally:
         plt.close(fig)
+
+
+def training_curves(runs: dict[str, list[dict]], path: str, title: str = "") -> None:
+    """Training loss and test accuracy per epoch, one line per run (rows as read from CSV logs)."""
+    plt = _pyplot()
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4), dpi=110)
+    for name, rows in runs.items():
+        epochs = [r["epoch"] for r in rows]
+        ax_loss.plot(epochs, [r["train_loss"] for r in rows], marker="o", markersize=3, label=name)
+        ax_acc.plot(epochs, [100 * r["test_acc"] for r in rows], marker="o", markersize=3, label=name)
+    ax_loss.set(xlabel="epoch", ylabel="training loss", yscale="log")
+    ax_acc.set(xlabel="epoch", ylabel="test accuracy (%)")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    try:
+        fig.savefig(path)
+    except OSError as exc:
+        raise PlotError(f"cannot write {path}: {exc}") from None
+    finally:
+        plt.close(fig)

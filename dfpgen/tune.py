@@ -11,6 +11,7 @@ bounded by trials and seconds, and reproducible with a seed.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import random
 import time
@@ -50,7 +51,7 @@ def knob_space(spec: ConvSpec, pass_name: str, numerics: Numerics, target: Targe
     for kv, wb, hb in block_shapes(spec, pass_name, target, isa_name):
         for cpb, unroll, order in product(cpbs, unrolls, orders):
             if unroll == "half":
-                if cpb is None or cpb < 2 or cpb % 2:
+                if cpb is None or cpb < 2 or cpb % 2 or cpb // 2 > chain:
                     continue
                 unroll = cpb // 2
             space.append(Blocking(kv, wb, hb, cpb, unroll, order))
@@ -155,7 +156,7 @@ def search(space: list[Blocking], measure: Callable[[Blocking], float], *, trial
             return result
         if b not in seen:
             run(b)
-    while len(result.history) < trials and clock() < deadline and len(seen) < len(space):
+    while len(result.history) < trials and clock() < deadline and len(seen) < len(members):
         measured = sorted((h for h in result.history if math.isfinite(h[1])), key=lambda h: h[1])
         parents = [h[0] for h in measured[:3]] or [rng.choice(space)]
         parent = parents[min(int(rng.expovariate(1.0)), len(parents) - 1)]
@@ -282,9 +283,9 @@ def tune(task: Task, db: TuningDB, *, trials: int = 64, budget: float = 30.0, se
     if not retune:
         best = db.best(key)
         if best is not None:
-            default_seconds = db.baseline(key, "default")
-            default = Record(key, best.blocking, default_seconds, task.spec.macs / default_seconds / 1e9) \
-                if default_seconds else None
+            saved = db.baseline(key, "default")
+            default = Record(key, Blocking(**json.loads(saved[1])), saved[0], task.spec.macs / saved[0] / 1e9,
+                             layer=task.spec.name) if saved and saved[1] else None
             return Outcome(task, best, default, True)
     default = default_blocking(task.spec, task.numerics, task.target, task.isa, task.pass_name)
     started = time.monotonic()
@@ -306,13 +307,14 @@ def tune(task: Task, db: TuningDB, *, trials: int = 64, budget: float = 30.0, se
         records[default] = measurer.measure(default)
         db.add(records[default])
         trials -= 1
-    search(space, measure, trials=max(1, trials), budget=remaining, seed=seed, ranked=ranked, start=start,
-           progress=progress)
+    if trials > 0:
+        search(space, measure, trials=trials, budget=remaining, seed=seed, ranked=ranked, start=start,
+               progress=progress)
     ok = [r for r in records.values() if r.ok]
     default_record = records.get(default)
     default_record = default_record if default_record is not None and default_record.ok else None
     if default_record is not None:
-        db.add_baseline(key, "default", default_record.seconds)
+        db.add_baseline(key, "default", default_record.seconds, json.dumps(dataclasses.asdict(default_record.blocking)))
     return Outcome(task, min(ok, key=lambda r: r.seconds) if ok else None,
                    default_record, False,
                    measured=len(records), failures=len(records) - len(ok))
@@ -320,12 +322,18 @@ def tune(task: Task, db: TuningDB, *, trials: int = 64, budget: float = 30.0, se
 
 def lookup(spec: ConvSpec, pass_name: str, numerics: Numerics, isa: str, threads: int,
            target: Target | None = None, db: TuningDB | None = None) -> tuple[Blocking | None, str]:
-    """The tuned blocking for a kernel from the database, and where it came from ('tuned', 'tuned for N
-    threads' or 'default' when the database has none)."""
+    """The tuned blocking for a kernel from the database, and where it came from: 'tuned', 'tuned at
+    batch B, T threads' (the nearest tuned configuration of the same layer) or 'default' (none)."""
     target = target or host()
-    db = db or TuningDB(create=False)
     key = TuningKey.make(spec, pass_name, numerics, threads, target, isa)
-    best = db.best(key, nearest=True)
+    if db is None:
+        own = TuningDB(create=False)
+        try:
+            best = own.best(key, nearest=True)
+        finally:
+            own.close()
+    else:
+        best = db.best(key, nearest=True)
     if best is None:
         return None, "default"
     if (best.key.threads, best.key.batch) == (threads, spec.N):

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_resources_are_found_through_the_package():
-    assert resources.files("dfpgen.templates").joinpath("fprop.ll.j2").is_file()
+    assert resources.files("dfpgen.templates").joinpath("conv.ll.j2").is_file()
     assert resources.files("dfpgen.specs").joinpath("resnet50.toml").is_file()
 
 

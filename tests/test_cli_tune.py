@@ -1,0 +1,191 @@
+"""`dfpgen tune` and `dfpgen db show|export` on a one-layer catalog file (tiny kernels, few trials).
+
+The peak measurement behind "% of peak" is cached in DFPGEN_CACHE_DIR: the module shares one cache
+directory so it is measured once. No test asserts a speedup (the machine is shared and noisy).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+import re
+
+import pytest
+from click.testing import CliRunner
+
+from dfpgen.cli import main
+from dfpgen.errors import TargetError
+from dfpgen.plan import Blocking
+from dfpgen.target import host
+
+CATALOG = """[network]
+name = "tiny"
+input = [16, 8, 8]
+[[layer]]
+name = "c"
+C = 16
+K = 16
+H = 8
+W = 8
+R = 3
+S = 3
+stride = 1
+pad = 1
+"""
+TOP_KEYS = {"cpu", "isa", "threads", "batch", "bits", "db", "results"}
+RESULT_KEYS = {"layer", "pass", "from_db", "blocking", "gmacs", "pct_peak", "default_gmacs", "vs_default",
+               "fp32_gmacs", "vs_fp32", "torch_gmacs", "vs_torch", "measured", "failures"}
+EXPORT_KEYS = {"key", "layer", "blocking", "seconds", "gmacs", "error_kind", "error", "created"}
+
+
+@pytest.fixture(scope="module")
+def shared_cache(tmp_path_factory):
+    try:
+        host().best_isa("dfp16")
+    except TargetError as exc:
+        pytest.skip(f"no DFP16 ISA on this host: {exc}")
+    return tmp_path_factory.mktemp("dfpgen-cache")
+
+
+@pytest.fixture
+def env(shared_cache, tmp_path, monkeypatch):
+    monkeypatch.setenv("DFPGEN_CACHE_DIR", str(shared_cache))
+    catalog = tmp_path / "tiny.toml"
+    catalog.write_text(CATALOG)
+    return tmp_path
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def tune_args(env, db, *extra):
+    return ("tune", "--layer", f"{env / 'tiny.toml'}:c", "--pass", "fprop", "--bits", "13", "--trials", "4",
+            "--budget", "10", "--batch", "2", "--threads", "1", "--db", db, *extra)
+
+
+def json_of(result) -> dict:
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)   # the progress bar goes to stderr
+
+
+def test_tune_help_documents_the_json_keys():
+    text = invoke("tune", "--help").output
+    documented = set(re.findall(r'"(\w+)"', text[text.index("--json prints"):]))
+    assert documented >= TOP_KEYS | RESULT_KEYS
+    export_help = invoke("db", "export", "--help").output
+    assert set(re.findall(r'"(\w+)"', export_help)) >= EXPORT_KEYS
+
+
+def test_tune_json_then_answers_from_the_db(env):
+    db = env / "t.sqlite"
+    first = json_of(invoke(*tune_args(env, db, "--json")))
+    assert set(first) == TOP_KEYS
+    assert first["cpu"] == host().cpu and first["isa"] == host().best_isa("dfp16")
+    assert (first["threads"], first["batch"], first["bits"], first["db"]) == (1, 2, 13, str(db))
+    (r,) = first["results"]
+    assert set(r) == RESULT_KEYS
+    assert (r["layer"], r["pass"], r["from_db"]) == ("c", "fprop", False)
+    assert set(r["blocking"]) == {f.name for f in dataclasses.fields(Blocking)}
+    Blocking(**r["blocking"])
+    assert 1 <= r["measured"] <= 4 and 0 <= r["failures"] < r["measured"]
+    assert r["gmacs"] > 0 and r["pct_peak"] > 0
+    assert r["default_gmacs"] is not None and r["default_gmacs"] > 0
+    assert r["vs_default"] >= 1.0          # the default is among the candidates: best <= default by construction
+    assert r["default_gmacs"] <= r["gmacs"]
+    assert r["fp32_gmacs"] > 0 and r["vs_fp32"] > 0
+    assert (r["torch_gmacs"] is None) == (r["vs_torch"] is None)
+
+    second = json_of(invoke(*tune_args(env, db, "--json")))
+    (again,) = second["results"]
+    assert again["from_db"] is True and again["measured"] == 0 and again["failures"] == 0
+    assert again["blocking"] == r["blocking"] and again["gmacs"] == r["gmacs"]
+    assert again["default_gmacs"] == r["default_gmacs"]
+    assert again["fp32_gmacs"] == r["fp32_gmacs"]    # baselines are remembered too
+
+    shown = invoke("db", "show", "--db", db)
+    assert shown.exit_code == 0, shown.output
+    assert f"{r['measured']} records" in shown.output
+    rows = [line for line in shown.output.splitlines()[2:] if line.strip()]
+    assert len(rows) == 1                                   # the best of the one task
+    assert rows[0].split()[:4] == ["c", "fprop", "2", "1"]
+    assert Blocking(**r["blocking"]).describe() in rows[0]
+
+    everything = invoke("db", "show", "--all", "--db", db)
+    assert everything.exit_code == 0
+    assert len([line for line in everything.output.splitlines()[2:] if line.strip()]) == r["measured"]
+
+    exported = invoke("db", "export", "--db", db)
+    assert exported.exit_code == 0, exported.output
+    lines = [json.loads(line) for line in exported.stdout.splitlines()]
+    assert len(lines) == r["measured"]
+    for line in lines:
+        assert set(line) == EXPORT_KEYS
+        assert line["layer"] == "c" and line["key"]["pass_name"] == "fprop" and line["key"]["batch"] == 2
+        assert line["key"]["threads"] == 1 and line["key"]["numerics"][:2] == [13, 13]
+        assert (line["seconds"] is None) == (line["error_kind"] is not None)
+    fastest = min((line for line in lines if line["seconds"] is not None), key=lambda line: line["seconds"])
+    assert fastest["blocking"] == r["blocking"]
+
+
+def test_retune_searches_again(env):
+    db = env / "t.sqlite"
+    first = json_of(invoke(*tune_args(env, db, "--json")))["results"][0]
+    again = json_of(invoke(*tune_args(env, db, "--json", "--retune", "--seed", "1")))["results"][0]
+    assert again["from_db"] is False and again["measured"] >= 1
+    export = invoke("db", "export", "--db", db).stdout.splitlines()
+    assert len(export) == first["measured"] + again["measured"]
+
+
+def test_tune_table_output(env):
+    result = invoke(*tune_args(env, env / "t.sqlite"))
+    assert result.exit_code == 0, result.output
+    assert "tried" in result.stdout and "fprop" in result.stdout and str(env / "t.sqlite") in result.stdout
+
+
+def test_tune_plot_writes_a_png(env):
+    pytest.importorskip("matplotlib")
+    db, png = env / "t.sqlite", env / "roofline.png"
+    result = invoke(*tune_args(env, db, "--plot", png, "--json"))
+    assert result.exit_code == 0, result.output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert png.stat().st_size > 1000
+
+
+def test_db_show_and_export_of_a_missing_db_are_empty(env):
+    missing = env / "none.sqlite"
+    shown = invoke("db", "show", "--db", missing)
+    assert shown.exit_code == 0 and "0 records" in shown.output
+    exported = invoke("db", "export", "--db", missing)
+    assert exported.exit_code == 0 and exported.stdout == ""
+    assert not missing.exists()
+
+
+@pytest.mark.parametrize("command", ["tune", "show", "export"])
+def test_corrupt_db_is_a_clean_error(env, command):
+    bad = env / "bad.sqlite"
+    bad.write_bytes(random.Random(0).randbytes(8192))
+    args = tune_args(env, bad) if command == "tune" else ("db", command, "--db", bad)
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    assert result.exit_code == 1, result.output
+    assert "TuningDBError" in result.output and str(bad) in result.output
+    assert isinstance(result.exception, SystemExit)    # a click error, not an uncaught exception
+
+
+def test_db_show_of_a_truncated_db_is_a_clean_error(env):
+    from dfpgen.db import Record, TuningDB, TuningKey
+
+    path = env / "cut.sqlite"
+    key = TuningKey((16, 16, 8, 8, 3, 3, 1, 1), "fprop", (16, 16, "nearest", "exact", 1, "avx512_vnni"), 2, 1,
+                    "testcpu", "avx2", "0123456789abcdef")
+    db = TuningDB(path)
+    for i in range(300):
+        db.add(Record(key, Blocking(kv=1 + i % 3, wb=1 + i % 11), 1e-4 * (1 + i % 13), 1.0, None, None,
+                      1700000000.0 + i, f"layer{i:04d}"))
+    db.close()
+    path.write_bytes(path.read_bytes()[:-100])
+    result = CliRunner().invoke(main, ["db", "show", "--db", str(path)])
+    assert result.exit_code in (0, 1), result.output
+    assert result.exit_code == 0 or "TuningDBError" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)

@@ -1,0 +1,342 @@
+"""The planner (dfpgen/plan.py) and the default blocking (dfpgen/cost.py), without running kernels.
+
+Plans are made for named CPUs (dfpgen.target.named), so everything here runs on any machine.
+Offsets are checked against numpy's own ravel_multi_index over the layout shapes (which also
+raises when a coordinate falls outside the array: an out-of-bounds access in the kernel).
+"""
+
+from __future__ import annotations
+
+from math import ceil
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from dfpgen import Blocking, ConvSpec, Numerics
+from dfpgen.catalog import select
+from dfpgen.cost import default_blocking
+from dfpgen.errors import PlanError, TargetError
+from dfpgen.plan import make_plan, register_need
+from dfpgen.target import ISAS, named
+
+import reference as ref
+
+CPUS = ("znver3", "skylake-avx512", "sapphirerapids", "alderlake")
+CPU_ISAS = [(cpu, isa) for cpu in CPUS for isa in named(cpu).isas("dfp16") + named(cpu).isas("fp32")]
+ALL = named("sapphirerapids")
+SPEC = ConvSpec(1, 64, 64, 16, 28, 3, 3, 1, 1)
+
+# ----------------------------------------------------------------------------- PlanError cases
+
+
+@pytest.mark.parametrize("cpu, isa, blocking, need, have", [
+    ("znver3", "avx2", Blocking(kv=4, wb=8, hb=1), 37, 16),
+    ("znver3", "avx2", Blocking(kv=1, wb=15, hb=1), 17, 16),
+    ("alderlake", "avx_vnni", Blocking(kv=2, wb=4, hb=2), 19, 16),
+    ("skylake-avx512", "avx512", Blocking(kv=4, wb=7, hb=1), 33, 32),
+    ("sapphirerapids", "avx512_vnni", Blocking(kv=2, wb=5, hb=3), 33, 32),
+    ("sapphirerapids", "fp32_avx512", Blocking(kv=1, wb=16, hb=2), 34, 32),
+])
+def test_register_budget_exceeded(cpu, isa, blocking, need, have):
+    with pytest.raises(PlanError, match=rf"needs {need} vector registers.*has {have}") as info:
+        make_plan(SPEC, Numerics(), blocking, named(cpu), isa)
+    msg = str(info.value)
+    assert f"hb={blocking.hb}" in msg and f"wb={blocking.wb}" in msg and f"kv={blocking.kv}" in msg
+    assert register_need(blocking.hb, blocking.wb, blocking.kv) == need
+
+
+@pytest.mark.parametrize("cpu, isa, blocking", [
+    ("znver3", "avx2", Blocking(kv=2, wb=6, hb=1)),          # 12 + 2 + 1 = 15
+    ("znver3", "avx2", Blocking(kv=1, wb=14, hb=1)),         # exactly 16
+    ("sapphirerapids", "avx512_vnni", Blocking(kv=3, wb=4, hb=2)),   # 24 + 3 + 1 = 28
+    ("sapphirerapids", "avx512_vnni", Blocking(kv=1, wb=15, hb=2)),  # exactly 32
+])
+def test_register_budget_fits(cpu, isa, blocking):
+    plan = make_plan(SPEC, Numerics(), blocking, named(cpu), isa)
+    assert plan.registers == register_need(blocking.hb, blocking.wb, blocking.kv, plan.flush_in_registers) \
+        <= named(cpu).vector_registers
+
+
+def test_unroll_must_divide_cpb():
+    for cpb, unroll in [(16, 3), (4, 8), (6, 4), (5, 2)]:
+        with pytest.raises(PlanError, match=rf"unroll={unroll}: must divide\D*\b{cpb}\b"):
+            make_plan(SPEC, Numerics(8, 8), Blocking(cpb=cpb, unroll=unroll), ALL, "avx512_vnni")
+    with pytest.raises(PlanError, match="unroll"):
+        make_plan(SPEC, Numerics(), Blocking(cpb=16, unroll=0), ALL, "fp32_avx512")
+
+
+@pytest.mark.parametrize("bits, unroll", [(16, 2), (15, 8), (14, 32), (16, 16)])
+def test_unroll_longer_than_chain(bits, unroll):
+    chain = ref.safe_chain_ref(bits, bits)
+    with pytest.raises(PlanError, match=f"unroll={unroll}.*exceeds the accumulate chain {chain}"):
+        make_plan(SPEC, Numerics(bits, bits), Blocking(cpb=32, unroll=unroll), ALL, "avx512_vnni")
+    # at the chain it plans; FP32 has no chain
+    make_plan(SPEC, Numerics(bits, bits), Blocking(cpb=32, unroll=min(chain, 32)), ALL, "avx512_vnni")
+    make_plan(SPEC, Numerics(bits, bits), Blocking(cpb=32, unroll=unroll), ALL, "fp32_avx512")
+
+
+def test_bad_blocking_fields():
+    for blocking, pattern in [(Blocking(order="nkx"), "order="), (Blocking(order="NK"), "order="),
+                              (Blocking(kv=0), "kv="), (Blocking(wb=0), "wb="), (Blocking(hb=-1), "hb="),
+                              (Blocking(cpb=0), "cpb="), (Blocking(cpb=65), "cpb=")]:
+        with pytest.raises(PlanError, match=pattern):
+            make_plan(SPEC, Numerics(), blocking, ALL, "avx2")
+    with pytest.raises(PlanError, match="pass"):
+        make_plan(SPEC, Numerics(), Blocking(), ALL, "avx2", "backprop")
+    with pytest.raises(TargetError, match="avx512_vnni"):
+        make_plan(SPEC, Numerics(), Blocking(), named("znver3"), "avx512_vnni")
+
+
+@pytest.mark.parametrize("isa", ["avx2", "avx512"])
+def test_saturate_on_pmadd_isa(isa):
+    with pytest.raises(PlanError, match=rf"overflow='saturate'.*vpdpwssds.*isa='{isa}'"):
+        make_plan(SPEC, Numerics(overflow="saturate", chain=4), Blocking(), ALL, isa)
+    for vnni in ("avx512_vnni", "avx_vnni"):
+        assert make_plan(SPEC, Numerics(overflow="saturate", chain=4), Blocking(), ALL, vnni).chain == 4
+
+
+# ------------------------------------------------------------------ arithmetic and offset tables
+
+
+def check_plan(plan) -> None:
+    """Every derived field of an FPROP plan against its definition (independent arithmetic)."""
+    s, b, num = plan.spec, plan.blocking, plan.numerics
+    isa = ISAS[plan.isa.name]
+    int_acc = isa.precision == "dfp16"
+    elem = 2 if int_acc else 1
+    assert plan.pass_name == "fprop"
+    assert (plan.elem, plan.lanes, plan.storage) == (elem, isa.lanes, "int16" if int_acc else "float32")
+    cpb, unroll = plan.cpb, plan.unroll
+    assert 1 <= unroll <= cpb and cpb % unroll == 0 and (b.cpb, b.unroll) == (cpb, unroll)
+    CB = ceil(ceil(s.C / elem) / cpb)
+    KB = ceil(s.K / plan.lanes)
+    # the recorded blocking is the one used: clipped to the layer
+    assert b.kv <= KB and b.hb <= s.P and b.wb <= s.Q
+    # layouts (DESIGN.md: NCHWc with pairs; weights [K/k][C/(2c)][R][S][c][k][2])
+    Hp, Wp = s.H + 2 * s.pad, s.W + 2 * s.pad
+    assert plan.in_shape == (s.N, CB, Hp, Wp, cpb * elem)
+    assert plan.w_shape == (KB, CB, s.R, s.S, cpb, plan.lanes, elem)
+    assert plan.out_shape == (s.N, KB, s.P, s.Q, plan.lanes)
+    assert plan.batch == s.N
+    assert plan.in_batch_stride == int(np.prod(plan.in_shape[1:]))
+    assert plan.out_batch_stride == int(np.prod(plan.out_shape[1:]))
+    # the reduction: steps in (cb, r, s, g) order, offsets by the layout formula
+    G = cpb // unroll
+    assert plan.steps == CB * s.R * s.S * G == len(plan.in_step_offsets) == len(plan.w_step_offsets)
+    t = 0
+    for cb in range(CB):
+        for r in range(s.R):
+            for c in range(s.S):
+                for g in range(G):
+                    assert plan.in_step_offsets[t] == np.ravel_multi_index((0, cb, r, c, g * unroll * elem),
+                                                                           plan.in_shape)
+                    assert plan.w_step_offsets[t] == np.ravel_multi_index((0, cb, r, c, g * unroll, 0, 0),
+                                                                          plan.w_shape)
+                    t += 1
+    # every FPROP call reduces the whole table
+    calls = plan.calls
+    assert len(calls) >= 1
+    assert set(calls.step_begin) == {0} and set(calls.step_count) == {plan.steps}
+    # flushes: chunks of at most `chain` pair-instructions, as long as the chain allows
+    assert plan.flushes == ceil(plan.steps / plan.steps_per_flush)
+    if int_acc:
+        L = num.effective_chain
+        assert plan.chain <= L and plan.steps_per_flush * unroll <= L
+        assert plan.chain == plan.steps_per_flush * unroll
+        assert plan.steps_per_flush == min(plan.steps, L // unroll)   # no needless flushes
+        if num.overflow == "exact":
+            assert plan.chain <= ref.safe_chain_ref(num.bits_x, num.bits_w)
+    else:
+        assert plan.flushes == 1 and plan.steps_per_flush == plan.steps and plan.chain == 0
+    # items: contiguous ranges of calls
+    starts = plan.item_starts
+    assert starts[0] == 0 and starts[-1] == len(calls) and list(starts) == sorted(starts)
+    assert plan.items == plan.batch * (len(starts) - 1)
+    # tiles: offsets by the layout formula, relative to the call's bases
+    assert len({(tl.h, tl.w, tl.v) for tl in plan.tiles}) == len(plan.tiles)
+    assert set(calls.tile) == set(range(len(plan.tiles)))
+    for tile in plan.tiles:
+        assert tile.h <= b.hb and tile.w <= b.wb and tile.v <= b.kv
+        pixels = [(i, j) for i in range(tile.h) for j in range(tile.w)]
+        assert len(tile.bcast) == unroll and len(tile.weights) == unroll and len(tile.out) == len(pixels)
+        for p in range(unroll):
+            assert list(tile.bcast[p]) == [np.ravel_multi_index((0, 0, i * s.stride, j * s.stride, p * elem),
+                                                                plan.in_shape) for i, j in pixels]
+            assert list(tile.weights[p]) == [np.ravel_multi_index((v, 0, 0, 0, p, 0, 0), plan.w_shape)
+                                             for v in range(tile.v)]
+        for k, (i, j) in enumerate(pixels):
+            assert list(tile.out[k]) == [np.ravel_multi_index((0, v, i, j, 0), plan.out_shape) for v in range(tile.v)]
+    fp32_partials = plan.flush_in_registers      # FP32 partial sums held in registers (short chains)
+    if fp32_partials:
+        assert int_acc and plan.flushes > 1
+    assert plan.registers == max(register_need(tl.h, tl.w, tl.v, fp32_partials) for tl in plan.tiles) \
+        <= plan.target.vector_registers
+    assert register_need(b.hb, b.wb, b.kv, fp32_partials) <= plan.target.vector_registers
+
+
+def check_calls_semantics(plan) -> None:
+    """Each accumulator of each call computes the right output from the right operands: the calls write
+    every output vector of an image exactly once, and for the first and last reduction step and
+    element, the addresses they read are those of x[.., (p*stride + r, q*stride + s), channel element]
+    and w[kb, cb, r, s, element] for that output (numpy's ravel_multi_index raises on any coordinate
+    outside the arrays: no out-of-bounds access)."""
+    s, elem, unroll = plan.spec, plan.elem, plan.unroll
+    out_img = plan.out_shape[1:]
+    in_img = plan.in_shape[1:]
+    written = np.zeros(out_img[:3], np.int64)           # [KB][P][Q]
+    G = plan.cpb // unroll
+    last = plan.steps - 1
+    g_last = last % G
+    cb_last = last // (G * s.R * s.S)
+    probes = [(0, 0, 0, 0, 0), (last, cb_last, s.R - 1, s.S - 1, g_last)]
+    for c in range(len(plan.calls)):
+        tile = plan.tiles[plan.calls.tile[c]]
+        src, vec, dst = plan.calls.src[c], plan.calls.vec[c], plan.calls.dst[c]
+        for k in range(tile.h * tile.w):
+            for v in range(tile.v):
+                kb, p, q, lane = np.unravel_index(dst + tile.out[k][v], out_img)
+                assert lane == 0
+                written[kb, p, q] += 1
+                for t, cb, r, ss, g in probes:
+                    for e in {0, unroll - 1}:
+                        want_in = np.ravel_multi_index(
+                            (cb, p * s.stride + r, q * s.stride + ss, (g * unroll + e) * elem + elem - 1), in_img)
+                        assert src + plan.in_step_offsets[t] + tile.bcast[e][k] + elem - 1 == want_in
+                        want_w = np.ravel_multi_index((kb, cb, r, ss, g * unroll + e, plan.lanes - 1, elem - 1),
+                                                      plan.w_shape)
+                        assert vec + plan.w_step_offsets[t] + tile.weights[e][v] + plan.lanes * elem - 1 == want_w
+    assert (written == 1).all(), "every output vector is written by exactly one accumulator"
+
+
+@st.composite
+def plan_inputs(draw):
+    stride, pad = draw(st.integers(1, 4)), draw(st.integers(0, 3))
+    H, W = draw(st.integers(1, 20)), draw(st.integers(1, 20))
+    R, S = draw(st.integers(1, min(11, H + 2 * pad))), draw(st.integers(1, min(11, W + 2 * pad)))
+    spec = ConvSpec(draw(st.integers(1, 4)), draw(st.integers(1, 300)), draw(st.integers(1, 300)), H, W, R, S,
+                    stride, pad)
+    overflow = draw(st.sampled_from(["exact", "exact", "wrap", "saturate"]))
+    bits_x, bits_w = draw(st.integers(2, 16)), draw(st.integers(2, 16))
+    chain = None
+    if overflow == "wrap" or draw(st.booleans()):
+        chain = draw(st.integers(1, 300))
+        if overflow == "exact":
+            chain = min(chain, ref.safe_chain_ref(bits_x, bits_w))
+    numerics = Numerics(bits_x, bits_w, "nearest", overflow, chain)
+    cpb = draw(st.one_of(st.none(), st.integers(1, 64)))
+    unroll = None if cpb is None else draw(st.one_of(
+        st.none(), st.sampled_from([d for d in range(1, cpb + 1) if cpb % d == 0])))
+    blocking = Blocking(draw(st.integers(1, 6)), draw(st.integers(1, 30)), draw(st.integers(1, 4)), cpb, unroll,
+                        draw(st.sampled_from(["nk", "kn"])))
+    cpu, isa = draw(st.sampled_from(CPU_ISAS))
+    return spec, numerics, blocking, cpu, isa
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
+@given(plan_inputs())
+def test_plan_invariants(case):
+    spec, numerics, blocking, cpu, isa = case
+    try:
+        plan = make_plan(spec, numerics, blocking, named(cpu), isa)
+    except PlanError as exc:
+        msg = str(exc)
+        assert any(word in msg for word in ("registers", "unroll", "saturate", "too large")), msg
+        assume(False)
+    check_plan(plan)
+    check_calls_semantics(plan)
+    assert plan.summary() and all(isinstance(line, str) for line in plan.summary())
+
+
+@pytest.mark.parametrize("blocking", [Blocking(kv=2, wb=3, hb=1), Blocking(kv=1, wb=5, hb=2, cpb=3, order="kn")],
+                         ids=["kv2w3h1", "kv1w5h2cpb3kn"])
+@pytest.mark.parametrize("bits", [16, 15, 13, 8])
+@pytest.mark.parametrize("cpu, isa", CPU_ISAS)
+def test_plan_arithmetic_fixed_cases(cpu, isa, bits, blocking):
+    for spec in (SPEC, ConvSpec(3, 17, 100, 9, 9, 3, 3, 2, 0), ConvSpec(1, 3, 5, 1, 1, 1, 1),
+                 ConvSpec(1, 512, 9, 6, 6, 6, 6, 1, 0)):
+        plan = make_plan(spec, Numerics(bits, bits), blocking, named(cpu), isa)
+        check_plan(plan)
+        check_calls_semantics(plan)
+
+
+def test_fp32_partials_in_registers_only_when_they_fit():
+    """Short chains may keep FP32 partial sums in registers; the planner doubles the accumulator count
+    for them and falls back to the output tile when the doubled block does not fit."""
+    small = make_plan(SPEC, Numerics(), Blocking(kv=2, wb=3, hb=1), named("znver3"), "avx2")       # 2*6+3 = 15
+    large = make_plan(SPEC, Numerics(), Blocking(kv=2, wb=6, hb=1), named("znver3"), "avx2")       # 2*12+3 = 27
+    for plan in (small, large):
+        check_plan(plan)
+    assert not large.flush_in_registers and large.registers == 15
+    if small.flush_in_registers:
+        assert small.registers == 15
+    long_chain = make_plan(SPEC, Numerics(8, 8), Blocking(kv=2, wb=3, hb=1), named("znver3"), "avx2")
+    assert not long_chain.flush_in_registers and long_chain.flushes == 1
+
+
+# ------------------------------------------------------------------ default blocking on catalogs
+
+
+def _catalog_specs():
+    seen = {}
+    for net in ("resnet50", "googlenet_v1", "vgg16", "alexnet"):
+        for spec in select(net, batch=1):
+            seen.setdefault(spec.shape_key(), spec)
+    return list(seen.values())
+
+
+CATALOG = _catalog_specs()
+# default_blocking depends on the target only through the ISA and the register count: one CPU per pair.
+BLOCKING_TARGETS = list({(isa, named(cpu).vector_registers): (cpu, isa) for cpu, isa in CPU_ISAS}.values())
+
+
+def _sample(specs):
+    """One layer per kernel kind (R, S, stride, pad, FC or not), the smallest of each: a fast cross-section."""
+    kinds = {}
+    for spec in sorted(specs, key=lambda s: s.macs):
+        kinds.setdefault((spec.R, spec.S, spec.stride, spec.pad, spec.H == 1), spec)
+    return list(kinds.values())
+
+
+CATALOG_SAMPLE = _sample(CATALOG)
+# default_blocking is slow on the large first layers (hundreds of candidates over 112x112 outputs):
+# they get two representative targets here and every target in the slow full sweep.
+CHEAP_SAMPLE = [spec for spec in CATALOG_SAMPLE if spec.P * spec.Q <= 28 * 28]
+BIG_SAMPLE = [spec for spec in CATALOG_SAMPLE if spec.P * spec.Q > 28 * 28]
+
+
+def _check_default(spec, numerics, target, isa):
+    blocking = default_blocking(spec, numerics, target, isa)
+    plan = make_plan(spec, numerics, blocking, target, isa)
+    assert plan.registers <= target.vector_registers, (spec.name, blocking)
+    check_plan(plan)
+
+
+@pytest.mark.parametrize("cpu, isa, numerics", [
+    (cpu, isa, numerics) for cpu, isa in CPU_ISAS
+    for numerics in ([Numerics(), Numerics(13, 13), Numerics(8, 8)] if ISAS[isa].precision == "dfp16" else [Numerics()])])
+def test_default_blocking_valid_catalog_sample(cpu, isa, numerics):
+    for spec in CHEAP_SAMPLE:
+        _check_default(spec, numerics, named(cpu), isa)
+
+
+@pytest.mark.parametrize("cpu, isa", [("znver3", "avx2"), ("sapphirerapids", "avx512_vnni")])
+@pytest.mark.parametrize("spec", BIG_SAMPLE, ids=lambda s: f"{s.name}_{s.R}x{s.S}")
+def test_default_blocking_valid_big_first_layers(spec, cpu, isa):
+    _check_default(spec, Numerics(), named(cpu), isa)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cpu, isa", BLOCKING_TARGETS)
+def test_default_blocking_valid_for_every_catalog_layer(cpu, isa):
+    """Every distinct layer of the four catalogs on every ISA of znver3, skylake-avx512, sapphirerapids
+    and alderlake (deduplicated by ISA and register count, the only target facts the choice uses)."""
+    for spec in CATALOG:
+        _check_default(spec, Numerics(), named(cpu), isa)
+
+
+@pytest.mark.parametrize("cpu, isa", CPU_ISAS)
+def test_default_blocking_deterministic(cpu, isa):
+    for spec in CHEAP_SAMPLE[:4]:
+        assert default_blocking(spec, Numerics(), named(cpu), isa) == default_blocking(spec, Numerics(), named(cpu), isa)

@@ -1,0 +1,208 @@
+"""ConvSpec shape arithmetic and validation; Numerics policy validation."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dfpgen.errors import DFPGenError, NumericsError, SpecError
+from dfpgen.spec import ConvSpec, Numerics
+
+FIELDS = ("N", "C", "K", "H", "W", "R", "S", "stride")
+MODES = ("nearest", "nearest_even", "stochastic", "biased", "chop")
+POLICIES = ("exact", "saturate", "wrap")
+INT32_MAX = 2**31 - 1
+
+
+def ref_safe_chain(bits_a: int, bits_b: int) -> int:
+    worst = 2 * (2 ** (bits_a - 1) - 1) * (2 ** (bits_b - 1) - 1)
+    L = 1
+    while (L + 1) * worst <= INT32_MAX:  # grow geometrically, then refine: the largest L that fits
+        L *= 2
+    lo, hi = L // 2, L
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if mid * worst <= INT32_MAX:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def out_positions(size: int, kernel: int, stride: int, pad: int) -> int:
+    """Count the kernel placements on the padded axis by enumeration."""
+    return sum(1 for start in range(0, size + 2 * pad) if start % stride == 0 and start + kernel <= size + 2 * pad)
+
+
+# ---------------------------------------------------------------------------------------------
+# ConvSpec
+# ---------------------------------------------------------------------------------------------
+
+@st.composite
+def conv_specs(draw):
+    H, W = draw(st.integers(1, 40)), draw(st.integers(1, 40))
+    pad = draw(st.integers(0, 4))
+    R = draw(st.integers(1, H + 2 * pad))
+    S = draw(st.integers(1, W + 2 * pad))
+    return ConvSpec(N=draw(st.integers(1, 64)), C=draw(st.integers(1, 512)), K=draw(st.integers(1, 512)),
+                    H=H, W=W, R=R, S=S, stride=draw(st.integers(1, 5)), pad=pad,
+                    name=draw(st.sampled_from(("", "conv1", "res2a_branch2b"))))
+
+
+@settings(max_examples=300, deadline=None)
+@given(spec=conv_specs())
+def test_conv_output_shape_and_macs(spec):
+    P = out_positions(spec.H, spec.R, spec.stride, spec.pad)
+    Q = out_positions(spec.W, spec.S, spec.stride, spec.pad)
+    assert spec.P == P == (spec.H + 2 * spec.pad - spec.R) // spec.stride + 1
+    assert spec.Q == Q == (spec.W + 2 * spec.pad - spec.S) // spec.stride + 1
+    assert spec.P >= 1 and spec.Q >= 1
+    assert spec.macs_per_image == spec.K * spec.C * spec.R * spec.S * P * Q
+    assert spec.macs == spec.N * spec.K * spec.C * spec.R * spec.S * P * Q
+    other = spec.with_batch(spec.N + 3)
+    assert other.N == spec.N + 3 and other.macs_per_image == spec.macs_per_image
+    assert other.macs == (spec.N + 3) * spec.macs_per_image
+    assert spec.shape_key() == (spec.N, spec.C, spec.K, spec.H, spec.W, spec.R, spec.S, spec.stride, spec.pad)
+    assert f"{spec.P}x{spec.Q}" in spec.describe()
+
+
+def test_conv_known_layers():
+    conv1 = ConvSpec(N=1, C=3, K=64, H=224, W=224, R=7, S=7, stride=2, pad=3, name="conv1")
+    assert (conv1.P, conv1.Q) == (112, 112)
+    assert conv1.macs == 64 * 3 * 7 * 7 * 112 * 112 == 118_013_952
+    same = ConvSpec(N=2, C=64, K=64, H=56, W=56, R=3, S=3, stride=1, pad=1)
+    assert (same.P, same.Q) == (56, 56) and same.macs == 2 * 64 * 64 * 9 * 56 * 56
+    fc = ConvSpec(N=8, C=2048, K=1000, H=1, W=1, R=1, S=1)
+    assert (fc.P, fc.Q) == (1, 1) and fc.macs == 8 * 2048 * 1000
+    rect = ConvSpec(N=1, C=1, K=1, H=10, W=7, R=3, S=2, stride=3, pad=0)
+    assert (rect.P, rect.Q) == (3, 2)
+
+
+def test_conv_name_not_in_key_and_frozen():
+    a = ConvSpec(1, 2, 3, 8, 8, 3, 3, name="a")
+    b = ConvSpec(1, 2, 3, 8, 8, 3, 3, name="b")
+    assert a.shape_key() == b.shape_key()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        a.N = 4  # type: ignore[misc]
+
+
+BASE = dict(N=1, C=4, K=8, H=6, W=6, R=3, S=3, stride=1, pad=0)
+
+
+@pytest.mark.parametrize("field", FIELDS)
+@pytest.mark.parametrize("bad", (0, -1, 1.5, 2.0, True, "3", None))
+def test_conv_invalid_positive_fields(field, bad):
+    with pytest.raises(SpecError, match=f"{field}=") as info:
+        ConvSpec(**{**BASE, field: bad})
+    assert isinstance(info.value, DFPGenError)
+    with pytest.raises(SpecError, match=f"layer 'conv9'.*{field}="):
+        ConvSpec(**{**BASE, field: bad, "name": "conv9"})
+
+
+@pytest.mark.parametrize("bad", (-1, 1.0, True, "0", None))
+def test_conv_invalid_pad(bad):
+    with pytest.raises(SpecError, match="pad="):
+        ConvSpec(**{**BASE, "pad": bad})
+
+
+def test_conv_kernel_larger_than_padded_input():
+    ConvSpec(**{**BASE, "R": 6, "S": 6})
+    ConvSpec(**{**BASE, "R": 8, "S": 8, "pad": 1})
+    with pytest.raises(SpecError, match="R=7"):
+        ConvSpec(**{**BASE, "R": 7})
+    with pytest.raises(SpecError, match="S=9"):
+        ConvSpec(**{**BASE, "S": 9, "pad": 1})
+    with pytest.raises(SpecError, match="R="):
+        ConvSpec(**{**BASE, "H": 2, "R": 3})
+
+
+def test_conv_with_batch_validates():
+    spec = ConvSpec(**BASE)
+    with pytest.raises(SpecError, match="N="):
+        spec.with_batch(0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Numerics
+# ---------------------------------------------------------------------------------------------
+
+def test_ref_safe_chain_table():
+    assert [ref_safe_chain(b, b) for b in (16, 15, 14, 13, 12, 8)] == [1, 4, 16, 64, 256, 66572]
+
+
+def test_numerics_defaults():
+    n = Numerics()
+    assert (n.bits_x, n.bits_w, n.rounding, n.overflow, n.chain) == (16, 16, "nearest", "exact", None)
+    assert n.safe_chain == n.effective_chain == 1
+    assert n.key() == (16, 16, "nearest", "exact", 1)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        n.chain = 3  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("bits_x", range(2, 17))
+def test_numerics_default_chain_is_safe_chain(bits_x):
+    for bits_w in range(2, 17):
+        n = Numerics(bits_x=bits_x, bits_w=bits_w)
+        want = ref_safe_chain(bits_x, bits_w)
+        assert n.safe_chain == want and n.effective_chain == want
+        assert n.key()[-1] == want
+        Numerics(bits_x=bits_x, bits_w=bits_w, chain=want)  # the bound itself is allowed under exact
+        with pytest.raises(NumericsError, match="chain"):
+            Numerics(bits_x=bits_x, bits_w=bits_w, chain=want + 1)
+        for policy in ("saturate", "wrap"):  # past the bound only with a non-exact policy
+            n = Numerics(bits_x=bits_x, bits_w=bits_w, overflow=policy, chain=want + 1)
+            assert n.effective_chain == want + 1 and n.key()[-1] == want + 1
+
+
+def test_numerics_exact_chain_error_names_bound():
+    with pytest.raises(NumericsError) as info:
+        Numerics(bits_x=12, bits_w=12, chain=257)
+    msg = str(info.value)
+    assert "chain=257" in msg and "256" in msg
+    assert isinstance(info.value, DFPGenError)
+
+
+def test_numerics_wrap_needs_explicit_chain():
+    with pytest.raises(NumericsError, match="chain"):
+        Numerics(overflow="wrap")
+    assert Numerics(overflow="wrap", chain=64).effective_chain == 64
+    assert Numerics(overflow="saturate").effective_chain == 1  # saturate defaults to the safe chain
+
+
+@pytest.mark.parametrize("policy", ("clamp", "Exact", "", None, "saturating"))
+def test_numerics_unknown_overflow(policy):
+    with pytest.raises(NumericsError, match="overflow") as info:
+        Numerics(overflow=policy)
+    for name in POLICIES:
+        assert name in str(info.value)
+
+
+@pytest.mark.parametrize("field", ("bits_x", "bits_w"))
+@pytest.mark.parametrize("bad", (1, 17, 0, True, 8.0, None))
+def test_numerics_bad_bits(field, bad):
+    with pytest.raises(NumericsError, match=field):
+        Numerics(**{field: bad})
+
+
+@pytest.mark.parametrize("bad", ("round", "", None))
+def test_numerics_bad_rounding(bad):
+    with pytest.raises(NumericsError) as info:
+        Numerics(rounding=bad)
+    for mode in MODES:
+        assert mode in str(info.value)
+
+
+@pytest.mark.parametrize("bad", (0, -4, True, 2.0, "4"))
+@pytest.mark.parametrize("policy", POLICIES)
+def test_numerics_bad_chain(bad, policy):
+    with pytest.raises(NumericsError, match="chain"):
+        Numerics(bits_x=8, bits_w=8, overflow=policy, chain=bad)
+
+
+def test_numerics_key_distinguishes_choices():
+    keys = {Numerics(bits_x=b, rounding=r).key() for b in (8, 12, 16) for r in MODES}
+    assert len(keys) == 15
+    assert Numerics(bits_x=12, bits_w=12).key() == Numerics(bits_x=12, bits_w=12, chain=256).key()

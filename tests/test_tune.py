@@ -1,0 +1,477 @@
+"""The autotuner (dfpgen.tune): search quality on fake deterministic measurements, real tuning of tiny
+layers in every pass, failed candidates as records, and the database lookup behind compile().
+
+Timing is noisy on a shared machine: no test asserts a speedup. Search-quality tests use fake
+measurements; real-kernel tests only check bookkeeping (what was measured, stored and chosen), and
+"best <= default" holds by construction (the best is the minimum over a set that contains the default).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import random
+from itertools import product
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dfpgen.conv import compile as dfpgen_compile
+from dfpgen.cost import default_blocking
+from dfpgen.db import Record, TuningDB
+from dfpgen.errors import TargetError
+from dfpgen.plan import Blocking, make_plan
+from dfpgen.spec import ConvSpec, Numerics
+from dfpgen.target import host
+from dfpgen.tune import Measurer, Task, knob_space, lookup, rank_by_cost, search, tune
+
+TINY = ConvSpec(2, 16, 16, 8, 8, 3, 3, 1, 1, name="tiny")
+PASSES = ("fprop", "bprop", "wtgrad")
+# Needs 4*8*4 (clipped) accumulators at least: more than any x86 register file holds.
+UNPLANNABLE = Blocking(kv=6, wb=28, hb=4)
+
+
+# ------------------------------------------------------------------------------- fake measurements
+
+def synthetic_space() -> list[Blocking]:
+    """824 blockings: a product of knob values, filtered by a 32-register budget, with unroll tied to cpb
+    (as in knob_space, so one-knob moves are not always possible)."""
+    points = []
+    for kv, wb, hb, cpb, order in product(range(1, 5), range(1, 15), range(1, 5), (4, 8), ("nk", "kn")):
+        if kv * wb * hb + kv + 1 <= 32:
+            for unroll in (None, cpb // 2):
+                points.append(Blocking(kv, wb, hb, cpb, unroll, order))
+    return points
+
+
+def fake_seconds(b: Blocking, seed: int = 0) -> float:
+    """A deterministic stand-in for a kernel's time on a 14x14 output with 4 channel vectors: per-MAC
+    cost of a register block (loads vs accumulators), times the edge waste of blocks that do not divide
+    the output (which makes ~20 one-knob local minima), small effects of order/cpb/unroll, and 1%
+    seeded noise."""
+    acc = b.kv * b.wb * b.hb
+    waste = (math.ceil(14 / b.wb) * b.wb / 14) * (math.ceil(14 / b.hb) * b.hb / 14) \
+        * (math.ceil(4 / b.kv) * b.kv / 4)
+    step = max(acc / 2, (b.kv + b.wb * b.hb) / 2) + 2
+    t = waste * step / acc
+    t *= 0.95 if b.order == "kn" else 1.0
+    t *= 1.0 if b.cpb == 8 else 1.03
+    t *= 0.98 if b.unroll else 1.0
+    t *= 1 + 0.01 * random.Random(f"{seed}:{b.describe()}").random()
+    return t * 1e-4
+
+
+def loosely_ranked(space: list[Blocking], seed: int) -> list[Blocking]:
+    """A cost-model stand-in only loosely correlated with fake_seconds (log-normal noise, sigma 0.5)."""
+    rng = random.Random(1000 + seed)
+    noisy = {b: fake_seconds(b) * math.exp(rng.gauss(0.0, 0.5)) for b in space}
+    return sorted(space, key=noisy.__getitem__)
+
+
+class FakeClock:
+    """A clock that advances one 'second' per measurement, never by sleeping."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def measure(self, fn):
+        def timed(b):
+            self.now += 1.0
+            return fn(b)
+        return timed
+
+
+@pytest.fixture(scope="module")
+def space():
+    return synthetic_space()
+
+
+@pytest.fixture(scope="module")
+def exhaustive_best(space):
+    return min(fake_seconds(b) for b in space)
+
+
+def test_synthetic_space_is_a_few_hundred_points_with_local_minima(space):
+    # Guard the premise of the quality tests: a real search problem, not a convex bowl.
+    assert 300 <= len(space) <= 1000
+    assert len(set(space)) == len(space)
+    values = {n: sorted({getattr(b, n) for b in space}, key=lambda v: (v is None, v or 0))
+              for n in ("kv", "wb", "hb", "cpb", "unroll", "order")}
+    members = set(space)
+
+    def neighbours(b):
+        for name, options in values.items():
+            i = options.index(getattr(b, name))
+            for j in (i - 1, i + 1):
+                if 0 <= j < len(options):
+                    n = dataclasses.replace(b, **{name: options[j]})
+                    if n in members:
+                        yield n
+    minima = [b for b in space if all(fake_seconds(n) >= fake_seconds(b) for n in neighbours(b))]
+    assert len(minima) >= 5
+    # The stand-in cost model is only loosely right: Spearman's rho of its order with the truth.
+    truth = {b: i for i, b in enumerate(sorted(space, key=fake_seconds))}
+    n = len(space)
+    for seed in range(8):
+        d2 = sum((i - truth[b]) ** 2 for i, b in enumerate(loosely_ranked(space, seed)))
+        assert 0.2 < 1 - 6 * d2 / (n * (n * n - 1)) < 0.7
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_guided_search_with_a_loose_ranking_gets_within_5pct_of_exhaustive_best(space, exhaustive_best, seed):
+    trials = 60  # about 7% of the space
+    result = search(space, fake_seconds, trials=trials, seed=seed, ranked=loosely_ranked(space, seed))
+    assert len(result.history) == trials
+    measured = [b for b, _ in result.history]
+    assert len(set(measured)) == trials and set(measured) <= set(space)
+    best_blocking, best_seconds = result.best
+    assert best_seconds == fake_seconds(best_blocking)
+    assert best_seconds <= 1.05 * exhaustive_best, (best_blocking, best_seconds / exhaustive_best)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_guided_search_without_a_ranking_still_gets_within_5pct(space, exhaustive_best, seed):
+    # No cost model at all: random seeds plus neighbourhood moves, a quarter of the space.
+    result = search(space, fake_seconds, trials=200, seed=seed)
+    assert len(result.history) == 200
+    assert result.best[1] <= 1.05 * exhaustive_best
+
+
+def test_guided_search_beats_the_ranking_it_was_given(space):
+    # The search improves on the cost model's own top pick (the ranking is only loosely right).
+    for seed in range(4):
+        ranked = loosely_ranked(space, seed)
+        result = search(space, fake_seconds, trials=60, seed=seed, ranked=ranked)
+        assert result.best[1] <= fake_seconds(ranked[0])
+
+
+def test_exhaustive_when_the_space_fits_in_the_trials():
+    small = [Blocking(kv, wb, 1) for kv in (1, 2, 3) for wb in range(1, 7)]
+    ranked = sorted(small, key=fake_seconds)[:5]
+    result = search(small, fake_seconds, trials=len(small), seed=3, ranked=ranked)
+    measured = [b for b, _ in result.history]
+    assert sorted(measured, key=Blocking.describe) == sorted(small, key=Blocking.describe)
+    assert measured[:5] == ranked   # the ranked points first
+    assert result.best == min(((b, fake_seconds(b)) for b in small), key=lambda h: h[1])
+    # Far more trials than points: still every point exactly once.
+    assert len(search(small, fake_seconds, trials=1000).history) == len(small)
+
+
+@pytest.mark.parametrize("trials", [8, 60])   # exhaustive (small space) and guided
+def test_same_seed_same_history_and_seeds_matter(trials):
+    space = synthetic_space() if trials == 60 else synthetic_space()[:8]
+    runs = {seed: search(space, fake_seconds, trials=trials, seed=seed).history for seed in range(5)}
+    again = {seed: search(space, fake_seconds, trials=trials, seed=seed).history for seed in range(5)}
+    assert runs == again
+    orders = {tuple(b for b, _ in h) for h in runs.values()}
+    assert len(orders) > 1  # different seeds explore differently
+
+
+def test_same_seed_same_history_with_a_ranking(space):
+    ranked = loosely_ranked(space, 0)
+    a = search(space, fake_seconds, trials=40, seed=7, ranked=ranked)
+    b = search(space, fake_seconds, trials=40, seed=7, ranked=list(ranked))
+    assert a.history == b.history
+
+
+@pytest.mark.parametrize("trials", [10_000, 64], ids=["exhaustive", "guided"])
+def test_budget_stops_the_search(space, trials):
+    clock = FakeClock()
+    result = search(space, clock.measure(fake_seconds), trials=trials, budget=10.0, clock=clock)
+    # Each measurement takes one fake second: no measurement starts at or after the deadline.
+    assert len(result.history) == 10
+    assert clock.now == 10.0
+    clock = FakeClock()
+    assert search(space, clock.measure(fake_seconds), trials=trials, budget=0.0, clock=clock).history == []
+
+
+@pytest.mark.parametrize("trials", [10_000, 30], ids=["exhaustive", "guided"])
+def test_start_points_are_measured_first(space, trials):
+    worst = sorted(space, key=fake_seconds)[-3:]   # even the worst points, when asked
+    ranked = loosely_ranked(space, 1)
+    result = search(space, fake_seconds, trials=trials, seed=1, ranked=ranked, start=tuple(worst))
+    assert [b for b, _ in result.history[:3]] == worst
+    assert len({b for b, _ in result.history}) == len(result.history)
+
+
+@pytest.mark.parametrize("trials", [10_000, 40], ids=["exhaustive", "guided"])
+def test_failures_never_become_the_best(space, exhaustive_best, trials):
+    good = sorted(space, key=fake_seconds)
+    failing = set(good[:20]) | set(space[::3])   # the 20 fastest points fail, and a third of the rest
+
+    def measure(b):
+        return math.inf if b in failing else fake_seconds(b)
+    result = search(space, measure, trials=trials, seed=2, ranked=good)  # a ranking that favours failures
+    assert any(math.isinf(t) for _, t in result.history)
+    best_blocking, best_seconds = result.best
+    assert math.isfinite(best_seconds) and best_blocking not in failing
+    assert best_seconds == min(t for _, t in result.history if math.isfinite(t))
+
+
+def test_all_failures_give_no_best_and_nan_is_a_failure(space):
+    result = search(space, lambda b: math.inf, trials=25, seed=0)
+    assert len(result.history) == 25 and result.best is None
+    result = search(space, lambda b: math.nan if b.kv == 1 else fake_seconds(b), trials=50, seed=0)
+    assert result.best is not None and result.best[0].kv != 1
+
+
+def test_progress_reports_the_count_measured(space):
+    counts = []
+    search(space, fake_seconds, trials=12, seed=0, progress=counts.append)
+    assert counts == list(range(1, 13))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), n=st.integers(1, 40), trials=st.integers(1, 50), seed=st.integers(0, 2**16),
+       inf_every=st.integers(0, 4))
+def test_search_invariants(data, n, trials, seed, inf_every):
+    space = [Blocking(kv, wb, hb) for kv in range(1, 5) for wb in range(1, 6) for hb in range(1, 3)][:n]
+    times = {b: (math.inf if inf_every and i % inf_every == 0 else fake_seconds(b)) for i, b in enumerate(space)}
+    start = tuple(data.draw(st.lists(st.sampled_from(space), max_size=3, unique=True)))
+    result = search(space, times.__getitem__, trials=trials, seed=seed, start=start)
+    measured = [b for b, _ in result.history]
+    assert len(measured) == min(trials, n)
+    assert len(set(measured)) == len(measured) and set(measured) <= set(space)
+    assert measured[:len(start)] == list(start)[:len(measured)]
+    finite = [t for _, t in result.history if math.isfinite(t)]
+    assert (result.best is None) == (not finite)
+    if finite:
+        assert result.best[1] == min(finite)
+
+
+def test_search_tolerates_duplicate_points_in_the_space():
+    space = [Blocking(kv=k) for k in range(1, 6)] * 2
+    result = search(space, lambda b: float(b.kv), trials=8)
+    assert {b for b, _ in result.history} == set(space[:5])
+
+
+# ---------------------------------------------------------------------------------- real tuning
+
+@pytest.fixture(scope="module")
+def isa():
+    try:
+        return host().best_isa("dfp16")
+    except TargetError as exc:
+        pytest.skip(f"no DFP16 ISA on this host: {exc}")
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("DFPGEN_CACHE_DIR", str(tmp_path))
+    return tmp_path
+
+
+def task_of(isa, pass_name="fprop", spec=TINY, threads=1, numerics=None):
+    return Task(spec, pass_name, numerics or Numerics(), isa, threads, host())
+
+
+def planned(task, blocking):
+    return make_plan(task.spec, task.numerics, blocking, task.target, task.isa, task.pass_name).blocking
+
+
+def test_knob_space_and_ranking_of_a_tiny_layer(isa):
+    target = host()
+    for pass_name in PASSES:
+        space = knob_space(TINY, pass_name, Numerics(), target, isa)
+        assert space and len(set(space)) == len(space)
+        ranked = rank_by_cost(space, TINY, pass_name, Numerics(), target, isa)
+        assert ranked and all(b in set(space) for _, b in ranked)
+        assert [c for c, _ in ranked] == sorted(c for c, _ in ranked)
+
+
+@pytest.mark.parametrize("pass_name", PASSES)
+def test_tune_records_measures_the_default_and_answers_from_the_db(isa, cache, pass_name):
+    db = TuningDB(cache / "t.sqlite")
+    task = task_of(isa, pass_name)
+    outcome = tune(task, db, trials=6, budget=20)
+    records = db.records(task.key)
+    assert not outcome.from_db
+    assert 1 <= outcome.measured <= 6
+    assert len(records) == outcome.measured
+    assert outcome.failures == sum(not r.ok for r in records)
+    assert all(r.key == task.key and r.layer == "tiny" for r in records)
+
+    default = planned(task, default_blocking(TINY, Numerics(), task.target, isa, pass_name))
+    assert default in {r.blocking for r in records}
+    assert outcome.default is not None and outcome.default.blocking == default
+    assert outcome.best is not None and outcome.best.ok
+    assert outcome.best.seconds <= outcome.default.seconds        # min over a set containing the default
+    assert outcome.best.seconds == min(r.seconds for r in records if r.ok)
+    assert outcome.best == db.best(task.key)
+
+    again = tune(task, db, trials=6, budget=20)
+    assert again.from_db and again.measured == 0
+    assert len(db.records(task.key)) == len(records)
+    assert again.best == outcome.best
+    assert again.default is not None and again.default.seconds == outcome.default.seconds
+
+    retuned = tune(task, db, trials=3, budget=20, retune=True, seed=1)
+    assert not retuned.from_db and retuned.measured >= 1
+    assert len(db.records(task.key)) == len(records) + retuned.measured
+    db.close()
+
+
+def test_default_record_from_the_db_describes_the_default_blocking(isa, cache, distinct_blocking):
+    db = TuningDB(cache / "t.sqlite")
+    task = task_of(isa)
+    first = tune(task, db, trials=4, budget=20)
+    default = planned(task, default_blocking(TINY, Numerics(), task.target, isa))
+    assert first.default.blocking == default
+    # Make the best deterministically another blocking than the default's.
+    db.add(fake_record(task, distinct_blocking, first.best.seconds / 10))
+    again = tune(task, db, trials=4, budget=20)
+    assert again.from_db and again.best.blocking == distinct_blocking
+    assert again.default.seconds == first.default.seconds
+    assert again.default.blocking == default
+
+
+def test_tune_never_measures_more_than_the_trials(isa, cache):
+    db = TuningDB(cache / "t.sqlite")
+    outcome = tune(task_of(isa), db, trials=1, budget=20)
+    assert outcome.measured <= 1 and len(db.records()) <= 1
+
+
+@pytest.mark.parametrize("pass_name", ["fprop", "bprop"])
+def test_knob_space_only_offers_blockings_that_plan(isa, pass_name):
+    from dfpgen.errors import PlanError
+
+    task = task_of(isa, pass_name)
+    failing = []
+    for b in knob_space(TINY, pass_name, Numerics(), task.target, isa):
+        try:
+            planned(task, b)
+        except PlanError as exc:
+            failing.append((b.describe(), str(exc)))
+    assert not failing, f"{len(failing)} unplannable points, e.g. {failing[0]}"
+
+
+def test_unplannable_candidate_is_a_plan_record_not_an_exception(isa, cache):
+    task = task_of(isa)
+    record = Measurer(task).measure(UNPLANNABLE)
+    assert record.error_kind == "plan" and math.isinf(record.seconds) and not record.ok
+    assert record.error.startswith("PlanError") and record.key == task.key
+
+
+def test_tune_records_failed_candidates_and_goes_on(isa, cache, monkeypatch):
+    import dfpgen.tune as tune_mod
+
+    plannable = [b for _, b in rank_by_cost(knob_space(TINY, "fprop", Numerics(), host(), isa), TINY, "fprop",
+                                            Numerics(), host(), isa)][:3]
+    monkeypatch.setattr(tune_mod, "knob_space", lambda *a, **k: [UNPLANNABLE] + plannable)
+    db = TuningDB(cache / "t.sqlite")
+    task = task_of(isa)
+    outcome = tune(task, db, trials=10, budget=20)   # 4 points + the default: exhaustive
+    records = db.records(task.key)
+    assert outcome.measured == len(records) == 5
+    assert outcome.failures == 1
+    failed = [r for r in records if not r.ok]
+    assert len(failed) == 1 and failed[0].error_kind == "plan" and math.isinf(failed[0].seconds)
+    assert failed[0].blocking == UNPLANNABLE
+    assert outcome.best.ok and db.best(task.key) == outcome.best
+
+
+@pytest.mark.parametrize("pass_name", PASSES)
+def test_wrong_answer_is_detected(isa, cache, pass_name):
+    task = task_of(isa, pass_name)
+    measurer = Measurer(task)
+    blocking = planned(task, default_blocking(TINY, Numerics(), task.target, isa, pass_name))
+    assert measurer.measure(blocking).ok
+    measurer.exact = measurer.exact + 1e-3 * float(abs(measurer.exact).max())   # a wrong reference
+    record = measurer.measure(blocking)
+    assert record.error_kind == "wrong_answer" and math.isinf(record.seconds) and record.gmacs == 0.0
+    assert "ValueError" in record.error
+
+
+def test_tune_with_every_answer_wrong_stores_failures_and_finds_nothing(isa, cache, monkeypatch):
+    original = Measurer.__init__
+
+    def wrong_reference(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        self.exact = self.exact * 1.01 + 1.0
+    monkeypatch.setattr(Measurer, "__init__", wrong_reference)
+    db = TuningDB(cache / "t.sqlite")
+    task = task_of(isa)
+    outcome = tune(task, db, trials=3, budget=20)
+    assert outcome.best is None and outcome.default is None and not outcome.from_db
+    assert outcome.measured == outcome.failures == len(db.records(task.key)) >= 1
+    assert {r.error_kind for r in db.records(task.key)} == {"wrong_answer"}
+    assert db.best(task.key) is None
+    # Nothing usable was stored, so compile() still says it used the default.
+    assert lookup(TINY, "fprop", Numerics(), isa, 1, db=db) == (None, "default")
+
+
+# ------------------------------------------------------------------------- lookup and compile()
+
+def fake_record(task, blocking, seconds=1e-5):
+    return Record(task.key, blocking, seconds, task.spec.macs / seconds / 1e9, created=1.0, layer="tiny")
+
+
+@pytest.fixture
+def distinct_blocking(isa):
+    """A plannable blocking (as the planner normalizes it) that is not the default."""
+    task = task_of(isa)
+    default = planned(task, default_blocking(TINY, Numerics(), task.target, isa))
+    for b in knob_space(TINY, "fprop", Numerics(), task.target, isa):
+        try:
+            p = planned(task, b)
+        except Exception:
+            continue
+        if p != default:
+            return p
+    pytest.skip("the tiny layer has a single plannable blocking here")
+
+
+def test_compile_uses_the_exact_tuned_record(isa, cache, distinct_blocking):
+    db = TuningDB(cache / "tuning.sqlite")   # the default database of DFPGEN_CACHE_DIR
+    task = task_of(isa)
+    db.add(fake_record(task, distinct_blocking))
+    db.add(fake_record(task, planned(task, default_blocking(TINY, Numerics(), task.target, isa)), 2e-5))
+    assert lookup(TINY, "fprop", Numerics(), isa, 1, db=db) == (distinct_blocking, "tuned")
+    assert lookup(TINY, "fprop", Numerics(), isa, 1) == (distinct_blocking, "tuned")  # default path
+    kernel = dfpgen_compile(TINY, "fprop", Numerics(), isa=isa, threads=1, use_db=True)
+    assert kernel.source == "tuned"
+    assert kernel.plan.blocking == distinct_blocking
+
+
+def test_compile_falls_back_to_the_nearest_batch_and_threads_and_says_so(isa, cache, distinct_blocking):
+    db = TuningDB(cache / "tuning.sqlite")
+    db.add(fake_record(task_of(isa), distinct_blocking))       # batch 2, 1 thread
+    bigger = dataclasses.replace(TINY, N=4)
+    blocking, source = lookup(bigger, "fprop", Numerics(), isa, 1, db=db)
+    assert blocking == distinct_blocking and source == "tuned at batch 2, 1 threads"
+    kernel = dfpgen_compile(bigger, "fprop", Numerics(), isa=isa, threads=2)
+    assert kernel.plan.blocking == distinct_blocking
+    assert kernel.source == "tuned at batch 2, 1 threads"
+    # Another pass, other numerics or another layer shape are other tasks: no fallback across them.
+    assert dfpgen_compile(TINY, "bprop", Numerics(), isa=isa, threads=1).source == "default"
+    assert dfpgen_compile(TINY, "fprop", Numerics(bits_x=12, bits_w=12), isa=isa, threads=1).source == "default"
+    other = ConvSpec(2, 32, 16, 8, 8, 3, 3, 1, 1)
+    assert dfpgen_compile(other, "fprop", Numerics(), isa=isa, threads=1).source == "default"
+
+
+def test_compile_says_default_without_a_db_and_use_db_false_ignores_it(isa, cache, distinct_blocking):
+    path = cache / "tuning.sqlite"
+    kernel = dfpgen_compile(TINY, "fprop", Numerics(), isa=isa, threads=1)
+    assert kernel.source == "default"
+    assert kernel.plan.blocking == planned(task_of(isa), default_blocking(TINY, Numerics(), host(), isa))
+    assert not path.exists()   # looking up never creates a database
+    assert lookup(TINY, "fprop", Numerics(), isa, 1) == (None, "default")
+    db = TuningDB(path)
+    db.add(fake_record(task_of(isa), distinct_blocking))
+    assert dfpgen_compile(TINY, "fprop", Numerics(), isa=isa, threads=1).source == "tuned"
+    assert dfpgen_compile(TINY, "fprop", Numerics(), isa=isa, threads=1, use_db=False).source == "default"
+    given = dfpgen_compile(TINY, "fprop", Numerics(), isa=isa, threads=1, blocking=Blocking(1, 2, 1))
+    assert given.source == "given"
+
+
+def test_tuned_blocking_reaches_compile_end_to_end(isa, cache):
+    db = TuningDB(cache / "tuning.sqlite")
+    task = task_of(isa, "wtgrad")
+    outcome = tune(task, db, trials=4, budget=20)
+    kernel = dfpgen_compile(TINY, "wtgrad", Numerics(), isa=isa, threads=1)
+    assert kernel.source == "tuned"
+    assert kernel.plan.blocking == outcome.best.blocking
