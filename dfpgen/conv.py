@@ -126,7 +126,10 @@ class Conv2d:
 
     def quantize(self, a, kind: str, name: str) -> DFPTensor:
         """Quantize an operand of kind 'act', 'weight' or 'grad' with the op's bits and rounding."""
-        return quantize(a, self.bits[kind], self.rounding[kind], self.rng, name=name)
+        start = time.perf_counter()
+        q = quantize(a, self.bits[kind], self.rounding[kind], self.rng, name=name)
+        self.timings["quantize"] = self.timings.get("quantize", 0.0) + time.perf_counter() - start
+        return q
 
     def _operand(self, a, kind: str, name: str, shape: tuple):
         if isinstance(a, DFPTensor):
@@ -162,7 +165,7 @@ class Conv2d:
     def run(self, pass_name: str, a, b) -> tuple[np.ndarray, float]:
         """Run one pass on its two operands (see PASS_OPERANDS); returns the result and its max|.|.
 
-        Seconds spent per phase accumulate in `self.timings` (quantize, layout, kernel, unlayout)."""
+        Seconds spent per phase accumulate in `self.timings` (quantize, layout, "kernel <pass>", unlayout)."""
         clock = time.perf_counter
         t0 = clock()
         kernel = self.kernel(pass_name)
@@ -186,7 +189,8 @@ class Conv2d:
             result = (result.astype(np.float64) * scale).astype(np.float32)
             maxabs = float(np.float32(maxabs * scale))
         t4 = clock()
-        for phase, seconds in (("quantize", t1 - t0), ("layout", t2 - t1), ("kernel", t3 - t2), ("unlayout", t4 - t3)):
+        for phase, seconds in (("quantize", t1 - t0), ("layout", t2 - t1), (f"kernel {pass_name}", t3 - t2),
+                               ("unlayout", t4 - t3)):
             self.timings[phase] = self.timings.get(phase, 0.0) + seconds
         return result, maxabs
 

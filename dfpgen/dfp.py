@@ -154,16 +154,35 @@ def _saturate(mant: np.ndarray, bits: int) -> np.ndarray:
     return np.clip(mant, -top, top).astype(np.int16)
 
 
-def _check_float_array(x, name: str) -> np.ndarray:
+def _check_float_array(x, name: str) -> tuple[np.ndarray, float]:
+    """The array and its max |x|; raises for non-float dtypes and for NaN/Inf (naming the first)."""
     a = np.asarray(x)
     if a.dtype.kind != "f":
         raise DTypeError(f"{name}: expected a float array, got dtype {a.dtype}")
-    bad = ~np.isfinite(a)
-    if bad.any():
+    if not a.size:
+        return a, 0.0
+    maxabs = max(float(a.max()), -float(a.min()))  # NaN and Inf both surface here, without a scan
+    if not np.isfinite(maxabs):
+        bad = ~np.isfinite(a)
         first = tuple(int(i) for i in np.argwhere(bad)[0])
         raise NonFiniteError(f"{name}: {int(bad.sum())} NaN/Inf value(s), the first at index {first} "
                              f"({a[first]!r})")
-    return a
+    return a, maxabs
+
+
+def _scaled_mantissas(a: np.ndarray, exp: int, bits: int, rounding: str, seed) -> np.ndarray:
+    v = a.astype(np.float64)
+    v *= np.float64(2.0) ** -exp  # exact: a power-of-two scaling
+    if rounding == "nearest" and a.dtype.itemsize <= 4:
+        # Fast path, exact for inputs of at most 24 significant bits: v + copysign(0.5, v) needs no
+        # rounding in float64 wherever it could reach the next integer, so trunc() is half-away.
+        v += np.copysign(0.5, v)
+        np.trunc(v, out=v)
+    else:
+        v = _round_float(v, rounding, seed)
+    top = max_mantissa(bits)
+    np.clip(v, -top, top, out=v)
+    return v.astype(np.int16)
 
 
 def quantize(x, bits: int = 16, rounding: str = "nearest", seed=None, name: str = "tensor") -> DFPTensor:
@@ -173,13 +192,11 @@ def quantize(x, bits: int = 16, rounding: str = "nearest", seed=None, name: str 
     """
     check_bits(bits)
     check_rounding(rounding)
-    a = _check_float_array(x, name)
-    maxabs = float(np.max(np.abs(a))) if a.size else 0.0
+    a, maxabs = _check_float_array(x, name)
     exp = exponent_for_max(maxabs, bits)
     if maxabs == 0:
         return DFPTensor(np.zeros(a.shape, np.int16), exp, bits)
-    v = np.ldexp(a.astype(np.float64), -exp)  # exact: a power-of-two scaling of float values
-    return DFPTensor(_saturate(_round_float(v, rounding, seed), bits), exp, bits)
+    return DFPTensor(_scaled_mantissas(a, exp, bits, rounding, seed), exp, bits)
 
 
 def quantize_with_exp(x, exp: int, bits: int = 16, rounding: str = "nearest", seed=None,
@@ -187,9 +204,8 @@ def quantize_with_exp(x, exp: int, bits: int = 16, rounding: str = "nearest", se
     """Quantize a float array on a given exponent (e.g. one from a fused max-abs), saturating."""
     check_bits(bits)
     check_rounding(rounding)
-    a = _check_float_array(x, name)
-    v = np.ldexp(a.astype(np.float64), -int(exp))
-    return DFPTensor(_saturate(_round_float(v, rounding, seed), bits), int(exp), bits)
+    a, _ = _check_float_array(x, name)
+    return DFPTensor(_scaled_mantissas(a, int(exp), bits, rounding, seed), int(exp), bits)
 
 
 def downconvert(acc, exp: int, bits: int = 16, rounding: str = "nearest", seed=None) -> DFPTensor:
