@@ -3,7 +3,7 @@ images, 4,000 for training) with identical hyper-parameters and data order in FP
 (16 bits, nearest; and with stochastic rounding of gradients), over several seeds. Writes every run's
 log, a table of final test accuracies (mean and spread per precision) and one plot of all runs.
 
-    python benchmarks/mnist_parity.py [--net resnet8] [--epochs 5] [--seeds 0,1,2] [--batch 64] [--lr 0.05]
+    python benchmarks/mnist_parity.py [--net resnet8] [--epochs 8] [--seeds 0,1,2] [--batch 32] [--lr 0.05]
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ RUNS = {
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--net", default="resnet8")
-    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--seeds", default="0,1,2")
-    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=0.05)
     ap.add_argument("--runs", default=",".join(RUNS))
     args = ap.parse_args()

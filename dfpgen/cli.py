@@ -430,8 +430,8 @@ def db_export(db_path):
               help="Rounding of gradients (default: --rounding); stochastic is a common choice.")
 @click.option("--dfp", "dfp_kinds", default="act,weight,grad", show_default=True,
               help="Which tensors are DFP; a pass with an FP32 operand runs in FP32 kernels.")
-@click.option("--epochs", type=click.IntRange(min=1), default=4, show_default=True)
-@click.option("--batch", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--batch", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.05, show_default=True)
 @click.option("--schedule", type=click.Choice(["cosine", "step", "constant"]), default="cosine", show_default=True)
 @click.option("--weight-decay", type=click.FloatRange(min=0), default=5e-4, show_default=True)

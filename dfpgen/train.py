@@ -41,8 +41,8 @@ class TrainConfig:
     net: str = "resnet8"
     data: str = "mnist"
     precision: Precision = field(default_factory=Precision)
-    epochs: int = 4
-    batch: int = 64
+    epochs: int = 8
+    batch: int = 32
     lr: float = 0.05
     momentum: float = 0.9
     weight_decay: float = 5e-4
