@@ -12,6 +12,7 @@ dst = dx [N][CB][H][W][lanes]. A tile is hb x wb input pixels of one phase x kv 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from math import ceil
 
@@ -52,7 +53,7 @@ def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target,
     KB, CB = ceil(channel_elems / cpb), ceil(s.C / lanes)
     kv = min(c.kv, CB)
     hb, wb = min(c.hb, s.H), min(c.wb, s.W)
-    c = type(c)(c.isa, elem, lanes, c.chain, kv, wb, hb)
+    c = dataclasses.replace(c, kv=kv, wb=wb, hb=hb)
 
     rows = [_phase_taps(s.H, ph, s.R, s.pad, st, s.P) for ph in range(min(st, s.H))]
     cols = [_phase_taps(s.W, pw, s.S, s.pad, st, s.Q) for pw in range(min(st, s.W))]

@@ -7,6 +7,7 @@ columns x kv vectors of output channels; one work item is (channel group, row bl
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from math import ceil
 
@@ -37,7 +38,7 @@ def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target,
     CB, KB = ceil(channel_elems / cpb), ceil(s.K / lanes)
     kv = min(c.kv, KB)
     hb, wb = min(c.hb, s.P), min(c.wb, s.Q)
-    c = type(c)(c.isa, elem, lanes, c.chain, kv, wb, hb)
+    c = dataclasses.replace(c, kv=kv, wb=wb, hb=hb)
     Hp, Wp, ce = s.H + 2 * s.pad, s.W + 2 * s.pad, cpb * elem
     in_w, in_h = ce, Wp * ce
     in_cb = Hp * in_h

@@ -12,6 +12,7 @@ is one tile (every item owns its outputs: threads never race and need no reducti
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from math import ceil
 
@@ -48,7 +49,7 @@ def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target,
     KB = ceil(s.K / lanes)
     kv = min(c.kv, KB)
     hb, wb = min(c.hb, s.S), min(c.wb, s.C)
-    c = type(c)(c.isa, elem, lanes, c.chain, kv, wb, hb)
+    c = dataclasses.replace(c, kv=kv, wb=wb, hb=hb)
     Hp = s.H + 2 * s.pad
     Wx = (Qe - 1) * elem * st + s.S
     x_c, x_w = elem, s.C * elem
