@@ -13,6 +13,7 @@ The pass-specific planners (plan_fprop, plan_bprop, plan_wtgrad) only compute th
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from dataclasses import dataclass, field
 from math import ceil
@@ -258,6 +259,20 @@ def common(numerics: Numerics, blocking: Blocking, target: Target, isa_name: str
                         f"isa={isa.name!r} has none: use avx512_vnni or avx_vnni, or overflow='exact'")
     return Common(isa, 2 if int_acc else 1, isa.lanes, numerics.effective_chain if int_acc else 0,
                   b.kv, b.wb, b.hb)
+
+
+def channel_blocks(c: Common, blocking: Blocking, channels: int, numerics: Numerics) -> tuple[int, int, int]:
+    """(cpb, unroll, blocks) for a reduction over `channels` channels held as elements of c.elem."""
+    elements = ceil(channels / c.elem)
+    cpb = blocking.cpb if blocking.cpb is not None else min(c.lanes, elements)
+    if not 1 <= cpb <= 64:
+        raise PlanError(f"cpb={cpb}: must be in 1..64 channel elements")
+    return cpb, choose_unroll(c, blocking.unroll, cpb, numerics), ceil(elements / cpb)
+
+
+def clip_block(c: Common, vectors: int, rows: int, cols: int) -> Common:
+    """The register block clipped to the extents it tiles (vector count, rows, columns)."""
+    return dataclasses.replace(c, kv=min(c.kv, vectors), hb=min(c.hb, rows), wb=min(c.wb, cols))
 
 
 def choose_unroll(c: Common, requested: int | None, elements: int, numerics: Numerics) -> int:

@@ -12,12 +12,10 @@ dst = dx [N][CB][H][W][lanes]. A tile is hb x wb input pixels of one phase x kv 
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from math import ceil
 
-from .errors import PlanError
-from .plan import Blocking, CallsBuilder, Plan, choose_unroll, common, finish, split
+from .plan import Blocking, CallsBuilder, Plan, channel_blocks, clip_block, common, finish, split
 from .spec import ConvSpec, Numerics
 from .target import Target
 
@@ -45,15 +43,10 @@ def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target,
     """Plan a BPROP kernel."""
     c = common(numerics, blocking, target, isa_name, "bprop")
     s, elem, lanes, st = spec, c.elem, c.lanes, spec.stride
-    channel_elems = ceil(s.K / elem)
-    cpb = blocking.cpb if blocking.cpb is not None else min(lanes, channel_elems)
-    if not 1 <= cpb <= 64:
-        raise PlanError(f"cpb={cpb}: must be in 1..64 channel elements")
-    unroll = choose_unroll(c, blocking.unroll, cpb, numerics)
-    KB, CB = ceil(channel_elems / cpb), ceil(s.C / lanes)
-    kv = min(c.kv, CB)
-    hb, wb = min(c.hb, s.H), min(c.wb, s.W)
-    c = dataclasses.replace(c, kv=kv, wb=wb, hb=hb)
+    cpb, unroll, KB = channel_blocks(c, blocking, s.K, numerics)
+    CB = ceil(s.C / lanes)
+    c = clip_block(c, CB, s.H, s.W)
+    kv, hb, wb = c.kv, c.hb, c.wb
 
     rows = [_phase_taps(s.H, ph, s.R, s.pad, st, s.P) for ph in range(min(st, s.H))]
     cols = [_phase_taps(s.W, pw, s.S, s.pad, st, s.Q) for pw in range(min(st, s.W))]

@@ -7,12 +7,10 @@ columns x kv vectors of output channels; one work item is (channel group, row bl
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from math import ceil
 
-from .errors import PlanError
-from .plan import Blocking, CallsBuilder, Plan, choose_unroll, common, finish, split
+from .plan import Blocking, CallsBuilder, Plan, channel_blocks, clip_block, common, finish, split
 from .spec import ConvSpec, Numerics
 from .target import Target
 
@@ -30,15 +28,10 @@ def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target,
     """Plan an FPROP kernel."""
     c = common(numerics, blocking, target, isa_name, "fprop")
     s, elem, lanes = spec, c.elem, c.lanes
-    channel_elems = ceil(s.C / elem)
-    cpb = blocking.cpb if blocking.cpb is not None else min(lanes, channel_elems)
-    if not 1 <= cpb <= 64:
-        raise PlanError(f"cpb={cpb}: must be in 1..64 channel elements")
-    unroll = choose_unroll(c, blocking.unroll, cpb, numerics)
-    CB, KB = ceil(channel_elems / cpb), ceil(s.K / lanes)
-    kv = min(c.kv, KB)
-    hb, wb = min(c.hb, s.P), min(c.wb, s.Q)
-    c = dataclasses.replace(c, kv=kv, wb=wb, hb=hb)
+    cpb, unroll, CB = channel_blocks(c, blocking, s.C, numerics)
+    KB = ceil(s.K / lanes)
+    c = clip_block(c, KB, s.P, s.Q)
+    kv, hb, wb = c.kv, c.hb, c.wb
     Hp, Wp, ce = s.H + 2 * s.pad, s.W + 2 * s.pad, cpb * elem
     in_w, in_h = ce, Wp * ce
     in_cb = Hp * in_h

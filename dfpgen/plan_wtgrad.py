@@ -12,12 +12,11 @@ is one tile (every item owns its outputs: threads never race and need no reducti
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from math import ceil
 
 from .errors import PlanError
-from .plan import Blocking, CallsBuilder, Plan, common, finish, split
+from .plan import Blocking, CallsBuilder, Plan, clip_block, common, finish, split
 from .spec import ConvSpec, Numerics
 from .target import Target
 
@@ -47,9 +46,8 @@ def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target,
         raise PlanError(f"unroll={unroll}: must be in 1..64")
     Qe = ceil(q_elems / unroll) * unroll          # dy is zero-padded to whole steps
     KB = ceil(s.K / lanes)
-    kv = min(c.kv, KB)
-    hb, wb = min(c.hb, s.S), min(c.wb, s.C)
-    c = dataclasses.replace(c, kv=kv, wb=wb, hb=hb)
+    c = clip_block(c, KB, s.S, s.C)
+    kv, hb, wb = c.kv, c.hb, c.wb
     Hp = s.H + 2 * s.pad
     Wx = (Qe - 1) * elem * st + s.S
     x_c, x_w = elem, s.C * elem

@@ -19,6 +19,16 @@ def _pyplot():
     return plt
 
 
+def _save(plt, fig, path: str) -> None:
+    fig.tight_layout()
+    try:
+        fig.savefig(path)
+    except OSError as exc:
+        raise PlotError(f"cannot write {path}: {exc}") from None
+    finally:
+        plt.close(fig)
+
+
 def roofline(points: list[dict], peaks: dict[str, float], path: str, title: str) -> None:
     """Tuned kernels (dicts with label, intensity in MAC/byte, gmacs) against horizontal peak lines."""
     plt = _pyplot()
@@ -40,13 +50,7 @@ def roofline(points: list[dict], peaks: dict[str, float], path: str, title: str)
     ax.set_ylim(0, max([*peaks.values(), *(p["gmacs"] for p in points)]) * 1.15)
     ax.set_title(title)
     ax.legend(loc="lower right")
-    fig.tight_layout()
-    try:
-        fig.savefig(path)
-    except OSError as exc:
-        raise PlotError(f"cannot write {path}: {exc}") from None
-    finally:
-        plt.close(fig)
+    _save(plt, fig, path)
 
 
 def training_curves(runs: dict[str, list[dict]], path: str, title: str = "") -> None:
@@ -64,10 +68,4 @@ def training_curves(runs: dict[str, list[dict]], path: str, title: str = "") -> 
         ax.legend(fontsize=7)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    try:
-        fig.savefig(path)
-    except OSError as exc:
-        raise PlotError(f"cannot write {path}: {exc}") from None
-    finally:
-        plt.close(fig)
+    _save(plt, fig, path)
