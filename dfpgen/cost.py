@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from itertools import product
 
+import numpy as np
+
 from .errors import PlanError
 from .plan import Blocking, Plan, make_plan, register_need
 from .spec import ConvSpec, Numerics
@@ -33,11 +35,13 @@ def predicted_cycles(plan: Plan) -> float:
         acc = tile.accumulators
         step = max(plan.unroll * acc / rate, plan.unroll * (tile.v + tile.h * tile.w) / LOADS_PER_CYCLE)
         per_tile.append((step + STEP_OVERHEAD, acc * FLUSH_CYCLES[plan.flush_in_registers] + 2 * acc))
-    total = 0.0
-    for index, count in zip(plan.calls.tile, plan.calls.step_count):
-        step, flush = per_tile[index]
-        total += count * step + max(1, -(-count // plan.steps_per_flush)) * flush
-    return total * plan.batch
+    if not len(plan.call_table):
+        return 0.0
+    tiles, counts = plan.call_table[:, 0], plan.call_table[:, 5]
+    step = np.array([t[0] for t in per_tile])[tiles]
+    flush = np.array([t[1] for t in per_tile])[tiles]
+    flushes = np.maximum(1, -(-counts // plan.steps_per_flush))
+    return float((counts * step + flushes * flush).sum()) * plan.batch
 
 
 def efficiency(plan: Plan) -> float:

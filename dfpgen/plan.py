@@ -16,7 +16,10 @@ from __future__ import annotations
 import dataclasses
 import importlib
 from dataclasses import dataclass, field
+from functools import cached_property
 from math import ceil
+
+import numpy as np
 
 from .errors import PlanError
 from .spec import ConvSpec, Numerics
@@ -93,29 +96,62 @@ class Calls:
 
 
 class CallsBuilder:
-    """Collects calls and item boundaries while a pass planner walks its work."""
+    """Collects calls and item boundaries while a pass planner walks its work.
+
+    Calls accumulate as numpy column blocks: a planner describes whole grids of calls at once
+    (`grid`), which keeps planning fast for layers with tens of thousands of register blocks."""
 
     def __init__(self) -> None:
-        self.rows: list[tuple] = []
+        self.columns: list[np.ndarray] = []   # blocks of shape (calls, 6)
+        self.count = 0
         self.item_starts = [0]
         self.tiles: dict[tuple, int] = {}
 
     def call(self, tile_key: tuple, src: int, vec: int, dst: int, steps: tuple[int, int]) -> None:
         """Record one tile invocation; tile_key = (h, w, v)."""
         index = self.tiles.setdefault(tile_key, len(self.tiles))
-        self.rows.append((index, src, vec, dst, steps[0], steps[1]))
+        self.columns.append(np.array([[index, src, vec, dst, steps[0], steps[1]]], dtype=np.int64))
+        self.count += 1
 
     def end_item(self) -> None:
         """Close the current work item."""
-        self.item_starts.append(len(self.rows))
+        self.item_starts.append(self.count)
 
-    def calls(self) -> Calls:
-        """The collected calls as a table."""
-        columns = list(zip(*self.rows)) if self.rows else [()] * 6
-        return Calls(*(tuple(c) for c in columns))
+    def grid(self, vectors: list, rows: list, cols: list, src: tuple, vec: tuple, dst: tuple,
+             steps: tuple[int, int]) -> None:
+        """Calls for every (vector block, row block, column block), one work item per (vector, row) block.
+
+        Blocks are (start, size) lists; src/vec/dst are coefficients (per vector start, row start,
+        column start, constant) of the offsets; the tile of a call is (row size, column size, vectors)."""
+        v0 = np.array([b[0] for b in vectors])[:, None, None]
+        r0 = np.array([b[0] for b in rows])[None, :, None]
+        c0 = np.array([b[0] for b in cols])[None, None, :]
+        shape = (len(vectors), len(rows), len(cols))
+        sizes = np.broadcast_arrays(np.array([b[1] for b in vectors])[:, None, None],
+                                    np.array([b[1] for b in rows])[None, :, None],
+                                    np.array([b[1] for b in cols])[None, None, :])
+        index = np.empty(shape, dtype=np.int64)
+        combos = {}
+        for v in {b[1] for b in vectors}:      # at most two sizes per axis: full blocks and a tail
+            for h in {b[1] for b in rows}:
+                for w in {b[1] for b in cols}:
+                    mask = (sizes[0] == v) & (sizes[1] == h) & (sizes[2] == w)
+                    if mask.any():
+                        combos[(h, w, v)] = (int(np.argmax(mask.ravel())), mask)
+        for key, (_, mask) in sorted(combos.items(), key=lambda kv: kv[1][0]):  # first-seen order
+            index[mask] = self.tiles.setdefault(key, len(self.tiles))
+        offsets = [np.broadcast_to(a * v0 + b * r0 + c * c0 + d, shape) for a, b, c, d in (src, vec, dst)]
+        block = np.stack([index, *offsets, np.full(shape, steps[0]), np.full(shape, steps[1])], axis=-1)
+        self.columns.append(block.reshape(-1, 6))
+        self.item_starts.extend(self.count + len(cols) * np.arange(1, shape[0] * shape[1] + 1))
+        self.count += block.shape[0] * block.shape[1] * block.shape[2]
+
+    def table(self) -> np.ndarray:
+        """All calls as an int64 array (calls x 6)."""
+        return np.concatenate(self.columns) if self.columns else np.zeros((0, 6), dtype=np.int64)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Plan:
     """Everything the emitter needs, precomputed. Offsets are in elements of the operand's storage type."""
 
@@ -141,13 +177,18 @@ class Plan:
     flush_in_registers: bool  # FP32 partial sums in registers (short chains) rather than in the output tile
     chain: int                # pair-instructions per accumulator between flushes (<= the numerics' chain)
     tiles: tuple
-    calls: Calls
+    call_table: np.ndarray    # calls x (tile, src, vec, dst, step_begin, step_count), in item order
     item_starts: tuple        # calls of item j are item_starts[j] .. item_starts[j+1]
     batch: int                # times the items repeat (images), 1 when the pass reduces over the batch
     in_batch_stride: int
     out_batch_stride: int
     registers: int
     notes: tuple = field(default=())
+
+    @cached_property
+    def calls(self) -> Calls:
+        """The call table as tuples (what the template renders)."""
+        return Calls(*(tuple(col.tolist()) for col in self.call_table.T))
 
     @property
     def items_per_batch(self) -> int:
@@ -200,7 +241,7 @@ class Plan:
                 f"pair-instructions (safe {n.safe_chain}), flush INT32->FP32 every {self.steps_per_flush} "
                 f"steps, at most {self.flushes} flushes per output, FP32 partial sums in "
                 f"{'registers' if self.flush_in_registers else 'the output tile'}")
-        lines.append(f"work: {self.items} items ({self.batch} x {self.items_per_batch}), {len(self.calls)} "
+        lines.append(f"work: {self.items} items ({self.batch} x {self.items_per_batch}), {len(self.call_table)} "
                      f"tile calls per batch entry, order {b.order}")
         return lines + list(self.notes)
 
@@ -295,8 +336,8 @@ def finish(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Targe
            in_batch_stride: int, out_batch_stride: int, notes: list) -> Plan:
     """Assemble a Plan from a pass planner's tables: flush points, tiles, register check, size check."""
     steps = len(src_steps)
-    calls = builder.calls()
-    longest = max(calls.step_count) if len(calls) else 0
+    table = builder.table()
+    longest = int(table[:, 5].max(initial=0))
     per_flush = max(1, min(longest, c.chain // unroll)) if c.chain else max(1, longest)
     flushes = max(1, ceil(longest / per_flush))
     tiles, registers = [], 0
@@ -311,7 +352,7 @@ def finish(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Targe
         raise PlanError(f"register block hb={c.hb} x wb={c.wb} x kv={c.kv} needs {registers} vector registers "
                         f"({c.hb * c.wb * c.kv} accumulators + {c.kv} weights + 1 broadcast); "
                         f"{target.cpu} has {target.vector_registers}")
-    largest = max([0, *src_steps, *vec_steps, *calls.src, *calls.vec, *calls.dst])
+    largest = max(max(src_steps, default=0), max(vec_steps, default=0), int(table[:, 1:4].max(initial=0)))
     if largest + max(in_batch_stride, out_batch_stride) * batch >= 2**31:
         raise PlanError("tensor too large for 32-bit offsets: split the batch")
     return Plan(
@@ -320,7 +361,7 @@ def finish(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Targe
         in_shape=in_shape, w_shape=w_shape, out_shape=out_shape, layout=layout, steps=steps,
         in_step_offsets=tuple(src_steps), w_step_offsets=tuple(vec_steps), steps_per_flush=per_flush, flush_in_registers=in_registers,
         flushes=flushes, chain=min(c.chain, per_flush * unroll) if c.chain else 0, tiles=tuple(tiles),
-        calls=calls, item_starts=tuple(builder.item_starts), batch=batch, in_batch_stride=in_batch_stride,
+        call_table=table, item_starts=tuple(builder.item_starts), batch=batch, in_batch_stride=in_batch_stride,
         out_batch_stride=out_batch_stride, registers=registers, notes=tuple(notes))
 
 

@@ -73,13 +73,11 @@ def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target,
                             src_steps.append(kb * src_kb + (dr + top) * src_h + (dt + left) * src_w + g * unroll * elem)
                             vec_steps.append(kb * w_kb + r * w_r + t * w_s + g * unroll * lanes * elem)
             phases.append((ph, pw, hcount, wcount, (first, len(src_steps) - first)))
-    for c0, v in split(CB, kv):
+    for block in split(CB, kv):
         for ph, pw, hcount, wcount, steps in phases:
-            for i0, h in split(hcount, hb):
-                for j0, w in split(wcount, wb):
-                    builder.call((h, w, v), src=i0 * src_h + j0 * src_w, vec=c0 * w_cb,
-                                 dst=c0 * out_cb + (ph + st * i0) * out_h + (pw + st * j0) * out_w, steps=steps)
-                builder.end_item()
+            builder.grid([block], split(hcount, hb), split(wcount, wb), src=(0, src_h, src_w, 0),
+                         vec=(w_cb, 0, 0, 0), dst=(out_cb, st * out_h, st * out_w, ph * out_h + pw * out_w),
+                         steps=steps)
 
     def tile_offsets(h: int, w: int, v: int):
         pixels = [(i, j) for i in range(h) for j in range(w)]

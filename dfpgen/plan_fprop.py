@@ -52,12 +52,8 @@ def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target,
     all_steps = (0, len(src_steps))
 
     builder = CallsBuilder()
-    for k0, v in split(KB, kv):
-        for p0, h in split(s.P, hb):
-            for q0, w in split(s.Q, wb):
-                builder.call((h, w, v), src=p0 * s.stride * in_h + q0 * s.stride * in_w, vec=k0 * w_kb,
-                             dst=k0 * out_kb + p0 * out_p + q0 * out_q, steps=all_steps)
-            builder.end_item()
+    builder.grid(split(KB, kv), split(s.P, hb), split(s.Q, wb), src=(0, s.stride * in_h, s.stride * in_w, 0),
+                 vec=(w_kb, 0, 0, 0), dst=(out_kb, out_p, out_q, 0), steps=all_steps)
 
     def tile_offsets(h: int, w: int, v: int):
         pixels = [(i, j) for i in range(h) for j in range(w)]
