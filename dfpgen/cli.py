@@ -441,15 +441,26 @@ def db_export(db_path):
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="runs/latest", show_default=True,
               help="Folder for log.csv, checkpoint.npz, summary.json and curves.png.")
 @click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.npz (same configuration).")
+@click.option("--backend", type=click.Choice(["numpy", "torch"]), default="numpy", show_default=True,
+              help="numpy: dfpgen's own runtime. torch: PyTorch modules with DFP16 layers (dfpgen.torch), "
+                   "data-parallel with --nproc (pip install 'dfpgen[torch]').")
+@click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes for --backend torch: each takes a shard of every global batch (torch.distributed, gloo).")
 @_usage_errors
 def train_cmd(net, data_source, precision, bits, bits_w, bits_grad, rounding, grad_rounding, dfp_kinds, epochs,
-              batch, lr, schedule, weight_decay, seed, limit, threads, out_dir, resume):
+              batch, lr, schedule, weight_decay, seed, limit, threads, out_dir, resume, backend, nproc):
     """Train a network with DFP16 (or FP32) kernels in every convolution pass.
 
     Writes a CSV log per epoch, an atomic checkpoint after every epoch, a summary and a plot of loss
     and accuracy into --out. `--resume` continues the same trajectory: data order and stochastic
     rounding are seeded by (seed, epoch, step), and kernels give the same bits for any thread count.
     """
+    if backend == "torch":
+        _train_torch(net, data_source, precision, bits, bits_w, bits_grad, rounding, grad_rounding, dfp_kinds,
+                     epochs, batch, lr, schedule, weight_decay, seed, limit, threads, out_dir, resume, nproc)
+        return
+    if nproc != 1:
+        raise click.UsageError(f"--nproc {nproc}: data-parallel runs need --backend torch (numpy runs one process)")
     from .nn.precision import Precision
     from .train import TrainConfig, Trainer, write_log
 
@@ -493,6 +504,31 @@ def train_cmd(net, data_source, precision, bits, bits_w, bits_grad, rounding, gr
     except DFPGenError as exc:
         click.echo(f"no plot: {exc}", err=True)
     click.echo(f"final test accuracy {100 * final.test_acc:.2f}% ({out})" if final else "nothing trained")
+
+
+def _train_torch(net, data_source, precision, bits, bits_w, bits_grad, rounding, grad_rounding, dfp_kinds, epochs,
+                 batch, lr, schedule, weight_decay, seed, limit, threads, out_dir, resume, nproc) -> None:
+    """`train --backend torch`: dfpgen.distributed in this process (--nproc 1) or under torchrun."""
+    if resume:
+        raise click.UsageError("--resume: --backend torch writes final weights, not resumable checkpoints; "
+                               "drop --resume or use --backend numpy")
+    if {k.strip() for k in dfp_kinds.split(",") if k.strip()} != {"act", "weight", "grad"}:
+        raise click.UsageError(f"--dfp {dfp_kinds}: --backend torch quantizes act,weight,grad (or nothing with "
+                               f"--precision fp32); use --backend numpy for mixed runs")
+    try:
+        from .distributed import launch
+    except ImportError as exc:
+        raise click.UsageError(f"--backend torch needs PyTorch ({exc}): pip install 'dfpgen[torch]'") from None
+    argv = ["--net", net, "--data", data_source, "--precision", precision, "--bits", str(bits), "--rounding", rounding,
+            "--epochs", str(epochs), "--batch", str(batch), "--lr", str(lr), "--schedule", schedule,
+            "--weight-decay", str(weight_decay), "--seed", str(seed), "--out", str(out_dir)]
+    for option, value in (("--bits-w", bits_w), ("--bits-grad", bits_grad), ("--grad-rounding", grad_rounding),
+                          ("--limit", limit), ("--threads", threads)):
+        if value is not None:
+            argv += [option, str(value)]
+    status = launch(argv, nproc)
+    if status:
+        raise click.ClickException(f"--backend torch run failed (exit status {status}); see the messages above")
 
 
 @main.command("plot")

@@ -11,7 +11,7 @@ from . import kernel as kernel_mod
 from .config import settings
 from .cost import default_blocking
 from .dfp import DFPTensor, quantize
-from .errors import ShapeError, TargetError
+from .errors import NumericsError, ShapeError, TargetError
 from .kernel import Kernel, default_threads
 from .layout import TRANSFORMS, aligned_empty
 from .plan import Blocking, make_plan
@@ -133,6 +133,11 @@ class Conv2d:
 
     def _operand(self, a, kind: str, name: str, shape: tuple):
         if isinstance(a, DFPTensor):
+            if self.precision == "dfp16" and a.bits > self.bits[kind]:
+                # The kernel's accumulate chain was sized for the op's bits: wider mantissas could wrap.
+                raise NumericsError(f"{name}: a {a.bits}-bit DFPTensor, but this op's {kind} operands have "
+                                    f"{self.bits[kind]} bits (its INT32 chain is sized for them); quantize "
+                                    f"with bits={self.bits[kind]} or build the op with more bits")
             mant, exp = (a.to_float(np.float32), 0) if self.precision == "fp32" else (a.mant, a.exp)
         elif self.precision == "fp32":
             mant = np.asarray(a)

@@ -65,6 +65,10 @@ class DFPTensor:
         if not isinstance(self.exp, (int, np.integer)) or isinstance(self.exp, bool):
             raise DTypeError(f"DFPTensor.exp must be an integer, got {self.exp!r}")
         object.__setattr__(self, "exp", int(self.exp))
+        # A read-only view: kernels cache blocked layouts per DFPTensor, so its values must not change.
+        view = self.mant.view()
+        view.flags.writeable = False
+        object.__setattr__(self, "mant", view)
         peak = int(np.max(np.abs(self.mant.astype(np.int32)))) if self.mant.size else 0
         if peak > max_mantissa(self.bits):
             raise NumericsError(f"DFPTensor.mant holds |{peak}| > {max_mantissa(self.bits)}, "
@@ -172,7 +176,10 @@ def _check_float_array(x, name: str) -> tuple[np.ndarray, float]:
 
 def _scaled_mantissas(a: np.ndarray, exp: int, bits: int, rounding: str, seed) -> np.ndarray:
     v = a.astype(np.float64)
-    v *= np.float64(2.0) ** -exp  # exact: a power-of-two scaling
+    if -1022 <= -exp <= 1023:
+        v *= np.float64(2.0) ** -exp  # exact: a power-of-two scaling (the factor itself is a normal double)
+    else:
+        v = np.ldexp(v, -exp)         # subnormal float64 inputs need a factor beyond 2**1023
     if rounding == "nearest" and a.dtype.itemsize <= 4:
         # Fast path, exact for inputs of at most 24 significant bits: v + copysign(0.5, v) needs no
         # rounding in float64 wherever it could reach the next integer, so trunc() is half-away.

@@ -349,12 +349,11 @@ def convert(model: nn.Module, bits: int = 16, rounding: str = "nearest", grad_ro
                 report.converted.append(name or "(model)")
         return twins[id(module)]
 
-    root = swap(model, "")
-    for parent_name, parent in list(model.named_modules(remove_duplicate=False)):
-        for child_name, child in list(parent._modules.items()):
-            if child is not None:
-                new = swap(child, f"{parent_name}.{child_name}" if parent_name else child_name)
-                if new is not child:
-                    parent._modules[child_name] = new
-    report.model = root
+    # Module order (pre-order, as named_modules lists them), so the report reads like print(model).
+    for name, module in list(model.named_modules(remove_duplicate=False)):
+        new = swap(module, name)
+        if new is not module and name:
+            parent_name, _, child_name = name.rpartition(".")
+            model.get_submodule(parent_name)._modules[child_name] = new
+    report.model = twins.get(id(model), model)
     return report

@@ -368,6 +368,46 @@ def test_kernel_run_writes_every_output(spec, blocking, isa):
     assert m == float(np.max(np.abs(y)))
 
 
+def _offset_copy(a: np.ndarray, offset_bytes: int) -> np.ndarray:
+    """A C-contiguous copy of `a` whose data starts `offset_bytes` past a 64-byte boundary."""
+    raw = aligned_empty((a.nbytes + 64,), np.uint8)
+    out = raw[offset_bytes:offset_bytes + a.nbytes].view(a.dtype).reshape(a.shape)
+    out[...] = a
+    assert out.ctypes.data % 64 == offset_bytes and out.flags.c_contiguous
+    return out
+
+
+@pytest.mark.parametrize("isa", DFP_ISAS + FP32_ISAS)
+def test_kernel_run_on_unaligned_and_noncontiguous_operands(isa):
+    """Kernel.run accepts any C-contiguous arrays (4-byte aligned: one broadcast element); Conv2d accepts
+    non-contiguous NCHW/KCRS views. Results are the same bits as from aligned, contiguous operands."""
+    spec = ConvSpec(2, 17, 20, 7, 9, 3, 3, 1, 1)
+    precision = ISAS[isa].precision
+    kernel = dfpgen.compile(spec, "fprop", Numerics(), isa=isa)
+    plan = kernel.plan
+    rng = np.random.default_rng(9)
+    xm, wm = mantissas(rng, spec, 30, 30)
+    dt = np.int16 if precision == "dfp16" else np.float32
+    bi, bw = block_input(xm.astype(dt), plan), block_weights(wm.astype(dt), plan)
+    out = aligned_empty(plan.out_shape, np.float32)
+    kernel.run(bi, bw, out, 1.0, threads=THREADS)
+    for offset in (4, 8, 36):
+        out2 = _offset_copy(np.full(plan.out_shape, np.nan, np.float32), offset)
+        kernel.run(_offset_copy(bi, offset), _offset_copy(bw, 60 - offset), out2, 1.0, threads=THREADS)
+        assert out2.tobytes() == out.tobytes()
+    op = conv_op(spec, isa, precision=precision)
+    xf = np.asfortranarray(xm)                         # same values, not C-contiguous
+    wv = np.ascontiguousarray(wm[:, ::-1])[:, ::-1]      # a negative-stride view of the same values
+    assert not xf.flags.c_contiguous and not wv.flags.c_contiguous
+    if precision == "dfp16":
+        got, want = op.fprop(DFPTensor(xf, 0), DFPTensor(wv, 0)), op.fprop(DFPTensor(xm, 0), DFPTensor(wm, 0))
+    else:
+        got = op.fprop(xf.astype(np.float32, order="F"), wv.astype(np.float32)[:, ::-1][:, ::-1])
+        want = op.fprop(xm.astype(np.float32), wm.astype(np.float32))
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(want, ref.conv_int(xm, wm, 1, 1).astype(np.float32))
+
+
 # ------------------------------------------------------------------------------------- errors
 
 ERR_SPEC = ConvSpec(2, 5, 7, 6, 6, 3, 3, 1, 1)
@@ -454,9 +494,6 @@ def test_isa_a_named_cpu_lacks_raises_target_error():
         dfpgen.compile(ERR_SPEC, "fprop", cpu="pentium4")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG dfpgen/conv.py Conv2d._operand: a DFPTensor with more bits than "
-                   "the op's numerics is used as is; with the op's longer chain its INT32 sums overflow "
-                   "silently (expected: refuse with an error, or return the correct result)")
 @pytest.mark.parametrize("isa", DFP_ISAS)
 def test_dfp_tensor_wider_than_numerics_is_not_silently_wrong(isa):
     spec = ConvSpec(1, 64, 16, 3, 3, 3, 3, 1, 0)
@@ -470,9 +507,6 @@ def test_dfp_tensor_wider_than_numerics_is_not_silently_wrong(isa):
     check_dfp(y, xm, wm, spec, op.kernels["fprop"].plan.flushes, 0, isa)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG dfpgen/conv.py Conv2d._blocked: blocked layouts are cached per DFPTensor "
-                   "object, but DFPTensor.mant stays writable, so a tensor changed in place gives a stale result "
-                   "(expected: the new values, or a read-only mant that refuses the write)")
 @pytest.mark.parametrize("isa", DFP_ISAS[:1])
 def test_dfp_tensor_changed_in_place_is_not_stale(isa):
     spec = ConvSpec(1, 5, 7, 4, 4, 3, 3, 1, 1)

@@ -1,0 +1,399 @@
+"""dfpgen.torch: DFPConv2d / DFPLinear against torch's FP32 layers and against their own DFP definition,
+unsupported options, and convert() on a torchvision-style ResNet-50.
+
+Error bounds (derived here)
+---------------------------
+Quantizing a to b bits picks e = floor(log2 max|a|) - (b - 2) and rounds a / 2**e to an integer,
+saturated to +-(2**(b-1) - 1). Rounding to nearest is off by at most 2**(e-1); only max|a| itself can
+round up to 2**(b-1) and saturate, which costs less than 2**e. So |Q(a) - a| <= 2**e =: da elementwise.
+
+Every pass is a bilinear map f with non-negative coefficients (forward conv, input gradient, weight
+gradient; zero padding is exact in both operands). With a' = a + ea, b' = b + eb:
+
+    f(a', b') - f(a, b) = f(ea, b) + f(a, eb) + f(ea, eb)
+    |.| <= f(da*1, |b|) + f(|a|, db*1) + f(da*1, db*1)                                  (quantization)
+
+The kernel computes f(a', b') exactly in INT32 chunks and flushes them into FP32: within
+gamma_{F+1} * f(|a'|, |b'|) with F = the plan's flushes per output (tests/reference.py). torch's FP32
+layer sums n = the reduction length of products, in any order: within gamma_n * f(|a|, |b|). The sum of
+the three terms bounds |DFP - torch FP32|; the first (quantization) term dominates at 13 bits, the FP32
+terms at 16. Against the DFP definition itself (float64 autograd on the quantized operands, dy quantized
+the same way) only the flush term remains (plus float64's own gamma_n, negligible).
+"""
+
+from __future__ import annotations
+
+import copy
+import pickle
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+from torch.nn import functional as F  # noqa: E402
+
+import dfpgen  # noqa: E402
+from dfpgen.errors import DTypeError, NumericsError, ShapeError, SpecError  # noqa: E402
+from dfpgen.torch import ConversionReport, DFPConv2d, DFPLinear, convert  # noqa: E402
+
+U32, U64 = 2.0**-24, 2.0**-53
+
+
+def gamma(n: int, u: float = U32) -> float:
+    """Higham's gamma_n = n u / (1 - n u)."""
+    return n * u / (1 - n * u)
+
+
+def ulp(a: torch.Tensor, bits: int) -> float:
+    """2**e of a's DFP quantization: a bound on |Q(a) - a| (module docstring)."""
+    return dfpgen.quantize(a.detach().numpy(), bits).scale
+
+
+def dequantized(a: torch.Tensor, bits: int) -> torch.Tensor:
+    """Q(a) as float64 (nearest rounding, as the layers use by default)."""
+    return torch.from_numpy(dfpgen.quantize(a.detach().numpy(), bits).to_float(np.float64))
+
+
+# The three passes of a layer as bilinear maps of (a, b), in float64.
+def conv_passes(stride: int, pad: int, x_shape, w_shape):
+    return {
+        "fprop": lambda x, w: F.conv2d(x, w, stride=stride, padding=pad),
+        "bprop": lambda dy, w: torch.nn.grad.conv2d_input(x_shape, w, dy, stride=stride, padding=pad),
+        "wtgrad": lambda x, dy: torch.nn.grad.conv2d_weight(x, w_shape, dy, stride=stride, padding=pad),
+    }
+
+
+LINEAR_PASSES = {"fprop": lambda x, w: x @ w.T, "bprop": lambda dy, w: dy @ w, "wtgrad": lambda x, dy: dy.T @ x}
+
+
+def quant_bound(f, a, b, da: float, db: float) -> torch.Tensor:
+    """f(da, |b|) + f(|a|, db) + f(da, db): how far f moves when a and b are quantized."""
+    a, b = a.double().abs(), b.double().abs()
+    ones_a, ones_b = torch.ones_like(a), torch.ones_like(b)
+    return f(ones_a * da, b) + f(a, ones_b * db) + f(ones_a * da, ones_b * db)
+
+
+def flushes(layer, x_shape, pass_name: str) -> int:
+    return layer.op(tuple(x_shape)).kernel(pass_name).plan.flushes
+
+
+def pair(module: nn.Module, dfp: nn.Module) -> nn.Module:
+    """Give `dfp` the FP32 module's parameters (as convert does)."""
+    dfp.weight = module.weight
+    if module.bias is not None:
+        dfp.bias = module.bias
+    return dfp
+
+
+CONV_CASES = [  # (N, C, K, H, W, kernel, stride, pad)
+    (2, 3, 5, 9, 9, 3, 1, 1),
+    (2, 4, 6, 10, 7, (3, 1), 2, 1),
+]
+
+
+def _conv_run(case, bits, seed=0):
+    N, C, K, H, W, ks, stride, pad = case
+    torch.manual_seed(seed)
+    ref = nn.Conv2d(C, K, ks, stride, pad)
+    layer = pair(ref, DFPConv2d(C, K, ks, stride, pad, bits=bits))
+    x = torch.randn(N, C, H, W, requires_grad=True)
+    y, y_ref = layer(x), ref(x)
+    dy = torch.randn_like(y_ref)
+    grads = torch.autograd.grad(y, (x, layer.weight, layer.bias), dy)
+    grads_ref = torch.autograd.grad(y_ref, (x, ref.weight, ref.bias), dy)
+    return layer, x, dy, (y, *grads), (y_ref, *grads_ref)
+
+
+@pytest.mark.parametrize("bits", [16, 13])
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_conv_matches_fp32_within_dfp_bound(case, bits):
+    layer, x, dy, got, want = _conv_run(case, bits)
+    w = layer.weight.detach()
+    R, S = layer.kernel_size
+    passes = conv_passes(layer.geometry[2], layer.geometry[3], x.shape, w.shape)
+    operands = {"fprop": (x, w), "bprop": (dy, w), "wtgrad": (x, dy)}
+    terms = {"fprop": x.shape[1] * R * S, "bprop": w.shape[0] * R * S, "wtgrad": dy.shape[0] * dy.shape[2] * dy.shape[3]}
+    for (name, f), g, g_ref in zip(passes.items(), got[:3], want[:3]):
+        a, b = operands[name]
+        qa, qb = dequantized(a, bits), dequantized(b, bits)
+        bound = (quant_bound(f, a, b, ulp(a, bits), ulp(b, bits))
+                 + gamma(flushes(layer, x.shape, name) + 1) * f(qa.abs(), qb.abs())
+                 + gamma(terms[name]) * f(a.double().abs(), b.double().abs()))
+        err = (g.double() - g_ref.double()).abs()
+        assert torch.all(err <= bound), f"{name}: worst excess {(err - bound).max():.3g}"
+        assert err.max() > 0  # the DFP path really quantized
+    # The bias is added in FP32 by torch on both sides: its gradient is a sum of dy.
+    db, db_ref = got[3], want[3]
+    assert torch.allclose(db, db_ref, rtol=0, atol=gamma(dy.numel()) * float(dy.abs().sum()))
+
+
+@pytest.mark.parametrize("bits", [16, 13])
+def test_linear_matches_fp32_within_dfp_bound(bits):
+    torch.manual_seed(1)
+    ref = nn.Linear(37, 11)
+    layer = pair(ref, DFPLinear(37, 11, bits=bits))
+    x = torch.randn(2, 3, 37, requires_grad=True)  # leading axes are flattened into the batch, as nn.Linear
+    y, y_ref = layer(x), ref(x)
+    assert y.shape == y_ref.shape == (2, 3, 11)
+    dy = torch.randn_like(y_ref)
+    got = (y, *torch.autograd.grad(y, (x, layer.weight, layer.bias), dy))
+    want = (y_ref, *torch.autograd.grad(y_ref, (x, ref.weight, ref.bias), dy))
+    x2, dy2, w = x.detach().reshape(-1, 37), dy.reshape(-1, 11), layer.weight.detach()
+    operands = {"fprop": (x2, w), "bprop": (dy2, w), "wtgrad": (x2, dy2)}
+    terms = {"fprop": 37, "bprop": 11, "wtgrad": 6}
+    for (name, f), g, g_ref in zip(LINEAR_PASSES.items(), got[:3], want[:3]):
+        a, b = operands[name]
+        qa, qb = dequantized(a, bits), dequantized(b, bits)
+        bound = (quant_bound(f, a, b, ulp(a, bits), ulp(b, bits))
+                 + gamma(flushes(layer, (1, 37, 1, 6), name) + 1) * f(qa.abs(), qb.abs())
+                 + gamma(terms[name]) * f(a.double().abs(), b.double().abs()))
+        err = (g.double().reshape(bound.shape) - g_ref.double().reshape(bound.shape)).abs()
+        assert torch.all(err <= bound), f"{name}: worst excess {(err - bound).max():.3g}"
+    assert torch.allclose(got[3], want[3], rtol=0, atol=gamma(6) * float(dy.abs().sum()))
+
+
+@pytest.mark.parametrize("bits", [16, 13])
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_conv_backward_is_float64_autograd_on_quantized_operands(case, bits):
+    """The DFP function's definition: y = conv(Q(x), Q(w)), dx and dw = float64 autograd of that with Q(dy)."""
+    layer, x, dy, got, _ = _conv_run(case, bits, seed=2)
+    qx = dequantized(x, bits).requires_grad_()
+    qw = dequantized(layer.weight, bits).requires_grad_()
+    qdy = dequantized(dy, bits)
+    stride, pad = layer.geometry[2:]
+    y64 = F.conv2d(qx, qw, stride=stride, padding=pad)
+    dx64, dw64 = torch.autograd.grad(y64, (qx, qw), qdy)
+    with torch.no_grad():
+        absolute = {"fprop": F.conv2d(qx.abs(), qw.abs(), stride=stride, padding=pad)}
+        absolute["bprop"] = torch.nn.grad.conv2d_input(x.shape, qw.abs(), qdy.abs(), stride=stride, padding=pad)
+        absolute["wtgrad"] = torch.nn.grad.conv2d_weight(qx.abs(), qw.shape, qdy.abs(), stride=stride, padding=pad)
+    # torch adds the FP32 bias to the DFP output: one more rounding, relative to |y| + |bias|.
+    bias = layer.bias.detach().double().view(1, -1, 1, 1)
+    y64, absolute["fprop"] = y64 + bias, absolute["fprop"] + bias.abs()
+    for name, g, g64 in zip(("fprop", "bprop", "wtgrad"), got[:3], (y64, dx64, dw64)):
+        bound = (gamma(flushes(layer, x.shape, name) + 2) + gamma(10**4, U64)) * absolute[name]
+        err = (g.double() - g64.detach()).abs()
+        assert torch.all(err <= bound), f"{name}: worst excess {(err - bound).max():.3g}"
+
+
+def test_linear_backward_is_float64_autograd_on_quantized_operands():
+    torch.manual_seed(3)
+    layer = DFPLinear(19, 7, bias=False, bits=14)
+    x = torch.randn(5, 19, requires_grad=True)
+    y = layer(x)
+    dy = torch.randn_like(y)
+    dx, dw = torch.autograd.grad(y, (x, layer.weight), dy)
+    qx, qw, qdy = (dequantized(t, 14).requires_grad_() for t in (x, layer.weight, dy))
+    y64 = qx @ qw.T
+    dx64, dw64 = torch.autograd.grad(y64, (qx, qw), qdy)
+    pairs = {"fprop": (y, y64, qx.abs() @ qw.abs().T), "bprop": (dx, dx64, qdy.abs() @ qw.abs()),
+             "wtgrad": (dw, dw64, qdy.abs().T @ qx.abs())}
+    for name, (g, g64, absolute) in pairs.items():
+        bound = (gamma(flushes(layer, (1, 19, 1, 5), name) + 1) + gamma(100, U64)) * absolute.detach()
+        assert torch.all((g.double() - g64.detach()).abs() <= bound), name
+
+
+def test_first_layer_skips_the_input_gradient_pass():
+    layer = DFPConv2d(3, 4, 3, padding=1, bias=False)
+    x = torch.randn(1, 3, 6, 5)  # no requires_grad: the first layer of a network
+    layer(x).sum().backward()
+    op = layer.op(tuple(x.shape))
+    assert set(op.kernels) == {"fprop", "wtgrad"}
+    assert layer.weight.grad is not None
+    frozen = DFPConv2d(3, 4, 3, padding=1, bias=False)
+    frozen.weight.requires_grad_(False)
+    xg = torch.randn(1, 3, 6, 5, requires_grad=True)  # same shape and numerics: shares the op
+    frozen(xg).sum().backward()
+    assert xg.grad is not None and frozen.weight.grad is None
+
+
+@pytest.mark.parametrize("kwargs, option", [
+    (dict(dilation=2), "dilation"),
+    (dict(groups=2), "groups"),
+    (dict(padding_mode="reflect"), "padding_mode"),
+    (dict(stride=(1, 2)), "stride"),
+    (dict(padding=(0, 1)), "padding"),
+    (dict(padding="same", kernel_size=(3, 5)), "padding='same'"),
+    (dict(padding="same", kernel_size=2), "padding='same'"),
+    (dict(padding="same", stride=2), "padding='same'"),
+    (dict(padding="full"), "padding"),
+])
+def test_unsupported_conv_options_raise_at_construction(kwargs, option):
+    args = dict(in_channels=4, out_channels=4, kernel_size=3) | kwargs
+    with pytest.raises(SpecError, match=option.replace("(", r"\(")):
+        DFPConv2d(**args)
+
+
+@pytest.mark.parametrize("kwargs, error, option", [
+    (dict(bits=17), NumericsError, "bits"),
+    (dict(rounding="up"), NumericsError, "rounding"),
+    (dict(grad_rounding="up"), NumericsError, "rounding"),
+    (dict(overflow="clip"), NumericsError, "overflow"),
+    (dict(threads=0), SpecError, "threads"),
+    (dict(dtype=torch.float64), DTypeError, "dtype"),
+])
+def test_bad_numerics_raise_at_construction(kwargs, error, option):
+    with pytest.raises(error, match=option):
+        DFPConv2d(4, 4, 3, **kwargs)
+
+
+def test_supported_padding_forms():
+    assert DFPConv2d(2, 2, 3, padding="same").geometry == (3, 3, 1, 1)
+    assert DFPConv2d(2, 2, (5, 3), padding="valid").geometry == (5, 3, 1, 0)
+    assert DFPConv2d(2, 2, 3, stride=(2, 2), padding=(1, 1)).geometry == (3, 3, 2, 1)
+
+
+def test_only_float32_cpu_tensors():
+    layer = DFPConv2d(2, 2, 1)
+    with pytest.raises(DTypeError, match="float32"):
+        layer(torch.randn(1, 2, 3, 3, dtype=torch.float64))
+    with pytest.raises(ShapeError, match="expected"):
+        layer(torch.randn(1, 3, 3, 3))
+    lin = DFPLinear(4, 2)
+    with pytest.raises(DTypeError, match="float32"):
+        lin(torch.randn(3, 4).half())
+
+
+def test_unbatched_and_noncontiguous_inputs():
+    torch.manual_seed(4)
+    ref = nn.Conv2d(3, 2, 3, padding=1)
+    layer = pair(ref, DFPConv2d(3, 2, 3, padding=1))
+    x = torch.randn(5, 5, 3).permute(2, 0, 1)  # (C, H, W), not contiguous
+    assert layer(x).shape == ref(x).shape == (2, 5, 5)
+    assert torch.allclose(layer(x), ref(x), atol=1e-3)
+
+
+# ------------------------------------------------------------------------------------------- convert
+
+
+class Bottleneck(nn.Module):
+    """torchvision's ResNet-50 block (v1.5: the stride sits in the 3x3 convolution)."""
+
+    expansion = 4
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(planes * 4)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+
+    def forward(self, x):
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        return self.relu(self.bn3(self.conv3(out)) + identity)
+
+
+class ResNet50(nn.Module):
+    """torchvision.models.resnet50's structure and module names."""
+
+    def __init__(self, classes: int = 1000):
+        super().__init__()
+        self.inplanes = 64
+        self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        self.layer1 = self._layer(64, 3)
+        self.layer2 = self._layer(128, 4, 2)
+        self.layer3 = self._layer(256, 6, 2)
+        self.layer4 = self._layer(512, 3, 2)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(2048, classes)
+
+    def _layer(self, planes, blocks, stride=1):
+        down = nn.Sequential(nn.Conv2d(self.inplanes, planes * 4, 1, stride, bias=False), nn.BatchNorm2d(planes * 4))
+        layers = [Bottleneck(self.inplanes, planes, stride, down)]
+        self.inplanes = planes * 4
+        layers += [Bottleneck(self.inplanes, planes) for _ in range(1, blocks)]
+        return nn.Sequential(*layers)
+
+    def forward(self, x):
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+def test_convert_resnet50_batch1_trains_one_step():
+    torch.manual_seed(0)
+    model = ResNet50(classes=10)
+    params = dict(model.named_parameters())
+    keys = list(model.state_dict())
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)  # built before convert: must keep working
+    convs = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+    report = convert(model, seed=0)
+    assert isinstance(report, ConversionReport) and report.model is model
+    assert len(convs) == 53 and report.converted == convs + ["fc"] and report.kept == []
+    assert all(isinstance(m, DFPConv2d) for n, m in model.named_modules() if n in convs)
+    assert isinstance(model.fc, DFPLinear) and model.layer2[0].downsample[0].stride == (2, 2)
+    assert list(model.state_dict()) == keys
+    assert all(p is params[n] for n, p in model.named_parameters()) and len(params) == len(list(model.parameters()))
+    text = str(report)
+    assert "converted 54 layer(s)" in text and "layer4.2.conv3" in text and "kept 0 layer(s)" in text
+
+    x = torch.randn(1, 3, 48, 48)  # batch 1; 48 x 48 keeps layer4 at 2 x 2, enough for batch norm statistics
+    before = model.fc.weight.detach().clone()
+    loss = F.cross_entropy(model(x), torch.tensor([3]))
+    loss.backward()
+    assert torch.isfinite(loss)
+    grads = [p.grad for p in model.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert all(float(params[f"{n}.weight"].grad.abs().max()) > 0 for n in convs + ["fc"])
+    opt.step()
+    assert not torch.equal(model.fc.weight, before)  # the optimizer updated the very tensor the DFP layer reads
+    with torch.no_grad():
+        assert torch.isfinite(model(x)).all()  # the next forward reads the updated weights (requantized)
+
+
+def test_convert_keeps_incompatible_layers_with_reasons():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(4, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1, groups=4),
+                          nn.Conv2d(8, 8, 3, padding=2, dilation=2), nn.Conv2d(8, 8, 3, padding=1, padding_mode="circular"),
+                          nn.Flatten(), nn.Linear(8 * 5 * 5, 6), nn.LazyLinear(3))
+    model[5].to(torch.float64)
+    report = convert(model)
+    kept = dict(report.kept)
+    assert report.converted == ["0"]
+    assert "groups=4" in kept["1"] and "dilation" in kept["2"] and "padding_mode" in kept["3"]
+    assert "float64" in kept["5"] and "lazy" in kept["6"]
+    assert type(model[1]) is nn.Conv2d and isinstance(model[0], DFPConv2d)
+    text = str(report)
+    assert "kept 5 layer(s) in FP32" in text and "1: groups=4" in text
+
+
+def test_convert_shares_parameters_and_state_dict_round_trips():
+    torch.manual_seed(5)
+    shared = nn.Conv2d(3, 3, 3, padding=1)
+    model = nn.Sequential(shared, nn.ReLU(), shared, nn.Flatten(), nn.Linear(3 * 4 * 4, 2))
+    ref = copy.deepcopy(model)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    report = convert(model, inplace=True)
+    assert report.converted == ["0", "4"] and model[0] is model[2]  # a shared module stays one module
+    assert model.state_dict().keys() == state.keys()
+    model.load_state_dict(state)
+    ref.load_state_dict(model.state_dict())
+    x = torch.randn(2, 3, 4, 4)
+    assert torch.allclose(model(x), ref(x), atol=1e-3)
+    clone = convert(ref, inplace=False).model
+    assert isinstance(clone[0], DFPConv2d) and type(ref[0]) is nn.Conv2d
+    assert clone[0].weight is not ref[0].weight
+    # Copies and pickles drop the compiled kernels and rebuild them on use.
+    again = pickle.loads(pickle.dumps(copy.deepcopy(model)))
+    assert torch.equal(again(x), model(x))
+
+
+def test_stochastic_rounding_is_seeded():
+    torch.manual_seed(6)
+    base = nn.Sequential(nn.Conv2d(2, 3, 3), nn.Flatten(), nn.Linear(3 * 4 * 4, 2))
+    x = torch.randn(4, 2, 6, 6)
+    outs = []
+    for seed in (0, 0, 1):
+        model = convert(base, rounding="stochastic", bits=8, seed=seed, inplace=False).model
+        outs.append(model(x))
+    assert torch.equal(outs[0], outs[1]) and not torch.equal(outs[0], outs[2])
