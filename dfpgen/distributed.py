@@ -75,6 +75,22 @@ class Concat(nn.Module):
         return torch.cat([b(x) for b in self.branches], dim=1)
 
 
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over ranks; the gradient of a sum shared by every rank is the sum of the ranks' gradients."""
+
+    @staticmethod
+    def forward(ctx, t: torch.Tensor) -> torch.Tensor:
+        t = t.clone()
+        dist.all_reduce(t)
+        return t
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.clone()
+        dist.all_reduce(grad)
+        return grad
+
+
 class SyncBatchNorm2d(nn.BatchNorm2d):
     """BatchNorm2d whose training statistics are all-reduced over every rank's shard, so a data-parallel
     step normalizes exactly as one process over the global batch does (torch's SyncBatchNorm is GPU-only).
@@ -83,14 +99,19 @@ class SyncBatchNorm2d(nn.BatchNorm2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
             return super().forward(x)
-        from torch.distributed.nn.functional import all_reduce
-
-        count = torch.tensor([float(x.shape[0] * x.shape[2] * x.shape[3])])
-        local = torch.cat([x.sum(dim=(0, 2, 3)), (x * x).sum(dim=(0, 2, 3)), count])
-        total = all_reduce(local)
-        C, n = self.num_features, total[-1]
-        mean = total[:C] / n
-        var = (total[C:2 * C] / n - mean * mean).clamp_min(0)
+        # Each rank's count, mean and centred sum of squares, gathered by a sum over rows only this rank
+        # fills, then combined as Chan et al. do: no E[x^2] - mean^2 cancellation.
+        rank, world, C = dist.get_rank(), dist.get_world_size(), self.num_features
+        n_r = x.shape[0] * x.shape[2] * x.shape[3]
+        mean_r = x.mean(dim=(0, 2, 3))
+        m2_r = ((x - mean_r.view(1, -1, 1, 1)) ** 2).sum(dim=(0, 2, 3))
+        rows = torch.zeros(world, 2 * C + 1, dtype=x.dtype)
+        rows = rows.index_copy(0, torch.tensor([rank]), torch.cat([mean_r, m2_r, x.new_tensor([n_r])]).unsqueeze(0))
+        rows = _AllReduceSum.apply(rows)
+        counts = rows[:, -1:]
+        n = counts.sum()
+        mean = (counts * rows[:, :C]).sum(0) / n
+        var = (rows[:, C:2 * C].sum(0) + (counts * (rows[:, :C] - mean) ** 2).sum(0)) / n
         with torch.no_grad():
             m = self.momentum
             self.running_mean.mul_(1 - m).add_(m * mean)

@@ -114,10 +114,14 @@ class _DFPLayer:
     def _quantized_weight(self, w: torch.Tensor, wn: np.ndarray) -> DFPTensor:
         # Unchanged weights (evaluation, or micro-batches between optimizer steps) are quantized and laid
         # out once: Conv2d keeps each DFPTensor's blocked layouts, keyed by the object.
-        key = (w.data_ptr(), w._version, tuple(w.shape))
-        if self._weight_q is None or self._weight_q[0] != key or self.numerics.rounding == "stochastic":
-            self._weight_q = (key, self._quantize(wn, "weight", "weight"))
-        return self._weight_q[1]
+        # The key holds the tensor itself (a Linear passes a view: its base), so a new Parameter that
+        # happens to reuse the old one's memory is never mistaken for it; in-place updates bump _version.
+        base = w if w._base is None else w._base
+        key = (w._version, w.data_ptr(), tuple(w.shape))
+        cached = self._weight_q
+        if cached is None or cached[0] is not base or cached[1] != key or self.numerics.rounding == "stochastic":
+            self._weight_q = cached = (base, key, self._quantize(wn, "weight", "weight"))
+        return cached[2]
 
     def op(self, x_shape: tuple) -> Conv2d:
         """The Conv2d that runs this layer on (N, C, H, W) inputs (a Linear's are (1, C, 1, batch)); each
@@ -322,7 +326,8 @@ def convert(model: nn.Module, bits: int = 16, rounding: str = "nearest", grad_ro
     """Swap every compatible nn.Conv2d / nn.Linear of `model` for a DFP layer sharing its Parameters.
 
     Optimizers built before the call and state_dict keys keep working. Incompatible layers (grouped,
-    dilated, circular padding, subclasses, non-float32) stay FP32 and are listed with the reason.
+    dilated, circular padding, subclasses, non-float32) stay FP32 and are listed with the reason; layers
+    that already are DFP layers are left as they are and listed in neither.
     `seed` (int or tuple) seeds each layer's stochastic rounding as (seed, layer index). The converted
     model is `report.model`: `model` itself when inplace (unless `model` is itself a Conv2d/Linear), else a copy.
     """

@@ -397,3 +397,12 @@ def test_stochastic_rounding_is_seeded():
         model = convert(base, rounding="stochastic", bits=8, seed=seed, inplace=False).model
         outs.append(model(x))
     assert torch.equal(outs[0], outs[1]) and not torch.equal(outs[0], outs[2])
+
+
+def test_core_package_never_imports_torch():
+    import subprocess
+    import sys
+    code = ("import sys, dfpgen, dfpgen.cli, dfpgen.train, dfpgen.data, dfpgen.nn.models, dfpgen.tune; "
+            "assert 'torch' not in sys.modules, 'torch was imported'")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr

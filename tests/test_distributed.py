@@ -1,0 +1,206 @@
+"""dfpgen.distributed: 2-process torchrun training against one process over the same global batches,
+the dfpgen.nn -> torch translation, and `dfpgen train --backend torch`.
+
+Tolerances
+----------
+FP32 (--precision fp32): both runs see the same global batches, so the two ranks' averaged gradient is
+the single process's gradient summed in another order (two half-batch sums, then the all-reduce). That
+changes only FP32 roundings (unit 2**-24 = 6e-8 relative); over a few steps they stay below 1e-5 of the
+weights' total update. A sharding or loss-scaling error would show up at order 1.
+
+Batch norm (resnet8, FP32): SyncBatchNorm2d normalizes each rank's shard with the global batch's
+statistics. Batch norm's backward subtracts nearly equal sums, which amplifies reordering (more with
+every step, so this run takes 2): a single process on 1 instead of 2 threads already moves conv1 by
+2.5e-4 of its update (the 2-process run: 1.4e-4), so the tolerance is 2e-3; batch norm over each
+shard alone (plain DDP) would move it by about 0.5.
+
+DFP16: rank r quantizes its own shard's activations and gradients, so the exponents differ from the
+single process's. A shard's max |a| is at most the global batch's, so its exponent is at most the
+global one: every quantization error of the 2-process run is bounded by the single-process run's bound
+(|Q(a) - a| <= 2**e, tests/test_torch.py). Both runs are therefore DFP16 runs of the same global
+batches, each at least as fine as the single-process one, and lie within the same distance B of the
+FP32 trajectory: |w_2proc - w_1proc| <= 2B. B is not 2**-14 of the update: where quantization moves a
+value across a ReLU's zero or breaks a max-pool tie the other way, the gradient is rerouted, which no
+Lipschitz argument bounds. So B is measured: the single-process DFP16 run's distance from the FP32 run,
+as a fraction of the update w - w0 (the largest over all tensors; about 0.02 here). The tolerance is
+2B, doubled because one measured deviation is a sample of the quantization noise, not its bound: 4B
+per tensor, relative to that tensor's update. B must stay below 0.05, so a broken DFP16 run cannot
+widen the tolerance. (The 2-process run lands much closer than 4B, about 3e-4: both DFP16 runs share
+the weights' and the input images' quantization, which only the FP32 comparison sees.)
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+dist = pytest.importorskip("torch.distributed")
+if not dist.is_available() or not dist.is_gloo_available():
+    pytest.skip("torch.distributed with gloo is not available", allow_module_level=True)
+
+from click.testing import CliRunner  # noqa: E402
+
+from dfpgen import distributed  # noqa: E402
+from dfpgen.cli import main as cli  # noqa: E402
+from dfpgen.nn import layers as L  # noqa: E402
+from dfpgen.nn.precision import Precision  # noqa: E402
+
+RUN = ["--data", "mnist", "--limit", "128", "--batch", "32", "--lr", "0.05", "--seed", "0"]
+
+
+def _run(out, nproc: int, *extra: str) -> dict:
+    """Run dfpgen.distributed in a subprocess (under torch.distributed.run on the loopback when nproc > 1)."""
+    args = ["-m", "dfpgen.distributed", *RUN, *extra, "--out", str(out)]
+    if nproc > 1:
+        args = ["-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--nnodes", "1",
+                "--master_addr", "127.0.0.1", "--master_port", str(distributed.free_port()), *args]
+    env = dict(os.environ, OMP_NUM_THREADS="1")  # two ranks on two shared cores: no spinning OpenMP pools
+    done = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return {r: dict(np.load(out / f"weights_rank{r}.npz")) for r in range(nproc)}
+
+
+# (net, precision, steps): lenet in both precisions; resnet8 in FP32 for the batch norm statistics.
+CONFIGS = [("lenet", "fp32", 4), ("lenet", "dfp16", 4), ("resnet8", "fp32", 2)]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    base = tmp_path_factory.mktemp("dist")
+    return {(net, prec, n): _run(base / f"{net}-{prec}-{n}", n, "--net", net, "--precision", prec, "--steps", str(steps))
+            for net, prec, steps in CONFIGS for n in (1, 2)} | {"dir": base}
+
+
+def initial(net: str) -> dict:
+    model = distributed.build_model(distributed.DistConfig(net=net, seed=0), (1, 28, 28), 10)
+    return {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
+
+
+def _rel(a: dict, b: dict, w0: dict) -> dict:
+    """max |a - b| per floating-point tensor, relative to that tensor's largest update in run b."""
+    return {k: float(np.abs(a[k] - b[k]).max() / np.abs(b[k] - w0[k]).max()) for k in w0 if w0[k].dtype.kind == "f"}
+
+
+@pytest.mark.parametrize("net, prec, steps", CONFIGS)
+def test_ranks_end_with_identical_weights(runs, net, prec, steps):
+    r0, r1 = runs[(net, prec, 2)][0], runs[(net, prec, 2)][1]  # parameters and batch norm buffers
+    assert r0.keys() == r1.keys() and all(np.array_equal(r0[k], r1[k]) for k in r0)
+    folder = runs["dir"] / f"{net}-{prec}-2"
+    logs = [(folder / f"log_rank{r}.csv").read_text().splitlines() for r in (0, 1)]
+    assert len(logs[0]) == 1 + steps and [l.split(",")[:5] for l in logs[0]] == [l.split(",")[:5] for l in logs[1]]
+    assert (folder / "summary.json").exists()  # the same global losses on both ranks (only seconds differ)
+
+
+def test_fp32_data_parallel_equals_one_process(runs):
+    rel = _rel(runs[("lenet", "fp32", 2)][0], runs[("lenet", "fp32", 1)][0], initial("lenet"))
+    assert max(rel.values()) < 1e-5, rel
+
+
+def test_batch_norm_statistics_span_the_global_batch(runs):
+    rel = _rel(runs[("resnet8", "fp32", 2)][0], runs[("resnet8", "fp32", 1)][0], initial("resnet8"))
+    assert max(rel.values()) < 2e-3, rel
+
+
+def test_dfp16_data_parallel_matches_one_process_within_dfp_bound(runs):
+    one, two, fp32 = (runs[("lenet", p, n)][0] for p, n in (("dfp16", 1), ("dfp16", 2), ("fp32", 1)))
+    initial_ = initial("lenet")
+    B = max(_rel(one, fp32, initial_).values())
+    assert 0 < B < 0.05, B  # DFP16 really quantized, and stayed close to FP32
+    rel = _rel(two, one, initial_)
+    assert max(rel.values()) <= 4 * B, (B, rel)
+    assert not all(np.array_equal(one[k], two[k]) for k in one)  # the shards did pick their own exponents
+
+
+def test_runs_are_reproducible(runs, tmp_path):
+    again = _run(tmp_path / "again", 1, "--net", "lenet", "--precision", "dfp16", "--steps", "4")[0]
+    first = runs[("lenet", "dfp16", 1)][0]
+    assert all(np.array_equal(again[k], first[k]) for k in first)
+
+
+# ----------------------------------------------------------------------------------------- translation
+
+
+def _numpy_net():
+    p = Precision.fp32()
+    rng = np.random.default_rng(0)
+    conv = lambda name, C, K, R, pad, bias=False: L.Conv(name, C, K, R, 1, pad, precision=p, rng=rng, bias=bias)
+    return L.Sequential("net", [
+        conv("c1", 3, 4, 3, 1, bias=True), L.BatchNorm("bn1", 4), L.ReLU(),
+        L.Residual("res", [conv("c2", 4, 4, 3, 1), L.BatchNorm("bn2", 4)]),
+        L.Concat("cat", [L.MaxPool("mp", 3, 2, 1, ceil_mode=True), L.AvgPool("ap", 3, 2, 1, ceil_mode=True),
+                         L.Sequential("b", [L.ReLU(), L.MaxPool("mp1", 2, 2, 1)])]),
+        L.AvgPool("gap"), L.Flatten(), L.Linear("fc", 12, 5, precision=p, rng=rng)])
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_translation_computes_what_the_numpy_network_does(train):
+    net = _numpy_net()
+    model = distributed.translate(net).train(train)
+    x = np.random.default_rng(1).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    want = net.forward(x, train=train)
+    with torch.no_grad():
+        got = model(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    keys = set(model.state_dict())
+    assert {"c1.weight", "c1.bias", "bn1.weight", "res.main.c2.weight", "fc.weight", "fc.bias"} <= keys
+
+
+def test_ceil_mode_pooling_matches_caffe_rule():
+    x = np.random.default_rng(2).standard_normal((1, 2, 13, 14)).astype(np.float32)
+    for layer in (L.MaxPool("p", 3, 2, ceil_mode=True), L.MaxPool("p", 2, 2, 1, ceil_mode=True),
+                  L.AvgPool("a", 3, 2, 1, ceil_mode=True), L.AvgPool("a", 2)):
+        got = distributed.translate(layer)(torch.from_numpy(x)).numpy()
+        np.testing.assert_allclose(got, layer.forward(x), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["resnet8", "resnet50", "googlenet_v1"])
+def test_catalog_networks_translate_with_every_parameter(name):
+    from dfpgen.nn.models import build
+    net, shape = build(name, Precision.fp32(), 0, 1, (1, 28, 28), 10)
+    model = distributed.translate(net)
+    assert sum(p.numel() for p in model.parameters()) == sum(p.data.size for p in net.params)
+    convs = sum(isinstance(m, torch.nn.Conv2d) for m in model.modules())
+    assert convs == sum(isinstance(layer, L.Conv) for layer in net.layers())
+
+
+# ------------------------------------------------------------------------------------------------ cli
+
+
+def test_cli_train_torch_backend_in_process(tmp_path):
+    out = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["train", "--backend", "torch", "--net", "lenet", "--epochs", "1", "--limit", "64",
+                                      "--batch", "32", "--out", str(out), "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    assert (out / "weights_rank0.npz").exists() and (out / "log_rank0.csv").read_text().count("\n") == 3
+
+
+def test_cli_train_torch_backend_launches_torchrun(tmp_path, monkeypatch):
+    seen = {}
+
+    def fake_run(cmd, **kwargs):
+        seen["cmd"] = cmd
+        return subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr(distributed.subprocess, "run", fake_run)
+    result = CliRunner().invoke(cli, ["train", "--backend", "torch", "--nproc", "2", "--net", "resnet8", "--bits", "14",
+                                      "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    cmd = seen["cmd"]
+    assert cmd[1:3] == ["-m", "torch.distributed.run"] and cmd[cmd.index("--nproc_per_node") + 1] == "2"
+    assert cmd[cmd.index("--master_addr") + 1] == "127.0.0.1"
+    assert cmd[cmd.index("-m", 3) + 1] == "dfpgen.distributed" and cmd[cmd.index("--bits") + 1] == "14"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--nproc", "2"], "--nproc 2"),
+    (["--backend", "torch", "--resume"], "--resume"),
+    (["--backend", "torch", "--dfp", "act,weight"], "--dfp"),
+])
+def test_cli_options_the_backend_cannot_honor(args, message):
+    result = CliRunner().invoke(cli, ["train", *args])
+    assert result.exit_code == 2 and message in result.output
