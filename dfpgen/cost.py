@@ -8,7 +8,7 @@ from itertools import product
 import numpy as np
 
 from .errors import PlanError
-from .plan import Blocking, Plan, make_plan, register_need
+from .plan import Blocking, Plan, common, make_plan, register_need
 from .spec import ConvSpec, Numerics
 from .target import Target, get_isa
 
@@ -72,6 +72,7 @@ def block_shapes(spec: ConvSpec, pass_name: str, target: Target, isa_name: str, 
 def default_blocking(spec: ConvSpec, numerics: Numerics, target: Target, isa_name: str,
                      pass_name: str = "fprop") -> Blocking:
     """The blocking the cost model ranks best: good speed without tuning."""
+    common(numerics, Blocking(), target, isa_name, pass_name)  # ISA and policy errors say what is wrong
     best, best_cycles = None, float("inf")
     for kv, wb, hb in block_shapes(spec, pass_name, target, isa_name):
         blocking = Blocking(kv, wb, hb)

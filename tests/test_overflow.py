@@ -214,9 +214,6 @@ def test_saturate_on_pmadd_isa_plan_error(isa, cpu):
             dfpgen.compile(spec, "fprop", numerics, isa=isa, cpu=cpu, blocking=Blocking(kv=1, wb=2))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG dfpgen/cost.py default_blocking: swallows make_plan's PlanError for "
-                   "overflow='saturate' on a pmadd ISA and raises 'no register blocking fits ...' instead of "
-                   "the clear 'needs a saturating multiply-accumulate (vpdpwssds)' message")
 @pytest.mark.parametrize("isa, cpu", [("avx2", "znver3"), ("avx512", "skylake-avx512")])
 def test_saturate_on_pmadd_isa_clear_error_with_default_blocking(isa, cpu):
     spec = ConvSpec(1, 16, 16, 8, 8, 3, 3, 1, 1)
@@ -225,8 +222,6 @@ def test_saturate_on_pmadd_isa_clear_error_with_default_blocking(isa, cpu):
 
 
 @pytest.mark.skipif("avx2" not in DFP_ISAS, reason="the host has no avx2")
-@pytest.mark.xfail(strict=True, reason="BUG dfpgen/cost.py default_blocking (via Conv2d): saturate on avx2 "
-                   "reports 'no register blocking fits' instead of naming vpdpwssds")
 def test_conv2d_saturate_on_avx2_clear_error():
     with pytest.raises(PlanError, match=r"saturate.*vpdpwssds"):
         Conv2d(ConvSpec(1, 16, 16, 8, 8, 3, 3, 1, 1), overflow="saturate", chain=8, isa="avx2")
