@@ -43,8 +43,8 @@ def random_operands(spec, pass_name: str = "fprop", seed: int = 0) -> tuple[np.n
     """Reproducible float32 operands of one pass: (x, w) for fprop, (dy, w) for bprop, (x, dy) for wtgrad."""
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((spec.N, spec.C, spec.H, spec.W), dtype=np.float32)
-    w = (rng.standard_normal((spec.K, spec.C, spec.R, spec.S), dtype=np.float32)
-         / np.float32(np.sqrt(spec.C * spec.R * spec.S)))
+    w = (rng.standard_normal((spec.K, spec.Cg, spec.R, spec.S), dtype=np.float32)
+         / np.float32(np.sqrt(spec.Cg * spec.R * spec.S)))
     dy = rng.standard_normal((spec.N, spec.K, spec.P, spec.Q), dtype=np.float32)
     return {"fprop": (x, w), "bprop": (dy, w), "wtgrad": (x, dy)}[pass_name]
 
@@ -81,16 +81,24 @@ def time_torch(spec, a: np.ndarray, b: np.ndarray, threads: int | None = None, m
     previous = torch.get_num_threads()
     torch.set_num_threads(threads or default_threads())
     s = spec
+    # Asymmetric (or negative) padding has no conv2d argument: pad the input once, outside the timing.
+    symmetric = s.pt == s.pb and s.pl == s.pr
+    padding = [s.pt, s.pl] if symmetric else [0, 0]
+    pad_input = (lambda t: t) if symmetric else \
+        (lambda t: torch.nn.functional.pad(t, (s.pl, s.pr, s.pt, s.pb)))
+    geometry = dict(stride=[s.sh, s.sw], padding=padding, dilation=[s.dh, s.dw], groups=s.groups)
     try:
         ta, tb = torch.from_numpy(a), torch.from_numpy(b)
         if pass_name == "fprop":
-            call = lambda: torch.nn.functional.conv2d(ta, tb, stride=s.stride, padding=s.pad)
+            ta = pad_input(ta)
+            call = lambda: torch.nn.functional.conv2d(ta, tb, **geometry)
         else:
             dy, x, w = (ta, torch.zeros(s.N, s.C, s.H, s.W), tb) if pass_name == "bprop" else \
-                (tb, ta, torch.zeros(s.K, s.C, s.R, s.S))
+                (tb, ta, torch.zeros(s.K, s.Cg, s.R, s.S))
+            x = pad_input(x)
             mask = [pass_name == "bprop", pass_name == "wtgrad", False]
-            call = lambda: torch.ops.aten.convolution_backward(dy, x, w, None, [s.stride] * 2, [s.pad] * 2,
-                                                               [1, 1], False, [0, 0], 1, mask)
+            call = lambda: torch.ops.aten.convolution_backward(dy, x, w, None, geometry["stride"], padding,
+                                                               geometry["dilation"], False, [0, 0], s.groups, mask)
         with torch.no_grad():
             seconds, reps = median_time(call, min_seconds)
     finally:

@@ -15,14 +15,18 @@ Built-in catalogs ship in the package as `dfpgen.specs/*.toml` (one file per net
     R = 7                               # S defaults to R
     stride = 2                          # default 1
     pad = 3                             # default 0
+    groups = 2                          # default 1 (grouped convolution; C and K are totals)
+    dilation = 1                        # default 1 (PyTorch's convention)
 
 Fully-connected layers are written as 1x1 convolutions on a 1x1 input. A reference picks layers:
 `NET`, `NET:NAME`, `path/to/file.toml` or `path/to/file.toml:NAME`, where NAME is an exact
-layer name or else a prefix (`resnet50:res2a` is the four convolutions of block res2a).
+layer name or else a prefix (`resnet50:res2a` is the four convolutions of block res2a), or a oneDNN
+benchdnn descriptor such as `mb32ic64ih56oc64oh56kh3ph1` (dfpgen.descriptor).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import functools
 import importlib.resources
@@ -33,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import CatalogError, SpecError
+from . import descriptor
 from .spec import ConvSpec
 
 # Spellings people use for the built-in networks (keys are compared lower-cased).
@@ -44,11 +49,13 @@ ALIASES = {
     "inception_v1": "googlenet_v1",
     "vgg_16": "vgg16",
     "vgg-16": "vgg16",
+    "bvlc_alexnet": "alexnet_2tower",
+    "alexnet_groups": "alexnet_2tower",
 }
 
 _NETWORK_KEYS = {"name": str, "title": str, "input": list}
 _REQUIRED_NETWORK_KEYS = ("name", "input")
-_INT_FIELDS = ("C", "K", "H", "W", "R", "S", "stride", "pad")
+_INT_FIELDS = ("C", "K", "H", "W", "R", "S", "stride", "pad", "groups", "dilation")
 _REQUIRED_LAYER_KEYS = ("name", "C", "K", "H", "R")
 # A file reference is anything ending in .toml, optionally followed by ":NAME". Non-greedy, so a
 # layer name may itself contain ".toml" but a path may not contain ".toml:".
@@ -140,10 +147,16 @@ def split_ref(ref: str) -> tuple[str, str | None]:
     return net, (layer if sep else None)
 
 
-def select(ref: str, batch: int = 1) -> list[ConvSpec]:
-    """The layers a reference names (`NET`, `NET:NAME`, `FILE.toml[:NAME]`), each with N=batch."""
-    if not _is_pos_int(batch):
+def select(ref: str, batch: int | None = 1) -> list[ConvSpec]:
+    """The layers a reference names (`NET`, `NET:NAME`, `FILE.toml[:NAME]`, a benchdnn descriptor), each
+    with N=batch; None keeps a descriptor's own minibatch (catalog layers then get N=1)."""
+    if batch is not None and not _is_pos_int(batch):
         raise CatalogError(f"batch={batch!r}: must be an integer >= 1")
+    if isinstance(ref, str) and descriptor.looks_like(ref):
+        spec = descriptor.parse(ref)
+        spec = spec if spec.name else dataclasses.replace(spec, name=ref.strip())
+        return [spec if batch is None else spec.with_batch(batch)]
+    batch = batch or 1
     net_ref, layer = split_ref(ref)
     network = load_network(net_ref)
     layers = network.layers if layer is None else network.find(layer)

@@ -31,8 +31,8 @@ def main() -> None:
 
 @main.command("layers")
 @click.argument("ref", required=False, metavar="[REF]")
-@click.option("--batch", "-N", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Batch size N given to every layer (scales the batch total).")
+@click.option("--batch", "-N", type=click.IntRange(min=1), default=None,
+              help="Batch size N given to every layer (scales the batch total; default: a descriptor's mb, else 1).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object instead of a table.")
 def layers(ref: str | None, batch: int, as_json: bool) -> None:
     """List the built-in networks, or the layer shapes REF picks.
@@ -44,6 +44,8 @@ def layers(ref: str | None, batch: int, as_json: bool) -> None:
       NET:NAME          the layer named NAME, else every layer whose name starts
                         with NAME (resnet50:res2a: the 4 convolutions of block res2a)
       FILE.toml[:NAME]  the same for your own catalog file (format: dfpgen.catalog)
+      DESCRIPTOR        a oneDNN benchdnn problem, e.g. mb32ic64ih56oc64oh56kh3ph1
+                        (g for groups, dh/dw zero-based dilation; dfpgen.descriptor)
 
     Fully-connected layers are listed as 1x1 convolutions on a 1x1 input. MACs count
     multiply-accumulates of the forward pass; 1 GMAC = 1e9 MACs.
@@ -51,8 +53,9 @@ def layers(ref: str | None, batch: int, as_json: bool) -> None:
     \b
     --json with REF prints
       {"network": str, "title": str, "ref": str, "batch": int,
-       "layers": [{"name", "N", "C", "K", "H", "W", "R", "S",
-                   "stride", "pad", "P", "Q", "macs_per_image"}, ...],
+       "layers": [{"name", "N", "C", "K", "H", "W", "R", "S", "stride", "pad",
+                   "P", "Q", "macs_per_image", "groups", "strides": [h, w],
+                   "dilations": [h, w], "pads": [top, bottom, left, right]}, ...],
        "total_macs_per_image": int, "total_macs": int}   (total_macs = for the batch)
     and without REF
       {"networks": [{"name", "title", "layers", "macs_per_image"}, ...]}.
@@ -80,25 +83,43 @@ def _list_networks(as_json: bool) -> None:
         click.echo(f"{n.name:<{width}}  {len(n.layers):>6}  {n.macs_per_image / 1e9:>8.3f}  {n.title}")
 
 
-def _show_layers(ref: str, batch: int, as_json: bool) -> None:
-    net_ref, name = catalog.split_ref(ref)
-    network = catalog.load_network(net_ref)
-    specs = [s.with_batch(batch) for s in (network.layers if name is None else network.find(name))]
+def _show_layers(ref: str, batch: int | None, as_json: bool) -> None:
+    if descriptor_ref(ref):
+        specs = catalog.select(ref, batch=batch)
+        network_name, title, name, total = "descriptor", "a oneDNN benchdnn problem", ref, 1
+    else:
+        net_ref, name = catalog.split_ref(ref)
+        network = catalog.load_network(net_ref)
+        specs = [s.with_batch(batch or 1) for s in (network.layers if name is None else network.find(name))]
+        network_name, title, total = network.name, network.title, len(network.layers)
+    batch = specs[0].N if batch is None else batch
     per_image = sum(s.macs_per_image for s in specs)
     if as_json:
-        fields = ("name", "N", "C", "K", "H", "W", "R", "S", "stride", "pad", "P", "Q", "macs_per_image")
+        fields = ("name", "N", "C", "K", "H", "W", "R", "S", "stride", "pad", "P", "Q", "macs_per_image", "groups")
         click.echo(json.dumps({
-            "network": network.name, "title": network.title, "ref": ref, "batch": batch,
-            "layers": [{f: getattr(s, f) for f in fields} for s in specs],
+            "network": network_name, "title": title, "ref": ref, "batch": batch,
+            "layers": [{**{f: getattr(s, f) for f in fields}, "strides": [s.sh, s.sw], "dilations": [s.dh, s.dw],
+                        "pads": [s.pt, s.pb, s.pl, s.pr]} for s in specs],
             "total_macs_per_image": per_image, "total_macs": per_image * batch}, indent=2))
         return
-    click.echo(f"{network.name}: {network.title}")
-    rows = [(s.name, str(s.C), str(s.K), f"{s.H}x{s.W}", f"{s.R}x{s.S}", str(s.stride), str(s.pad),
-             f"{s.P}x{s.Q}", f"{s.macs_per_image / 1e6:.2f}") for s in specs]
-    _echo_table(("layer", "C", "K", "HxW", "RxS", "stride", "pad", "PxQ", "MMAC/img"), rows)
-    count = f"{len(specs)}" if name is None else f"{len(specs)} of {len(network.layers)}"
+    click.echo(f"{network_name}: {title}")
+    general = not all(s.plain for s in specs)
+    rows = [(s.name, str(s.C), str(s.K), f"{s.H}x{s.W}", f"{s.R}x{s.S}", _pair(s.sh, s.sw), _pads(s),
+             f"{s.P}x{s.Q}", f"{s.macs_per_image / 1e6:.2f}") + ((str(s.groups), _pair(s.dh, s.dw)) if general else ())
+            for s in specs]
+    _echo_table(("layer", "C", "K", "HxW", "RxS", "stride", "pad", "PxQ", "MMAC/img")
+                + (("groups", "dilation") if general else ()), rows)
+    count = f"{len(specs)}" if name is None else f"{len(specs)} of {total}"
     click.echo(f"total: {count} layers, {per_image / 1e9:.3f} GMAC per image, "
                f"{per_image * batch / 1e9:.3f} GMAC for batch {batch}")
+
+
+def _pair(h: int, w: int) -> str:
+    return str(h) if h == w else f"{h}x{w}"
+
+
+def _pads(s) -> str:
+    return _pair(s.pt, s.pl) if (s.pt, s.pl) == (s.pb, s.pr) else f"t{s.pt} b{s.pb} l{s.pl} r{s.pr}"
 
 
 def _echo_table(header: tuple, rows: list) -> None:
@@ -110,11 +131,39 @@ def _echo_table(header: tuple, rows: list) -> None:
         click.echo("  ".join(cells).rstrip())
 
 
-def _specs(ref: str, batch: int) -> list:
+def _specs(ref: str | None, batch: int | None, batch_file: str | None = None, default_batch: int = 8) -> list:
+    """The layers of --layer and/or --batch-file. --batch overrides every layer's N; without it
+    descriptors keep their own mb and catalog layers get default_batch."""
+    from .descriptor import read_list
+
+    specs = []
     try:
-        return catalog.select(ref, batch=batch)
+        if ref:
+            own = batch if batch is not None else (None if descriptor_ref(ref) else default_batch)
+            specs += catalog.select(ref, batch=own)
     except CatalogError as exc:
         raise click.BadParameter(str(exc), param_hint="--layer") from None
+    if batch_file:
+        for entry in read_list(batch_file):
+            if isinstance(entry, Exception):
+                raise click.BadParameter(f"{batch_file} line {entry.line}: {entry}", param_hint="--batch-file")
+            specs.append(entry.spec if batch is None else entry.spec.with_batch(batch))
+    if not specs:
+        raise click.UsageError("give --layer REF or --batch-file FILE")
+    return specs
+
+
+def descriptor_ref(ref: str) -> bool:
+    """Whether a --layer value is a benchdnn descriptor."""
+    from .descriptor import looks_like
+
+    return looks_like(ref)
+
+
+_BATCH_FILE = click.option("--batch-file", type=click.Path(exists=True, dir_okay=False), default=None,
+                           help="A benchdnn list: one descriptor a line, # comments (with or instead of --layer).")
+_LAYER_HELP = ("Layer reference: NET, NET:NAME (or a name prefix), FILE.toml[:NAME], or a benchdnn "
+               "descriptor such as mb32ic64ih56oc64oh56kh3ph1.")
 
 
 def _parse_blocking(text: str | None):
@@ -159,13 +208,15 @@ def _usage_errors(fn):
 
 
 @main.command("emit")
-@click.option("--layer", "ref", required=True, help="Layer reference, e.g. resnet50:res2a_branch2b.")
+@click.option("--layer", "ref", default=None, help=_LAYER_HELP)
+@_BATCH_FILE
 @click.option("--pass", "pass_name", type=click.Choice(PASSES), default="fprop", show_default=True)
 @click.option("--isa", type=click.Choice(list(ISAS)), default=None,
               help="Instruction set (default: the best for --cpu or this machine). fp32_* are the FP32 baseline.")
 @click.option("--cpu", default=None, help="Emit for a named CPU (e.g. sapphirerapids, alderlake, skylake-avx512).")
 @_numerics_options
-@click.option("--batch", "-N", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--batch", "-N", type=click.IntRange(min=1), default=None,
+              help="Batch size (default: a descriptor's mb, else 1).")
 @click.option("--blocking", default=None, help="Knobs, e.g. 'kv=4,wb=6,hb=1,cpb=16,unroll=16,order=nk'.")
 @click.option("--ir", "what", flag_value="ir", default=True, help="Print the emitted LLVM IR (default).")
 @click.option("--opt-ir", "what", flag_value="opt-ir", help="Print the IR after LLVM's O3 pipeline.")
@@ -173,10 +224,12 @@ def _usage_errors(fn):
 @click.option("-o", "--output", type=click.Path(file_okay=False), default=None,
               help="Write one file per layer into this folder instead of printing.")
 @_usage_errors
-def emit_cmd(ref, pass_name, isa, cpu, bits, rounding, overflow, chain, batch, blocking, what, output):
-    """Print or write the IR or assembly of generated kernels, annotated with their plan."""
+def emit_cmd(ref, batch_file, pass_name, isa, cpu, bits, rounding, overflow, chain, batch, blocking, what, output):
+    """Print or write the IR or assembly of generated kernels, annotated with their plan.
+
+    A grouped layer's kernel computes one group (it runs once per group)."""
     numerics = Numerics(bits, bits, rounding, overflow, chain)
-    for spec in _specs(ref, batch):
+    for spec in _specs(ref, batch, batch_file, default_batch=1):
         kernel = dfpgen_compile(spec, pass_name, numerics, isa=isa, cpu=cpu, blocking=_parse_blocking(blocking))
         if what == "asm":
             text = "".join(f"# {line}\n" for line in kernel.plan.summary()) + kernel.asm
@@ -210,22 +263,24 @@ def peak_cmd(remeasure, as_json):
 
 
 @main.command("bench")
-@click.option("--layer", "ref", default="resnet50:res2a", show_default=True,
-              help="Layer reference, e.g. resnet50:res2a or resnet50.")
+@click.option("--layer", "ref", default=None, help=_LAYER_HELP + "  [default: resnet50:res2a]")
+@_BATCH_FILE
 @click.option("--pass", "pass_name", type=click.Choice(PASSES + ("all",)), default="fprop", show_default=True)
 @_numerics_options
 @click.option("--isa", type=click.Choice(list(DFP_ISAS)), default=None, help="DFP ISA (default: this machine's best).")
-@click.option("--batch", "-N", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--batch", "-N", type=click.IntRange(min=1), default=None,
+              help="Batch size (default: a descriptor's mb, else 8).")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Threads (default: all cores).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of per-layer, per-pass results.")
 @_usage_errors
-def bench_cmd(ref, pass_name, bits, rounding, overflow, chain, isa, batch, threads, as_json):
+def bench_cmd(ref, batch_file, pass_name, bits, rounding, overflow, chain, isa, batch, threads, as_json):
     """Time layers' kernels with the default blocking: DFP16 vs our FP32 kernel vs PyTorch FP32.
 
     \b
     --json prints a list of objects with the keys
       pass, layer, isa, blocking, bits, threads, dfp_gmacs, pct_peak, fp32_gmacs,
       torch_gmacs (null without PyTorch), vs_fp32, vs_torch (speedups of DFP16).
+    A grouped layer is timed as the kernel of one group (against PyTorch on one group).
     """
     from .bench import random_operands, time_kernel, time_torch
     from .peak import peaks
@@ -234,7 +289,8 @@ def bench_cmd(ref, pass_name, bits, rounding, overflow, chain, isa, batch, threa
     threads = threads or default_threads()
     table = peaks()
     passes = PASSES if pass_name == "all" else (pass_name,)
-    work = [(p, spec) for spec in _specs(ref, batch) for p in passes]
+    specs = _specs(ref or (None if batch_file else "resnet50:res2a"), batch, batch_file)
+    work = [(p, spec.per_group()) for spec in specs for p in passes]
     results = []
     with click.progressbar(work, label="measuring", file=click.get_text_stream("stderr"),
                            item_show_func=lambda w: f"{w[1].name} {w[0]}" if w else "") as bar:
@@ -255,7 +311,8 @@ def bench_cmd(ref, pass_name, bits, rounding, overflow, chain, isa, batch, threa
     if as_json:
         click.echo(json.dumps(results, indent=2))
         return
-    click.echo(f"batch {batch}, {threads} thread(s), cpu {host().cpu}, DFP bits {bits}; medians; "
+    batches = sorted({spec.N for spec in specs})
+    click.echo(f"batch {', '.join(map(str, batches))}, {threads} thread(s), cpu {host().cpu}, DFP bits {bits}; medians; "
                f"% of the measured peak of the DFP instruction x threads")
     _echo_table(("layer", "pass", "isa", "blocking", "DFP GMAC/s", "% peak", "FP32 GMAC/s", "torch GMAC/s",
                  "x FP32", "x torch"),
@@ -265,11 +322,13 @@ def bench_cmd(ref, pass_name, bits, rounding, overflow, chain, isa, batch, threa
 
 
 @main.command("tune")
-@click.option("--layer", "ref", default="resnet50:res2a", show_default=True, help="Layer reference.")
+@click.option("--layer", "ref", default=None, help=_LAYER_HELP + "  [default: resnet50:res2a]")
+@_BATCH_FILE
 @click.option("--pass", "pass_name", type=click.Choice(PASSES + ("all",)), default="all", show_default=True)
 @_numerics_options
 @click.option("--isa", type=click.Choice(list(DFP_ISAS)), default=None, help="DFP ISA (default: this machine's best).")
-@click.option("--batch", "-N", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--batch", "-N", type=click.IntRange(min=1), default=None,
+              help="Batch size (default: a descriptor's mb, else 8).")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Threads (default: all cores).")
 @click.option("--budget", type=click.FloatRange(min=1), default=100.0, show_default=True,
               help="Seconds of search for the whole command, shared by its layers and passes.")
@@ -283,7 +342,7 @@ def bench_cmd(ref, pass_name, bits, rounding, overflow, chain, isa, batch, threa
               help="Write a roofline PNG of the tuned kernels against this machine's peaks (needs matplotlib).")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON (schema in --help).")
 @_usage_errors
-def tune_cmd(ref, pass_name, bits, rounding, overflow, chain, isa, batch, threads, budget, trials, seed,
+def tune_cmd(ref, batch_file, pass_name, bits, rounding, overflow, chain, isa, batch, threads, budget, trials, seed,
              db_path, retune, plot_path, as_json):
     """Search the blocking of each layer's kernels, measure them, and remember the best.
 
@@ -307,7 +366,10 @@ def tune_cmd(ref, pass_name, bits, rounding, overflow, chain, isa, batch, thread
     isa = isa or target.best_isa("dfp16")
     fp32_isa = target.best_isa("fp32")
     passes = PASSES if pass_name == "all" else (pass_name,)
-    tasks = [Task(spec, p, numerics, isa, threads, target) for spec in _specs(ref, batch) for p in passes]
+    specs = _specs(ref or (None if batch_file else "resnet50:res2a"), batch, batch_file)
+    # A grouped layer runs one per-group kernel once per group: that kernel is what is tuned.
+    tasks = [Task(spec.per_group(), p, numerics, isa, threads, target) for spec in specs for p in passes]
+    batch = batch if batch is not None else specs[0].N
     db = TuningDB(db_path)
     peak = peaks()[isa].gmacs * threads
     results, points = [], []
@@ -363,7 +425,7 @@ def tune_cmd(ref, pass_name, bits, rounding, overflow, chain, isa, batch, thread
         click.echo(json.dumps({"cpu": target.cpu, "isa": isa, "threads": threads, "batch": batch, "bits": bits,
                                "db": str(db.path), "results": results}, indent=2))
         return
-    click.echo(f"{ref}: batch {batch}, {threads} thread(s), cpu {target.cpu}, isa {isa}, bits {bits}; "
+    click.echo(f"{ref or batch_file}: batch {batch}, {threads} thread(s), cpu {target.cpu}, isa {isa}, bits {bits}; "
                f"database {db.path}")
     fmt = lambda v, suffix="": "-" if v is None else f"{v}{suffix}"
     _echo_table(("layer", "pass", "source", "best blocking", "GMAC/s", "% peak", "x default", "x FP32", "x torch"),
@@ -529,6 +591,64 @@ def _train_torch(net, data_source, precision, bits, bits_w, bits_grad, rounding,
     status = launch(argv, nproc)
     if status:
         raise click.ClickException(f"--backend torch run failed (exit status {status}); see the messages above")
+
+
+@main.command("conformance")
+@click.option("--suite", "suites", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="A benchdnn list to run (repeatable; default: every list that ships with dfpgen).")
+@click.option("--pass", "pass_name", type=click.Choice(PASSES + ("all",)), default="all", show_default=True)
+@click.option("--mb", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Minibatch of every problem.")
+@click.option("--keep-mb", is_flag=True, help="Keep each descriptor's own minibatch instead of --mb.")
+@click.option("--max-spatial", type=click.IntRange(min=1), default=None,
+              help="Scale problems whose input is larger than N x N down proportionally (filters, strides, "
+                   "dilations and pads kept), for quick runs.")
+@click.option("--bits", type=click.IntRange(2, 16), default=16, show_default=True,
+              help="Bits of the random DFP mantissas (full range, extremes included).")
+@click.option("--isa", type=click.Choice(list(DFP_ISAS)), default=None, help="DFP ISA (default: this machine's best).")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="Threads (default: all cores).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--verbose", "-v", is_flag=True, help="List every failed and unsupported problem.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print {suites: [{suite, passed, failed, unsupported}], problems: [{suite, line, problem, "
+                   "pass, status, detail}]}.")
+@_usage_errors
+def conformance_cmd(suites, pass_name, mb, keep_mb, max_spatial, bits, isa, threads, seed, verbose, as_json):
+    """Run oneDNN's benchdnn convolution lists through FPROP, BPROP and WTGRAD against float64 references.
+
+    Each pass must equal the exact result wherever no FP32 flush can round, and stay within the
+    derived flush bound elsewhere. Counts are problem-passes; 3-D problems are unsupported.
+    Exits with status 1 when anything failed.
+    """
+    from . import conformance
+
+    paths = [Path(p) for p in suites] or conformance.builtin_suites()
+    passes = PASSES if pass_name == "all" else (pass_name,)
+    options = dict(mb=None if keep_mb else mb, max_spatial=max_spatial, bits=bits, isa=isa, threads=threads,
+                   seed=seed)
+    outcomes = []
+    with click.progressbar(paths, label="conformance", file=click.get_text_stream("stderr"),
+                           item_show_func=lambda p: p.name if p else "") as bar:
+        for path in bar:
+            outcomes += conformance.run_suite(path, passes, **options)
+    rows = conformance.summary(outcomes)
+    failed = [o for o in outcomes if o.status == "failed"]
+    if as_json:
+        click.echo(json.dumps({"suites": [dict(zip(("suite", "passed", "failed", "unsupported"), r)) for r in rows],
+                               "problems": [{"suite": o.suite, "line": o.line, "problem": o.problem,
+                                             "pass": o.pass_name, "status": o.status, "detail": o.detail}
+                                            for o in outcomes]}, indent=2))
+    else:
+        isa_name = isa or host().best_isa("dfp16")
+        click.echo(f"isa {isa_name}, cpu {host().cpu}, bits {bits}, mb {'own' if keep_mb else mb}, "
+                   f"max spatial {max_spatial or '-'}, passes {','.join(passes)}")
+        totals = [sum(r[i] for r in rows) for i in (1, 2, 3)]
+        _echo_table(("suite", "passed", "failed", "unsupported"), rows + [("total", *totals)])
+        for o in outcomes:
+            if o.status == "failed" or (verbose and o.status == "unsupported"):
+                click.echo(f"{o.status.upper()} {o.suite}:{o.line} {o.problem} [{o.pass_name}] {o.detail}")
+    if failed:
+        raise SystemExit(1)
 
 
 @main.command("plot")

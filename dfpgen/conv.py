@@ -42,9 +42,11 @@ def compile(spec: ConvSpec, pass_name: str = "fprop", numerics: Numerics | None 
 
     `precision` defaults to that of `isa`, else dfp16. Without a blocking, the tuning database's best
     for this kernel at `threads` (default: all cores) is used when there is one, else the cost
-    model's default; `Kernel.source` says which.
+    model's default; `Kernel.source` says which. A grouped layer's kernel computes one group
+    (`spec.per_group()`); Conv2d runs it once per group.
     """
     numerics = numerics or Numerics()
+    spec = spec.per_group()
     target = resolve(cpu)
     precision = precision or (get_isa(isa).precision if isa else "dfp16")
     isa = choose_isa(target, precision, isa)
@@ -67,6 +69,20 @@ PASS_OPERANDS = {
     "wtgrad": (("x", "act"), ("dy", "grad"), "dw"),
 }
 
+# For each pass: the channel axis that groups split in (src, vec, result): x, dy and y/dx on their
+# channel axis 1, w and dw on their output-channel axis 0.
+GROUP_AXES = {"fprop": (1, 0, 1), "bprop": (1, 0, 1), "wtgrad": (1, 1, 0)}
+
+
+def group_slice(a: np.ndarray, axis: int, group: int, groups: int) -> np.ndarray:
+    """The channels of one group along `axis` (a view)."""
+    if groups == 1:
+        return a
+    size = a.shape[axis] // groups
+    index = [slice(None)] * a.ndim
+    index[axis] = slice(group * size, (group + 1) * size)
+    return a[tuple(index)]
+
 
 class Conv2d:
     """A convolution layer run through generated kernels in all three training passes.
@@ -77,7 +93,9 @@ class Conv2d:
     `bits_w` (default: bits) to weights, `bits_grad` (default: bits) to gradients; `grad_rounding`
     (default: rounding; "stochastic" is a common choice) to quantizing gradients.
     The fprop kernel is compiled at construction (unless eager=False), the others on first use; a DFPTensor passed again (e.g. the weights of
-    every micro-batch) is converted to the pass's layout only once.
+    every micro-batch) is converted to the pass's layout only once. A grouped layer (spec.groups > 1,
+    depthwise included) runs one generated per-group kernel once per group on that group's channel
+    slices: the tensors keep one shared exponent, so the result is exactly that of one convolution.
     """
 
     def __init__(self, spec: ConvSpec, bits: int = 16, rounding: str = "nearest", overflow: str = "exact",
@@ -153,7 +171,7 @@ class Conv2d:
                              f"({self.spec.describe()}), got {tuple(mant.shape)}")
         return mant, exp
 
-    def _blocked(self, operand, pass_name: str, role: str, convert):
+    def _blocked(self, operand, pass_name: str, role: tuple, convert):
         """The operand in the pass's layout; converted once per DFPTensor object and pass (DFPTensors are
         treated as immutable), so weights reused across calls are laid out once."""
         if not isinstance(operand, DFPTensor):
@@ -165,7 +183,7 @@ class Conv2d:
 
     def _shapes(self) -> dict:
         s = self.spec
-        return {"x": (s.N, s.C, s.H, s.W), "w": (s.K, s.C, s.R, s.S), "dy": (s.N, s.K, s.P, s.Q)}
+        return {"x": (s.N, s.C, s.H, s.W), "w": (s.K, s.Cg, s.R, s.S), "dy": (s.N, s.K, s.P, s.Q)}
 
     def run(self, pass_name: str, a, b) -> tuple[np.ndarray, float]:
         """Run one pass on its two operands (see PASS_OPERANDS); returns the result and its max|.|.
@@ -179,23 +197,34 @@ class Conv2d:
         src, e_src = self._operand(a, src_kind, src_name, shapes[src_name])
         vec, e_vec = self._operand(b, vec_kind, vec_name, shapes[vec_name])
         to_src, to_vec, from_dst = TRANSFORMS[pass_name]
-        plan = kernel.plan
-        t1 = clock()
-        out = aligned_empty(plan.out_shape, np.float32)
+        plan, groups = kernel.plan, self.spec.groups
+        src_axis, vec_axis, out_axis = GROUP_AXES[pass_name]
         scale = np.ldexp(1.0, e_src + e_vec)
         normal = 2.0**-126 <= scale < 2.0**127
-        blocked_src = self._blocked(a, pass_name, "src", lambda: to_src(src, plan))
-        blocked_vec = self._blocked(b, pass_name, "vec", lambda: to_vec(vec, plan))
-        t2 = clock()
-        maxabs = kernel.run(blocked_src, blocked_vec, out, scale if normal else 1.0, self.threads)
-        t3 = clock()
-        result = from_dst(out, plan)
+        t1 = clock()
+        spent = {"layout": 0.0, f"kernel {pass_name}": 0.0, "unlayout": 0.0}
+        parts, maxabs = [], 0.0
+        for g in range(groups):
+            src_g, vec_g = group_slice(src, src_axis, g, groups), group_slice(vec, vec_axis, g, groups)
+            t_start = clock()
+            out = aligned_empty(plan.out_shape, np.float32)
+            blocked_src = self._blocked(a, pass_name, ("src", g), lambda: to_src(src_g, plan))
+            blocked_vec = self._blocked(b, pass_name, ("vec", g), lambda: to_vec(vec_g, plan))
+            t_run = clock()
+            maxabs = max(maxabs, kernel.run(blocked_src, blocked_vec, out, scale if normal else 1.0, self.threads))
+            t_done = clock()
+            parts.append(from_dst(out, plan))
+            spent["layout"] += t_run - t_start
+            spent[f"kernel {pass_name}"] += t_done - t_run
+            spent["unlayout"] += clock() - t_done
+        t_end = clock()
+        result = parts[0] if groups == 1 else np.concatenate(parts, axis=out_axis)
         if not normal:  # 2**(e_src+e_vec) is no normal float32: scale in float64 after the kernel, exactly
             result = (result.astype(np.float64) * scale).astype(np.float32)
             maxabs = float(np.float32(maxabs * scale))
-        t4 = clock()
-        for phase, seconds in (("quantize", t1 - t0), ("layout", t2 - t1), (f"kernel {pass_name}", t3 - t2),
-                               ("unlayout", t4 - t3)):
+        spent["quantize"] = t1 - t0
+        spent["unlayout"] += clock() - t_end
+        for phase, seconds in spent.items():
             self.timings[phase] = self.timings.get(phase, 0.0) + seconds
         return result, maxabs
 

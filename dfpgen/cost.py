@@ -72,7 +72,7 @@ def block_shapes(spec: ConvSpec, pass_name: str, target: Target, isa_name: str, 
 def default_blocking(spec: ConvSpec, numerics: Numerics, target: Target, isa_name: str,
                      pass_name: str = "fprop") -> Blocking:
     """The blocking the cost model ranks best: good speed without tuning."""
-    common(numerics, Blocking(), target, isa_name, pass_name)  # ISA and policy errors say what is wrong
+    common(numerics, Blocking(), target, isa_name, pass_name, spec)  # ISA and policy errors say what is wrong
     best, best_cycles = None, float("inf")
     for kv, wb, hb in block_shapes(spec, pass_name, target, isa_name):
         blocking = Blocking(kv, wb, hb)

@@ -21,6 +21,14 @@ class SpecError(DFPGenError, ValueError):
     """A convolution shape field is out of range or inconsistent."""
 
 
+class DescriptorError(SpecError):
+    """A malformed benchdnn descriptor (unknown entry, missing value, inconsistent sizes)."""
+
+
+class UnsupportedError(DFPGenError, ValueError):
+    """A well-formed problem dfpgen does not compute (3-D convolutions)."""
+
+
 class CatalogError(DFPGenError, LookupError):
     """An unknown network or layer, or a malformed catalog file."""
 

@@ -1,10 +1,11 @@
 """Blocked layouts: NCHW / KCRS to and from the kernels' layouts (DESIGN.md, Layouts), per pass.
 
-fprop   src x  [N][CB][H+2p][W+2p][cpb*elem]   vec w   [KB][CB][R][S][cpb][lanes][elem]   dst y  [N][KB][P][Q][lanes]
+fprop   src x  [N][CB][pt+H+pb][pl+W+pr][cpb*elem]   vec w   [KB][CB][R][S][cpb][lanes][elem]   dst y  [N][KB][P][Q][lanes]
 bprop   src dy [N][KB][top+P+..][left+Q+..][cpb*elem]  vec w^T [CB][KB][R][S][cpb][lanes][elem]  dst dx [N][CB][H][W][lanes]
-wtgrad  src x  [N][H+2p][Wx][C][elem] (q-pairs)  vec dy [N][KB][P][Qe][lanes][elem]   dst dw [KB][R][S][C][lanes]
+wtgrad  src x  [N][pt+H+pb][Wx][C][elem] (q-pairs)  vec dy [N][KB][P][Qe][lanes][elem]   dst dw [KB][R][S][C][lanes]
 INT16 pairs are innermost so one 32-bit broadcast feeds a lane pair. Channel counts that are not
 block multiples are padded with zeros, never rejected. Shapes and margins come from the Plan.
+A negative bottom/right pad (rows or columns no window reads) crops the copy instead.
 """
 
 from __future__ import annotations
@@ -44,14 +45,20 @@ def _pad_axis(a: np.ndarray, axis: int, size: int) -> np.ndarray:
     return padded
 
 
+def _fitted(extent: int, low: int, room: int) -> int:
+    """How many of `extent` pixels placed after `low` zero pixels fit in a buffer of `room`."""
+    return max(0, min(extent, room - low))
+
+
 def block_input(x: np.ndarray, plan: Plan) -> np.ndarray:
     """NCHW input (INT16 mantissas or FP32) -> the plan's blocked, zero-padded input layout."""
     N, CB, Hp, Wp, ce = plan.in_shape
-    s = plan.spec
+    s, lay = plan.spec, plan.layout
     dst = aligned_zeros(plan.in_shape, plan.storage)
     x = _pad_axis(np.asarray(x, dtype=plan.storage), 1, CB * ce)
-    p = s.pad
-    dst[:, :, p:p + s.H, p:p + s.W, :] = x.reshape(N, CB, ce, s.H, s.W).transpose(0, 1, 3, 4, 2)
+    rows, cols = _fitted(s.H, lay.top, Hp), _fitted(s.W, lay.left, Wp)
+    dst[:, :, lay.top:lay.top + rows, lay.left:lay.left + cols, :] = \
+        x[:, :, :rows, :cols].reshape(N, CB, ce, rows, cols).transpose(0, 1, 3, 4, 2)
     return dst
 
 
@@ -95,13 +102,14 @@ def block_weights_transposed(w: np.ndarray, plan: Plan) -> np.ndarray:
 
 
 def expand_input_pairs(x: np.ndarray, plan: Plan) -> np.ndarray:
-    """wtgrad src: NCHW x -> [N][H+2p][Wx][C][elem]; element e at column w is padded x at w + e*stride."""
+    """wtgrad src: NCHW x -> [N][pt+H+pb][Wx][C][elem]; element e at column w is padded x at w + e*sw."""
     N, Hp, Wx, C, elem = plan.in_shape
-    s, st = plan.spec, plan.spec.stride
+    s, st, lay = plan.spec, plan.spec.sw, plan.layout
     width = Wx + st * (elem - 1)
     padded = np.zeros((N, C, Hp, width), dtype=plan.storage)
-    cols = max(0, min(s.W, width - s.pad))
-    padded[:, :, s.pad:s.pad + s.H, s.pad:s.pad + cols] = np.asarray(x, dtype=plan.storage)[..., :cols]
+    rows, cols = _fitted(s.H, lay.top, Hp), _fitted(s.W, lay.left, width)
+    padded[:, :, lay.top:lay.top + rows, lay.left:lay.left + cols] = \
+        np.asarray(x, dtype=plan.storage)[:, :, :rows, :cols]
     dst = aligned_empty(plan.in_shape, plan.storage)
     for e in range(elem):
         dst[..., e] = padded[:, :, :, e * st:e * st + Wx].transpose(0, 2, 3, 1)

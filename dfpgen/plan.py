@@ -118,8 +118,9 @@ class CallsBuilder:
         self.item_starts.append(self.count)
 
     def grid(self, vectors: list, rows: list, cols: list, src: tuple, vec: tuple, dst: tuple,
-             steps: tuple[int, int]) -> None:
-        """Calls for every (vector block, row block, column block), one work item per (vector, row) block.
+             steps: tuple[int, int], item_per_call: bool = False) -> None:
+        """Calls for every (vector block, row block, column block), one work item per (vector, row) block
+        (or per call).
 
         Blocks are (start, size) lists; src/vec/dst are coefficients (per vector start, row start,
         column start, constant) of the offsets; the tile of a call is (row size, column size, vectors)."""
@@ -143,8 +144,9 @@ class CallsBuilder:
         offsets = [np.broadcast_to(a * v0 + b * r0 + c * c0 + d, shape) for a, b, c, d in (src, vec, dst)]
         block = np.stack([index, *offsets, np.full(shape, steps[0]), np.full(shape, steps[1])], axis=-1)
         self.columns.append(block.reshape(-1, 6))
-        self.item_starts.extend(self.count + len(cols) * np.arange(1, shape[0] * shape[1] + 1))
-        self.count += block.shape[0] * block.shape[1] * block.shape[2]
+        calls, per_item = index.size, 1 if item_per_call else len(cols)
+        self.item_starts.extend((self.count + per_item * np.arange(1, calls // per_item + 1)).tolist())
+        self.count += calls
 
     def table(self) -> np.ndarray:
         """All calls as an int64 array (calls x 6)."""
@@ -281,10 +283,14 @@ class Common:
     hb: int
 
 
-def common(numerics: Numerics, blocking: Blocking, target: Target, isa_name: str, pass_name: str) -> Common:
+def common(numerics: Numerics, blocking: Blocking, target: Target, isa_name: str, pass_name: str,
+           spec: ConvSpec) -> Common:
     """Validate the pass, ISA, overflow policy and register-block knobs shared by every pass."""
     if pass_name not in PASSES:
         raise PlanError(f"pass={pass_name!r}: must be one of {', '.join(PASSES)}")
+    if spec.groups > 1:
+        raise PlanError(f"groups={spec.groups}: a kernel computes one group; plan spec.per_group() and run it "
+                        f"once per group (dfpgen.Conv2d does)")
     isa = get_isa(isa_name)
     target.check_isa(isa_name)
     b = blocking

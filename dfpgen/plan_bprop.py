@@ -1,7 +1,7 @@
-"""BPROP planner: dx[n,c,h,w] = sum_{k,r,s} dy[n,k,p,q] * w[k,c,r,s] over h = p*st + r - pad,
-w = q*st + s - pad.
+"""BPROP planner: dx[n,c,h,w] = sum_{k,r,s} dy[n,k,p,q] * w[k,c,r,s] over h = p*sh + r*dh - pt,
+w = q*sw + s*dw - pl.
 
-With stride st > 1 the input pixels split into st x st phases (h mod st, w mod st); within a phase
+With strides > 1 the input pixels split into sh x sw phases (h mod sh, w mod sw); within a phase
 the contributing taps are fixed, and the phase is a stride-1 correlation of dy with those taps, so
 each phase gets its own slice of the step tables and no zero-inserted dy is ever built.
 
@@ -30,10 +30,11 @@ class BpropLayout:
     elem: int
 
 
-def _phase_taps(extent: int, phase: int, taps: int, pad: int, stride: int, outputs: int):
+def _phase_taps(extent: int, phase: int, taps: int, pad: int, stride: int, dilation: int, outputs: int):
     """Taps of one phase with their dy offsets, the phase's pixel count, and the dy margins it needs."""
     pixels = len(range(phase, extent, stride))
-    chosen = [(r, (phase + pad - r) // stride) for r in range(taps) if (phase + pad - r) % stride == 0]
+    chosen = [(r, (phase + pad - r * dilation) // stride) for r in range(taps)
+              if (phase + pad - r * dilation) % stride == 0]
     low = max([0] + [-d for _, d in chosen])
     high = max([0] + [pixels - 1 + d - (outputs - 1) for _, d in chosen])
     return chosen, pixels, low, high
@@ -41,15 +42,15 @@ def _phase_taps(extent: int, phase: int, taps: int, pad: int, stride: int, outpu
 
 def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target, isa_name: str) -> Plan:
     """Plan a BPROP kernel."""
-    c = common(numerics, blocking, target, isa_name, "bprop")
-    s, elem, lanes, st = spec, c.elem, c.lanes, spec.stride
+    c = common(numerics, blocking, target, isa_name, "bprop", spec)
+    s, elem, lanes = spec, c.elem, c.lanes
     cpb, unroll, KB = channel_blocks(c, blocking, s.K, numerics)
     CB = ceil(s.C / lanes)
     c = clip_block(c, CB, s.H, s.W)
     kv, hb, wb = c.kv, c.hb, c.wb
 
-    rows = [_phase_taps(s.H, ph, s.R, s.pad, st, s.P) for ph in range(min(st, s.H))]
-    cols = [_phase_taps(s.W, pw, s.S, s.pad, st, s.Q) for pw in range(min(st, s.W))]
+    rows = [_phase_taps(s.H, ph, s.R, s.pt, s.sh, s.dh, s.P) for ph in range(min(s.sh, s.H))]
+    cols = [_phase_taps(s.W, pw, s.S, s.pl, s.sw, s.dw, s.Q) for pw in range(min(s.sw, s.W))]
     top, bottom = max(r[2] for r in rows), max(r[3] for r in rows)
     left, right = max(q[2] for q in cols), max(q[3] for q in cols)
     Pp, Qp, ce = top + s.P + bottom, left + s.Q + right, cpb * elem
@@ -76,17 +77,18 @@ def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target,
     for block in split(CB, kv):
         for ph, pw, hcount, wcount, steps in phases:
             builder.grid([block], split(hcount, hb), split(wcount, wb), src=(0, src_h, src_w, 0),
-                         vec=(w_cb, 0, 0, 0), dst=(out_cb, st * out_h, st * out_w, ph * out_h + pw * out_w),
+                         vec=(w_cb, 0, 0, 0), dst=(out_cb, s.sh * out_h, s.sw * out_w, ph * out_h + pw * out_w),
                          steps=steps)
 
     def tile_offsets(h: int, w: int, v: int):
         pixels = [(i, j) for i in range(h) for j in range(w)]
         bcast = tuple(tuple(i * src_h + j * src_w + p * elem for i, j in pixels) for p in range(unroll))
         weights = tuple(tuple(vv * w_cb + p * lanes * elem for vv in range(v)) for p in range(unroll))
-        out = tuple(tuple(vv * out_cb + i * st * out_h + j * st * out_w for vv in range(v)) for i, j in pixels)
+        out = tuple(tuple(vv * out_cb + i * s.sh * out_h + j * s.sw * out_w for vv in range(v)) for i, j in pixels)
         return bcast, weights, out
 
-    notes = [f"phases: {len(rows)} x {len(cols)} (stride {st}); dy margins top {top} left {left} "
+    strides = str(s.sh) if s.sh == s.sw else f"{s.sh}x{s.sw}"
+    notes = [f"phases: {len(rows)} x {len(cols)} (stride {strides}); dy margins top {top} left {left} "
              f"bottom {bottom} right {right}"]
     return finish(spec, numerics, blocking, target, c, "bprop", cpb=cpb, unroll=unroll,
                   in_shape=(s.N, KB, Pp, Qp, ce), w_shape=(CB, KB, s.R, s.S, cpb, lanes, elem),

@@ -1,10 +1,10 @@
-"""WTGRAD planner: dw[k,c,r,s] = sum_{n,p,q} dy[n,k,p,q] * x[n,c,p*st+r-pad, q*st+s-pad].
+"""WTGRAD planner: dw[k,c,r,s] = sum_{n,p,q} dy[n,k,p,q] * x[n,c,p*sh+r*dh-pt, q*sw+s*dw-pl].
 
 The reduction runs over N x P x Q, the longest of the three passes, so the INT16 pairs are taken
 along q: each broadcast element is the pair (x at q, x at q+1) of one input channel, and each vector
 element is (dy at q, dy at q+1) for `lanes` output channels.
 
-src = x as pairs [N][H+2pad][Wx][C][elem] (element e holds the padded x at column w + e*stride),
+src = x as pairs [N][pt+H+pb][Wx][C][elem] (element e holds the padded x at column w + e*sw),
 vec = dy as pairs [N][KB][P][Qe][lanes][elem], dst = dw [KB][R][S][C][lanes].
 A tile is hb filter columns (s) x wb input channels x kv vectors of output channels; one work item
 is one tile (every item owns its outputs: threads never race and need no reduction).
@@ -23,9 +23,10 @@ from .target import Target
 
 @dataclass(frozen=True)
 class WtgradLayout:
-    """Facts dfpgen.layout needs: padding, the pair-expanded width of x, the padded element count of dy."""
+    """Facts dfpgen.layout needs: top/left padding, the pair-expanded width of x, dy's padded element count."""
 
-    pad: int
+    top: int
+    left: int
     x_width: int
     q_elems: int
     elem: int
@@ -33,8 +34,8 @@ class WtgradLayout:
 
 def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target, isa_name: str) -> Plan:
     """Plan a WTGRAD kernel."""
-    c = common(numerics, blocking, target, isa_name, "wtgrad")
-    s, elem, lanes, st = spec, c.elem, c.lanes, spec.stride
+    c = common(numerics, blocking, target, isa_name, "wtgrad", spec)
+    s, elem, lanes, st = spec, c.elem, c.lanes, spec.sw
     q_elems = ceil(s.Q / elem)
     unroll = blocking.unroll if blocking.unroll is not None else min(8, q_elems)
     if c.chain:
@@ -48,8 +49,8 @@ def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target,
     KB = ceil(s.K / lanes)
     c = clip_block(c, KB, s.S, s.C)
     kv, hb, wb = c.kv, c.hb, c.wb
-    Hp = s.H + 2 * s.pad
-    Wx = (Qe - 1) * elem * st + s.S
+    Hp = s.pt + s.H + s.pb
+    Wx = (Qe - 1) * elem * st + s.S_extent
     x_c, x_w = elem, s.C * elem
     x_h = Wx * x_w
     x_n = Hp * x_h
@@ -65,21 +66,22 @@ def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target,
     for n in range(s.N):
         for p in range(s.P):
             for g in range(Qe // unroll):
-                src_steps.append(n * x_n + p * st * x_h + g * unroll * elem * st * x_w)
+                src_steps.append(n * x_n + p * s.sh * x_h + g * unroll * elem * st * x_w)
                 vec_steps.append(n * dy_n + p * dy_p + g * unroll * dy_q)
     all_steps = (0, len(src_steps))
     builder = CallsBuilder()
-    for k0, v in split(KB, kv):
+    taps, channels = split(s.S, hb), split(s.C, wb)
+    # Calls in (vector block, r, s, c) order; with one filter row that is a single grid (FC layers
+    # have thousands of vector blocks, and one grid per block would dominate their planning).
+    for blocks in ([split(KB, kv)] if s.R == 1 else [[b] for b in split(KB, kv)]):
         for r in range(s.R):
-            for s0, h in split(s.S, hb):
-                for c0, w in split(s.C, wb):
-                    builder.call((h, w, v), src=r * x_h + s0 * x_w + c0 * x_c, vec=k0 * dy_kb,
-                                 dst=k0 * out_kb + r * out_r + s0 * out_s + c0 * lanes, steps=all_steps)
-                    builder.end_item()
+            builder.grid(blocks, taps, channels, src=(0, s.dw * x_w, x_c, r * s.dh * x_h),
+                         vec=(dy_kb, 0, 0, 0), dst=(out_kb, out_s, lanes, r * out_r), steps=all_steps,
+                         item_per_call=True)
 
     def tile_offsets(h: int, w: int, v: int):
         pixels = [(i, j) for i in range(h) for j in range(w)]
-        bcast = tuple(tuple(i * x_w + j * x_c + p * elem * st * x_w for i, j in pixels) for p in range(unroll))
+        bcast = tuple(tuple(i * s.dw * x_w + j * x_c + p * elem * st * x_w for i, j in pixels) for p in range(unroll))
         weights = tuple(tuple(vv * dy_kb + p * dy_q for vv in range(v)) for p in range(unroll))
         out = tuple(tuple(vv * out_kb + i * out_s + j * lanes for vv in range(v)) for i, j in pixels)
         return bcast, weights, out
@@ -88,6 +90,6 @@ def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target,
              f"{'q-pairs' if elem == 2 else 'columns'}"]
     return finish(spec, numerics, blocking, target, c, "wtgrad", cpb=1, unroll=unroll,
                   in_shape=(s.N, Hp, Wx, s.C, elem), w_shape=(s.N, KB, s.P, Qe, lanes, elem),
-                  out_shape=(KB, s.R, s.S, s.C, lanes), layout=WtgradLayout(s.pad, Wx, Qe, elem),
+                  out_shape=(KB, s.R, s.S, s.C, lanes), layout=WtgradLayout(s.pt, s.pl, Wx, Qe, elem),
                   src_steps=src_steps, vec_steps=vec_steps, tile_offsets=tile_offsets, builder=builder,
                   batch=1, in_batch_stride=0, out_batch_stride=0, notes=notes)

@@ -13,33 +13,58 @@ from numpy.lib.stride_tricks import sliding_window_view
 from .spec import ConvSpec
 
 
+def _padded(x: np.ndarray, spec: ConvSpec) -> np.ndarray:
+    """x in float64 with the spec's zero padding (a negative bottom/right pad crops)."""
+    s = spec
+    xp = np.pad(np.asarray(x, dtype=np.float64), ((0, 0), (0, 0), (s.pt, max(0, s.pb)), (s.pl, max(0, s.pr))))
+    return xp[:, :, :s.pt + s.H + s.pb, :s.pl + s.W + s.pr]
+
+
 def _windows(x: np.ndarray, spec: ConvSpec) -> np.ndarray:
     """Zero-padded input windows [N][C][P][Q][R][S] (a view)."""
-    p = spec.pad
-    xp = np.pad(np.asarray(x, dtype=np.float64), ((0, 0), (0, 0), (p, p), (p, p)))
-    win = sliding_window_view(xp, (spec.R, spec.S), axis=(2, 3))
-    return win[:, :, ::spec.stride, ::spec.stride][:, :, :spec.P, :spec.Q]
+    s = spec
+    win = sliding_window_view(_padded(x, s), (s.R_extent, s.S_extent), axis=(2, 3))
+    return win[:, :, ::s.sh, ::s.sw, ::s.dh, ::s.dw][:, :, :s.P, :s.Q]
+
+
+def _by_group(spec: ConvSpec, a: np.ndarray, a_axis: int, b: np.ndarray, b_axis: int, per_group, out_axis: int):
+    """Run `per_group(a_g, b_g)` on each group's channel slices and join the results along out_axis."""
+    g = spec.groups
+    if g == 1:
+        return per_group(a, b)
+    a_parts = np.split(np.asarray(a), g, axis=a_axis)
+    b_parts = np.split(np.asarray(b), g, axis=b_axis)
+    return np.concatenate([per_group(ai, bi) for ai, bi in zip(a_parts, b_parts)], axis=out_axis)
 
 
 def fprop(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
-    """y[n,k,p,q] = sum_{c,r,s} x[n,c,p*st+r-pad,q*st+s-pad] w[k,c,r,s], float64."""
-    return np.einsum("ncpqrs,kcrs->nkpq", _windows(x, spec), np.asarray(w, np.float64), optimize=True)
+    """y[n,k,p,q] = sum_{c,r,s} x[n,c,p*sh+r*dh-pt,q*sw+s*dw-pl] w[k,c,r,s] (within k's group), float64."""
+    def one(xg, wg):
+        return np.einsum("ncpqrs,kcrs->nkpq", _windows(xg, spec), np.asarray(wg, np.float64), optimize=True)
+    return _by_group(spec, x, 1, w, 0, one, 1)
 
 
 def bprop(dy: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     """dx = the input gradient of fprop for output gradient dy, float64."""
     s = spec
-    cols = np.einsum("nkpq,kcrs->ncpqrs", np.asarray(dy, np.float64), np.asarray(w, np.float64), optimize=True)
-    dx = np.zeros((s.N, s.C, s.H + 2 * s.pad + s.R, s.W + 2 * s.pad + s.S))
-    for r in range(s.R):
-        for t in range(s.S):
-            dx[:, :, r:r + s.stride * s.P:s.stride, t:t + s.stride * s.Q:s.stride] += cols[..., r, t]
-    return dx[:, :, s.pad:s.pad + s.H, s.pad:s.pad + s.W]
+
+    def one(dyg, wg):
+        cols = np.einsum("nkpq,kcrs->ncpqrs", np.asarray(dyg, np.float64), np.asarray(wg, np.float64), optimize=True)
+        dx = np.zeros((s.N, cols.shape[1], s.pt + s.H + max(0, s.pb) + s.R_extent,
+                       s.pl + s.W + max(0, s.pr) + s.S_extent))
+        for r in range(s.R):
+            for t in range(s.S):
+                h0, w0 = r * s.dh, t * s.dw
+                dx[:, :, h0:h0 + s.sh * s.P:s.sh, w0:w0 + s.sw * s.Q:s.sw] += cols[..., r, t]
+        return dx[:, :, s.pt:s.pt + s.H, s.pl:s.pl + s.W]
+    return _by_group(s, dy, 1, w, 0, one, 1)
 
 
 def wtgrad(x: np.ndarray, dy: np.ndarray, spec: ConvSpec) -> np.ndarray:
     """dw = the weight gradient of fprop for input x and output gradient dy, float64."""
-    return np.einsum("ncpqrs,nkpq->kcrs", _windows(x, spec), np.asarray(dy, np.float64), optimize=True)
+    def one(xg, dyg):
+        return np.einsum("ncpqrs,nkpq->kcrs", _windows(xg, spec), np.asarray(dyg, np.float64), optimize=True)
+    return _by_group(spec, x, 1, dy, 1, one, 0)
 
 
 PASSES = {"fprop": fprop, "bprop": bprop, "wtgrad": wtgrad}

@@ -31,48 +31,43 @@ __all__ = ["ConversionReport", "DFPConv2d", "DFPLinear", "convert", "conv_suppor
 _OPS: dict[tuple, Conv2d] = {}
 
 
-def _pair(value, option: str) -> int:
-    """One int from an int or a square pair; raises SpecError naming `option` for a non-square pair."""
-    if isinstance(value, (tuple, list)):
-        if len(value) != 2 or value[0] != value[1]:
-            raise SpecError(f"{option}={tuple(value)}: DFP convolutions need a square {option} (one int, "
-                            f"or a pair of equal ints)")
-        value = value[0]
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise SpecError(f"{option}={value!r}: expected an int or a pair of equal ints")
-    return value
+def _pair(value, option: str) -> tuple[int, int]:
+    """(h, w) from an int or a pair of ints; raises SpecError naming `option` otherwise."""
+    pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    if len(pair) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in pair):
+        raise SpecError(f"{option}={value!r}: expected an int or a pair of ints")
+    return pair
 
 
-def conv_support(kernel_size, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros") -> tuple:
-    """(R, S, stride, pad) of a DFP-supported convolution; raises SpecError naming the first unsupported option."""
-    ks = tuple(kernel_size) if isinstance(kernel_size, (tuple, list)) else (kernel_size, kernel_size)
-    if len(ks) != 2 or not all(isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in ks):
-        raise SpecError(f"kernel_size={kernel_size!r}: expected a positive int or a pair of positive ints")
-    R, S = ks
-    dil = tuple(dilation) if isinstance(dilation, (tuple, list)) else (dilation, dilation)
-    if any(d != 1 for d in dil):
-        raise SpecError(f"dilation={dilation!r}: DFP convolutions support dilation=1 only")
-    if groups != 1:
-        raise SpecError(f"groups={groups!r}: DFP convolutions support groups=1 only (no grouped or depthwise)")
+def conv_support(kernel_size, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros") -> dict:
+    """The ConvSpec geometry (R, S, strides, dilations, pads, groups) of an nn.Conv2d's arguments; raises
+    SpecError naming the first option DFP layers cannot take."""
+    R, S = _pair(kernel_size, "kernel_size")
+    (sh, sw), (dh, dw) = _pair(stride, "stride"), _pair(dilation, "dilation")
+    for option, values in (("kernel_size", (R, S)), ("stride", (sh, sw)), ("dilation", (dh, dw))):
+        if min(values) < 1:
+            raise SpecError(f"{option}={values}: must be >= 1")
+    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+        raise SpecError(f"groups={groups!r}: expected a positive int")
     if padding_mode != "zeros":
         raise SpecError(f"padding_mode={padding_mode!r}: DFP convolutions support padding_mode='zeros' only")
-    step = _pair(stride, "stride")
     if padding == "valid":
-        pad = 0
+        pads = (0, 0, 0, 0)
     elif padding == "same":
-        # torch pads (k-1)//2 before and the rest after; the kernels pad symmetrically, so only odd kernels
-        # whose two pads agree map onto them.
-        if step != 1:
+        if (sh, sw) != (1, 1):
             raise SpecError(f"padding='same' with stride={stride!r}: 'same' needs stride 1")
-        if R % 2 == 0 or S % 2 == 0 or R != S:
-            raise SpecError(f"padding='same' with kernel_size={ks}: DFP convolutions pad symmetrically and "
-                            f"equally on both axes, which 'same' gives only for square odd kernels")
-        pad = (R - 1) // 2
+        # As torch: the total padding d*(k-1) split with the odd pixel at the bottom/right.
+        th, tw = dh * (R - 1), dw * (S - 1)
+        pads = (th // 2, th - th // 2, tw // 2, tw - tw // 2)
     elif isinstance(padding, str):
-        raise SpecError(f"padding={padding!r}: must be an int, a pair of equal ints, 'valid' or 'same'")
+        raise SpecError(f"padding={padding!r}: must be an int, a pair of ints, 'valid' or 'same'")
     else:
-        pad = _pair(padding, "padding")
-    return R, S, step, pad
+        ph, pw = _pair(padding, "padding")
+        if min(ph, pw) < 0:
+            raise SpecError(f"padding={padding!r}: must be >= 0")
+        pads = (ph, ph, pw, pw)
+    return dict(R=R, S=S, stride=sh, stride_w=sw, dilation=dh, dilation_w=dw, groups=groups, pad=pads[0],
+                pad_bottom=pads[1], pad_w=pads[2], pad_right=pads[3])
 
 
 def _check_tensor(t: torch.Tensor, what: str, layer: str) -> np.ndarray:
@@ -88,14 +83,14 @@ def _check_tensor(t: torch.Tensor, what: str, layer: str) -> np.ndarray:
 class _DFPLayer:
     """The numerics, quantization and op cache that DFPConv2d and DFPLinear share (a mixin over nn.Module)."""
 
-    def _setup(self, R: int, S: int, stride: int, pad: int, bits, bits_w, bits_grad, rounding, grad_rounding,
-               overflow, isa, threads, seed) -> None:
+    def _setup(self, geometry: dict, bits, bits_w, bits_grad, rounding, grad_rounding, overflow, isa, threads,
+               seed) -> None:
         # Precision validates bits, roundings and overflow with messages that name the option.
         self.numerics = Precision("dfp16", bits, bits_w, bits_grad, rounding, grad_rounding, overflow, isa=isa)
         choose_isa(resolve(None), "dfp16", isa)  # a DFP ISA this host lacks fails now, not at the first batch
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
             raise SpecError(f"threads={threads!r}: expected a positive int or None (all cores)")
-        self.geometry, self.threads = (R, S, stride, pad), threads
+        self.geometry, self.threads = geometry, threads
         self.rng = np.random.default_rng(seed)  # only stochastic rounding draws from it
         self.dfp_name = type(self).__name__     # convert() sets the qualified module name, for messages
         self._ops: dict[tuple, Conv2d] = {}
@@ -128,8 +123,7 @@ class _DFPLayer:
         pass's kernel is compiled on its first use."""
         if x_shape not in self._ops:
             N, C, H, W = x_shape
-            R, S, stride, pad = self.geometry
-            spec = ConvSpec(N, C, self._out_channels(), H, W, R, S, stride, pad, "")
+            spec = ConvSpec(N=N, C=C, K=self._out_channels(), H=H, W=W, **self.geometry)
             key = (spec.shape_key(), self.numerics, self.threads)
             if key not in _OPS:
                 _OPS[key] = Conv2d(spec, isa=self.numerics.isa, threads=self.threads, eager=False,
@@ -186,7 +180,7 @@ class _DFPConvFunction(torch.autograd.Function):
 class DFPConv2d(_DFPLayer, nn.Conv2d):
     """nn.Conv2d whose forward, input-gradient and weight-gradient passes run in DFP16 kernels.
 
-    Takes nn.Conv2d's arguments (dilation 1, groups 1, zero padding, square stride and padding only)
+    Takes nn.Conv2d's arguments (zero padding only; grouped layers run one generated kernel per group)
     plus the numerics: `bits` (activations), `bits_w`, `bits_grad` (default: bits), `rounding`,
     `grad_rounding` (default: rounding), `overflow`, `isa`, `threads` and `seed` (stochastic rounding).
     The bias is added in FP32 by torch.
@@ -197,11 +191,11 @@ class DFPConv2d(_DFPLayer, nn.Conv2d):
                  bits: int = 16, bits_w: int | None = None, bits_grad: int | None = None, rounding: str = "nearest",
                  grad_rounding: str | None = None, overflow: str = "exact", isa: str | None = None,
                  threads: int | None = None, seed=None):
-        R, S, step, pad = conv_support(kernel_size, stride, padding, dilation, groups, padding_mode)
+        geometry = conv_support(kernel_size, stride, padding, dilation, groups, padding_mode)
         _check_factory(device, dtype)
         nn.Conv2d.__init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
                            padding_mode, device, dtype)
-        self._setup(R, S, step, pad, bits, bits_w, bits_grad, rounding, grad_rounding, overflow, isa, threads, seed)
+        self._setup(geometry, bits, bits_w, bits_grad, rounding, grad_rounding, overflow, isa, threads, seed)
 
     def _out_channels(self) -> int:
         return self.out_channels
@@ -231,7 +225,8 @@ class DFPLinear(_DFPLayer, nn.Linear):
                  threads: int | None = None, seed=None):
         _check_factory(device, dtype)
         nn.Linear.__init__(self, in_features, out_features, bias, device, dtype)
-        self._setup(1, 1, 1, 0, bits, bits_w, bits_grad, rounding, grad_rounding, overflow, isa, threads, seed)
+        self._setup(conv_support(1), bits, bits_w, bits_grad, rounding, grad_rounding, overflow, isa, threads,
+                    seed)
 
     def _out_channels(self) -> int:
         return self.out_features
@@ -325,8 +320,8 @@ def convert(model: nn.Module, bits: int = 16, rounding: str = "nearest", grad_ro
             isa: str | None = None, threads: int | None = None, seed=None, inplace: bool = True) -> ConversionReport:
     """Swap every compatible nn.Conv2d / nn.Linear of `model` for a DFP layer sharing its Parameters.
 
-    Optimizers built before the call and state_dict keys keep working. Incompatible layers (grouped,
-    dilated, circular padding, subclasses, non-float32) stay FP32 and are listed with the reason; layers
+    Optimizers built before the call and state_dict keys keep working. Incompatible layers (non-zero
+    padding modes, subclasses, non-float32) stay FP32 and are listed with the reason; layers
     that already are DFP layers are left as they are and listed in neither.
     `seed` (int or tuple) seeds each layer's stochastic rounding as (seed, layer index). The converted
     model is `report.model`: `model` itself when inplace (unless `model` is itself a Conv2d/Linear), else a copy.

@@ -17,7 +17,7 @@ from dfpgen.catalog import load_network, networks, select
 from dfpgen.errors import CatalogError
 from dfpgen.spec import ConvSpec
 
-BUILTIN = ("alexnet", "googlenet_v1", "resnet50", "vgg16")
+BUILTIN = ("alexnet", "alexnet_2tower", "googlenet_v1", "resnet50", "vgg16")
 
 
 def by_name(net) -> dict[str, ConvSpec]:
@@ -269,7 +269,8 @@ def parse_benchdnn(line: str) -> dict | None:
             d.setdefault(f"p{x}", 0)
             d[f"o{x}"] = (d[f"i{x}"] - extent + 2 * d[f"p{x}"]) // d[f"s{x}"] + 1
         elif f"p{x}" not in d:
-            d[f"p{x}"] = ((d[f"o{x}"] - 1) * d[f"s{x}"] - d[f"i{x}"] + extent) // 2
+            twice = (d[f"o{x}"] - 1) * d[f"s{x}"] - d[f"i{x}"] + extent
+            d[f"p{x}"] = int(twice / 2)          # benchdnn is C: integer division truncates toward zero
     d["name"], d["repeat"] = name, repeat
     return d
 
@@ -520,3 +521,47 @@ def test_user_file_round_trip(tmp_path_factory, layers):
     path.write_text("\n".join(lines))
     got = load_network(path).layers
     assert got == tuple(ConvSpec(N=1, name=f"l{i}", **L) for i, L in enumerate(layers))
+
+
+def _benchdnn_specs(suite: str) -> list:
+    """Every problem of a benchdnn list as dfpgen.descriptor reads it (name without the network, N=1)."""
+    from dfpgen.descriptor import read_list
+
+    problems = read_list(_BENCHDNN / f"shapes_{suite}")
+    assert problems and not any(isinstance(p, Exception) for p in problems)
+    return [(p.spec.name.split(":", 1)[1], p.spec.with_batch(1), p.repeat) for p in problems]
+
+
+@needs_benchdnn
+@pytest.mark.parametrize("suite,network,skip", [
+    ("resnet_50", "resnet50", ()),
+    ("googlenet_v1", "googlenet_v1", ("loss1/conv", "loss2/conv")),
+    ("alexnet", "alexnet_2tower", ()),
+])
+def test_catalog_layers_equal_the_descriptors_benchdnn_lists(suite, network, skip):
+    layers = by_name(load_network(network))
+    shared = [(name, spec) for name, spec, _ in _benchdnn_specs(suite) if name not in skip]
+    assert shared
+    for name, spec in shared:
+        assert layers[name].shape_key() == spec.shape_key(), name     # groups, strides and pads included
+
+
+def test_two_tower_alexnet_is_the_grouped_one():
+    two, one = by_name(load_network("alexnet_2tower")), by_name(load_network("alexnet"))
+    assert [n for n, s in two.items() if s.groups == 2] == ["conv2", "conv4", "conv5"]
+    for name in ("conv2", "conv4", "conv5"):
+        assert two[name].macs_per_image * 2 == one[name].macs_per_image
+    assert load_network("bvlc_alexnet").name == "alexnet_2tower"
+    assert abs(load_network("alexnet_2tower").macs_per_image / 1e9 - 0.724) < 0.001
+
+
+def test_catalog_files_take_groups_and_dilation(tmp_path):
+    path = tmp_path / "net.toml"
+    path.write_text('[network]\nname = "mine"\ninput = [8, 9, 9]\n[[layer]]\nname = "a"\nC = 8\nK = 4\nH = 9\n'
+                    'R = 3\ngroups = 2\ndilation = 2\npad = 2\n')
+    spec, = select(f"{path}:a")
+    assert (spec.groups, spec.dilation, spec.P) == (2, 2, 9)
+    path.write_text('[network]\nname = "mine"\ninput = [8, 9, 9]\n[[layer]]\nname = "a"\nC = 8\nK = 5\nH = 9\n'
+                    'R = 3\ngroups = 2\n')
+    with pytest.raises(CatalogError, match="K=5: must be a multiple of groups=2"):
+        select(str(path))

@@ -10,7 +10,8 @@ from click.testing import CliRunner
 from dfpgen.catalog import load_network, networks
 from dfpgen.cli import main
 
-LAYER_KEYS = {"name", "N", "C", "K", "H", "W", "R", "S", "stride", "pad", "P", "Q", "macs_per_image"}
+LAYER_KEYS = {"name", "N", "C", "K", "H", "W", "R", "S", "stride", "pad", "P", "Q", "macs_per_image", "groups",
+              "strides", "dilations", "pads"}
 
 
 def run(*args: str):
@@ -110,3 +111,14 @@ def test_help():
     assert result.exit_code == 0
     for word in ("NET:NAME", "--batch", "--json", "total_macs_per_image", "resnet50:res2a"):
         assert word in result.output
+
+
+def test_descriptor_reference_lists_its_geometry():
+    result = run('mb2_g2ic96oc96_ih57oh26kh5sh2ph1dh1_n"dilated_conv:20"', "--json")
+    assert result.exit_code == 0, result.output
+    layer, = json.loads(result.output)["layers"]
+    assert (layer["name"], layer["N"], layer["groups"], layer["dilations"], layer["P"]) == \
+        ("dilated_conv:20", 2, 2, [2, 2], 26)
+    assert layer["pads"] == [1, 1, 1, 1] and layer["strides"] == [2, 2]
+    table = run("g4ic20ih5oc20oh5kh3ph1").output
+    assert "groups" in table and "dilation" in table

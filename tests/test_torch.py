@@ -55,12 +55,17 @@ def dequantized(a: torch.Tensor, bits: int) -> torch.Tensor:
     return torch.from_numpy(dfpgen.quantize(a.detach().numpy(), bits).to_float(np.float64))
 
 
-# The three passes of a layer as bilinear maps of (a, b), in float64.
-def conv_passes(stride: int, pad: int, x_shape, w_shape):
+# The three passes of a layer as bilinear maps of (a, b), in float64, for a DFPConv2d's geometry.
+def conv_passes(g: dict, x_shape, w_shape):
+    pads = (g["pad_w"], g["pad_right"], g["pad"], g["pad_bottom"])
+    N, C, H, W = x_shape
+    padded_shape = (N, C, H + pads[2] + pads[3], W + pads[0] + pads[1])
+    geo = dict(stride=(g["stride"], g["stride_w"]), dilation=(g["dilation"], g["dilation_w"]), groups=g["groups"])
+    crop = lambda t: t[:, :, pads[2]:pads[2] + H, pads[0]:pads[0] + W]
     return {
-        "fprop": lambda x, w: F.conv2d(x, w, stride=stride, padding=pad),
-        "bprop": lambda dy, w: torch.nn.grad.conv2d_input(x_shape, w, dy, stride=stride, padding=pad),
-        "wtgrad": lambda x, dy: torch.nn.grad.conv2d_weight(x, w_shape, dy, stride=stride, padding=pad),
+        "fprop": lambda x, w: F.conv2d(F.pad(x, pads), w, **geo),
+        "bprop": lambda dy, w: crop(torch.nn.grad.conv2d_input(padded_shape, w, dy, **geo)),
+        "wtgrad": lambda x, dy: torch.nn.grad.conv2d_weight(F.pad(x, pads), w_shape, dy, **geo),
     }
 
 
@@ -86,17 +91,19 @@ def pair(module: nn.Module, dfp: nn.Module) -> nn.Module:
     return dfp
 
 
-CONV_CASES = [  # (N, C, K, H, W, kernel, stride, pad)
-    (2, 3, 5, 9, 9, 3, 1, 1),
-    (2, 4, 6, 10, 7, (3, 1), 2, 1),
+CONV_CASES = [  # (N, C, K, H, W, kernel, stride, pad, other nn.Conv2d options)
+    (2, 3, 5, 9, 9, 3, 1, 1, {}),
+    (2, 4, 6, 10, 7, (3, 1), 2, 1, {}),
+    (2, 6, 4, 11, 9, 3, (1, 2), (2, 1), dict(dilation=(2, 1), groups=2)),
+    (1, 8, 8, 7, 8, (2, 4), 1, "same", dict(groups=8)),                  # depthwise, asymmetric 'same'
 ]
 
 
 def _conv_run(case, bits, seed=0):
-    N, C, K, H, W, ks, stride, pad = case
+    N, C, K, H, W, ks, stride, pad, options = case
     torch.manual_seed(seed)
-    ref = nn.Conv2d(C, K, ks, stride, pad)
-    layer = pair(ref, DFPConv2d(C, K, ks, stride, pad, bits=bits))
+    ref = nn.Conv2d(C, K, ks, stride, pad, **options)
+    layer = pair(ref, DFPConv2d(C, K, ks, stride, pad, bits=bits, **options))
     x = torch.randn(N, C, H, W, requires_grad=True)
     y, y_ref = layer(x), ref(x)
     dy = torch.randn_like(y_ref)
@@ -111,9 +118,9 @@ def test_conv_matches_fp32_within_dfp_bound(case, bits):
     layer, x, dy, got, want = _conv_run(case, bits)
     w = layer.weight.detach()
     R, S = layer.kernel_size
-    passes = conv_passes(layer.geometry[2], layer.geometry[3], x.shape, w.shape)
+    passes = conv_passes(layer.geometry, x.shape, w.shape)
     operands = {"fprop": (x, w), "bprop": (dy, w), "wtgrad": (x, dy)}
-    terms = {"fprop": x.shape[1] * R * S, "bprop": w.shape[0] * R * S, "wtgrad": dy.shape[0] * dy.shape[2] * dy.shape[3]}
+    terms = {"fprop": w.shape[1] * R * S, "bprop": w.shape[0] * R * S, "wtgrad": dy.shape[0] * dy.shape[2] * dy.shape[3]}
     for (name, f), g, g_ref in zip(passes.items(), got[:3], want[:3]):
         a, b = operands[name]
         qa, qb = dequantized(a, bits), dequantized(b, bits)
@@ -161,13 +168,12 @@ def test_conv_backward_is_float64_autograd_on_quantized_operands(case, bits):
     qx = dequantized(x, bits).requires_grad_()
     qw = dequantized(layer.weight, bits).requires_grad_()
     qdy = dequantized(dy, bits)
-    stride, pad = layer.geometry[2:]
-    y64 = F.conv2d(qx, qw, stride=stride, padding=pad)
+    passes = conv_passes(layer.geometry, x.shape, qw.shape)
+    y64 = passes["fprop"](qx, qw)
     dx64, dw64 = torch.autograd.grad(y64, (qx, qw), qdy)
     with torch.no_grad():
-        absolute = {"fprop": F.conv2d(qx.abs(), qw.abs(), stride=stride, padding=pad)}
-        absolute["bprop"] = torch.nn.grad.conv2d_input(x.shape, qw.abs(), qdy.abs(), stride=stride, padding=pad)
-        absolute["wtgrad"] = torch.nn.grad.conv2d_weight(qx.abs(), qw.shape, qdy.abs(), stride=stride, padding=pad)
+        absolute = {"fprop": passes["fprop"](qx.abs(), qw.abs()), "bprop": passes["bprop"](qdy.abs(), qw.abs()),
+                    "wtgrad": passes["wtgrad"](qx.abs(), qdy.abs())}
     # torch adds the FP32 bias to the DFP output: one more rounding, relative to |y| + |bias|.
     bias = layer.bias.detach().double().view(1, -1, 1, 1)
     y64, absolute["fprop"] = y64 + bias, absolute["fprop"] + bias.abs()
@@ -209,13 +215,10 @@ def test_first_layer_skips_the_input_gradient_pass():
 
 
 @pytest.mark.parametrize("kwargs, option", [
-    (dict(dilation=2), "dilation"),
-    (dict(groups=2), "groups"),
+    (dict(dilation=0), "dilation"),
     (dict(padding_mode="reflect"), "padding_mode"),
-    (dict(stride=(1, 2)), "stride"),
-    (dict(padding=(0, 1)), "padding"),
-    (dict(padding="same", kernel_size=(3, 5)), "padding='same'"),
-    (dict(padding="same", kernel_size=2), "padding='same'"),
+    (dict(stride=(1, 2, 3)), "stride"),
+    (dict(padding=(0, -1)), "padding"),
     (dict(padding="same", stride=2), "padding='same'"),
     (dict(padding="full"), "padding"),
 ])
@@ -239,9 +242,14 @@ def test_bad_numerics_raise_at_construction(kwargs, error, option):
 
 
 def test_supported_padding_forms():
-    assert DFPConv2d(2, 2, 3, padding="same").geometry == (3, 3, 1, 1)
-    assert DFPConv2d(2, 2, (5, 3), padding="valid").geometry == (5, 3, 1, 0)
-    assert DFPConv2d(2, 2, 3, stride=(2, 2), padding=(1, 1)).geometry == (3, 3, 2, 1)
+    g = DFPConv2d(2, 2, 3, padding="same").geometry
+    assert (g["R"], g["pad"], g["pad_bottom"], g["pad_w"], g["pad_right"]) == (3, 1, 1, 1, 1)
+    g = DFPConv2d(2, 2, (4, 2), padding="same", dilation=(1, 3)).geometry   # torch puts the odd pixel last
+    assert (g["pad"], g["pad_bottom"], g["pad_w"], g["pad_right"], g["dilation_w"]) == (1, 2, 1, 2, 3)
+    g = DFPConv2d(2, 2, (5, 3), padding="valid").geometry
+    assert (g["R"], g["S"], g["pad"], g["pad_right"]) == (5, 3, 0, 0)
+    g = DFPConv2d(4, 2, 3, stride=(2, 1), padding=(1, 0), groups=2).geometry
+    assert (g["stride"], g["stride_w"], g["pad"], g["pad_w"], g["groups"]) == (2, 1, 1, 0, 2)
 
 
 def test_only_float32_cpu_tensors():
@@ -359,12 +367,12 @@ def test_convert_keeps_incompatible_layers_with_reasons():
     model[5].to(torch.float64)
     report = convert(model)
     kept = dict(report.kept)
-    assert report.converted == ["0"]
-    assert "groups=4" in kept["1"] and "dilation" in kept["2"] and "padding_mode" in kept["3"]
+    assert report.converted == ["0", "1", "2"]             # grouped and dilated layers run in DFP too
+    assert "padding_mode" in kept["3"]
     assert "float64" in kept["5"] and "lazy" in kept["6"]
-    assert type(model[1]) is nn.Conv2d and isinstance(model[0], DFPConv2d)
+    assert type(model[3]) is nn.Conv2d and isinstance(model[1], DFPConv2d)
     text = str(report)
-    assert "kept 5 layer(s) in FP32" in text and "1: groups=4" in text
+    assert "kept 3 layer(s) in FP32" in text and "3: padding_mode" in text
 
 
 def test_convert_shares_parameters_and_state_dict_round_trips():
