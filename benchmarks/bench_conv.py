@@ -4,7 +4,11 @@ ResNet-50 layers, at 1 thread and at all threads. Medians; % of the measured sin
 each kernel's instruction (x threads).
 
     python benchmarks/bench_conv.py [--passes fprop,bprop,wtgrad] [--layers resnet50] [--batch 8]
-                                    [--bits 16,14,13,12] [--threads 1,all]
+                                    [--bits 16,14,13,12] [--threads 1,all] [--tune SECONDS] [--db PATH]
+
+Without --tune every kernel (ours, DFP and FP32 alike) uses the tuning database's blocking when it has
+one, else the cost model's default. With --tune each of our kernels is first tuned for SECONDS (the
+same search as `dfpgen tune`, into --db or the user's database). The table says which.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from dfpgen.bench import random_operands, time_kernel, time_torch
 from dfpgen.kernel import default_threads
 from dfpgen.peak import peaks
 from dfpgen.target import host
+from dfpgen.tune import Task, tune
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
 from common import write_results  # noqa: E402
@@ -37,19 +42,36 @@ def distinct(specs):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--passes", default="fprop,bprop,wtgrad")
-    ap.add_argument("--layers", default="resnet50", help="layer reference (default: every ResNet-50 shape)")
+    ap.add_argument("--layers", default="resnet50",
+                    help="comma list of layer references (default: every ResNet-50 shape)")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--bits", default="16,14,13,12")
     ap.add_argument("--threads", default="1,all", help="comma list; 'all' = every core")
     ap.add_argument("--isa", default=None, help="DFP ISA (default: this machine's best)")
     ap.add_argument("--seconds", type=float, default=0.25, help="minimum timing time per measurement")
+    ap.add_argument("--tune", type=float, default=0.0, help="seconds of tuning per kernel before timing it")
+    ap.add_argument("--db", default=None, help="tuning database for --tune (default: the user's)")
     args = ap.parse_args()
+    db = None
+    if args.tune:
+        from dfpgen.db import TuningDB
+        db = TuningDB(args.db)
+
+    def kernel(spec, pass_name, numerics, isa_name, threads):
+        """Our kernel for one measurement, and where its blocking came from."""
+        if db is None:
+            k = compile(spec, pass_name, numerics, isa=isa_name, threads=threads)
+            return k, k.source
+        best = tune(Task(spec, pass_name, numerics, isa_name, threads, host()), db, budget=args.tune).best
+        return compile(spec, pass_name, numerics, isa=isa_name, blocking=best.blocking if best else None,
+                       threads=threads), "tuned" if best else "default"
+
     bits_list = [int(b) for b in args.bits.split(",")]
     thread_list = [default_threads() if t == "all" else int(t) for t in args.threads.split(",")]
     isa = args.isa or host().best_isa("dfp16")
     fp32_isa = host().best_isa("fp32")
     peak = peaks()
-    specs = distinct(catalog.select(args.layers, batch=args.batch))
+    specs = distinct([s for ref in args.layers.split(",") for s in catalog.select(ref, batch=args.batch)])
     records, rows = [], []
     passes = args.passes.split(",")
     for pass_name, threads, spec in ((p, t, s) for p in passes for t in thread_list for s in specs):
@@ -57,12 +79,14 @@ def main() -> None:
             rec = {"pass": pass_name, "layer": spec.name, "threads": threads, "batch": spec.N,
                    "gmac": spec.macs / 1e9}
             for bits in bits_list:
-                k = compile(spec, pass_name, Numerics(bits, bits), isa=isa)
+                k, source = kernel(spec, pass_name, Numerics(bits, bits), isa, threads)
                 t = time_kernel(k, x, w, threads, args.seconds)
                 rec[f"dfp{bits}"] = t.gmacs
                 rec[f"dfp{bits}_pct"] = 100 * t.gmacs / (peak[isa].gmacs * threads)
-                rec[f"dfp{bits}_blocking"] = k.plan.blocking.describe()
-            t32 = time_kernel(compile(spec, pass_name, isa=fp32_isa), x, w, threads, args.seconds)
+                rec[f"dfp{bits}_blocking"] = f"{k.plan.blocking.describe()} ({source})"
+            k32, source = kernel(spec, pass_name, Numerics(), fp32_isa, threads)
+            t32 = time_kernel(k32, x, w, threads, args.seconds)
+            rec["fp32_blocking"] = f"{k32.plan.blocking.describe()} ({source})"
             rec["fp32"] = t32.gmacs
             rec["fp32_pct"] = 100 * t32.gmacs / (peak[fp32_isa].gmacs * threads)
             tt = time_torch(spec, x, w, threads, args.seconds, pass_name)
@@ -91,6 +115,7 @@ def main() -> None:
              "PyTorch times its whole conv2d call",
              "% peak: of the register-only peak of the kernel's instruction on one core (dfpgen peak) x threads",
              "peaks GMAC/s: " + ", ".join(f"{n} {p.gmacs:.1f}" for n, p in peak.items()),
+             f"blockings: {'each of our kernels tuned for ' + str(args.tune) + ' s first' if args.tune else 'the tuning database where it has the kernel, else the default'} (per record in the .json)",
              "command: python benchmarks/bench_conv.py " + " ".join(sys.argv[1:])]
     path = write_results("conv", "Convolution passes: DFP16 vs FP32 vs PyTorch", notes, header, rows, records)
     print(f"\nwrote {path}")

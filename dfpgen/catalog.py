@@ -59,6 +59,8 @@ _INT_FIELDS = ("C", "K", "H", "W", "R", "S", "stride", "pad", "groups", "dilatio
 _REQUIRED_LAYER_KEYS = ("name", "C", "K", "H", "R")
 # A file reference is anything ending in .toml, optionally followed by ":NAME". Non-greedy, so a
 # layer name may itself contain ".toml" but a path may not contain ".toml:".
+# What only a benchdnn descriptor starts with: a malformed one gets the descriptor parser's error.
+_DESCRIPTOR_START = re.compile(r"^(g\d+_?)?(mb\d+_?)?ic\d+")
 _FILE_REF = re.compile(r"^(?P<path>.+?\.toml)(?::(?P<layer>.*))?$", re.IGNORECASE)
 
 
@@ -152,7 +154,7 @@ def select(ref: str, batch: int | None = 1) -> list[ConvSpec]:
     with N=batch; None keeps a descriptor's own minibatch (catalog layers then get N=1)."""
     if batch is not None and not _is_pos_int(batch):
         raise CatalogError(f"batch={batch!r}: must be an integer >= 1")
-    if isinstance(ref, str) and descriptor.looks_like(ref):
+    if isinstance(ref, str) and (descriptor.looks_like(ref) or _DESCRIPTOR_START.match(ref.strip())):
         spec = descriptor.parse(ref)
         spec = spec if spec.name else dataclasses.replace(spec, name=ref.strip())
         return [spec if batch is None else spec.with_batch(batch)]

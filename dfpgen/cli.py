@@ -15,7 +15,7 @@ import click
 from . import catalog
 from .conv import compile as dfpgen_compile
 from .dfp import ROUNDING_MODES
-from .errors import CatalogError, DFPGenError
+from .errors import CatalogError, DFPGenError, SpecError
 from .kernel import default_threads
 from .plan import PASSES, Blocking
 from .spec import OVERFLOW_POLICIES, Numerics
@@ -141,13 +141,14 @@ def _specs(ref: str | None, batch: int | None, batch_file: str | None = None, de
         if ref:
             own = batch if batch is not None else (None if descriptor_ref(ref) else default_batch)
             specs += catalog.select(ref, batch=own)
-    except CatalogError as exc:
+    except (CatalogError, SpecError) as exc:
         raise click.BadParameter(str(exc), param_hint="--layer") from None
     if batch_file:
         for entry in read_list(batch_file):
             if isinstance(entry, Exception):
                 raise click.BadParameter(f"{batch_file} line {entry.line}: {entry}", param_hint="--batch-file")
-            specs.append(entry.spec if batch is None else entry.spec.with_batch(batch))
+            spec = entry.spec if entry.spec.name else dataclasses.replace(entry.spec, name=entry.text)
+            specs.append(spec if batch is None else spec.with_batch(batch))
     if not specs:
         raise click.UsageError("give --layer REF or --batch-file FILE")
     return specs

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .errors import DescriptorError, UnsupportedError
+from .errors import DescriptorError, SpecError, UnsupportedError
 from .spec import ConvSpec
 
 KEYS_2D = ("g", "mb", "ic", "ih", "iw", "oc", "oh", "ow", "kh", "kw", "sh", "sw", "ph", "pw", "dh", "dw")
@@ -122,7 +122,7 @@ def parse_problem(text: str, line: int = 0) -> Problem:
                         stride=v["sh"], pad=rows[0], name=name, groups=v["g"], dilation=v["dh"] + 1,
                         stride_w=v["sw"], dilation_w=v["dw"] + 1, pad_w=cols[0], pad_bottom=rows[1],
                         pad_right=cols[1])
-    except Exception as exc:
+    except SpecError as exc:
         raise DescriptorError(f"{where}: {exc}") from None
     if (spec.P, spec.Q) != (rows[2], cols[2]):
         raise DescriptorError(f"{where}: output {rows[2]}x{cols[2]} is inconsistent with the other entries "

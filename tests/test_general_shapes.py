@@ -35,17 +35,23 @@ def _groups(spec: ConvSpec):
         yield slice(g * spec.Cg, (g + 1) * spec.Cg), slice(g * spec.Kg, (g + 1) * spec.Kg)
 
 
-def fprop_int(x, w, spec):
-    """y[n,k,p,q] = sum over k's group c, r, s of x[n,c,p*sh+r*dh-pt, q*sw+s*dw-pl] * w[k,c,r,s], int64."""
+def _taps(x, spec: ConvSpec):
+    """(group channel slices, r, s, the input pixels tap (r, s) reads for every output) over all taps."""
     m = _margin(spec)
     xp = np.zeros((spec.N, spec.C, spec.H + 2 * m, spec.W + 2 * m), np.int64)
     xp[:, :, m:m + spec.H, m:m + spec.W] = x
-    y = np.zeros((spec.N, spec.K, spec.P, spec.Q), np.int64)
     for cs, ks in _groups(spec):
         for r in range(spec.R):
             for s in range(spec.S):
                 rows, cols = _rows(spec, r, s, m)
-                y[:, ks] += np.einsum("ncpq,kc->nkpq", xp[:, cs, rows, cols], w[ks, :, r, s].astype(np.int64))
+                yield cs, ks, r, s, xp[:, cs, rows, cols]
+
+
+def fprop_int(x, w, spec):
+    """y[n,k,p,q] = sum over k's group c, r, s of x[n,c,p*sh+r*dh-pt, q*sw+s*dw-pl] * w[k,c,r,s], int64."""
+    y = np.zeros((spec.N, spec.K, spec.P, spec.Q), np.int64)
+    for _, ks, r, s, window in _taps(x, spec):
+        y[:, ks] += np.einsum("ncpq,kc->nkpq", window, w[ks, :, r, s].astype(np.int64))
     return y
 
 
@@ -64,15 +70,9 @@ def bprop_int(dy, w, spec):
 
 def wtgrad_int(x, dy, spec):
     """dw[k,c,r,s] = sum over n, p, q of dy[n,k,p,q] * x[n,c,p*sh+r*dh-pt, q*sw+s*dw-pl], int64."""
-    m = _margin(spec)
-    xp = np.zeros((spec.N, spec.C, spec.H + 2 * m, spec.W + 2 * m), np.int64)
-    xp[:, :, m:m + spec.H, m:m + spec.W] = x
     dw = np.zeros((spec.K, spec.Cg, spec.R, spec.S), np.int64)
-    for cs, ks in _groups(spec):
-        for r in range(spec.R):
-            for s in range(spec.S):
-                rows, cols = _rows(spec, r, s, m)
-                dw[ks, :, r, s] = np.einsum("nkpq,ncpq->kc", dy[:, ks].astype(np.int64), xp[:, cs, rows, cols])
+    for _, ks, r, s, window in _taps(x, spec):
+        dw[ks, :, r, s] = np.einsum("nkpq,ncpq->kc", dy[:, ks].astype(np.int64), window)
     return dw
 
 

@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_resources_are_found_through_the_package():
     assert resources.files("dfpgen.templates").joinpath("conv.ll.j2").is_file()
     assert resources.files("dfpgen.specs").joinpath("resnet50.toml").is_file()
+    assert resources.files("dfpgen.specs").joinpath("benchdnn", "shapes_resnet_50").is_file()
 
 
 @pytest.mark.skipif(not (ROOT / "pyproject.toml").exists(), reason="not a source checkout")
@@ -26,4 +27,6 @@ def test_wheel_contains_templates_and_specs(tmp_path):
         assert f"dfpgen/templates/{template.name}" in names
     for catalog in (ROOT / "specs").glob("*.toml"):
         assert f"dfpgen/specs/{catalog.name}" in names
+    for suite in (ROOT / "specs" / "benchdnn").iterdir():      # the conformance lists and their provenance
+        assert f"dfpgen/specs/benchdnn/{suite.name}" in names
     assert any(n.endswith("entry_points.txt") for n in names)
