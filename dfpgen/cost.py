@@ -19,6 +19,18 @@ LOADS_PER_CYCLE = 2.0
 STEP_OVERHEAD = 2.0      # table loads, pointer arithmetic and the loop branch of one reduction step
 FLUSH_CYCLES = {False: 2.0, True: 1.0}  # per accumulator and flush: into the output tile (convert, load,
                                         # fma, store: store-bound) or into FP32 registers (convert, fma)
+# The vpmaddwd ISAs' FPROP and BPROP, as measured on Zen 3 (avx2, ResNet-50 3x3 layers, bits 13):
+# vpmaddwd writes a product register that vpaddd then adds, and LLVM hoists the unrolled steps' loads
+# and products ahead, so blocks needing more than 10 of the 16 ymm registers spill (kv1 x 7x2: 31-37
+# GMAC/s); and broadcasts issue at about one a cycle, so blocks that reuse each broadcast across
+# vectors win (kv2 x 3x1: 41-47, kv1 x 2x4: 32-35). WTGRAD's steps did not follow either rule.
+PMADD_TEMPORARIES = 6
+SPILL_PENALTY = 1.6
+PMADD_LOADS_PER_CYCLE = 1.0
+
+
+def _pmadd_rules(plan: Plan) -> bool:
+    return _kind(plan) == "pmadd" and plan.pass_name != "wtgrad"
 
 
 def _kind(plan: Plan) -> str:
@@ -29,11 +41,15 @@ def _kind(plan: Plan) -> str:
 
 def predicted_cycles(plan: Plan) -> float:
     """Cycles the whole kernel should take on one core, from instruction counts and issue rates."""
-    rate = MAC_RATE[_kind(plan)]
+    rate, pmadd = MAC_RATE[_kind(plan)], _pmadd_rules(plan)
+    loads_per_cycle = PMADD_LOADS_PER_CYCLE if pmadd else LOADS_PER_CYCLE
+    spill_free = plan.target.vector_registers - PMADD_TEMPORARIES
     per_tile = []
     for tile in plan.tiles:
         acc = tile.accumulators
-        step = max(plan.unroll * acc / rate, plan.unroll * (tile.v + tile.h * tile.w) / LOADS_PER_CYCLE)
+        step = max(plan.unroll * acc / rate, plan.unroll * (tile.v + tile.h * tile.w) / loads_per_cycle)
+        if pmadd and register_need(tile.h, tile.w, tile.v, plan.flush_in_registers) > spill_free:
+            step *= SPILL_PENALTY
         per_tile.append((step + STEP_OVERHEAD, acc * FLUSH_CYCLES[plan.flush_in_registers] + 2 * acc))
     if not len(plan.call_table):
         return 0.0
@@ -73,16 +89,18 @@ def default_blocking(spec: ConvSpec, numerics: Numerics, target: Target, isa_nam
                      pass_name: str = "fprop") -> Blocking:
     """The blocking the cost model ranks best: good speed without tuning."""
     common(numerics, Blocking(), target, isa_name, pass_name, spec)  # ISA and policy errors say what is wrong
-    best, best_cycles = None, float("inf")
+    best, best_key = None, None
     for kv, wb, hb in block_shapes(spec, pass_name, target, isa_name):
         blocking = Blocking(kv, wb, hb)
         try:
             plan = make_plan(spec, numerics, blocking, target, isa_name, pass_name)
         except PlanError:
             continue
-        cycles = predicted_cycles(plan)
-        if cycles < best_cycles - 1e-9 * cycles:
-            best, best_cycles = blocking, cycles
+        # Under the vpmaddwd rules ties go to wide, flat blocks (the broadcasts of one row share cache
+        # lines); elsewhere to the first block found, as the VNNI and FP32 defaults were measured.
+        key = (round(predicted_cycles(plan), 6),) + ((hb, -wb) if _pmadd_rules(plan) else ())
+        if best_key is None or key < best_key:
+            best, best_key = blocking, key
     if best is None:
         raise PlanError(f"no register blocking fits {spec.describe()} ({pass_name}) on {isa_name}")
     return best

@@ -126,3 +126,15 @@ def test_cli_json_schema(tmp_path):
 def test_random_mantissas_cover_the_range():
     t = conformance.random_mantissas((4096,), 5, np.random.default_rng(0))
     assert t.mant.max() == 15 and t.mant.min() == -15 and t.bits == 5
+
+
+def test_cli_refuses_an_isa_this_cpu_lacks(tmp_path):
+    from dfpgen.target import host
+
+    missing = [isa for isa in ("avx512_vnni", "avx_vnni", "avx512", "avx2") if isa not in host().isas("dfp16")]
+    if not missing:
+        pytest.skip("this CPU has every DFP ISA")
+    suite = tmp_path / "shapes_mine"
+    suite.write_text("mb2ic4ih6oc5oh6kh3ph1\n")
+    result = CliRunner().invoke(main, ["conformance", "--suite", str(suite), "--isa", missing[0]])
+    assert result.exit_code == 1 and "TargetError" in result.output and "FAILED" not in result.output
