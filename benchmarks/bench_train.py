@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 
-from dfpgen.conv import Conv2d
 from dfpgen.kernel import default_threads
 from dfpgen.nn import Precision, SoftmaxCrossEntropy, SGD, build
 from dfpgen.nn.layers import Conv

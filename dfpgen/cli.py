@@ -629,11 +629,15 @@ def conformance_cmd(suites, pass_name, mb, keep_mb, max_spatial, bits, isa, thre
     passes = PASSES if pass_name == "all" else (pass_name,)
     options = dict(mb=None if keep_mb else mb, max_spatial=max_spatial, bits=bits, isa=isa_name, threads=threads,
                    seed=seed)
+    from .descriptor import read_list
+
+    problems = sum(len(read_list(path)) for path in paths)
     outcomes = []
-    with click.progressbar(paths, label="conformance", file=click.get_text_stream("stderr"),
-                           item_show_func=lambda p: p.name if p else "") as bar:
-        for path in bar:
-            outcomes += conformance.run_suite(path, passes, **options)
+    with click.progressbar(length=problems * len(passes), label="conformance", show_pos=True,
+                           file=click.get_text_stream("stderr")) as bar:
+        for path in paths:
+            outcomes += conformance.run_suite(
+                path, passes, progress=lambda o: bar.update(len(passes) if o.pass_name == "all" else 1), **options)
     rows = conformance.summary(outcomes)
     failed = [o for o in outcomes if o.status == "failed"]
     if as_json:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib.resources
 from collections import Counter
 from dataclasses import dataclass, replace
-from math import ceil
 from pathlib import Path
 from typing import Callable, Iterable
 

@@ -16,7 +16,7 @@ from .kernel import Kernel, default_threads
 from .layout import TRANSFORMS, aligned_empty
 from .plan import Blocking, make_plan
 from .spec import ConvSpec, Numerics
-from .target import FP32_ISAS, get_isa, resolve
+from .target import get_isa, resolve
 
 PRECISIONS = ("dfp16", "fp32")
 

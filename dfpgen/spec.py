@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from .dfp import ROUNDING_MODES, check_bits, check_rounding, safe_chain
+from .dfp import check_bits, check_rounding, safe_chain
 from .errors import NumericsError, SpecError
 
 OVERFLOW_POLICIES = ("exact", "saturate", "wrap")
