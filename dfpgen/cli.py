@@ -631,13 +631,14 @@ def conformance_cmd(suites, pass_name, mb, keep_mb, max_spatial, bits, isa, thre
                    seed=seed)
     from .descriptor import read_list
 
-    problems = sum(len(read_list(path)) for path in paths)
+    lists = {path: read_list(path) for path in paths}
     outcomes = []
-    with click.progressbar(length=problems * len(passes), label="conformance", show_pos=True,
-                           file=click.get_text_stream("stderr")) as bar:
-        for path in paths:
+    with click.progressbar(length=sum(map(len, lists.values())) * len(passes), label="conformance",
+                           show_pos=True, file=click.get_text_stream("stderr")) as bar:
+        for path, entries in lists.items():
             outcomes += conformance.run_suite(
-                path, passes, progress=lambda o: bar.update(len(passes) if o.pass_name == "all" else 1), **options)
+                path, passes, progress=lambda o: bar.update(len(passes) if o.pass_name == "all" else 1),
+                entries=entries, **options)
     rows = conformance.summary(outcomes)
     failed = [o for o in outcomes if o.status == "failed"]
     if as_json:

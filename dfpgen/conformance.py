@@ -130,15 +130,16 @@ def run_problem(problem: Problem, suite: str, passes: Iterable[str] = PASSES, *,
 
 
 def run_suite(path: Path, passes: Iterable[str] = PASSES, progress: Callable[[Outcome], None] | None = None,
-              **options) -> list[Outcome]:
-    """Every problem of one benchdnn list (see run_problem for the options)."""
+              entries: list | None = None, **options) -> list[Outcome]:
+    """Every problem of one benchdnn list (see run_problem for the options); `entries` is the list as
+    descriptor.read_list already read it, when the caller has it."""
     suite = Path(path).name
     outcomes: list[Outcome] = []
-    for entry in read_list(path):
+    for entry in read_list(path) if entries is None else entries:
         if isinstance(entry, UnsupportedError):
-            found = [Outcome(suite, entry.line, _problem_text(entry), "all", "unsupported", _reason(entry))]
+            found = [Outcome(suite, entry.line, entry.text, "all", "unsupported", _reason(entry))]
         elif isinstance(entry, Exception):
-            found = [Outcome(suite, entry.line, _problem_text(entry), "all", "failed", f"malformed: {entry}")]
+            found = [Outcome(suite, entry.line, entry.text, "all", "failed", f"malformed: {entry}")]
         else:
             found = run_problem(entry, suite, passes, **options)
         outcomes.extend(found)
@@ -146,11 +147,6 @@ def run_suite(path: Path, passes: Iterable[str] = PASSES, progress: Callable[[Ou
             for outcome in found:
                 progress(outcome)
     return outcomes
-
-
-def _problem_text(exc: Exception) -> str:
-    text = str(exc)
-    return text.split("'")[1] if text.startswith("descriptor '") else text
 
 
 def _reason(exc: Exception) -> str:

@@ -178,7 +178,7 @@ def read_list(path) -> list[Problem | Exception]:
         try:
             problems.append(parse_problem(line, number))
         except (DescriptorError, UnsupportedError) as exc:
-            exc.line = number
+            exc.line, exc.text = number, line
             problems.append(exc)
     return problems
 

@@ -123,7 +123,9 @@ class CallsBuilder:
         (or per call).
 
         Blocks are (start, size) lists; src/vec/dst are coefficients (per vector start, row start,
-        column start, constant) of the offsets; the tile of a call is (row size, column size, vectors)."""
+        column start, constant) of the offsets, where a row coefficient may instead be a sequence of
+        one offset per row block (rows that are not evenly spaced, e.g. WTGRAD's (r, s) pairs); the
+        tile of a call is (row size, column size, vectors)."""
         v0 = np.array([b[0] for b in vectors])[:, None, None]
         r0 = np.array([b[0] for b in rows])[None, :, None]
         c0 = np.array([b[0] for b in cols])[None, None, :]
@@ -141,7 +143,8 @@ class CallsBuilder:
                         combos[(h, w, v)] = (int(np.argmax(mask.ravel())), mask)
         for key, (_, mask) in sorted(combos.items(), key=lambda kv: kv[1][0]):  # first-seen order
             index[mask] = self.tiles.setdefault(key, len(self.tiles))
-        offsets = [np.broadcast_to(a * v0 + b * r0 + c * c0 + d, shape) for a, b, c, d in (src, vec, dst)]
+        row_term = lambda b: np.asarray(b)[None, :, None] if np.ndim(b) else b * r0
+        offsets = [np.broadcast_to(a * v0 + row_term(b) + c * c0 + d, shape) for a, b, c, d in (src, vec, dst)]
         block = np.stack([index, *offsets, np.full(shape, steps[0]), np.full(shape, steps[1])], axis=-1)
         self.columns.append(block.reshape(-1, 6))
         calls, per_item = index.size, 1 if item_per_call else len(cols)

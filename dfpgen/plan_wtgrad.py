@@ -70,14 +70,12 @@ def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target,
                 vec_steps.append(n * dy_n + p * dy_p + g * unroll * dy_q)
     all_steps = (0, len(src_steps))
     builder = CallsBuilder()
-    taps, channels = split(s.S, hb), split(s.C, wb)
-    # Calls in (vector block, r, s, c) order; with one filter row that is a single grid (FC layers
-    # have thousands of vector blocks, and one grid per block would dominate their planning).
-    for blocks in ([split(KB, kv)] if s.R == 1 else [[b] for b in split(KB, kv)]):
-        for r in range(s.R):
-            builder.grid(blocks, taps, channels, src=(0, s.dw * x_w, x_c, r * s.dh * x_h),
-                         vec=(dy_kb, 0, 0, 0), dst=(out_kb, out_s, lanes, r * out_r), steps=all_steps,
-                         item_per_call=True)
+    # Rows are the (r, s-block) pairs, so calls run in (vector block, r, s, c) order in one grid.
+    rows = [(r, s0, h) for r in range(s.R) for s0, h in split(s.S, hb)]
+    builder.grid(split(KB, kv), [(0, h) for _, _, h in rows], split(s.C, wb),
+                 src=(0, [r * s.dh * x_h + s0 * s.dw * x_w for r, s0, _ in rows], x_c, 0),
+                 vec=(dy_kb, 0, 0, 0), dst=(out_kb, [r * out_r + s0 * out_s for r, s0, _ in rows], lanes, 0),
+                 steps=all_steps, item_per_call=True)
 
     def tile_offsets(h: int, w: int, v: int):
         pixels = [(i, j) for i in range(h) for j in range(w)]
