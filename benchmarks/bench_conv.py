@@ -1,10 +1,12 @@
 """Convolution speed per pass, side by side in one process: DFP16 kernels (bits 16/14/13/12) vs our
 FP32 kernel vs PyTorch FP32 (conv2d for FPROP, aten.convolution_backward for BPROP and WTGRAD), on
-ResNet-50 layers, at 1 thread and at all threads. Medians; % of the measured single-core peak of
-each kernel's instruction (x threads).
+ResNet-50 layers, at 1 thread and at all threads. The contenders take turns in rounds with the peak
+probes, and ratios and % of the single-core peak of each kernel's instruction (x threads) are medians
+of per-round values, so the drift of a shared machine stays out of them.
 
     python benchmarks/bench_conv.py [--passes fprop,bprop,wtgrad] [--layers resnet50] [--batch 8]
                                     [--bits 16,14,13,12] [--threads 1,all] [--tune SECONDS] [--db PATH]
+                                    [--seconds 1.0] [--rounds 5]
 
 Without --tune every kernel (ours, DFP and FP32 alike) uses the tuning database's blocking when it has
 one, else the cost model's default. With --tune each of our kernels is first tuned for SECONDS (the
@@ -19,9 +21,9 @@ import sys
 import numpy as np
 
 from dfpgen import Numerics, catalog, compile
-from dfpgen.bench import random_operands, time_kernel, time_torch
+from dfpgen.bench import interleaved, kernel_call, random_operands, torch_call
 from dfpgen.kernel import default_threads
-from dfpgen.peak import peaks
+from dfpgen.peak import peaks, probe
 from dfpgen.target import host
 from dfpgen.tune import Task, tune
 
@@ -48,7 +50,10 @@ def main() -> None:
     ap.add_argument("--bits", default="16,14,13,12")
     ap.add_argument("--threads", default="1,all", help="comma list; 'all' = every core")
     ap.add_argument("--isa", default=None, help="DFP ISA (default: this machine's best)")
-    ap.add_argument("--seconds", type=float, default=0.25, help="minimum timing time per measurement")
+    ap.add_argument("--seconds", type=float, default=1.0,
+                    help="minimum timing time per contender and layer, over all rounds")
+    ap.add_argument("--rounds", type=int, default=5,
+                    help="rounds in which the contenders (and the peak probes) take turns")
     ap.add_argument("--tune", type=float, default=0.0, help="seconds of tuning per kernel before timing it")
     ap.add_argument("--db", default=None, help="tuning database for --tune (default: the user's)")
     args = ap.parse_args()
@@ -74,29 +79,41 @@ def main() -> None:
     specs = distinct([s for ref in args.layers.split(",") for s in catalog.select(ref, batch=args.batch)])
     records, rows = [], []
     passes = args.passes.split(",")
+    probes = {name: probe(name) for name in (isa, fp32_isa)}
     for pass_name, threads, spec in ((p, t, s) for p in passes for t in thread_list for s in specs):
             x, w = random_operands(spec, pass_name)
             rec = {"pass": pass_name, "layer": spec.name, "threads": threads, "batch": spec.N,
                    "gmac": spec.macs / 1e9}
+            calls, isas = {}, {}
             for bits in bits_list:
                 k, source = kernel(spec, pass_name, Numerics(bits, bits), isa, threads)
-                t = time_kernel(k, x, w, threads, args.seconds)
-                rec[f"dfp{bits}"] = t.gmacs
-                rec[f"dfp{bits}_pct"] = 100 * t.gmacs / (peak[isa].gmacs * threads)
+                calls[f"dfp{bits}"], isas[f"dfp{bits}"] = kernel_call(k, x, w, threads), isa
                 rec[f"dfp{bits}_blocking"] = f"{k.plan.blocking.describe()} ({source})"
             k32, source = kernel(spec, pass_name, Numerics(), fp32_isa, threads)
-            t32 = time_kernel(k32, x, w, threads, args.seconds)
+            calls["fp32"], isas["fp32"] = kernel_call(k32, x, w, threads), fp32_isa
             rec["fp32_blocking"] = f"{k32.plan.blocking.describe()} ({source})"
-            rec["fp32"] = t32.gmacs
-            rec["fp32_pct"] = 100 * t32.gmacs / (peak[fp32_isa].gmacs * threads)
-            tt = time_torch(spec, x, w, threads, args.seconds, pass_name)
-            rec["torch"] = tt.gmacs if tt else None
-            records.append(rec)
+            torch_run = torch_call(spec, x, w, threads, pass_name)
+            if torch_run:
+                calls["torch"] = torch_run
+            ours = list(calls)
+            calls.update({f"peak:{name}": run for name, (run, _) in probes.items()})
+            times = {name: np.array(t) for name, t in interleaved(calls, args.rounds, args.seconds).items()}
+            median = lambda a: float(np.median(a))
+            for name in ours:
+                rec[name] = median(spec.macs / times[name] / 1e9)
+            for name in ours[:-1] if torch_run else ours:
+                peak_rate = probes[isas[name]][1] / times[f"peak:{isas[name]}"] / 1e9
+                rec[f"{name}_pct"] = median(100 * spec.macs / times[name] / 1e9 / (peak_rate * threads))
+                rec[f"{name}_peak"] = median(peak_rate)
             ref = bits_list[min(2, len(bits_list) - 1)]
+            # Ratios per round, then the median: each round's contenders ran within a second of each other.
+            rec["ratio_fp32"] = median(times["fp32"] / times[f"dfp{ref}"])
+            rec["ratio_torch"] = median(times["torch"] / times[f"dfp{ref}"]) if torch_run else None
+            rec["torch"] = rec.get("torch")
+            records.append(rec)
             row = [pass_name, spec.name, threads] + [f"{rec[f'dfp{b}']:.1f} ({rec[f'dfp{b}_pct']:.0f}%)" for b in bits_list]
-            row += [f"{rec['fp32']:.1f} ({rec['fp32_pct']:.0f}%)", f"{rec['torch']:.1f}" if tt else "-",
-                    f"{rec[f'dfp{ref}'] / rec['fp32']:.2f}",
-                    f"{rec[f'dfp{ref}'] / rec['torch']:.2f}" if tt else "-"]
+            row += [f"{rec['fp32']:.1f} ({rec['fp32_pct']:.0f}%)", f"{rec['torch']:.1f}" if torch_run else "-",
+                    f"{rec['ratio_fp32']:.2f}", f"{rec['ratio_torch']:.2f}" if torch_run else "-"]
             rows.append(row)
             print(" | ".join(str(c) for c in row), flush=True)
     ref = bits_list[min(2, len(bits_list) - 1)]
@@ -107,14 +124,16 @@ def main() -> None:
         med = lambda key: float(np.median([r[key] for r in sel]))
         summary = [pass_name, "**median**", threads] + [f"{med(f'dfp{b}'):.1f}" for b in bits_list] + \
                   [f"{med('fp32'):.1f}", f"{med('torch'):.1f}" if sel[0]["torch"] else "-",
-                   f"{float(np.median([r[f'dfp{ref}'] / r['fp32'] for r in sel])):.2f}",
-                   f"{float(np.median([r[f'dfp{ref}'] / r['torch'] for r in sel])):.2f}" if sel[0]["torch"] else "-"]
+                   f"{med('ratio_fp32'):.2f}", f"{med('ratio_torch'):.2f}" if sel[0]["torch"] else "-"]
         rows.append(summary)
     notes = [f"passes {args.passes}, batch {args.batch}, layers {args.layers} (distinct shapes), DFP isa {isa}, FP32 isa {fp32_isa}",
-             "GMAC/s are medians of repeated runs of the kernel alone (layouts prepared beforehand); "
-             "PyTorch times its whole conv2d call",
-             "% peak: of the register-only peak of the kernel's instruction on one core (dfpgen peak) x threads",
-             "peaks GMAC/s: " + ", ".join(f"{n} {p.gmacs:.1f}" for n, p in peak.items()),
+             f"the contenders and the peak probes take turns in {args.rounds} rounds per layer; each number is the "
+             "median over rounds of that round's median (ratios and % peak are taken within a round first)",
+             "our kernels are timed alone (layouts prepared beforehand); PyTorch times its whole conv2d / "
+             "convolution_backward call",
+             "% peak: of the register-only peak of the kernel's instruction on one core x threads, measured "
+             "in the same rounds (dfpgen peak's probe)",
+             "peaks GMAC/s at the start (dfpgen peak): " + ", ".join(f"{n} {p.gmacs:.1f}" for n, p in peak.items()),
              f"blockings: {'each of our kernels tuned for ' + str(args.tune) + ' s first' if args.tune else 'the tuning database where it has the kernel, else the default'} (per record in the .json)",
              "command: python benchmarks/bench_conv.py " + " ".join(sys.argv[1:])]
     path = write_results("conv", "Convolution passes: DFP16 vs FP32 vs PyTorch", notes, header, rows, records)

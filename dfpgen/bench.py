@@ -59,27 +59,31 @@ def prepared(kernel: Kernel, a: np.ndarray, b: np.ndarray) -> tuple:
     return to_src(a, plan), to_vec(b, plan), aligned_empty(plan.out_shape, np.float32)
 
 
+def kernel_call(kernel: Kernel, a: np.ndarray, b: np.ndarray, threads: int | None = None):
+    """A no-argument callable that runs the kernel once on prepared operands (layouts done beforehand)."""
+    src, vec, out = prepared(kernel, a, b)
+    threads = threads or default_threads()
+    return lambda: kernel.run(src, vec, out, 1.0, threads)
+
+
 def time_kernel(kernel: Kernel, a: np.ndarray, b: np.ndarray, threads: int | None = None,
                 min_seconds: float = 0.25) -> Timing:
     """Median time of the kernel alone (layouts prepared beforehand), as a Timing."""
-    src, vec, out = prepared(kernel, a, b)
-    threads = threads or default_threads()
-    seconds, reps = median_time(lambda: kernel.run(src, vec, out, 1.0, threads), min_seconds)
+    seconds, reps = median_time(kernel_call(kernel, a, b, threads), min_seconds)
     return Timing(seconds, reps, kernel.plan.spec.macs)
 
 
-def time_torch(spec, a: np.ndarray, b: np.ndarray, threads: int | None = None, min_seconds: float = 0.25,
-               pass_name: str = "fprop") -> Timing | None:
-    """Median time of PyTorch's FP32 kernel for the same pass and shape, or None without PyTorch.
+def torch_call(spec, a: np.ndarray, b: np.ndarray, threads: int | None = None, pass_name: str = "fprop"):
+    """A no-argument callable running PyTorch's FP32 kernel for the same pass and shape once (at
+    `threads` torch threads), or None without PyTorch.
 
-    fprop times conv2d; bprop and wtgrad time aten.convolution_backward with only that gradient asked for.
+    fprop calls conv2d; bprop and wtgrad call aten.convolution_backward with only that gradient asked for.
     """
     try:
         import torch
     except ImportError:
         return None
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads or default_threads())
+    threads = threads or default_threads()
     s = spec
     # Asymmetric (or negative) padding has no conv2d argument: pad the input once, outside the timing.
     symmetric = s.pt == s.pb and s.pl == s.pr
@@ -87,20 +91,51 @@ def time_torch(spec, a: np.ndarray, b: np.ndarray, threads: int | None = None, m
     pad_input = (lambda t: t) if symmetric else \
         (lambda t: torch.nn.functional.pad(t, (s.pl, s.pr, s.pt, s.pb)))
     geometry = dict(stride=[s.sh, s.sw], padding=padding, dilation=[s.dh, s.dw], groups=s.groups)
-    try:
-        ta, tb = torch.from_numpy(a), torch.from_numpy(b)
-        if pass_name == "fprop":
-            ta = pad_input(ta)
-            call = lambda: torch.nn.functional.conv2d(ta, tb, **geometry)
-        else:
-            dy, x, w = (ta, torch.zeros(s.N, s.C, s.H, s.W), tb) if pass_name == "bprop" else \
-                (tb, ta, torch.zeros(s.K, s.Cg, s.R, s.S))
-            x = pad_input(x)
-            mask = [pass_name == "bprop", pass_name == "wtgrad", False]
-            call = lambda: torch.ops.aten.convolution_backward(dy, x, w, None, geometry["stride"], padding,
-                                                               geometry["dilation"], False, [0, 0], s.groups, mask)
-        with torch.no_grad():
-            seconds, reps = median_time(call, min_seconds)
-    finally:
-        torch.set_num_threads(previous)
+    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+    if pass_name == "fprop":
+        ta = pad_input(ta)
+        op = lambda: torch.nn.functional.conv2d(ta, tb, **geometry)
+    else:
+        dy, x, w = (ta, torch.zeros(s.N, s.C, s.H, s.W), tb) if pass_name == "bprop" else \
+            (tb, ta, torch.zeros(s.K, s.Cg, s.R, s.S))
+        x = pad_input(x)
+        mask = [pass_name == "bprop", pass_name == "wtgrad", False]
+        op = lambda: torch.ops.aten.convolution_backward(dy, x, w, None, geometry["stride"], padding,
+                                                         geometry["dilation"], False, [0, 0], s.groups, mask)
+
+    def call():
+        previous = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            with torch.no_grad():
+                op()
+        finally:
+            torch.set_num_threads(previous)
+    return call
+
+
+def time_torch(spec, a: np.ndarray, b: np.ndarray, threads: int | None = None, min_seconds: float = 0.25,
+               pass_name: str = "fprop") -> Timing | None:
+    """Median time of PyTorch's FP32 kernel for the same pass and shape, or None without PyTorch."""
+    call = torch_call(spec, a, b, threads, pass_name)
+    if call is None:
+        return None
+    seconds, reps = median_time(call, min_seconds)
     return Timing(seconds, reps, spec.macs)
+
+
+def interleaved(calls: dict, rounds: int = 5, min_seconds: float = 0.25) -> dict[str, list[float]]:
+    """Median seconds of each callable per round, the callables taking turns round by round.
+
+    A shared machine drifts (other tenants, clocks) on the scale of seconds; comparing contenders
+    within each round and taking the median over rounds keeps that drift out of their ratios.
+    `min_seconds` is each callable's timing time over all rounds."""
+    if rounds < 1:
+        raise ValueError(f"rounds={rounds}: must be >= 1")
+    for fn in calls.values():
+        fn()    # warm-up: JIT, first-touch pages, thread pools
+    times = {name: [] for name in calls}
+    for _ in range(rounds):
+        for name, fn in calls.items():
+            times[name].append(median_time(fn, min_seconds / rounds, min_reps=3)[0])
+    return times

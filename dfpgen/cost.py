@@ -8,7 +8,7 @@ from itertools import product
 import numpy as np
 
 from .errors import PlanError
-from .plan import Blocking, Plan, common, make_plan, register_need
+from .plan import Blocking, Plan, block_steps, common, largest_divisor_at_most, make_plan, register_need
 from .spec import ConvSpec, Numerics
 from .target import Target, get_isa
 
@@ -21,43 +21,66 @@ FLUSH_CYCLES = {False: 2.0, True: 1.0}  # per accumulator and flush: into the ou
                                         # fma, store: store-bound) or into FP32 registers (convert, fma)
 # The vpmaddwd ISAs' FPROP and BPROP, as measured on Zen 3 (avx2, ResNet-50 3x3 layers, bits 13):
 # vpmaddwd writes a product register that vpaddd then adds, and LLVM hoists the unrolled steps' loads
-# and products ahead, so blocks needing more than 10 of the 16 ymm registers spill (kv1 x 7x2: 31-37
+# and products ahead, so blocks needing more than 11 of the 16 ymm registers spill (kv1 x 7x2: 31-37
 # GMAC/s); and broadcasts issue at about one a cycle, so blocks that reuse each broadcast across
-# vectors win (kv2 x 3x1: 41-47, kv1 x 2x4: 32-35). WTGRAD's steps did not follow either rule.
-PMADD_TEMPORARIES = 6
+# vectors win (kv2 x 3x1: 41-47, kv1 x 2x4: 32-35). WTGRAD has its own rule (below).
+PMADD_TEMPORARIES = 5
 SPILL_PENALTY = 1.6
 PMADD_LOADS_PER_CYCLE = 1.0
+# WTGRAD on the vpmaddwd ISAs, measured on Zen 3 with reduction blocks (same layers and bits): a step
+# loads dy vectors (two a cycle) and broadcasts x (one a cycle), and blocks up to the whole register
+# file do not spill (kv5 x 2: 42-46 GMAC/s, kv4 x 2: 32-47, kv3 x 2: 37-40, kv1 x 13: 15-25).
+WTGRAD_VECTOR_LOADS_PER_CYCLE = 2.0
+# Items that take all filter blocks of an image before its next output rows (orders "nk", "kn") read
+# the whole image once per filter block, from L3 once it outgrows L2; order "np" keeps the rows in
+# cache. Measured with vpmaddwd on Zen 3, res2a_branch2b (430 KB a DFP image): "np" 9% faster.
+L2_IMAGE_BYTES = 256 * 1024
+STREAMING_PENALTY = 1.1
 
 
 def _pmadd_rules(plan: Plan) -> bool:
     return _kind(plan) == "pmadd" and plan.pass_name != "wtgrad"
 
 
+def _pmadd_wtgrad(plan: Plan) -> bool:
+    return _kind(plan) == "pmadd" and plan.pass_name == "wtgrad"
+
+
 def _kind(plan: Plan) -> str:
-    if plan.isa.precision == "fp32":
+    return _isa_kind(plan.isa)
+
+
+def _isa_kind(isa) -> str:
+    if isa.precision == "fp32":
         return "fma"
-    return "vnni" if "vnni" in plan.isa.name else "pmadd"
+    return "vnni" if "vnni" in isa.name else "pmadd"
 
 
 def predicted_cycles(plan: Plan) -> float:
     """Cycles the whole kernel should take on one core, from instruction counts and issue rates."""
-    rate, pmadd = MAC_RATE[_kind(plan)], _pmadd_rules(plan)
+    rate, pmadd, pmadd_wtgrad = MAC_RATE[_kind(plan)], _pmadd_rules(plan), _pmadd_wtgrad(plan)
     loads_per_cycle = PMADD_LOADS_PER_CYCLE if pmadd else LOADS_PER_CYCLE
     spill_free = plan.target.vector_registers - PMADD_TEMPORARIES
     per_tile = []
     for tile in plan.tiles:
-        acc = tile.accumulators
-        step = max(plan.unroll * acc / rate, plan.unroll * (tile.v + tile.h * tile.w) / loads_per_cycle)
+        acc, broadcasts = tile.accumulators, tile.h * tile.w
+        if pmadd_wtgrad:
+            loads = tile.v / WTGRAD_VECTOR_LOADS_PER_CYCLE + broadcasts / PMADD_LOADS_PER_CYCLE
+        else:
+            loads = (tile.v + broadcasts) / loads_per_cycle
+        step = max(plan.unroll * acc / rate, plan.unroll * loads)
         if pmadd and register_need(tile.h, tile.w, tile.v, plan.flush_in_registers) > spill_free:
             step *= SPILL_PENALTY
         per_tile.append((step + STEP_OVERHEAD, acc * FLUSH_CYCLES[plan.flush_in_registers] + 2 * acc))
     if not len(plan.call_table):
         return 0.0
-    tiles, counts = plan.call_table[:, 0], plan.call_table[:, 5]
-    step = np.array([t[0] for t in per_tile])[tiles]
-    flush = np.array([t[1] for t in per_tile])[tiles]
+    tiles, counts = plan.call_table[:, 0], block_steps(plan.call_table, plan.reduction_blocks)
+    step = np.array([t[0] for t in per_tile])[tiles][:, None]
+    flush = np.array([t[1] for t in per_tile])[tiles][:, None]
     flushes = np.maximum(1, -(-counts // plan.steps_per_flush))
-    return float((counts * step + flushes * flush).sum()) * plan.batch
+    streaming = pmadd and plan.blocking.order != "np" and \
+        plan.in_batch_stride * np.dtype(plan.storage).itemsize > L2_IMAGE_BYTES
+    return float((counts * step + flushes * flush).sum()) * plan.batch * (STREAMING_PENALTY if streaming else 1.0)
 
 
 def efficiency(plan: Plan) -> float:
@@ -97,10 +120,36 @@ def default_blocking(spec: ConvSpec, numerics: Numerics, target: Target, isa_nam
         except PlanError:
             continue
         # Under the vpmaddwd rules ties go to wide, flat blocks (the broadcasts of one row share cache
-        # lines); elsewhere to the first block found, as the VNNI and FP32 defaults were measured.
-        key = (round(predicted_cycles(plan), 6),) + ((hb, -wb) if _pmadd_rules(plan) else ())
+        # lines), in WTGRAD to the most accumulators, then vectors; elsewhere to the first block found,
+        # as the VNNI and FP32 defaults were measured.
+        tie = (hb, -wb) if _pmadd_rules(plan) else (-kv * wb * hb, -kv) if _pmadd_wtgrad(plan) else ()
+        key = (round(predicted_cycles(plan), 6),) + tie
         if best_key is None or key < best_key:
             best, best_key = blocking, key
     if best is None:
         raise PlanError(f"no register blocking fits {spec.describe()} ({pass_name}) on {isa_name}")
+    if _isa_kind(get_isa(isa_name)) == "pmadd" and pass_name != "wtgrad":
+        best = _pmadd_refined(best, spec, numerics, target, isa_name, pass_name)
+    return best
+
+
+def _pmadd_refined(shape: Blocking, spec: ConvSpec, numerics: Numerics, target: Target, isa_name: str,
+                   pass_name: str) -> Blocking:
+    """The best channel block and item order for a vpmaddwd FPROP/BPROP register block.
+
+    Measured on Zen 3 (ResNet-50 3x3 layers, bits 13): channel blocks of 2-4 vectors' worth of pairs
+    with 16-pair steps beat one vector's worth (kv2 x 4x1: 45-54 GMAC/s at cpb 32, u16 against 43
+    at cpb 8, u8); the model prices their steps alike, so ties go to the larger block."""
+    lanes = get_isa(isa_name).lanes
+    elems = -(-(spec.C if pass_name == "fprop" else spec.K) // 2)
+    best, best_key = shape, None
+    for cpb in sorted({min(m * lanes, elems) for m in (1, 2, 4)}):
+        for order in ("nk", "np"):
+            b = Blocking(shape.kv, shape.wb, shape.hb, cpb, largest_divisor_at_most(cpb, 2 * lanes), order)
+            try:
+                key = (round(predicted_cycles(make_plan(spec, numerics, b, target, isa_name, pass_name)), 6), -cpb)
+            except PlanError:
+                continue
+            if best_key is None or key < best_key:
+                best, best_key = b, key
     return best

@@ -166,21 +166,24 @@ class TuningDB:
              record.error, record.created or time.time(), __version__))
 
     def _rows(self, where: str = "", args: tuple = ()) -> list[Record]:
+        return [r for _, r in self._rows_with_ids(where, args)]
+
+    def _rows_with_ids(self, where: str = "", args: tuple = ()) -> list[tuple[int, Record]]:
         if self.conn is None:
             return []
         rows = self._execute(
-            f"SELECT key, blocking, seconds, gmacs, error_kind, error, created, layer FROM records "
+            f"SELECT id, key, blocking, seconds, gmacs, error_kind, error, created, layer FROM records "
             f"WHERE format = ? {where} ORDER BY id", (RECORD_FORMAT, *args))
         out = []
-        for key, blocking, seconds, gmacs, kind, error, created, layer in rows:
+        for row_id, key, blocking, seconds, gmacs, kind, error, created, layer in rows:
             try:
                 k = json.loads(key)
                 k["shape"], k["numerics"] = tuple(k["shape"]), tuple(k["numerics"])
                 if k.get("plan_format") != PLAN_FORMAT:
                     continue  # records of an older planner describe other code
-                out.append(Record(TuningKey(**k), Blocking(**json.loads(blocking)),
-                                  math.inf if seconds is None else seconds, gmacs or 0.0, kind, error, created,
-                                  layer))
+                out.append((row_id, Record(TuningKey(**k), Blocking(**json.loads(blocking)),
+                                           math.inf if seconds is None else seconds, gmacs or 0.0, kind, error,
+                                           created, layer)))
             except (ValueError, TypeError, KeyError) as exc:
                 raise TuningDBError(f"{self.path}: a record is damaged ({type(exc).__name__}: {exc}); move the "
                                     f"database away or pass another --db") from None
@@ -191,16 +194,34 @@ class TuningDB:
         return self._rows("AND key_digest = ?", (key.digest(),)) if key else self._rows()
 
     def best(self, key: TuningKey, nearest: bool = False) -> Record | None:
-        """The fastest correct record of a key; with `nearest`, when the key has none, of the tuned
-        (threads, batch) closest to the key's among the same layer, pass, numerics and CPU."""
-        found = [r for r in self.records(key) if r.ok]
+        """The best correct record of a key; with `nearest`, when the key has none, of the tuned
+        (threads, batch) closest to the key's among the same layer, pass, numerics and CPU.
+
+        The best is the tuner's latest choice (`add_choice`: its confirmed record), unless a record
+        added since is faster; without a choice, the fastest record."""
+        found = [(i, r) for i, r in self._rows_with_ids("AND key_digest = ?", (key.digest(),)) if r.ok]
         if not found and nearest:
-            family = [r for r in self._rows("AND key_family = ?", (key.family(),)) if r.ok]
+            family = [(i, r) for i, r in self._rows_with_ids("AND key_family = ?", (key.family(),)) if r.ok]
             if family:
-                near = min({(r.key.threads, r.key.batch) for r in family},
+                near = min({(r.key.threads, r.key.batch) for _, r in family},
                            key=lambda tb: (abs(tb[0] - key.threads), abs(tb[1] - key.batch), -tb[0], -tb[1]))
-                found = [r for r in family if (r.key.threads, r.key.batch) == near]
-        return min(found, key=lambda r: r.seconds) if found else None
+                found = [(i, r) for i, r in family if (r.key.threads, r.key.batch) == near]
+        if not found:
+            return None
+        choice = self.baseline(found[0][1].key, "choice")
+        if choice is not None:
+            chosen_id = json.loads(choice[1])["record"]
+            if any(i == chosen_id for i, _ in found):
+                found = [(i, r) for i, r in found if i >= chosen_id]
+        return min((r for _, r in found), key=lambda r: r.seconds)
+
+    def add_choice(self, record: Record) -> None:
+        """Record the tuner's choice for a key: the latest stored record of `record`'s blocking."""
+        row = self._execute("SELECT id FROM records WHERE key_digest = ? AND blocking = ? ORDER BY id DESC LIMIT 1",
+                            (record.key.digest(), json.dumps(dataclasses.asdict(record.blocking))))
+        if not row:
+            raise TuningDBError(f"{self.path}: add_choice of a blocking with no record ({record.blocking.describe()})")
+        self.add_baseline(record.key, "choice", record.seconds, json.dumps({"record": row[0][0]}))
 
     def add_baseline(self, key: TuningKey, name: str, seconds: float, detail: str | None = None) -> None:
         """Record a comparison time for a task (the default blocking, our FP32 kernel, PyTorch)."""

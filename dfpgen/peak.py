@@ -47,8 +47,9 @@ def _accumulators(target: Target, isa_name: str) -> int:
     return 24 if target.vector_registers == 32 else 12
 
 
-def measure(isa_name: str, target: Target | None = None, seconds: float = 0.2) -> Peak:
-    """Run the probe for `isa_name` on this core and return its rate (best of several timed runs)."""
+def probe(isa_name: str, target: Target | None = None, seconds: float = 0.2):
+    """(run, macs): a no-argument callable running the register-only probe loop of `isa_name` for
+    about `seconds` / 8, and the multiply-accumulates one run does."""
     target = target or host()
     target.check_isa(isa_name)
     isa = get_isa(isa_name)
@@ -61,14 +62,27 @@ def measure(isa_name: str, target: Target | None = None, seconds: float = 0.2) -
     macs_per_iter = acc * isa.lanes * (2 if isa.precision == "dfp16" else 1)
     iters = 1 << 16
     while True:  # grow until one run takes a measurable time
-        t0 = time.perf_counter()
-        fn(a.ctypes.data, b.ctypes.data, sink.ctypes.data, iters)
-        dt = time.perf_counter() - t0
+        dt = _timed(fn, a, b, sink, iters)
         if dt > seconds / 8 or iters > 1 << 34:
             break
         iters *= 4
-    best = min(_timed(fn, a, b, sink, iters) for _ in range(5))
-    return Peak(isa_name, isa.instruction, macs_per_iter * iters / best / 1e9, acc)
+    run = lambda: fn(a.ctypes.data, b.ctypes.data, sink.ctypes.data, iters)
+    run.keepalive = (compiled, a, b, sink)    # the buffers and the code must outlive the callable
+    return run, macs_per_iter * iters
+
+
+def measure(isa_name: str, target: Target | None = None, seconds: float = 0.2) -> Peak:
+    """Run the probe for `isa_name` on this core and return its rate (best of several timed runs)."""
+    run, macs = probe(isa_name, target, seconds)
+    best = min(_timed_call(run) for _ in range(5))
+    return Peak(isa_name, get_isa(isa_name).instruction, macs / best / 1e9,
+                _accumulators(target or host(), isa_name))
+
+
+def _timed_call(run) -> float:
+    t0 = time.perf_counter()
+    run()
+    return time.perf_counter() - t0
 
 
 def _timed(fn, a, b, sink, iters) -> float:

@@ -26,8 +26,10 @@ from .spec import ConvSpec, Numerics
 from .target import Isa, Target, get_isa
 
 PASSES = ("fprop", "bprop", "wtgrad")
-ORDERS = ("nk", "kn")
-PLAN_FORMAT = 2   # bump when the meaning of a Plan or Blocking field changes (goes into cache keys)
+GRID_ITEMS = ("vector", "row", "call")   # what one work item of a call grid is
+CALL_FIELDS = 6                          # columns of a call table (the fields of Calls)
+ORDERS = ("nk", "kn", "np")
+PLAN_FORMAT = 3   # bump when the meaning of a Plan or Blocking field changes (goes into cache keys)
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,11 @@ class Blocking:
     register block (output pixels for fprop/bprop: width x rows; input channels x filter taps for
     wtgrad); cpb: reduction-channel elements (INT16 pairs, or FP32 channels) per channel block of the
     layouts (fprop/bprop); unroll: reduction elements per inner-loop step; order: work-item order,
-    "nk" (image-major) or "kn" (filter-block-major, weights stay in cache).
+    "nk" (image, then filter block, then output rows), "kn" (filter-block-major, weights stay in
+    cache) or "np" (image, then output rows, then filter blocks: an image's input rows stay in cache
+    across the filter blocks, for images too large for L2); rb: WTGRAD's reduction
+    block, output rows (of the N x P rows reduced) that every tile of a work item takes before the
+    next block, so that block's rows of x and dy stay in cache across the tiles.
     """
 
     kv: int = 2
@@ -47,11 +53,12 @@ class Blocking:
     cpb: int | None = None
     unroll: int | None = None
     order: str = "nk"
+    rb: int | None = None
 
     def describe(self) -> str:
-        """Compact text form, e.g. 'kv4 w6 h1 cpb16 u16 nk'."""
+        """Compact text form, e.g. 'kv4 w6 h1 cpb16 u16 nk' (WTGRAD's adds e.g. ' rb4')."""
         return (f"kv{self.kv} w{self.wb} h{self.hb} cpb{self.cpb if self.cpb else '-'} "
-                f"u{self.unroll if self.unroll else '-'} {self.order}")
+                f"u{self.unroll if self.unroll else '-'} {self.order}" + (f" rb{self.rb}" if self.rb else ""))
 
 
 @dataclass(frozen=True)
@@ -102,7 +109,7 @@ class CallsBuilder:
     (`grid`), which keeps planning fast for layers with tens of thousands of register blocks."""
 
     def __init__(self) -> None:
-        self.columns: list[np.ndarray] = []   # blocks of shape (calls, 6)
+        self.columns: list[np.ndarray] = []   # blocks of shape (calls, CALL_FIELDS)
         self.count = 0
         self.item_starts = [0]
         self.tiles: dict[tuple, int] = {}
@@ -118,14 +125,19 @@ class CallsBuilder:
         self.item_starts.append(self.count)
 
     def grid(self, vectors: list, rows: list, cols: list, src: tuple, vec: tuple, dst: tuple,
-             steps: tuple[int, int], item_per_call: bool = False) -> None:
-        """Calls for every (vector block, row block, column block), one work item per (vector, row) block
-        (or per call).
+             steps: tuple[int, int], item: str = "row", rows_outer: bool = False) -> None:
+        """Calls for every (vector block, row block, column block), grouped into work items per vector
+        block, per (vector, row) block or per call (`item` "vector", "row" or "call"), vector blocks
+        outermost, or row blocks with `rows_outer` (items per (row, vector) block).
 
         Blocks are (start, size) lists; src/vec/dst are coefficients (per vector start, row start,
         column start, constant) of the offsets, where a row coefficient may instead be a sequence of
         one offset per row block (rows that are not evenly spaced, e.g. WTGRAD's (r, s) pairs); the
-        tile of a call is (row size, column size, vectors)."""
+        tile of a call is (row size, column size, vectors); every call reduces the step slice `steps`."""
+        if item not in GRID_ITEMS:
+            raise ValueError(f"item={item!r}: must be one of {', '.join(GRID_ITEMS)}")
+        if rows_outer and item == "vector":
+            raise ValueError("rows_outer needs items per (row, vector) block or per call")
         v0 = np.array([b[0] for b in vectors])[:, None, None]
         r0 = np.array([b[0] for b in rows])[None, :, None]
         c0 = np.array([b[0] for b in cols])[None, None, :]
@@ -146,14 +158,16 @@ class CallsBuilder:
         row_term = lambda b: np.asarray(b)[None, :, None] if np.ndim(b) else b * r0
         offsets = [np.broadcast_to(a * v0 + row_term(b) + c * c0 + d, shape) for a, b, c, d in (src, vec, dst)]
         block = np.stack([index, *offsets, np.full(shape, steps[0]), np.full(shape, steps[1])], axis=-1)
-        self.columns.append(block.reshape(-1, 6))
-        calls, per_item = index.size, 1 if item_per_call else len(cols)
+        if rows_outer:
+            block = block.transpose(1, 0, 2, 3)
+        self.columns.append(block.reshape(-1, CALL_FIELDS))
+        calls, per_item = index.size, int(np.prod(shape[GRID_ITEMS.index(item) + 1:]))
         self.item_starts.extend((self.count + per_item * np.arange(1, calls // per_item + 1)).tolist())
         self.count += calls
 
     def table(self) -> np.ndarray:
-        """All calls as an int64 array (calls x 6)."""
-        return np.concatenate(self.columns) if self.columns else np.zeros((0, 6), dtype=np.int64)
+        """All calls as an int64 array (calls x CALL_FIELDS)."""
+        return np.concatenate(self.columns) if self.columns else np.zeros((0, CALL_FIELDS), dtype=np.int64)
 
 
 @dataclass(frozen=True, eq=False)
@@ -184,6 +198,8 @@ class Plan:
     tiles: tuple
     call_table: np.ndarray    # calls x (tile, src, vec, dst, step_begin, step_count), in item order
     item_starts: tuple        # calls of item j are item_starts[j] .. item_starts[j+1]
+    reduction_blocks: tuple   # (begin, count): an item runs its calls once per block, in order, each over
+                              # the part of its step slice in the block; the first block writes, the rest add
     batch: int                # times the items repeat (images), 1 when the pass reduces over the batch
     in_batch_stride: int
     out_batch_stride: int
@@ -249,6 +265,14 @@ class Plan:
         lines.append(f"work: {self.items} items ({self.batch} x {self.items_per_batch}), {len(self.call_table)} "
                      f"tile calls per batch entry, order {b.order}")
         return lines + list(self.notes)
+
+
+def block_steps(table: np.ndarray, blocks: tuple) -> np.ndarray:
+    """Steps each call reduces in each reduction block (calls x blocks): its slice within the block."""
+    begin, end = table[:, 4:5], table[:, 4:5] + table[:, 5:6]
+    block_begin = np.array([b for b, _ in blocks])[None, :]
+    block_end = block_begin + np.array([n for _, n in blocks])[None, :]
+    return np.maximum(0, np.minimum(end, block_end) - np.maximum(begin, block_begin))
 
 
 def register_need(h: int, w: int, v: int, fp32_partials: bool = False) -> int:
@@ -342,13 +366,22 @@ def choose_unroll(c: Common, requested: int | None, elements: int, numerics: Num
 def finish(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target, c: Common, pass_name: str,
            *, cpb: int, unroll: int, in_shape: tuple, w_shape: tuple, out_shape: tuple, layout: object,
            src_steps: list, vec_steps: list, tile_offsets, builder: CallsBuilder, batch: int,
-           in_batch_stride: int, out_batch_stride: int, notes: list) -> Plan:
-    """Assemble a Plan from a pass planner's tables: flush points, tiles, register check, size check."""
+           in_batch_stride: int, out_batch_stride: int, notes: list, rb: int | None = None,
+           reduction_blocks: list | None = None) -> Plan:
+    """Assemble a Plan from a pass planner's tables: flush points, tiles, register check, size check.
+
+    `reduction_blocks` ((begin, count) slices partitioning the step tables, default one) makes every
+    item run all its calls once per block, each call over its own slice within the block."""
     steps = len(src_steps)
     table = builder.table()
-    longest = int(table[:, 5].max(initial=0))
+    blocks = tuple(reduction_blocks) if reduction_blocks else ((0, steps),)
+    counts = block_steps(table, blocks)
+    longest = int(counts.max(initial=0))
     per_flush = max(1, min(longest, c.chain // unroll)) if c.chain else max(1, longest)
-    flushes = max(1, ceil(longest / per_flush))
+    # An output's calls (one per reduction block) each flush their own steps.
+    _, output = np.unique(table[:, 3], return_inverse=True)
+    per_call = (-(-counts // per_flush)).sum(axis=1)
+    flushes = max(1, int(np.bincount(output.ravel(), weights=per_call).max(initial=0)))
     tiles, registers = [], 0
     in_registers = (bool(c.chain) and flushes > 1 and per_flush * unroll <= REGISTER_FLUSH_MAX_CHAIN
                     and all(register_need(h, w, v, True) <= target.vector_registers for h, w, v in builder.tiles))
@@ -365,12 +398,12 @@ def finish(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Targe
     if largest + max(in_batch_stride, out_batch_stride) * batch >= 2**31:
         raise PlanError("tensor too large for 32-bit offsets: split the batch")
     return Plan(
-        spec=spec, numerics=numerics, blocking=Blocking(c.kv, c.wb, c.hb, cpb, unroll, blocking.order),
+        spec=spec, numerics=numerics, blocking=Blocking(c.kv, c.wb, c.hb, cpb, unroll, blocking.order, rb),
         target=target, isa=c.isa, pass_name=pass_name, elem=c.elem, lanes=c.lanes, cpb=cpb, unroll=unroll,
         in_shape=in_shape, w_shape=w_shape, out_shape=out_shape, layout=layout, steps=steps,
         in_step_offsets=tuple(src_steps), w_step_offsets=tuple(vec_steps), steps_per_flush=per_flush, flush_in_registers=in_registers,
         flushes=flushes, chain=min(c.chain, per_flush * unroll) if c.chain else 0, tiles=tuple(tiles),
-        call_table=table, item_starts=tuple(builder.item_starts), batch=batch, in_batch_stride=in_batch_stride,
+        call_table=table, item_starts=tuple(builder.item_starts), reduction_blocks=blocks, batch=batch, in_batch_stride=in_batch_stride,
         out_batch_stride=out_batch_stride, registers=registers, notes=tuple(notes))
 
 

@@ -74,11 +74,13 @@ def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target,
                             src_steps.append(kb * src_kb + (dr + top) * src_h + (dt + left) * src_w + g * unroll * elem)
                             vec_steps.append(kb * w_kb + r * w_r + t * w_s + g * unroll * lanes * elem)
             phases.append((ph, pw, hcount, wcount, (first, len(src_steps) - first)))
-    for block in split(CB, kv):
+    # Order "np" walks each phase's rows outermost; the others take each filter block's phases in turn.
+    rows_outer = blocking.order == "np"
+    for blocks in [split(CB, kv)] if rows_outer else [[block] for block in split(CB, kv)]:
         for ph, pw, hcount, wcount, steps in phases:
-            builder.grid([block], split(hcount, hb), split(wcount, wb), src=(0, src_h, src_w, 0),
+            builder.grid(blocks, split(hcount, hb), split(wcount, wb), src=(0, src_h, src_w, 0),
                          vec=(w_cb, 0, 0, 0), dst=(out_cb, s.sh * out_h, s.sw * out_w, ph * out_h + pw * out_w),
-                         steps=steps)
+                         steps=steps, rows_outer=rows_outer)
 
     def tile_offsets(h: int, w: int, v: int):
         pixels = [(i, j) for i in range(h) for j in range(w)]

@@ -54,7 +54,8 @@ def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target,
 
     builder = CallsBuilder()
     builder.grid(split(KB, kv), split(s.P, hb), split(s.Q, wb), src=(0, s.sh * in_h, s.sw * in_w, 0),
-                 vec=(w_kb, 0, 0, 0), dst=(out_kb, out_p, out_q, 0), steps=all_steps)
+                 vec=(w_kb, 0, 0, 0), dst=(out_kb, out_p, out_q, 0), steps=all_steps,
+                 rows_outer=blocking.order == "np")
 
     def tile_offsets(h: int, w: int, v: int):
         pixels = [(i, j) for i in range(h) for j in range(w)]

@@ -3,7 +3,8 @@ model, measured (warm-up, median, answer checked once against the float64 refere
 the tuning database. A candidate that fails to plan, compile or answer correctly becomes a record
 with an error kind and infinite time; it never ends the run.
 
-The search sees only blockings and times: `search(space, measure, ...)` is exhaustive for small
+The fastest few candidates and the default are then timed again, taking turns, and those times
+decide. The search sees only blockings and times: `search(space, measure, ...)` is exhaustive for small
 spaces and guided (cost-model seeded, neighbourhood moves from the best so far) for large ones,
 bounded by trials and seconds, and reproducible with a seed.
 """
@@ -22,7 +23,7 @@ from typing import Callable
 import numpy as np
 
 from . import reference
-from .bench import median_time, random_operands
+from .bench import interleaved, median_time, random_operands
 from .cost import block_shapes, predicted_cycles
 from .db import Record, TuningDB, TuningKey
 from .dfp import quantize
@@ -33,6 +34,12 @@ from .plan import Blocking, make_plan
 from .spec import ConvSpec, Numerics
 from .target import Target, get_isa, host
 
+# After the search the fastest CONFIRM_FINALISTS candidates and the default are timed again in
+# CONFIRM_ROUNDS rounds of turns: on a shared machine single short measurements can rank two
+# blockings the wrong way round.
+CONFIRM_FINALISTS = 3
+CONFIRM_ROUNDS = 3
+
 
 # ----------------------------------------------------------------------------------- the space
 
@@ -41,20 +48,22 @@ def knob_space(spec: ConvSpec, pass_name: str, numerics: Numerics, target: Targe
     isa = get_isa(isa_name)
     lanes, elem = isa.lanes, (2 if isa.precision == "dfp16" else 1)
     chain = numerics.effective_chain if isa.precision == "dfp16" else 1 << 30
+    rbs = [None]
     if pass_name == "wtgrad":
-        cpbs, unrolls, orders = [None], [u for u in (2, 4, 8, 16) if u <= chain] or [1], ["nk"]
+        cpbs, unrolls, orders = [None], [None] + [u for u in (2, 4, 8, 16) if u <= chain], ["nk"]
+        rbs = [None] + [rb for rb in (2, 8, 32) if rb < spec.N * spec.P]
     else:
         elems = -(-(spec.C if pass_name == "fprop" else spec.K) // elem)
-        cpbs = sorted({min(lanes, elems), min(2 * lanes, elems), max(1, min(lanes, elems) // 2)})
-        unrolls, orders = [None, "half"], ["nk", "kn"] if spec.N > 1 else ["nk"]
+        cpbs = sorted({min(m * lanes, elems) for m in (1, 2, 4)} | {max(1, min(lanes, elems) // 2)})
+        unrolls, orders = [None, "half"], ["nk", "kn", "np"] if spec.N > 1 else ["nk", "np"]
     space = []
     for kv, wb, hb in block_shapes(spec, pass_name, target, isa_name):
-        for cpb, unroll, order in product(cpbs, unrolls, orders):
+        for cpb, unroll, order, rb in product(cpbs, unrolls, orders, rbs):
             if unroll == "half":
                 if cpb is None or cpb < 2 or cpb % 2 or cpb // 2 > chain:
                     continue
                 unroll = cpb // 2
-            space.append(Blocking(kv, wb, hb, cpb, unroll, order))
+            space.append(Blocking(kv, wb, hb, cpb, unroll, order, rb))
     return space
 
 
@@ -148,7 +157,7 @@ def search(space: list[Blocking], measure: Callable[[Blocking], float], *, trial
             run(b)
         return result
     values = {name: sorted({getattr(b, name) for b in space}, key=lambda v: (v is None, v if v is not None else 0))
-              for name in ("kv", "wb", "hb", "cpb", "unroll", "order")}
+              for name in ("kv", "wb", "hb", "cpb", "unroll", "order", "rb")}
     values = {k: v for k, v in values.items() if len(v) > 1}
     seeds = max(1, trials // 4)
     for b in [b for b in queue if b in set(start)] + [b for b in queue if b not in set(start)][:seeds]:
@@ -261,6 +270,22 @@ class Measurer:
         return Record(key, kernel.plan.blocking, seconds, t.spec.macs / seconds / 1e9, None, None, time.time(),
                       t.spec.name)
 
+    def confirm(self, finalists: list[Record], rounds: int = CONFIRM_ROUNDS) -> list[Record]:
+        """The finalists timed again, taking turns over `rounds` rounds: new records with those times.
+
+        One short measurement per candidate is at the mercy of a shared machine's moment; the
+        finalists' medians over rounds they share are what the choice between them rests on."""
+        runs = {}
+        for record in finalists:
+            kernel = self.kernel(record.blocking)
+            src, vec = self._operands(kernel)
+            out = aligned_empty(kernel.plan.out_shape, np.float32)
+            runs[record.blocking] = (lambda k=kernel, s=src, v=vec, o=out: k.run(s, v, o, 1.0, self.task.threads))
+        times = interleaved(runs, rounds, self.min_seconds * rounds)
+        macs = self.task.spec.macs
+        return [dataclasses.replace(r, seconds=float(np.median(times[r.blocking])), created=time.time(),
+                                    gmacs=macs / float(np.median(times[r.blocking])) / 1e9) for r in finalists]
+
 
 @dataclass
 class Outcome:
@@ -270,8 +295,9 @@ class Outcome:
     best: Record | None
     default: Record | None
     from_db: bool
-    measured: int = 0
+    measured: int = 0         # candidates measured
     failures: int = 0
+    confirmed: int = 0        # finalists timed again (each one more record)
 
 
 def tune(task: Task, db: TuningDB, *, trials: int = 64, budget: float = 30.0, seed: int = 0,
@@ -313,11 +339,25 @@ def tune(task: Task, db: TuningDB, *, trials: int = 64, budget: float = 30.0, se
     ok = [r for r in records.values() if r.ok]
     default_record = records.get(default)
     default_record = default_record if default_record is not None and default_record.ok else None
+    # The fastest few and the default are timed again side by side, and those times decide; the
+    # database keeps the choice, which its best() answers until a faster record is added.
+    finalists = sorted(ok, key=lambda r: r.seconds)[:CONFIRM_FINALISTS]
+    if default_record is not None and default_record not in finalists:
+        finalists.append(default_record)
+    confirmed = measurer.confirm(finalists) if len(finalists) > 1 else finalists
+    for before, after in zip(finalists, confirmed):
+        if after is not before:
+            db.add(after)
+        if before is default_record:
+            default_record = after
     if default_record is not None:
         db.add_baseline(key, "default", default_record.seconds, json.dumps(dataclasses.asdict(default_record.blocking)))
-    return Outcome(task, min(ok, key=lambda r: r.seconds) if ok else None,
-                   default_record, False,
-                   measured=len(records), failures=len(records) - len(ok))
+    best = min(confirmed, key=lambda r: r.seconds) if confirmed else None
+    if best is not None:
+        db.add_choice(best)
+    return Outcome(task, best,
+                   default_record, False, measured=len(records), failures=len(records) - len(ok),
+                   confirmed=len(confirmed) if len(confirmed) > 1 else 0)
 
 
 def lookup(spec: ConvSpec, pass_name: str, numerics: Numerics, isa: str, threads: int,

@@ -201,7 +201,7 @@ def spec_and_blocking(draw):
     unroll = None if cpb is None else draw(st.one_of(
         st.none(), st.sampled_from([d for d in range(1, cpb + 1) if cpb % d == 0])))
     blocking = Blocking(kv=draw(st.integers(1, 4)), wb=draw(st.integers(1, 9)), hb=draw(st.integers(1, 3)),
-                        cpb=cpb, unroll=unroll, order=draw(st.sampled_from(["nk", "kn"])))
+                        cpb=cpb, unroll=unroll, order=draw(st.sampled_from(["nk", "kn", "np"])))
     bits = draw(st.sampled_from([16, 14, 12, 8]))
     small = draw(st.booleans())
     return spec, blocking, bits, small
@@ -530,7 +530,7 @@ def test_worst_case_overflow_general_shape(isa, bits, pattern):
 POISON_SPECS = [ConvSpec(3, 17, 33, 7, 9, 3, 3, 1, 1), ConvSpec(1, 5, 100, 13, 13, 1, 1, 2, 0),
                 ConvSpec(2, 3, 7, 11, 17, 2, 3, 3, 1), ConvSpec(1, 33, 16, 8, 8, 2, 2, 4, 0)]
 POISON_BLOCKINGS = [None, Blocking(kv=3, wb=3, hb=2), Blocking(kv=1, wb=1, hb=1, order="kn"),
-                    Blocking(kv=2, wb=4, hb=3, cpb=3, unroll=1)]
+                    Blocking(kv=2, wb=4, hb=3, cpb=3, unroll=1), Blocking(kv=2, wb=2, hb=2, order="np")]
 
 
 @pytest.mark.parametrize("isa", DFP_ISAS + FP32_ISAS)

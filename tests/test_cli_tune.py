@@ -106,7 +106,8 @@ def test_tune_json_then_answers_from_the_db(env):
 
     shown = invoke("db", "show", "--db", db)
     assert shown.exit_code == 0, shown.output
-    assert f"{r['measured']} records" in shown.output
+    stored = int(re.search(r": (\d+) records", shown.output).group(1))
+    assert r["measured"] <= stored <= r["measured"] + 4      # and the finalists' confirming timings
     rows = [line for line in shown.output.splitlines()[2:] if line.strip()]
     assert len(rows) == 1                                   # the best of the one task
     assert rows[0].split()[:4] == ["c", "fprop", "2", "1"]
@@ -114,19 +115,18 @@ def test_tune_json_then_answers_from_the_db(env):
 
     everything = invoke("db", "show", "--all", "--db", db)
     assert everything.exit_code == 0
-    assert len([line for line in everything.output.splitlines()[2:] if line.strip()]) == r["measured"]
+    assert len([line for line in everything.output.splitlines()[2:] if line.strip()]) == stored
 
     exported = invoke("db", "export", "--db", db)
     assert exported.exit_code == 0, exported.output
     lines = [json.loads(line) for line in exported.stdout.splitlines()]
-    assert len(lines) == r["measured"]
+    assert len(lines) == stored
     for line in lines:
         assert set(line) == EXPORT_KEYS
         assert line["layer"] == "c" and line["key"]["pass_name"] == "fprop" and line["key"]["batch"] == 2
         assert line["key"]["threads"] == 1 and line["key"]["numerics"][:2] == [13, 13]
         assert (line["seconds"] is None) == (line["error_kind"] is not None)
-    fastest = min((line for line in lines if line["seconds"] is not None), key=lambda line: line["seconds"])
-    assert fastest["blocking"] == r["blocking"]
+    assert r["blocking"] in [line["blocking"] for line in lines if line["seconds"] is not None]
 
 
 def test_retune_searches_again(env):
@@ -135,7 +135,8 @@ def test_retune_searches_again(env):
     again = json_of(invoke(*tune_args(env, db, "--json", "--retune", "--seed", "1")))["results"][0]
     assert again["from_db"] is False and again["measured"] >= 1
     export = invoke("db", "export", "--db", db).stdout.splitlines()
-    assert len(export) == first["measured"] + again["measured"]
+    # every candidate of both searches, and up to 4 confirming timings of each search's finalists
+    assert first["measured"] + again["measured"] <= len(export) <= first["measured"] + again["measured"] + 8
 
 
 def test_tune_table_output(env):

@@ -340,3 +340,59 @@ def test_default_blocking_valid_for_every_catalog_layer(cpu, isa):
 def test_default_blocking_deterministic(cpu, isa):
     for spec in CHEAP_SAMPLE[:4]:
         assert default_blocking(spec, Numerics(), named(cpu), isa) == default_blocking(spec, Numerics(), named(cpu), isa)
+
+
+# ------------------------------------------------------- reduction blocks and item orders
+
+
+@pytest.mark.parametrize("rb", [None, 1, 3, 1000])
+def test_wtgrad_reduction_blocks_partition_the_rows(rb):
+    """WTGRAD's blocks are whole output rows, in order, covering every step once; items are (vector
+    block, filter tap row block); the flush count sums every block's flushes."""
+    spec = ConvSpec(3, 20, 40, 11, 10, 3, 3, 1, 1)
+    plan = make_plan(spec, Numerics(bits_x=13, bits_w=13), Blocking(kv=2, wb=3, hb=1, rb=rb), named("znver3"),
+                     "avx2", "wtgrad")
+    blocks = plan.reduction_blocks
+    row_steps = plan.steps // (spec.N * spec.P)
+    assert blocks[0][0] == 0 and sum(n for _, n in blocks) == plan.steps
+    assert all(b1 == b0 + n0 for (b0, n0), (b1, _) in zip(blocks, blocks[1:]))
+    assert all(n % row_steps == 0 for _, n in blocks)
+    assert plan.blocking.rb == min(rb or plan.blocking.rb, spec.N * spec.P)
+    assert [n // row_steps for _, n in blocks[:-1]] == [plan.blocking.rb] * (len(blocks) - 1)
+    assert plan.items == ceil(ceil(spec.K / plan.lanes) / 2) * spec.R * spec.S   # (vector block, r, s) items
+    per_block = sum(ceil(n / plan.steps_per_flush) for _, n in blocks)
+    assert plan.flushes == per_block
+
+
+def test_wtgrad_bad_rb():
+    with pytest.raises(PlanError, match="rb="):
+        make_plan(SPEC, Numerics(), Blocking(rb=0), named("znver3"), "avx2", "wtgrad")
+
+
+def test_block_steps_is_the_slice_within_each_block():
+    from dfpgen.plan import block_steps
+    table = np.array([[0, 0, 0, 0, 0, 10, ], [0, 0, 0, 0, 4, 3], [0, 0, 0, 0, 9, 0]])
+    got = block_steps(table, ((0, 5), (5, 5)))
+    np.testing.assert_array_equal(got, [[5, 5], [1, 2], [0, 0]])
+
+
+@pytest.mark.parametrize("pass_name", ["fprop", "bprop"])
+def test_order_np_walks_rows_before_filter_blocks(pass_name):
+    """Order "np" holds the same calls as "nk", one item per (row block, filter block) with the row
+    blocks outermost; and the default picks it on vpmaddwd ISAs for images past L2."""
+    spec = ConvSpec(2, 40, 40, 9, 9, 3, 3, 1, 1)
+    target = named("znver3")
+    nk, np_ = (make_plan(spec, Numerics(), Blocking(kv=2, wb=3, hb=2, order=o), target, "avx2", pass_name)
+               for o in ("nk", "np"))
+    assert sorted(map(tuple, nk.call_table.tolist())) == sorted(map(tuple, np_.call_table.tolist()))
+    assert nk.items == np_.items and not np_.batch_inner
+    first_dst = np_.call_table[np.array(np_.item_starts[:-1]), 3]
+    vectors = ceil((spec.K if pass_name == "fprop" else spec.C) / np_.lanes)
+    out_block = int(np.prod(np_.out_shape[2:]))                 # dst elements per vector
+    blocks = len(range(0, vectors, 2))
+    # the first row block's items take every filter block, then the next row block starts at block 0
+    assert list(first_dst[:blocks + 1] // out_block) == list(range(0, vectors, 2)) + [0]
+    big = ConvSpec(8, 64, 64, 56, 56, 3, 3, 1, 1)
+    assert default_blocking(big, Numerics(13, 13), target, "avx2", pass_name).order == "np"
+    assert default_blocking(ConvSpec(8, 64, 64, 14, 14, 3, 3, 1, 1), Numerics(13, 13), target, "avx2",
+                            pass_name).order == "nk"

@@ -228,7 +228,7 @@ def spec_and_blocking(draw):
     blocking = Blocking(kv=draw(st.integers(1, 4)), wb=draw(st.integers(1, 9)), hb=draw(st.integers(1, 3)),
                         cpb=draw(st.one_of(st.none(), st.integers(1, 20))),
                         unroll=draw(st.one_of(st.none(), st.integers(1, 9))),
-                        order=draw(st.sampled_from(["nk", "kn"])))
+                        order=draw(st.sampled_from(["nk", "kn"])), rb=draw(st.one_of(st.none(), st.integers(1, 5))))
     bits = draw(st.sampled_from([16, 14, 12, 8]))
     small = draw(st.booleans())
     return spec, blocking, bits, small
@@ -395,6 +395,39 @@ def test_run_maxabs_and_scale(isa, exps):
     assert m == 0.0 and not np.any(dw)
 
 
+@pytest.mark.parametrize("isa", DFP_ISAS + FP32_ISAS)
+def test_maxabs_is_of_the_result_not_of_partial_sums(isa):
+    """With reduction blocks of one image each, image 1 cancels image 0 exactly: dw is 0 while the
+    partial sums after the first block are large, and max|dw| must say 0."""
+    spec = ConvSpec(2, 6, 9, 5, 7, 3, 3, 1, 1)
+    rng = np.random.default_rng(21)
+    xm, dym = operands(rng, spec, 1000, 1000)
+    xm[1], dym[1] = xm[0], -dym[0]
+    precision = ISAS[isa].precision
+    x, dy = (DFPTensor(xm, 0), DFPTensor(dym, 0)) if precision == "dfp16" else \
+        (xm.astype(np.float32), dym.astype(np.float32))
+    op = Conv2d(spec, isa=isa, precision=precision, threads=THREADS, blocking={PASS: Blocking(kv=1, wb=2, hb=1, rb=spec.P)})
+    assert len(op.kernel(PASS).plan.reduction_blocks) == 2
+    dw, m = op.run(PASS, x, dy)
+    assert not np.any(dw) and m == 0.0
+
+
+@pytest.mark.parametrize("isa", DFP_ISAS)
+@pytest.mark.parametrize("rb", [1, 2, 7, 100])
+def test_reduction_blocks_exact_and_bounded(isa, rb):
+    """Any reduction block size gives the exact integer dw on small mantissas, and stays within the
+    flush bound (which counts every block's flushes) on full-range ones."""
+    spec = ConvSpec(3, 10, 19, 9, 8, 3, 3, 1, 1)
+    rng = np.random.default_rng(rb)
+    op = Conv2d(spec, bits=16, isa=isa, threads=THREADS, blocking={PASS: Blocking(kv=2, wb=3, hb=1, rb=rb)})
+    plan = op.kernel(PASS).plan
+    assert plan.blocking.rb == min(rb, spec.N * spec.P)
+    xm, dym = operands(rng, spec, small_limit(spec), small_limit(spec))
+    np.testing.assert_array_equal(op.wtgrad(DFPTensor(xm, 0), DFPTensor(dym, 0)), exact(xm, dym, spec))
+    xm, dym = operands(rng, spec, 32767, 32767)
+    check_dfp(op.wtgrad(DFPTensor(xm, -3), DFPTensor(dym, -4)), xm, dym, spec, plan.flushes, -7, f"{isa} rb {rb}")
+
+
 @pytest.mark.parametrize("isa", DFP_ISAS)
 def test_mixed_bits_per_operand(isa):
     """bits applies to x and bits_grad to dy: the WTGRAD kernel's numerics are (bits, bits_grad)."""
@@ -516,7 +549,8 @@ def test_worst_case_overflow_general_shape(isa, bits, pattern):
 POISON_SPECS = [ConvSpec(3, 17, 33, 7, 9, 3, 3, 1, 1), ConvSpec(1, 5, 100, 13, 13, 5, 5, 2, 2),
                 ConvSpec(2, 3, 7, 4, 17, 2, 9, 1, 0), ConvSpec(1, 19, 16, 7, 7, 7, 7, 1, 0)]
 POISON_BLOCKINGS = [None, Blocking(kv=3, wb=3, hb=2), Blocking(kv=1, wb=1, hb=1, order="kn"),
-                    Blocking(kv=2, wb=4, hb=3, unroll=1)]
+                    Blocking(kv=2, wb=4, hb=3, unroll=1), Blocking(kv=2, wb=3, hb=1, rb=1),
+                    Blocking(kv=1, wb=2, hb=2, unroll=2, rb=3)]
 
 
 @pytest.mark.parametrize("isa", DFP_ISAS + FP32_ISAS)
@@ -552,8 +586,9 @@ FP32_SPECS = [ConvSpec(2, 17, 20, 9, 11, 3, 3, 1, 1), ConvSpec(1, 64, 33, 14, 15
               ConvSpec(1, 1, 1, 1, 1, 1, 1, 1, 0), ConvSpec(4, 7, 30, 28, 27, 3, 3, 1, 1)]
 
 
-@pytest.mark.parametrize("blocking", [None, Blocking(kv=1, wb=3, hb=2, unroll=3, order="kn")],
-                         ids=["default", "kv1w3h2u3"])
+@pytest.mark.parametrize("blocking", [None, Blocking(kv=1, wb=3, hb=2, unroll=3, order="kn"),
+                                      Blocking(kv=2, wb=2, hb=1, rb=2)],
+                         ids=["default", "kv1w3h2u3", "kv2w2h1rb2"])
 @pytest.mark.parametrize("isa", FP32_ISAS)
 @pytest.mark.parametrize("spec", FP32_SPECS, ids=ref.shape_id)
 def test_fp32_path_within_bound(spec, isa, blocking):
@@ -562,7 +597,8 @@ def test_fp32_path_within_bound(spec, isa, blocking):
     dy = (rng.standard_normal((spec.N, spec.K, spec.P, spec.Q)) * 1e-3).astype(np.float32)
     op = conv_op(spec, isa, blocking=blocking, precision="fp32")
     plan = op.kernel(PASS).plan
-    assert plan.storage == "float32" and plan.flushes == 1
+    # one FP32 sum per reduction block, added into dw: the bound holds for any summation order
+    assert plan.storage == "float32" and plan.flushes == len(plan.reduction_blocks)
     dw, m = op.run(PASS, x, dy)
     assert dw.dtype == np.float32 and dw.shape == (spec.K, spec.C, spec.R, spec.S)
     want = ref.wtgrad_f64(x, dy, spec.R, spec.S, spec.stride, spec.pad)

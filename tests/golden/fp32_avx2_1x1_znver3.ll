@@ -15,16 +15,20 @@
 @call_step_begin = private unnamed_addr constant [4 x i32] [i32 0, i32 0, i32 0, i32 0]
 @call_step_count = private unnamed_addr constant [4 x i32] [i32 1, i32 1, i32 1, i32 1]
 @item_starts = private unnamed_addr constant [5 x i32] [i32 0, i32 1, i32 2, i32 3, i32 4]
+@block_begin = private unnamed_addr constant [1 x i32] [i32 0]
+@block_count = private unnamed_addr constant [1 x i32] [i32 1]
 
 declare <8 x float> @llvm.fma.v8f32(<8 x float>, <8 x float>, <8 x float>)
 declare <8 x float> @llvm.fabs.v8f32(<8 x float>)
 declare <8 x float> @llvm.maxnum.v8f32(<8 x float>, <8 x float>)
 declare float @llvm.vector.reduce.fmax.v8f32(<8 x float>)
 declare i64 @llvm.umin.i64(i64, i64)
+declare i64 @llvm.umax.i64(i64, i64)
 ; register block 1x4 x 2 vectors = 8 accumulators.
-; Reduces steps [first, first+count) of the step tables, flushing every 1 steps;
-; a call with no steps still writes zeros.
-define internal void @tile_h1_w4_v2(ptr noalias %src, ptr noalias %vec, ptr noalias %dst, i64 %first, i64 %count, <8 x float> %scale, ptr noalias %mx) alwaysinline nounwind {
+; Reduces steps [first, first+count) of the step tables, flushing every 1 steps,
+; into dst when %fresh (a call with no steps still writes zeros), else adding to what dst holds; and
+; when %final (dst now holds the result) takes max|dst| into *%mx.
+define internal void @tile_h1_w4_v2(ptr noalias %src, ptr noalias %vec, ptr noalias %dst, i64 %first, i64 %count, <8 x float> %scale, ptr noalias %mx, i1 %fresh, i1 %final) alwaysinline nounwind {
 entry:
   %acc.0.0 = alloca <8 x float>, align 64
   %acc.0.1 = alloca <8 x float>, align 64
@@ -39,7 +43,7 @@ entry:
 
 chunk:
   %t0 = phi i64 [ %first, %entry ], [ %t1, %flush ]
-  %first.chunk = phi i1 [ true, %entry ], [ false, %flush ]
+  %first.chunk = phi i1 [ %fresh, %entry ], [ false, %flush ]
   %t1.raw = add i64 %t0, 1
   %t1 = call i64 @llvm.umin.i64(i64 %t1.raw, i64 %end)
   store <8 x float> zeroinitializer, ptr %acc.0.0, align 64
@@ -420,7 +424,7 @@ step:
   br i1 %t.more, label %step, label %flush
 
 flush:
-  ; dst = fma(acc, scale, first chunk ? 0 : dst)
+  ; dst = fma(acc, scale, first flush of a fresh call ? 0 : dst)
   %fa.0.0 = load <8 x float>, ptr %acc.0.0, align 64
   %op.0.0 = getelementptr inbounds float, ptr %dst, i64 0
   %old.0.0 = load <8 x float>, ptr %op.0.0, align 4
@@ -499,7 +503,8 @@ epilogue:
   %yo.3.1 = load <8 x float>, ptr %op.3.1, align 4
   %ya.3.1 = call <8 x float> @llvm.fabs.v8f32(<8 x float> %yo.3.1)
   %m.3.1 = call <8 x float> @llvm.maxnum.v8f32(<8 x float> %m.3.0, <8 x float> %ya.3.1)
-  store <8 x float> %m.3.1, ptr %mx, align 64
+  %m.out = select i1 %final, <8 x float> %m.3.1, <8 x float> %m.in
+  store <8 x float> %m.out, ptr %mx, align 64
   ret void
 }
 
@@ -530,10 +535,25 @@ item:
   %ce.32 = load i32, ptr %ce.p, align 4
   %ce = sext i32 %ce.32 to i64
   %has = icmp ult i64 %cb, %ce
-  br i1 %has, label %call, label %item.end
+  br i1 %has, label %block, label %item.end
+
+block:
+  ; the item's calls, once per reduction block; the first block writes the outputs, the others add
+  %bk = phi i64 [ 0, %item ], [ %bk.next, %block.end ]
+  %fresh = icmp eq i64 %bk, 0
+  %bk.next = add nuw i64 %bk, 1
+  %final = icmp eq i64 %bk.next, 1
+  %bb.p = getelementptr inbounds [1 x i32], ptr @block_begin, i64 0, i64 %bk
+  %bb.32 = load i32, ptr %bb.p, align 4
+  %bb = sext i32 %bb.32 to i64
+  %bn.p = getelementptr inbounds [1 x i32], ptr @block_count, i64 0, i64 %bk
+  %bn.32 = load i32, ptr %bn.p, align 4
+  %bn = sext i32 %bn.32 to i64
+  %be = add nsw i64 %bb, %bn
+  br label %call
 
 call:
-  %c = phi i64 [ %cb, %item ], [ %c.next, %call.end ]
+  %c = phi i64 [ %cb, %block ], [ %c.next, %call.end ]
 %call_tile.p = getelementptr inbounds [4 x i32], ptr @call_tile, i64 0, i64 %c
   %call_tile.32 = load i32, ptr %call_tile.p, align 4
   %call_tile.v = sext i32 %call_tile.32 to i64
@@ -555,15 +575,24 @@ call:
   %src.c = getelementptr inbounds float, ptr %src.n, i64 %call_src.v
   %vec.c = getelementptr inbounds float, ptr %vec, i64 %call_vec.v
   %dst.c = getelementptr inbounds float, ptr %dst.n, i64 %call_dst.v
+  ; the call's step slice within this block
+  %call_end = add nsw i64 %call_step_begin.v, %call_step_count.v
+  %slice.b = call i64 @llvm.umax.i64(i64 %call_step_begin.v, i64 %bb)
+  %slice.e = call i64 @llvm.umin.i64(i64 %call_end, i64 %be)
+  %slice.e1 = call i64 @llvm.umax.i64(i64 %slice.e, i64 %slice.b)
+  %slice.n = sub nuw i64 %slice.e1, %slice.b
   switch i32 %call_tile.32, label %call.end [ i32 0, label %run.0 ]
 run.0:
-  call void @tile_h1_w4_v2(ptr %src.c, ptr %vec.c, ptr %dst.c, i64 %call_step_begin.v, i64 %call_step_count.v, <8 x float> %scale.v, ptr %mx)
+  call void @tile_h1_w4_v2(ptr %src.c, ptr %vec.c, ptr %dst.c, i64 %slice.b, i64 %slice.n, <8 x float> %scale.v, ptr %mx, i1 %fresh, i1 %final)
   br label %call.end
 
 call.end:
   %c.next = add nuw i64 %c, 1
   %c.more = icmp ult i64 %c.next, %ce
-  br i1 %c.more, label %call, label %item.end
+  br i1 %c.more, label %call, label %block.end
+
+block.end:
+  br i1 %final, label %item.end, label %block
 
 item.end:
   %it.next = add nsw i64 %it, 1
