@@ -101,7 +101,7 @@ def main() -> None:
             median = lambda a: float(np.median(a))
             for name in ours:
                 rec[name] = median(spec.macs / times[name] / 1e9)
-            for name in ours[:-1] if torch_run else ours:
+            for name in (n for n in ours if n != "torch"):
                 peak_rate = probes[isas[name]][1] / times[f"peak:{isas[name]}"] / 1e9
                 rec[f"{name}_pct"] = median(100 * spec.macs / times[name] / 1e9 / (peak_rate * threads))
                 rec[f"{name}_peak"] = median(peak_rate)
@@ -109,7 +109,7 @@ def main() -> None:
             # Ratios per round, then the median: each round's contenders ran within a second of each other.
             rec["ratio_fp32"] = median(times["fp32"] / times[f"dfp{ref}"])
             rec["ratio_torch"] = median(times["torch"] / times[f"dfp{ref}"]) if torch_run else None
-            rec["torch"] = rec.get("torch")
+            rec.setdefault("torch", None)
             records.append(rec)
             row = [pass_name, spec.name, threads] + [f"{rec[f'dfp{b}']:.1f} ({rec[f'dfp{b}_pct']:.0f}%)" for b in bits_list]
             row += [f"{rec['fp32']:.1f} ({rec['fp32_pct']:.0f}%)", f"{rec['torch']:.1f}" if torch_run else "-",

@@ -26,7 +26,6 @@ from .spec import ConvSpec, Numerics
 from .target import Isa, Target, get_isa
 
 PASSES = ("fprop", "bprop", "wtgrad")
-GRID_ITEMS = ("vector", "row", "call")   # what one work item of a call grid is
 CALL_FIELDS = 6                          # columns of a call table (the fields of Calls)
 ORDERS = ("nk", "kn", "np")
 PLAN_FORMAT = 3   # bump when the meaning of a Plan or Blocking field changes (goes into cache keys)
@@ -42,9 +41,9 @@ class Blocking:
     layouts (fprop/bprop); unroll: reduction elements per inner-loop step; order: work-item order,
     "nk" (image, then filter block, then output rows), "kn" (filter-block-major, weights stay in
     cache) or "np" (image, then output rows, then filter blocks: an image's input rows stay in cache
-    across the filter blocks, for images too large for L2); rb: WTGRAD's reduction
-    block, output rows (of the N x P rows reduced) that every tile of a work item takes before the
-    next block, so that block's rows of x and dy stay in cache across the tiles.
+    across the filter blocks, for images too large for L2); rb: WTGRAD's reduction block, output
+    rows (of the N x P rows reduced) that every work item of a thread takes before the next block,
+    so that block's rows of x and dy stay in cache across the items.
     """
 
     kv: int = 2
@@ -125,19 +124,14 @@ class CallsBuilder:
         self.item_starts.append(self.count)
 
     def grid(self, vectors: list, rows: list, cols: list, src: tuple, vec: tuple, dst: tuple,
-             steps: tuple[int, int], item: str = "row", rows_outer: bool = False) -> None:
-        """Calls for every (vector block, row block, column block), grouped into work items per vector
-        block, per (vector, row) block or per call (`item` "vector", "row" or "call"), vector blocks
-        outermost, or row blocks with `rows_outer` (items per (row, vector) block).
+             steps: tuple[int, int], rows_outer: bool = False) -> None:
+        """Calls for every (vector block, row block, column block), one work item per (vector, row)
+        block, vector blocks outermost, or row blocks with `rows_outer`.
 
         Blocks are (start, size) lists; src/vec/dst are coefficients (per vector start, row start,
         column start, constant) of the offsets, where a row coefficient may instead be a sequence of
         one offset per row block (rows that are not evenly spaced, e.g. WTGRAD's (r, s) pairs); the
         tile of a call is (row size, column size, vectors); every call reduces the step slice `steps`."""
-        if item not in GRID_ITEMS:
-            raise ValueError(f"item={item!r}: must be one of {', '.join(GRID_ITEMS)}")
-        if rows_outer and item == "vector":
-            raise ValueError("rows_outer needs items per (row, vector) block or per call")
         v0 = np.array([b[0] for b in vectors])[:, None, None]
         r0 = np.array([b[0] for b in rows])[None, :, None]
         c0 = np.array([b[0] for b in cols])[None, None, :]
@@ -161,7 +155,7 @@ class CallsBuilder:
         if rows_outer:
             block = block.transpose(1, 0, 2, 3)
         self.columns.append(block.reshape(-1, CALL_FIELDS))
-        calls, per_item = index.size, int(np.prod(shape[GRID_ITEMS.index(item) + 1:]))
+        calls, per_item = index.size, len(cols)
         self.item_starts.extend((self.count + per_item * np.arange(1, calls // per_item + 1)).tolist())
         self.count += calls
 
@@ -198,7 +192,7 @@ class Plan:
     tiles: tuple
     call_table: np.ndarray    # calls x (tile, src, vec, dst, step_begin, step_count), in item order
     item_starts: tuple        # calls of item j are item_starts[j] .. item_starts[j+1]
-    reduction_blocks: tuple   # (begin, count): an item runs its calls once per block, in order, each over
+    reduction_blocks: tuple   # (begin, count): a thread runs its items once per block, in order, each call over
                               # the part of its step slice in the block; the first block writes, the rest add
     batch: int                # times the items repeat (images), 1 when the pass reduces over the batch
     in_batch_stride: int
@@ -370,15 +364,15 @@ def finish(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Targe
            reduction_blocks: list | None = None) -> Plan:
     """Assemble a Plan from a pass planner's tables: flush points, tiles, register check, size check.
 
-    `reduction_blocks` ((begin, count) slices partitioning the step tables, default one) makes every
-    item run all its calls once per block, each call over its own slice within the block."""
+    `reduction_blocks` ((begin, count) slices partitioning the step tables, default one) makes a
+    thread run all its items once per block, each call over its own slice within the block."""
     steps = len(src_steps)
     table = builder.table()
     blocks = tuple(reduction_blocks) if reduction_blocks else ((0, steps),)
     counts = block_steps(table, blocks)
     longest = int(counts.max(initial=0))
     per_flush = max(1, min(longest, c.chain // unroll)) if c.chain else max(1, longest)
-    # An output's calls (one per reduction block) each flush their own steps.
+    # Each call runs once per reduction block and flushes its own steps there; calls sharing a dst add up.
     _, output = np.unique(table[:, 3], return_inverse=True)
     per_call = (-(-counts // per_flush)).sum(axis=1)
     flushes = max(1, int(np.bincount(output.ravel(), weights=per_call).max(initial=0)))

@@ -9,8 +9,8 @@ vec = dy as pairs [N][KB][P][Qe][lanes][elem], dst = dw [KB][R][S][C][lanes].
 A tile is hb filter columns (s) x wb input channels x kv vectors of output channels. One work item
 is one (vector block, filter row r, s-block) with all its input-channel tiles (every item owns its
 outputs: threads never race and need no reduction). The reduction is cut into blocks of `rb` output
-rows, and all tiles of an item take one block before the next, adding to their outputs after the
-first: a block's rows of x and dy come from memory once per item, then from cache.
+rows, and all items of a thread take one block before the next, adding to their outputs after the
+first: a block's rows of x and dy come from memory once per thread, then from cache.
 """
 
 from __future__ import annotations
@@ -80,14 +80,14 @@ def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target,
     row_steps = Qe // unroll
     blocks = [(first * row_steps, rows * row_steps) for first, rows in split(s.N * s.P, rb)]
     builder = CallsBuilder()
-    # Rows are the (r, s-block) pairs; an item is one (vector block, row) with its input-channel tiles,
-    # which it runs once per reduction block. Items of whole vector blocks measured no faster at one
-    # thread on Zen 3 and would leave most cores idle on layers with few output channels.
+    # Rows are the (r, s-block) pairs; an item is one (vector block, row) with its input-channel tiles.
+    # Items of whole vector blocks measured no faster at one thread on Zen 3 and would leave most
+    # cores idle on layers with few output channels.
     rows = [(r, s0, h) for r in range(s.R) for s0, h in split(s.S, hb)]
     builder.grid(split(KB, kv), [(0, h) for _, _, h in rows], split(s.C, wb),
                  src=(0, [r * s.dh * x_h + s0 * s.dw * x_w for r, s0, _ in rows], x_c, 0),
                  vec=(dy_kb, 0, 0, 0), dst=(out_kb, [r * out_r + s0 * out_s for r, s0, _ in rows], lanes, 0),
-                 steps=(0, len(src_steps)), item="row")
+                 steps=(0, len(src_steps)))
 
     def tile_offsets(h: int, w: int, v: int):
         pixels = [(i, j) for i in range(h) for j in range(w)]

@@ -131,10 +131,26 @@ entry:
   %scale.i = insertelement <16 x float> poison, float %scale, i64 0
   %scale.v = shufflevector <16 x float> %scale.i, <16 x float> poison, <16 x i32> zeroinitializer
   %none = icmp sge i64 %begin, %end
-  br i1 %none, label %done, label %item
+  br i1 %none, label %done, label %block
+
+block:
+  ; the items once per reduction block, so a block's operands stay in cache across all of them;
+  ; the first block writes the outputs, the others add
+  %bk = phi i64 [ 0, %entry ], [ %bk.next, %block.end ]
+  %fresh = icmp eq i64 %bk, 0
+  %bk.next = add nuw i64 %bk, 1
+  %final = icmp eq i64 %bk.next, 1
+  %bb.p = getelementptr inbounds [1 x i32], ptr @block_begin, i64 0, i64 %bk
+  %bb.32 = load i32, ptr %bb.p, align 4
+  %bb = sext i32 %bb.32 to i64
+  %bn.p = getelementptr inbounds [1 x i32], ptr @block_count, i64 0, i64 %bk
+  %bn.32 = load i32, ptr %bn.p, align 4
+  %bn = sext i32 %bn.32 to i64
+  %be = add nsw i64 %bb, %bn
+  br label %item
 
 item:
-  %it = phi i64 [ %begin, %entry ], [ %it.next, %item.end ]
+  %it = phi i64 [ %begin, %block ], [ %it.next, %item.end ]
   %n = udiv i64 %it, 1
   %j = urem i64 %it, 1
   %src.n.off = mul i64 %n, 48
@@ -149,25 +165,10 @@ item:
   %ce.32 = load i32, ptr %ce.p, align 4
   %ce = sext i32 %ce.32 to i64
   %has = icmp ult i64 %cb, %ce
-  br i1 %has, label %block, label %item.end
-
-block:
-  ; the item's calls, once per reduction block; the first block writes the outputs, the others add
-  %bk = phi i64 [ 0, %item ], [ %bk.next, %block.end ]
-  %fresh = icmp eq i64 %bk, 0
-  %bk.next = add nuw i64 %bk, 1
-  %final = icmp eq i64 %bk.next, 1
-  %bb.p = getelementptr inbounds [1 x i32], ptr @block_begin, i64 0, i64 %bk
-  %bb.32 = load i32, ptr %bb.p, align 4
-  %bb = sext i32 %bb.32 to i64
-  %bn.p = getelementptr inbounds [1 x i32], ptr @block_count, i64 0, i64 %bk
-  %bn.32 = load i32, ptr %bn.p, align 4
-  %bn = sext i32 %bn.32 to i64
-  %be = add nsw i64 %bb, %bn
-  br label %call
+  br i1 %has, label %call, label %item.end
 
 call:
-  %c = phi i64 [ %cb, %block ], [ %c.next, %call.end ]
+  %c = phi i64 [ %cb, %item ], [ %c.next, %call.end ]
 %call_tile.p = getelementptr inbounds [2 x i32], ptr @call_tile, i64 0, i64 %c
   %call_tile.32 = load i32, ptr %call_tile.p, align 4
   %call_tile.v = sext i32 %call_tile.32 to i64
@@ -203,15 +204,15 @@ run.0:
 call.end:
   %c.next = add nuw i64 %c, 1
   %c.more = icmp ult i64 %c.next, %ce
-  br i1 %c.more, label %call, label %block.end
-
-block.end:
-  br i1 %final, label %item.end, label %block
+  br i1 %c.more, label %call, label %item.end
 
 item.end:
   %it.next = add nsw i64 %it, 1
   %it.more = icmp slt i64 %it.next, %end
-  br i1 %it.more, label %item, label %done
+  br i1 %it.more, label %item, label %block.end
+
+block.end:
+  br i1 %final, label %done, label %block
 
 done:
   %mv = load <16 x float>, ptr %mx, align 64
