@@ -39,7 +39,11 @@ STREAMING_PENALTY = 1.1
 
 
 def _pmadd_rules(plan: Plan) -> bool:
-    return _kind(plan) == "pmadd" and plan.pass_name != "wtgrad"
+    return _pmadd_fprop_bprop(plan.isa, plan.pass_name)
+
+
+def _pmadd_fprop_bprop(isa, pass_name: str) -> bool:
+    return _isa_kind(isa) == "pmadd" and pass_name != "wtgrad"
 
 
 def _pmadd_wtgrad(plan: Plan) -> bool:
@@ -128,7 +132,7 @@ def default_blocking(spec: ConvSpec, numerics: Numerics, target: Target, isa_nam
             best, best_key = blocking, key
     if best is None:
         raise PlanError(f"no register blocking fits {spec.describe()} ({pass_name}) on {isa_name}")
-    if _isa_kind(get_isa(isa_name)) == "pmadd" and pass_name != "wtgrad":
+    if _pmadd_fprop_bprop(get_isa(isa_name), pass_name):
         best = _pmadd_refined(best, spec, numerics, target, isa_name, pass_name)
     return best
 
