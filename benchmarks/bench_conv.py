@@ -1,8 +1,8 @@
 """Convolution speed per pass, side by side in one process: DFP16 kernels (bits 16/14/13/12) vs our
 FP32 kernel vs PyTorch FP32 (conv2d for FPROP, aten.convolution_backward for BPROP and WTGRAD), on
-ResNet-50 layers, at 1 thread and at all threads. The contenders take turns in rounds with the peak
-probes, and ratios and % of the single-core peak of each kernel's instruction (x threads) are medians
-of per-round values, so the drift of a shared machine stays out of them.
+ResNet-50 layers, at 1 thread and at all threads. The contenders and the peak probes take turns call
+by call in rounds, and ratios and % of the single-core peak of each kernel's instruction (x threads)
+are medians of per-round values, so the drift of a shared machine stays out of them.
 
     python benchmarks/bench_conv.py [--passes fprop,bprop,wtgrad] [--layers resnet50] [--batch 8]
                                     [--bits 16,14,13,12] [--threads 1,all] [--tune SECONDS] [--db PATH]
@@ -127,8 +127,9 @@ def main() -> None:
                    f"{med('ratio_fp32'):.2f}", f"{med('ratio_torch'):.2f}" if sel[0]["torch"] else "-"]
         rows.append(summary)
     notes = [f"passes {args.passes}, batch {args.batch}, layers {args.layers} (distinct shapes), DFP isa {isa}, FP32 isa {fp32_isa}",
-             f"the contenders and the peak probes take turns in {args.rounds} rounds per layer; each number is the "
-             "median over rounds of that round's median (ratios and % peak are taken within a round first)",
+             f"the contenders and the peak probes take turns call by call in {args.rounds} rounds per layer; each "
+             "number is the median over rounds of that round's median (ratios and % peak are taken within a "
+             "round first)",
              "our kernels are timed alone (layouts prepared beforehand); PyTorch times its whole conv2d / "
              "convolution_backward call",
              "% peak: of the register-only peak of the kernel's instruction on one core x threads, measured "

@@ -124,18 +124,32 @@ def time_torch(spec, a: np.ndarray, b: np.ndarray, threads: int | None = None, m
     return Timing(seconds, reps, spec.macs)
 
 
-def interleaved(calls: dict, rounds: int = 5, min_seconds: float = 0.25) -> dict[str, list[float]]:
-    """Median seconds of each callable per round, the callables taking turns round by round.
+def interleaved(calls: dict, rounds: int = 5, min_seconds: float = 0.25, min_reps: int = 3) -> dict[str, list[float]]:
+    """Median seconds of each callable per round; within a round the callables take turns call by call.
 
-    A shared machine drifts (other tenants, clocks) on the scale of seconds; comparing contenders
-    within each round and taking the median over rounds keeps that drift out of their ratios.
-    `min_seconds` is each callable's timing time over all rounds."""
+    A shared machine drifts (other tenants, clocks) on the scale of a second, and on some hosts flips
+    between a fast and a slow state; one call of each contender in turn keeps them within tens of
+    milliseconds of each other, so each round's medians (and their ratios) see the same machine, and
+    the median over rounds keeps a disturbed round out. A round lasts about `min_seconds` / `rounds`
+    per callable, and every callable runs the same number of times in it (at least `min_reps`)."""
     if rounds < 1:
         raise ValueError(f"rounds={rounds}: must be >= 1")
+    if min_reps < 1:
+        raise ValueError(f"min_reps={min_reps}: must be >= 1")
+    if not calls:
+        return {}
     for fn in calls.values():
         fn()    # warm-up: JIT, first-touch pages, thread pools
     times = {name: [] for name in calls}
+    round_seconds = min_seconds / rounds * len(calls)
     for _ in range(rounds):
-        for name, fn in calls.items():
-            times[name].append(median_time(fn, min_seconds / rounds, min_reps=3)[0])
+        samples = {name: [] for name in calls}
+        start = time.perf_counter()
+        while len(next(iter(samples.values()))) < min_reps or time.perf_counter() - start < round_seconds:
+            for name, fn in calls.items():
+                t0 = time.perf_counter()
+                fn()
+                samples[name].append(time.perf_counter() - t0)
+        for name, seconds in samples.items():
+            times[name].append(float(np.median(seconds)))
     return times

@@ -27,10 +27,15 @@ FLUSH_CYCLES = {False: 2.0, True: 1.0}  # per accumulator and flush: into the ou
 PMADD_TEMPORARIES = 5
 SPILL_PENALTY = 1.6
 PMADD_LOADS_PER_CYCLE = 1.0
-# WTGRAD on the vpmaddwd ISAs, measured on Zen 3 with reduction blocks (same layers and bits): a step
-# loads dy vectors (two a cycle) and broadcasts x (one a cycle), and blocks up to the whole register
-# file do not spill (kv5 x 2: 42-46 GMAC/s, kv4 x 2: 32-47, kv3 x 2: 37-40, kv1 x 13: 15-25).
+# WTGRAD on the vpmaddwd ISAs, measured on Zen 3 with reduction blocks and pinned accumulators (same
+# layers and bits, time relative to kv4 x 2x1 on res2a / res4a_branch2b): a step loads dy vectors
+# (two a cycle) and broadcasts x, at a little under one a cycle (kv3 x 3x1: 0.96 / 1.05, kv2 x 5x1:
+# 0.94 / 1.16, kv6 x 1x1: 1.55 / 1.17); and blocks that need more than 13 of the 16 registers spill
+# (kv2 x 2x3, 15 registers: 46 stack references a step, 1.05 / 1.30; kv5 x 2x1, 16: 1.12 / 1.22).
+# Where blocks price alike, the one with the most vectors wins: each broadcast then feeds more MACs.
 WTGRAD_VECTOR_LOADS_PER_CYCLE = 2.0
+WTGRAD_BROADCASTS_PER_CYCLE = 0.8
+WTGRAD_TEMPORARIES = 3
 # Items that take all filter blocks of an image before its next output rows (orders "nk", "kn") read
 # the whole image once per filter block, from L3 once it outgrows L2; order "np" keeps the rows in
 # cache. Measured with vpmaddwd on Zen 3, res2a_branch2b (430 KB a DFP image): "np" 9% faster.
@@ -64,16 +69,16 @@ def predicted_cycles(plan: Plan) -> float:
     """Cycles the whole kernel should take on one core, from instruction counts and issue rates."""
     rate, pmadd, pmadd_wtgrad = MAC_RATE[_kind(plan)], _pmadd_rules(plan), _pmadd_wtgrad(plan)
     loads_per_cycle = PMADD_LOADS_PER_CYCLE if pmadd else LOADS_PER_CYCLE
-    spill_free = plan.target.vector_registers - PMADD_TEMPORARIES
+    spill_free = plan.target.vector_registers - (WTGRAD_TEMPORARIES if pmadd_wtgrad else PMADD_TEMPORARIES)
     per_tile = []
     for tile in plan.tiles:
         acc, broadcasts = tile.accumulators, tile.h * tile.w
         if pmadd_wtgrad:
-            loads = tile.v / WTGRAD_VECTOR_LOADS_PER_CYCLE + broadcasts / PMADD_LOADS_PER_CYCLE
+            loads = tile.v / WTGRAD_VECTOR_LOADS_PER_CYCLE + broadcasts / WTGRAD_BROADCASTS_PER_CYCLE
         else:
             loads = (tile.v + broadcasts) / loads_per_cycle
         step = max(plan.unroll * acc / rate, plan.unroll * loads)
-        if pmadd and register_need(tile.h, tile.w, tile.v, plan.flush_in_registers) > spill_free:
+        if (pmadd or pmadd_wtgrad) and register_need(tile.h, tile.w, tile.v, plan.flush_in_registers) > spill_free:
             step *= SPILL_PENALTY
         per_tile.append((step + STEP_OVERHEAD, acc * FLUSH_CYCLES[plan.flush_in_registers] + 2 * acc))
     if not len(plan.call_table):
@@ -124,9 +129,9 @@ def default_blocking(spec: ConvSpec, numerics: Numerics, target: Target, isa_nam
         except PlanError:
             continue
         # Under the vpmaddwd rules ties go to wide, flat blocks (the broadcasts of one row share cache
-        # lines), in WTGRAD to the most accumulators, then vectors; elsewhere to the first block found,
+        # lines), in WTGRAD to the most vectors, then accumulators; elsewhere to the first block found,
         # as the VNNI and FP32 defaults were measured.
-        tie = (hb, -wb) if _pmadd_rules(plan) else (-kv * wb * hb, -kv) if _pmadd_wtgrad(plan) else ()
+        tie = (hb, -wb) if _pmadd_rules(plan) else (-kv, -kv * wb * hb) if _pmadd_wtgrad(plan) else ()
         key = (round(predicted_cycles(plan), 6),) + tie
         if best_key is None or key < best_key:
             best, best_key = blocking, key

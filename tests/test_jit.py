@@ -2,6 +2,7 @@
 and the on-disk object cache shared between processes."""
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -10,6 +11,7 @@ import pytest
 
 import dfpgen
 from dfpgen import ConvSpec, Numerics, TargetError
+from dfpgen.plan import Blocking
 from dfpgen.target import ISAS, host, named
 
 SPEC = ConvSpec(1, 32, 32, 8, 8, 3, 3, 1, 1, "small")
@@ -48,6 +50,41 @@ def test_vnni_multiply_accumulates_are_not_split_on_intel():
     plan = kernel.plan
     main_tile = plan.tiles[0]
     assert kernel.asm.count("vpdpwssd") >= main_tile.accumulators * plan.unroll
+
+
+def innermost_loop(asm: str, instruction: str) -> list[str]:
+    """The instructions of the single-block loop (label ... backward branch to it, no label between)
+    that holds the most `instruction`s."""
+    best, label, body = [], None, []
+    for line in asm.splitlines():
+        if re.match(r"^\.LBB\S+:", line):
+            label, body = line[:-1], []
+        elif line.startswith("\t") and not line.strip().startswith(("#", ".")):
+            body.append(line.strip())
+            if label and re.match(rf"j\w+\s+{re.escape(label)}$", line.strip()):
+                if sum(instruction in x for x in body) > sum(instruction in x for x in best):
+                    best = body[:]
+    return best
+
+
+PIN_CASES = [  # (pass, spec, blocking): the vpmaddwd defaults on Zen 3 (res3a/res4a_branch2b shapes)
+    ("fprop", ConvSpec(1, 128, 128, 28, 28, 3, 3, 1, 1, "res3a"), Blocking(2, 4, 1, 32, 16, "np")),
+    ("bprop", ConvSpec(1, 128, 128, 28, 28, 3, 3, 1, 1, "res3a"), Blocking(2, 4, 1, 32, 16)),
+    ("wtgrad", ConvSpec(1, 256, 256, 14, 14, 3, 3, 1, 1, "res4a"), Blocking(4, 2, 1)),
+    ("wtgrad", ConvSpec(1, 64, 64, 56, 56, 3, 3, 1, 1, "res2a"), Blocking(3, 3, 1)),
+]
+
+
+@pytest.mark.parametrize("pass_name,spec,blocking", PIN_CASES, ids=lambda v: getattr(v, "name", None))
+def test_vpmaddwd_register_blocks_stay_in_registers(pass_name, spec, blocking):
+    # Without the pinned accumulators (templates/conv.ll.j2) LLVM reassociates the unrolled adds and
+    # these steps spill (30-48 stack references a step); every MAC of the step must stay in registers.
+    kernel = dfpgen.compile(spec, pass_name, Numerics(13, 13), isa="avx2", cpu="znver3", blocking=blocking)
+    plan, tile = kernel.plan, kernel.plan.tiles[0]
+    loop = innermost_loop(kernel.asm, "vpmaddwd")
+    assert sum("vpmaddwd" in x for x in loop) == tile.accumulators * plan.unroll
+    assert sum("vpaddd" in x for x in loop) == tile.accumulators * plan.unroll
+    assert not [x for x in loop if "rsp" in x], "\n".join(loop)
 
 
 @pytest.mark.parametrize("isa,cpu", [("avx512_vnni", "alderlake"), ("avx512", "znver3"), ("avx_vnni", "skylake-avx512"),

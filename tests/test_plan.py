@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from dfpgen import Blocking, ConvSpec, Numerics
 from dfpgen.catalog import select
+from dfpgen import cost
 from dfpgen.cost import default_blocking
 from dfpgen.errors import PlanError, TargetError
 from dfpgen.plan import make_plan, register_need
@@ -396,3 +397,19 @@ def test_order_np_walks_rows_before_filter_blocks(pass_name):
     assert default_blocking(big, Numerics(13, 13), target, "avx2", pass_name).order == "np"
     assert default_blocking(ConvSpec(8, 64, 64, 14, 14, 3, 3, 1, 1), Numerics(13, 13), target, "avx2",
                             pass_name).order == "nk"
+
+
+@pytest.mark.parametrize("spec", [ConvSpec(8, 64, 64, 56, 56, 3, 3, 1, 1, "res2a"),
+                                  ConvSpec(8, 128, 128, 28, 28, 3, 3, 1, 1, "res3a"),
+                                  ConvSpec(8, 256, 256, 14, 14, 3, 3, 1, 1, "res4a")], ids=lambda s: s.name)
+def test_vpmaddwd_wtgrad_default_leaves_registers_for_the_pinned_chain(spec):
+    """The WTGRAD vpmaddwd rule: blocks needing more than 13 of 16 registers are priced as spilling,
+    and among the rest the most vectors per broadcast win (kv4 x 2x1 on the ResNet-50 3x3 layers)."""
+    target = named("znver3")
+    blocking = default_blocking(spec, Numerics(13, 13), target, "avx2", "wtgrad")
+    assert register_need(blocking.hb, blocking.wb, blocking.kv) <= target.vector_registers - cost.WTGRAD_TEMPORARIES
+    assert (blocking.kv, blocking.wb, blocking.hb) == (4, 2, 1)
+    plans = {b: make_plan(spec, Numerics(13, 13), Blocking(*b), target, "avx2", "wtgrad")
+             for b in ((4, 2, 1), (2, 2, 3), (5, 2, 1), (2, 5, 1))}
+    cycles = {b: cost.predicted_cycles(p) for b, p in plans.items()}
+    assert cycles[(4, 2, 1)] < min(cycles[(2, 2, 3)], cycles[(5, 2, 1)], cycles[(2, 5, 1)])

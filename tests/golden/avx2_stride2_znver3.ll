@@ -67,8 +67,9 @@ step:
   %bv.0.0 = shufflevector <8 x i32> %bi.0.0, <8 x i32> poison, <8 x i32> zeroinitializer
   %b.0.0 = bitcast <8 x i32> %bv.0.0 to <16 x i16>
   %x.0.0.0 = load <8 x i32>, ptr %acc.0.0, align 64
-%y.0.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.0.0, <16 x i16> %w.0.0)
-  %y.0.0.0 = add <8 x i32> %x.0.0.0, %y.0.0.0.p
+  %y.0.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.0.0, <16 x i16> %w.0.0)
+  %y.0.0.0.s = add <8 x i32> %x.0.0.0, %y.0.0.0.p
+  %y.0.0.0 = call <8 x i32> asm "", "=v,0"(<8 x i32> %y.0.0.0.s)
   store <8 x i32> %y.0.0.0, ptr %acc.0.0, align 64
   %bp.0.1 = getelementptr inbounds i16, ptr %sb, i64 32
   %bs.0.1 = load i32, ptr %bp.0.1, align 4
@@ -76,8 +77,9 @@ step:
   %bv.0.1 = shufflevector <8 x i32> %bi.0.1, <8 x i32> poison, <8 x i32> zeroinitializer
   %b.0.1 = bitcast <8 x i32> %bv.0.1 to <16 x i16>
   %x.0.1.0 = load <8 x i32>, ptr %acc.1.0, align 64
-%y.0.1.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.0.1, <16 x i16> %w.0.0)
-  %y.0.1.0 = add <8 x i32> %x.0.1.0, %y.0.1.0.p
+  %y.0.1.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.0.1, <16 x i16> %w.0.0)
+  %y.0.1.0.s = add <8 x i32> %x.0.1.0, %y.0.1.0.p
+  %y.0.1.0 = call <8 x i32> asm "", "=v,0"(<8 x i32> %y.0.1.0.s)
   store <8 x i32> %y.0.1.0, ptr %acc.1.0, align 64
   %bp.0.2 = getelementptr inbounds i16, ptr %sb, i64 64
   %bs.0.2 = load i32, ptr %bp.0.2, align 4
@@ -85,8 +87,9 @@ step:
   %bv.0.2 = shufflevector <8 x i32> %bi.0.2, <8 x i32> poison, <8 x i32> zeroinitializer
   %b.0.2 = bitcast <8 x i32> %bv.0.2 to <16 x i16>
   %x.0.2.0 = load <8 x i32>, ptr %acc.2.0, align 64
-%y.0.2.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.0.2, <16 x i16> %w.0.0)
-  %y.0.2.0 = add <8 x i32> %x.0.2.0, %y.0.2.0.p
+  %y.0.2.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.0.2, <16 x i16> %w.0.0)
+  %y.0.2.0.s = add <8 x i32> %x.0.2.0, %y.0.2.0.p
+  %y.0.2.0 = call <8 x i32> asm "", "=v,0"(<8 x i32> %y.0.2.0.s)
   store <8 x i32> %y.0.2.0, ptr %acc.2.0, align 64
   %wp.1.0 = getelementptr inbounds i16, ptr %vb, i64 16
   %w.1.0 = load <16 x i16>, ptr %wp.1.0, align 4
@@ -96,8 +99,9 @@ step:
   %bv.1.0 = shufflevector <8 x i32> %bi.1.0, <8 x i32> poison, <8 x i32> zeroinitializer
   %b.1.0 = bitcast <8 x i32> %bv.1.0 to <16 x i16>
   %x.1.0.0 = load <8 x i32>, ptr %acc.0.0, align 64
-%y.1.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.1.0, <16 x i16> %w.1.0)
-  %y.1.0.0 = add <8 x i32> %x.1.0.0, %y.1.0.0.p
+  %y.1.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.1.0, <16 x i16> %w.1.0)
+  %y.1.0.0.s = add <8 x i32> %x.1.0.0, %y.1.0.0.p
+  %y.1.0.0 = call <8 x i32> asm "", "=v,0"(<8 x i32> %y.1.0.0.s)
   store <8 x i32> %y.1.0.0, ptr %acc.0.0, align 64
   %bp.1.1 = getelementptr inbounds i16, ptr %sb, i64 34
   %bs.1.1 = load i32, ptr %bp.1.1, align 4
@@ -105,8 +109,9 @@ step:
   %bv.1.1 = shufflevector <8 x i32> %bi.1.1, <8 x i32> poison, <8 x i32> zeroinitializer
   %b.1.1 = bitcast <8 x i32> %bv.1.1 to <16 x i16>
   %x.1.1.0 = load <8 x i32>, ptr %acc.1.0, align 64
-%y.1.1.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.1.1, <16 x i16> %w.1.0)
-  %y.1.1.0 = add <8 x i32> %x.1.1.0, %y.1.1.0.p
+  %y.1.1.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.1.1, <16 x i16> %w.1.0)
+  %y.1.1.0.s = add <8 x i32> %x.1.1.0, %y.1.1.0.p
+  %y.1.1.0 = call <8 x i32> asm "", "=v,0"(<8 x i32> %y.1.1.0.s)
   store <8 x i32> %y.1.1.0, ptr %acc.1.0, align 64
   %bp.1.2 = getelementptr inbounds i16, ptr %sb, i64 66
   %bs.1.2 = load i32, ptr %bp.1.2, align 4
@@ -114,8 +119,9 @@ step:
   %bv.1.2 = shufflevector <8 x i32> %bi.1.2, <8 x i32> poison, <8 x i32> zeroinitializer
   %b.1.2 = bitcast <8 x i32> %bv.1.2 to <16 x i16>
   %x.1.2.0 = load <8 x i32>, ptr %acc.2.0, align 64
-%y.1.2.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.1.2, <16 x i16> %w.1.0)
-  %y.1.2.0 = add <8 x i32> %x.1.2.0, %y.1.2.0.p
+  %y.1.2.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.1.2, <16 x i16> %w.1.0)
+  %y.1.2.0.s = add <8 x i32> %x.1.2.0, %y.1.2.0.p
+  %y.1.2.0 = call <8 x i32> asm "", "=v,0"(<8 x i32> %y.1.2.0.s)
   store <8 x i32> %y.1.2.0, ptr %acc.2.0, align 64
   %wp.2.0 = getelementptr inbounds i16, ptr %vb, i64 32
   %w.2.0 = load <16 x i16>, ptr %wp.2.0, align 4
@@ -125,8 +131,9 @@ step:
   %bv.2.0 = shufflevector <8 x i32> %bi.2.0, <8 x i32> poison, <8 x i32> zeroinitializer
   %b.2.0 = bitcast <8 x i32> %bv.2.0 to <16 x i16>
   %x.2.0.0 = load <8 x i32>, ptr %acc.0.0, align 64
-%y.2.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.2.0, <16 x i16> %w.2.0)
-  %y.2.0.0 = add <8 x i32> %x.2.0.0, %y.2.0.0.p
+  %y.2.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.2.0, <16 x i16> %w.2.0)
+  %y.2.0.0.s = add <8 x i32> %x.2.0.0, %y.2.0.0.p
+  %y.2.0.0 = call <8 x i32> asm "", "=v,0"(<8 x i32> %y.2.0.0.s)
   store <8 x i32> %y.2.0.0, ptr %acc.0.0, align 64
   %bp.2.1 = getelementptr inbounds i16, ptr %sb, i64 36
   %bs.2.1 = load i32, ptr %bp.2.1, align 4
@@ -134,8 +141,9 @@ step:
   %bv.2.1 = shufflevector <8 x i32> %bi.2.1, <8 x i32> poison, <8 x i32> zeroinitializer
   %b.2.1 = bitcast <8 x i32> %bv.2.1 to <16 x i16>
   %x.2.1.0 = load <8 x i32>, ptr %acc.1.0, align 64
-%y.2.1.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.2.1, <16 x i16> %w.2.0)
-  %y.2.1.0 = add <8 x i32> %x.2.1.0, %y.2.1.0.p
+  %y.2.1.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.2.1, <16 x i16> %w.2.0)
+  %y.2.1.0.s = add <8 x i32> %x.2.1.0, %y.2.1.0.p
+  %y.2.1.0 = call <8 x i32> asm "", "=v,0"(<8 x i32> %y.2.1.0.s)
   store <8 x i32> %y.2.1.0, ptr %acc.1.0, align 64
   %bp.2.2 = getelementptr inbounds i16, ptr %sb, i64 68
   %bs.2.2 = load i32, ptr %bp.2.2, align 4
@@ -143,8 +151,9 @@ step:
   %bv.2.2 = shufflevector <8 x i32> %bi.2.2, <8 x i32> poison, <8 x i32> zeroinitializer
   %b.2.2 = bitcast <8 x i32> %bv.2.2 to <16 x i16>
   %x.2.2.0 = load <8 x i32>, ptr %acc.2.0, align 64
-%y.2.2.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.2.2, <16 x i16> %w.2.0)
-  %y.2.2.0 = add <8 x i32> %x.2.2.0, %y.2.2.0.p
+  %y.2.2.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.2.2, <16 x i16> %w.2.0)
+  %y.2.2.0.s = add <8 x i32> %x.2.2.0, %y.2.2.0.p
+  %y.2.2.0 = call <8 x i32> asm "", "=v,0"(<8 x i32> %y.2.2.0.s)
   store <8 x i32> %y.2.2.0, ptr %acc.2.0, align 64
   %wp.3.0 = getelementptr inbounds i16, ptr %vb, i64 48
   %w.3.0 = load <16 x i16>, ptr %wp.3.0, align 4
@@ -154,8 +163,9 @@ step:
   %bv.3.0 = shufflevector <8 x i32> %bi.3.0, <8 x i32> poison, <8 x i32> zeroinitializer
   %b.3.0 = bitcast <8 x i32> %bv.3.0 to <16 x i16>
   %x.3.0.0 = load <8 x i32>, ptr %acc.0.0, align 64
-%y.3.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.3.0, <16 x i16> %w.3.0)
-  %y.3.0.0 = add <8 x i32> %x.3.0.0, %y.3.0.0.p
+  %y.3.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.3.0, <16 x i16> %w.3.0)
+  %y.3.0.0.s = add <8 x i32> %x.3.0.0, %y.3.0.0.p
+  %y.3.0.0 = call <8 x i32> asm "", "=v,0"(<8 x i32> %y.3.0.0.s)
   store <8 x i32> %y.3.0.0, ptr %acc.0.0, align 64
   %bp.3.1 = getelementptr inbounds i16, ptr %sb, i64 38
   %bs.3.1 = load i32, ptr %bp.3.1, align 4
@@ -163,8 +173,9 @@ step:
   %bv.3.1 = shufflevector <8 x i32> %bi.3.1, <8 x i32> poison, <8 x i32> zeroinitializer
   %b.3.1 = bitcast <8 x i32> %bv.3.1 to <16 x i16>
   %x.3.1.0 = load <8 x i32>, ptr %acc.1.0, align 64
-%y.3.1.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.3.1, <16 x i16> %w.3.0)
-  %y.3.1.0 = add <8 x i32> %x.3.1.0, %y.3.1.0.p
+  %y.3.1.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.3.1, <16 x i16> %w.3.0)
+  %y.3.1.0.s = add <8 x i32> %x.3.1.0, %y.3.1.0.p
+  %y.3.1.0 = call <8 x i32> asm "", "=v,0"(<8 x i32> %y.3.1.0.s)
   store <8 x i32> %y.3.1.0, ptr %acc.1.0, align 64
   %bp.3.2 = getelementptr inbounds i16, ptr %sb, i64 70
   %bs.3.2 = load i32, ptr %bp.3.2, align 4
@@ -172,8 +183,9 @@ step:
   %bv.3.2 = shufflevector <8 x i32> %bi.3.2, <8 x i32> poison, <8 x i32> zeroinitializer
   %b.3.2 = bitcast <8 x i32> %bv.3.2 to <16 x i16>
   %x.3.2.0 = load <8 x i32>, ptr %acc.2.0, align 64
-%y.3.2.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.3.2, <16 x i16> %w.3.0)
-  %y.3.2.0 = add <8 x i32> %x.3.2.0, %y.3.2.0.p
+  %y.3.2.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.3.2, <16 x i16> %w.3.0)
+  %y.3.2.0.s = add <8 x i32> %x.3.2.0, %y.3.2.0.p
+  %y.3.2.0 = call <8 x i32> asm "", "=v,0"(<8 x i32> %y.3.2.0.s)
   store <8 x i32> %y.3.2.0, ptr %acc.2.0, align 64
   %wp.4.0 = getelementptr inbounds i16, ptr %vb, i64 64
   %w.4.0 = load <16 x i16>, ptr %wp.4.0, align 4
@@ -183,8 +195,9 @@ step:
   %bv.4.0 = shufflevector <8 x i32> %bi.4.0, <8 x i32> poison, <8 x i32> zeroinitializer
   %b.4.0 = bitcast <8 x i32> %bv.4.0 to <16 x i16>
   %x.4.0.0 = load <8 x i32>, ptr %acc.0.0, align 64
-%y.4.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.4.0, <16 x i16> %w.4.0)
-  %y.4.0.0 = add <8 x i32> %x.4.0.0, %y.4.0.0.p
+  %y.4.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.4.0, <16 x i16> %w.4.0)
+  %y.4.0.0.s = add <8 x i32> %x.4.0.0, %y.4.0.0.p
+  %y.4.0.0 = call <8 x i32> asm "", "=v,0"(<8 x i32> %y.4.0.0.s)
   store <8 x i32> %y.4.0.0, ptr %acc.0.0, align 64
   %bp.4.1 = getelementptr inbounds i16, ptr %sb, i64 40
   %bs.4.1 = load i32, ptr %bp.4.1, align 4
@@ -192,8 +205,9 @@ step:
   %bv.4.1 = shufflevector <8 x i32> %bi.4.1, <8 x i32> poison, <8 x i32> zeroinitializer
   %b.4.1 = bitcast <8 x i32> %bv.4.1 to <16 x i16>
   %x.4.1.0 = load <8 x i32>, ptr %acc.1.0, align 64
-%y.4.1.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.4.1, <16 x i16> %w.4.0)
-  %y.4.1.0 = add <8 x i32> %x.4.1.0, %y.4.1.0.p
+  %y.4.1.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.4.1, <16 x i16> %w.4.0)
+  %y.4.1.0.s = add <8 x i32> %x.4.1.0, %y.4.1.0.p
+  %y.4.1.0 = call <8 x i32> asm "", "=v,0"(<8 x i32> %y.4.1.0.s)
   store <8 x i32> %y.4.1.0, ptr %acc.1.0, align 64
   %bp.4.2 = getelementptr inbounds i16, ptr %sb, i64 72
   %bs.4.2 = load i32, ptr %bp.4.2, align 4
@@ -201,8 +215,9 @@ step:
   %bv.4.2 = shufflevector <8 x i32> %bi.4.2, <8 x i32> poison, <8 x i32> zeroinitializer
   %b.4.2 = bitcast <8 x i32> %bv.4.2 to <16 x i16>
   %x.4.2.0 = load <8 x i32>, ptr %acc.2.0, align 64
-%y.4.2.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.4.2, <16 x i16> %w.4.0)
-  %y.4.2.0 = add <8 x i32> %x.4.2.0, %y.4.2.0.p
+  %y.4.2.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.4.2, <16 x i16> %w.4.0)
+  %y.4.2.0.s = add <8 x i32> %x.4.2.0, %y.4.2.0.p
+  %y.4.2.0 = call <8 x i32> asm "", "=v,0"(<8 x i32> %y.4.2.0.s)
   store <8 x i32> %y.4.2.0, ptr %acc.2.0, align 64
   %wp.5.0 = getelementptr inbounds i16, ptr %vb, i64 80
   %w.5.0 = load <16 x i16>, ptr %wp.5.0, align 4
@@ -212,8 +227,9 @@ step:
   %bv.5.0 = shufflevector <8 x i32> %bi.5.0, <8 x i32> poison, <8 x i32> zeroinitializer
   %b.5.0 = bitcast <8 x i32> %bv.5.0 to <16 x i16>
   %x.5.0.0 = load <8 x i32>, ptr %acc.0.0, align 64
-%y.5.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.5.0, <16 x i16> %w.5.0)
-  %y.5.0.0 = add <8 x i32> %x.5.0.0, %y.5.0.0.p
+  %y.5.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.5.0, <16 x i16> %w.5.0)
+  %y.5.0.0.s = add <8 x i32> %x.5.0.0, %y.5.0.0.p
+  %y.5.0.0 = call <8 x i32> asm "", "=v,0"(<8 x i32> %y.5.0.0.s)
   store <8 x i32> %y.5.0.0, ptr %acc.0.0, align 64
   %bp.5.1 = getelementptr inbounds i16, ptr %sb, i64 42
   %bs.5.1 = load i32, ptr %bp.5.1, align 4
@@ -221,8 +237,9 @@ step:
   %bv.5.1 = shufflevector <8 x i32> %bi.5.1, <8 x i32> poison, <8 x i32> zeroinitializer
   %b.5.1 = bitcast <8 x i32> %bv.5.1 to <16 x i16>
   %x.5.1.0 = load <8 x i32>, ptr %acc.1.0, align 64
-%y.5.1.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.5.1, <16 x i16> %w.5.0)
-  %y.5.1.0 = add <8 x i32> %x.5.1.0, %y.5.1.0.p
+  %y.5.1.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.5.1, <16 x i16> %w.5.0)
+  %y.5.1.0.s = add <8 x i32> %x.5.1.0, %y.5.1.0.p
+  %y.5.1.0 = call <8 x i32> asm "", "=v,0"(<8 x i32> %y.5.1.0.s)
   store <8 x i32> %y.5.1.0, ptr %acc.1.0, align 64
   %bp.5.2 = getelementptr inbounds i16, ptr %sb, i64 74
   %bs.5.2 = load i32, ptr %bp.5.2, align 4
@@ -230,8 +247,9 @@ step:
   %bv.5.2 = shufflevector <8 x i32> %bi.5.2, <8 x i32> poison, <8 x i32> zeroinitializer
   %b.5.2 = bitcast <8 x i32> %bv.5.2 to <16 x i16>
   %x.5.2.0 = load <8 x i32>, ptr %acc.2.0, align 64
-%y.5.2.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.5.2, <16 x i16> %w.5.0)
-  %y.5.2.0 = add <8 x i32> %x.5.2.0, %y.5.2.0.p
+  %y.5.2.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.5.2, <16 x i16> %w.5.0)
+  %y.5.2.0.s = add <8 x i32> %x.5.2.0, %y.5.2.0.p
+  %y.5.2.0 = call <8 x i32> asm "", "=v,0"(<8 x i32> %y.5.2.0.s)
   store <8 x i32> %y.5.2.0, ptr %acc.2.0, align 64
   %wp.6.0 = getelementptr inbounds i16, ptr %vb, i64 96
   %w.6.0 = load <16 x i16>, ptr %wp.6.0, align 4
@@ -241,8 +259,9 @@ step:
   %bv.6.0 = shufflevector <8 x i32> %bi.6.0, <8 x i32> poison, <8 x i32> zeroinitializer
   %b.6.0 = bitcast <8 x i32> %bv.6.0 to <16 x i16>
   %x.6.0.0 = load <8 x i32>, ptr %acc.0.0, align 64
-%y.6.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.6.0, <16 x i16> %w.6.0)
-  %y.6.0.0 = add <8 x i32> %x.6.0.0, %y.6.0.0.p
+  %y.6.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.6.0, <16 x i16> %w.6.0)
+  %y.6.0.0.s = add <8 x i32> %x.6.0.0, %y.6.0.0.p
+  %y.6.0.0 = call <8 x i32> asm "", "=v,0"(<8 x i32> %y.6.0.0.s)
   store <8 x i32> %y.6.0.0, ptr %acc.0.0, align 64
   %bp.6.1 = getelementptr inbounds i16, ptr %sb, i64 44
   %bs.6.1 = load i32, ptr %bp.6.1, align 4
@@ -250,8 +269,9 @@ step:
   %bv.6.1 = shufflevector <8 x i32> %bi.6.1, <8 x i32> poison, <8 x i32> zeroinitializer
   %b.6.1 = bitcast <8 x i32> %bv.6.1 to <16 x i16>
   %x.6.1.0 = load <8 x i32>, ptr %acc.1.0, align 64
-%y.6.1.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.6.1, <16 x i16> %w.6.0)
-  %y.6.1.0 = add <8 x i32> %x.6.1.0, %y.6.1.0.p
+  %y.6.1.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.6.1, <16 x i16> %w.6.0)
+  %y.6.1.0.s = add <8 x i32> %x.6.1.0, %y.6.1.0.p
+  %y.6.1.0 = call <8 x i32> asm "", "=v,0"(<8 x i32> %y.6.1.0.s)
   store <8 x i32> %y.6.1.0, ptr %acc.1.0, align 64
   %bp.6.2 = getelementptr inbounds i16, ptr %sb, i64 76
   %bs.6.2 = load i32, ptr %bp.6.2, align 4
@@ -259,8 +279,9 @@ step:
   %bv.6.2 = shufflevector <8 x i32> %bi.6.2, <8 x i32> poison, <8 x i32> zeroinitializer
   %b.6.2 = bitcast <8 x i32> %bv.6.2 to <16 x i16>
   %x.6.2.0 = load <8 x i32>, ptr %acc.2.0, align 64
-%y.6.2.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.6.2, <16 x i16> %w.6.0)
-  %y.6.2.0 = add <8 x i32> %x.6.2.0, %y.6.2.0.p
+  %y.6.2.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.6.2, <16 x i16> %w.6.0)
+  %y.6.2.0.s = add <8 x i32> %x.6.2.0, %y.6.2.0.p
+  %y.6.2.0 = call <8 x i32> asm "", "=v,0"(<8 x i32> %y.6.2.0.s)
   store <8 x i32> %y.6.2.0, ptr %acc.2.0, align 64
   %wp.7.0 = getelementptr inbounds i16, ptr %vb, i64 112
   %w.7.0 = load <16 x i16>, ptr %wp.7.0, align 4
@@ -270,8 +291,9 @@ step:
   %bv.7.0 = shufflevector <8 x i32> %bi.7.0, <8 x i32> poison, <8 x i32> zeroinitializer
   %b.7.0 = bitcast <8 x i32> %bv.7.0 to <16 x i16>
   %x.7.0.0 = load <8 x i32>, ptr %acc.0.0, align 64
-%y.7.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.7.0, <16 x i16> %w.7.0)
-  %y.7.0.0 = add <8 x i32> %x.7.0.0, %y.7.0.0.p
+  %y.7.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.7.0, <16 x i16> %w.7.0)
+  %y.7.0.0.s = add <8 x i32> %x.7.0.0, %y.7.0.0.p
+  %y.7.0.0 = call <8 x i32> asm "", "=v,0"(<8 x i32> %y.7.0.0.s)
   store <8 x i32> %y.7.0.0, ptr %acc.0.0, align 64
   %bp.7.1 = getelementptr inbounds i16, ptr %sb, i64 46
   %bs.7.1 = load i32, ptr %bp.7.1, align 4
@@ -279,8 +301,9 @@ step:
   %bv.7.1 = shufflevector <8 x i32> %bi.7.1, <8 x i32> poison, <8 x i32> zeroinitializer
   %b.7.1 = bitcast <8 x i32> %bv.7.1 to <16 x i16>
   %x.7.1.0 = load <8 x i32>, ptr %acc.1.0, align 64
-%y.7.1.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.7.1, <16 x i16> %w.7.0)
-  %y.7.1.0 = add <8 x i32> %x.7.1.0, %y.7.1.0.p
+  %y.7.1.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.7.1, <16 x i16> %w.7.0)
+  %y.7.1.0.s = add <8 x i32> %x.7.1.0, %y.7.1.0.p
+  %y.7.1.0 = call <8 x i32> asm "", "=v,0"(<8 x i32> %y.7.1.0.s)
   store <8 x i32> %y.7.1.0, ptr %acc.1.0, align 64
   %bp.7.2 = getelementptr inbounds i16, ptr %sb, i64 78
   %bs.7.2 = load i32, ptr %bp.7.2, align 4
@@ -288,8 +311,9 @@ step:
   %bv.7.2 = shufflevector <8 x i32> %bi.7.2, <8 x i32> poison, <8 x i32> zeroinitializer
   %b.7.2 = bitcast <8 x i32> %bv.7.2 to <16 x i16>
   %x.7.2.0 = load <8 x i32>, ptr %acc.2.0, align 64
-%y.7.2.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.7.2, <16 x i16> %w.7.0)
-  %y.7.2.0 = add <8 x i32> %x.7.2.0, %y.7.2.0.p
+  %y.7.2.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.7.2, <16 x i16> %w.7.0)
+  %y.7.2.0.s = add <8 x i32> %x.7.2.0, %y.7.2.0.p
+  %y.7.2.0 = call <8 x i32> asm "", "=v,0"(<8 x i32> %y.7.2.0.s)
   store <8 x i32> %y.7.2.0, ptr %acc.2.0, align 64
   %t.next = add nuw i64 %t, 1
   %t.more = icmp ult i64 %t.next, %t1
@@ -374,8 +398,9 @@ step:
   %bv.0.0 = shufflevector <8 x i32> %bi.0.0, <8 x i32> poison, <8 x i32> zeroinitializer
   %b.0.0 = bitcast <8 x i32> %bv.0.0 to <16 x i16>
   %x.0.0.0 = load <8 x i32>, ptr %acc.0.0, align 64
-%y.0.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.0.0, <16 x i16> %w.0.0)
-  %y.0.0.0 = add <8 x i32> %x.0.0.0, %y.0.0.0.p
+  %y.0.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.0.0, <16 x i16> %w.0.0)
+  %y.0.0.0.s = add <8 x i32> %x.0.0.0, %y.0.0.0.p
+  %y.0.0.0 = call <8 x i32> asm "", "=v,0"(<8 x i32> %y.0.0.0.s)
   store <8 x i32> %y.0.0.0, ptr %acc.0.0, align 64
   %wp.1.0 = getelementptr inbounds i16, ptr %vb, i64 16
   %w.1.0 = load <16 x i16>, ptr %wp.1.0, align 4
@@ -385,8 +410,9 @@ step:
   %bv.1.0 = shufflevector <8 x i32> %bi.1.0, <8 x i32> poison, <8 x i32> zeroinitializer
   %b.1.0 = bitcast <8 x i32> %bv.1.0 to <16 x i16>
   %x.1.0.0 = load <8 x i32>, ptr %acc.0.0, align 64
-%y.1.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.1.0, <16 x i16> %w.1.0)
-  %y.1.0.0 = add <8 x i32> %x.1.0.0, %y.1.0.0.p
+  %y.1.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.1.0, <16 x i16> %w.1.0)
+  %y.1.0.0.s = add <8 x i32> %x.1.0.0, %y.1.0.0.p
+  %y.1.0.0 = call <8 x i32> asm "", "=v,0"(<8 x i32> %y.1.0.0.s)
   store <8 x i32> %y.1.0.0, ptr %acc.0.0, align 64
   %wp.2.0 = getelementptr inbounds i16, ptr %vb, i64 32
   %w.2.0 = load <16 x i16>, ptr %wp.2.0, align 4
@@ -396,8 +422,9 @@ step:
   %bv.2.0 = shufflevector <8 x i32> %bi.2.0, <8 x i32> poison, <8 x i32> zeroinitializer
   %b.2.0 = bitcast <8 x i32> %bv.2.0 to <16 x i16>
   %x.2.0.0 = load <8 x i32>, ptr %acc.0.0, align 64
-%y.2.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.2.0, <16 x i16> %w.2.0)
-  %y.2.0.0 = add <8 x i32> %x.2.0.0, %y.2.0.0.p
+  %y.2.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.2.0, <16 x i16> %w.2.0)
+  %y.2.0.0.s = add <8 x i32> %x.2.0.0, %y.2.0.0.p
+  %y.2.0.0 = call <8 x i32> asm "", "=v,0"(<8 x i32> %y.2.0.0.s)
   store <8 x i32> %y.2.0.0, ptr %acc.0.0, align 64
   %wp.3.0 = getelementptr inbounds i16, ptr %vb, i64 48
   %w.3.0 = load <16 x i16>, ptr %wp.3.0, align 4
@@ -407,8 +434,9 @@ step:
   %bv.3.0 = shufflevector <8 x i32> %bi.3.0, <8 x i32> poison, <8 x i32> zeroinitializer
   %b.3.0 = bitcast <8 x i32> %bv.3.0 to <16 x i16>
   %x.3.0.0 = load <8 x i32>, ptr %acc.0.0, align 64
-%y.3.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.3.0, <16 x i16> %w.3.0)
-  %y.3.0.0 = add <8 x i32> %x.3.0.0, %y.3.0.0.p
+  %y.3.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.3.0, <16 x i16> %w.3.0)
+  %y.3.0.0.s = add <8 x i32> %x.3.0.0, %y.3.0.0.p
+  %y.3.0.0 = call <8 x i32> asm "", "=v,0"(<8 x i32> %y.3.0.0.s)
   store <8 x i32> %y.3.0.0, ptr %acc.0.0, align 64
   %wp.4.0 = getelementptr inbounds i16, ptr %vb, i64 64
   %w.4.0 = load <16 x i16>, ptr %wp.4.0, align 4
@@ -418,8 +446,9 @@ step:
   %bv.4.0 = shufflevector <8 x i32> %bi.4.0, <8 x i32> poison, <8 x i32> zeroinitializer
   %b.4.0 = bitcast <8 x i32> %bv.4.0 to <16 x i16>
   %x.4.0.0 = load <8 x i32>, ptr %acc.0.0, align 64
-%y.4.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.4.0, <16 x i16> %w.4.0)
-  %y.4.0.0 = add <8 x i32> %x.4.0.0, %y.4.0.0.p
+  %y.4.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.4.0, <16 x i16> %w.4.0)
+  %y.4.0.0.s = add <8 x i32> %x.4.0.0, %y.4.0.0.p
+  %y.4.0.0 = call <8 x i32> asm "", "=v,0"(<8 x i32> %y.4.0.0.s)
   store <8 x i32> %y.4.0.0, ptr %acc.0.0, align 64
   %wp.5.0 = getelementptr inbounds i16, ptr %vb, i64 80
   %w.5.0 = load <16 x i16>, ptr %wp.5.0, align 4
@@ -429,8 +458,9 @@ step:
   %bv.5.0 = shufflevector <8 x i32> %bi.5.0, <8 x i32> poison, <8 x i32> zeroinitializer
   %b.5.0 = bitcast <8 x i32> %bv.5.0 to <16 x i16>
   %x.5.0.0 = load <8 x i32>, ptr %acc.0.0, align 64
-%y.5.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.5.0, <16 x i16> %w.5.0)
-  %y.5.0.0 = add <8 x i32> %x.5.0.0, %y.5.0.0.p
+  %y.5.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.5.0, <16 x i16> %w.5.0)
+  %y.5.0.0.s = add <8 x i32> %x.5.0.0, %y.5.0.0.p
+  %y.5.0.0 = call <8 x i32> asm "", "=v,0"(<8 x i32> %y.5.0.0.s)
   store <8 x i32> %y.5.0.0, ptr %acc.0.0, align 64
   %wp.6.0 = getelementptr inbounds i16, ptr %vb, i64 96
   %w.6.0 = load <16 x i16>, ptr %wp.6.0, align 4
@@ -440,8 +470,9 @@ step:
   %bv.6.0 = shufflevector <8 x i32> %bi.6.0, <8 x i32> poison, <8 x i32> zeroinitializer
   %b.6.0 = bitcast <8 x i32> %bv.6.0 to <16 x i16>
   %x.6.0.0 = load <8 x i32>, ptr %acc.0.0, align 64
-%y.6.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.6.0, <16 x i16> %w.6.0)
-  %y.6.0.0 = add <8 x i32> %x.6.0.0, %y.6.0.0.p
+  %y.6.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.6.0, <16 x i16> %w.6.0)
+  %y.6.0.0.s = add <8 x i32> %x.6.0.0, %y.6.0.0.p
+  %y.6.0.0 = call <8 x i32> asm "", "=v,0"(<8 x i32> %y.6.0.0.s)
   store <8 x i32> %y.6.0.0, ptr %acc.0.0, align 64
   %wp.7.0 = getelementptr inbounds i16, ptr %vb, i64 112
   %w.7.0 = load <16 x i16>, ptr %wp.7.0, align 4
@@ -451,8 +482,9 @@ step:
   %bv.7.0 = shufflevector <8 x i32> %bi.7.0, <8 x i32> poison, <8 x i32> zeroinitializer
   %b.7.0 = bitcast <8 x i32> %bv.7.0 to <16 x i16>
   %x.7.0.0 = load <8 x i32>, ptr %acc.0.0, align 64
-%y.7.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.7.0, <16 x i16> %w.7.0)
-  %y.7.0.0 = add <8 x i32> %x.7.0.0, %y.7.0.0.p
+  %y.7.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.7.0, <16 x i16> %w.7.0)
+  %y.7.0.0.s = add <8 x i32> %x.7.0.0, %y.7.0.0.p
+  %y.7.0.0 = call <8 x i32> asm "", "=v,0"(<8 x i32> %y.7.0.0.s)
   store <8 x i32> %y.7.0.0, ptr %acc.0.0, align 64
   %t.next = add nuw i64 %t, 1
   %t.more = icmp ult i64 %t.next, %t1

@@ -66,8 +66,9 @@ step:
   %bv.0.0 = shufflevector <16 x i32> %bi.0.0, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.0.0 = bitcast <16 x i32> %bv.0.0 to <32 x i16>
   %x.0.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-%y.0.0.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.0.0, <32 x i16> %w.0.0)
-  %y.0.0.0 = add <16 x i32> %x.0.0.0, %y.0.0.0.p
+  %y.0.0.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.0.0, <32 x i16> %w.0.0)
+  %y.0.0.0.s = add <16 x i32> %x.0.0.0, %y.0.0.0.p
+  %y.0.0.0 = call <16 x i32> asm "", "=v,0"(<16 x i32> %y.0.0.0.s)
   store <16 x i32> %y.0.0.0, ptr %acc.0.0, align 64
   %bp.0.1 = getelementptr inbounds i16, ptr %sb, i64 16
   %bs.0.1 = load i32, ptr %bp.0.1, align 4
@@ -75,8 +76,9 @@ step:
   %bv.0.1 = shufflevector <16 x i32> %bi.0.1, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.0.1 = bitcast <16 x i32> %bv.0.1 to <32 x i16>
   %x.0.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
-%y.0.1.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.0.1, <32 x i16> %w.0.0)
-  %y.0.1.0 = add <16 x i32> %x.0.1.0, %y.0.1.0.p
+  %y.0.1.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.0.1, <32 x i16> %w.0.0)
+  %y.0.1.0.s = add <16 x i32> %x.0.1.0, %y.0.1.0.p
+  %y.0.1.0 = call <16 x i32> asm "", "=v,0"(<16 x i32> %y.0.1.0.s)
   store <16 x i32> %y.0.1.0, ptr %acc.1.0, align 64
   %wp.1.0 = getelementptr inbounds i16, ptr %vb, i64 32
   %w.1.0 = load <32 x i16>, ptr %wp.1.0, align 4
@@ -86,8 +88,9 @@ step:
   %bv.1.0 = shufflevector <16 x i32> %bi.1.0, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.1.0 = bitcast <16 x i32> %bv.1.0 to <32 x i16>
   %x.1.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-%y.1.0.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.1.0, <32 x i16> %w.1.0)
-  %y.1.0.0 = add <16 x i32> %x.1.0.0, %y.1.0.0.p
+  %y.1.0.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.1.0, <32 x i16> %w.1.0)
+  %y.1.0.0.s = add <16 x i32> %x.1.0.0, %y.1.0.0.p
+  %y.1.0.0 = call <16 x i32> asm "", "=v,0"(<16 x i32> %y.1.0.0.s)
   store <16 x i32> %y.1.0.0, ptr %acc.0.0, align 64
   %bp.1.1 = getelementptr inbounds i16, ptr %sb, i64 18
   %bs.1.1 = load i32, ptr %bp.1.1, align 4
@@ -95,8 +98,9 @@ step:
   %bv.1.1 = shufflevector <16 x i32> %bi.1.1, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.1.1 = bitcast <16 x i32> %bv.1.1 to <32 x i16>
   %x.1.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
-%y.1.1.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.1.1, <32 x i16> %w.1.0)
-  %y.1.1.0 = add <16 x i32> %x.1.1.0, %y.1.1.0.p
+  %y.1.1.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.1.1, <32 x i16> %w.1.0)
+  %y.1.1.0.s = add <16 x i32> %x.1.1.0, %y.1.1.0.p
+  %y.1.1.0 = call <16 x i32> asm "", "=v,0"(<16 x i32> %y.1.1.0.s)
   store <16 x i32> %y.1.1.0, ptr %acc.1.0, align 64
   %wp.2.0 = getelementptr inbounds i16, ptr %vb, i64 64
   %w.2.0 = load <32 x i16>, ptr %wp.2.0, align 4
@@ -106,8 +110,9 @@ step:
   %bv.2.0 = shufflevector <16 x i32> %bi.2.0, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.2.0 = bitcast <16 x i32> %bv.2.0 to <32 x i16>
   %x.2.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-%y.2.0.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.2.0, <32 x i16> %w.2.0)
-  %y.2.0.0 = add <16 x i32> %x.2.0.0, %y.2.0.0.p
+  %y.2.0.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.2.0, <32 x i16> %w.2.0)
+  %y.2.0.0.s = add <16 x i32> %x.2.0.0, %y.2.0.0.p
+  %y.2.0.0 = call <16 x i32> asm "", "=v,0"(<16 x i32> %y.2.0.0.s)
   store <16 x i32> %y.2.0.0, ptr %acc.0.0, align 64
   %bp.2.1 = getelementptr inbounds i16, ptr %sb, i64 20
   %bs.2.1 = load i32, ptr %bp.2.1, align 4
@@ -115,8 +120,9 @@ step:
   %bv.2.1 = shufflevector <16 x i32> %bi.2.1, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.2.1 = bitcast <16 x i32> %bv.2.1 to <32 x i16>
   %x.2.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
-%y.2.1.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.2.1, <32 x i16> %w.2.0)
-  %y.2.1.0 = add <16 x i32> %x.2.1.0, %y.2.1.0.p
+  %y.2.1.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.2.1, <32 x i16> %w.2.0)
+  %y.2.1.0.s = add <16 x i32> %x.2.1.0, %y.2.1.0.p
+  %y.2.1.0 = call <16 x i32> asm "", "=v,0"(<16 x i32> %y.2.1.0.s)
   store <16 x i32> %y.2.1.0, ptr %acc.1.0, align 64
   %wp.3.0 = getelementptr inbounds i16, ptr %vb, i64 96
   %w.3.0 = load <32 x i16>, ptr %wp.3.0, align 4
@@ -126,8 +132,9 @@ step:
   %bv.3.0 = shufflevector <16 x i32> %bi.3.0, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.3.0 = bitcast <16 x i32> %bv.3.0 to <32 x i16>
   %x.3.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-%y.3.0.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.3.0, <32 x i16> %w.3.0)
-  %y.3.0.0 = add <16 x i32> %x.3.0.0, %y.3.0.0.p
+  %y.3.0.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.3.0, <32 x i16> %w.3.0)
+  %y.3.0.0.s = add <16 x i32> %x.3.0.0, %y.3.0.0.p
+  %y.3.0.0 = call <16 x i32> asm "", "=v,0"(<16 x i32> %y.3.0.0.s)
   store <16 x i32> %y.3.0.0, ptr %acc.0.0, align 64
   %bp.3.1 = getelementptr inbounds i16, ptr %sb, i64 22
   %bs.3.1 = load i32, ptr %bp.3.1, align 4
@@ -135,8 +142,9 @@ step:
   %bv.3.1 = shufflevector <16 x i32> %bi.3.1, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.3.1 = bitcast <16 x i32> %bv.3.1 to <32 x i16>
   %x.3.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
-%y.3.1.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.3.1, <32 x i16> %w.3.0)
-  %y.3.1.0 = add <16 x i32> %x.3.1.0, %y.3.1.0.p
+  %y.3.1.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.3.1, <32 x i16> %w.3.0)
+  %y.3.1.0.s = add <16 x i32> %x.3.1.0, %y.3.1.0.p
+  %y.3.1.0 = call <16 x i32> asm "", "=v,0"(<16 x i32> %y.3.1.0.s)
   store <16 x i32> %y.3.1.0, ptr %acc.1.0, align 64
   %wp.4.0 = getelementptr inbounds i16, ptr %vb, i64 128
   %w.4.0 = load <32 x i16>, ptr %wp.4.0, align 4
@@ -146,8 +154,9 @@ step:
   %bv.4.0 = shufflevector <16 x i32> %bi.4.0, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.4.0 = bitcast <16 x i32> %bv.4.0 to <32 x i16>
   %x.4.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-%y.4.0.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.4.0, <32 x i16> %w.4.0)
-  %y.4.0.0 = add <16 x i32> %x.4.0.0, %y.4.0.0.p
+  %y.4.0.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.4.0, <32 x i16> %w.4.0)
+  %y.4.0.0.s = add <16 x i32> %x.4.0.0, %y.4.0.0.p
+  %y.4.0.0 = call <16 x i32> asm "", "=v,0"(<16 x i32> %y.4.0.0.s)
   store <16 x i32> %y.4.0.0, ptr %acc.0.0, align 64
   %bp.4.1 = getelementptr inbounds i16, ptr %sb, i64 24
   %bs.4.1 = load i32, ptr %bp.4.1, align 4
@@ -155,8 +164,9 @@ step:
   %bv.4.1 = shufflevector <16 x i32> %bi.4.1, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.4.1 = bitcast <16 x i32> %bv.4.1 to <32 x i16>
   %x.4.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
-%y.4.1.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.4.1, <32 x i16> %w.4.0)
-  %y.4.1.0 = add <16 x i32> %x.4.1.0, %y.4.1.0.p
+  %y.4.1.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.4.1, <32 x i16> %w.4.0)
+  %y.4.1.0.s = add <16 x i32> %x.4.1.0, %y.4.1.0.p
+  %y.4.1.0 = call <16 x i32> asm "", "=v,0"(<16 x i32> %y.4.1.0.s)
   store <16 x i32> %y.4.1.0, ptr %acc.1.0, align 64
   %wp.5.0 = getelementptr inbounds i16, ptr %vb, i64 160
   %w.5.0 = load <32 x i16>, ptr %wp.5.0, align 4
@@ -166,8 +176,9 @@ step:
   %bv.5.0 = shufflevector <16 x i32> %bi.5.0, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.5.0 = bitcast <16 x i32> %bv.5.0 to <32 x i16>
   %x.5.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-%y.5.0.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.5.0, <32 x i16> %w.5.0)
-  %y.5.0.0 = add <16 x i32> %x.5.0.0, %y.5.0.0.p
+  %y.5.0.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.5.0, <32 x i16> %w.5.0)
+  %y.5.0.0.s = add <16 x i32> %x.5.0.0, %y.5.0.0.p
+  %y.5.0.0 = call <16 x i32> asm "", "=v,0"(<16 x i32> %y.5.0.0.s)
   store <16 x i32> %y.5.0.0, ptr %acc.0.0, align 64
   %bp.5.1 = getelementptr inbounds i16, ptr %sb, i64 26
   %bs.5.1 = load i32, ptr %bp.5.1, align 4
@@ -175,8 +186,9 @@ step:
   %bv.5.1 = shufflevector <16 x i32> %bi.5.1, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.5.1 = bitcast <16 x i32> %bv.5.1 to <32 x i16>
   %x.5.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
-%y.5.1.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.5.1, <32 x i16> %w.5.0)
-  %y.5.1.0 = add <16 x i32> %x.5.1.0, %y.5.1.0.p
+  %y.5.1.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.5.1, <32 x i16> %w.5.0)
+  %y.5.1.0.s = add <16 x i32> %x.5.1.0, %y.5.1.0.p
+  %y.5.1.0 = call <16 x i32> asm "", "=v,0"(<16 x i32> %y.5.1.0.s)
   store <16 x i32> %y.5.1.0, ptr %acc.1.0, align 64
   %wp.6.0 = getelementptr inbounds i16, ptr %vb, i64 192
   %w.6.0 = load <32 x i16>, ptr %wp.6.0, align 4
@@ -186,8 +198,9 @@ step:
   %bv.6.0 = shufflevector <16 x i32> %bi.6.0, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.6.0 = bitcast <16 x i32> %bv.6.0 to <32 x i16>
   %x.6.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-%y.6.0.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.6.0, <32 x i16> %w.6.0)
-  %y.6.0.0 = add <16 x i32> %x.6.0.0, %y.6.0.0.p
+  %y.6.0.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.6.0, <32 x i16> %w.6.0)
+  %y.6.0.0.s = add <16 x i32> %x.6.0.0, %y.6.0.0.p
+  %y.6.0.0 = call <16 x i32> asm "", "=v,0"(<16 x i32> %y.6.0.0.s)
   store <16 x i32> %y.6.0.0, ptr %acc.0.0, align 64
   %bp.6.1 = getelementptr inbounds i16, ptr %sb, i64 28
   %bs.6.1 = load i32, ptr %bp.6.1, align 4
@@ -195,8 +208,9 @@ step:
   %bv.6.1 = shufflevector <16 x i32> %bi.6.1, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.6.1 = bitcast <16 x i32> %bv.6.1 to <32 x i16>
   %x.6.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
-%y.6.1.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.6.1, <32 x i16> %w.6.0)
-  %y.6.1.0 = add <16 x i32> %x.6.1.0, %y.6.1.0.p
+  %y.6.1.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.6.1, <32 x i16> %w.6.0)
+  %y.6.1.0.s = add <16 x i32> %x.6.1.0, %y.6.1.0.p
+  %y.6.1.0 = call <16 x i32> asm "", "=v,0"(<16 x i32> %y.6.1.0.s)
   store <16 x i32> %y.6.1.0, ptr %acc.1.0, align 64
   %wp.7.0 = getelementptr inbounds i16, ptr %vb, i64 224
   %w.7.0 = load <32 x i16>, ptr %wp.7.0, align 4
@@ -206,8 +220,9 @@ step:
   %bv.7.0 = shufflevector <16 x i32> %bi.7.0, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.7.0 = bitcast <16 x i32> %bv.7.0 to <32 x i16>
   %x.7.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-%y.7.0.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.7.0, <32 x i16> %w.7.0)
-  %y.7.0.0 = add <16 x i32> %x.7.0.0, %y.7.0.0.p
+  %y.7.0.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.7.0, <32 x i16> %w.7.0)
+  %y.7.0.0.s = add <16 x i32> %x.7.0.0, %y.7.0.0.p
+  %y.7.0.0 = call <16 x i32> asm "", "=v,0"(<16 x i32> %y.7.0.0.s)
   store <16 x i32> %y.7.0.0, ptr %acc.0.0, align 64
   %bp.7.1 = getelementptr inbounds i16, ptr %sb, i64 30
   %bs.7.1 = load i32, ptr %bp.7.1, align 4
@@ -215,8 +230,9 @@ step:
   %bv.7.1 = shufflevector <16 x i32> %bi.7.1, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.7.1 = bitcast <16 x i32> %bv.7.1 to <32 x i16>
   %x.7.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
-%y.7.1.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.7.1, <32 x i16> %w.7.0)
-  %y.7.1.0 = add <16 x i32> %x.7.1.0, %y.7.1.0.p
+  %y.7.1.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.7.1, <32 x i16> %w.7.0)
+  %y.7.1.0.s = add <16 x i32> %x.7.1.0, %y.7.1.0.p
+  %y.7.1.0 = call <16 x i32> asm "", "=v,0"(<16 x i32> %y.7.1.0.s)
   store <16 x i32> %y.7.1.0, ptr %acc.1.0, align 64
   %t.next = add nuw i64 %t, 1
   %t.more = icmp ult i64 %t.next, %t1
@@ -291,8 +307,9 @@ step:
   %bv.0.0 = shufflevector <16 x i32> %bi.0.0, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.0.0 = bitcast <16 x i32> %bv.0.0 to <32 x i16>
   %x.0.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-%y.0.0.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.0.0, <32 x i16> %w.0.0)
-  %y.0.0.0 = add <16 x i32> %x.0.0.0, %y.0.0.0.p
+  %y.0.0.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.0.0, <32 x i16> %w.0.0)
+  %y.0.0.0.s = add <16 x i32> %x.0.0.0, %y.0.0.0.p
+  %y.0.0.0 = call <16 x i32> asm "", "=v,0"(<16 x i32> %y.0.0.0.s)
   store <16 x i32> %y.0.0.0, ptr %acc.0.0, align 64
   %wp.1.0 = getelementptr inbounds i16, ptr %vb, i64 32
   %w.1.0 = load <32 x i16>, ptr %wp.1.0, align 4
@@ -302,8 +319,9 @@ step:
   %bv.1.0 = shufflevector <16 x i32> %bi.1.0, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.1.0 = bitcast <16 x i32> %bv.1.0 to <32 x i16>
   %x.1.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-%y.1.0.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.1.0, <32 x i16> %w.1.0)
-  %y.1.0.0 = add <16 x i32> %x.1.0.0, %y.1.0.0.p
+  %y.1.0.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.1.0, <32 x i16> %w.1.0)
+  %y.1.0.0.s = add <16 x i32> %x.1.0.0, %y.1.0.0.p
+  %y.1.0.0 = call <16 x i32> asm "", "=v,0"(<16 x i32> %y.1.0.0.s)
   store <16 x i32> %y.1.0.0, ptr %acc.0.0, align 64
   %wp.2.0 = getelementptr inbounds i16, ptr %vb, i64 64
   %w.2.0 = load <32 x i16>, ptr %wp.2.0, align 4
@@ -313,8 +331,9 @@ step:
   %bv.2.0 = shufflevector <16 x i32> %bi.2.0, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.2.0 = bitcast <16 x i32> %bv.2.0 to <32 x i16>
   %x.2.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-%y.2.0.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.2.0, <32 x i16> %w.2.0)
-  %y.2.0.0 = add <16 x i32> %x.2.0.0, %y.2.0.0.p
+  %y.2.0.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.2.0, <32 x i16> %w.2.0)
+  %y.2.0.0.s = add <16 x i32> %x.2.0.0, %y.2.0.0.p
+  %y.2.0.0 = call <16 x i32> asm "", "=v,0"(<16 x i32> %y.2.0.0.s)
   store <16 x i32> %y.2.0.0, ptr %acc.0.0, align 64
   %wp.3.0 = getelementptr inbounds i16, ptr %vb, i64 96
   %w.3.0 = load <32 x i16>, ptr %wp.3.0, align 4
@@ -324,8 +343,9 @@ step:
   %bv.3.0 = shufflevector <16 x i32> %bi.3.0, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.3.0 = bitcast <16 x i32> %bv.3.0 to <32 x i16>
   %x.3.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-%y.3.0.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.3.0, <32 x i16> %w.3.0)
-  %y.3.0.0 = add <16 x i32> %x.3.0.0, %y.3.0.0.p
+  %y.3.0.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.3.0, <32 x i16> %w.3.0)
+  %y.3.0.0.s = add <16 x i32> %x.3.0.0, %y.3.0.0.p
+  %y.3.0.0 = call <16 x i32> asm "", "=v,0"(<16 x i32> %y.3.0.0.s)
   store <16 x i32> %y.3.0.0, ptr %acc.0.0, align 64
   %wp.4.0 = getelementptr inbounds i16, ptr %vb, i64 128
   %w.4.0 = load <32 x i16>, ptr %wp.4.0, align 4
@@ -335,8 +355,9 @@ step:
   %bv.4.0 = shufflevector <16 x i32> %bi.4.0, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.4.0 = bitcast <16 x i32> %bv.4.0 to <32 x i16>
   %x.4.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-%y.4.0.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.4.0, <32 x i16> %w.4.0)
-  %y.4.0.0 = add <16 x i32> %x.4.0.0, %y.4.0.0.p
+  %y.4.0.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.4.0, <32 x i16> %w.4.0)
+  %y.4.0.0.s = add <16 x i32> %x.4.0.0, %y.4.0.0.p
+  %y.4.0.0 = call <16 x i32> asm "", "=v,0"(<16 x i32> %y.4.0.0.s)
   store <16 x i32> %y.4.0.0, ptr %acc.0.0, align 64
   %wp.5.0 = getelementptr inbounds i16, ptr %vb, i64 160
   %w.5.0 = load <32 x i16>, ptr %wp.5.0, align 4
@@ -346,8 +367,9 @@ step:
   %bv.5.0 = shufflevector <16 x i32> %bi.5.0, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.5.0 = bitcast <16 x i32> %bv.5.0 to <32 x i16>
   %x.5.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-%y.5.0.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.5.0, <32 x i16> %w.5.0)
-  %y.5.0.0 = add <16 x i32> %x.5.0.0, %y.5.0.0.p
+  %y.5.0.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.5.0, <32 x i16> %w.5.0)
+  %y.5.0.0.s = add <16 x i32> %x.5.0.0, %y.5.0.0.p
+  %y.5.0.0 = call <16 x i32> asm "", "=v,0"(<16 x i32> %y.5.0.0.s)
   store <16 x i32> %y.5.0.0, ptr %acc.0.0, align 64
   %wp.6.0 = getelementptr inbounds i16, ptr %vb, i64 192
   %w.6.0 = load <32 x i16>, ptr %wp.6.0, align 4
@@ -357,8 +379,9 @@ step:
   %bv.6.0 = shufflevector <16 x i32> %bi.6.0, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.6.0 = bitcast <16 x i32> %bv.6.0 to <32 x i16>
   %x.6.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-%y.6.0.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.6.0, <32 x i16> %w.6.0)
-  %y.6.0.0 = add <16 x i32> %x.6.0.0, %y.6.0.0.p
+  %y.6.0.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.6.0, <32 x i16> %w.6.0)
+  %y.6.0.0.s = add <16 x i32> %x.6.0.0, %y.6.0.0.p
+  %y.6.0.0 = call <16 x i32> asm "", "=v,0"(<16 x i32> %y.6.0.0.s)
   store <16 x i32> %y.6.0.0, ptr %acc.0.0, align 64
   %wp.7.0 = getelementptr inbounds i16, ptr %vb, i64 224
   %w.7.0 = load <32 x i16>, ptr %wp.7.0, align 4
@@ -368,8 +391,9 @@ step:
   %bv.7.0 = shufflevector <16 x i32> %bi.7.0, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.7.0 = bitcast <16 x i32> %bv.7.0 to <32 x i16>
   %x.7.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-%y.7.0.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.7.0, <32 x i16> %w.7.0)
-  %y.7.0.0 = add <16 x i32> %x.7.0.0, %y.7.0.0.p
+  %y.7.0.0.p = call <16 x i32> @llvm.x86.avx512.pmaddw.d.512(<32 x i16> %b.7.0, <32 x i16> %w.7.0)
+  %y.7.0.0.s = add <16 x i32> %x.7.0.0, %y.7.0.0.p
+  %y.7.0.0 = call <16 x i32> asm "", "=v,0"(<16 x i32> %y.7.0.0.s)
   store <16 x i32> %y.7.0.0, ptr %acc.0.0, align 64
   %t.next = add nuw i64 %t, 1
   %t.more = icmp ult i64 %t.next, %t1

@@ -75,7 +75,7 @@ step:
   %bv.0.0 = shufflevector <16 x i32> %bi.0.0, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.0.0 = bitcast <16 x i32> %bv.0.0 to <32 x i16>
   %x.0.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-%y.0.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.0.0, <32 x i16> %b.0.0, <32 x i16> %w.0.0)
+  %y.0.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.0.0, <32 x i16> %b.0.0, <32 x i16> %w.0.0)
   store <16 x i32> %y.0.0.0, ptr %acc.0.0, align 64
   %bp.0.1 = getelementptr inbounds i16, ptr %sb, i64 4
   %bs.0.1 = load i32, ptr %bp.0.1, align 4
@@ -83,7 +83,7 @@ step:
   %bv.0.1 = shufflevector <16 x i32> %bi.0.1, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.0.1 = bitcast <16 x i32> %bv.0.1 to <32 x i16>
   %x.0.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
-%y.0.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.1.0, <32 x i16> %b.0.1, <32 x i16> %w.0.0)
+  %y.0.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.1.0, <32 x i16> %b.0.1, <32 x i16> %w.0.0)
   store <16 x i32> %y.0.1.0, ptr %acc.1.0, align 64
   %t.next = add nuw i64 %t, 1
   %t.more = icmp ult i64 %t.next, %t1

@@ -79,10 +79,10 @@ step:
   %bv.0.0 = shufflevector <16 x i32> %bi.0.0, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.0.0 = bitcast <16 x i32> %bv.0.0 to <32 x i16>
   %x.0.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-%y.0.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.0.0, <32 x i16> %b.0.0, <32 x i16> %w.0.0)
+  %y.0.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.0.0, <32 x i16> %b.0.0, <32 x i16> %w.0.0)
   store <16 x i32> %y.0.0.0, ptr %acc.0.0, align 64
   %x.0.0.1 = load <16 x i32>, ptr %acc.0.1, align 64
-%y.0.0.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.0.1, <32 x i16> %b.0.0, <32 x i16> %w.0.1)
+  %y.0.0.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.0.1, <32 x i16> %b.0.0, <32 x i16> %w.0.1)
   store <16 x i32> %y.0.0.1, ptr %acc.0.1, align 64
   %bp.0.1 = getelementptr inbounds i16, ptr %sb, i64 6
   %bs.0.1 = load i32, ptr %bp.0.1, align 4
@@ -90,10 +90,10 @@ step:
   %bv.0.1 = shufflevector <16 x i32> %bi.0.1, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.0.1 = bitcast <16 x i32> %bv.0.1 to <32 x i16>
   %x.0.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
-%y.0.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.1.0, <32 x i16> %b.0.1, <32 x i16> %w.0.0)
+  %y.0.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.1.0, <32 x i16> %b.0.1, <32 x i16> %w.0.0)
   store <16 x i32> %y.0.1.0, ptr %acc.1.0, align 64
   %x.0.1.1 = load <16 x i32>, ptr %acc.1.1, align 64
-%y.0.1.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.1.1, <32 x i16> %b.0.1, <32 x i16> %w.0.1)
+  %y.0.1.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.1.1, <32 x i16> %b.0.1, <32 x i16> %w.0.1)
   store <16 x i32> %y.0.1.1, ptr %acc.1.1, align 64
   %bp.0.2 = getelementptr inbounds i16, ptr %sb, i64 30
   %bs.0.2 = load i32, ptr %bp.0.2, align 4
@@ -101,10 +101,10 @@ step:
   %bv.0.2 = shufflevector <16 x i32> %bi.0.2, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.0.2 = bitcast <16 x i32> %bv.0.2 to <32 x i16>
   %x.0.2.0 = load <16 x i32>, ptr %acc.2.0, align 64
-%y.0.2.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.2.0, <32 x i16> %b.0.2, <32 x i16> %w.0.0)
+  %y.0.2.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.2.0, <32 x i16> %b.0.2, <32 x i16> %w.0.0)
   store <16 x i32> %y.0.2.0, ptr %acc.2.0, align 64
   %x.0.2.1 = load <16 x i32>, ptr %acc.2.1, align 64
-%y.0.2.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.2.1, <32 x i16> %b.0.2, <32 x i16> %w.0.1)
+  %y.0.2.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.2.1, <32 x i16> %b.0.2, <32 x i16> %w.0.1)
   store <16 x i32> %y.0.2.1, ptr %acc.2.1, align 64
   %bp.0.3 = getelementptr inbounds i16, ptr %sb, i64 36
   %bs.0.3 = load i32, ptr %bp.0.3, align 4
@@ -112,10 +112,10 @@ step:
   %bv.0.3 = shufflevector <16 x i32> %bi.0.3, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.0.3 = bitcast <16 x i32> %bv.0.3 to <32 x i16>
   %x.0.3.0 = load <16 x i32>, ptr %acc.3.0, align 64
-%y.0.3.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.3.0, <32 x i16> %b.0.3, <32 x i16> %w.0.0)
+  %y.0.3.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.3.0, <32 x i16> %b.0.3, <32 x i16> %w.0.0)
   store <16 x i32> %y.0.3.0, ptr %acc.3.0, align 64
   %x.0.3.1 = load <16 x i32>, ptr %acc.3.1, align 64
-%y.0.3.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.3.1, <32 x i16> %b.0.3, <32 x i16> %w.0.1)
+  %y.0.3.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.3.1, <32 x i16> %b.0.3, <32 x i16> %w.0.1)
   store <16 x i32> %y.0.3.1, ptr %acc.3.1, align 64
   %wp.1.0 = getelementptr inbounds i16, ptr %vb, i64 32
   %w.1.0 = load <32 x i16>, ptr %wp.1.0, align 4
@@ -127,10 +127,10 @@ step:
   %bv.1.0 = shufflevector <16 x i32> %bi.1.0, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.1.0 = bitcast <16 x i32> %bv.1.0 to <32 x i16>
   %x.1.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-%y.1.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.0.0, <32 x i16> %b.1.0, <32 x i16> %w.1.0)
+  %y.1.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.0.0, <32 x i16> %b.1.0, <32 x i16> %w.1.0)
   store <16 x i32> %y.1.0.0, ptr %acc.0.0, align 64
   %x.1.0.1 = load <16 x i32>, ptr %acc.0.1, align 64
-%y.1.0.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.0.1, <32 x i16> %b.1.0, <32 x i16> %w.1.1)
+  %y.1.0.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.0.1, <32 x i16> %b.1.0, <32 x i16> %w.1.1)
   store <16 x i32> %y.1.0.1, ptr %acc.0.1, align 64
   %bp.1.1 = getelementptr inbounds i16, ptr %sb, i64 8
   %bs.1.1 = load i32, ptr %bp.1.1, align 4
@@ -138,10 +138,10 @@ step:
   %bv.1.1 = shufflevector <16 x i32> %bi.1.1, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.1.1 = bitcast <16 x i32> %bv.1.1 to <32 x i16>
   %x.1.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
-%y.1.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.1.0, <32 x i16> %b.1.1, <32 x i16> %w.1.0)
+  %y.1.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.1.0, <32 x i16> %b.1.1, <32 x i16> %w.1.0)
   store <16 x i32> %y.1.1.0, ptr %acc.1.0, align 64
   %x.1.1.1 = load <16 x i32>, ptr %acc.1.1, align 64
-%y.1.1.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.1.1, <32 x i16> %b.1.1, <32 x i16> %w.1.1)
+  %y.1.1.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.1.1, <32 x i16> %b.1.1, <32 x i16> %w.1.1)
   store <16 x i32> %y.1.1.1, ptr %acc.1.1, align 64
   %bp.1.2 = getelementptr inbounds i16, ptr %sb, i64 32
   %bs.1.2 = load i32, ptr %bp.1.2, align 4
@@ -149,10 +149,10 @@ step:
   %bv.1.2 = shufflevector <16 x i32> %bi.1.2, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.1.2 = bitcast <16 x i32> %bv.1.2 to <32 x i16>
   %x.1.2.0 = load <16 x i32>, ptr %acc.2.0, align 64
-%y.1.2.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.2.0, <32 x i16> %b.1.2, <32 x i16> %w.1.0)
+  %y.1.2.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.2.0, <32 x i16> %b.1.2, <32 x i16> %w.1.0)
   store <16 x i32> %y.1.2.0, ptr %acc.2.0, align 64
   %x.1.2.1 = load <16 x i32>, ptr %acc.2.1, align 64
-%y.1.2.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.2.1, <32 x i16> %b.1.2, <32 x i16> %w.1.1)
+  %y.1.2.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.2.1, <32 x i16> %b.1.2, <32 x i16> %w.1.1)
   store <16 x i32> %y.1.2.1, ptr %acc.2.1, align 64
   %bp.1.3 = getelementptr inbounds i16, ptr %sb, i64 38
   %bs.1.3 = load i32, ptr %bp.1.3, align 4
@@ -160,10 +160,10 @@ step:
   %bv.1.3 = shufflevector <16 x i32> %bi.1.3, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.1.3 = bitcast <16 x i32> %bv.1.3 to <32 x i16>
   %x.1.3.0 = load <16 x i32>, ptr %acc.3.0, align 64
-%y.1.3.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.3.0, <32 x i16> %b.1.3, <32 x i16> %w.1.0)
+  %y.1.3.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.3.0, <32 x i16> %b.1.3, <32 x i16> %w.1.0)
   store <16 x i32> %y.1.3.0, ptr %acc.3.0, align 64
   %x.1.3.1 = load <16 x i32>, ptr %acc.3.1, align 64
-%y.1.3.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.3.1, <32 x i16> %b.1.3, <32 x i16> %w.1.1)
+  %y.1.3.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.3.1, <32 x i16> %b.1.3, <32 x i16> %w.1.1)
   store <16 x i32> %y.1.3.1, ptr %acc.3.1, align 64
   %wp.2.0 = getelementptr inbounds i16, ptr %vb, i64 64
   %w.2.0 = load <32 x i16>, ptr %wp.2.0, align 4
@@ -175,10 +175,10 @@ step:
   %bv.2.0 = shufflevector <16 x i32> %bi.2.0, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.2.0 = bitcast <16 x i32> %bv.2.0 to <32 x i16>
   %x.2.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-%y.2.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.0.0, <32 x i16> %b.2.0, <32 x i16> %w.2.0)
+  %y.2.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.0.0, <32 x i16> %b.2.0, <32 x i16> %w.2.0)
   store <16 x i32> %y.2.0.0, ptr %acc.0.0, align 64
   %x.2.0.1 = load <16 x i32>, ptr %acc.0.1, align 64
-%y.2.0.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.0.1, <32 x i16> %b.2.0, <32 x i16> %w.2.1)
+  %y.2.0.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.0.1, <32 x i16> %b.2.0, <32 x i16> %w.2.1)
   store <16 x i32> %y.2.0.1, ptr %acc.0.1, align 64
   %bp.2.1 = getelementptr inbounds i16, ptr %sb, i64 10
   %bs.2.1 = load i32, ptr %bp.2.1, align 4
@@ -186,10 +186,10 @@ step:
   %bv.2.1 = shufflevector <16 x i32> %bi.2.1, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.2.1 = bitcast <16 x i32> %bv.2.1 to <32 x i16>
   %x.2.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
-%y.2.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.1.0, <32 x i16> %b.2.1, <32 x i16> %w.2.0)
+  %y.2.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.1.0, <32 x i16> %b.2.1, <32 x i16> %w.2.0)
   store <16 x i32> %y.2.1.0, ptr %acc.1.0, align 64
   %x.2.1.1 = load <16 x i32>, ptr %acc.1.1, align 64
-%y.2.1.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.1.1, <32 x i16> %b.2.1, <32 x i16> %w.2.1)
+  %y.2.1.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.1.1, <32 x i16> %b.2.1, <32 x i16> %w.2.1)
   store <16 x i32> %y.2.1.1, ptr %acc.1.1, align 64
   %bp.2.2 = getelementptr inbounds i16, ptr %sb, i64 34
   %bs.2.2 = load i32, ptr %bp.2.2, align 4
@@ -197,10 +197,10 @@ step:
   %bv.2.2 = shufflevector <16 x i32> %bi.2.2, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.2.2 = bitcast <16 x i32> %bv.2.2 to <32 x i16>
   %x.2.2.0 = load <16 x i32>, ptr %acc.2.0, align 64
-%y.2.2.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.2.0, <32 x i16> %b.2.2, <32 x i16> %w.2.0)
+  %y.2.2.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.2.0, <32 x i16> %b.2.2, <32 x i16> %w.2.0)
   store <16 x i32> %y.2.2.0, ptr %acc.2.0, align 64
   %x.2.2.1 = load <16 x i32>, ptr %acc.2.1, align 64
-%y.2.2.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.2.1, <32 x i16> %b.2.2, <32 x i16> %w.2.1)
+  %y.2.2.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.2.1, <32 x i16> %b.2.2, <32 x i16> %w.2.1)
   store <16 x i32> %y.2.2.1, ptr %acc.2.1, align 64
   %bp.2.3 = getelementptr inbounds i16, ptr %sb, i64 40
   %bs.2.3 = load i32, ptr %bp.2.3, align 4
@@ -208,10 +208,10 @@ step:
   %bv.2.3 = shufflevector <16 x i32> %bi.2.3, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.2.3 = bitcast <16 x i32> %bv.2.3 to <32 x i16>
   %x.2.3.0 = load <16 x i32>, ptr %acc.3.0, align 64
-%y.2.3.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.3.0, <32 x i16> %b.2.3, <32 x i16> %w.2.0)
+  %y.2.3.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.3.0, <32 x i16> %b.2.3, <32 x i16> %w.2.0)
   store <16 x i32> %y.2.3.0, ptr %acc.3.0, align 64
   %x.2.3.1 = load <16 x i32>, ptr %acc.3.1, align 64
-%y.2.3.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.3.1, <32 x i16> %b.2.3, <32 x i16> %w.2.1)
+  %y.2.3.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.3.1, <32 x i16> %b.2.3, <32 x i16> %w.2.1)
   store <16 x i32> %y.2.3.1, ptr %acc.3.1, align 64
   %t.next = add nuw i64 %t, 1
   %t.more = icmp ult i64 %t.next, %t1
@@ -354,10 +354,10 @@ step:
   %bv.0.0 = shufflevector <16 x i32> %bi.0.0, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.0.0 = bitcast <16 x i32> %bv.0.0 to <32 x i16>
   %x.0.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-%y.0.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.0.0, <32 x i16> %b.0.0, <32 x i16> %w.0.0)
+  %y.0.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.0.0, <32 x i16> %b.0.0, <32 x i16> %w.0.0)
   store <16 x i32> %y.0.0.0, ptr %acc.0.0, align 64
   %x.0.0.1 = load <16 x i32>, ptr %acc.0.1, align 64
-%y.0.0.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.0.1, <32 x i16> %b.0.0, <32 x i16> %w.0.1)
+  %y.0.0.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.0.1, <32 x i16> %b.0.0, <32 x i16> %w.0.1)
   store <16 x i32> %y.0.0.1, ptr %acc.0.1, align 64
   %bp.0.1 = getelementptr inbounds i16, ptr %sb, i64 30
   %bs.0.1 = load i32, ptr %bp.0.1, align 4
@@ -365,10 +365,10 @@ step:
   %bv.0.1 = shufflevector <16 x i32> %bi.0.1, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.0.1 = bitcast <16 x i32> %bv.0.1 to <32 x i16>
   %x.0.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
-%y.0.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.1.0, <32 x i16> %b.0.1, <32 x i16> %w.0.0)
+  %y.0.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.1.0, <32 x i16> %b.0.1, <32 x i16> %w.0.0)
   store <16 x i32> %y.0.1.0, ptr %acc.1.0, align 64
   %x.0.1.1 = load <16 x i32>, ptr %acc.1.1, align 64
-%y.0.1.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.1.1, <32 x i16> %b.0.1, <32 x i16> %w.0.1)
+  %y.0.1.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.1.1, <32 x i16> %b.0.1, <32 x i16> %w.0.1)
   store <16 x i32> %y.0.1.1, ptr %acc.1.1, align 64
   %wp.1.0 = getelementptr inbounds i16, ptr %vb, i64 32
   %w.1.0 = load <32 x i16>, ptr %wp.1.0, align 4
@@ -380,10 +380,10 @@ step:
   %bv.1.0 = shufflevector <16 x i32> %bi.1.0, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.1.0 = bitcast <16 x i32> %bv.1.0 to <32 x i16>
   %x.1.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-%y.1.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.0.0, <32 x i16> %b.1.0, <32 x i16> %w.1.0)
+  %y.1.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.0.0, <32 x i16> %b.1.0, <32 x i16> %w.1.0)
   store <16 x i32> %y.1.0.0, ptr %acc.0.0, align 64
   %x.1.0.1 = load <16 x i32>, ptr %acc.0.1, align 64
-%y.1.0.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.0.1, <32 x i16> %b.1.0, <32 x i16> %w.1.1)
+  %y.1.0.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.0.1, <32 x i16> %b.1.0, <32 x i16> %w.1.1)
   store <16 x i32> %y.1.0.1, ptr %acc.0.1, align 64
   %bp.1.1 = getelementptr inbounds i16, ptr %sb, i64 32
   %bs.1.1 = load i32, ptr %bp.1.1, align 4
@@ -391,10 +391,10 @@ step:
   %bv.1.1 = shufflevector <16 x i32> %bi.1.1, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.1.1 = bitcast <16 x i32> %bv.1.1 to <32 x i16>
   %x.1.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
-%y.1.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.1.0, <32 x i16> %b.1.1, <32 x i16> %w.1.0)
+  %y.1.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.1.0, <32 x i16> %b.1.1, <32 x i16> %w.1.0)
   store <16 x i32> %y.1.1.0, ptr %acc.1.0, align 64
   %x.1.1.1 = load <16 x i32>, ptr %acc.1.1, align 64
-%y.1.1.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.1.1, <32 x i16> %b.1.1, <32 x i16> %w.1.1)
+  %y.1.1.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.1.1, <32 x i16> %b.1.1, <32 x i16> %w.1.1)
   store <16 x i32> %y.1.1.1, ptr %acc.1.1, align 64
   %wp.2.0 = getelementptr inbounds i16, ptr %vb, i64 64
   %w.2.0 = load <32 x i16>, ptr %wp.2.0, align 4
@@ -406,10 +406,10 @@ step:
   %bv.2.0 = shufflevector <16 x i32> %bi.2.0, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.2.0 = bitcast <16 x i32> %bv.2.0 to <32 x i16>
   %x.2.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-%y.2.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.0.0, <32 x i16> %b.2.0, <32 x i16> %w.2.0)
+  %y.2.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.0.0, <32 x i16> %b.2.0, <32 x i16> %w.2.0)
   store <16 x i32> %y.2.0.0, ptr %acc.0.0, align 64
   %x.2.0.1 = load <16 x i32>, ptr %acc.0.1, align 64
-%y.2.0.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.0.1, <32 x i16> %b.2.0, <32 x i16> %w.2.1)
+  %y.2.0.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.0.1, <32 x i16> %b.2.0, <32 x i16> %w.2.1)
   store <16 x i32> %y.2.0.1, ptr %acc.0.1, align 64
   %bp.2.1 = getelementptr inbounds i16, ptr %sb, i64 34
   %bs.2.1 = load i32, ptr %bp.2.1, align 4
@@ -417,10 +417,10 @@ step:
   %bv.2.1 = shufflevector <16 x i32> %bi.2.1, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.2.1 = bitcast <16 x i32> %bv.2.1 to <32 x i16>
   %x.2.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
-%y.2.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.1.0, <32 x i16> %b.2.1, <32 x i16> %w.2.0)
+  %y.2.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.1.0, <32 x i16> %b.2.1, <32 x i16> %w.2.0)
   store <16 x i32> %y.2.1.0, ptr %acc.1.0, align 64
   %x.2.1.1 = load <16 x i32>, ptr %acc.1.1, align 64
-%y.2.1.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.1.1, <32 x i16> %b.2.1, <32 x i16> %w.2.1)
+  %y.2.1.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.1.1, <32 x i16> %b.2.1, <32 x i16> %w.2.1)
   store <16 x i32> %y.2.1.1, ptr %acc.1.1, align 64
   %t.next = add nuw i64 %t, 1
   %t.more = icmp ult i64 %t.next, %t1
@@ -523,10 +523,10 @@ step:
   %bv.0.0 = shufflevector <16 x i32> %bi.0.0, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.0.0 = bitcast <16 x i32> %bv.0.0 to <32 x i16>
   %x.0.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-%y.0.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.0.0, <32 x i16> %b.0.0, <32 x i16> %w.0.0)
+  %y.0.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.0.0, <32 x i16> %b.0.0, <32 x i16> %w.0.0)
   store <16 x i32> %y.0.0.0, ptr %acc.0.0, align 64
   %x.0.0.1 = load <16 x i32>, ptr %acc.0.1, align 64
-%y.0.0.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.0.1, <32 x i16> %b.0.0, <32 x i16> %w.0.1)
+  %y.0.0.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.0.1, <32 x i16> %b.0.0, <32 x i16> %w.0.1)
   store <16 x i32> %y.0.0.1, ptr %acc.0.1, align 64
   %bp.0.1 = getelementptr inbounds i16, ptr %sb, i64 6
   %bs.0.1 = load i32, ptr %bp.0.1, align 4
@@ -534,10 +534,10 @@ step:
   %bv.0.1 = shufflevector <16 x i32> %bi.0.1, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.0.1 = bitcast <16 x i32> %bv.0.1 to <32 x i16>
   %x.0.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
-%y.0.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.1.0, <32 x i16> %b.0.1, <32 x i16> %w.0.0)
+  %y.0.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.1.0, <32 x i16> %b.0.1, <32 x i16> %w.0.0)
   store <16 x i32> %y.0.1.0, ptr %acc.1.0, align 64
   %x.0.1.1 = load <16 x i32>, ptr %acc.1.1, align 64
-%y.0.1.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.1.1, <32 x i16> %b.0.1, <32 x i16> %w.0.1)
+  %y.0.1.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.1.1, <32 x i16> %b.0.1, <32 x i16> %w.0.1)
   store <16 x i32> %y.0.1.1, ptr %acc.1.1, align 64
   %wp.1.0 = getelementptr inbounds i16, ptr %vb, i64 32
   %w.1.0 = load <32 x i16>, ptr %wp.1.0, align 4
@@ -549,10 +549,10 @@ step:
   %bv.1.0 = shufflevector <16 x i32> %bi.1.0, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.1.0 = bitcast <16 x i32> %bv.1.0 to <32 x i16>
   %x.1.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-%y.1.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.0.0, <32 x i16> %b.1.0, <32 x i16> %w.1.0)
+  %y.1.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.0.0, <32 x i16> %b.1.0, <32 x i16> %w.1.0)
   store <16 x i32> %y.1.0.0, ptr %acc.0.0, align 64
   %x.1.0.1 = load <16 x i32>, ptr %acc.0.1, align 64
-%y.1.0.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.0.1, <32 x i16> %b.1.0, <32 x i16> %w.1.1)
+  %y.1.0.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.0.1, <32 x i16> %b.1.0, <32 x i16> %w.1.1)
   store <16 x i32> %y.1.0.1, ptr %acc.0.1, align 64
   %bp.1.1 = getelementptr inbounds i16, ptr %sb, i64 8
   %bs.1.1 = load i32, ptr %bp.1.1, align 4
@@ -560,10 +560,10 @@ step:
   %bv.1.1 = shufflevector <16 x i32> %bi.1.1, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.1.1 = bitcast <16 x i32> %bv.1.1 to <32 x i16>
   %x.1.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
-%y.1.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.1.0, <32 x i16> %b.1.1, <32 x i16> %w.1.0)
+  %y.1.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.1.0, <32 x i16> %b.1.1, <32 x i16> %w.1.0)
   store <16 x i32> %y.1.1.0, ptr %acc.1.0, align 64
   %x.1.1.1 = load <16 x i32>, ptr %acc.1.1, align 64
-%y.1.1.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.1.1, <32 x i16> %b.1.1, <32 x i16> %w.1.1)
+  %y.1.1.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.1.1, <32 x i16> %b.1.1, <32 x i16> %w.1.1)
   store <16 x i32> %y.1.1.1, ptr %acc.1.1, align 64
   %wp.2.0 = getelementptr inbounds i16, ptr %vb, i64 64
   %w.2.0 = load <32 x i16>, ptr %wp.2.0, align 4
@@ -575,10 +575,10 @@ step:
   %bv.2.0 = shufflevector <16 x i32> %bi.2.0, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.2.0 = bitcast <16 x i32> %bv.2.0 to <32 x i16>
   %x.2.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-%y.2.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.0.0, <32 x i16> %b.2.0, <32 x i16> %w.2.0)
+  %y.2.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.0.0, <32 x i16> %b.2.0, <32 x i16> %w.2.0)
   store <16 x i32> %y.2.0.0, ptr %acc.0.0, align 64
   %x.2.0.1 = load <16 x i32>, ptr %acc.0.1, align 64
-%y.2.0.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.0.1, <32 x i16> %b.2.0, <32 x i16> %w.2.1)
+  %y.2.0.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.0.1, <32 x i16> %b.2.0, <32 x i16> %w.2.1)
   store <16 x i32> %y.2.0.1, ptr %acc.0.1, align 64
   %bp.2.1 = getelementptr inbounds i16, ptr %sb, i64 10
   %bs.2.1 = load i32, ptr %bp.2.1, align 4
@@ -586,10 +586,10 @@ step:
   %bv.2.1 = shufflevector <16 x i32> %bi.2.1, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.2.1 = bitcast <16 x i32> %bv.2.1 to <32 x i16>
   %x.2.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
-%y.2.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.1.0, <32 x i16> %b.2.1, <32 x i16> %w.2.0)
+  %y.2.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.1.0, <32 x i16> %b.2.1, <32 x i16> %w.2.0)
   store <16 x i32> %y.2.1.0, ptr %acc.1.0, align 64
   %x.2.1.1 = load <16 x i32>, ptr %acc.1.1, align 64
-%y.2.1.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.1.1, <32 x i16> %b.2.1, <32 x i16> %w.2.1)
+  %y.2.1.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.1.1, <32 x i16> %b.2.1, <32 x i16> %w.2.1)
   store <16 x i32> %y.2.1.1, ptr %acc.1.1, align 64
   %t.next = add nuw i64 %t, 1
   %t.more = icmp ult i64 %t.next, %t1
@@ -688,10 +688,10 @@ step:
   %bv.0.0 = shufflevector <16 x i32> %bi.0.0, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.0.0 = bitcast <16 x i32> %bv.0.0 to <32 x i16>
   %x.0.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-%y.0.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.0.0, <32 x i16> %b.0.0, <32 x i16> %w.0.0)
+  %y.0.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.0.0, <32 x i16> %b.0.0, <32 x i16> %w.0.0)
   store <16 x i32> %y.0.0.0, ptr %acc.0.0, align 64
   %x.0.0.1 = load <16 x i32>, ptr %acc.0.1, align 64
-%y.0.0.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.0.1, <32 x i16> %b.0.0, <32 x i16> %w.0.1)
+  %y.0.0.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.0.1, <32 x i16> %b.0.0, <32 x i16> %w.0.1)
   store <16 x i32> %y.0.0.1, ptr %acc.0.1, align 64
   %wp.1.0 = getelementptr inbounds i16, ptr %vb, i64 32
   %w.1.0 = load <32 x i16>, ptr %wp.1.0, align 4
@@ -703,10 +703,10 @@ step:
   %bv.1.0 = shufflevector <16 x i32> %bi.1.0, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.1.0 = bitcast <16 x i32> %bv.1.0 to <32 x i16>
   %x.1.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-%y.1.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.0.0, <32 x i16> %b.1.0, <32 x i16> %w.1.0)
+  %y.1.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.0.0, <32 x i16> %b.1.0, <32 x i16> %w.1.0)
   store <16 x i32> %y.1.0.0, ptr %acc.0.0, align 64
   %x.1.0.1 = load <16 x i32>, ptr %acc.0.1, align 64
-%y.1.0.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.0.1, <32 x i16> %b.1.0, <32 x i16> %w.1.1)
+  %y.1.0.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.0.1, <32 x i16> %b.1.0, <32 x i16> %w.1.1)
   store <16 x i32> %y.1.0.1, ptr %acc.0.1, align 64
   %wp.2.0 = getelementptr inbounds i16, ptr %vb, i64 64
   %w.2.0 = load <32 x i16>, ptr %wp.2.0, align 4
@@ -718,10 +718,10 @@ step:
   %bv.2.0 = shufflevector <16 x i32> %bi.2.0, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.2.0 = bitcast <16 x i32> %bv.2.0 to <32 x i16>
   %x.2.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-%y.2.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.0.0, <32 x i16> %b.2.0, <32 x i16> %w.2.0)
+  %y.2.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.0.0, <32 x i16> %b.2.0, <32 x i16> %w.2.0)
   store <16 x i32> %y.2.0.0, ptr %acc.0.0, align 64
   %x.2.0.1 = load <16 x i32>, ptr %acc.0.1, align 64
-%y.2.0.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.0.1, <32 x i16> %b.2.0, <32 x i16> %w.2.1)
+  %y.2.0.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.0.1, <32 x i16> %b.2.0, <32 x i16> %w.2.1)
   store <16 x i32> %y.2.0.1, ptr %acc.0.1, align 64
   %t.next = add nuw i64 %t, 1
   %t.more = icmp ult i64 %t.next, %t1
@@ -802,7 +802,7 @@ step:
   %bv.0.0 = shufflevector <16 x i32> %bi.0.0, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.0.0 = bitcast <16 x i32> %bv.0.0 to <32 x i16>
   %x.0.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-%y.0.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.0.0, <32 x i16> %b.0.0, <32 x i16> %w.0.0)
+  %y.0.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.0.0, <32 x i16> %b.0.0, <32 x i16> %w.0.0)
   store <16 x i32> %y.0.0.0, ptr %acc.0.0, align 64
   %bp.0.1 = getelementptr inbounds i16, ptr %sb, i64 6
   %bs.0.1 = load i32, ptr %bp.0.1, align 4
@@ -810,7 +810,7 @@ step:
   %bv.0.1 = shufflevector <16 x i32> %bi.0.1, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.0.1 = bitcast <16 x i32> %bv.0.1 to <32 x i16>
   %x.0.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
-%y.0.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.1.0, <32 x i16> %b.0.1, <32 x i16> %w.0.0)
+  %y.0.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.1.0, <32 x i16> %b.0.1, <32 x i16> %w.0.0)
   store <16 x i32> %y.0.1.0, ptr %acc.1.0, align 64
   %bp.0.2 = getelementptr inbounds i16, ptr %sb, i64 30
   %bs.0.2 = load i32, ptr %bp.0.2, align 4
@@ -818,7 +818,7 @@ step:
   %bv.0.2 = shufflevector <16 x i32> %bi.0.2, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.0.2 = bitcast <16 x i32> %bv.0.2 to <32 x i16>
   %x.0.2.0 = load <16 x i32>, ptr %acc.2.0, align 64
-%y.0.2.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.2.0, <32 x i16> %b.0.2, <32 x i16> %w.0.0)
+  %y.0.2.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.2.0, <32 x i16> %b.0.2, <32 x i16> %w.0.0)
   store <16 x i32> %y.0.2.0, ptr %acc.2.0, align 64
   %bp.0.3 = getelementptr inbounds i16, ptr %sb, i64 36
   %bs.0.3 = load i32, ptr %bp.0.3, align 4
@@ -826,7 +826,7 @@ step:
   %bv.0.3 = shufflevector <16 x i32> %bi.0.3, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.0.3 = bitcast <16 x i32> %bv.0.3 to <32 x i16>
   %x.0.3.0 = load <16 x i32>, ptr %acc.3.0, align 64
-%y.0.3.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.3.0, <32 x i16> %b.0.3, <32 x i16> %w.0.0)
+  %y.0.3.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.3.0, <32 x i16> %b.0.3, <32 x i16> %w.0.0)
   store <16 x i32> %y.0.3.0, ptr %acc.3.0, align 64
   %wp.1.0 = getelementptr inbounds i16, ptr %vb, i64 32
   %w.1.0 = load <32 x i16>, ptr %wp.1.0, align 4
@@ -836,7 +836,7 @@ step:
   %bv.1.0 = shufflevector <16 x i32> %bi.1.0, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.1.0 = bitcast <16 x i32> %bv.1.0 to <32 x i16>
   %x.1.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-%y.1.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.0.0, <32 x i16> %b.1.0, <32 x i16> %w.1.0)
+  %y.1.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.0.0, <32 x i16> %b.1.0, <32 x i16> %w.1.0)
   store <16 x i32> %y.1.0.0, ptr %acc.0.0, align 64
   %bp.1.1 = getelementptr inbounds i16, ptr %sb, i64 8
   %bs.1.1 = load i32, ptr %bp.1.1, align 4
@@ -844,7 +844,7 @@ step:
   %bv.1.1 = shufflevector <16 x i32> %bi.1.1, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.1.1 = bitcast <16 x i32> %bv.1.1 to <32 x i16>
   %x.1.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
-%y.1.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.1.0, <32 x i16> %b.1.1, <32 x i16> %w.1.0)
+  %y.1.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.1.0, <32 x i16> %b.1.1, <32 x i16> %w.1.0)
   store <16 x i32> %y.1.1.0, ptr %acc.1.0, align 64
   %bp.1.2 = getelementptr inbounds i16, ptr %sb, i64 32
   %bs.1.2 = load i32, ptr %bp.1.2, align 4
@@ -852,7 +852,7 @@ step:
   %bv.1.2 = shufflevector <16 x i32> %bi.1.2, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.1.2 = bitcast <16 x i32> %bv.1.2 to <32 x i16>
   %x.1.2.0 = load <16 x i32>, ptr %acc.2.0, align 64
-%y.1.2.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.2.0, <32 x i16> %b.1.2, <32 x i16> %w.1.0)
+  %y.1.2.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.2.0, <32 x i16> %b.1.2, <32 x i16> %w.1.0)
   store <16 x i32> %y.1.2.0, ptr %acc.2.0, align 64
   %bp.1.3 = getelementptr inbounds i16, ptr %sb, i64 38
   %bs.1.3 = load i32, ptr %bp.1.3, align 4
@@ -860,7 +860,7 @@ step:
   %bv.1.3 = shufflevector <16 x i32> %bi.1.3, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.1.3 = bitcast <16 x i32> %bv.1.3 to <32 x i16>
   %x.1.3.0 = load <16 x i32>, ptr %acc.3.0, align 64
-%y.1.3.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.3.0, <32 x i16> %b.1.3, <32 x i16> %w.1.0)
+  %y.1.3.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.3.0, <32 x i16> %b.1.3, <32 x i16> %w.1.0)
   store <16 x i32> %y.1.3.0, ptr %acc.3.0, align 64
   %wp.2.0 = getelementptr inbounds i16, ptr %vb, i64 64
   %w.2.0 = load <32 x i16>, ptr %wp.2.0, align 4
@@ -870,7 +870,7 @@ step:
   %bv.2.0 = shufflevector <16 x i32> %bi.2.0, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.2.0 = bitcast <16 x i32> %bv.2.0 to <32 x i16>
   %x.2.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-%y.2.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.0.0, <32 x i16> %b.2.0, <32 x i16> %w.2.0)
+  %y.2.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.0.0, <32 x i16> %b.2.0, <32 x i16> %w.2.0)
   store <16 x i32> %y.2.0.0, ptr %acc.0.0, align 64
   %bp.2.1 = getelementptr inbounds i16, ptr %sb, i64 10
   %bs.2.1 = load i32, ptr %bp.2.1, align 4
@@ -878,7 +878,7 @@ step:
   %bv.2.1 = shufflevector <16 x i32> %bi.2.1, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.2.1 = bitcast <16 x i32> %bv.2.1 to <32 x i16>
   %x.2.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
-%y.2.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.1.0, <32 x i16> %b.2.1, <32 x i16> %w.2.0)
+  %y.2.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.1.0, <32 x i16> %b.2.1, <32 x i16> %w.2.0)
   store <16 x i32> %y.2.1.0, ptr %acc.1.0, align 64
   %bp.2.2 = getelementptr inbounds i16, ptr %sb, i64 34
   %bs.2.2 = load i32, ptr %bp.2.2, align 4
@@ -886,7 +886,7 @@ step:
   %bv.2.2 = shufflevector <16 x i32> %bi.2.2, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.2.2 = bitcast <16 x i32> %bv.2.2 to <32 x i16>
   %x.2.2.0 = load <16 x i32>, ptr %acc.2.0, align 64
-%y.2.2.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.2.0, <32 x i16> %b.2.2, <32 x i16> %w.2.0)
+  %y.2.2.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.2.0, <32 x i16> %b.2.2, <32 x i16> %w.2.0)
   store <16 x i32> %y.2.2.0, ptr %acc.2.0, align 64
   %bp.2.3 = getelementptr inbounds i16, ptr %sb, i64 40
   %bs.2.3 = load i32, ptr %bp.2.3, align 4
@@ -894,7 +894,7 @@ step:
   %bv.2.3 = shufflevector <16 x i32> %bi.2.3, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.2.3 = bitcast <16 x i32> %bv.2.3 to <32 x i16>
   %x.2.3.0 = load <16 x i32>, ptr %acc.3.0, align 64
-%y.2.3.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.3.0, <32 x i16> %b.2.3, <32 x i16> %w.2.0)
+  %y.2.3.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.3.0, <32 x i16> %b.2.3, <32 x i16> %w.2.0)
   store <16 x i32> %y.2.3.0, ptr %acc.3.0, align 64
   %t.next = add nuw i64 %t, 1
   %t.more = icmp ult i64 %t.next, %t1
@@ -991,7 +991,7 @@ step:
   %bv.0.0 = shufflevector <16 x i32> %bi.0.0, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.0.0 = bitcast <16 x i32> %bv.0.0 to <32 x i16>
   %x.0.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-%y.0.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.0.0, <32 x i16> %b.0.0, <32 x i16> %w.0.0)
+  %y.0.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.0.0, <32 x i16> %b.0.0, <32 x i16> %w.0.0)
   store <16 x i32> %y.0.0.0, ptr %acc.0.0, align 64
   %bp.0.1 = getelementptr inbounds i16, ptr %sb, i64 30
   %bs.0.1 = load i32, ptr %bp.0.1, align 4
@@ -999,7 +999,7 @@ step:
   %bv.0.1 = shufflevector <16 x i32> %bi.0.1, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.0.1 = bitcast <16 x i32> %bv.0.1 to <32 x i16>
   %x.0.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
-%y.0.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.1.0, <32 x i16> %b.0.1, <32 x i16> %w.0.0)
+  %y.0.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.1.0, <32 x i16> %b.0.1, <32 x i16> %w.0.0)
   store <16 x i32> %y.0.1.0, ptr %acc.1.0, align 64
   %wp.1.0 = getelementptr inbounds i16, ptr %vb, i64 32
   %w.1.0 = load <32 x i16>, ptr %wp.1.0, align 4
@@ -1009,7 +1009,7 @@ step:
   %bv.1.0 = shufflevector <16 x i32> %bi.1.0, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.1.0 = bitcast <16 x i32> %bv.1.0 to <32 x i16>
   %x.1.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-%y.1.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.0.0, <32 x i16> %b.1.0, <32 x i16> %w.1.0)
+  %y.1.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.0.0, <32 x i16> %b.1.0, <32 x i16> %w.1.0)
   store <16 x i32> %y.1.0.0, ptr %acc.0.0, align 64
   %bp.1.1 = getelementptr inbounds i16, ptr %sb, i64 32
   %bs.1.1 = load i32, ptr %bp.1.1, align 4
@@ -1017,7 +1017,7 @@ step:
   %bv.1.1 = shufflevector <16 x i32> %bi.1.1, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.1.1 = bitcast <16 x i32> %bv.1.1 to <32 x i16>
   %x.1.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
-%y.1.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.1.0, <32 x i16> %b.1.1, <32 x i16> %w.1.0)
+  %y.1.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.1.0, <32 x i16> %b.1.1, <32 x i16> %w.1.0)
   store <16 x i32> %y.1.1.0, ptr %acc.1.0, align 64
   %wp.2.0 = getelementptr inbounds i16, ptr %vb, i64 64
   %w.2.0 = load <32 x i16>, ptr %wp.2.0, align 4
@@ -1027,7 +1027,7 @@ step:
   %bv.2.0 = shufflevector <16 x i32> %bi.2.0, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.2.0 = bitcast <16 x i32> %bv.2.0 to <32 x i16>
   %x.2.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-%y.2.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.0.0, <32 x i16> %b.2.0, <32 x i16> %w.2.0)
+  %y.2.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.0.0, <32 x i16> %b.2.0, <32 x i16> %w.2.0)
   store <16 x i32> %y.2.0.0, ptr %acc.0.0, align 64
   %bp.2.1 = getelementptr inbounds i16, ptr %sb, i64 34
   %bs.2.1 = load i32, ptr %bp.2.1, align 4
@@ -1035,7 +1035,7 @@ step:
   %bv.2.1 = shufflevector <16 x i32> %bi.2.1, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.2.1 = bitcast <16 x i32> %bv.2.1 to <32 x i16>
   %x.2.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
-%y.2.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.1.0, <32 x i16> %b.2.1, <32 x i16> %w.2.0)
+  %y.2.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.1.0, <32 x i16> %b.2.1, <32 x i16> %w.2.0)
   store <16 x i32> %y.2.1.0, ptr %acc.1.0, align 64
   %t.next = add nuw i64 %t, 1
   %t.more = icmp ult i64 %t.next, %t1
@@ -1112,7 +1112,7 @@ step:
   %bv.0.0 = shufflevector <16 x i32> %bi.0.0, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.0.0 = bitcast <16 x i32> %bv.0.0 to <32 x i16>
   %x.0.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-%y.0.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.0.0, <32 x i16> %b.0.0, <32 x i16> %w.0.0)
+  %y.0.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.0.0, <32 x i16> %b.0.0, <32 x i16> %w.0.0)
   store <16 x i32> %y.0.0.0, ptr %acc.0.0, align 64
   %bp.0.1 = getelementptr inbounds i16, ptr %sb, i64 6
   %bs.0.1 = load i32, ptr %bp.0.1, align 4
@@ -1120,7 +1120,7 @@ step:
   %bv.0.1 = shufflevector <16 x i32> %bi.0.1, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.0.1 = bitcast <16 x i32> %bv.0.1 to <32 x i16>
   %x.0.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
-%y.0.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.1.0, <32 x i16> %b.0.1, <32 x i16> %w.0.0)
+  %y.0.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.1.0, <32 x i16> %b.0.1, <32 x i16> %w.0.0)
   store <16 x i32> %y.0.1.0, ptr %acc.1.0, align 64
   %wp.1.0 = getelementptr inbounds i16, ptr %vb, i64 32
   %w.1.0 = load <32 x i16>, ptr %wp.1.0, align 4
@@ -1130,7 +1130,7 @@ step:
   %bv.1.0 = shufflevector <16 x i32> %bi.1.0, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.1.0 = bitcast <16 x i32> %bv.1.0 to <32 x i16>
   %x.1.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-%y.1.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.0.0, <32 x i16> %b.1.0, <32 x i16> %w.1.0)
+  %y.1.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.0.0, <32 x i16> %b.1.0, <32 x i16> %w.1.0)
   store <16 x i32> %y.1.0.0, ptr %acc.0.0, align 64
   %bp.1.1 = getelementptr inbounds i16, ptr %sb, i64 8
   %bs.1.1 = load i32, ptr %bp.1.1, align 4
@@ -1138,7 +1138,7 @@ step:
   %bv.1.1 = shufflevector <16 x i32> %bi.1.1, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.1.1 = bitcast <16 x i32> %bv.1.1 to <32 x i16>
   %x.1.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
-%y.1.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.1.0, <32 x i16> %b.1.1, <32 x i16> %w.1.0)
+  %y.1.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.1.0, <32 x i16> %b.1.1, <32 x i16> %w.1.0)
   store <16 x i32> %y.1.1.0, ptr %acc.1.0, align 64
   %wp.2.0 = getelementptr inbounds i16, ptr %vb, i64 64
   %w.2.0 = load <32 x i16>, ptr %wp.2.0, align 4
@@ -1148,7 +1148,7 @@ step:
   %bv.2.0 = shufflevector <16 x i32> %bi.2.0, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.2.0 = bitcast <16 x i32> %bv.2.0 to <32 x i16>
   %x.2.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-%y.2.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.0.0, <32 x i16> %b.2.0, <32 x i16> %w.2.0)
+  %y.2.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.0.0, <32 x i16> %b.2.0, <32 x i16> %w.2.0)
   store <16 x i32> %y.2.0.0, ptr %acc.0.0, align 64
   %bp.2.1 = getelementptr inbounds i16, ptr %sb, i64 10
   %bs.2.1 = load i32, ptr %bp.2.1, align 4
@@ -1156,7 +1156,7 @@ step:
   %bv.2.1 = shufflevector <16 x i32> %bi.2.1, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.2.1 = bitcast <16 x i32> %bv.2.1 to <32 x i16>
   %x.2.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
-%y.2.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.1.0, <32 x i16> %b.2.1, <32 x i16> %w.2.0)
+  %y.2.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.1.0, <32 x i16> %b.2.1, <32 x i16> %w.2.0)
   store <16 x i32> %y.2.1.0, ptr %acc.1.0, align 64
   %t.next = add nuw i64 %t, 1
   %t.more = icmp ult i64 %t.next, %t1
@@ -1231,7 +1231,7 @@ step:
   %bv.0.0 = shufflevector <16 x i32> %bi.0.0, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.0.0 = bitcast <16 x i32> %bv.0.0 to <32 x i16>
   %x.0.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-%y.0.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.0.0, <32 x i16> %b.0.0, <32 x i16> %w.0.0)
+  %y.0.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.0.0, <32 x i16> %b.0.0, <32 x i16> %w.0.0)
   store <16 x i32> %y.0.0.0, ptr %acc.0.0, align 64
   %wp.1.0 = getelementptr inbounds i16, ptr %vb, i64 32
   %w.1.0 = load <32 x i16>, ptr %wp.1.0, align 4
@@ -1241,7 +1241,7 @@ step:
   %bv.1.0 = shufflevector <16 x i32> %bi.1.0, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.1.0 = bitcast <16 x i32> %bv.1.0 to <32 x i16>
   %x.1.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-%y.1.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.0.0, <32 x i16> %b.1.0, <32 x i16> %w.1.0)
+  %y.1.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.0.0, <32 x i16> %b.1.0, <32 x i16> %w.1.0)
   store <16 x i32> %y.1.0.0, ptr %acc.0.0, align 64
   %wp.2.0 = getelementptr inbounds i16, ptr %vb, i64 64
   %w.2.0 = load <32 x i16>, ptr %wp.2.0, align 4
@@ -1251,7 +1251,7 @@ step:
   %bv.2.0 = shufflevector <16 x i32> %bi.2.0, <16 x i32> poison, <16 x i32> zeroinitializer
   %b.2.0 = bitcast <16 x i32> %bv.2.0 to <32 x i16>
   %x.2.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-%y.2.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.0.0, <32 x i16> %b.2.0, <32 x i16> %w.2.0)
+  %y.2.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.0.0, <32 x i16> %b.2.0, <32 x i16> %w.2.0)
   store <16 x i32> %y.2.0.0, ptr %acc.0.0, align 64
   %t.next = add nuw i64 %t, 1
   %t.more = icmp ult i64 %t.next, %t1

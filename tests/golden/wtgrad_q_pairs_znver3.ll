@@ -68,8 +68,9 @@ step:
   %bv.0.0 = shufflevector <8 x i32> %bi.0.0, <8 x i32> poison, <8 x i32> zeroinitializer
   %b.0.0 = bitcast <8 x i32> %bv.0.0 to <16 x i16>
   %x.0.0.0 = load <8 x i32>, ptr %acc.0.0, align 64
-%y.0.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.0.0, <16 x i16> %w.0.0)
-  %y.0.0.0 = add <8 x i32> %x.0.0.0, %y.0.0.0.p
+  %y.0.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.0.0, <16 x i16> %w.0.0)
+  %y.0.0.0.s = add <8 x i32> %x.0.0.0, %y.0.0.0.p
+  %y.0.0.0 = call <8 x i32> asm "", "=v,0"(<8 x i32> %y.0.0.0.s)
   store <8 x i32> %y.0.0.0, ptr %acc.0.0, align 64
   %bp.0.1 = getelementptr inbounds i16, ptr %sb, i64 2
   %bs.0.1 = load i32, ptr %bp.0.1, align 4
@@ -77,8 +78,9 @@ step:
   %bv.0.1 = shufflevector <8 x i32> %bi.0.1, <8 x i32> poison, <8 x i32> zeroinitializer
   %b.0.1 = bitcast <8 x i32> %bv.0.1 to <16 x i16>
   %x.0.1.0 = load <8 x i32>, ptr %acc.1.0, align 64
-%y.0.1.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.0.1, <16 x i16> %w.0.0)
-  %y.0.1.0 = add <8 x i32> %x.0.1.0, %y.0.1.0.p
+  %y.0.1.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.0.1, <16 x i16> %w.0.0)
+  %y.0.1.0.s = add <8 x i32> %x.0.1.0, %y.0.1.0.p
+  %y.0.1.0 = call <8 x i32> asm "", "=v,0"(<8 x i32> %y.0.1.0.s)
   store <8 x i32> %y.0.1.0, ptr %acc.1.0, align 64
   %bp.0.2 = getelementptr inbounds i16, ptr %sb, i64 4
   %bs.0.2 = load i32, ptr %bp.0.2, align 4
@@ -86,8 +88,9 @@ step:
   %bv.0.2 = shufflevector <8 x i32> %bi.0.2, <8 x i32> poison, <8 x i32> zeroinitializer
   %b.0.2 = bitcast <8 x i32> %bv.0.2 to <16 x i16>
   %x.0.2.0 = load <8 x i32>, ptr %acc.2.0, align 64
-%y.0.2.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.0.2, <16 x i16> %w.0.0)
-  %y.0.2.0 = add <8 x i32> %x.0.2.0, %y.0.2.0.p
+  %y.0.2.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.0.2, <16 x i16> %w.0.0)
+  %y.0.2.0.s = add <8 x i32> %x.0.2.0, %y.0.2.0.p
+  %y.0.2.0 = call <8 x i32> asm "", "=v,0"(<8 x i32> %y.0.2.0.s)
   store <8 x i32> %y.0.2.0, ptr %acc.2.0, align 64
   %wp.1.0 = getelementptr inbounds i16, ptr %vb, i64 16
   %w.1.0 = load <16 x i16>, ptr %wp.1.0, align 4
@@ -97,8 +100,9 @@ step:
   %bv.1.0 = shufflevector <8 x i32> %bi.1.0, <8 x i32> poison, <8 x i32> zeroinitializer
   %b.1.0 = bitcast <8 x i32> %bv.1.0 to <16 x i16>
   %x.1.0.0 = load <8 x i32>, ptr %acc.0.0, align 64
-%y.1.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.1.0, <16 x i16> %w.1.0)
-  %y.1.0.0 = add <8 x i32> %x.1.0.0, %y.1.0.0.p
+  %y.1.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.1.0, <16 x i16> %w.1.0)
+  %y.1.0.0.s = add <8 x i32> %x.1.0.0, %y.1.0.0.p
+  %y.1.0.0 = call <8 x i32> asm "", "=v,0"(<8 x i32> %y.1.0.0.s)
   store <8 x i32> %y.1.0.0, ptr %acc.0.0, align 64
   %bp.1.1 = getelementptr inbounds i16, ptr %sb, i64 14
   %bs.1.1 = load i32, ptr %bp.1.1, align 4
@@ -106,8 +110,9 @@ step:
   %bv.1.1 = shufflevector <8 x i32> %bi.1.1, <8 x i32> poison, <8 x i32> zeroinitializer
   %b.1.1 = bitcast <8 x i32> %bv.1.1 to <16 x i16>
   %x.1.1.0 = load <8 x i32>, ptr %acc.1.0, align 64
-%y.1.1.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.1.1, <16 x i16> %w.1.0)
-  %y.1.1.0 = add <8 x i32> %x.1.1.0, %y.1.1.0.p
+  %y.1.1.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.1.1, <16 x i16> %w.1.0)
+  %y.1.1.0.s = add <8 x i32> %x.1.1.0, %y.1.1.0.p
+  %y.1.1.0 = call <8 x i32> asm "", "=v,0"(<8 x i32> %y.1.1.0.s)
   store <8 x i32> %y.1.1.0, ptr %acc.1.0, align 64
   %bp.1.2 = getelementptr inbounds i16, ptr %sb, i64 16
   %bs.1.2 = load i32, ptr %bp.1.2, align 4
@@ -115,8 +120,9 @@ step:
   %bv.1.2 = shufflevector <8 x i32> %bi.1.2, <8 x i32> poison, <8 x i32> zeroinitializer
   %b.1.2 = bitcast <8 x i32> %bv.1.2 to <16 x i16>
   %x.1.2.0 = load <8 x i32>, ptr %acc.2.0, align 64
-%y.1.2.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.1.2, <16 x i16> %w.1.0)
-  %y.1.2.0 = add <8 x i32> %x.1.2.0, %y.1.2.0.p
+  %y.1.2.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.1.2, <16 x i16> %w.1.0)
+  %y.1.2.0.s = add <8 x i32> %x.1.2.0, %y.1.2.0.p
+  %y.1.2.0 = call <8 x i32> asm "", "=v,0"(<8 x i32> %y.1.2.0.s)
   store <8 x i32> %y.1.2.0, ptr %acc.2.0, align 64
   %wp.2.0 = getelementptr inbounds i16, ptr %vb, i64 32
   %w.2.0 = load <16 x i16>, ptr %wp.2.0, align 4
@@ -126,8 +132,9 @@ step:
   %bv.2.0 = shufflevector <8 x i32> %bi.2.0, <8 x i32> poison, <8 x i32> zeroinitializer
   %b.2.0 = bitcast <8 x i32> %bv.2.0 to <16 x i16>
   %x.2.0.0 = load <8 x i32>, ptr %acc.0.0, align 64
-%y.2.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.2.0, <16 x i16> %w.2.0)
-  %y.2.0.0 = add <8 x i32> %x.2.0.0, %y.2.0.0.p
+  %y.2.0.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.2.0, <16 x i16> %w.2.0)
+  %y.2.0.0.s = add <8 x i32> %x.2.0.0, %y.2.0.0.p
+  %y.2.0.0 = call <8 x i32> asm "", "=v,0"(<8 x i32> %y.2.0.0.s)
   store <8 x i32> %y.2.0.0, ptr %acc.0.0, align 64
   %bp.2.1 = getelementptr inbounds i16, ptr %sb, i64 26
   %bs.2.1 = load i32, ptr %bp.2.1, align 4
@@ -135,8 +142,9 @@ step:
   %bv.2.1 = shufflevector <8 x i32> %bi.2.1, <8 x i32> poison, <8 x i32> zeroinitializer
   %b.2.1 = bitcast <8 x i32> %bv.2.1 to <16 x i16>
   %x.2.1.0 = load <8 x i32>, ptr %acc.1.0, align 64
-%y.2.1.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.2.1, <16 x i16> %w.2.0)
-  %y.2.1.0 = add <8 x i32> %x.2.1.0, %y.2.1.0.p
+  %y.2.1.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.2.1, <16 x i16> %w.2.0)
+  %y.2.1.0.s = add <8 x i32> %x.2.1.0, %y.2.1.0.p
+  %y.2.1.0 = call <8 x i32> asm "", "=v,0"(<8 x i32> %y.2.1.0.s)
   store <8 x i32> %y.2.1.0, ptr %acc.1.0, align 64
   %bp.2.2 = getelementptr inbounds i16, ptr %sb, i64 28
   %bs.2.2 = load i32, ptr %bp.2.2, align 4
@@ -144,8 +152,9 @@ step:
   %bv.2.2 = shufflevector <8 x i32> %bi.2.2, <8 x i32> poison, <8 x i32> zeroinitializer
   %b.2.2 = bitcast <8 x i32> %bv.2.2 to <16 x i16>
   %x.2.2.0 = load <8 x i32>, ptr %acc.2.0, align 64
-%y.2.2.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.2.2, <16 x i16> %w.2.0)
-  %y.2.2.0 = add <8 x i32> %x.2.2.0, %y.2.2.0.p
+  %y.2.2.0.p = call <8 x i32> @llvm.x86.avx2.pmadd.wd(<16 x i16> %b.2.2, <16 x i16> %w.2.0)
+  %y.2.2.0.s = add <8 x i32> %x.2.2.0, %y.2.2.0.p
+  %y.2.2.0 = call <8 x i32> asm "", "=v,0"(<8 x i32> %y.2.2.0.s)
   store <8 x i32> %y.2.2.0, ptr %acc.2.0, align 64
   %t.next = add nuw i64 %t, 1
   %t.more = icmp ult i64 %t.next, %t1
