@@ -23,7 +23,9 @@ FLUSH_CYCLES = {False: 2.0, True: 1.0}  # per accumulator and flush: into the ou
 # vpmaddwd writes a product register that vpaddd then adds, and LLVM hoists the unrolled steps' loads
 # and products ahead, so blocks needing more than 11 of the 16 ymm registers spill (kv1 x 7x2: 31-37
 # GMAC/s); and broadcasts issue at about one a cycle, so blocks that reuse each broadcast across
-# vectors win (kv2 x 3x1: 41-47, kv1 x 2x4: 32-35). WTGRAD has its own rule (below).
+# vectors win (kv2 x 3x1: 41-47, kv1 x 2x4: 32-35). With the accumulators pinned (templates/conv.ll.j2)
+# blocks of 13 registers (kv2 x 5x1, kv3 x 3x1) no longer spill, but they measured level with kv2 x 4x1
+# (0.97-1.03x, paired), so the limit stays at 11. WTGRAD has its own rule (below).
 PMADD_TEMPORARIES = 5
 SPILL_PENALTY = 1.6
 PMADD_LOADS_PER_CYCLE = 1.0
