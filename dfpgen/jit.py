@@ -24,8 +24,9 @@ from .errors import CompileError
 from .target import Isa, Target, ensure_llvm
 
 CACHE_FORMAT = 1
-KERNEL_SIGNATURE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_float,
-                                    ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)
+# (src, vec, dst, call table, scale, max|dst| slot, first item, end item)
+KERNEL_SIGNATURE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+                                    ctypes.c_float, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)
 _LOCK = threading.Lock()  # LLVM's global state is not re-entrant across our threads
 
 

@@ -89,7 +89,8 @@ class Kernel:
         fn = self.compiled().function
         ranges = split_items(self.plan.items, threads or default_threads())
         maxabs = np.zeros(len(ranges), dtype=np.float32)
-        args = (blocked_in.ctypes.data, blocked_w.ctypes.data, out.ctypes.data, float(scale))
+        args = (blocked_in.ctypes.data, blocked_w.ctypes.data, out.ctypes.data, self.plan.call_words.ctypes.data,
+                float(scale))
         slot = maxabs.ctypes.data
         if len(ranges) == 1:
             fn(*args, slot, *ranges[0])

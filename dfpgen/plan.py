@@ -6,8 +6,10 @@ Every pass is planned into the same generic shape, which one template (templates
     accumulators, with constant offsets of every broadcast, vector load and output store;
   * a reduction over a slice of two offset tables (`src_steps`, `vec_steps`), each step doing
     `unroll` multiply-accumulates per accumulator, flushed to FP32 every `steps_per_flush` steps;
-  * a `Calls` table: which tile runs at which src/vec/dst offsets over which slice of the tables,
-    grouped into work items; items repeat over `batch` (images) unless the batch is reduced.
+  * a call table: which tile runs at which src/vec/dst offsets over which slice of the tables,
+    grouped into work items; items repeat over `batch` (images) unless the batch is reduced. The
+    kernel takes it as an argument at run time (`Plan.call_words`), so FC layers with a million
+    calls still render small IR.
 The pass-specific planners (plan_fprop, plan_bprop, plan_wtgrad) only compute these tables.
 """
 
@@ -202,8 +204,14 @@ class Plan:
 
     @cached_property
     def calls(self) -> Calls:
-        """The call table as tuples (what the template renders)."""
+        """The call table as tuples, column by column (for reading a plan)."""
         return Calls(*(tuple(col.tolist()) for col in self.call_table.T))
+
+    @cached_property
+    def call_words(self) -> np.ndarray:
+        """The call table as the kernel reads it at run time: C-contiguous int32, calls x CALL_FIELDS
+        (finish() has checked that every offset fits)."""
+        return np.ascontiguousarray(self.call_table, dtype=np.int32).reshape(-1, CALL_FIELDS)
 
     @property
     def items_per_batch(self) -> int:

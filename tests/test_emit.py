@@ -1,9 +1,11 @@
 """Emitter: golden IR for a few kernels, and the template contract (plan fields only, strict names)."""
 
 import difflib
+import re
 from pathlib import Path
 
 import jinja2
+import numpy as np
 import pytest
 
 from dfpgen import Blocking, ConvSpec, Numerics
@@ -78,3 +80,18 @@ def test_templates_reject_undefined_names():
 def test_template_hash_is_stable_and_short():
     assert template_hash("fprop") == template_hash("fprop")
     assert len(template_hash("fprop")) == 16
+
+
+def test_ir_does_not_grow_with_the_call_table():
+    # The call table is a run-time argument: a layer with 8x the calls renders as many IR lines, and
+    # no constant table as long as the call table.
+    small, large = (make_plan(ConvSpec(2, c, 64, 1, 1, 1, 1, 1, 0, "fc"), Numerics(13, 13), Blocking(kv=2, wb=2, hb=1),
+                              named("znver3"), "avx2", "wtgrad") for c in (512, 4096))
+    assert len(large.call_table) == 8 * len(small.call_table) > 1000
+    ir_small, ir_large = render(small), render(large)
+    assert "ptr noalias readonly %calls" in ir_large and f"{len(large.call_table)} calls x 6 i32" in ir_large
+    assert len(ir_small.splitlines()) == len(ir_large.splitlines()) and len(ir_large) < 1.05 * len(ir_small)
+    tables = [int(n) for n in re.findall(r"constant \[(\d+) x i32\]", ir_large)]
+    assert tables and max(tables) < len(small.call_table)
+    assert large.call_words.dtype == np.int32 and large.call_words.flags.c_contiguous
+    assert np.array_equal(large.call_words, large.call_table)

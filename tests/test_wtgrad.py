@@ -112,6 +112,21 @@ def test_reference_matches_torch_autograd(spec):
 # ----------------------------------------------------------------- crafted shapes and mantissas
 
 
+@pytest.mark.parametrize("isa", SWEEP_ISAS)
+def test_fc_layer_with_a_hundred_thousand_calls_exact(isa):
+    """An FC-like layer (VGG's fc6 input width) plans ~10**5 tile calls; the kernel reads that table at
+    run time, so the IR stays small, and every dw is exact across two threads."""
+    spec = ConvSpec(2, 25088, 256, 1, 1, 1, 1, 1, 0, "fc")
+    op = conv_op(spec, isa, blocking=Blocking(kv=2, wb=2, hb=1), threads=2)
+    kernel = op.kernel(PASS)
+    assert len(kernel.plan.call_table) >= 100_000 and len(kernel.ir) < 100_000
+    rng = np.random.default_rng(11)
+    limit = small_limit(spec)
+    xm, dym = operands(rng, spec, limit, limit)
+    dw = op.wtgrad(DFPTensor(xm, -3), DFPTensor(dym, 2))
+    np.testing.assert_array_equal(dw, ref.exact_to_f32(exact(xm, dym, spec), -1))
+
+
 @pytest.mark.parametrize("isa", DFP_ISAS)
 @pytest.mark.parametrize("spec", SWEEP_SPECS, ids=ref.shape_id)
 def test_small_mantissas_exact(spec, isa):

@@ -9,12 +9,6 @@
 ; work: 8 items (2 x 4), 8 tile calls per batch entry, order nk
 @src_steps = private unnamed_addr constant [9 x i32] [i32 0, i32 6, i32 12, i32 30, i32 36, i32 42, i32 60, i32 66, i32 72]
 @vec_steps = private unnamed_addr constant [9 x i32] [i32 0, i32 96, i32 192, i32 288, i32 384, i32 480, i32 576, i32 672, i32 768]
-@call_tile = private unnamed_addr constant [8 x i32] [i32 0, i32 1, i32 2, i32 3, i32 4, i32 5, i32 6, i32 7]
-@call_src = private unnamed_addr constant [8 x i32] [i32 0, i32 12, i32 60, i32 72, i32 0, i32 12, i32 60, i32 72]
-@call_vec = private unnamed_addr constant [8 x i32] [i32 0, i32 0, i32 0, i32 0, i32 1728, i32 1728, i32 1728, i32 1728]
-@call_dst = private unnamed_addr constant [8 x i32] [i32 0, i32 32, i32 96, i32 128, i32 288, i32 320, i32 384, i32 416]
-@call_step_begin = private unnamed_addr constant [8 x i32] [i32 0, i32 0, i32 0, i32 0, i32 0, i32 0, i32 0, i32 0]
-@call_step_count = private unnamed_addr constant [8 x i32] [i32 9, i32 9, i32 9, i32 9, i32 9, i32 9, i32 9, i32 9]
 @item_starts = private unnamed_addr constant [5 x i32] [i32 0, i32 2, i32 4, i32 6, i32 8]
 @block_begin = private unnamed_addr constant [1 x i32] [i32 0]
 @block_count = private unnamed_addr constant [1 x i32] [i32 9]
@@ -1282,7 +1276,9 @@ epilogue:
 
 
 ; Runs work items [begin, end): 2 batch entries x 4 items, the batch outer.
-define void @dfpgen_fprop(ptr noalias %src, ptr noalias %vec, ptr noalias %dst, float %scale, ptr noalias %maxabs, i64 %begin, i64 %end) nounwind {
+; %calls: the plan's call table, 8 calls x 6 i32 (tile, src, vec, dst, step_begin, step_count),
+; passed at run time, so the IR stays small however many calls a layer has.
+define void @dfpgen_fprop(ptr noalias %src, ptr noalias %vec, ptr noalias %dst, ptr noalias readonly %calls, float %scale, ptr noalias %maxabs, i64 %begin, i64 %end) nounwind {
 entry:
   %mx = alloca <16 x float>, align 64
   store <16 x float> zeroinitializer, ptr %mx, align 64
@@ -1327,22 +1323,22 @@ item:
 
 call:
   %c = phi i64 [ %cb, %item ], [ %c.next, %call.end ]
-%call_tile.p = getelementptr inbounds [8 x i32], ptr @call_tile, i64 0, i64 %c
+  %call_tile.p = getelementptr inbounds [6 x i32], ptr %calls, i64 %c, i64 0
   %call_tile.32 = load i32, ptr %call_tile.p, align 4
   %call_tile.v = sext i32 %call_tile.32 to i64
-%call_src.p = getelementptr inbounds [8 x i32], ptr @call_src, i64 0, i64 %c
+  %call_src.p = getelementptr inbounds [6 x i32], ptr %calls, i64 %c, i64 1
   %call_src.32 = load i32, ptr %call_src.p, align 4
   %call_src.v = sext i32 %call_src.32 to i64
-%call_vec.p = getelementptr inbounds [8 x i32], ptr @call_vec, i64 0, i64 %c
+  %call_vec.p = getelementptr inbounds [6 x i32], ptr %calls, i64 %c, i64 2
   %call_vec.32 = load i32, ptr %call_vec.p, align 4
   %call_vec.v = sext i32 %call_vec.32 to i64
-%call_dst.p = getelementptr inbounds [8 x i32], ptr @call_dst, i64 0, i64 %c
+  %call_dst.p = getelementptr inbounds [6 x i32], ptr %calls, i64 %c, i64 3
   %call_dst.32 = load i32, ptr %call_dst.p, align 4
   %call_dst.v = sext i32 %call_dst.32 to i64
-%call_step_begin.p = getelementptr inbounds [8 x i32], ptr @call_step_begin, i64 0, i64 %c
+  %call_step_begin.p = getelementptr inbounds [6 x i32], ptr %calls, i64 %c, i64 4
   %call_step_begin.32 = load i32, ptr %call_step_begin.p, align 4
   %call_step_begin.v = sext i32 %call_step_begin.32 to i64
-%call_step_count.p = getelementptr inbounds [8 x i32], ptr @call_step_count, i64 0, i64 %c
+  %call_step_count.p = getelementptr inbounds [6 x i32], ptr %calls, i64 %c, i64 5
   %call_step_count.32 = load i32, ptr %call_step_count.p, align 4
   %call_step_count.v = sext i32 %call_step_count.32 to i64
   %src.c = getelementptr inbounds i16, ptr %src.n, i64 %call_src.v
