@@ -73,7 +73,8 @@ def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target,
     vec_steps = (image * dy_n + row * dy_p + group * unroll * dy_q).ravel().tolist()
     rb = blocking.rb
     if rb is None:
-        rb = default_rows(s.N * s.P, x_h * (2 if elem == 2 else 4), s.R_extent, s.sh, Qe)
+        rb = default_rows(s.N * s.P, Qe, s.K * s.C * s.R * s.S * 4) if elem == 2 else \
+            fp32_default_rows(s.N * s.P, x_h * 4, s.R_extent, s.sh, Qe)
     if not isinstance(rb, int) or rb < 1:
         raise PlanError(f"rb={rb!r}: must be an integer >= 1 (output rows per reduction block)")
     rb = min(rb, s.N * s.P)
@@ -111,16 +112,35 @@ def default_unroll(q_elems: int) -> int:
     return divisor if divisor >= 4 else min(8, q_elems)
 
 
-# Bytes of x rows a reduction block should keep in cache (about a third of Zen 3's and Sapphire Rapids'
-# per-core L2, measured on Zen 3: ResNet-50's 3x3 layers ran 20-60% faster at 8 rows than at 1 or 64).
-BLOCK_BYTES = 160 * 1024
-# Enough multiply-accumulates per call that its flush and dispatch cost little (FC layers reduce one
-# q-pair per row and take whole batches in a block).
-BLOCK_PAIRS = 64
+# DFP kernels: pair-instructions per accumulator that each call takes in each reduction block. Every block passes
+# over all of dw once more (load, add, store), so the fewer rows a block has, the more passes; and the
+# more rows, the more x and dy must stay in cache across the items. Measured on Zen 3 (kv4 x 2x1,
+# paired, time relative to the old 160 KB-of-x-rows rule): with dw within OUTPUT_CACHED_BYTES, 32
+# pairs won (res2a_branch2b and res2a_branch1 rb2: 0.85, res4a rb5: 0.97, inception_3a/3x3 rb3:
+# 0.93, alexnet conv2 rb3: 0.98, res3a and vgg conv3_1 level, and one row a block 1.17-1.2 on
+# res3a/res4a); with dw past it, each pass reaches memory, and 64 pairs won (res5a_branch2b: rb16
+# against 1.06 at rb8 and 1.13 at rb4). FC layers (one pair a row) take whole batches up to 64.
+BLOCK_PAIRS = 32
+BLOCK_PAIRS_LARGE_OUTPUT = 64
+OUTPUT_CACHED_BYTES = 4 * 1024 * 1024
 
 
-def default_rows(rows: int, row_bytes: int, filter_rows: int, stride: int, row_pairs: int) -> int:
-    """Output rows per reduction block: as many as keep the block's x rows within BLOCK_BYTES, and at
-    least BLOCK_PAIRS pair-instructions per accumulator and call."""
-    cached = (BLOCK_BYTES // max(1, row_bytes) - filter_rows) // stride + 1    # x rows = (rb-1)*stride + extent
-    return max(1, min(rows, max(cached, -(-BLOCK_PAIRS // row_pairs))))
+def default_rows(rows: int, row_pairs: int, out_bytes: int) -> int:
+    """Output rows per reduction block: enough that each call reduces BLOCK_PAIRS pair-instructions
+    (BLOCK_PAIRS_LARGE_OUTPUT when dw is larger than OUTPUT_CACHED_BYTES) per block."""
+    pairs = BLOCK_PAIRS if out_bytes <= OUTPUT_CACHED_BYTES else BLOCK_PAIRS_LARGE_OUTPUT
+    return max(1, min(rows, -(-pairs // max(1, row_pairs))))
+
+
+# The FP32 baseline keeps larger blocks: bytes of x rows a block keeps in cache, and at least
+# FP32_BLOCK_INSTRUCTIONS FMAs per accumulator and call. Measured on Zen 3 (kv2 x 2x3):
+# res2a_branch2b rb2 1.02x and rb1 1.06x the time of rb9, res4a rb5 1.15x and rb3 1.07x of rb8.
+FP32_BLOCK_BYTES = 160 * 1024
+FP32_BLOCK_INSTRUCTIONS = 64
+
+
+def fp32_default_rows(rows: int, row_bytes: int, filter_rows: int, stride: int, row_columns: int) -> int:
+    """FP32 output rows per reduction block: as many as keep the block's x rows within FP32_BLOCK_BYTES,
+    and at least FP32_BLOCK_INSTRUCTIONS FMAs per accumulator and call."""
+    cached = (FP32_BLOCK_BYTES // max(1, row_bytes) - filter_rows) // stride + 1    # x rows = (rb-1)*stride + extent
+    return max(1, min(rows, max(cached, -(-FP32_BLOCK_INSTRUCTIONS // max(1, row_columns)))))

@@ -365,6 +365,30 @@ def test_wtgrad_reduction_blocks_partition_the_rows(rb):
     assert plan.flushes == per_block
 
 
+@pytest.mark.parametrize("ref, isa, rb", [
+    ("resnet50:res2a_branch2b", "avx2", 2),      # 28 q-pairs a row: 32 pairs a block take 2 rows
+    ("resnet50:res4a_branch2b", "avx2", 5),      # 7 q-pairs a row
+    ("resnet50:res5a_branch2b", "avx2", 16),     # dw 9 MB, past OUTPUT_CACHED_BYTES: 64 pairs, 4 a row
+    ("vgg16:fc6", "avx2", 8),                    # one pair a row: the whole batch of 8
+    ("resnet50:res2a_branch2b", "avx512_vnni", 2),
+    ("resnet50:res2a_branch2b", "fp32_avx2", 9),  # the FP32 rule: x rows within 160 KB
+    ("resnet50:res4a_branch2b", "fp32_avx2", 8),
+])
+def test_wtgrad_default_reduction_block(ref, isa, rb):
+    """The default rb: DFP kernels take BLOCK_PAIRS pair-instructions per call and block (64 when dw
+    is past the cached size); the FP32 baseline keeps its x rows within FP32_BLOCK_BYTES."""
+    from dfpgen import plan_wtgrad
+    spec = select(ref, batch=8)[0]
+    cpu = "sapphirerapids" if isa == "avx512_vnni" else "znver3"
+    plan = make_plan(spec, Numerics(13, 13), Blocking(kv=2, wb=2, hb=1), named(cpu), isa, "wtgrad")
+    assert plan.blocking.rb == rb
+    if plan.int_accumulate:
+        pairs = plan_wtgrad.BLOCK_PAIRS if spec.K * spec.C * spec.R * spec.S * 4 <= plan_wtgrad.OUTPUT_CACHED_BYTES \
+            else plan_wtgrad.BLOCK_PAIRS_LARGE_OUTPUT
+        row_pairs = plan.w_shape[3]
+        assert rb == min(spec.N * spec.P, ceil(pairs / row_pairs))
+
+
 def test_wtgrad_bad_rb():
     with pytest.raises(PlanError, match="rb="):
         make_plan(SPEC, Numerics(), Blocking(rb=0), named("znver3"), "avx2", "wtgrad")
