@@ -112,14 +112,15 @@ def default_unroll(q_elems: int) -> int:
     return divisor if divisor >= 4 else min(8, q_elems)
 
 
-# DFP kernels: pair-instructions per accumulator that each call takes in each reduction block. Every block passes
-# over all of dw once more (load, add, store), so the fewer rows a block has, the more passes; and the
-# more rows, the more x and dy must stay in cache across the items. Measured on Zen 3 (kv4 x 2x1,
-# paired, time relative to the old 160 KB-of-x-rows rule): with dw within OUTPUT_CACHED_BYTES, 32
-# pairs won (res2a_branch2b and res2a_branch1 rb2: 0.85, res4a rb5: 0.97, inception_3a/3x3 rb3:
-# 0.93, alexnet conv2 rb3: 0.98, res3a and vgg conv3_1 level, and one row a block 1.17-1.2 on
-# res3a/res4a); with dw past it, each pass reaches memory, and 64 pairs won (res5a_branch2b: rb16
-# against 1.06 at rb8 and 1.13 at rb4). FC layers (one pair a row) take whole batches up to 64.
+# DFP kernels: pair-instructions per accumulator that each call takes in each reduction block. Every
+# block passes over all of dw once more (load, add, store), so the fewer rows a block has, the more
+# passes; and the more rows, the more x and dy must stay in cache across the items. Measured on
+# Zen 3 (kv4 x 2x1, paired, time relative to the old 160 KB-of-x-rows rule): with dw within
+# OUTPUT_CACHED_BYTES, 32 pairs won (res2a_branch2b and res2a_branch1 rb2: 0.85, res4a rb5: 0.97,
+# inception_3a/3x3 rb3: 0.93, alexnet conv2 rb3: 0.98, res3a and vgg conv3_1 level, and one row a
+# block 1.17-1.2 on res3a/res4a); with dw past it, each pass reaches memory, and 64 pairs won
+# (res5a_branch2b: rb16 against 1.06 at rb8 and 1.13 at rb4). So FC layers (one pair a row, dw of
+# many MB) take whole batches up to 64 rows in one block.
 BLOCK_PAIRS = 32
 BLOCK_PAIRS_LARGE_OUTPUT = 64
 OUTPUT_CACHED_BYTES = 4 * 1024 * 1024

@@ -341,14 +341,19 @@ def tune(task: Task, db: TuningDB, *, trials: int = 64, budget: float = 30.0, se
     default_record = default_record if default_record is not None and default_record.ok else None
     # The fastest few and the default are timed again side by side, and those times decide; the
     # database keeps the choice, which its best() answers until a faster record is added.
-    finalists = sorted(ok, key=lambda r: r.seconds)[:CONFIRM_FINALISTS]
-    if default_record is not None and default_record not in finalists:
+    # Two knob settings can plan the same kernel (rb or unroll None and the value it resolves to):
+    # each kernel is a finalist once, with its fastest record.
+    fastest: dict[Blocking, Record] = {}
+    for record in sorted(ok, key=lambda r: r.seconds):
+        fastest.setdefault(record.blocking, record)
+    finalists = list(fastest.values())[:CONFIRM_FINALISTS]
+    if default_record is not None and default_record.blocking not in {r.blocking for r in finalists}:
         finalists.append(default_record)
     confirmed = measurer.confirm(finalists) if len(finalists) > 1 else finalists
-    for before, after in zip(finalists, confirmed):
-        if after is not before:
+    for after in confirmed:
+        if all(after is not before for before in finalists):
             db.add(after)
-        if before is default_record:
+        if default_record is not None and after.blocking == default_record.blocking:
             default_record = after
     if default_record is not None:
         db.add_baseline(key, "default", default_record.seconds, json.dumps(dataclasses.asdict(default_record.blocking)))
