@@ -28,7 +28,7 @@ from .spec import ConvSpec, Numerics
 from .target import Isa, Target, get_isa
 
 PASSES = ("fprop", "bprop", "wtgrad")
-CALL_FIELDS = 6                          # columns of a call table (the fields of Calls)
+CALL_FIELDS = 6                          # call table columns: tile, src, vec, dst, step_begin, step_count
 ORDERS = ("nk", "kn", "np")
 PLAN_FORMAT = 3   # bump when the meaning of a Plan or Blocking field changes (goes into cache keys)
 
@@ -86,21 +86,6 @@ class Tile:
     def accumulators(self) -> int:
         """Vector accumulators this tile keeps in registers."""
         return self.h * self.w * self.v
-
-
-@dataclass(frozen=True)
-class Calls:
-    """Tile invocations, in item order: tile index, src/vec/dst offsets, and the slice of the step tables."""
-
-    tile: tuple
-    src: tuple
-    vec: tuple
-    dst: tuple
-    step_begin: tuple
-    step_count: tuple
-
-    def __len__(self) -> int:
-        return len(self.tile)
 
 
 class CallsBuilder:
@@ -201,11 +186,6 @@ class Plan:
     out_batch_stride: int
     registers: int
     notes: tuple = field(default=())
-
-    @cached_property
-    def calls(self) -> Calls:
-        """The call table as tuples, column by column (for reading a plan)."""
-        return Calls(*(tuple(col.tolist()) for col in self.call_table.T))
 
     @cached_property
     def call_words(self) -> np.ndarray:

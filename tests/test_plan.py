@@ -137,9 +137,9 @@ def check_plan(plan) -> None:
                                                                           plan.w_shape)
                     t += 1
     # every FPROP call reduces the whole table
-    calls = plan.calls
+    calls = plan.call_table
     assert len(calls) >= 1
-    assert set(calls.step_begin) == {0} and set(calls.step_count) == {plan.steps}
+    assert set(calls[:, 4].tolist()) == {0} and set(calls[:, 5].tolist()) == {plan.steps}
     # flushes: chunks of at most `chain` pair-instructions, as long as the chain allows
     assert plan.flushes == ceil(plan.steps / plan.steps_per_flush)
     if int_acc:
@@ -157,7 +157,7 @@ def check_plan(plan) -> None:
     assert plan.items == plan.batch * (len(starts) - 1)
     # tiles: offsets by the layout formula, relative to the call's bases
     assert len({(tl.h, tl.w, tl.v) for tl in plan.tiles}) == len(plan.tiles)
-    assert set(calls.tile) == set(range(len(plan.tiles)))
+    assert set(calls[:, 0].tolist()) == set(range(len(plan.tiles)))
     for tile in plan.tiles:
         assert tile.h <= b.hb and tile.w <= b.wb and tile.v <= b.kv
         pixels = [(i, j) for i in range(tile.h) for j in range(tile.w)]
@@ -192,9 +192,8 @@ def check_calls_semantics(plan) -> None:
     g_last = last % G
     cb_last = last // (G * s.R * s.S)
     probes = [(0, 0, 0, 0, 0), (last, cb_last, s.R - 1, s.S - 1, g_last)]
-    for c in range(len(plan.calls)):
-        tile = plan.tiles[plan.calls.tile[c]]
-        src, vec, dst = plan.calls.src[c], plan.calls.vec[c], plan.calls.dst[c]
+    for tile_index, src, vec, dst, _, _ in plan.call_table.tolist():
+        tile = plan.tiles[tile_index]
         for k in range(tile.h * tile.w):
             for v in range(tile.v):
                 kb, p, q, lane = np.unravel_index(dst + tile.out[k][v], out_img)
