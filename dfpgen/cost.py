@@ -42,6 +42,8 @@ WTGRAD_TEMPORARIES = 3
 # the whole image once per filter block, from L3 once it outgrows L2; order "np" keeps the rows in
 # cache. Measured with vpmaddwd on Zen 3, res2a_branch2b (430 KB a DFP image): "np" 9% faster.
 L2_IMAGE_BYTES = 256 * 1024
+# Reduction elements per step of the vpmaddwd FPROP/BPROP defaults, in vectors' worth of pairs (_pmadd_refined).
+STEP_VECTORS = 1
 STREAMING_PENALTY = 1.1
 
 
@@ -149,14 +151,19 @@ def _pmadd_refined(shape: Blocking, spec: ConvSpec, numerics: Numerics, target: 
     """The best channel block and item order for a vpmaddwd FPROP/BPROP register block.
 
     Measured on Zen 3 (ResNet-50 3x3 layers, bits 13): channel blocks of 2-4 vectors' worth of pairs
-    with 16-pair steps beat one vector's worth (kv2 x 4x1: 45-54 GMAC/s at cpb 32, u16 against 43
-    at cpb 8, u8); the model prices their steps alike, so ties go to the larger block."""
+    beat one vector's worth (kv2 x 4x1: 45-54 GMAC/s at cpb 32, u16 against 43 at cpb 8, u8); the
+    model prices their steps alike, so ties go to the larger block. Steps of one vector's worth of
+    pairs (`STEP_VECTORS`) beat two: cpb 32 u8 against u16, paired, in either order, 1.4-3.6% less
+    median time on res2a/res3a/res4a FPROP and res2a/res4a BPROP, though the fastest single calls
+    were 0.5-3% slower; u32 was 7.7% slower, u4 level with u16. The smaller step loop holds up
+    better while the shared host is in its slow state, which is most of the time. The AVX-512
+    vpmaddwd path takes the same rule by analogy (unmeasured: no AVX-512 machine here)."""
     lanes = get_isa(isa_name).lanes
     elems = -(-(spec.C if pass_name == "fprop" else spec.K) // 2)
     best, best_key = shape, None
     for cpb in sorted({min(m * lanes, elems) for m in (1, 2, 4)}):
         for order in ("nk", "np"):
-            b = Blocking(shape.kv, shape.wb, shape.hb, cpb, largest_divisor_at_most(cpb, 2 * lanes), order)
+            b = Blocking(shape.kv, shape.wb, shape.hb, cpb, largest_divisor_at_most(cpb, STEP_VECTORS * lanes), order)
             try:
                 key = (round(predicted_cycles(make_plan(spec, numerics, b, target, isa_name, pass_name)), 6), -cpb)
             except PlanError:
