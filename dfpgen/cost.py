@@ -42,9 +42,9 @@ WTGRAD_TEMPORARIES = 3
 # the whole image once per filter block, from L3 once it outgrows L2; order "np" keeps the rows in
 # cache. Measured with vpmaddwd on Zen 3, res2a_branch2b (430 KB a DFP image): "np" 9% faster.
 L2_IMAGE_BYTES = 256 * 1024
+STREAMING_PENALTY = 1.1
 # Reduction elements per step of the vpmaddwd FPROP/BPROP defaults, in vectors' worth of pairs (_pmadd_refined).
 STEP_VECTORS = 1
-STREAMING_PENALTY = 1.1
 
 
 def _pmadd_rules(plan: Plan) -> bool:

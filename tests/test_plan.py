@@ -436,3 +436,15 @@ def test_vpmaddwd_wtgrad_default_leaves_registers_for_the_pinned_chain(spec):
              for b in ((4, 2, 1), (2, 2, 3), (5, 2, 1), (2, 5, 1))}
     cycles = {b: cost.predicted_cycles(p) for b, p in plans.items()}
     assert cycles[(4, 2, 1)] < min(cycles[(2, 2, 3)], cycles[(5, 2, 1)], cycles[(2, 5, 1)])
+
+
+@pytest.mark.parametrize("pass_name", ["fprop", "bprop"])
+@pytest.mark.parametrize("cpu,isa", [("znver3", "avx2"), ("skylake-avx512", "avx512")])
+def test_vpmaddwd_defaults_take_one_vector_of_pairs_a_step(pass_name, cpu, isa):
+    """The vpmaddwd FPROP/BPROP defaults keep a multi-vector channel block but step through it one
+    vector's worth of pairs at a time (cost.STEP_VECTORS; shorter steps measured faster on Zen 3)."""
+    spec = ConvSpec(8, 128, 128, 28, 28, 3, 3, 1, 1, "res3a")
+    blocking = default_blocking(spec, Numerics(13, 13), named(cpu), isa, pass_name)
+    lanes = ISAS[isa].lanes
+    assert blocking.unroll == cost.STEP_VECTORS * lanes
+    assert blocking.cpb > blocking.unroll
