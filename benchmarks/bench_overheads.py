@@ -27,19 +27,20 @@ from dfpgen import Numerics, catalog, compile
 from dfpgen.bench import interleaved, prepared, random_operands
 from dfpgen.kernel import build
 from dfpgen.peak import probe
+from dfpgen.plan import CALL_COLUMNS
 from dfpgen.target import host
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import write_results  # noqa: E402
 
 DEFAULT_LAYERS = "resnet50:res2a_branch2b,resnet50:res3a_branch2b,resnet50:res4a_branch2b"
-CALL_SRC, CALL_DST = 1, 3      # call table columns (dfpgen.plan.CALL_FIELDS)
+OFFSETS = [CALL_COLUMNS.index("src"), CALL_COLUMNS.index("dst")]   # the call table columns zeroed
 
 
 def without_footprint(kernel):
     """The kernel with every call's src and dst offsets set to 0 (same code, same call count)."""
     table = kernel.plan.call_table.copy()
-    table[:, [CALL_SRC, CALL_DST]] = 0
+    table[:, OFFSETS] = 0
     return build(dataclasses.replace(kernel.plan, call_table=table))
 
 
@@ -47,8 +48,8 @@ def variants(spec, pass_name: str, bits: int, isa: str) -> dict:
     """name -> Kernel for the four variants of one layer and pass."""
     kernel = compile(spec, pass_name, Numerics(bits, bits), isa=isa, threads=1, use_db=False)
     # A chain longer than any reduction: one flush per output; "wrap" is the policy that allows it.
-    unflushed = Numerics(bits, bits, overflow="wrap", chain=max(2 * kernel.plan.steps * kernel.plan.unroll,
-                                                                Numerics(bits, bits).safe_chain + 1))
+    unflushed = Numerics(bits, bits, overflow="wrap",
+                         chain=max(kernel.plan.steps * kernel.plan.unroll, kernel.plan.numerics.safe_chain))
     no_flush = compile(spec, pass_name, unflushed, isa=isa, blocking=kernel.plan.blocking, threads=1,
                        use_db=False)
     return {"kernel": kernel, "no flushes": no_flush, "no footprint": without_footprint(kernel),

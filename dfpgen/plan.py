@@ -28,7 +28,8 @@ from .spec import ConvSpec, Numerics
 from .target import Isa, Target, get_isa
 
 PASSES = ("fprop", "bprop", "wtgrad")
-CALL_FIELDS = 6                          # call table columns: tile, src, vec, dst, step_begin, step_count
+CALL_COLUMNS = ("tile", "src", "vec", "dst", "step_begin", "step_count")   # call table columns, in order
+CALL_FIELDS = len(CALL_COLUMNS)
 ORDERS = ("nk", "kn", "np")
 PLAN_FORMAT = 3   # bump when the meaning of a Plan or Blocking field changes (goes into cache keys)
 
