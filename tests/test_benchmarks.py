@@ -1,4 +1,5 @@
-"""The benchmark scripts' own logic (not their timings): benchmarks/bench_overheads.py's variants."""
+"""The benchmark scripts' own logic (not their timings): benchmarks/bench_overheads.py's variants and
+benchmarks/bench_dispatch.py's loops and table."""
 
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ from dfpgen.spec import ConvSpec
 from dfpgen.target import host
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+import bench_dispatch  # noqa: E402
 import bench_overheads  # noqa: E402
 
 SPEC = ConvSpec.from_descriptor("mb2ic40ih7oc24oh7kh3ph1")   # 20 pairs x 9 taps: flushed at bits 13
@@ -53,3 +55,53 @@ def test_no_flushes_computes_the_same_convolution_on_small_data(variants):
         outs.append(out)
     # random 13-bit data stays far from INT32 overflow; only the FP32 rounding of the flushes differs
     np.testing.assert_allclose(outs[1], outs[0], rtol=1e-6, atol=1e-3 * np.abs(outs[0]).max())
+
+
+# ------------------------------------------------------------------ benchmarks/bench_dispatch.py
+needs_avx2 = pytest.mark.skipif(not host().supports("avx2"), reason="the dispatch loops are AVX2 assembly")
+
+
+def test_register_block_loop_counts_its_instructions():
+    loop = bench_dispatch.register_block(2, 4, pairs=8)
+    # per channel pair: 2 weight loads, 4 broadcasts, 8 vpmaddwd and 8 vpaddd
+    assert len(loop.body) == 8 * (2 + 4 + 16) and loop.pmadds == 64
+    assert sum(line.startswith("vpmaddwd") for line in loop.body) == loop.pmadds
+    assert loop.ops_per_pmadd == pytest.approx((176 + 2) / 64)
+
+
+def test_register_block_refuses_more_than_sixteen_registers():
+    with pytest.raises(ValueError, match="kv=3 x width=4"):
+        bench_dispatch.register_block(3, 4)
+
+
+def test_probe_plus_adds_the_extra_operations_after_every_pair():
+    base, plus = bench_dispatch.probe_plus("load", 0), bench_dispatch.probe_plus("load", 2)
+    assert plus.pmadds == base.pmadds == 12
+    assert len(plus.body) == len(base.body) + 2 * 12
+    assert plus.ops_per_pmadd == pytest.approx(base.ops_per_pmadd + 2)
+
+
+@needs_avx2
+def test_every_loop_assembles_and_runs():
+    loops = bench_dispatch.default_loops()
+    compiled = bench_dispatch.Compiled(loops)
+    for loop in loops:
+        compiled.call(loop.name, 3)
+    assert not compiled.buffer.any()    # the loops only read their buffer
+
+
+def test_rows_report_rates_and_shares_of_the_probe():
+    loops = [bench_dispatch.clock_loop(100), bench_dispatch.probe_plus("ALU op", 1)]
+    probe_macs = 1_000_000
+    # three rounds: the probe at 100, 200 and 50 GMAC/s; the loop at half the probe's rate in each
+    probe_seconds = np.array([1e-5, 5e-6, 2e-5])
+    loop_seconds = 2 * probe_seconds * (12 * bench_dispatch.MACS_PER_PMADD / probe_macs)
+    per_iter = {"probe": probe_seconds, loops[0].name: np.full(3, 100 / 3e9), loops[1].name: loop_seconds}
+    rows, records = bench_dispatch.rows_and_records(loops, per_iter, probe_macs)
+    assert records[0]["ghz_median"] == pytest.approx(3.0)
+    assert records[0]["gmacs_best"] == pytest.approx(200.0)
+    assert records[0]["pmadd_per_cycle_median"] == pytest.approx(100e9 / 16 / 3e9)
+    assert [r["loop"] for r in records] == ["probe", loops[1].name]
+    assert records[1]["gmacs_median"] == pytest.approx(50.0)
+    assert records[1]["share_median"] == pytest.approx(0.5) == records[1]["share_fastest_round"]
+    assert rows[1][0] == loops[1].name and rows[1][4] == "0.50"
