@@ -35,13 +35,12 @@ import numpy as np
 
 from dfpgen.bench import interleaved
 from dfpgen.peak import probe
-from dfpgen.target import host
+from dfpgen.target import get_isa, host
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import write_results  # noqa: E402
 
-LANES = 8                  # ymm INT32 lanes
-MACS_PER_PMADD = 2 * LANES
+MACS_PER_PMADD = 2 * get_isa("avx2").lanes     # an INT16 pair into each INT32 lane of a ymm register
 CALL_SECONDS = 0.003       # one timed call of each loop
 _CLOBBERS = ",".join([f"~{{xmm{i}}}" for i in range(16)] +
                      ["~{rax}", "~{rcx}", "~{rdx}", "~{memory}", "~{dirflag}", "~{fpsr}", "~{flags}"])
@@ -191,22 +190,22 @@ def rows_and_records(loops: list[Loop], per_iter: dict[str, np.ndarray], probe_m
     fastest = int(np.argmax(probe_rate))
     clock = next(loop for loop in loops if loop.cycles)
     ghz = clock.cycles / per_iter[clock.name] / 1e9
-    rows = [["dfpgen probe (denominator)", "-", f"{np.median(probe_rate) / 1e9:.1f}",
-             f"{probe_rate.max() / 1e9:.1f}", "1.00", "1.00"]]
-    records = [{"loop": "probe", "gmacs_median": float(np.median(probe_rate) / 1e9),
-                "gmacs_best": float(probe_rate.max() / 1e9),
-                "pmadd_per_cycle_median": float(np.median(probe_rate / MACS_PER_PMADD / (ghz * 1e9))),
-                "ghz_median": float(np.median(ghz)), "ghz_best": float(ghz.max())}]
-    for loop in loops:
-        if not loop.pmadds:
-            continue
-        rate = loop.pmadds * MACS_PER_PMADD / per_iter[loop.name]
+
+    def record(name: str, ops: float | None, rate: np.ndarray) -> dict:
         share = rate / probe_rate
-        rows.append([loop.name, f"{loop.ops_per_pmadd:.2f}", f"{np.median(rate) / 1e9:.1f}",
-                     f"{rate.max() / 1e9:.1f}", f"{np.median(share):.2f}", f"{share[fastest]:.2f}"])
-        records.append({"loop": loop.name, "ops_per_pmadd": loop.ops_per_pmadd,
-                        "gmacs_median": float(np.median(rate) / 1e9), "gmacs_best": float(rate.max() / 1e9),
-                        "share_median": float(np.median(share)), "share_fastest_round": float(share[fastest])})
+        return {"loop": name, "ops_per_pmadd": ops, "gmacs_median": float(np.median(rate) / 1e9),
+                "gmacs_best": float(rate.max() / 1e9), "share_median": float(np.median(share)),
+                "share_fastest_round": float(share[fastest])}
+
+    records = [record("probe", None, probe_rate)
+               | {"pmadd_per_cycle_median": float(np.median(probe_rate / MACS_PER_PMADD / (ghz * 1e9))),
+                  "ghz_median": float(np.median(ghz)), "ghz_best": float(ghz.max())}]
+    records += [record(loop.name, loop.ops_per_pmadd, loop.pmadds * MACS_PER_PMADD / per_iter[loop.name])
+                for loop in loops if loop.pmadds]
+    rows = [["dfpgen probe (denominator)" if r["loop"] == "probe" else r["loop"],
+             "-" if r["loop"] == "probe" else f"{r['ops_per_pmadd']:.2f}", f"{r['gmacs_median']:.1f}",
+             f"{r['gmacs_best']:.1f}", f"{r['share_median']:.2f}", f"{r['share_fastest_round']:.2f}"]
+            for r in records]
     return rows, records
 
 

@@ -58,6 +58,7 @@ def test_no_flushes_computes_the_same_convolution_on_small_data(variants):
 
 
 # ------------------------------------------------------------------ benchmarks/bench_dispatch.py
+
 needs_avx2 = pytest.mark.skipif(not host().supports("avx2"), reason="the dispatch loops are AVX2 assembly")
 
 
