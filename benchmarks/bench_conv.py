@@ -56,6 +56,8 @@ def main() -> None:
                     help="rounds in which the contenders (and the peak probes) take turns")
     ap.add_argument("--tune", type=float, default=0.0, help="seconds of tuning per kernel before timing it")
     ap.add_argument("--db", default=None, help="tuning database for --tune (default: the user's)")
+    ap.add_argument("--results-dir", default=None,
+                    help="where conv_<cpu>.md/.json go (default: benchmarks/results)")
     args = ap.parse_args()
     db = None
     if args.tune:
@@ -137,7 +139,8 @@ def main() -> None:
              "peaks GMAC/s at the start (dfpgen peak): " + ", ".join(f"{n} {p.gmacs:.1f}" for n, p in peak.items()),
              f"blockings: {'each of our kernels tuned for ' + str(args.tune) + ' s first' if args.tune else 'the tuning database where it has the kernel, else the default'} (per record in the .json)",
              "command: python benchmarks/bench_conv.py " + " ".join(sys.argv[1:])]
-    path = write_results("conv", "Convolution passes: DFP16 vs FP32 vs PyTorch", notes, header, rows, records)
+    path = write_results("conv", "Convolution passes: DFP16 vs FP32 vs PyTorch", notes, header, rows, records,
+                         args.results_dir)
     print(f"\nwrote {path}")
 
 

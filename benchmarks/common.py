@@ -48,11 +48,13 @@ def table(header: list[str], rows: list[list]) -> str:
 
 
 def write_results(name: str, title: str, notes: list[str], header: list[str], rows: list[list],
-                  records: list[dict]) -> Path:
-    """Write <name>_<cpu>.md (the table with the machine) and .json (every record); return the .md path."""
+                  records: list[dict], directory: Path | None = None) -> Path:
+    """Write <name>_<cpu>.md (the table with the machine) and .json (every record) into `directory`
+    (default benchmarks/results); return the .md path."""
     info = machine()
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stem = RESULTS / f"{name}_{info['cpu']}"
+    directory = Path(directory) if directory is not None else RESULTS
+    directory.mkdir(parents=True, exist_ok=True)
+    stem = directory / f"{name}_{info['cpu']}"
     md = [f"# {title}", "", "Machine: " + ", ".join(f"{k} {v}" for k, v in info.items()), ""]
     md += [f"- {n}" for n in notes] + ["", table(header, rows), ""]
     stem.with_suffix(".md").write_text("\n".join(md))

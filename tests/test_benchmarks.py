@@ -1,5 +1,5 @@
-"""The benchmark scripts' own logic (not their timings): benchmarks/bench_overheads.py's variants and
-benchmarks/bench_dispatch.py's loops and table."""
+"""The benchmark scripts' own logic (not their timings): benchmarks/bench_overheads.py's variants,
+benchmarks/bench_dispatch.py's loops and table, and where benchmarks/common.py writes results."""
 
 import sys
 from pathlib import Path
@@ -15,6 +15,7 @@ from dfpgen.target import host
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import bench_dispatch  # noqa: E402
 import bench_overheads  # noqa: E402
+import common  # noqa: E402
 
 SPEC = ConvSpec.from_descriptor("mb2ic40ih7oc24oh7kh3ph1")   # 20 pairs x 9 taps: flushed at bits 13
 ISA = host().best_isa("dfp16")
@@ -106,3 +107,14 @@ def test_rows_report_rates_and_shares_of_the_probe():
     assert records[1]["gmacs_median"] == pytest.approx(50.0)
     assert records[1]["share_median"] == pytest.approx(0.5) == records[1]["share_fastest_round"]
     assert rows[1][0] == loops[1].name and rows[1][4] == "0.50"
+
+
+def test_results_go_to_the_directory_asked_for(tmp_path):
+    before = {p: p.stat().st_mtime_ns for p in common.RESULTS.glob("probe_*")}
+    path = common.write_results("probe", "A table", ["a note"], ["a", "b"], [[1, 2]], [{"a": 1, "b": 2}],
+                                tmp_path / "out")
+    cpu = host().cpu
+    assert path == tmp_path / "out" / f"probe_{cpu}.md"
+    assert "| 1 | 2 |" in path.read_text() and "a note" in path.read_text()
+    assert '"b": 2' in (tmp_path / "out" / f"probe_{cpu}.json").read_text()
+    assert {p: p.stat().st_mtime_ns for p in common.RESULTS.glob("probe_*")} == before
