@@ -41,6 +41,7 @@ def target_machine(target: Target, isa: Isa) -> llvm.TargetMachine:
     ensure_llvm()
     llvm.initialize_all_targets()
     llvm.initialize_all_asmprinters()
+    llvm.initialize_native_asmparser()   # the x86 kernels' inline-assembly steps
     triple = llvm.get_process_triple() if target.is_host else "x86_64-unknown-linux-gnu"
     return llvm.Target.from_triple(triple).create_target_machine(
         cpu=target.cpu, features=llvm_features(target, isa), opt=3, codemodel="jitdefault")

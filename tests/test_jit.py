@@ -87,6 +87,31 @@ def test_vpmaddwd_register_blocks_stay_in_registers(pass_name, spec, blocking):
     assert not [x for x in loop if "rsp" in x], "\n".join(loop)
 
 
+ASM_STEP_CASES = [  # (isa, cpu, pass): full register files, where LLVM's own schedule spilled
+    ("avx512_vnni", "sapphirerapids", "fprop"), ("avx512_vnni", "sapphirerapids", "wtgrad"),
+    ("avx_vnni", "alderlake", "bprop"), ("fp32_avx512", "skylake-avx512", "fprop"), ("fp32_avx2", "znver3", "fprop"),
+]
+
+
+@pytest.mark.parametrize("isa,cpu,pass_name", ASM_STEP_CASES)
+def test_vnni_and_fma_steps_keep_the_register_block_in_registers(isa, cpu, pass_name):
+    # The step is one inline-assembly block (plan.asm_steps): every multiply-accumulate of the
+    # default register block, and no stack reference, in the step loop.
+    spec = ConvSpec(1, 64, 64, 56, 56, 3, 3, 1, 1, "res2a")
+    kernel = dfpgen.compile(spec, pass_name, Numerics(13, 13) if ISAS[isa].precision == "dfp16" else Numerics(),
+                            isa=isa, cpu=cpu)
+    plan, tile = kernel.plan, kernel.plan.tiles[0]
+    assert plan.asm_steps and plan.registers >= named(cpu).vector_registers - 3
+    loop = innermost_loop(kernel.asm, ISAS[isa].instruction)
+    assert sum(ISAS[isa].instruction in x for x in loop) == tile.accumulators * plan.unroll
+    assert not [x for x in loop if "rsp" in x], "\n".join(loop)
+
+
+def test_vpmaddwd_steps_are_left_to_llvm():
+    plan = dfpgen.compile(SPEC, "fprop", Numerics(13, 13), isa="avx2", cpu="znver3").plan
+    assert not plan.asm_steps
+
+
 @pytest.mark.parametrize("isa,cpu", [("avx512_vnni", "alderlake"), ("avx512", "znver3"), ("avx_vnni", "skylake-avx512"),
                                      ("fp32_avx512", "haswell")])
 def test_isa_missing_on_named_cpu_is_refused_before_llvm(isa, cpu):

@@ -4,7 +4,7 @@
 ; blocking kv2 w4 h1 cpb8 u8 nk
 ; register block 1x4 x 2 vectors: 11 of 16 vector registers
 ; layouts: src [1, 1, 4, 4, 8] vec [2, 1, 1, 1, 8, 8, 1] dst [1, 2, 4, 4, 8]
-; reduction: step tables of 1 steps, 8 elements a step
+; reduction: step tables of 1 steps, 8 elements a step, each step one inline-assembly block
 ; work: 4 items (1 x 4), 4 tile calls per batch entry, order nk
 @src_steps = private unnamed_addr constant [1 x i32] [i32 0]
 @vec_steps = private unnamed_addr constant [1 x i32] [i32 0]
@@ -61,358 +61,32 @@ step:
   %voff = sext i32 %voff.32 to i64
   %sb = getelementptr inbounds float, ptr %src, i64 %soff
   %vb = getelementptr inbounds float, ptr %vec, i64 %voff
-  %wp.0.0 = getelementptr inbounds float, ptr %vb, i64 0
-  %w.0.0 = load <8 x float>, ptr %wp.0.0, align 4
-  %wp.0.1 = getelementptr inbounds float, ptr %vb, i64 64
-  %w.0.1 = load <8 x float>, ptr %wp.0.1, align 4
-  %bp.0.0 = getelementptr inbounds float, ptr %sb, i64 0
-  %bs.0.0 = load float, ptr %bp.0.0, align 4
-  %bi.0.0 = insertelement <8 x float> poison, float %bs.0.0, i64 0
-  %bv.0.0 = shufflevector <8 x float> %bi.0.0, <8 x float> poison, <8 x i32> zeroinitializer
-  %x.0.0.0 = load <8 x float>, ptr %acc.0.0, align 64
-  %y.0.0.0 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.0.0, <8 x float> %w.0.0, <8 x float> %x.0.0.0)
-  store <8 x float> %y.0.0.0, ptr %acc.0.0, align 64
-  %x.0.0.1 = load <8 x float>, ptr %acc.0.1, align 64
-  %y.0.0.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.0.0, <8 x float> %w.0.1, <8 x float> %x.0.0.1)
-  store <8 x float> %y.0.0.1, ptr %acc.0.1, align 64
-  %bp.0.1 = getelementptr inbounds float, ptr %sb, i64 8
-  %bs.0.1 = load float, ptr %bp.0.1, align 4
-  %bi.0.1 = insertelement <8 x float> poison, float %bs.0.1, i64 0
-  %bv.0.1 = shufflevector <8 x float> %bi.0.1, <8 x float> poison, <8 x i32> zeroinitializer
-  %x.0.1.0 = load <8 x float>, ptr %acc.1.0, align 64
-  %y.0.1.0 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.0.1, <8 x float> %w.0.0, <8 x float> %x.0.1.0)
-  store <8 x float> %y.0.1.0, ptr %acc.1.0, align 64
-  %x.0.1.1 = load <8 x float>, ptr %acc.1.1, align 64
-  %y.0.1.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.0.1, <8 x float> %w.0.1, <8 x float> %x.0.1.1)
-  store <8 x float> %y.0.1.1, ptr %acc.1.1, align 64
-  %bp.0.2 = getelementptr inbounds float, ptr %sb, i64 16
-  %bs.0.2 = load float, ptr %bp.0.2, align 4
-  %bi.0.2 = insertelement <8 x float> poison, float %bs.0.2, i64 0
-  %bv.0.2 = shufflevector <8 x float> %bi.0.2, <8 x float> poison, <8 x i32> zeroinitializer
-  %x.0.2.0 = load <8 x float>, ptr %acc.2.0, align 64
-  %y.0.2.0 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.0.2, <8 x float> %w.0.0, <8 x float> %x.0.2.0)
-  store <8 x float> %y.0.2.0, ptr %acc.2.0, align 64
-  %x.0.2.1 = load <8 x float>, ptr %acc.2.1, align 64
-  %y.0.2.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.0.2, <8 x float> %w.0.1, <8 x float> %x.0.2.1)
-  store <8 x float> %y.0.2.1, ptr %acc.2.1, align 64
-  %bp.0.3 = getelementptr inbounds float, ptr %sb, i64 24
-  %bs.0.3 = load float, ptr %bp.0.3, align 4
-  %bi.0.3 = insertelement <8 x float> poison, float %bs.0.3, i64 0
-  %bv.0.3 = shufflevector <8 x float> %bi.0.3, <8 x float> poison, <8 x i32> zeroinitializer
-  %x.0.3.0 = load <8 x float>, ptr %acc.3.0, align 64
-  %y.0.3.0 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.0.3, <8 x float> %w.0.0, <8 x float> %x.0.3.0)
-  store <8 x float> %y.0.3.0, ptr %acc.3.0, align 64
-  %x.0.3.1 = load <8 x float>, ptr %acc.3.1, align 64
-  %y.0.3.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.0.3, <8 x float> %w.0.1, <8 x float> %x.0.3.1)
-  store <8 x float> %y.0.3.1, ptr %acc.3.1, align 64
-  %wp.1.0 = getelementptr inbounds float, ptr %vb, i64 8
-  %w.1.0 = load <8 x float>, ptr %wp.1.0, align 4
-  %wp.1.1 = getelementptr inbounds float, ptr %vb, i64 72
-  %w.1.1 = load <8 x float>, ptr %wp.1.1, align 4
-  %bp.1.0 = getelementptr inbounds float, ptr %sb, i64 1
-  %bs.1.0 = load float, ptr %bp.1.0, align 4
-  %bi.1.0 = insertelement <8 x float> poison, float %bs.1.0, i64 0
-  %bv.1.0 = shufflevector <8 x float> %bi.1.0, <8 x float> poison, <8 x i32> zeroinitializer
-  %x.1.0.0 = load <8 x float>, ptr %acc.0.0, align 64
-  %y.1.0.0 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.1.0, <8 x float> %w.1.0, <8 x float> %x.1.0.0)
-  store <8 x float> %y.1.0.0, ptr %acc.0.0, align 64
-  %x.1.0.1 = load <8 x float>, ptr %acc.0.1, align 64
-  %y.1.0.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.1.0, <8 x float> %w.1.1, <8 x float> %x.1.0.1)
-  store <8 x float> %y.1.0.1, ptr %acc.0.1, align 64
-  %bp.1.1 = getelementptr inbounds float, ptr %sb, i64 9
-  %bs.1.1 = load float, ptr %bp.1.1, align 4
-  %bi.1.1 = insertelement <8 x float> poison, float %bs.1.1, i64 0
-  %bv.1.1 = shufflevector <8 x float> %bi.1.1, <8 x float> poison, <8 x i32> zeroinitializer
-  %x.1.1.0 = load <8 x float>, ptr %acc.1.0, align 64
-  %y.1.1.0 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.1.1, <8 x float> %w.1.0, <8 x float> %x.1.1.0)
-  store <8 x float> %y.1.1.0, ptr %acc.1.0, align 64
-  %x.1.1.1 = load <8 x float>, ptr %acc.1.1, align 64
-  %y.1.1.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.1.1, <8 x float> %w.1.1, <8 x float> %x.1.1.1)
-  store <8 x float> %y.1.1.1, ptr %acc.1.1, align 64
-  %bp.1.2 = getelementptr inbounds float, ptr %sb, i64 17
-  %bs.1.2 = load float, ptr %bp.1.2, align 4
-  %bi.1.2 = insertelement <8 x float> poison, float %bs.1.2, i64 0
-  %bv.1.2 = shufflevector <8 x float> %bi.1.2, <8 x float> poison, <8 x i32> zeroinitializer
-  %x.1.2.0 = load <8 x float>, ptr %acc.2.0, align 64
-  %y.1.2.0 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.1.2, <8 x float> %w.1.0, <8 x float> %x.1.2.0)
-  store <8 x float> %y.1.2.0, ptr %acc.2.0, align 64
-  %x.1.2.1 = load <8 x float>, ptr %acc.2.1, align 64
-  %y.1.2.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.1.2, <8 x float> %w.1.1, <8 x float> %x.1.2.1)
-  store <8 x float> %y.1.2.1, ptr %acc.2.1, align 64
-  %bp.1.3 = getelementptr inbounds float, ptr %sb, i64 25
-  %bs.1.3 = load float, ptr %bp.1.3, align 4
-  %bi.1.3 = insertelement <8 x float> poison, float %bs.1.3, i64 0
-  %bv.1.3 = shufflevector <8 x float> %bi.1.3, <8 x float> poison, <8 x i32> zeroinitializer
-  %x.1.3.0 = load <8 x float>, ptr %acc.3.0, align 64
-  %y.1.3.0 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.1.3, <8 x float> %w.1.0, <8 x float> %x.1.3.0)
-  store <8 x float> %y.1.3.0, ptr %acc.3.0, align 64
-  %x.1.3.1 = load <8 x float>, ptr %acc.3.1, align 64
-  %y.1.3.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.1.3, <8 x float> %w.1.1, <8 x float> %x.1.3.1)
-  store <8 x float> %y.1.3.1, ptr %acc.3.1, align 64
-  %wp.2.0 = getelementptr inbounds float, ptr %vb, i64 16
-  %w.2.0 = load <8 x float>, ptr %wp.2.0, align 4
-  %wp.2.1 = getelementptr inbounds float, ptr %vb, i64 80
-  %w.2.1 = load <8 x float>, ptr %wp.2.1, align 4
-  %bp.2.0 = getelementptr inbounds float, ptr %sb, i64 2
-  %bs.2.0 = load float, ptr %bp.2.0, align 4
-  %bi.2.0 = insertelement <8 x float> poison, float %bs.2.0, i64 0
-  %bv.2.0 = shufflevector <8 x float> %bi.2.0, <8 x float> poison, <8 x i32> zeroinitializer
-  %x.2.0.0 = load <8 x float>, ptr %acc.0.0, align 64
-  %y.2.0.0 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.2.0, <8 x float> %w.2.0, <8 x float> %x.2.0.0)
-  store <8 x float> %y.2.0.0, ptr %acc.0.0, align 64
-  %x.2.0.1 = load <8 x float>, ptr %acc.0.1, align 64
-  %y.2.0.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.2.0, <8 x float> %w.2.1, <8 x float> %x.2.0.1)
-  store <8 x float> %y.2.0.1, ptr %acc.0.1, align 64
-  %bp.2.1 = getelementptr inbounds float, ptr %sb, i64 10
-  %bs.2.1 = load float, ptr %bp.2.1, align 4
-  %bi.2.1 = insertelement <8 x float> poison, float %bs.2.1, i64 0
-  %bv.2.1 = shufflevector <8 x float> %bi.2.1, <8 x float> poison, <8 x i32> zeroinitializer
-  %x.2.1.0 = load <8 x float>, ptr %acc.1.0, align 64
-  %y.2.1.0 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.2.1, <8 x float> %w.2.0, <8 x float> %x.2.1.0)
-  store <8 x float> %y.2.1.0, ptr %acc.1.0, align 64
-  %x.2.1.1 = load <8 x float>, ptr %acc.1.1, align 64
-  %y.2.1.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.2.1, <8 x float> %w.2.1, <8 x float> %x.2.1.1)
-  store <8 x float> %y.2.1.1, ptr %acc.1.1, align 64
-  %bp.2.2 = getelementptr inbounds float, ptr %sb, i64 18
-  %bs.2.2 = load float, ptr %bp.2.2, align 4
-  %bi.2.2 = insertelement <8 x float> poison, float %bs.2.2, i64 0
-  %bv.2.2 = shufflevector <8 x float> %bi.2.2, <8 x float> poison, <8 x i32> zeroinitializer
-  %x.2.2.0 = load <8 x float>, ptr %acc.2.0, align 64
-  %y.2.2.0 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.2.2, <8 x float> %w.2.0, <8 x float> %x.2.2.0)
-  store <8 x float> %y.2.2.0, ptr %acc.2.0, align 64
-  %x.2.2.1 = load <8 x float>, ptr %acc.2.1, align 64
-  %y.2.2.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.2.2, <8 x float> %w.2.1, <8 x float> %x.2.2.1)
-  store <8 x float> %y.2.2.1, ptr %acc.2.1, align 64
-  %bp.2.3 = getelementptr inbounds float, ptr %sb, i64 26
-  %bs.2.3 = load float, ptr %bp.2.3, align 4
-  %bi.2.3 = insertelement <8 x float> poison, float %bs.2.3, i64 0
-  %bv.2.3 = shufflevector <8 x float> %bi.2.3, <8 x float> poison, <8 x i32> zeroinitializer
-  %x.2.3.0 = load <8 x float>, ptr %acc.3.0, align 64
-  %y.2.3.0 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.2.3, <8 x float> %w.2.0, <8 x float> %x.2.3.0)
-  store <8 x float> %y.2.3.0, ptr %acc.3.0, align 64
-  %x.2.3.1 = load <8 x float>, ptr %acc.3.1, align 64
-  %y.2.3.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.2.3, <8 x float> %w.2.1, <8 x float> %x.2.3.1)
-  store <8 x float> %y.2.3.1, ptr %acc.3.1, align 64
-  %wp.3.0 = getelementptr inbounds float, ptr %vb, i64 24
-  %w.3.0 = load <8 x float>, ptr %wp.3.0, align 4
-  %wp.3.1 = getelementptr inbounds float, ptr %vb, i64 88
-  %w.3.1 = load <8 x float>, ptr %wp.3.1, align 4
-  %bp.3.0 = getelementptr inbounds float, ptr %sb, i64 3
-  %bs.3.0 = load float, ptr %bp.3.0, align 4
-  %bi.3.0 = insertelement <8 x float> poison, float %bs.3.0, i64 0
-  %bv.3.0 = shufflevector <8 x float> %bi.3.0, <8 x float> poison, <8 x i32> zeroinitializer
-  %x.3.0.0 = load <8 x float>, ptr %acc.0.0, align 64
-  %y.3.0.0 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.3.0, <8 x float> %w.3.0, <8 x float> %x.3.0.0)
-  store <8 x float> %y.3.0.0, ptr %acc.0.0, align 64
-  %x.3.0.1 = load <8 x float>, ptr %acc.0.1, align 64
-  %y.3.0.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.3.0, <8 x float> %w.3.1, <8 x float> %x.3.0.1)
-  store <8 x float> %y.3.0.1, ptr %acc.0.1, align 64
-  %bp.3.1 = getelementptr inbounds float, ptr %sb, i64 11
-  %bs.3.1 = load float, ptr %bp.3.1, align 4
-  %bi.3.1 = insertelement <8 x float> poison, float %bs.3.1, i64 0
-  %bv.3.1 = shufflevector <8 x float> %bi.3.1, <8 x float> poison, <8 x i32> zeroinitializer
-  %x.3.1.0 = load <8 x float>, ptr %acc.1.0, align 64
-  %y.3.1.0 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.3.1, <8 x float> %w.3.0, <8 x float> %x.3.1.0)
-  store <8 x float> %y.3.1.0, ptr %acc.1.0, align 64
-  %x.3.1.1 = load <8 x float>, ptr %acc.1.1, align 64
-  %y.3.1.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.3.1, <8 x float> %w.3.1, <8 x float> %x.3.1.1)
-  store <8 x float> %y.3.1.1, ptr %acc.1.1, align 64
-  %bp.3.2 = getelementptr inbounds float, ptr %sb, i64 19
-  %bs.3.2 = load float, ptr %bp.3.2, align 4
-  %bi.3.2 = insertelement <8 x float> poison, float %bs.3.2, i64 0
-  %bv.3.2 = shufflevector <8 x float> %bi.3.2, <8 x float> poison, <8 x i32> zeroinitializer
-  %x.3.2.0 = load <8 x float>, ptr %acc.2.0, align 64
-  %y.3.2.0 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.3.2, <8 x float> %w.3.0, <8 x float> %x.3.2.0)
-  store <8 x float> %y.3.2.0, ptr %acc.2.0, align 64
-  %x.3.2.1 = load <8 x float>, ptr %acc.2.1, align 64
-  %y.3.2.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.3.2, <8 x float> %w.3.1, <8 x float> %x.3.2.1)
-  store <8 x float> %y.3.2.1, ptr %acc.2.1, align 64
-  %bp.3.3 = getelementptr inbounds float, ptr %sb, i64 27
-  %bs.3.3 = load float, ptr %bp.3.3, align 4
-  %bi.3.3 = insertelement <8 x float> poison, float %bs.3.3, i64 0
-  %bv.3.3 = shufflevector <8 x float> %bi.3.3, <8 x float> poison, <8 x i32> zeroinitializer
-  %x.3.3.0 = load <8 x float>, ptr %acc.3.0, align 64
-  %y.3.3.0 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.3.3, <8 x float> %w.3.0, <8 x float> %x.3.3.0)
-  store <8 x float> %y.3.3.0, ptr %acc.3.0, align 64
-  %x.3.3.1 = load <8 x float>, ptr %acc.3.1, align 64
-  %y.3.3.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.3.3, <8 x float> %w.3.1, <8 x float> %x.3.3.1)
-  store <8 x float> %y.3.3.1, ptr %acc.3.1, align 64
-  %wp.4.0 = getelementptr inbounds float, ptr %vb, i64 32
-  %w.4.0 = load <8 x float>, ptr %wp.4.0, align 4
-  %wp.4.1 = getelementptr inbounds float, ptr %vb, i64 96
-  %w.4.1 = load <8 x float>, ptr %wp.4.1, align 4
-  %bp.4.0 = getelementptr inbounds float, ptr %sb, i64 4
-  %bs.4.0 = load float, ptr %bp.4.0, align 4
-  %bi.4.0 = insertelement <8 x float> poison, float %bs.4.0, i64 0
-  %bv.4.0 = shufflevector <8 x float> %bi.4.0, <8 x float> poison, <8 x i32> zeroinitializer
-  %x.4.0.0 = load <8 x float>, ptr %acc.0.0, align 64
-  %y.4.0.0 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.4.0, <8 x float> %w.4.0, <8 x float> %x.4.0.0)
-  store <8 x float> %y.4.0.0, ptr %acc.0.0, align 64
-  %x.4.0.1 = load <8 x float>, ptr %acc.0.1, align 64
-  %y.4.0.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.4.0, <8 x float> %w.4.1, <8 x float> %x.4.0.1)
-  store <8 x float> %y.4.0.1, ptr %acc.0.1, align 64
-  %bp.4.1 = getelementptr inbounds float, ptr %sb, i64 12
-  %bs.4.1 = load float, ptr %bp.4.1, align 4
-  %bi.4.1 = insertelement <8 x float> poison, float %bs.4.1, i64 0
-  %bv.4.1 = shufflevector <8 x float> %bi.4.1, <8 x float> poison, <8 x i32> zeroinitializer
-  %x.4.1.0 = load <8 x float>, ptr %acc.1.0, align 64
-  %y.4.1.0 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.4.1, <8 x float> %w.4.0, <8 x float> %x.4.1.0)
-  store <8 x float> %y.4.1.0, ptr %acc.1.0, align 64
-  %x.4.1.1 = load <8 x float>, ptr %acc.1.1, align 64
-  %y.4.1.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.4.1, <8 x float> %w.4.1, <8 x float> %x.4.1.1)
-  store <8 x float> %y.4.1.1, ptr %acc.1.1, align 64
-  %bp.4.2 = getelementptr inbounds float, ptr %sb, i64 20
-  %bs.4.2 = load float, ptr %bp.4.2, align 4
-  %bi.4.2 = insertelement <8 x float> poison, float %bs.4.2, i64 0
-  %bv.4.2 = shufflevector <8 x float> %bi.4.2, <8 x float> poison, <8 x i32> zeroinitializer
-  %x.4.2.0 = load <8 x float>, ptr %acc.2.0, align 64
-  %y.4.2.0 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.4.2, <8 x float> %w.4.0, <8 x float> %x.4.2.0)
-  store <8 x float> %y.4.2.0, ptr %acc.2.0, align 64
-  %x.4.2.1 = load <8 x float>, ptr %acc.2.1, align 64
-  %y.4.2.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.4.2, <8 x float> %w.4.1, <8 x float> %x.4.2.1)
-  store <8 x float> %y.4.2.1, ptr %acc.2.1, align 64
-  %bp.4.3 = getelementptr inbounds float, ptr %sb, i64 28
-  %bs.4.3 = load float, ptr %bp.4.3, align 4
-  %bi.4.3 = insertelement <8 x float> poison, float %bs.4.3, i64 0
-  %bv.4.3 = shufflevector <8 x float> %bi.4.3, <8 x float> poison, <8 x i32> zeroinitializer
-  %x.4.3.0 = load <8 x float>, ptr %acc.3.0, align 64
-  %y.4.3.0 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.4.3, <8 x float> %w.4.0, <8 x float> %x.4.3.0)
-  store <8 x float> %y.4.3.0, ptr %acc.3.0, align 64
-  %x.4.3.1 = load <8 x float>, ptr %acc.3.1, align 64
-  %y.4.3.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.4.3, <8 x float> %w.4.1, <8 x float> %x.4.3.1)
-  store <8 x float> %y.4.3.1, ptr %acc.3.1, align 64
-  %wp.5.0 = getelementptr inbounds float, ptr %vb, i64 40
-  %w.5.0 = load <8 x float>, ptr %wp.5.0, align 4
-  %wp.5.1 = getelementptr inbounds float, ptr %vb, i64 104
-  %w.5.1 = load <8 x float>, ptr %wp.5.1, align 4
-  %bp.5.0 = getelementptr inbounds float, ptr %sb, i64 5
-  %bs.5.0 = load float, ptr %bp.5.0, align 4
-  %bi.5.0 = insertelement <8 x float> poison, float %bs.5.0, i64 0
-  %bv.5.0 = shufflevector <8 x float> %bi.5.0, <8 x float> poison, <8 x i32> zeroinitializer
-  %x.5.0.0 = load <8 x float>, ptr %acc.0.0, align 64
-  %y.5.0.0 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.5.0, <8 x float> %w.5.0, <8 x float> %x.5.0.0)
-  store <8 x float> %y.5.0.0, ptr %acc.0.0, align 64
-  %x.5.0.1 = load <8 x float>, ptr %acc.0.1, align 64
-  %y.5.0.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.5.0, <8 x float> %w.5.1, <8 x float> %x.5.0.1)
-  store <8 x float> %y.5.0.1, ptr %acc.0.1, align 64
-  %bp.5.1 = getelementptr inbounds float, ptr %sb, i64 13
-  %bs.5.1 = load float, ptr %bp.5.1, align 4
-  %bi.5.1 = insertelement <8 x float> poison, float %bs.5.1, i64 0
-  %bv.5.1 = shufflevector <8 x float> %bi.5.1, <8 x float> poison, <8 x i32> zeroinitializer
-  %x.5.1.0 = load <8 x float>, ptr %acc.1.0, align 64
-  %y.5.1.0 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.5.1, <8 x float> %w.5.0, <8 x float> %x.5.1.0)
-  store <8 x float> %y.5.1.0, ptr %acc.1.0, align 64
-  %x.5.1.1 = load <8 x float>, ptr %acc.1.1, align 64
-  %y.5.1.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.5.1, <8 x float> %w.5.1, <8 x float> %x.5.1.1)
-  store <8 x float> %y.5.1.1, ptr %acc.1.1, align 64
-  %bp.5.2 = getelementptr inbounds float, ptr %sb, i64 21
-  %bs.5.2 = load float, ptr %bp.5.2, align 4
-  %bi.5.2 = insertelement <8 x float> poison, float %bs.5.2, i64 0
-  %bv.5.2 = shufflevector <8 x float> %bi.5.2, <8 x float> poison, <8 x i32> zeroinitializer
-  %x.5.2.0 = load <8 x float>, ptr %acc.2.0, align 64
-  %y.5.2.0 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.5.2, <8 x float> %w.5.0, <8 x float> %x.5.2.0)
-  store <8 x float> %y.5.2.0, ptr %acc.2.0, align 64
-  %x.5.2.1 = load <8 x float>, ptr %acc.2.1, align 64
-  %y.5.2.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.5.2, <8 x float> %w.5.1, <8 x float> %x.5.2.1)
-  store <8 x float> %y.5.2.1, ptr %acc.2.1, align 64
-  %bp.5.3 = getelementptr inbounds float, ptr %sb, i64 29
-  %bs.5.3 = load float, ptr %bp.5.3, align 4
-  %bi.5.3 = insertelement <8 x float> poison, float %bs.5.3, i64 0
-  %bv.5.3 = shufflevector <8 x float> %bi.5.3, <8 x float> poison, <8 x i32> zeroinitializer
-  %x.5.3.0 = load <8 x float>, ptr %acc.3.0, align 64
-  %y.5.3.0 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.5.3, <8 x float> %w.5.0, <8 x float> %x.5.3.0)
-  store <8 x float> %y.5.3.0, ptr %acc.3.0, align 64
-  %x.5.3.1 = load <8 x float>, ptr %acc.3.1, align 64
-  %y.5.3.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.5.3, <8 x float> %w.5.1, <8 x float> %x.5.3.1)
-  store <8 x float> %y.5.3.1, ptr %acc.3.1, align 64
-  %wp.6.0 = getelementptr inbounds float, ptr %vb, i64 48
-  %w.6.0 = load <8 x float>, ptr %wp.6.0, align 4
-  %wp.6.1 = getelementptr inbounds float, ptr %vb, i64 112
-  %w.6.1 = load <8 x float>, ptr %wp.6.1, align 4
-  %bp.6.0 = getelementptr inbounds float, ptr %sb, i64 6
-  %bs.6.0 = load float, ptr %bp.6.0, align 4
-  %bi.6.0 = insertelement <8 x float> poison, float %bs.6.0, i64 0
-  %bv.6.0 = shufflevector <8 x float> %bi.6.0, <8 x float> poison, <8 x i32> zeroinitializer
-  %x.6.0.0 = load <8 x float>, ptr %acc.0.0, align 64
-  %y.6.0.0 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.6.0, <8 x float> %w.6.0, <8 x float> %x.6.0.0)
-  store <8 x float> %y.6.0.0, ptr %acc.0.0, align 64
-  %x.6.0.1 = load <8 x float>, ptr %acc.0.1, align 64
-  %y.6.0.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.6.0, <8 x float> %w.6.1, <8 x float> %x.6.0.1)
-  store <8 x float> %y.6.0.1, ptr %acc.0.1, align 64
-  %bp.6.1 = getelementptr inbounds float, ptr %sb, i64 14
-  %bs.6.1 = load float, ptr %bp.6.1, align 4
-  %bi.6.1 = insertelement <8 x float> poison, float %bs.6.1, i64 0
-  %bv.6.1 = shufflevector <8 x float> %bi.6.1, <8 x float> poison, <8 x i32> zeroinitializer
-  %x.6.1.0 = load <8 x float>, ptr %acc.1.0, align 64
-  %y.6.1.0 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.6.1, <8 x float> %w.6.0, <8 x float> %x.6.1.0)
-  store <8 x float> %y.6.1.0, ptr %acc.1.0, align 64
-  %x.6.1.1 = load <8 x float>, ptr %acc.1.1, align 64
-  %y.6.1.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.6.1, <8 x float> %w.6.1, <8 x float> %x.6.1.1)
-  store <8 x float> %y.6.1.1, ptr %acc.1.1, align 64
-  %bp.6.2 = getelementptr inbounds float, ptr %sb, i64 22
-  %bs.6.2 = load float, ptr %bp.6.2, align 4
-  %bi.6.2 = insertelement <8 x float> poison, float %bs.6.2, i64 0
-  %bv.6.2 = shufflevector <8 x float> %bi.6.2, <8 x float> poison, <8 x i32> zeroinitializer
-  %x.6.2.0 = load <8 x float>, ptr %acc.2.0, align 64
-  %y.6.2.0 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.6.2, <8 x float> %w.6.0, <8 x float> %x.6.2.0)
-  store <8 x float> %y.6.2.0, ptr %acc.2.0, align 64
-  %x.6.2.1 = load <8 x float>, ptr %acc.2.1, align 64
-  %y.6.2.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.6.2, <8 x float> %w.6.1, <8 x float> %x.6.2.1)
-  store <8 x float> %y.6.2.1, ptr %acc.2.1, align 64
-  %bp.6.3 = getelementptr inbounds float, ptr %sb, i64 30
-  %bs.6.3 = load float, ptr %bp.6.3, align 4
-  %bi.6.3 = insertelement <8 x float> poison, float %bs.6.3, i64 0
-  %bv.6.3 = shufflevector <8 x float> %bi.6.3, <8 x float> poison, <8 x i32> zeroinitializer
-  %x.6.3.0 = load <8 x float>, ptr %acc.3.0, align 64
-  %y.6.3.0 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.6.3, <8 x float> %w.6.0, <8 x float> %x.6.3.0)
-  store <8 x float> %y.6.3.0, ptr %acc.3.0, align 64
-  %x.6.3.1 = load <8 x float>, ptr %acc.3.1, align 64
-  %y.6.3.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.6.3, <8 x float> %w.6.1, <8 x float> %x.6.3.1)
-  store <8 x float> %y.6.3.1, ptr %acc.3.1, align 64
-  %wp.7.0 = getelementptr inbounds float, ptr %vb, i64 56
-  %w.7.0 = load <8 x float>, ptr %wp.7.0, align 4
-  %wp.7.1 = getelementptr inbounds float, ptr %vb, i64 120
-  %w.7.1 = load <8 x float>, ptr %wp.7.1, align 4
-  %bp.7.0 = getelementptr inbounds float, ptr %sb, i64 7
-  %bs.7.0 = load float, ptr %bp.7.0, align 4
-  %bi.7.0 = insertelement <8 x float> poison, float %bs.7.0, i64 0
-  %bv.7.0 = shufflevector <8 x float> %bi.7.0, <8 x float> poison, <8 x i32> zeroinitializer
-  %x.7.0.0 = load <8 x float>, ptr %acc.0.0, align 64
-  %y.7.0.0 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.7.0, <8 x float> %w.7.0, <8 x float> %x.7.0.0)
-  store <8 x float> %y.7.0.0, ptr %acc.0.0, align 64
-  %x.7.0.1 = load <8 x float>, ptr %acc.0.1, align 64
-  %y.7.0.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.7.0, <8 x float> %w.7.1, <8 x float> %x.7.0.1)
-  store <8 x float> %y.7.0.1, ptr %acc.0.1, align 64
-  %bp.7.1 = getelementptr inbounds float, ptr %sb, i64 15
-  %bs.7.1 = load float, ptr %bp.7.1, align 4
-  %bi.7.1 = insertelement <8 x float> poison, float %bs.7.1, i64 0
-  %bv.7.1 = shufflevector <8 x float> %bi.7.1, <8 x float> poison, <8 x i32> zeroinitializer
-  %x.7.1.0 = load <8 x float>, ptr %acc.1.0, align 64
-  %y.7.1.0 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.7.1, <8 x float> %w.7.0, <8 x float> %x.7.1.0)
-  store <8 x float> %y.7.1.0, ptr %acc.1.0, align 64
-  %x.7.1.1 = load <8 x float>, ptr %acc.1.1, align 64
-  %y.7.1.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.7.1, <8 x float> %w.7.1, <8 x float> %x.7.1.1)
-  store <8 x float> %y.7.1.1, ptr %acc.1.1, align 64
-  %bp.7.2 = getelementptr inbounds float, ptr %sb, i64 23
-  %bs.7.2 = load float, ptr %bp.7.2, align 4
-  %bi.7.2 = insertelement <8 x float> poison, float %bs.7.2, i64 0
-  %bv.7.2 = shufflevector <8 x float> %bi.7.2, <8 x float> poison, <8 x i32> zeroinitializer
-  %x.7.2.0 = load <8 x float>, ptr %acc.2.0, align 64
-  %y.7.2.0 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.7.2, <8 x float> %w.7.0, <8 x float> %x.7.2.0)
-  store <8 x float> %y.7.2.0, ptr %acc.2.0, align 64
-  %x.7.2.1 = load <8 x float>, ptr %acc.2.1, align 64
-  %y.7.2.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.7.2, <8 x float> %w.7.1, <8 x float> %x.7.2.1)
-  store <8 x float> %y.7.2.1, ptr %acc.2.1, align 64
-  %bp.7.3 = getelementptr inbounds float, ptr %sb, i64 31
-  %bs.7.3 = load float, ptr %bp.7.3, align 4
-  %bi.7.3 = insertelement <8 x float> poison, float %bs.7.3, i64 0
-  %bv.7.3 = shufflevector <8 x float> %bi.7.3, <8 x float> poison, <8 x i32> zeroinitializer
-  %x.7.3.0 = load <8 x float>, ptr %acc.3.0, align 64
-  %y.7.3.0 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.7.3, <8 x float> %w.7.0, <8 x float> %x.7.3.0)
-  store <8 x float> %y.7.3.0, ptr %acc.3.0, align 64
-  %x.7.3.1 = load <8 x float>, ptr %acc.3.1, align 64
-  %y.7.3.1 = call <8 x float> @llvm.fma.v8f32(<8 x float> %bv.7.3, <8 x float> %w.7.1, <8 x float> %x.7.3.1)
-  store <8 x float> %y.7.3.1, ptr %acc.3.1, align 64
+    %x.0.0 = load <8 x float>, ptr %acc.0.0, align 64
+  %x.0.1 = load <8 x float>, ptr %acc.0.1, align 64
+  %x.1.0 = load <8 x float>, ptr %acc.1.0, align 64
+  %x.1.1 = load <8 x float>, ptr %acc.1.1, align 64
+  %x.2.0 = load <8 x float>, ptr %acc.2.0, align 64
+  %x.2.1 = load <8 x float>, ptr %acc.2.1, align 64
+  %x.3.0 = load <8 x float>, ptr %acc.3.0, align 64
+  %x.3.1 = load <8 x float>, ptr %acc.3.1, align 64
+  %block = call { <8 x float>, <8 x float>, <8 x float>, <8 x float>, <8 x float>, <8 x float>, <8 x float>, <8 x float>, <8 x float>, <8 x float>, <8 x float> } asm "vmovups\090($12), $8\0Avmovups\09256($12), $9\0Avbroadcastss\090($11), $10\0Avfmadd231ps\09$8, $10, $0\0Avfmadd231ps\09$9, $10, $1\0Avbroadcastss\0932($11), $10\0Avfmadd231ps\09$8, $10, $2\0Avfmadd231ps\09$9, $10, $3\0Avbroadcastss\0964($11), $10\0Avfmadd231ps\09$8, $10, $4\0Avfmadd231ps\09$9, $10, $5\0Avbroadcastss\0996($11), $10\0Avfmadd231ps\09$8, $10, $6\0Avfmadd231ps\09$9, $10, $7\0Avmovups\0932($12), $8\0Avmovups\09288($12), $9\0Avbroadcastss\094($11), $10\0Avfmadd231ps\09$8, $10, $0\0Avfmadd231ps\09$9, $10, $1\0Avbroadcastss\0936($11), $10\0Avfmadd231ps\09$8, $10, $2\0Avfmadd231ps\09$9, $10, $3\0Avbroadcastss\0968($11), $10\0Avfmadd231ps\09$8, $10, $4\0Avfmadd231ps\09$9, $10, $5\0Avbroadcastss\09100($11), $10\0Avfmadd231ps\09$8, $10, $6\0Avfmadd231ps\09$9, $10, $7\0Avmovups\0964($12), $8\0Avmovups\09320($12), $9\0Avbroadcastss\098($11), $10\0Avfmadd231ps\09$8, $10, $0\0Avfmadd231ps\09$9, $10, $1\0Avbroadcastss\0940($11), $10\0Avfmadd231ps\09$8, $10, $2\0Avfmadd231ps\09$9, $10, $3\0Avbroadcastss\0972($11), $10\0Avfmadd231ps\09$8, $10, $4\0Avfmadd231ps\09$9, $10, $5\0Avbroadcastss\09104($11), $10\0Avfmadd231ps\09$8, $10, $6\0Avfmadd231ps\09$9, $10, $7\0Avmovups\0996($12), $8\0Avmovups\09352($12), $9\0Avbroadcastss\0912($11), $10\0Avfmadd231ps\09$8, $10, $0\0Avfmadd231ps\09$9, $10, $1\0Avbroadcastss\0944($11), $10\0Avfmadd231ps\09$8, $10, $2\0Avfmadd231ps\09$9, $10, $3\0Avbroadcastss\0976($11), $10\0Avfmadd231ps\09$8, $10, $4\0Avfmadd231ps\09$9, $10, $5\0Avbroadcastss\09108($11), $10\0Avfmadd231ps\09$8, $10, $6\0Avfmadd231ps\09$9, $10, $7\0Avmovups\09128($12), $8\0Avmovups\09384($12), $9\0Avbroadcastss\0916($11), $10\0Avfmadd231ps\09$8, $10, $0\0Avfmadd231ps\09$9, $10, $1\0Avbroadcastss\0948($11), $10\0Avfmadd231ps\09$8, $10, $2\0Avfmadd231ps\09$9, $10, $3\0Avbroadcastss\0980($11), $10\0Avfmadd231ps\09$8, $10, $4\0Avfmadd231ps\09$9, $10, $5\0Avbroadcastss\09112($11), $10\0Avfmadd231ps\09$8, $10, $6\0Avfmadd231ps\09$9, $10, $7\0Avmovups\09160($12), $8\0Avmovups\09416($12), $9\0Avbroadcastss\0920($11), $10\0Avfmadd231ps\09$8, $10, $0\0Avfmadd231ps\09$9, $10, $1\0Avbroadcastss\0952($11), $10\0Avfmadd231ps\09$8, $10, $2\0Avfmadd231ps\09$9, $10, $3\0Avbroadcastss\0984($11), $10\0Avfmadd231ps\09$8, $10, $4\0Avfmadd231ps\09$9, $10, $5\0Avbroadcastss\09116($11), $10\0Avfmadd231ps\09$8, $10, $6\0Avfmadd231ps\09$9, $10, $7\0Avmovups\09192($12), $8\0Avmovups\09448($12), $9\0Avbroadcastss\0924($11), $10\0Avfmadd231ps\09$8, $10, $0\0Avfmadd231ps\09$9, $10, $1\0Avbroadcastss\0956($11), $10\0Avfmadd231ps\09$8, $10, $2\0Avfmadd231ps\09$9, $10, $3\0Avbroadcastss\0988($11), $10\0Avfmadd231ps\09$8, $10, $4\0Avfmadd231ps\09$9, $10, $5\0Avbroadcastss\09120($11), $10\0Avfmadd231ps\09$8, $10, $6\0Avfmadd231ps\09$9, $10, $7\0Avmovups\09224($12), $8\0Avmovups\09480($12), $9\0Avbroadcastss\0928($11), $10\0Avfmadd231ps\09$8, $10, $0\0Avfmadd231ps\09$9, $10, $1\0Avbroadcastss\0960($11), $10\0Avfmadd231ps\09$8, $10, $2\0Avfmadd231ps\09$9, $10, $3\0Avbroadcastss\0992($11), $10\0Avfmadd231ps\09$8, $10, $4\0Avfmadd231ps\09$9, $10, $5\0Avbroadcastss\09124($11), $10\0Avfmadd231ps\09$8, $10, $6\0Avfmadd231ps\09$9, $10, $7\0A", "=v,=v,=v,=v,=v,=v,=v,=v,=&v,=&v,=&v,r,r,0,1,2,3,4,5,6,7"(ptr %sb, ptr %vb, <8 x float> %x.0.0, <8 x float> %x.0.1, <8 x float> %x.1.0, <8 x float> %x.1.1, <8 x float> %x.2.0, <8 x float> %x.2.1, <8 x float> %x.3.0, <8 x float> %x.3.1) #0
+  %y.0.0 = extractvalue { <8 x float>, <8 x float>, <8 x float>, <8 x float>, <8 x float>, <8 x float>, <8 x float>, <8 x float>, <8 x float>, <8 x float>, <8 x float> } %block, 0
+  store <8 x float> %y.0.0, ptr %acc.0.0, align 64
+  %y.0.1 = extractvalue { <8 x float>, <8 x float>, <8 x float>, <8 x float>, <8 x float>, <8 x float>, <8 x float>, <8 x float>, <8 x float>, <8 x float>, <8 x float> } %block, 1
+  store <8 x float> %y.0.1, ptr %acc.0.1, align 64
+  %y.1.0 = extractvalue { <8 x float>, <8 x float>, <8 x float>, <8 x float>, <8 x float>, <8 x float>, <8 x float>, <8 x float>, <8 x float>, <8 x float>, <8 x float> } %block, 2
+  store <8 x float> %y.1.0, ptr %acc.1.0, align 64
+  %y.1.1 = extractvalue { <8 x float>, <8 x float>, <8 x float>, <8 x float>, <8 x float>, <8 x float>, <8 x float>, <8 x float>, <8 x float>, <8 x float>, <8 x float> } %block, 3
+  store <8 x float> %y.1.1, ptr %acc.1.1, align 64
+  %y.2.0 = extractvalue { <8 x float>, <8 x float>, <8 x float>, <8 x float>, <8 x float>, <8 x float>, <8 x float>, <8 x float>, <8 x float>, <8 x float>, <8 x float> } %block, 4
+  store <8 x float> %y.2.0, ptr %acc.2.0, align 64
+  %y.2.1 = extractvalue { <8 x float>, <8 x float>, <8 x float>, <8 x float>, <8 x float>, <8 x float>, <8 x float>, <8 x float>, <8 x float>, <8 x float>, <8 x float> } %block, 5
+  store <8 x float> %y.2.1, ptr %acc.2.1, align 64
+  %y.3.0 = extractvalue { <8 x float>, <8 x float>, <8 x float>, <8 x float>, <8 x float>, <8 x float>, <8 x float>, <8 x float>, <8 x float>, <8 x float>, <8 x float> } %block, 6
+  store <8 x float> %y.3.0, ptr %acc.3.0, align 64
+  %y.3.1 = extractvalue { <8 x float>, <8 x float>, <8 x float>, <8 x float>, <8 x float>, <8 x float>, <8 x float>, <8 x float>, <8 x float>, <8 x float>, <8 x float> } %block, 7
+  store <8 x float> %y.3.1, ptr %acc.3.1, align 64
+
   %t.next = add nuw i64 %t, 1
   %t.more = icmp ult i64 %t.next, %t1
   br i1 %t.more, label %step, label %flush
@@ -602,3 +276,5 @@ done:
   store float %m, ptr %maxabs, align 4
   ret void
 }
+
+attributes #0 = { nounwind memory(read) }

@@ -4,7 +4,7 @@
 ; blocking kv1 w2 h1 cpb2 u1 nk
 ; register block 1x2 x 1 vectors: 6 of 32 vector registers
 ; layouts: src [1, 1, 3, 4, 4] vec [1, 1, 3, 1, 2, 16, 2] dst [1, 1, 1, 4, 16]
-; reduction: step tables of 6 steps, 1 elements a step
+; reduction: step tables of 6 steps, 1 elements a step, each step one inline-assembly block
 ; numerics: bits x16/w16, overflow exact, chain 1 pair-instructions (safe 1), flush INT32->FP32 every 1 steps, at most 6 flushes per output, FP32 partial sums in registers
 ; work: 1 items (1 x 1), 2 tile calls per batch entry, order nk
 @src_steps = private unnamed_addr constant [6 x i32] [i32 0, i32 2, i32 16, i32 18, i32 32, i32 34]
@@ -61,24 +61,14 @@ step:
   %voff = sext i32 %voff.32 to i64
   %sb = getelementptr inbounds i16, ptr %src, i64 %soff
   %vb = getelementptr inbounds i16, ptr %vec, i64 %voff
-  %wp.0.0 = getelementptr inbounds i16, ptr %vb, i64 0
-  %w.0.0 = load <32 x i16>, ptr %wp.0.0, align 4
-  %bp.0.0 = getelementptr inbounds i16, ptr %sb, i64 0
-  %bs.0.0 = load i32, ptr %bp.0.0, align 4
-  %bi.0.0 = insertelement <16 x i32> poison, i32 %bs.0.0, i64 0
-  %bv.0.0 = shufflevector <16 x i32> %bi.0.0, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.0.0 = bitcast <16 x i32> %bv.0.0 to <32 x i16>
-  %x.0.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-  %y.0.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.0.0, <32 x i16> %b.0.0, <32 x i16> %w.0.0)
-  store <16 x i32> %y.0.0.0, ptr %acc.0.0, align 64
-  %bp.0.1 = getelementptr inbounds i16, ptr %sb, i64 4
-  %bs.0.1 = load i32, ptr %bp.0.1, align 4
-  %bi.0.1 = insertelement <16 x i32> poison, i32 %bs.0.1, i64 0
-  %bv.0.1 = shufflevector <16 x i32> %bi.0.1, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.0.1 = bitcast <16 x i32> %bv.0.1 to <32 x i16>
-  %x.0.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
-  %y.0.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.1.0, <32 x i16> %b.0.1, <32 x i16> %w.0.0)
-  store <16 x i32> %y.0.1.0, ptr %acc.1.0, align 64
+    %x.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
+  %x.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
+  %block = call { <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32> } asm "vmovups\090($5), $2\0Avpbroadcastd\090($4), $3\0Avpdpwssd\09$2, $3, $0\0Avpbroadcastd\098($4), $3\0Avpdpwssd\09$2, $3, $1\0A", "=v,=v,=&v,=&v,r,r,0,1"(ptr %sb, ptr %vb, <16 x i32> %x.0.0, <16 x i32> %x.1.0) #0
+  %y.0.0 = extractvalue { <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32> } %block, 0
+  store <16 x i32> %y.0.0, ptr %acc.0.0, align 64
+  %y.1.0 = extractvalue { <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32> } %block, 1
+  store <16 x i32> %y.1.0, ptr %acc.1.0, align 64
+
   %t.next = add nuw i64 %t, 1
   %t.more = icmp ult i64 %t.next, %t1
   br i1 %t.more, label %step, label %flush
@@ -216,3 +206,5 @@ done:
   store float %m, ptr %maxabs, align 4
   ret void
 }
+
+attributes #0 = { nounwind memory(read) }

@@ -4,7 +4,7 @@
 ; blocking kv2 w2 h2 cpb3 u3 nk
 ; register block 2x2 x 2 vectors: 11 of 32 vector registers
 ; layouts: src [2, 1, 5, 5, 6] vec [3, 1, 3, 3, 3, 16, 2] dst [2, 3, 3, 3, 16]
-; reduction: step tables of 9 steps, 3 elements a step
+; reduction: step tables of 9 steps, 3 elements a step, each step one inline-assembly block
 ; numerics: bits x14/w14, overflow exact, chain 15 pair-instructions (safe 16), flush INT32->FP32 every 5 steps, at most 2 flushes per output, FP32 partial sums in the output tile
 ; work: 8 items (2 x 4), 8 tile calls per batch entry, order nk
 @src_steps = private unnamed_addr constant [9 x i32] [i32 0, i32 6, i32 12, i32 30, i32 36, i32 42, i32 60, i32 66, i32 72]
@@ -63,150 +63,32 @@ step:
   %voff = sext i32 %voff.32 to i64
   %sb = getelementptr inbounds i16, ptr %src, i64 %soff
   %vb = getelementptr inbounds i16, ptr %vec, i64 %voff
-  %wp.0.0 = getelementptr inbounds i16, ptr %vb, i64 0
-  %w.0.0 = load <32 x i16>, ptr %wp.0.0, align 4
-  %wp.0.1 = getelementptr inbounds i16, ptr %vb, i64 864
-  %w.0.1 = load <32 x i16>, ptr %wp.0.1, align 4
-  %bp.0.0 = getelementptr inbounds i16, ptr %sb, i64 0
-  %bs.0.0 = load i32, ptr %bp.0.0, align 4
-  %bi.0.0 = insertelement <16 x i32> poison, i32 %bs.0.0, i64 0
-  %bv.0.0 = shufflevector <16 x i32> %bi.0.0, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.0.0 = bitcast <16 x i32> %bv.0.0 to <32 x i16>
-  %x.0.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-  %y.0.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.0.0, <32 x i16> %b.0.0, <32 x i16> %w.0.0)
-  store <16 x i32> %y.0.0.0, ptr %acc.0.0, align 64
-  %x.0.0.1 = load <16 x i32>, ptr %acc.0.1, align 64
-  %y.0.0.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.0.1, <32 x i16> %b.0.0, <32 x i16> %w.0.1)
-  store <16 x i32> %y.0.0.1, ptr %acc.0.1, align 64
-  %bp.0.1 = getelementptr inbounds i16, ptr %sb, i64 6
-  %bs.0.1 = load i32, ptr %bp.0.1, align 4
-  %bi.0.1 = insertelement <16 x i32> poison, i32 %bs.0.1, i64 0
-  %bv.0.1 = shufflevector <16 x i32> %bi.0.1, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.0.1 = bitcast <16 x i32> %bv.0.1 to <32 x i16>
-  %x.0.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
-  %y.0.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.1.0, <32 x i16> %b.0.1, <32 x i16> %w.0.0)
-  store <16 x i32> %y.0.1.0, ptr %acc.1.0, align 64
-  %x.0.1.1 = load <16 x i32>, ptr %acc.1.1, align 64
-  %y.0.1.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.1.1, <32 x i16> %b.0.1, <32 x i16> %w.0.1)
-  store <16 x i32> %y.0.1.1, ptr %acc.1.1, align 64
-  %bp.0.2 = getelementptr inbounds i16, ptr %sb, i64 30
-  %bs.0.2 = load i32, ptr %bp.0.2, align 4
-  %bi.0.2 = insertelement <16 x i32> poison, i32 %bs.0.2, i64 0
-  %bv.0.2 = shufflevector <16 x i32> %bi.0.2, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.0.2 = bitcast <16 x i32> %bv.0.2 to <32 x i16>
-  %x.0.2.0 = load <16 x i32>, ptr %acc.2.0, align 64
-  %y.0.2.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.2.0, <32 x i16> %b.0.2, <32 x i16> %w.0.0)
-  store <16 x i32> %y.0.2.0, ptr %acc.2.0, align 64
-  %x.0.2.1 = load <16 x i32>, ptr %acc.2.1, align 64
-  %y.0.2.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.2.1, <32 x i16> %b.0.2, <32 x i16> %w.0.1)
-  store <16 x i32> %y.0.2.1, ptr %acc.2.1, align 64
-  %bp.0.3 = getelementptr inbounds i16, ptr %sb, i64 36
-  %bs.0.3 = load i32, ptr %bp.0.3, align 4
-  %bi.0.3 = insertelement <16 x i32> poison, i32 %bs.0.3, i64 0
-  %bv.0.3 = shufflevector <16 x i32> %bi.0.3, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.0.3 = bitcast <16 x i32> %bv.0.3 to <32 x i16>
-  %x.0.3.0 = load <16 x i32>, ptr %acc.3.0, align 64
-  %y.0.3.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.3.0, <32 x i16> %b.0.3, <32 x i16> %w.0.0)
-  store <16 x i32> %y.0.3.0, ptr %acc.3.0, align 64
-  %x.0.3.1 = load <16 x i32>, ptr %acc.3.1, align 64
-  %y.0.3.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.3.1, <32 x i16> %b.0.3, <32 x i16> %w.0.1)
-  store <16 x i32> %y.0.3.1, ptr %acc.3.1, align 64
-  %wp.1.0 = getelementptr inbounds i16, ptr %vb, i64 32
-  %w.1.0 = load <32 x i16>, ptr %wp.1.0, align 4
-  %wp.1.1 = getelementptr inbounds i16, ptr %vb, i64 896
-  %w.1.1 = load <32 x i16>, ptr %wp.1.1, align 4
-  %bp.1.0 = getelementptr inbounds i16, ptr %sb, i64 2
-  %bs.1.0 = load i32, ptr %bp.1.0, align 4
-  %bi.1.0 = insertelement <16 x i32> poison, i32 %bs.1.0, i64 0
-  %bv.1.0 = shufflevector <16 x i32> %bi.1.0, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.1.0 = bitcast <16 x i32> %bv.1.0 to <32 x i16>
-  %x.1.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-  %y.1.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.0.0, <32 x i16> %b.1.0, <32 x i16> %w.1.0)
-  store <16 x i32> %y.1.0.0, ptr %acc.0.0, align 64
-  %x.1.0.1 = load <16 x i32>, ptr %acc.0.1, align 64
-  %y.1.0.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.0.1, <32 x i16> %b.1.0, <32 x i16> %w.1.1)
-  store <16 x i32> %y.1.0.1, ptr %acc.0.1, align 64
-  %bp.1.1 = getelementptr inbounds i16, ptr %sb, i64 8
-  %bs.1.1 = load i32, ptr %bp.1.1, align 4
-  %bi.1.1 = insertelement <16 x i32> poison, i32 %bs.1.1, i64 0
-  %bv.1.1 = shufflevector <16 x i32> %bi.1.1, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.1.1 = bitcast <16 x i32> %bv.1.1 to <32 x i16>
-  %x.1.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
-  %y.1.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.1.0, <32 x i16> %b.1.1, <32 x i16> %w.1.0)
-  store <16 x i32> %y.1.1.0, ptr %acc.1.0, align 64
-  %x.1.1.1 = load <16 x i32>, ptr %acc.1.1, align 64
-  %y.1.1.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.1.1, <32 x i16> %b.1.1, <32 x i16> %w.1.1)
-  store <16 x i32> %y.1.1.1, ptr %acc.1.1, align 64
-  %bp.1.2 = getelementptr inbounds i16, ptr %sb, i64 32
-  %bs.1.2 = load i32, ptr %bp.1.2, align 4
-  %bi.1.2 = insertelement <16 x i32> poison, i32 %bs.1.2, i64 0
-  %bv.1.2 = shufflevector <16 x i32> %bi.1.2, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.1.2 = bitcast <16 x i32> %bv.1.2 to <32 x i16>
-  %x.1.2.0 = load <16 x i32>, ptr %acc.2.0, align 64
-  %y.1.2.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.2.0, <32 x i16> %b.1.2, <32 x i16> %w.1.0)
-  store <16 x i32> %y.1.2.0, ptr %acc.2.0, align 64
-  %x.1.2.1 = load <16 x i32>, ptr %acc.2.1, align 64
-  %y.1.2.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.2.1, <32 x i16> %b.1.2, <32 x i16> %w.1.1)
-  store <16 x i32> %y.1.2.1, ptr %acc.2.1, align 64
-  %bp.1.3 = getelementptr inbounds i16, ptr %sb, i64 38
-  %bs.1.3 = load i32, ptr %bp.1.3, align 4
-  %bi.1.3 = insertelement <16 x i32> poison, i32 %bs.1.3, i64 0
-  %bv.1.3 = shufflevector <16 x i32> %bi.1.3, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.1.3 = bitcast <16 x i32> %bv.1.3 to <32 x i16>
-  %x.1.3.0 = load <16 x i32>, ptr %acc.3.0, align 64
-  %y.1.3.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.3.0, <32 x i16> %b.1.3, <32 x i16> %w.1.0)
-  store <16 x i32> %y.1.3.0, ptr %acc.3.0, align 64
-  %x.1.3.1 = load <16 x i32>, ptr %acc.3.1, align 64
-  %y.1.3.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.3.1, <32 x i16> %b.1.3, <32 x i16> %w.1.1)
-  store <16 x i32> %y.1.3.1, ptr %acc.3.1, align 64
-  %wp.2.0 = getelementptr inbounds i16, ptr %vb, i64 64
-  %w.2.0 = load <32 x i16>, ptr %wp.2.0, align 4
-  %wp.2.1 = getelementptr inbounds i16, ptr %vb, i64 928
-  %w.2.1 = load <32 x i16>, ptr %wp.2.1, align 4
-  %bp.2.0 = getelementptr inbounds i16, ptr %sb, i64 4
-  %bs.2.0 = load i32, ptr %bp.2.0, align 4
-  %bi.2.0 = insertelement <16 x i32> poison, i32 %bs.2.0, i64 0
-  %bv.2.0 = shufflevector <16 x i32> %bi.2.0, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.2.0 = bitcast <16 x i32> %bv.2.0 to <32 x i16>
-  %x.2.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-  %y.2.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.0.0, <32 x i16> %b.2.0, <32 x i16> %w.2.0)
-  store <16 x i32> %y.2.0.0, ptr %acc.0.0, align 64
-  %x.2.0.1 = load <16 x i32>, ptr %acc.0.1, align 64
-  %y.2.0.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.0.1, <32 x i16> %b.2.0, <32 x i16> %w.2.1)
-  store <16 x i32> %y.2.0.1, ptr %acc.0.1, align 64
-  %bp.2.1 = getelementptr inbounds i16, ptr %sb, i64 10
-  %bs.2.1 = load i32, ptr %bp.2.1, align 4
-  %bi.2.1 = insertelement <16 x i32> poison, i32 %bs.2.1, i64 0
-  %bv.2.1 = shufflevector <16 x i32> %bi.2.1, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.2.1 = bitcast <16 x i32> %bv.2.1 to <32 x i16>
-  %x.2.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
-  %y.2.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.1.0, <32 x i16> %b.2.1, <32 x i16> %w.2.0)
-  store <16 x i32> %y.2.1.0, ptr %acc.1.0, align 64
-  %x.2.1.1 = load <16 x i32>, ptr %acc.1.1, align 64
-  %y.2.1.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.1.1, <32 x i16> %b.2.1, <32 x i16> %w.2.1)
-  store <16 x i32> %y.2.1.1, ptr %acc.1.1, align 64
-  %bp.2.2 = getelementptr inbounds i16, ptr %sb, i64 34
-  %bs.2.2 = load i32, ptr %bp.2.2, align 4
-  %bi.2.2 = insertelement <16 x i32> poison, i32 %bs.2.2, i64 0
-  %bv.2.2 = shufflevector <16 x i32> %bi.2.2, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.2.2 = bitcast <16 x i32> %bv.2.2 to <32 x i16>
-  %x.2.2.0 = load <16 x i32>, ptr %acc.2.0, align 64
-  %y.2.2.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.2.0, <32 x i16> %b.2.2, <32 x i16> %w.2.0)
-  store <16 x i32> %y.2.2.0, ptr %acc.2.0, align 64
-  %x.2.2.1 = load <16 x i32>, ptr %acc.2.1, align 64
-  %y.2.2.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.2.1, <32 x i16> %b.2.2, <32 x i16> %w.2.1)
-  store <16 x i32> %y.2.2.1, ptr %acc.2.1, align 64
-  %bp.2.3 = getelementptr inbounds i16, ptr %sb, i64 40
-  %bs.2.3 = load i32, ptr %bp.2.3, align 4
-  %bi.2.3 = insertelement <16 x i32> poison, i32 %bs.2.3, i64 0
-  %bv.2.3 = shufflevector <16 x i32> %bi.2.3, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.2.3 = bitcast <16 x i32> %bv.2.3 to <32 x i16>
-  %x.2.3.0 = load <16 x i32>, ptr %acc.3.0, align 64
-  %y.2.3.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.3.0, <32 x i16> %b.2.3, <32 x i16> %w.2.0)
-  store <16 x i32> %y.2.3.0, ptr %acc.3.0, align 64
-  %x.2.3.1 = load <16 x i32>, ptr %acc.3.1, align 64
-  %y.2.3.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.3.1, <32 x i16> %b.2.3, <32 x i16> %w.2.1)
-  store <16 x i32> %y.2.3.1, ptr %acc.3.1, align 64
+    %x.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
+  %x.0.1 = load <16 x i32>, ptr %acc.0.1, align 64
+  %x.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
+  %x.1.1 = load <16 x i32>, ptr %acc.1.1, align 64
+  %x.2.0 = load <16 x i32>, ptr %acc.2.0, align 64
+  %x.2.1 = load <16 x i32>, ptr %acc.2.1, align 64
+  %x.3.0 = load <16 x i32>, ptr %acc.3.0, align 64
+  %x.3.1 = load <16 x i32>, ptr %acc.3.1, align 64
+  %block = call { <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32> } asm "vmovups\090($12), $8\0Avmovups\091728($12), $9\0Avpbroadcastd\090($11), $10\0Avpdpwssd\09$8, $10, $0\0Avpdpwssd\09$9, $10, $1\0Avpbroadcastd\0912($11), $10\0Avpdpwssd\09$8, $10, $2\0Avpdpwssd\09$9, $10, $3\0Avpbroadcastd\0960($11), $10\0Avpdpwssd\09$8, $10, $4\0Avpdpwssd\09$9, $10, $5\0Avpbroadcastd\0972($11), $10\0Avpdpwssd\09$8, $10, $6\0Avpdpwssd\09$9, $10, $7\0Avmovups\0964($12), $8\0Avmovups\091792($12), $9\0Avpbroadcastd\094($11), $10\0Avpdpwssd\09$8, $10, $0\0Avpdpwssd\09$9, $10, $1\0Avpbroadcastd\0916($11), $10\0Avpdpwssd\09$8, $10, $2\0Avpdpwssd\09$9, $10, $3\0Avpbroadcastd\0964($11), $10\0Avpdpwssd\09$8, $10, $4\0Avpdpwssd\09$9, $10, $5\0Avpbroadcastd\0976($11), $10\0Avpdpwssd\09$8, $10, $6\0Avpdpwssd\09$9, $10, $7\0Avmovups\09128($12), $8\0Avmovups\091856($12), $9\0Avpbroadcastd\098($11), $10\0Avpdpwssd\09$8, $10, $0\0Avpdpwssd\09$9, $10, $1\0Avpbroadcastd\0920($11), $10\0Avpdpwssd\09$8, $10, $2\0Avpdpwssd\09$9, $10, $3\0Avpbroadcastd\0968($11), $10\0Avpdpwssd\09$8, $10, $4\0Avpdpwssd\09$9, $10, $5\0Avpbroadcastd\0980($11), $10\0Avpdpwssd\09$8, $10, $6\0Avpdpwssd\09$9, $10, $7\0A", "=v,=v,=v,=v,=v,=v,=v,=v,=&v,=&v,=&v,r,r,0,1,2,3,4,5,6,7"(ptr %sb, ptr %vb, <16 x i32> %x.0.0, <16 x i32> %x.0.1, <16 x i32> %x.1.0, <16 x i32> %x.1.1, <16 x i32> %x.2.0, <16 x i32> %x.2.1, <16 x i32> %x.3.0, <16 x i32> %x.3.1) #0
+  %y.0.0 = extractvalue { <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32> } %block, 0
+  store <16 x i32> %y.0.0, ptr %acc.0.0, align 64
+  %y.0.1 = extractvalue { <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32> } %block, 1
+  store <16 x i32> %y.0.1, ptr %acc.0.1, align 64
+  %y.1.0 = extractvalue { <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32> } %block, 2
+  store <16 x i32> %y.1.0, ptr %acc.1.0, align 64
+  %y.1.1 = extractvalue { <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32> } %block, 3
+  store <16 x i32> %y.1.1, ptr %acc.1.1, align 64
+  %y.2.0 = extractvalue { <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32> } %block, 4
+  store <16 x i32> %y.2.0, ptr %acc.2.0, align 64
+  %y.2.1 = extractvalue { <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32> } %block, 5
+  store <16 x i32> %y.2.1, ptr %acc.2.1, align 64
+  %y.3.0 = extractvalue { <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32> } %block, 6
+  store <16 x i32> %y.3.0, ptr %acc.3.0, align 64
+  %y.3.1 = extractvalue { <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32> } %block, 7
+  store <16 x i32> %y.3.1, ptr %acc.3.1, align 64
+
   %t.next = add nuw i64 %t, 1
   %t.more = icmp ult i64 %t.next, %t1
   br i1 %t.more, label %step, label %flush
@@ -338,84 +220,20 @@ step:
   %voff = sext i32 %voff.32 to i64
   %sb = getelementptr inbounds i16, ptr %src, i64 %soff
   %vb = getelementptr inbounds i16, ptr %vec, i64 %voff
-  %wp.0.0 = getelementptr inbounds i16, ptr %vb, i64 0
-  %w.0.0 = load <32 x i16>, ptr %wp.0.0, align 4
-  %wp.0.1 = getelementptr inbounds i16, ptr %vb, i64 864
-  %w.0.1 = load <32 x i16>, ptr %wp.0.1, align 4
-  %bp.0.0 = getelementptr inbounds i16, ptr %sb, i64 0
-  %bs.0.0 = load i32, ptr %bp.0.0, align 4
-  %bi.0.0 = insertelement <16 x i32> poison, i32 %bs.0.0, i64 0
-  %bv.0.0 = shufflevector <16 x i32> %bi.0.0, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.0.0 = bitcast <16 x i32> %bv.0.0 to <32 x i16>
-  %x.0.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-  %y.0.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.0.0, <32 x i16> %b.0.0, <32 x i16> %w.0.0)
-  store <16 x i32> %y.0.0.0, ptr %acc.0.0, align 64
-  %x.0.0.1 = load <16 x i32>, ptr %acc.0.1, align 64
-  %y.0.0.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.0.1, <32 x i16> %b.0.0, <32 x i16> %w.0.1)
-  store <16 x i32> %y.0.0.1, ptr %acc.0.1, align 64
-  %bp.0.1 = getelementptr inbounds i16, ptr %sb, i64 30
-  %bs.0.1 = load i32, ptr %bp.0.1, align 4
-  %bi.0.1 = insertelement <16 x i32> poison, i32 %bs.0.1, i64 0
-  %bv.0.1 = shufflevector <16 x i32> %bi.0.1, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.0.1 = bitcast <16 x i32> %bv.0.1 to <32 x i16>
-  %x.0.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
-  %y.0.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.1.0, <32 x i16> %b.0.1, <32 x i16> %w.0.0)
-  store <16 x i32> %y.0.1.0, ptr %acc.1.0, align 64
-  %x.0.1.1 = load <16 x i32>, ptr %acc.1.1, align 64
-  %y.0.1.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.1.1, <32 x i16> %b.0.1, <32 x i16> %w.0.1)
-  store <16 x i32> %y.0.1.1, ptr %acc.1.1, align 64
-  %wp.1.0 = getelementptr inbounds i16, ptr %vb, i64 32
-  %w.1.0 = load <32 x i16>, ptr %wp.1.0, align 4
-  %wp.1.1 = getelementptr inbounds i16, ptr %vb, i64 896
-  %w.1.1 = load <32 x i16>, ptr %wp.1.1, align 4
-  %bp.1.0 = getelementptr inbounds i16, ptr %sb, i64 2
-  %bs.1.0 = load i32, ptr %bp.1.0, align 4
-  %bi.1.0 = insertelement <16 x i32> poison, i32 %bs.1.0, i64 0
-  %bv.1.0 = shufflevector <16 x i32> %bi.1.0, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.1.0 = bitcast <16 x i32> %bv.1.0 to <32 x i16>
-  %x.1.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-  %y.1.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.0.0, <32 x i16> %b.1.0, <32 x i16> %w.1.0)
-  store <16 x i32> %y.1.0.0, ptr %acc.0.0, align 64
-  %x.1.0.1 = load <16 x i32>, ptr %acc.0.1, align 64
-  %y.1.0.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.0.1, <32 x i16> %b.1.0, <32 x i16> %w.1.1)
-  store <16 x i32> %y.1.0.1, ptr %acc.0.1, align 64
-  %bp.1.1 = getelementptr inbounds i16, ptr %sb, i64 32
-  %bs.1.1 = load i32, ptr %bp.1.1, align 4
-  %bi.1.1 = insertelement <16 x i32> poison, i32 %bs.1.1, i64 0
-  %bv.1.1 = shufflevector <16 x i32> %bi.1.1, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.1.1 = bitcast <16 x i32> %bv.1.1 to <32 x i16>
-  %x.1.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
-  %y.1.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.1.0, <32 x i16> %b.1.1, <32 x i16> %w.1.0)
-  store <16 x i32> %y.1.1.0, ptr %acc.1.0, align 64
-  %x.1.1.1 = load <16 x i32>, ptr %acc.1.1, align 64
-  %y.1.1.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.1.1, <32 x i16> %b.1.1, <32 x i16> %w.1.1)
-  store <16 x i32> %y.1.1.1, ptr %acc.1.1, align 64
-  %wp.2.0 = getelementptr inbounds i16, ptr %vb, i64 64
-  %w.2.0 = load <32 x i16>, ptr %wp.2.0, align 4
-  %wp.2.1 = getelementptr inbounds i16, ptr %vb, i64 928
-  %w.2.1 = load <32 x i16>, ptr %wp.2.1, align 4
-  %bp.2.0 = getelementptr inbounds i16, ptr %sb, i64 4
-  %bs.2.0 = load i32, ptr %bp.2.0, align 4
-  %bi.2.0 = insertelement <16 x i32> poison, i32 %bs.2.0, i64 0
-  %bv.2.0 = shufflevector <16 x i32> %bi.2.0, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.2.0 = bitcast <16 x i32> %bv.2.0 to <32 x i16>
-  %x.2.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-  %y.2.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.0.0, <32 x i16> %b.2.0, <32 x i16> %w.2.0)
-  store <16 x i32> %y.2.0.0, ptr %acc.0.0, align 64
-  %x.2.0.1 = load <16 x i32>, ptr %acc.0.1, align 64
-  %y.2.0.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.0.1, <32 x i16> %b.2.0, <32 x i16> %w.2.1)
-  store <16 x i32> %y.2.0.1, ptr %acc.0.1, align 64
-  %bp.2.1 = getelementptr inbounds i16, ptr %sb, i64 34
-  %bs.2.1 = load i32, ptr %bp.2.1, align 4
-  %bi.2.1 = insertelement <16 x i32> poison, i32 %bs.2.1, i64 0
-  %bv.2.1 = shufflevector <16 x i32> %bi.2.1, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.2.1 = bitcast <16 x i32> %bv.2.1 to <32 x i16>
-  %x.2.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
-  %y.2.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.1.0, <32 x i16> %b.2.1, <32 x i16> %w.2.0)
-  store <16 x i32> %y.2.1.0, ptr %acc.1.0, align 64
-  %x.2.1.1 = load <16 x i32>, ptr %acc.1.1, align 64
-  %y.2.1.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.1.1, <32 x i16> %b.2.1, <32 x i16> %w.2.1)
-  store <16 x i32> %y.2.1.1, ptr %acc.1.1, align 64
+    %x.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
+  %x.0.1 = load <16 x i32>, ptr %acc.0.1, align 64
+  %x.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
+  %x.1.1 = load <16 x i32>, ptr %acc.1.1, align 64
+  %block = call { <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32> } asm "vmovups\090($8), $4\0Avmovups\091728($8), $5\0Avpbroadcastd\090($7), $6\0Avpdpwssd\09$4, $6, $0\0Avpdpwssd\09$5, $6, $1\0Avpbroadcastd\0960($7), $6\0Avpdpwssd\09$4, $6, $2\0Avpdpwssd\09$5, $6, $3\0Avmovups\0964($8), $4\0Avmovups\091792($8), $5\0Avpbroadcastd\094($7), $6\0Avpdpwssd\09$4, $6, $0\0Avpdpwssd\09$5, $6, $1\0Avpbroadcastd\0964($7), $6\0Avpdpwssd\09$4, $6, $2\0Avpdpwssd\09$5, $6, $3\0Avmovups\09128($8), $4\0Avmovups\091856($8), $5\0Avpbroadcastd\098($7), $6\0Avpdpwssd\09$4, $6, $0\0Avpdpwssd\09$5, $6, $1\0Avpbroadcastd\0968($7), $6\0Avpdpwssd\09$4, $6, $2\0Avpdpwssd\09$5, $6, $3\0A", "=v,=v,=v,=v,=&v,=&v,=&v,r,r,0,1,2,3"(ptr %sb, ptr %vb, <16 x i32> %x.0.0, <16 x i32> %x.0.1, <16 x i32> %x.1.0, <16 x i32> %x.1.1) #0
+  %y.0.0 = extractvalue { <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32> } %block, 0
+  store <16 x i32> %y.0.0, ptr %acc.0.0, align 64
+  %y.0.1 = extractvalue { <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32> } %block, 1
+  store <16 x i32> %y.0.1, ptr %acc.0.1, align 64
+  %y.1.0 = extractvalue { <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32> } %block, 2
+  store <16 x i32> %y.1.0, ptr %acc.1.0, align 64
+  %y.1.1 = extractvalue { <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32> } %block, 3
+  store <16 x i32> %y.1.1, ptr %acc.1.1, align 64
+
   %t.next = add nuw i64 %t, 1
   %t.more = icmp ult i64 %t.next, %t1
   br i1 %t.more, label %step, label %flush
@@ -507,84 +325,20 @@ step:
   %voff = sext i32 %voff.32 to i64
   %sb = getelementptr inbounds i16, ptr %src, i64 %soff
   %vb = getelementptr inbounds i16, ptr %vec, i64 %voff
-  %wp.0.0 = getelementptr inbounds i16, ptr %vb, i64 0
-  %w.0.0 = load <32 x i16>, ptr %wp.0.0, align 4
-  %wp.0.1 = getelementptr inbounds i16, ptr %vb, i64 864
-  %w.0.1 = load <32 x i16>, ptr %wp.0.1, align 4
-  %bp.0.0 = getelementptr inbounds i16, ptr %sb, i64 0
-  %bs.0.0 = load i32, ptr %bp.0.0, align 4
-  %bi.0.0 = insertelement <16 x i32> poison, i32 %bs.0.0, i64 0
-  %bv.0.0 = shufflevector <16 x i32> %bi.0.0, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.0.0 = bitcast <16 x i32> %bv.0.0 to <32 x i16>
-  %x.0.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-  %y.0.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.0.0, <32 x i16> %b.0.0, <32 x i16> %w.0.0)
-  store <16 x i32> %y.0.0.0, ptr %acc.0.0, align 64
-  %x.0.0.1 = load <16 x i32>, ptr %acc.0.1, align 64
-  %y.0.0.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.0.1, <32 x i16> %b.0.0, <32 x i16> %w.0.1)
-  store <16 x i32> %y.0.0.1, ptr %acc.0.1, align 64
-  %bp.0.1 = getelementptr inbounds i16, ptr %sb, i64 6
-  %bs.0.1 = load i32, ptr %bp.0.1, align 4
-  %bi.0.1 = insertelement <16 x i32> poison, i32 %bs.0.1, i64 0
-  %bv.0.1 = shufflevector <16 x i32> %bi.0.1, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.0.1 = bitcast <16 x i32> %bv.0.1 to <32 x i16>
-  %x.0.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
-  %y.0.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.1.0, <32 x i16> %b.0.1, <32 x i16> %w.0.0)
-  store <16 x i32> %y.0.1.0, ptr %acc.1.0, align 64
-  %x.0.1.1 = load <16 x i32>, ptr %acc.1.1, align 64
-  %y.0.1.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.1.1, <32 x i16> %b.0.1, <32 x i16> %w.0.1)
-  store <16 x i32> %y.0.1.1, ptr %acc.1.1, align 64
-  %wp.1.0 = getelementptr inbounds i16, ptr %vb, i64 32
-  %w.1.0 = load <32 x i16>, ptr %wp.1.0, align 4
-  %wp.1.1 = getelementptr inbounds i16, ptr %vb, i64 896
-  %w.1.1 = load <32 x i16>, ptr %wp.1.1, align 4
-  %bp.1.0 = getelementptr inbounds i16, ptr %sb, i64 2
-  %bs.1.0 = load i32, ptr %bp.1.0, align 4
-  %bi.1.0 = insertelement <16 x i32> poison, i32 %bs.1.0, i64 0
-  %bv.1.0 = shufflevector <16 x i32> %bi.1.0, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.1.0 = bitcast <16 x i32> %bv.1.0 to <32 x i16>
-  %x.1.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-  %y.1.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.0.0, <32 x i16> %b.1.0, <32 x i16> %w.1.0)
-  store <16 x i32> %y.1.0.0, ptr %acc.0.0, align 64
-  %x.1.0.1 = load <16 x i32>, ptr %acc.0.1, align 64
-  %y.1.0.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.0.1, <32 x i16> %b.1.0, <32 x i16> %w.1.1)
-  store <16 x i32> %y.1.0.1, ptr %acc.0.1, align 64
-  %bp.1.1 = getelementptr inbounds i16, ptr %sb, i64 8
-  %bs.1.1 = load i32, ptr %bp.1.1, align 4
-  %bi.1.1 = insertelement <16 x i32> poison, i32 %bs.1.1, i64 0
-  %bv.1.1 = shufflevector <16 x i32> %bi.1.1, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.1.1 = bitcast <16 x i32> %bv.1.1 to <32 x i16>
-  %x.1.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
-  %y.1.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.1.0, <32 x i16> %b.1.1, <32 x i16> %w.1.0)
-  store <16 x i32> %y.1.1.0, ptr %acc.1.0, align 64
-  %x.1.1.1 = load <16 x i32>, ptr %acc.1.1, align 64
-  %y.1.1.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.1.1, <32 x i16> %b.1.1, <32 x i16> %w.1.1)
-  store <16 x i32> %y.1.1.1, ptr %acc.1.1, align 64
-  %wp.2.0 = getelementptr inbounds i16, ptr %vb, i64 64
-  %w.2.0 = load <32 x i16>, ptr %wp.2.0, align 4
-  %wp.2.1 = getelementptr inbounds i16, ptr %vb, i64 928
-  %w.2.1 = load <32 x i16>, ptr %wp.2.1, align 4
-  %bp.2.0 = getelementptr inbounds i16, ptr %sb, i64 4
-  %bs.2.0 = load i32, ptr %bp.2.0, align 4
-  %bi.2.0 = insertelement <16 x i32> poison, i32 %bs.2.0, i64 0
-  %bv.2.0 = shufflevector <16 x i32> %bi.2.0, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.2.0 = bitcast <16 x i32> %bv.2.0 to <32 x i16>
-  %x.2.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-  %y.2.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.0.0, <32 x i16> %b.2.0, <32 x i16> %w.2.0)
-  store <16 x i32> %y.2.0.0, ptr %acc.0.0, align 64
-  %x.2.0.1 = load <16 x i32>, ptr %acc.0.1, align 64
-  %y.2.0.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.0.1, <32 x i16> %b.2.0, <32 x i16> %w.2.1)
-  store <16 x i32> %y.2.0.1, ptr %acc.0.1, align 64
-  %bp.2.1 = getelementptr inbounds i16, ptr %sb, i64 10
-  %bs.2.1 = load i32, ptr %bp.2.1, align 4
-  %bi.2.1 = insertelement <16 x i32> poison, i32 %bs.2.1, i64 0
-  %bv.2.1 = shufflevector <16 x i32> %bi.2.1, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.2.1 = bitcast <16 x i32> %bv.2.1 to <32 x i16>
-  %x.2.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
-  %y.2.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.1.0, <32 x i16> %b.2.1, <32 x i16> %w.2.0)
-  store <16 x i32> %y.2.1.0, ptr %acc.1.0, align 64
-  %x.2.1.1 = load <16 x i32>, ptr %acc.1.1, align 64
-  %y.2.1.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.1.1, <32 x i16> %b.2.1, <32 x i16> %w.2.1)
-  store <16 x i32> %y.2.1.1, ptr %acc.1.1, align 64
+    %x.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
+  %x.0.1 = load <16 x i32>, ptr %acc.0.1, align 64
+  %x.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
+  %x.1.1 = load <16 x i32>, ptr %acc.1.1, align 64
+  %block = call { <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32> } asm "vmovups\090($8), $4\0Avmovups\091728($8), $5\0Avpbroadcastd\090($7), $6\0Avpdpwssd\09$4, $6, $0\0Avpdpwssd\09$5, $6, $1\0Avpbroadcastd\0912($7), $6\0Avpdpwssd\09$4, $6, $2\0Avpdpwssd\09$5, $6, $3\0Avmovups\0964($8), $4\0Avmovups\091792($8), $5\0Avpbroadcastd\094($7), $6\0Avpdpwssd\09$4, $6, $0\0Avpdpwssd\09$5, $6, $1\0Avpbroadcastd\0916($7), $6\0Avpdpwssd\09$4, $6, $2\0Avpdpwssd\09$5, $6, $3\0Avmovups\09128($8), $4\0Avmovups\091856($8), $5\0Avpbroadcastd\098($7), $6\0Avpdpwssd\09$4, $6, $0\0Avpdpwssd\09$5, $6, $1\0Avpbroadcastd\0920($7), $6\0Avpdpwssd\09$4, $6, $2\0Avpdpwssd\09$5, $6, $3\0A", "=v,=v,=v,=v,=&v,=&v,=&v,r,r,0,1,2,3"(ptr %sb, ptr %vb, <16 x i32> %x.0.0, <16 x i32> %x.0.1, <16 x i32> %x.1.0, <16 x i32> %x.1.1) #0
+  %y.0.0 = extractvalue { <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32> } %block, 0
+  store <16 x i32> %y.0.0, ptr %acc.0.0, align 64
+  %y.0.1 = extractvalue { <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32> } %block, 1
+  store <16 x i32> %y.0.1, ptr %acc.0.1, align 64
+  %y.1.0 = extractvalue { <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32> } %block, 2
+  store <16 x i32> %y.1.0, ptr %acc.1.0, align 64
+  %y.1.1 = extractvalue { <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32> } %block, 3
+  store <16 x i32> %y.1.1, ptr %acc.1.1, align 64
+
   %t.next = add nuw i64 %t, 1
   %t.more = icmp ult i64 %t.next, %t1
   br i1 %t.more, label %step, label %flush
@@ -672,51 +426,14 @@ step:
   %voff = sext i32 %voff.32 to i64
   %sb = getelementptr inbounds i16, ptr %src, i64 %soff
   %vb = getelementptr inbounds i16, ptr %vec, i64 %voff
-  %wp.0.0 = getelementptr inbounds i16, ptr %vb, i64 0
-  %w.0.0 = load <32 x i16>, ptr %wp.0.0, align 4
-  %wp.0.1 = getelementptr inbounds i16, ptr %vb, i64 864
-  %w.0.1 = load <32 x i16>, ptr %wp.0.1, align 4
-  %bp.0.0 = getelementptr inbounds i16, ptr %sb, i64 0
-  %bs.0.0 = load i32, ptr %bp.0.0, align 4
-  %bi.0.0 = insertelement <16 x i32> poison, i32 %bs.0.0, i64 0
-  %bv.0.0 = shufflevector <16 x i32> %bi.0.0, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.0.0 = bitcast <16 x i32> %bv.0.0 to <32 x i16>
-  %x.0.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-  %y.0.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.0.0, <32 x i16> %b.0.0, <32 x i16> %w.0.0)
-  store <16 x i32> %y.0.0.0, ptr %acc.0.0, align 64
-  %x.0.0.1 = load <16 x i32>, ptr %acc.0.1, align 64
-  %y.0.0.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.0.1, <32 x i16> %b.0.0, <32 x i16> %w.0.1)
-  store <16 x i32> %y.0.0.1, ptr %acc.0.1, align 64
-  %wp.1.0 = getelementptr inbounds i16, ptr %vb, i64 32
-  %w.1.0 = load <32 x i16>, ptr %wp.1.0, align 4
-  %wp.1.1 = getelementptr inbounds i16, ptr %vb, i64 896
-  %w.1.1 = load <32 x i16>, ptr %wp.1.1, align 4
-  %bp.1.0 = getelementptr inbounds i16, ptr %sb, i64 2
-  %bs.1.0 = load i32, ptr %bp.1.0, align 4
-  %bi.1.0 = insertelement <16 x i32> poison, i32 %bs.1.0, i64 0
-  %bv.1.0 = shufflevector <16 x i32> %bi.1.0, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.1.0 = bitcast <16 x i32> %bv.1.0 to <32 x i16>
-  %x.1.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-  %y.1.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.0.0, <32 x i16> %b.1.0, <32 x i16> %w.1.0)
-  store <16 x i32> %y.1.0.0, ptr %acc.0.0, align 64
-  %x.1.0.1 = load <16 x i32>, ptr %acc.0.1, align 64
-  %y.1.0.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.0.1, <32 x i16> %b.1.0, <32 x i16> %w.1.1)
-  store <16 x i32> %y.1.0.1, ptr %acc.0.1, align 64
-  %wp.2.0 = getelementptr inbounds i16, ptr %vb, i64 64
-  %w.2.0 = load <32 x i16>, ptr %wp.2.0, align 4
-  %wp.2.1 = getelementptr inbounds i16, ptr %vb, i64 928
-  %w.2.1 = load <32 x i16>, ptr %wp.2.1, align 4
-  %bp.2.0 = getelementptr inbounds i16, ptr %sb, i64 4
-  %bs.2.0 = load i32, ptr %bp.2.0, align 4
-  %bi.2.0 = insertelement <16 x i32> poison, i32 %bs.2.0, i64 0
-  %bv.2.0 = shufflevector <16 x i32> %bi.2.0, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.2.0 = bitcast <16 x i32> %bv.2.0 to <32 x i16>
-  %x.2.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-  %y.2.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.0.0, <32 x i16> %b.2.0, <32 x i16> %w.2.0)
-  store <16 x i32> %y.2.0.0, ptr %acc.0.0, align 64
-  %x.2.0.1 = load <16 x i32>, ptr %acc.0.1, align 64
-  %y.2.0.1 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.0.1, <32 x i16> %b.2.0, <32 x i16> %w.2.1)
-  store <16 x i32> %y.2.0.1, ptr %acc.0.1, align 64
+    %x.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
+  %x.0.1 = load <16 x i32>, ptr %acc.0.1, align 64
+  %block = call { <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32> } asm "vmovups\090($6), $2\0Avmovups\091728($6), $3\0Avpbroadcastd\090($5), $4\0Avpdpwssd\09$2, $4, $0\0Avpdpwssd\09$3, $4, $1\0Avmovups\0964($6), $2\0Avmovups\091792($6), $3\0Avpbroadcastd\094($5), $4\0Avpdpwssd\09$2, $4, $0\0Avpdpwssd\09$3, $4, $1\0Avmovups\09128($6), $2\0Avmovups\091856($6), $3\0Avpbroadcastd\098($5), $4\0Avpdpwssd\09$2, $4, $0\0Avpdpwssd\09$3, $4, $1\0A", "=v,=v,=&v,=&v,=&v,r,r,0,1"(ptr %sb, ptr %vb, <16 x i32> %x.0.0, <16 x i32> %x.0.1) #0
+  %y.0.0 = extractvalue { <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32> } %block, 0
+  store <16 x i32> %y.0.0, ptr %acc.0.0, align 64
+  %y.0.1 = extractvalue { <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32> } %block, 1
+  store <16 x i32> %y.0.1, ptr %acc.0.1, align 64
+
   %t.next = add nuw i64 %t, 1
   %t.more = icmp ult i64 %t.next, %t1
   br i1 %t.more, label %step, label %flush
@@ -788,108 +505,20 @@ step:
   %voff = sext i32 %voff.32 to i64
   %sb = getelementptr inbounds i16, ptr %src, i64 %soff
   %vb = getelementptr inbounds i16, ptr %vec, i64 %voff
-  %wp.0.0 = getelementptr inbounds i16, ptr %vb, i64 0
-  %w.0.0 = load <32 x i16>, ptr %wp.0.0, align 4
-  %bp.0.0 = getelementptr inbounds i16, ptr %sb, i64 0
-  %bs.0.0 = load i32, ptr %bp.0.0, align 4
-  %bi.0.0 = insertelement <16 x i32> poison, i32 %bs.0.0, i64 0
-  %bv.0.0 = shufflevector <16 x i32> %bi.0.0, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.0.0 = bitcast <16 x i32> %bv.0.0 to <32 x i16>
-  %x.0.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-  %y.0.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.0.0, <32 x i16> %b.0.0, <32 x i16> %w.0.0)
-  store <16 x i32> %y.0.0.0, ptr %acc.0.0, align 64
-  %bp.0.1 = getelementptr inbounds i16, ptr %sb, i64 6
-  %bs.0.1 = load i32, ptr %bp.0.1, align 4
-  %bi.0.1 = insertelement <16 x i32> poison, i32 %bs.0.1, i64 0
-  %bv.0.1 = shufflevector <16 x i32> %bi.0.1, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.0.1 = bitcast <16 x i32> %bv.0.1 to <32 x i16>
-  %x.0.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
-  %y.0.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.1.0, <32 x i16> %b.0.1, <32 x i16> %w.0.0)
-  store <16 x i32> %y.0.1.0, ptr %acc.1.0, align 64
-  %bp.0.2 = getelementptr inbounds i16, ptr %sb, i64 30
-  %bs.0.2 = load i32, ptr %bp.0.2, align 4
-  %bi.0.2 = insertelement <16 x i32> poison, i32 %bs.0.2, i64 0
-  %bv.0.2 = shufflevector <16 x i32> %bi.0.2, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.0.2 = bitcast <16 x i32> %bv.0.2 to <32 x i16>
-  %x.0.2.0 = load <16 x i32>, ptr %acc.2.0, align 64
-  %y.0.2.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.2.0, <32 x i16> %b.0.2, <32 x i16> %w.0.0)
-  store <16 x i32> %y.0.2.0, ptr %acc.2.0, align 64
-  %bp.0.3 = getelementptr inbounds i16, ptr %sb, i64 36
-  %bs.0.3 = load i32, ptr %bp.0.3, align 4
-  %bi.0.3 = insertelement <16 x i32> poison, i32 %bs.0.3, i64 0
-  %bv.0.3 = shufflevector <16 x i32> %bi.0.3, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.0.3 = bitcast <16 x i32> %bv.0.3 to <32 x i16>
-  %x.0.3.0 = load <16 x i32>, ptr %acc.3.0, align 64
-  %y.0.3.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.3.0, <32 x i16> %b.0.3, <32 x i16> %w.0.0)
-  store <16 x i32> %y.0.3.0, ptr %acc.3.0, align 64
-  %wp.1.0 = getelementptr inbounds i16, ptr %vb, i64 32
-  %w.1.0 = load <32 x i16>, ptr %wp.1.0, align 4
-  %bp.1.0 = getelementptr inbounds i16, ptr %sb, i64 2
-  %bs.1.0 = load i32, ptr %bp.1.0, align 4
-  %bi.1.0 = insertelement <16 x i32> poison, i32 %bs.1.0, i64 0
-  %bv.1.0 = shufflevector <16 x i32> %bi.1.0, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.1.0 = bitcast <16 x i32> %bv.1.0 to <32 x i16>
-  %x.1.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-  %y.1.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.0.0, <32 x i16> %b.1.0, <32 x i16> %w.1.0)
-  store <16 x i32> %y.1.0.0, ptr %acc.0.0, align 64
-  %bp.1.1 = getelementptr inbounds i16, ptr %sb, i64 8
-  %bs.1.1 = load i32, ptr %bp.1.1, align 4
-  %bi.1.1 = insertelement <16 x i32> poison, i32 %bs.1.1, i64 0
-  %bv.1.1 = shufflevector <16 x i32> %bi.1.1, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.1.1 = bitcast <16 x i32> %bv.1.1 to <32 x i16>
-  %x.1.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
-  %y.1.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.1.0, <32 x i16> %b.1.1, <32 x i16> %w.1.0)
-  store <16 x i32> %y.1.1.0, ptr %acc.1.0, align 64
-  %bp.1.2 = getelementptr inbounds i16, ptr %sb, i64 32
-  %bs.1.2 = load i32, ptr %bp.1.2, align 4
-  %bi.1.2 = insertelement <16 x i32> poison, i32 %bs.1.2, i64 0
-  %bv.1.2 = shufflevector <16 x i32> %bi.1.2, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.1.2 = bitcast <16 x i32> %bv.1.2 to <32 x i16>
-  %x.1.2.0 = load <16 x i32>, ptr %acc.2.0, align 64
-  %y.1.2.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.2.0, <32 x i16> %b.1.2, <32 x i16> %w.1.0)
-  store <16 x i32> %y.1.2.0, ptr %acc.2.0, align 64
-  %bp.1.3 = getelementptr inbounds i16, ptr %sb, i64 38
-  %bs.1.3 = load i32, ptr %bp.1.3, align 4
-  %bi.1.3 = insertelement <16 x i32> poison, i32 %bs.1.3, i64 0
-  %bv.1.3 = shufflevector <16 x i32> %bi.1.3, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.1.3 = bitcast <16 x i32> %bv.1.3 to <32 x i16>
-  %x.1.3.0 = load <16 x i32>, ptr %acc.3.0, align 64
-  %y.1.3.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.3.0, <32 x i16> %b.1.3, <32 x i16> %w.1.0)
-  store <16 x i32> %y.1.3.0, ptr %acc.3.0, align 64
-  %wp.2.0 = getelementptr inbounds i16, ptr %vb, i64 64
-  %w.2.0 = load <32 x i16>, ptr %wp.2.0, align 4
-  %bp.2.0 = getelementptr inbounds i16, ptr %sb, i64 4
-  %bs.2.0 = load i32, ptr %bp.2.0, align 4
-  %bi.2.0 = insertelement <16 x i32> poison, i32 %bs.2.0, i64 0
-  %bv.2.0 = shufflevector <16 x i32> %bi.2.0, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.2.0 = bitcast <16 x i32> %bv.2.0 to <32 x i16>
-  %x.2.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-  %y.2.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.0.0, <32 x i16> %b.2.0, <32 x i16> %w.2.0)
-  store <16 x i32> %y.2.0.0, ptr %acc.0.0, align 64
-  %bp.2.1 = getelementptr inbounds i16, ptr %sb, i64 10
-  %bs.2.1 = load i32, ptr %bp.2.1, align 4
-  %bi.2.1 = insertelement <16 x i32> poison, i32 %bs.2.1, i64 0
-  %bv.2.1 = shufflevector <16 x i32> %bi.2.1, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.2.1 = bitcast <16 x i32> %bv.2.1 to <32 x i16>
-  %x.2.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
-  %y.2.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.1.0, <32 x i16> %b.2.1, <32 x i16> %w.2.0)
-  store <16 x i32> %y.2.1.0, ptr %acc.1.0, align 64
-  %bp.2.2 = getelementptr inbounds i16, ptr %sb, i64 34
-  %bs.2.2 = load i32, ptr %bp.2.2, align 4
-  %bi.2.2 = insertelement <16 x i32> poison, i32 %bs.2.2, i64 0
-  %bv.2.2 = shufflevector <16 x i32> %bi.2.2, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.2.2 = bitcast <16 x i32> %bv.2.2 to <32 x i16>
-  %x.2.2.0 = load <16 x i32>, ptr %acc.2.0, align 64
-  %y.2.2.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.2.0, <32 x i16> %b.2.2, <32 x i16> %w.2.0)
-  store <16 x i32> %y.2.2.0, ptr %acc.2.0, align 64
-  %bp.2.3 = getelementptr inbounds i16, ptr %sb, i64 40
-  %bs.2.3 = load i32, ptr %bp.2.3, align 4
-  %bi.2.3 = insertelement <16 x i32> poison, i32 %bs.2.3, i64 0
-  %bv.2.3 = shufflevector <16 x i32> %bi.2.3, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.2.3 = bitcast <16 x i32> %bv.2.3 to <32 x i16>
-  %x.2.3.0 = load <16 x i32>, ptr %acc.3.0, align 64
-  %y.2.3.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.3.0, <32 x i16> %b.2.3, <32 x i16> %w.2.0)
-  store <16 x i32> %y.2.3.0, ptr %acc.3.0, align 64
+    %x.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
+  %x.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
+  %x.2.0 = load <16 x i32>, ptr %acc.2.0, align 64
+  %x.3.0 = load <16 x i32>, ptr %acc.3.0, align 64
+  %block = call { <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32> } asm "vmovups\090($7), $4\0Avpbroadcastd\090($6), $5\0Avpdpwssd\09$4, $5, $0\0Avpbroadcastd\0912($6), $5\0Avpdpwssd\09$4, $5, $1\0Avpbroadcastd\0960($6), $5\0Avpdpwssd\09$4, $5, $2\0Avpbroadcastd\0972($6), $5\0Avpdpwssd\09$4, $5, $3\0Avmovups\0964($7), $4\0Avpbroadcastd\094($6), $5\0Avpdpwssd\09$4, $5, $0\0Avpbroadcastd\0916($6), $5\0Avpdpwssd\09$4, $5, $1\0Avpbroadcastd\0964($6), $5\0Avpdpwssd\09$4, $5, $2\0Avpbroadcastd\0976($6), $5\0Avpdpwssd\09$4, $5, $3\0Avmovups\09128($7), $4\0Avpbroadcastd\098($6), $5\0Avpdpwssd\09$4, $5, $0\0Avpbroadcastd\0920($6), $5\0Avpdpwssd\09$4, $5, $1\0Avpbroadcastd\0968($6), $5\0Avpdpwssd\09$4, $5, $2\0Avpbroadcastd\0980($6), $5\0Avpdpwssd\09$4, $5, $3\0A", "=v,=v,=v,=v,=&v,=&v,r,r,0,1,2,3"(ptr %sb, ptr %vb, <16 x i32> %x.0.0, <16 x i32> %x.1.0, <16 x i32> %x.2.0, <16 x i32> %x.3.0) #0
+  %y.0.0 = extractvalue { <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32> } %block, 0
+  store <16 x i32> %y.0.0, ptr %acc.0.0, align 64
+  %y.1.0 = extractvalue { <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32> } %block, 1
+  store <16 x i32> %y.1.0, ptr %acc.1.0, align 64
+  %y.2.0 = extractvalue { <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32> } %block, 2
+  store <16 x i32> %y.2.0, ptr %acc.2.0, align 64
+  %y.3.0 = extractvalue { <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32> } %block, 3
+  store <16 x i32> %y.3.0, ptr %acc.3.0, align 64
+
   %t.next = add nuw i64 %t, 1
   %t.more = icmp ult i64 %t.next, %t1
   br i1 %t.more, label %step, label %flush
@@ -977,60 +606,14 @@ step:
   %voff = sext i32 %voff.32 to i64
   %sb = getelementptr inbounds i16, ptr %src, i64 %soff
   %vb = getelementptr inbounds i16, ptr %vec, i64 %voff
-  %wp.0.0 = getelementptr inbounds i16, ptr %vb, i64 0
-  %w.0.0 = load <32 x i16>, ptr %wp.0.0, align 4
-  %bp.0.0 = getelementptr inbounds i16, ptr %sb, i64 0
-  %bs.0.0 = load i32, ptr %bp.0.0, align 4
-  %bi.0.0 = insertelement <16 x i32> poison, i32 %bs.0.0, i64 0
-  %bv.0.0 = shufflevector <16 x i32> %bi.0.0, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.0.0 = bitcast <16 x i32> %bv.0.0 to <32 x i16>
-  %x.0.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-  %y.0.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.0.0, <32 x i16> %b.0.0, <32 x i16> %w.0.0)
-  store <16 x i32> %y.0.0.0, ptr %acc.0.0, align 64
-  %bp.0.1 = getelementptr inbounds i16, ptr %sb, i64 30
-  %bs.0.1 = load i32, ptr %bp.0.1, align 4
-  %bi.0.1 = insertelement <16 x i32> poison, i32 %bs.0.1, i64 0
-  %bv.0.1 = shufflevector <16 x i32> %bi.0.1, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.0.1 = bitcast <16 x i32> %bv.0.1 to <32 x i16>
-  %x.0.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
-  %y.0.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.1.0, <32 x i16> %b.0.1, <32 x i16> %w.0.0)
-  store <16 x i32> %y.0.1.0, ptr %acc.1.0, align 64
-  %wp.1.0 = getelementptr inbounds i16, ptr %vb, i64 32
-  %w.1.0 = load <32 x i16>, ptr %wp.1.0, align 4
-  %bp.1.0 = getelementptr inbounds i16, ptr %sb, i64 2
-  %bs.1.0 = load i32, ptr %bp.1.0, align 4
-  %bi.1.0 = insertelement <16 x i32> poison, i32 %bs.1.0, i64 0
-  %bv.1.0 = shufflevector <16 x i32> %bi.1.0, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.1.0 = bitcast <16 x i32> %bv.1.0 to <32 x i16>
-  %x.1.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-  %y.1.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.0.0, <32 x i16> %b.1.0, <32 x i16> %w.1.0)
-  store <16 x i32> %y.1.0.0, ptr %acc.0.0, align 64
-  %bp.1.1 = getelementptr inbounds i16, ptr %sb, i64 32
-  %bs.1.1 = load i32, ptr %bp.1.1, align 4
-  %bi.1.1 = insertelement <16 x i32> poison, i32 %bs.1.1, i64 0
-  %bv.1.1 = shufflevector <16 x i32> %bi.1.1, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.1.1 = bitcast <16 x i32> %bv.1.1 to <32 x i16>
-  %x.1.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
-  %y.1.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.1.0, <32 x i16> %b.1.1, <32 x i16> %w.1.0)
-  store <16 x i32> %y.1.1.0, ptr %acc.1.0, align 64
-  %wp.2.0 = getelementptr inbounds i16, ptr %vb, i64 64
-  %w.2.0 = load <32 x i16>, ptr %wp.2.0, align 4
-  %bp.2.0 = getelementptr inbounds i16, ptr %sb, i64 4
-  %bs.2.0 = load i32, ptr %bp.2.0, align 4
-  %bi.2.0 = insertelement <16 x i32> poison, i32 %bs.2.0, i64 0
-  %bv.2.0 = shufflevector <16 x i32> %bi.2.0, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.2.0 = bitcast <16 x i32> %bv.2.0 to <32 x i16>
-  %x.2.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-  %y.2.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.0.0, <32 x i16> %b.2.0, <32 x i16> %w.2.0)
-  store <16 x i32> %y.2.0.0, ptr %acc.0.0, align 64
-  %bp.2.1 = getelementptr inbounds i16, ptr %sb, i64 34
-  %bs.2.1 = load i32, ptr %bp.2.1, align 4
-  %bi.2.1 = insertelement <16 x i32> poison, i32 %bs.2.1, i64 0
-  %bv.2.1 = shufflevector <16 x i32> %bi.2.1, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.2.1 = bitcast <16 x i32> %bv.2.1 to <32 x i16>
-  %x.2.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
-  %y.2.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.1.0, <32 x i16> %b.2.1, <32 x i16> %w.2.0)
-  store <16 x i32> %y.2.1.0, ptr %acc.1.0, align 64
+    %x.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
+  %x.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
+  %block = call { <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32> } asm "vmovups\090($5), $2\0Avpbroadcastd\090($4), $3\0Avpdpwssd\09$2, $3, $0\0Avpbroadcastd\0960($4), $3\0Avpdpwssd\09$2, $3, $1\0Avmovups\0964($5), $2\0Avpbroadcastd\094($4), $3\0Avpdpwssd\09$2, $3, $0\0Avpbroadcastd\0964($4), $3\0Avpdpwssd\09$2, $3, $1\0Avmovups\09128($5), $2\0Avpbroadcastd\098($4), $3\0Avpdpwssd\09$2, $3, $0\0Avpbroadcastd\0968($4), $3\0Avpdpwssd\09$2, $3, $1\0A", "=v,=v,=&v,=&v,r,r,0,1"(ptr %sb, ptr %vb, <16 x i32> %x.0.0, <16 x i32> %x.1.0) #0
+  %y.0.0 = extractvalue { <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32> } %block, 0
+  store <16 x i32> %y.0.0, ptr %acc.0.0, align 64
+  %y.1.0 = extractvalue { <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32> } %block, 1
+  store <16 x i32> %y.1.0, ptr %acc.1.0, align 64
+
   %t.next = add nuw i64 %t, 1
   %t.more = icmp ult i64 %t.next, %t1
   br i1 %t.more, label %step, label %flush
@@ -1098,60 +681,14 @@ step:
   %voff = sext i32 %voff.32 to i64
   %sb = getelementptr inbounds i16, ptr %src, i64 %soff
   %vb = getelementptr inbounds i16, ptr %vec, i64 %voff
-  %wp.0.0 = getelementptr inbounds i16, ptr %vb, i64 0
-  %w.0.0 = load <32 x i16>, ptr %wp.0.0, align 4
-  %bp.0.0 = getelementptr inbounds i16, ptr %sb, i64 0
-  %bs.0.0 = load i32, ptr %bp.0.0, align 4
-  %bi.0.0 = insertelement <16 x i32> poison, i32 %bs.0.0, i64 0
-  %bv.0.0 = shufflevector <16 x i32> %bi.0.0, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.0.0 = bitcast <16 x i32> %bv.0.0 to <32 x i16>
-  %x.0.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-  %y.0.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.0.0, <32 x i16> %b.0.0, <32 x i16> %w.0.0)
-  store <16 x i32> %y.0.0.0, ptr %acc.0.0, align 64
-  %bp.0.1 = getelementptr inbounds i16, ptr %sb, i64 6
-  %bs.0.1 = load i32, ptr %bp.0.1, align 4
-  %bi.0.1 = insertelement <16 x i32> poison, i32 %bs.0.1, i64 0
-  %bv.0.1 = shufflevector <16 x i32> %bi.0.1, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.0.1 = bitcast <16 x i32> %bv.0.1 to <32 x i16>
-  %x.0.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
-  %y.0.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.1.0, <32 x i16> %b.0.1, <32 x i16> %w.0.0)
-  store <16 x i32> %y.0.1.0, ptr %acc.1.0, align 64
-  %wp.1.0 = getelementptr inbounds i16, ptr %vb, i64 32
-  %w.1.0 = load <32 x i16>, ptr %wp.1.0, align 4
-  %bp.1.0 = getelementptr inbounds i16, ptr %sb, i64 2
-  %bs.1.0 = load i32, ptr %bp.1.0, align 4
-  %bi.1.0 = insertelement <16 x i32> poison, i32 %bs.1.0, i64 0
-  %bv.1.0 = shufflevector <16 x i32> %bi.1.0, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.1.0 = bitcast <16 x i32> %bv.1.0 to <32 x i16>
-  %x.1.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-  %y.1.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.0.0, <32 x i16> %b.1.0, <32 x i16> %w.1.0)
-  store <16 x i32> %y.1.0.0, ptr %acc.0.0, align 64
-  %bp.1.1 = getelementptr inbounds i16, ptr %sb, i64 8
-  %bs.1.1 = load i32, ptr %bp.1.1, align 4
-  %bi.1.1 = insertelement <16 x i32> poison, i32 %bs.1.1, i64 0
-  %bv.1.1 = shufflevector <16 x i32> %bi.1.1, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.1.1 = bitcast <16 x i32> %bv.1.1 to <32 x i16>
-  %x.1.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
-  %y.1.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.1.0, <32 x i16> %b.1.1, <32 x i16> %w.1.0)
-  store <16 x i32> %y.1.1.0, ptr %acc.1.0, align 64
-  %wp.2.0 = getelementptr inbounds i16, ptr %vb, i64 64
-  %w.2.0 = load <32 x i16>, ptr %wp.2.0, align 4
-  %bp.2.0 = getelementptr inbounds i16, ptr %sb, i64 4
-  %bs.2.0 = load i32, ptr %bp.2.0, align 4
-  %bi.2.0 = insertelement <16 x i32> poison, i32 %bs.2.0, i64 0
-  %bv.2.0 = shufflevector <16 x i32> %bi.2.0, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.2.0 = bitcast <16 x i32> %bv.2.0 to <32 x i16>
-  %x.2.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-  %y.2.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.0.0, <32 x i16> %b.2.0, <32 x i16> %w.2.0)
-  store <16 x i32> %y.2.0.0, ptr %acc.0.0, align 64
-  %bp.2.1 = getelementptr inbounds i16, ptr %sb, i64 10
-  %bs.2.1 = load i32, ptr %bp.2.1, align 4
-  %bi.2.1 = insertelement <16 x i32> poison, i32 %bs.2.1, i64 0
-  %bv.2.1 = shufflevector <16 x i32> %bi.2.1, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.2.1 = bitcast <16 x i32> %bv.2.1 to <32 x i16>
-  %x.2.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
-  %y.2.1.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.1.0, <32 x i16> %b.2.1, <32 x i16> %w.2.0)
-  store <16 x i32> %y.2.1.0, ptr %acc.1.0, align 64
+    %x.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
+  %x.1.0 = load <16 x i32>, ptr %acc.1.0, align 64
+  %block = call { <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32> } asm "vmovups\090($5), $2\0Avpbroadcastd\090($4), $3\0Avpdpwssd\09$2, $3, $0\0Avpbroadcastd\0912($4), $3\0Avpdpwssd\09$2, $3, $1\0Avmovups\0964($5), $2\0Avpbroadcastd\094($4), $3\0Avpdpwssd\09$2, $3, $0\0Avpbroadcastd\0916($4), $3\0Avpdpwssd\09$2, $3, $1\0Avmovups\09128($5), $2\0Avpbroadcastd\098($4), $3\0Avpdpwssd\09$2, $3, $0\0Avpbroadcastd\0920($4), $3\0Avpdpwssd\09$2, $3, $1\0A", "=v,=v,=&v,=&v,r,r,0,1"(ptr %sb, ptr %vb, <16 x i32> %x.0.0, <16 x i32> %x.1.0) #0
+  %y.0.0 = extractvalue { <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32> } %block, 0
+  store <16 x i32> %y.0.0, ptr %acc.0.0, align 64
+  %y.1.0 = extractvalue { <16 x i32>, <16 x i32>, <16 x i32>, <16 x i32> } %block, 1
+  store <16 x i32> %y.1.0, ptr %acc.1.0, align 64
+
   %t.next = add nuw i64 %t, 1
   %t.more = icmp ult i64 %t.next, %t1
   br i1 %t.more, label %step, label %flush
@@ -1217,36 +754,11 @@ step:
   %voff = sext i32 %voff.32 to i64
   %sb = getelementptr inbounds i16, ptr %src, i64 %soff
   %vb = getelementptr inbounds i16, ptr %vec, i64 %voff
-  %wp.0.0 = getelementptr inbounds i16, ptr %vb, i64 0
-  %w.0.0 = load <32 x i16>, ptr %wp.0.0, align 4
-  %bp.0.0 = getelementptr inbounds i16, ptr %sb, i64 0
-  %bs.0.0 = load i32, ptr %bp.0.0, align 4
-  %bi.0.0 = insertelement <16 x i32> poison, i32 %bs.0.0, i64 0
-  %bv.0.0 = shufflevector <16 x i32> %bi.0.0, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.0.0 = bitcast <16 x i32> %bv.0.0 to <32 x i16>
-  %x.0.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-  %y.0.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.0.0.0, <32 x i16> %b.0.0, <32 x i16> %w.0.0)
-  store <16 x i32> %y.0.0.0, ptr %acc.0.0, align 64
-  %wp.1.0 = getelementptr inbounds i16, ptr %vb, i64 32
-  %w.1.0 = load <32 x i16>, ptr %wp.1.0, align 4
-  %bp.1.0 = getelementptr inbounds i16, ptr %sb, i64 2
-  %bs.1.0 = load i32, ptr %bp.1.0, align 4
-  %bi.1.0 = insertelement <16 x i32> poison, i32 %bs.1.0, i64 0
-  %bv.1.0 = shufflevector <16 x i32> %bi.1.0, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.1.0 = bitcast <16 x i32> %bv.1.0 to <32 x i16>
-  %x.1.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-  %y.1.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.1.0.0, <32 x i16> %b.1.0, <32 x i16> %w.1.0)
-  store <16 x i32> %y.1.0.0, ptr %acc.0.0, align 64
-  %wp.2.0 = getelementptr inbounds i16, ptr %vb, i64 64
-  %w.2.0 = load <32 x i16>, ptr %wp.2.0, align 4
-  %bp.2.0 = getelementptr inbounds i16, ptr %sb, i64 4
-  %bs.2.0 = load i32, ptr %bp.2.0, align 4
-  %bi.2.0 = insertelement <16 x i32> poison, i32 %bs.2.0, i64 0
-  %bv.2.0 = shufflevector <16 x i32> %bi.2.0, <16 x i32> poison, <16 x i32> zeroinitializer
-  %b.2.0 = bitcast <16 x i32> %bv.2.0 to <32 x i16>
-  %x.2.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
-  %y.2.0.0 = call <16 x i32> @llvm.x86.avx512.vpdpwssd.512(<16 x i32> %x.2.0.0, <32 x i16> %b.2.0, <32 x i16> %w.2.0)
-  store <16 x i32> %y.2.0.0, ptr %acc.0.0, align 64
+    %x.0.0 = load <16 x i32>, ptr %acc.0.0, align 64
+  %block = call { <16 x i32>, <16 x i32>, <16 x i32> } asm "vmovups\090($4), $1\0Avpbroadcastd\090($3), $2\0Avpdpwssd\09$1, $2, $0\0Avmovups\0964($4), $1\0Avpbroadcastd\094($3), $2\0Avpdpwssd\09$1, $2, $0\0Avmovups\09128($4), $1\0Avpbroadcastd\098($3), $2\0Avpdpwssd\09$1, $2, $0\0A", "=v,=&v,=&v,r,r,0"(ptr %sb, ptr %vb, <16 x i32> %x.0.0) #0
+  %y.0.0 = extractvalue { <16 x i32>, <16 x i32>, <16 x i32> } %block, 0
+  store <16 x i32> %y.0.0, ptr %acc.0.0, align 64
+
   %t.next = add nuw i64 %t, 1
   %t.more = icmp ult i64 %t.next, %t1
   br i1 %t.more, label %step, label %flush
@@ -1395,3 +907,5 @@ done:
   store float %m, ptr %maxabs, align 4
   ret void
 }
+
+attributes #0 = { nounwind memory(read) }
