@@ -43,6 +43,14 @@ WTGRAD_TEMPORARIES = 3
 # cache. Measured with vpmaddwd on Zen 3, res2a_branch2b (430 KB a DFP image): "np" 9% faster.
 L2_IMAGE_BYTES = 256 * 1024
 STREAMING_PENALTY = 1.1
+# The vpdpwssd FPROP/BPROP steps (inline assembly, templates/conv.ll.j2) on a 32-register target: the
+# loads and broadcasts cost issue slots, so of two blocks with the same accumulators per cycle the one
+# with fewer loads per multiply-accumulate wins. Measured on a 2-core AVX-512 VNNI Xeon: loops of
+# the steps' instructions with operands in L1 ran at 97% of the probe for kv4 x 6 (10 loads per 24
+# vpdpwssd) and kv3 x 8, 86-92% for kv2 x 14 (16 per 28); ResNet-50 3x3 FPROP layers (bits 13, side
+# by side with PyTorch as in benchmarks/bench_conv.py) took 0.95-0.97x the time at kv4 x 3x2 than at
+# kv2 x 7x2. At this rate kv4 x 3x2 prices below kv2 x 7x2 and kv3 x 8x1.
+VNNI_LOADS_PER_CYCLE = 0.9
 # Reduction elements per step of the vpmaddwd FPROP/BPROP defaults, in vectors' worth of pairs (_pmadd_refined).
 STEP_VECTORS = 1
 
@@ -53,6 +61,10 @@ def _pmadd_rules(plan: Plan) -> bool:
 
 def _pmadd_fprop_bprop(isa, pass_name: str) -> bool:
     return _isa_kind(isa) == "pmadd" and pass_name != "wtgrad"
+
+
+def _vnni_wide_fprop_bprop(plan: Plan) -> bool:
+    return _kind(plan) == "vnni" and plan.pass_name != "wtgrad" and plan.target.vector_registers == 32
 
 
 def _pmadd_wtgrad(plan: Plan) -> bool:
@@ -72,7 +84,8 @@ def _isa_kind(isa) -> str:
 def predicted_cycles(plan: Plan) -> float:
     """Cycles the whole kernel should take on one core, from instruction counts and issue rates."""
     rate, pmadd, pmadd_wtgrad = MAC_RATE[_kind(plan)], _pmadd_rules(plan), _pmadd_wtgrad(plan)
-    loads_per_cycle = PMADD_LOADS_PER_CYCLE if pmadd else LOADS_PER_CYCLE
+    loads_per_cycle = PMADD_LOADS_PER_CYCLE if pmadd else \
+        VNNI_LOADS_PER_CYCLE if _vnni_wide_fprop_bprop(plan) else LOADS_PER_CYCLE
     spill_free = plan.target.vector_registers - (WTGRAD_TEMPORARIES if pmadd_wtgrad else PMADD_TEMPORARIES)
     per_tile = []
     for tile in plan.tiles:
@@ -132,10 +145,11 @@ def default_blocking(spec: ConvSpec, numerics: Numerics, target: Target, isa_nam
             plan = make_plan(spec, numerics, blocking, target, isa_name, pass_name)
         except PlanError:
             continue
-        # Under the vpmaddwd rules ties go to wide, flat blocks (the broadcasts of one row share cache
-        # lines), in WTGRAD to the most vectors, then accumulators; elsewhere to the first block found,
-        # as the VNNI and FP32 defaults were measured.
-        tie = (hb, -wb) if _pmadd_rules(plan) else (-kv, -kv * wb * hb) if _pmadd_wtgrad(plan) else ()
+        # Under the vpmaddwd and wide vpdpwssd rules ties go to wide, flat blocks (the broadcasts of
+        # one row share cache lines), in vpmaddwd WTGRAD to the most vectors, then accumulators;
+        # elsewhere to the first block found, as the other defaults were measured.
+        tie = (hb, -wb) if _pmadd_rules(plan) or _vnni_wide_fprop_bprop(plan) else \
+            (-kv, -kv * wb * hb) if _pmadd_wtgrad(plan) else ()
         key = (round(predicted_cycles(plan), 6),) + tie
         if best_key is None or key < best_key:
             best, best_key = blocking, key

@@ -448,3 +448,17 @@ def test_vpmaddwd_defaults_take_one_vector_of_pairs_a_step(pass_name, cpu, isa):
     lanes = ISAS[isa].lanes
     assert blocking.unroll == cost.STEP_VECTORS * lanes
     assert blocking.cpb > blocking.unroll
+
+
+@pytest.mark.parametrize("pass_name", ["fprop", "bprop"])
+@pytest.mark.parametrize("spec", [ConvSpec(8, 64, 64, 56, 56, 3, 3, 1, 1, "res2a"),
+                                  ConvSpec(8, 256, 256, 14, 14, 3, 3, 1, 1, "res4a")], ids=lambda s: s.name)
+def test_wide_vpdpwssd_defaults_take_fewer_loads_per_multiply_accumulate(spec, pass_name):
+    """On 32-register targets the vpdpwssd FPROP/BPROP rule prices loads at VNNI_LOADS_PER_CYCLE:
+    kv4 x 3x2 (10 loads per 24 vpdpwssd) beats kv2 x 7x2 (16 per 28), and ties go to flat blocks."""
+    target = named("sapphirerapids")
+    blocking = default_blocking(spec, Numerics(13, 13), target, "avx512_vnni", pass_name)
+    assert (blocking.kv, blocking.wb, blocking.hb) == (4, 3, 2)
+    cycles = {b: cost.predicted_cycles(make_plan(spec, Numerics(13, 13), Blocking(*b), target, "avx512_vnni",
+                                                 pass_name)) for b in ((4, 3, 2), (4, 2, 3), (2, 7, 2), (3, 8, 1))}
+    assert cycles[(4, 3, 2)] == cycles[(4, 2, 3)] < min(cycles[(2, 7, 2)], cycles[(3, 8, 1)])
