@@ -171,7 +171,8 @@ def _pmadd_refined(shape: Blocking, spec: ConvSpec, numerics: Numerics, target: 
     median time on res2a/res3a/res4a FPROP and res2a/res4a BPROP, though the fastest single calls
     were 0.5-3% slower; u32 was 7.7% slower, u4 level with u16. The smaller step loop holds up
     better while the shared host is in its slow state, which is most of the time. The AVX-512
-    vpmaddwd path takes the same rule by analogy (unmeasured: no AVX-512 machine here)."""
+    vpmaddwd path takes the same rule by analogy (not measured: the AVX-512 machine of 2026-12-03
+    timed only the vpdpwssd and FMA kernels)."""
     lanes = get_isa(isa_name).lanes
     elems = -(-(spec.C if pass_name == "fprop" else spec.K) // 2)
     best, best_key = shape, None
