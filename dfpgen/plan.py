@@ -396,7 +396,8 @@ def finish(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Targe
         target=target, isa=c.isa, pass_name=pass_name, elem=c.elem, lanes=c.lanes, cpb=cpb, unroll=unroll,
         in_shape=in_shape, w_shape=w_shape, out_shape=out_shape, layout=layout, steps=steps,
         in_step_offsets=tuple(src_steps), w_step_offsets=tuple(vec_steps), steps_per_flush=per_flush, flush_in_registers=in_registers,
-        flushes=flushes, asm_steps=c.isa.instruction in ASM_STEP_INSTRUCTIONS, chain=min(c.chain, per_flush * unroll) if c.chain else 0, tiles=tuple(tiles),
+        flushes=flushes, asm_steps=c.isa.instruction in ASM_STEP_INSTRUCTIONS,
+        chain=min(c.chain, per_flush * unroll) if c.chain else 0, tiles=tuple(tiles),
         call_table=table, item_starts=tuple(builder.item_starts), reduction_blocks=blocks, batch=batch, in_batch_stride=in_batch_stride,
         out_batch_stride=out_batch_stride, registers=registers, notes=tuple(notes))
 
