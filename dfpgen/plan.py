@@ -176,7 +176,6 @@ class Plan:
     steps_per_flush: int      # steps accumulated in INT32 before a flush to FP32
     flushes: int              # the most flushes any output takes
     flush_in_registers: bool  # FP32 partial sums in registers (short chains) rather than in the output tile
-    asm_steps: bool           # each reduction step is one inline-assembly block (ASM_STEP_INSTRUCTIONS)
     chain: int                # pair-instructions per accumulator between flushes (<= the numerics' chain)
     tiles: tuple
     call_table: np.ndarray    # calls x (tile, src, vec, dst, step_begin, step_count), in item order
@@ -214,6 +213,11 @@ class Plan:
     def int_accumulate(self) -> bool:
         """INT16 pairs into INT32 (with flushes), as opposed to FP32 FMAs."""
         return self.isa.precision == "dfp16"
+
+    @property
+    def asm_steps(self) -> bool:
+        """Whether each reduction step is one inline-assembly block (ASM_STEP_INSTRUCTIONS)."""
+        return self.isa.instruction in ASM_STEP_INSTRUCTIONS
 
     @property
     def storage(self) -> str:
@@ -396,8 +400,7 @@ def finish(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Targe
         target=target, isa=c.isa, pass_name=pass_name, elem=c.elem, lanes=c.lanes, cpb=cpb, unroll=unroll,
         in_shape=in_shape, w_shape=w_shape, out_shape=out_shape, layout=layout, steps=steps,
         in_step_offsets=tuple(src_steps), w_step_offsets=tuple(vec_steps), steps_per_flush=per_flush, flush_in_registers=in_registers,
-        flushes=flushes, asm_steps=c.isa.instruction in ASM_STEP_INSTRUCTIONS,
-        chain=min(c.chain, per_flush * unroll) if c.chain else 0, tiles=tuple(tiles),
+        flushes=flushes, chain=min(c.chain, per_flush * unroll) if c.chain else 0, tiles=tuple(tiles),
         call_table=table, item_starts=tuple(builder.item_starts), reduction_blocks=blocks, batch=batch, in_batch_stride=in_batch_stride,
         out_batch_stride=out_batch_stride, registers=registers, notes=tuple(notes))
 
