@@ -20,12 +20,13 @@ import sys
 
 import numpy as np
 
-from dfpgen import Numerics, catalog, compile
-from dfpgen.bench import interleaved, kernel_call, random_operands, torch_call
-from dfpgen.kernel import default_threads
-from dfpgen.peak import peaks, probe
-from dfpgen.target import host
-from dfpgen.tune import Task, tune
+from dfpgen import Numerics, compile
+from dfpgen.core import catalog
+from dfpgen.tuning.measure import interleaved, kernel_call, random_operands, torch_call
+from dfpgen.codegen.kernel import default_threads
+from dfpgen.tuning.peak import peaks, probe
+from dfpgen.core.target import host
+from dfpgen.tuning.tune import Task, tune
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
 from common import write_results  # noqa: E402
@@ -61,7 +62,7 @@ def main() -> None:
     args = ap.parse_args()
     db = None
     if args.tune:
-        from dfpgen.db import TuningDB
+        from dfpgen.tuning.db import TuningDB
         db = TuningDB(args.db)
 
     def kernel(spec, pass_name, numerics, isa_name, threads):

@@ -23,12 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-from dfpgen import Numerics, catalog, compile
-from dfpgen.bench import interleaved, prepared, random_operands
-from dfpgen.kernel import build
-from dfpgen.peak import probe
-from dfpgen.plan import CALL_COLUMNS
-from dfpgen.target import host
+from dfpgen import Numerics, compile
+from dfpgen.core import catalog
+from dfpgen.tuning.measure import interleaved, prepared, random_operands
+from dfpgen.codegen.kernel import build
+from dfpgen.tuning.peak import probe
+from dfpgen.codegen.plan import CALL_COLUMNS
+from dfpgen.core.target import host
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import write_results  # noqa: E402

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dfpgen.kernel import default_threads
+from dfpgen.codegen.kernel import default_threads
 from dfpgen.nn import Precision, SoftmaxCrossEntropy, SGD, build
 from dfpgen.nn.layers import Conv
 

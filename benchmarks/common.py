@@ -12,7 +12,7 @@ import llvmlite
 import numpy as np
 
 import dfpgen
-from dfpgen.target import host
+from dfpgen.core.target import host
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

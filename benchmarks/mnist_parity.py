@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from dfpgen.data import load
+from dfpgen.training.data import load
 from dfpgen.nn import Precision
-from dfpgen.plot import training_curves
-from dfpgen.train import TrainConfig, Trainer, read_log, write_log
+from dfpgen.training.plot import training_curves
+from dfpgen.training.train import TrainConfig, Trainer, read_log, write_log
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, write_results  # noqa: E402

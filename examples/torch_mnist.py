@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dfpgen.data import batches, load
+from dfpgen.training.data import batches, load
 from dfpgen.nn.optim import learning_rate
 from dfpgen.torch import convert
 

@@ -6,7 +6,7 @@ how fast the machine is."""
 import numpy as np
 import pytest
 
-from dfpgen import bench
+from dfpgen.tuning import measure as bench
 
 
 class FakeClock:
@@ -89,7 +89,7 @@ def test_median_time_warms_up_then_takes_the_median(clock):
 
 
 def test_random_operands_shapes_and_reproducibility():
-    from dfpgen.spec import ConvSpec
+    from dfpgen.core.spec import ConvSpec
     spec = ConvSpec(N=2, C=3, K=5, H=6, W=7, R=3, S=2)
     shapes = {p: tuple(a.shape for a in bench.random_operands(spec, p)) for p in ("fprop", "bprop", "wtgrad")}
     x, w, dy = (2, 3, 6, 7), (5, 3, 3, 2), (2, 5, spec.P, spec.Q)

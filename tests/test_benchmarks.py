@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dfpgen.bench import prepared, random_operands
-from dfpgen.plan import CALL_COLUMNS
-from dfpgen.spec import ConvSpec
-from dfpgen.target import host
+from dfpgen.tuning.measure import prepared, random_operands
+from dfpgen.codegen.plan import CALL_COLUMNS
+from dfpgen.core.spec import ConvSpec
+from dfpgen.core.target import host
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import bench_dispatch  # noqa: E402

@@ -6,7 +6,7 @@ Contract checked (Conv2d.bprop(dy, w), numerics Numerics(bits_grad, bits_w)):
   * |dx - exact| <= gamma_{F+1} * bprop(|dym|, |wm|) * 2**(e_dy + e_w) elsewhere (F = plan.flushes),
   * FP32 kernels within gamma_{K*R*S} * bprop(|dy|, |w|) of float64.
 Every test that executes a kernel is parametrized over the ISAs the host can run
-(`dfpgen.target.host().isas(...)`): the file runs on an avx2-only Zen 3 as well as on a VNNI machine.
+(`dfpgen.core.target.host().isas(...)`): the file runs on an avx2-only Zen 3 as well as on a VNNI machine.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from hypothesis import strategies as st
 
 import dfpgen
 from dfpgen import Blocking, ConvSpec, Conv2d, DFPTensor, Numerics
-from dfpgen.catalog import select
+from dfpgen.core.catalog import select
 from dfpgen.errors import DFPGenError, PlanError, ShapeError, TargetError
-from dfpgen.layout import TRANSFORMS, aligned_empty
-from dfpgen.target import ISAS, host
+from dfpgen.codegen.layout import TRANSFORMS, aligned_empty
+from dfpgen.core.target import ISAS, host
 
 import backward_reference as ref
 

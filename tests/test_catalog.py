@@ -12,10 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dfpgen import catalog
-from dfpgen.catalog import load_network, networks, select
+from dfpgen.core import catalog
+from dfpgen.core.catalog import load_network, networks, select
 from dfpgen.errors import CatalogError
-from dfpgen.spec import ConvSpec
+from dfpgen.core.spec import ConvSpec
 
 BUILTIN = ("alexnet", "alexnet_2tower", "googlenet_v1", "resnet50", "vgg16")
 
@@ -524,8 +524,8 @@ def test_user_file_round_trip(tmp_path_factory, layers):
 
 
 def _benchdnn_specs(suite: str) -> list:
-    """Every problem of a benchdnn list as dfpgen.descriptor reads it (name without the network, N=1)."""
-    from dfpgen.descriptor import read_list
+    """Every problem of a benchdnn list as dfpgen.core.descriptor reads it (name without the network, N=1)."""
+    from dfpgen.core.descriptor import read_list
 
     problems = read_list(_BENCHDNN / f"shapes_{suite}")
     assert problems and not any(isinstance(p, Exception) for p in problems)

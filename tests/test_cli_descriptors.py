@@ -7,7 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from dfpgen.cli import main
+from dfpgen.frontends.cli import main
 
 DESCRIPTOR = 'mb3ic16ih8oc16oh8kh3ph1n"tiny"'
 GROUPED = "g2mb2ic16ih6oc8oh6kh3ph1dh0"

@@ -7,8 +7,8 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from dfpgen.catalog import load_network, networks
-from dfpgen.cli import main
+from dfpgen.core.catalog import load_network, networks
+from dfpgen.frontends.cli import main
 
 LAYER_KEYS = {"name", "N", "C", "K", "H", "W", "R", "S", "stride", "pad", "P", "Q", "macs_per_image", "groups",
               "strides", "dilations", "pads"}

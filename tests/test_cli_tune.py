@@ -14,10 +14,10 @@ import re
 import pytest
 from click.testing import CliRunner
 
-from dfpgen.cli import main
+from dfpgen.frontends.cli import main
 from dfpgen.errors import TargetError
-from dfpgen.plan import Blocking
-from dfpgen.target import host
+from dfpgen.codegen.plan import Blocking
+from dfpgen.core.target import host
 
 CATALOG = """[network]
 name = "tiny"
@@ -175,7 +175,7 @@ def test_corrupt_db_is_a_clean_error(env, command):
 
 
 def test_db_show_of_a_truncated_db_is_a_clean_error(env):
-    from dfpgen.db import Record, TuningDB, TuningKey
+    from dfpgen.tuning.db import Record, TuningDB, TuningKey
 
     path = env / "cut.sqlite"
     key = TuningKey((16, 16, 8, 8, 3, 3, 1, 1), "fprop", (16, 16, "nearest", "exact", 1, "avx512_vnni"), 2, 1,

@@ -1,4 +1,4 @@
-"""dfpgen.conformance and `dfpgen conformance`: oneDNN's benchdnn lists through all three passes."""
+"""dfpgen.verification.conformance and `dfpgen conformance`: oneDNN's benchdnn lists through all three passes."""
 
 import json
 from pathlib import Path
@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from dfpgen import ConvSpec, conformance
-from dfpgen.cli import main
-from dfpgen.descriptor import parse_problem
+from dfpgen import ConvSpec
+from dfpgen.verification import conformance
+from dfpgen.frontends.cli import main
+from dfpgen.core.descriptor import parse_problem
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "conformance" / "benchdnn"
@@ -129,7 +130,7 @@ def test_random_mantissas_cover_the_range():
 
 
 def test_cli_refuses_an_isa_this_cpu_lacks(tmp_path):
-    from dfpgen.target import host
+    from dfpgen.core.target import host
 
     missing = [isa for isa in ("avx512_vnni", "avx_vnni", "avx512", "avx2") if isa not in host().isas("dfp16")]
     if not missing:

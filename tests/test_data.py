@@ -1,4 +1,4 @@
-"""dfpgen.data: exact round trips of IDX / CIFAR-10 / npz files, deterministic splits and batches, every error."""
+"""dfpgen.training.data: exact round trips of IDX / CIFAR-10 / npz files, deterministic splits and batches, every error."""
 
 import gzip
 import importlib.util
@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dfpgen import data
-from dfpgen.data import DataError, Dataset, batches, builtin_names, load
+from dfpgen.training import data
+from dfpgen.training.data import DataError, Dataset, batches, builtin_names, load
 from dfpgen.errors import DFPGenError
 
 IDX = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")

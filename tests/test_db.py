@@ -1,4 +1,4 @@
-"""The tuning database (dfpgen.db): round trips, best and nearest, concurrent writer processes, a writer
+"""The tuning database (dfpgen.tuning.db): round trips, best and nearest, concurrent writer processes, a writer
 killed mid-loop, corrupt and foreign files, and records of another plan format.
 
 No kernels are compiled here: keys are built by hand (TuningKey's fields) so the files are the same on
@@ -21,11 +21,11 @@ import time
 
 import pytest
 
-import dfpgen.db as db_mod
-from dfpgen.db import RECORD_FORMAT, Record, TuningDB, TuningDBError, TuningKey
-from dfpgen.plan import PLAN_FORMAT, Blocking
-from dfpgen.spec import ConvSpec, Numerics
-from dfpgen.target import named
+import dfpgen.tuning.db as db_mod
+from dfpgen.tuning.db import RECORD_FORMAT, Record, TuningDB, TuningDBError, TuningKey
+from dfpgen.codegen.plan import PLAN_FORMAT, Blocking
+from dfpgen.core.spec import ConvSpec, Numerics
+from dfpgen.core.target import named
 
 KEY = TuningKey((16, 16, 8, 8, 3, 3, 1, 1), "fprop", (16, 16, "nearest", "exact", 1, "avx512_vnni"), 2, 1,
                 "testcpu", "avx2,avx512f", "0123456789abcdef")
@@ -196,8 +196,8 @@ def test_baselines_round_trip(tmp_path):
 
 WRITER = textwrap.dedent("""
     import sys
-    from dfpgen.db import Record, TuningDB, TuningKey
-    from dfpgen.plan import Blocking
+    from dfpgen.tuning.db import Record, TuningDB, TuningKey
+    from dfpgen.codegen.plan import Blocking
     key = TuningKey((16, 16, 8, 8, 3, 3, 1, 1), "fprop", (16, 16, "nearest", "exact", 1, "avx512_vnni"), 2, 1,
                     "testcpu", "avx2,avx512f", "0123456789abcdef")
     path, tag, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])

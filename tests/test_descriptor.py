@@ -1,12 +1,13 @@
-"""dfpgen.descriptor: benchdnn convolution descriptors <-> ConvSpec, against benchdnn's rules."""
+"""dfpgen.core.descriptor: benchdnn convolution descriptors <-> ConvSpec, against benchdnn's rules."""
 
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 
-from dfpgen import ConvSpec, catalog
-from dfpgen.descriptor import format_spec, looks_like, parse, parse_problem, read_list
+from dfpgen import ConvSpec
+from dfpgen.core import catalog
+from dfpgen.core.descriptor import format_spec, looks_like, parse, parse_problem, read_list
 from dfpgen.errors import DescriptorError, SpecError, UnsupportedError
 
 from strategies import general_specs

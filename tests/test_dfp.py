@@ -1,4 +1,4 @@
-"""Dynamic Fixed Point numerics (`dfpgen.dfp`) checked bit for bit against an independent reference.
+"""Dynamic Fixed Point numerics (`dfpgen.core.dfp`) checked bit for bit against an independent reference.
 
 The reference below uses only `fractions.Fraction` and Python ints (no dfpgen helpers): exponents
 are exact floor(log2(.)) of rationals, rounding is done on the exact quotient, and stochastic
@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from dfpgen.dfp import (ROUNDING_MODES, DFPTensor, dfp_add, dfp_mul, downconvert, quantize, round_shift,
+from dfpgen.core.dfp import (ROUNDING_MODES, DFPTensor, dfp_add, dfp_mul, downconvert, quantize, round_shift,
                         safe_chain)
 from dfpgen.errors import DFPGenError, DTypeError, NonFiniteError, NumericsError
 

@@ -1,4 +1,4 @@
-"""dfpgen.distributed: 2-process torchrun training against one process over the same global batches,
+"""dfpgen.frontends.distributed: 2-process torchrun training against one process over the same global batches,
 the dfpgen.nn -> torch translation, and `dfpgen train --backend torch`.
 
 Tolerances
@@ -45,8 +45,8 @@ if not dist.is_available() or not dist.is_gloo_available():
 
 from click.testing import CliRunner  # noqa: E402
 
-from dfpgen import distributed  # noqa: E402
-from dfpgen.cli import main as cli  # noqa: E402
+from dfpgen.frontends import distributed  # noqa: E402
+from dfpgen.frontends.cli import main as cli  # noqa: E402
 from dfpgen.nn import layers as L  # noqa: E402
 from dfpgen.nn.precision import Precision  # noqa: E402
 
@@ -54,8 +54,8 @@ RUN = ["--data", "mnist", "--limit", "128", "--batch", "32", "--lr", "0.05", "--
 
 
 def _run(out, nproc: int, *extra: str) -> dict:
-    """Run dfpgen.distributed in a subprocess (under torch.distributed.run on the loopback when nproc > 1)."""
-    args = ["-m", "dfpgen.distributed", *RUN, *extra, "--out", str(out)]
+    """Run dfpgen.frontends.distributed in a subprocess (under torch.distributed.run on the loopback when nproc > 1)."""
+    args = ["-m", "dfpgen.frontends.distributed", *RUN, *extra, "--out", str(out)]
     if nproc > 1:
         args = ["-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--nnodes", "1",
                 "--master_addr", "127.0.0.1", "--master_port", str(distributed.free_port()), *args]
@@ -193,7 +193,7 @@ def test_cli_train_torch_backend_launches_torchrun(tmp_path, monkeypatch):
     cmd = seen["cmd"]
     assert cmd[1:3] == ["-m", "torch.distributed.run"] and cmd[cmd.index("--nproc_per_node") + 1] == "2"
     assert cmd[cmd.index("--master_addr") + 1] == "127.0.0.1"
-    assert cmd[cmd.index("-m", 3) + 1] == "dfpgen.distributed" and cmd[cmd.index("--bits") + 1] == "14"
+    assert cmd[cmd.index("-m", 3) + 1] == "dfpgen.frontends.distributed" and cmd[cmd.index("--bits") + 1] == "14"
 
 
 @pytest.mark.parametrize("args, message", [

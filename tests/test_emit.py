@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from dfpgen import Blocking, ConvSpec, Numerics
-from dfpgen.emit import environment, render, template_hash
-from dfpgen.plan import make_plan
-from dfpgen.target import named
+from dfpgen.codegen.emit import environment, render, template_hash
+from dfpgen.codegen.plan import make_plan
+from dfpgen.core.target import named
 
 GOLDEN = Path(__file__).parent / "golden"
 

@@ -1,7 +1,7 @@
 """FPROP kernels run end to end and checked against the independent reference in tests/reference.py.
 
 Every test that executes a kernel is parametrized over the ISAs the host can run
-(`dfpgen.target.host().isas(...)`), so the same file runs on a Zen 3 CI box (avx2 only) and on a
+(`dfpgen.core.target.host().isas(...)`), so the same file runs on a Zen 3 CI box (avx2 only) and on a
 VNNI machine. The numerical contract (derived in reference.py):
   * exact equality wherever conv(|xm|, |wm|) < 2**24,
   * |y - exact| <= gamma_{F+1} * conv(|xm|, |wm|) * 2**(ex+ew) elsewhere (F = plan.flushes),
@@ -19,10 +19,10 @@ from hypothesis import strategies as st
 
 import dfpgen
 from dfpgen import Blocking, ConvSpec, Conv2d, DFPTensor, Numerics
-from dfpgen.catalog import select
+from dfpgen.core.catalog import select
 from dfpgen.errors import DFPGenError, PlanError, ShapeError, TargetError
-from dfpgen.layout import aligned_empty, aligned_zeros, block_input, block_weights, unblock_output
-from dfpgen.target import ISAS, host
+from dfpgen.codegen.layout import aligned_empty, aligned_zeros, block_input, block_weights, unblock_output
+from dfpgen.core.target import ISAS, host
 
 import reference as ref
 

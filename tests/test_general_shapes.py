@@ -2,7 +2,7 @@
 
 The kernels run on integer mantissas small enough that no FP32 flush rounds, so every pass must
 equal an independent int64 reference exactly. The reference here is a direct gather/scatter over
-filter taps (no dfpgen code); dfpgen.reference, which `dfpgen conformance` compares against, is
+filter taps (no dfpgen code); dfpgen.verification.reference, which `dfpgen conformance` compares against, is
 itself checked against it and against PyTorch's conv2d and autograd where installed.
 """
 
@@ -11,9 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import dfpgen
-from dfpgen import ConvSpec, reference
-from dfpgen.dfp import DFPTensor
-from dfpgen.target import host
+from dfpgen import ConvSpec
+from dfpgen.verification import reference
+from dfpgen.core.dfp import DFPTensor
+from dfpgen.core.target import host
 
 from strategies import general_specs
 

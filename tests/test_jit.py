@@ -11,8 +11,8 @@ import pytest
 
 import dfpgen
 from dfpgen import ConvSpec, Numerics, TargetError
-from dfpgen.plan import Blocking
-from dfpgen.target import ISAS, host, named
+from dfpgen.codegen.plan import Blocking
+from dfpgen.core.target import ISAS, host, named
 
 SPEC = ConvSpec(1, 32, 32, 8, 8, 3, 3, 1, 1, "small")
 

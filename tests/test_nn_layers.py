@@ -21,7 +21,7 @@ import math
 import numpy as np
 import pytest
 
-from dfpgen.dfp import quantize
+from dfpgen.core.dfp import quantize
 from dfpgen.errors import DFPGenError, NumericsError, ShapeError
 from dfpgen.nn import (SGD, AvgPool, BatchNorm, Concat, Conv, Flatten, Linear, MaxPool, Param, Precision, ReLU,
                        Residual, Sequential, SoftmaxCrossEntropy, learning_rate)

@@ -35,10 +35,10 @@ import time
 import numpy as np
 import pytest
 
-from dfpgen import catalog
-from dfpgen import conv as conv_mod
-from dfpgen.data import load
-from dfpgen.dfp import DFPTensor
+from dfpgen.core import catalog
+from dfpgen.runtime import conv as conv_mod
+from dfpgen.training.data import load
+from dfpgen.core.dfp import DFPTensor
 from dfpgen.errors import CatalogError
 from dfpgen.nn import BatchNorm, Conv, Linear, Precision, Residual, SoftmaxCrossEntropy, build
 from dfpgen.nn.models import NETWORKS, Builder, cifar_resnet
@@ -104,7 +104,7 @@ def assert_specs_match_catalog(net_name, specs, batch, fc_names):
 
 @pytest.mark.parametrize("net_name", IMAGENET)
 def test_layer_names_and_shapes_match_catalog(net_name, monkeypatch):
-    """Every Conv/Linear of the model, by name and shape, against dfpgen.catalog (no kernels: shapes only)."""
+    """Every Conv/Linear of the model, by name and shape, against dfpgen.core.catalog (no kernels: shapes only)."""
     net, shape = build(net_name, FP32, seed=0)
     assert tuple(shape) == catalog.load_network(net_name).input
     specs = record_specs(monkeypatch, run_kernels=False)

@@ -1,6 +1,6 @@
 """The planner (dfpgen/plan.py) and the default blocking (dfpgen/cost.py), without running kernels.
 
-Plans are made for named CPUs (dfpgen.target.named), so everything here runs on any machine.
+Plans are made for named CPUs (dfpgen.core.target.named), so everything here runs on any machine.
 Offsets are checked against numpy's own ravel_multi_index over the layout shapes (which also
 raises when a coordinate falls outside the array: an out-of-bounds access in the kernel).
 """
@@ -15,12 +15,12 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from dfpgen import Blocking, ConvSpec, Numerics
-from dfpgen.catalog import select
-from dfpgen import cost
-from dfpgen.cost import default_blocking
+from dfpgen.core.catalog import select
+from dfpgen.codegen import cost
+from dfpgen.codegen.cost import default_blocking
 from dfpgen.errors import PlanError, TargetError
-from dfpgen.plan import make_plan, register_need
-from dfpgen.target import ISAS, named
+from dfpgen.codegen.plan import make_plan, register_need
+from dfpgen.core.target import ISAS, named
 
 import reference as ref
 
@@ -376,7 +376,7 @@ def test_wtgrad_reduction_blocks_partition_the_rows(rb):
 def test_wtgrad_default_reduction_block(ref, isa, rb):
     """The default rb: DFP kernels take BLOCK_PAIRS pair-instructions per call and block (64 when dw
     is past the cached size); the FP32 baseline keeps its x rows within FP32_BLOCK_BYTES."""
-    from dfpgen import plan_wtgrad
+    from dfpgen.passes import wtgrad as plan_wtgrad
     spec = select(ref, batch=8)[0]
     cpu = "sapphirerapids" if isa == "avx512_vnni" else "znver3"
     plan = make_plan(spec, Numerics(13, 13), Blocking(kv=2, wb=2, hb=1), named(cpu), isa, "wtgrad")
@@ -394,7 +394,7 @@ def test_wtgrad_bad_rb():
 
 
 def test_block_steps_is_the_slice_within_each_block():
-    from dfpgen.plan import block_steps
+    from dfpgen.codegen.plan import block_steps
     table = np.array([[0, 0, 0, 0, 0, 10, ], [0, 0, 0, 0, 4, 3], [0, 0, 0, 0, 9, 0]])
     got = block_steps(table, ((0, 5), (5, 5)))
     np.testing.assert_array_equal(got, [[5, 5], [1, 2], [0, 0]])

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from dfpgen.target import DFP_ISAS, host
+from dfpgen.core.target import DFP_ISAS, host
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "tools" / "vnni_check.sh"

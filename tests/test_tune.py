@@ -1,4 +1,4 @@
-"""The autotuner (dfpgen.tune): search quality on fake deterministic measurements, real tuning of tiny
+"""The autotuner (dfpgen.tuning.tune): search quality on fake deterministic measurements, real tuning of tiny
 layers in every pass, failed candidates as records, and the database lookup behind compile().
 
 Timing is noisy on a shared machine: no test asserts a speedup. Search-quality tests use fake
@@ -18,14 +18,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dfpgen.conv import compile as dfpgen_compile
-from dfpgen.cost import default_blocking
-from dfpgen.db import Record, TuningDB
+from dfpgen.runtime.conv import compile as dfpgen_compile
+from dfpgen.codegen.cost import default_blocking
+from dfpgen.tuning.db import Record, TuningDB
 from dfpgen.errors import TargetError
-from dfpgen.plan import Blocking, make_plan
-from dfpgen.spec import ConvSpec, Numerics
-from dfpgen.target import host
-from dfpgen.tune import Measurer, Task, knob_space, lookup, rank_by_cost, search, tune
+from dfpgen.codegen.plan import Blocking, make_plan
+from dfpgen.core.spec import ConvSpec, Numerics
+from dfpgen.core.target import host
+from dfpgen.tuning.tune import Measurer, Task, knob_space, lookup, rank_by_cost, search, tune
 
 TINY = ConvSpec(2, 16, 16, 8, 8, 3, 3, 1, 1, name="tiny")
 PASSES = ("fprop", "bprop", "wtgrad")
@@ -360,7 +360,7 @@ def test_unplannable_candidate_is_a_plan_record_not_an_exception(isa, cache):
 
 
 def test_tune_records_failed_candidates_and_goes_on(isa, cache, monkeypatch):
-    import dfpgen.tune as tune_mod
+    import dfpgen.tuning.tune as tune_mod
 
     plannable = [b for _, b in rank_by_cost(knob_space(TINY, "fprop", Numerics(), host(), isa), TINY, "fprop",
                                             Numerics(), host(), isa)][:3]

@@ -8,7 +8,7 @@ Contract checked (Conv2d.wtgrad(x, dy), numerics Numerics(bits, bits_grad)):
 WTGRAD reduces over N x P x Q in q-pairs (dfpgen/plan_wtgrad.py): odd Q (a zero-padded pair), Q = 1,
 P = 1, N = 1, strides with padding, unrolls that do not divide the pair count and long reductions with
 many flushes are where its edge cases live. Every test that executes a kernel is parametrized over the
-ISAs the host can run (`dfpgen.target.host().isas(...)`).
+ISAs the host can run (`dfpgen.core.target.host().isas(...)`).
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from hypothesis import strategies as st
 
 import dfpgen
 from dfpgen import Blocking, ConvSpec, Conv2d, DFPTensor, Numerics
-from dfpgen.catalog import select
+from dfpgen.core.catalog import select
 from dfpgen.errors import DFPGenError, PlanError, ShapeError, TargetError
-from dfpgen.layout import TRANSFORMS, aligned_empty
-from dfpgen.target import ISAS, host
+from dfpgen.codegen.layout import TRANSFORMS, aligned_empty
+from dfpgen.core.target import ISAS, host
 
 import backward_reference as ref
 

@@ -32,7 +32,7 @@ note() { echo "$*" | tee -a "$summary"; }
 note "vnni_check $(date -u '+%Y-%m-%d %H:%M UTC') at $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
 python3 - "$isas" <<'EOF' | tee -a "$summary" || exit 2
 import sys
-from dfpgen.target import host
+from dfpgen.core.target import host
 h = host()
 print(f"host {h.cpu}, dfp isas {', '.join(h.isas('dfp16'))}")
 missing = [i for i in sys.argv[1].split() if not h.supports(i)]
@@ -54,10 +54,10 @@ for isa in $isas; do
     job "tests-$isa-bprop" python3 -m pytest -q -p no:cacheprovider tests/test_bprop.py tests/test_wtgrad.py -k "$select"
     job "tests-$isa-other" python3 -m pytest -q -p no:cacheprovider tests/test_jit.py tests/test_layout.py \
         tests/test_plan.py tests/test_emit.py -k "$select"
-    job "conformance-$isa" python3 -m dfpgen.cli conformance --isa "$isa" --max-spatial 16 --threads 2
+    job "conformance-$isa" python3 -m dfpgen.frontends.cli conformance --isa "$isa" --max-spatial 16 --threads 2
 done
 # These files run on the host's best ISA (avx512_vnni on the Xeon) rather than per ISA.
-best=$(python3 -c "from dfpgen.target import host; print(host().best_isa('dfp16'))")
+best=$(python3 -c "from dfpgen.core.target import host; print(host().best_isa('dfp16'))")
 if [[ " $isas " == *" $best "* ]]; then
     job "tests-$best-host" python3 -m pytest -q -p no:cacheprovider tests/test_torch.py tests/test_general_shapes.py \
         tests/test_nn_layers.py

@@ -1,10 +1,10 @@
 """The numpy training runtime: layers over dfpgen's kernels, networks, SGD, numerics per tensor kind."""
 
-from .layers import (AvgPool, BatchNorm, Concat, Conv, Flatten, Layer, Linear, MaxPool, Param, ReLU, Residual,
+from dfpgen.nn.layers import (AvgPool, BatchNorm, Concat, Conv, Flatten, Layer, Linear, MaxPool, Param, ReLU, Residual,
                      Sequential, SoftmaxCrossEntropy)
-from .models import NETWORKS, build
-from .optim import SGD, learning_rate
-from .precision import Precision
+from dfpgen.nn.models import NETWORKS, build
+from dfpgen.nn.optim import SGD, learning_rate
+from dfpgen.nn.precision import Precision
 
 __all__ = ["AvgPool", "BatchNorm", "Concat", "Conv", "Flatten", "Layer", "Linear", "MaxPool", "NETWORKS", "Param",
            "Precision", "ReLU", "Residual", "SGD", "Sequential", "SoftmaxCrossEntropy", "build", "learning_rate"]

@@ -10,10 +10,10 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ..conv import Conv2d
-from ..errors import ShapeError
-from ..spec import ConvSpec
-from .precision import Precision
+from dfpgen.runtime.conv import Conv2d
+from dfpgen.errors import ShapeError
+from dfpgen.core.spec import ConvSpec
+from dfpgen.nn.precision import Precision
 
 
 class Param:

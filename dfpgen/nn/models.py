@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import CatalogError
-from .layers import AvgPool, BatchNorm, Concat, Conv, Flatten, Linear, MaxPool, ReLU, Residual, Sequential
-from .precision import Precision
+from dfpgen.errors import CatalogError
+from dfpgen.nn.layers import AvgPool, BatchNorm, Concat, Conv, Flatten, Linear, MaxPool, ReLU, Residual, Sequential
+from dfpgen.nn.precision import Precision
 
 
 class Builder:

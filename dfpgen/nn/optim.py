@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from ..errors import DFPGenError
+from dfpgen.errors import DFPGenError
 
 SCHEDULES = ("constant", "step", "cosine")
 

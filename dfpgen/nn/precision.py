@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from ..dfp import check_bits, check_rounding
-from ..errors import NumericsError
-from ..spec import OVERFLOW_POLICIES
+from dfpgen.core.dfp import check_bits, check_rounding
+from dfpgen.errors import NumericsError
+from dfpgen.core.spec import OVERFLOW_POLICIES
 
 KINDS = ("act", "weight", "grad")
 PRECISIONS = ("dfp16", "fp32")

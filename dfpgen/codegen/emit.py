@@ -1,0 +1,74 @@
+"""The emitter: renders a Plan into LLVM IR text through the jinja2 templates in templates/."""
+
+from __future__ import annotations
+
+import hashlib
+from functools import lru_cache
+from importlib import resources
+
+import jinja2
+
+from dfpgen.version import __version__
+from dfpgen.codegen.plan import Plan
+from dfpgen.core.target import Isa
+
+TEMPLATE_FOR_PASS = {"fprop": "conv.ll.j2", "bprop": "conv.ll.j2", "wtgrad": "conv.ll.j2"}
+
+
+def _read_template(name: str) -> str:
+    return resources.files("dfpgen.templates").joinpath(name).read_text(encoding="utf-8")
+
+
+@lru_cache(maxsize=1)
+def environment() -> jinja2.Environment:
+    """The jinja2 environment over the packaged templates; undefined names are errors."""
+    return jinja2.Environment(
+        loader=jinja2.FunctionLoader(lambda name: (_read_template(name), None, lambda: True)),
+        undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+    )
+
+
+@lru_cache(maxsize=None)
+def template_hash(pass_name: str) -> str:
+    """A short hash of a pass's template source: part of tuning keys (a new template retunes)."""
+    return hashlib.sha256(_read_template(TEMPLATE_FOR_PASS[pass_name]).encode()).hexdigest()[:16]
+
+
+def entry_name(plan: Plan) -> str:
+    """The name of the kernel's exported function."""
+    return f"dfpgen_{plan.pass_name}"
+
+
+def ir_types(isa: Isa, saturating: bool = False, vex_only: bool = False) -> dict:
+    """LLVM IR type names, the multiply-accumulate intrinsic of an ISA, and the mnemonics of its
+    inline-assembly steps (`vex_only`: the target has no AVX-512, so only VEX encodings run)."""
+    lanes = isa.lanes
+    fvec = f"<{lanes} x float>"
+    types = {"fvec": fvec, "fsuffix": f"v{lanes}f32", "asm_load": "vmovups"}
+    if isa.precision == "fp32":
+        return types | {"kind": "fma", "elem": "float", "scalar": "float", "acc": fvec, "wvec": fvec,
+                        "bvec": fvec, "mac_intrinsic": "", "elem_bytes": 4, "asm_broadcast": "vbroadcastss",
+                        "asm_mac": "vfmadd231ps"}
+    acc, wvec = f"<{lanes} x i32>", f"<{2 * lanes} x i16>"
+    saturate = "s" if saturating else ""
+    asm_mac = ""
+    if isa.name in ("avx512_vnni", "avx_vnni"):
+        name = f"llvm.x86.avx512.vpdpwssd{saturate}.{32 * lanes}"
+        decl = f"{acc} @{name}({acc}, {wvec}, {wvec})"
+        kind = "vnni"
+        # Without {vex} the assembler picks the EVEX (AVX512-VNNI) form, which AVX-VNNI-only CPUs lack.
+        asm_mac = ("{vex}\\09" if vex_only else "") + f"vpdpwssd{saturate}"
+    else:
+        name = "llvm.x86.avx512.pmaddw.d.512" if lanes == 16 else "llvm.x86.avx2.pmadd.wd"
+        decl = f"{acc} @{name}({wvec}, {wvec})"
+        kind = "pmadd"
+    return types | {"kind": kind, "elem": "i16", "scalar": "i32", "acc": acc, "wvec": wvec,
+                    "bvec": acc, "mac_intrinsic": name, "mac_decl": decl, "elem_bytes": 2,
+                    "asm_broadcast": "vpbroadcastd", "asm_mac": asm_mac}
+
+
+def render(plan: Plan) -> str:
+    """LLVM IR text of the kernel for `plan`."""
+    template = environment().get_template(TEMPLATE_FOR_PASS[plan.pass_name])
+    types = ir_types(plan.isa, plan.numerics.overflow == "saturate", plan.target.vector_registers == 16)
+    return template.render(plan=plan, t=types, entry=entry_name(plan), version=__version__)

@@ -1,0 +1,107 @@
+"""A compiled kernel: its plan, IR and assembly for inspection, and a threaded call over work items."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
+
+import numpy as np
+
+from dfpgen.codegen import emit
+from dfpgen.codegen import jit
+from dfpgen.errors import ShapeError, TargetError
+from dfpgen.codegen.plan import Plan
+
+
+@lru_cache(maxsize=8)
+def _pool(threads: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="dfpgen")
+
+
+def default_threads() -> int:
+    """Threads to use when the caller does not say: DFPGEN_THREADS, else every core we may run on."""
+    from dfpgen.config import settings
+
+    configured = settings().threads
+    if configured:
+        return configured
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def split_items(items: int, parts: int) -> list[tuple[int, int]]:
+    """Contiguous, nearly equal [begin, end) ranges covering 0..items (empty ranges dropped)."""
+    parts = max(1, min(parts, items))
+    bounds = [items * i // parts for i in range(parts + 1)]
+    return [(bounds[i], bounds[i + 1]) for i in range(parts) if bounds[i] < bounds[i + 1]]
+
+
+@dataclass
+class Kernel:
+    """One generated kernel. `ir` is the emitted IR; `asm` is produced on first access."""
+
+    plan: Plan
+    ir: str
+    entry: str
+    source: str = "given"     # where the blocking came from: given, tuned, default
+    _compiled: jit.Compiled | None = field(default=None, repr=False)
+
+    @cached_property
+    def asm(self) -> str:
+        """Optimized assembly for the plan's CPU."""
+        return jit.assembly(self.ir, self.plan.target, self.plan.isa)
+
+    @cached_property
+    def optimized_ir(self) -> str:
+        """The IR after LLVM's O3 pipeline."""
+        return jit.optimized_ir(self.ir, self.plan.target, self.plan.isa)
+
+    @property
+    def executable(self) -> bool:
+        """Whether this kernel may run here: emitted for the host, whose CPU has the kernel's ISA."""
+        return self.plan.target.is_host and self.plan.target.supports(self.plan.isa.name)
+
+    def compiled(self) -> jit.Compiled:
+        """JIT-compile (or load from the object cache) on first use."""
+        if not self.executable:
+            raise TargetError(f"kernel for cpu {self.plan.target.cpu!r}, isa {self.plan.isa.name!r} was emitted "
+                              f"for inspection and cannot run on this machine")
+        if self._compiled is None:
+            self._compiled = jit.jit(self.ir, self.entry, self.plan.target, self.plan.isa)
+        return self._compiled
+
+    def _check(self, name: str, a: np.ndarray, shape: tuple) -> None:
+        if a.dtype != np.dtype(self.plan.storage if name != "out" else "float32") or a.shape != shape \
+                or not a.flags.c_contiguous:
+            raise ShapeError(f"{name}: expected a C-contiguous {self.plan.storage if name != 'out' else 'float32'} "
+                             f"array of shape {shape}, got {a.dtype} {a.shape}"
+                             f"{'' if a.flags.c_contiguous else ' (not contiguous)'}")
+
+    def run(self, blocked_in: np.ndarray, blocked_w: np.ndarray, out: np.ndarray, scale: float = 1.0,
+            threads: int | None = None) -> float:
+        """Run every work item on blocked operands, writing `out`; returns max|out| (the fused epilogue)."""
+        self._check("input", blocked_in, self.plan.in_shape)
+        self._check("weights", blocked_w, self.plan.w_shape)
+        self._check("out", out, self.plan.out_shape)
+        fn = self.compiled().function
+        ranges = split_items(self.plan.items, threads or default_threads())
+        maxabs = np.zeros(len(ranges), dtype=np.float32)
+        args = (blocked_in.ctypes.data, blocked_w.ctypes.data, out.ctypes.data, self.plan.call_words.ctypes.data,
+                float(scale))
+        slot = maxabs.ctypes.data
+        if len(ranges) == 1:
+            fn(*args, slot, *ranges[0])
+        else:  # ctypes releases the GIL for the foreign call, so these run in parallel
+            futures = [_pool(len(ranges)).submit(fn, *args, slot + 4 * i, b, e) for i, (b, e) in enumerate(ranges)]
+            for f in futures:
+                f.result()
+        return float(maxabs.max())
+
+
+def build(plan: Plan) -> Kernel:
+    """Emit the IR for a plan and wrap it in a Kernel (compilation happens on first run)."""
+    return Kernel(plan, emit.render(plan), emit.entry_name(plan))

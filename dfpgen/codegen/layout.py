@@ -1,0 +1,140 @@
+"""Blocked layouts: NCHW / KCRS to and from the kernels' layouts (DESIGN.md, Layouts), per pass.
+
+fprop   src x  [N][CB][pt+H+pb][pl+W+pr][cpb*elem]   vec w   [KB][CB][R][S][cpb][lanes][elem]   dst y  [N][KB][P][Q][lanes]
+bprop   src dy [N][KB][top+P+..][left+Q+..][cpb*elem]  vec w^T [CB][KB][R][S][cpb][lanes][elem]  dst dx [N][CB][H][W][lanes]
+wtgrad  src x  [N][pt+H+pb][Wx][C][elem] (q-pairs)  vec dy [N][KB][P][Qe][lanes][elem]   dst dw [KB][R][S][C][lanes]
+INT16 pairs are innermost so one 32-bit broadcast feeds a lane pair. Channel counts that are not
+block multiples are padded with zeros, never rejected. Shapes and margins come from the Plan.
+A negative bottom/right pad (rows or columns no window reads) crops the copy instead.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dfpgen.codegen.plan import Plan
+
+ALIGNMENT = 64  # bytes: one cache line, one zmm register
+
+
+def _aligned(shape: tuple, dtype, allocate) -> np.ndarray:
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape)) * dtype.itemsize
+    raw = allocate(nbytes + ALIGNMENT, dtype=np.uint8)
+    start = -raw.ctypes.data % ALIGNMENT
+    return raw[start:start + nbytes].view(dtype).reshape(shape)
+
+
+def aligned_zeros(shape: tuple, dtype) -> np.ndarray:
+    """A zero-filled C-contiguous array whose data starts on a 64-byte boundary."""
+    return _aligned(shape, dtype, np.zeros)
+
+
+def aligned_empty(shape: tuple, dtype) -> np.ndarray:
+    """An uninitialized C-contiguous array whose data starts on a 64-byte boundary."""
+    return _aligned(shape, dtype, np.empty)
+
+
+def _pad_axis(a: np.ndarray, axis: int, size: int) -> np.ndarray:
+    if a.shape[axis] == size:
+        return a
+    shape = list(a.shape)
+    shape[axis] = size
+    padded = np.zeros(shape, dtype=a.dtype)
+    padded[(slice(None),) * axis + (slice(0, a.shape[axis]),)] = a
+    return padded
+
+
+def _fitted(extent: int, low: int, room: int) -> int:
+    """How many of `extent` pixels placed after `low` zero pixels fit in a buffer of `room`."""
+    return max(0, min(extent, room - low))
+
+
+def block_input(x: np.ndarray, plan: Plan) -> np.ndarray:
+    """NCHW input (INT16 mantissas or FP32) -> the plan's blocked, zero-padded input layout."""
+    N, CB, Hp, Wp, ce = plan.in_shape
+    s, lay = plan.spec, plan.layout
+    dst = aligned_zeros(plan.in_shape, plan.storage)
+    x = _pad_axis(np.asarray(x, dtype=plan.storage), 1, CB * ce)
+    rows, cols = _fitted(s.H, lay.top, Hp), _fitted(s.W, lay.left, Wp)
+    dst[:, :, lay.top:lay.top + rows, lay.left:lay.left + cols, :] = \
+        x[:, :, :rows, :cols].reshape(N, CB, ce, rows, cols).transpose(0, 1, 3, 4, 2)
+    return dst
+
+
+def block_weights(w: np.ndarray, plan: Plan) -> np.ndarray:
+    """KCRS weights -> the plan's blocked layout [KB][CB][R][S][cpb][lanes][elem]."""
+    KB, CB, R, S, cpb, lanes, elem = plan.w_shape
+    w = np.asarray(w, dtype=plan.storage)
+    w = _pad_axis(_pad_axis(w, 0, KB * lanes), 1, CB * cpb * elem)
+    dst = aligned_empty(plan.w_shape, plan.storage)
+    dst[...] = w.reshape(KB, lanes, CB, cpb, elem, R, S).transpose(0, 2, 5, 6, 3, 1, 4)
+    return dst
+
+
+def unblock_output(y: np.ndarray, plan: Plan) -> np.ndarray:
+    """Blocked FP32 output [N][KB][P][Q][lanes] (fprop y, bprop dx) -> NCHW float32 without channel padding."""
+    N, KB, P, Q, lanes = plan.out_shape
+    channels = plan.spec.K if plan.pass_name == "fprop" else plan.spec.C
+    nchw = y.transpose(0, 1, 4, 2, 3).reshape(N, KB * lanes, P, Q)
+    return np.ascontiguousarray(nchw[:, :channels])
+
+
+def block_grad_output(dy: np.ndarray, plan: Plan) -> np.ndarray:
+    """bprop src: NCHW dy -> [N][KB][Pp][Qp][cpb*elem], zero margins where phases read outside dy."""
+    N, KB, Pp, Qp, ce = plan.in_shape
+    s, lay = plan.spec, plan.layout
+    dst = aligned_zeros(plan.in_shape, plan.storage)
+    dy = _pad_axis(np.asarray(dy, dtype=plan.storage), 1, KB * ce)
+    dst[:, :, lay.top:lay.top + s.P, lay.left:lay.left + s.Q, :] = \
+        dy.reshape(N, KB, ce, s.P, s.Q).transpose(0, 1, 3, 4, 2)
+    return dst
+
+
+def block_weights_transposed(w: np.ndarray, plan: Plan) -> np.ndarray:
+    """bprop vec: KCRS w -> [CB][KB][R][S][cpb][lanes][elem], lanes over C and pairs over K."""
+    CB, KB, R, S, cpb, lanes, elem = plan.w_shape
+    w = np.asarray(w, dtype=plan.storage)
+    w = _pad_axis(_pad_axis(w, 0, KB * cpb * elem), 1, CB * lanes)
+    dst = aligned_empty(plan.w_shape, plan.storage)
+    dst[...] = w.reshape(KB, cpb, elem, CB, lanes, R, S).transpose(3, 0, 5, 6, 1, 4, 2)
+    return dst
+
+
+def expand_input_pairs(x: np.ndarray, plan: Plan) -> np.ndarray:
+    """wtgrad src: NCHW x -> [N][pt+H+pb][Wx][C][elem]; element e at column w is padded x at w + e*sw."""
+    N, Hp, Wx, C, elem = plan.in_shape
+    s, st, lay = plan.spec, plan.spec.sw, plan.layout
+    width = Wx + st * (elem - 1)
+    padded = np.zeros((N, C, Hp, width), dtype=plan.storage)
+    rows, cols = _fitted(s.H, lay.top, Hp), _fitted(s.W, lay.left, width)
+    padded[:, :, lay.top:lay.top + rows, lay.left:lay.left + cols] = \
+        np.asarray(x, dtype=plan.storage)[:, :, :rows, :cols]
+    dst = aligned_empty(plan.in_shape, plan.storage)
+    for e in range(elem):
+        dst[..., e] = padded[:, :, :, e * st:e * st + Wx].transpose(0, 2, 3, 1)
+    return dst
+
+
+def block_grad_output_pairs(dy: np.ndarray, plan: Plan) -> np.ndarray:
+    """wtgrad vec: NCHW dy -> [N][KB][P][Qe][lanes][elem], pairs along q, zero-padded in K and q."""
+    N, KB, P, Qe, lanes, elem = plan.w_shape
+    dy = _pad_axis(_pad_axis(np.asarray(dy, dtype=plan.storage), 1, KB * lanes), 3, Qe * elem)
+    dst = aligned_empty(plan.w_shape, plan.storage)
+    dst[...] = dy.reshape(N, KB, lanes, P, Qe, elem).transpose(0, 1, 3, 4, 2, 5)
+    return dst
+
+
+def unblock_weight_grad(dw: np.ndarray, plan: Plan) -> np.ndarray:
+    """wtgrad dst: [KB][R][S][C][lanes] -> KCRS float32 without channel padding."""
+    KB, R, S, C, lanes = plan.out_shape
+    kcrs = dw.transpose(0, 4, 3, 1, 2).reshape(KB * lanes, C, R, S)
+    return np.ascontiguousarray(kcrs[:plan.spec.K])
+
+
+# Per pass: (src from its NCHW/KCRS operand, vec from its operand, dst back to NCHW/KCRS).
+TRANSFORMS = {
+    "fprop": (block_input, block_weights, unblock_output),
+    "bprop": (block_grad_output, block_weights_transposed, unblock_output),
+    "wtgrad": (expand_input_pairs, block_grad_output_pairs, unblock_weight_grad),
+}

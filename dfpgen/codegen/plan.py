@@ -1,0 +1,414 @@
+"""The tiling planner: spec + numerics + blocking + target -> a Plan with every loop, bound, offset and
+flush point precomputed. Templates only loop over a Plan's fields; all index arithmetic lives here.
+
+Every pass is planned into the same generic shape, which one template (templates/conv.ll.j2) renders:
+  * a register-block `Tile`: `pixels` broadcast elements x `v` weight vectors of INT32 (or FP32)
+    accumulators, with constant offsets of every broadcast, vector load and output store;
+  * a reduction over a slice of two offset tables (`src_steps`, `vec_steps`), each step doing
+    `unroll` multiply-accumulates per accumulator, flushed to FP32 every `steps_per_flush` steps;
+  * a call table: which tile runs at which src/vec/dst offsets over which slice of the tables,
+    grouped into work items; items repeat over `batch` (images) unless the batch is reduced. The
+    kernel takes it as an argument at run time (`Plan.call_words`), so FC layers with a million
+    calls still render small IR.
+The pass-specific planners (plan_fprop, plan_bprop, plan_wtgrad) only compute these tables.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from dataclasses import dataclass, field
+from functools import cached_property
+from math import ceil
+
+import numpy as np
+
+from dfpgen.errors import PlanError
+from dfpgen.core.spec import ConvSpec, Numerics
+from dfpgen.core.target import Isa, Target, get_isa
+
+PASSES = ("fprop", "bprop", "wtgrad")
+CALL_COLUMNS = ("tile", "src", "vec", "dst", "step_begin", "step_count")   # call table columns, in order
+CALL_FIELDS = len(CALL_COLUMNS)
+ORDERS = ("nk", "kn", "np")
+PLAN_FORMAT = 3   # bump when the meaning of a Plan or Blocking field changes (goes into cache keys)
+
+
+@dataclass(frozen=True)
+class Blocking:
+    """The tuner's knobs for one kernel. None picks the planner's choice for that knob.
+
+    kv: output vectors per register block (output channels / lanes); wb x hb: broadcast elements per
+    register block (output pixels for fprop/bprop: width x rows; input channels x filter taps for
+    wtgrad); cpb: reduction-channel elements (INT16 pairs, or FP32 channels) per channel block of the
+    layouts (fprop/bprop); unroll: reduction elements per inner-loop step; order: work-item order,
+    "nk" (image, then filter block, then output rows), "kn" (filter-block-major, weights stay in
+    cache) or "np" (image, then output rows, then filter blocks: an image's input rows stay in cache
+    across the filter blocks, for images too large for L2); rb: WTGRAD's reduction block, output
+    rows (of the N x P rows reduced) that every work item of a thread takes before the next block,
+    so that block's rows of x and dy stay in cache across the items.
+    """
+
+    kv: int = 2
+    wb: int = 4
+    hb: int = 1
+    cpb: int | None = None
+    unroll: int | None = None
+    order: str = "nk"
+    rb: int | None = None
+
+    def describe(self) -> str:
+        """Compact text form, e.g. 'kv4 w6 h1 cpb16 u16 nk' (WTGRAD's adds e.g. ' rb4')."""
+        return (f"kv{self.kv} w{self.wb} h{self.hb} cpb{self.cpb if self.cpb else '-'} "
+                f"u{self.unroll if self.unroll else '-'} {self.order}" + (f" rb{self.rb}" if self.rb else ""))
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One register-block shape: h x w broadcast elements x v vectors, with every constant offset.
+
+    bcast[p][k]: src offset of reduction element p for broadcast k (k = i*w + j), from the call's base;
+    weights[p][v]: vec offset of element p for vector v; out[k][v]: dst offset of broadcast k, vector v.
+    """
+
+    h: int
+    w: int
+    v: int
+    bcast: tuple
+    weights: tuple
+    out: tuple
+
+    @property
+    def name(self) -> str:
+        """The LLVM function name of this tile."""
+        return f"tile_h{self.h}_w{self.w}_v{self.v}"
+
+    @property
+    def accumulators(self) -> int:
+        """Vector accumulators this tile keeps in registers."""
+        return self.h * self.w * self.v
+
+
+class CallsBuilder:
+    """Collects calls and item boundaries while a pass planner walks its work.
+
+    Calls accumulate as numpy column blocks: a planner describes whole grids of calls at once
+    (`grid`), which keeps planning fast for layers with tens of thousands of register blocks."""
+
+    def __init__(self) -> None:
+        self.columns: list[np.ndarray] = []   # blocks of shape (calls, CALL_FIELDS)
+        self.count = 0
+        self.item_starts = [0]
+        self.tiles: dict[tuple, int] = {}
+
+    def call(self, tile_key: tuple, src: int, vec: int, dst: int, steps: tuple[int, int]) -> None:
+        """Record one tile invocation; tile_key = (h, w, v)."""
+        index = self.tiles.setdefault(tile_key, len(self.tiles))
+        self.columns.append(np.array([[index, src, vec, dst, steps[0], steps[1]]], dtype=np.int64))
+        self.count += 1
+
+    def end_item(self) -> None:
+        """Close the current work item."""
+        self.item_starts.append(self.count)
+
+    def grid(self, vectors: list, rows: list, cols: list, src: tuple, vec: tuple, dst: tuple,
+             steps: tuple[int, int], rows_outer: bool = False) -> None:
+        """Calls for every (vector block, row block, column block), one work item per (vector, row)
+        block, vector blocks outermost, or row blocks with `rows_outer`.
+
+        Blocks are (start, size) lists; src/vec/dst are coefficients (per vector start, row start,
+        column start, constant) of the offsets, where a row coefficient may instead be a sequence of
+        one offset per row block (rows that are not evenly spaced, e.g. WTGRAD's (r, s) pairs); the
+        tile of a call is (row size, column size, vectors); every call reduces the step slice `steps`."""
+        v0 = np.array([b[0] for b in vectors])[:, None, None]
+        r0 = np.array([b[0] for b in rows])[None, :, None]
+        c0 = np.array([b[0] for b in cols])[None, None, :]
+        shape = (len(vectors), len(rows), len(cols))
+        sizes = np.broadcast_arrays(np.array([b[1] for b in vectors])[:, None, None],
+                                    np.array([b[1] for b in rows])[None, :, None],
+                                    np.array([b[1] for b in cols])[None, None, :])
+        index = np.empty(shape, dtype=np.int64)
+        combos = {}
+        for v in {b[1] for b in vectors}:      # at most two sizes per axis: full blocks and a tail
+            for h in {b[1] for b in rows}:
+                for w in {b[1] for b in cols}:
+                    mask = (sizes[0] == v) & (sizes[1] == h) & (sizes[2] == w)
+                    if mask.any():
+                        combos[(h, w, v)] = (int(np.argmax(mask.ravel())), mask)
+        for key, (_, mask) in sorted(combos.items(), key=lambda kv: kv[1][0]):  # first-seen order
+            index[mask] = self.tiles.setdefault(key, len(self.tiles))
+        row_term = lambda b: np.asarray(b)[None, :, None] if np.ndim(b) else b * r0
+        offsets = [np.broadcast_to(a * v0 + row_term(b) + c * c0 + d, shape) for a, b, c, d in (src, vec, dst)]
+        block = np.stack([index, *offsets, np.full(shape, steps[0]), np.full(shape, steps[1])], axis=-1)
+        if rows_outer:
+            block = block.transpose(1, 0, 2, 3)
+        self.columns.append(block.reshape(-1, CALL_FIELDS))
+        calls, per_item = index.size, len(cols)
+        self.item_starts.extend((self.count + per_item * np.arange(1, calls // per_item + 1)).tolist())
+        self.count += calls
+
+    def table(self) -> np.ndarray:
+        """All calls as an int64 array (calls x CALL_FIELDS)."""
+        return np.concatenate(self.columns) if self.columns else np.zeros((0, CALL_FIELDS), dtype=np.int64)
+
+
+@dataclass(frozen=True, eq=False)
+class Plan:
+    """Everything the emitter needs, precomputed. Offsets are in elements of the operand's storage type."""
+
+    spec: ConvSpec
+    numerics: Numerics
+    blocking: Blocking
+    target: Target
+    isa: Isa
+    pass_name: str
+    elem: int                 # reduction channels per broadcast element: 2 (INT16 pair) or 1 (FP32)
+    lanes: int
+    cpb: int
+    unroll: int
+    in_shape: tuple           # the blocked src operand (broadcast side)
+    w_shape: tuple            # the blocked vec operand (vector side)
+    out_shape: tuple          # the blocked FP32 dst
+    layout: object            # pass-specific layout facts (pads, padded sizes) for dfpgen.codegen.layout
+    steps: int                # length of the step tables
+    in_step_offsets: tuple
+    w_step_offsets: tuple
+    steps_per_flush: int      # steps accumulated in INT32 before a flush to FP32
+    flushes: int              # the most flushes any output takes
+    flush_in_registers: bool  # FP32 partial sums in registers (short chains) rather than in the output tile
+    chain: int                # pair-instructions per accumulator between flushes (<= the numerics' chain)
+    tiles: tuple
+    call_table: np.ndarray    # calls x (tile, src, vec, dst, step_begin, step_count), in item order
+    item_starts: tuple        # calls of item j are item_starts[j] .. item_starts[j+1]
+    reduction_blocks: tuple   # (begin, count): a thread runs its items once per block, in order, each call over
+                              # the part of its step slice in the block; the first block writes, the rest add
+    batch: int                # times the items repeat (images), 1 when the pass reduces over the batch
+    in_batch_stride: int
+    out_batch_stride: int
+    registers: int
+    notes: tuple = field(default=())
+
+    @cached_property
+    def call_words(self) -> np.ndarray:
+        """The call table as the kernel reads it at run time: C-contiguous int32, calls x CALL_FIELDS
+        (finish() has checked that every offset fits)."""
+        return np.ascontiguousarray(self.call_table, dtype=np.int32).reshape(-1, CALL_FIELDS)
+
+    @property
+    def items_per_batch(self) -> int:
+        """Work items of one image (or of the whole pass when the batch is reduced)."""
+        return len(self.item_starts) - 1
+
+    @property
+    def items(self) -> int:
+        """Work items in all; threads take contiguous ranges of them."""
+        return self.batch * self.items_per_batch
+
+    @property
+    def batch_inner(self) -> bool:
+        """Whether consecutive items walk the batch (order "kn": a weight block stays in cache)."""
+        return self.blocking.order == "kn" and self.batch > 1
+
+    @property
+    def int_accumulate(self) -> bool:
+        """INT16 pairs into INT32 (with flushes), as opposed to FP32 FMAs."""
+        return self.isa.precision == "dfp16"
+
+    @property
+    def asm_steps(self) -> bool:
+        """Whether each reduction step is one inline-assembly block (ASM_STEP_INSTRUCTIONS)."""
+        return self.isa.instruction in ASM_STEP_INSTRUCTIONS
+
+    @property
+    def storage(self) -> str:
+        """numpy dtype name of the src and vec layouts."""
+        return "int16" if self.int_accumulate else "float32"
+
+    def tile(self, h: int, w: int, v: int) -> Tile:
+        """The Tile of one shape."""
+        for t in self.tiles:
+            if (t.h, t.w, t.v) == (h, w, v):
+                return t
+        raise KeyError((h, w, v))
+
+    def summary(self) -> list[str]:
+        """Human-readable lines describing the plan (used as comments in emitted IR and assembly)."""
+        s, n, b = self.spec, self.numerics, self.blocking
+        lines = [
+            f"layer {s.name or '-'}: {s.describe()}",
+            f"pass {self.pass_name}, isa {self.isa.name} ({self.isa.instruction}, {self.lanes} lanes), "
+            f"cpu {self.target.cpu}",
+            f"blocking {b.describe()}",
+            f"register block {b.hb}x{b.wb} x {b.kv} vectors: {self.registers} of "
+            f"{self.target.vector_registers} vector registers",
+            f"layouts: src {list(self.in_shape)} vec {list(self.w_shape)} dst {list(self.out_shape)}",
+            f"reduction: step tables of {self.steps} steps, {self.unroll} elements a step"
+            f"{', each step one inline-assembly block' if self.asm_steps else ''}",
+        ]
+        if self.int_accumulate:
+            lines.append(
+                f"numerics: bits x{n.bits_x}/w{n.bits_w}, overflow {n.overflow}, chain {self.chain} "
+                f"pair-instructions (safe {n.safe_chain}), flush INT32->FP32 every {self.steps_per_flush} "
+                f"steps, at most {self.flushes} flushes per output, FP32 partial sums in "
+                f"{'registers' if self.flush_in_registers else 'the output tile'}")
+        lines.append(f"work: {self.items} items ({self.batch} x {self.items_per_batch}), {len(self.call_table)} "
+                     f"tile calls per batch entry, order {b.order}")
+        return lines + list(self.notes)
+
+
+def block_steps(table: np.ndarray, blocks: tuple) -> np.ndarray:
+    """Steps each call reduces in each reduction block (calls x blocks): its slice within the block."""
+    begin, end = table[:, 4:5], table[:, 4:5] + table[:, 5:6]
+    block_begin = np.array([b for b, _ in blocks])[None, :]
+    block_end = block_begin + np.array([n for _, n in blocks])[None, :]
+    return np.maximum(0, np.minimum(end, block_end) - np.maximum(begin, block_begin))
+
+
+def register_need(h: int, w: int, v: int, fp32_partials: bool = False) -> int:
+    """Vector registers a register block needs: accumulators, weight vectors and one broadcast, and
+    as many again for FP32 partial sums when those are kept in registers."""
+    return h * w * v * (2 if fp32_partials else 1) + v + 1
+
+
+# The vpdpwssd and FMA register blocks are issued as one inline-assembly block per reduction step:
+# loads, broadcasts and multiply-accumulates in plan order, every operand in a register the
+# allocator picks. Left to LLVM, its scheduler hoists later elements' weight loads and spills the
+# 31-register blocks of AVX-512. Measured on a 2-core Xeon with AVX-512 VNNI (ResNet-50 layers, bits
+# 13, default blockings, paired): FPROP 0.97-0.98x the time (avx512_vnni), 0.89-0.92x (avx_vnni),
+# 0.96-0.97x (fp32_avx512); BPROP 0.95-0.99x; WTGRAD 0.86-0.93x. The vpmaddwd paths keep LLVM's
+# scheduling with pinned sums (templates/conv.ll.j2), as measured on Zen 3.
+ASM_STEP_INSTRUCTIONS = ("vpdpwssd", "vfmadd231ps")
+
+# Flushing into the output tile in memory (L1) keeps the whole register file for INT32 accumulators
+# and costs a load and a store per accumulator and flush (DESIGN.md, measured); with chains this
+# short (bits 15-16) that traffic dominates, so FP32 partial sums move to registers when they fit.
+REGISTER_FLUSH_MAX_CHAIN = 4
+
+
+def largest_divisor_at_most(n: int, limit: int) -> int:
+    """The largest divisor of n that is <= limit (at least 1)."""
+    return max(d for d in range(1, min(n, limit) + 1) if n % d == 0)
+
+
+def split(extent: int, block: int) -> list[tuple[int, int]]:
+    """(start, size) blocks covering 0..extent: full blocks, then one tail."""
+    return [(start, min(block, extent - start)) for start in range(0, extent, block)]
+
+
+@dataclass(frozen=True)
+class Common:
+    """What every pass planner decides the same way: ISA facts, knobs validated, chain and unroll."""
+
+    isa: Isa
+    elem: int
+    lanes: int
+    chain: int
+    kv: int
+    wb: int
+    hb: int
+
+
+def common(numerics: Numerics, blocking: Blocking, target: Target, isa_name: str, pass_name: str,
+           spec: ConvSpec) -> Common:
+    """Validate the pass, ISA, overflow policy and register-block knobs shared by every pass."""
+    if pass_name not in PASSES:
+        raise PlanError(f"pass={pass_name!r}: must be one of {', '.join(PASSES)}")
+    if spec.groups > 1:
+        raise PlanError(f"groups={spec.groups}: a kernel computes one group; plan spec.per_group() and run it "
+                        f"once per group (dfpgen.Conv2d does)")
+    isa = get_isa(isa_name)
+    target.check_isa(isa_name)
+    b = blocking
+    if b.order not in ORDERS:
+        raise PlanError(f"order={b.order!r}: must be one of {', '.join(ORDERS)}")
+    for name in ("kv", "wb", "hb"):
+        value = getattr(b, name)
+        if not isinstance(value, int) or value < 1:
+            raise PlanError(f"{name}={value!r}: must be an integer >= 1")
+    int_acc = isa.precision == "dfp16"
+    if numerics.overflow == "saturate" and int_acc and not isa.saturating:
+        raise PlanError(f"overflow='saturate' needs a saturating multiply-accumulate (vpdpwssds); "
+                        f"isa={isa.name!r} has none: use avx512_vnni or avx_vnni, or overflow='exact'")
+    return Common(isa, 2 if int_acc else 1, isa.lanes, numerics.effective_chain if int_acc else 0,
+                  b.kv, b.wb, b.hb)
+
+
+def channel_blocks(c: Common, blocking: Blocking, channels: int, numerics: Numerics) -> tuple[int, int, int]:
+    """(cpb, unroll, blocks) for a reduction over `channels` channels held as elements of c.elem."""
+    elements = ceil(channels / c.elem)
+    cpb = blocking.cpb if blocking.cpb is not None else min(c.lanes, elements)
+    if not 1 <= cpb <= 64:
+        raise PlanError(f"cpb={cpb}: must be in 1..64 channel elements")
+    return cpb, choose_unroll(c, blocking.unroll, cpb, numerics), ceil(elements / cpb)
+
+
+def clip_block(c: Common, vectors: int, rows: int, cols: int) -> Common:
+    """The register block clipped to the extents it tiles (vector count, rows, columns)."""
+    return dataclasses.replace(c, kv=min(c.kv, vectors), hb=min(c.hb, rows), wb=min(c.wb, cols))
+
+
+def choose_unroll(c: Common, requested: int | None, elements: int, numerics: Numerics) -> int:
+    """Reduction elements per step: the request, else all `elements`, kept within the accumulate chain."""
+    unroll = requested if requested is not None else elements
+    if c.chain and requested is None and unroll > c.chain:
+        unroll = largest_divisor_at_most(elements, c.chain)
+    if not 1 <= unroll <= elements or elements % unroll:
+        raise PlanError(f"unroll={unroll}: must divide the channel block of {elements} elements")
+    if c.chain and unroll > c.chain:
+        raise PlanError(f"unroll={unroll}: a step of {unroll} pair-instructions exceeds the accumulate chain "
+                        f"{c.chain} (bits x{numerics.bits_x}/w{numerics.bits_w}, {numerics.overflow}); "
+                        f"use unroll <= {c.chain}")
+    return unroll
+
+
+def finish(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target, c: Common, pass_name: str,
+           *, cpb: int, unroll: int, in_shape: tuple, w_shape: tuple, out_shape: tuple, layout: object,
+           src_steps: list, vec_steps: list, tile_offsets, builder: CallsBuilder, batch: int,
+           in_batch_stride: int, out_batch_stride: int, notes: list, rb: int | None = None,
+           reduction_blocks: list | None = None) -> Plan:
+    """Assemble a Plan from a pass planner's tables: flush points, tiles, register check, size check.
+
+    `reduction_blocks` ((begin, count) slices partitioning the step tables, default one) makes a
+    thread run all its items once per block, each call over its own slice within the block."""
+    steps = len(src_steps)
+    table = builder.table()
+    blocks = tuple(reduction_blocks) if reduction_blocks else ((0, steps),)
+    counts = block_steps(table, blocks)
+    longest = int(counts.max(initial=0))
+    per_flush = max(1, min(longest, c.chain // unroll)) if c.chain else max(1, longest)
+    # Each call runs once per reduction block and flushes its own steps there; calls sharing a dst add up.
+    _, output = np.unique(table[:, 3], return_inverse=True)
+    per_call = (-(-counts // per_flush)).sum(axis=1)
+    flushes = max(1, int(np.bincount(output.ravel(), weights=per_call).max(initial=0)))
+    tiles, registers = [], 0
+    in_registers = (bool(c.chain) and flushes > 1 and per_flush * unroll <= REGISTER_FLUSH_MAX_CHAIN
+                    and all(register_need(h, w, v, True) <= target.vector_registers for h, w, v in builder.tiles))
+    for key, _ in sorted(builder.tiles.items(), key=lambda kv: kv[1]):
+        h, w, v = key
+        bcast, weights, out = tile_offsets(h, w, v)
+        tiles.append(Tile(h, w, v, bcast, weights, out))
+        registers = max(registers, register_need(h, w, v, in_registers))
+    if registers > target.vector_registers:
+        raise PlanError(f"register block hb={c.hb} x wb={c.wb} x kv={c.kv} needs {registers} vector registers "
+                        f"({c.hb * c.wb * c.kv} accumulators + {c.kv} weights + 1 broadcast); "
+                        f"{target.cpu} has {target.vector_registers}")
+    largest = max(max(src_steps, default=0), max(vec_steps, default=0), int(table[:, 1:4].max(initial=0)))
+    if largest + max(in_batch_stride, out_batch_stride) * batch >= 2**31:
+        raise PlanError("tensor too large for 32-bit offsets: split the batch")
+    return Plan(
+        spec=spec, numerics=numerics, blocking=Blocking(c.kv, c.wb, c.hb, cpb, unroll, blocking.order, rb),
+        target=target, isa=c.isa, pass_name=pass_name, elem=c.elem, lanes=c.lanes, cpb=cpb, unroll=unroll,
+        in_shape=in_shape, w_shape=w_shape, out_shape=out_shape, layout=layout, steps=steps,
+        in_step_offsets=tuple(src_steps), w_step_offsets=tuple(vec_steps), steps_per_flush=per_flush, flush_in_registers=in_registers,
+        flushes=flushes, chain=min(c.chain, per_flush * unroll) if c.chain else 0, tiles=tuple(tiles),
+        call_table=table, item_starts=tuple(builder.item_starts), reduction_blocks=blocks, batch=batch, in_batch_stride=in_batch_stride,
+        out_batch_stride=out_batch_stride, registers=registers, notes=tuple(notes))
+
+
+def make_plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target, isa_name: str,
+              pass_name: str = "fprop") -> Plan:
+    """Plan one kernel of a pass; raises PlanError when the blocking cannot work for this spec and target."""
+    if pass_name not in PASSES:
+        raise PlanError(f"pass={pass_name!r}: must be one of {', '.join(PASSES)}")
+    planner = importlib.import_module(f"dfpgen.passes.{pass_name}")
+    return planner.plan(spec, numerics, blocking, target, isa_name)

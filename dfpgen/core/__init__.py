@@ -1,0 +1,1 @@
+"""Core types: what to compute (layer shapes, numerics, DFP tensors), for which CPU, from which catalog."""

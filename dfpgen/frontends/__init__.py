@@ -1,0 +1,1 @@
+"""Front ends: the command line, the PyTorch layers and distributed training."""

@@ -1,0 +1,681 @@
+"""The `dfpgen` command line: a thin click front end over the library."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+import click
+
+from dfpgen.core import catalog
+from dfpgen.runtime.conv import compile as dfpgen_compile
+from dfpgen.core.dfp import ROUNDING_MODES
+from dfpgen.errors import CatalogError, DFPGenError, SpecError
+from dfpgen.codegen.kernel import default_threads
+from dfpgen.codegen.plan import PASSES, Blocking
+from dfpgen.core.spec import OVERFLOW_POLICIES, Numerics
+from dfpgen.core.target import DFP_ISAS, ISAS, host
+from dfpgen.version import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="dfpgen")
+def main() -> None:
+    """dfpgen: generate, inspect, tune and run INT16 (DFP16) convolution kernels."""
+
+
+@main.command("layers")
+@click.argument("ref", required=False, metavar="[REF]")
+@click.option("--batch", "-N", type=click.IntRange(min=1), default=None,
+              help="Batch size N given to every layer (scales the batch total; default: a descriptor's mb, else 1).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object instead of a table.")
+def layers(ref: str | None, batch: int, as_json: bool) -> None:
+    """List the built-in networks, or the layer shapes REF picks.
+
+    \b
+    REF forms:
+      NET               every layer of a built-in network: resnet50, googlenet_v1,
+                        vgg16, alexnet (aliases resnet-50, googlenet, vgg_16 work too)
+      NET:NAME          the layer named NAME, else every layer whose name starts
+                        with NAME (resnet50:res2a: the 4 convolutions of block res2a)
+      FILE.toml[:NAME]  the same for your own catalog file (format: dfpgen.core.catalog)
+      DESCRIPTOR        a oneDNN benchdnn problem, e.g. mb32ic64ih56oc64oh56kh3ph1
+                        (g for groups, dh/dw zero-based dilation; dfpgen.core.descriptor)
+
+    Fully-connected layers are listed as 1x1 convolutions on a 1x1 input. MACs count
+    multiply-accumulates of the forward pass; 1 GMAC = 1e9 MACs.
+
+    \b
+    --json with REF prints
+      {"network": str, "title": str, "ref": str, "batch": int,
+       "layers": [{"name", "N", "C", "K", "H", "W", "R", "S", "stride", "pad",
+                   "P", "Q", "macs_per_image", "groups", "strides": [h, w],
+                   "dilations": [h, w], "pads": [top, bottom, left, right]}, ...],
+       "total_macs_per_image": int, "total_macs": int}   (total_macs = for the batch)
+    and without REF
+      {"networks": [{"name", "title", "layers", "macs_per_image"}, ...]}.
+    """
+    try:
+        if ref is None:
+            _list_networks(as_json)
+        else:
+            _show_layers(ref, batch, as_json)
+    except CatalogError as exc:
+        # A bad reference or catalog file is a usage error: exit 2 with the message, no traceback.
+        raise click.BadParameter(str(exc), param_hint="REF") from None
+
+
+def _list_networks(as_json: bool) -> None:
+    nets = [catalog.load_network(name) for name in catalog.networks()]
+    if as_json:
+        click.echo(json.dumps({"networks": [
+            {"name": n.name, "title": n.title, "layers": len(n.layers), "macs_per_image": n.macs_per_image}
+            for n in nets]}, indent=2))
+        return
+    width = max(len(n.name) for n in nets)
+    click.echo(f"{'network':<{width}}  layers  GMAC/img  title")
+    for n in nets:
+        click.echo(f"{n.name:<{width}}  {len(n.layers):>6}  {n.macs_per_image / 1e9:>8.3f}  {n.title}")
+
+
+def _show_layers(ref: str, batch: int | None, as_json: bool) -> None:
+    if descriptor_ref(ref):
+        specs = catalog.select(ref, batch=batch)
+        network_name, title, name, total = "descriptor", "a oneDNN benchdnn problem", ref, 1
+    else:
+        net_ref, name = catalog.split_ref(ref)
+        network = catalog.load_network(net_ref)
+        specs = [s.with_batch(batch or 1) for s in (network.layers if name is None else network.find(name))]
+        network_name, title, total = network.name, network.title, len(network.layers)
+    batch = specs[0].N if batch is None else batch
+    per_image = sum(s.macs_per_image for s in specs)
+    if as_json:
+        fields = ("name", "N", "C", "K", "H", "W", "R", "S", "stride", "pad", "P", "Q", "macs_per_image", "groups")
+        click.echo(json.dumps({
+            "network": network_name, "title": title, "ref": ref, "batch": batch,
+            "layers": [{**{f: getattr(s, f) for f in fields}, "strides": [s.sh, s.sw], "dilations": [s.dh, s.dw],
+                        "pads": [s.pt, s.pb, s.pl, s.pr]} for s in specs],
+            "total_macs_per_image": per_image, "total_macs": per_image * batch}, indent=2))
+        return
+    click.echo(f"{network_name}: {title}")
+    general = not all(s.plain for s in specs)
+    rows = [(s.name, str(s.C), str(s.K), f"{s.H}x{s.W}", f"{s.R}x{s.S}", _pair(s.sh, s.sw), _pads(s),
+             f"{s.P}x{s.Q}", f"{s.macs_per_image / 1e6:.2f}") + ((str(s.groups), _pair(s.dh, s.dw)) if general else ())
+            for s in specs]
+    _echo_table(("layer", "C", "K", "HxW", "RxS", "stride", "pad", "PxQ", "MMAC/img")
+                + (("groups", "dilation") if general else ()), rows)
+    count = f"{len(specs)}" if name is None else f"{len(specs)} of {total}"
+    click.echo(f"total: {count} layers, {per_image / 1e9:.3f} GMAC per image, "
+               f"{per_image * batch / 1e9:.3f} GMAC for batch {batch}")
+
+
+def _pair(h: int, w: int) -> str:
+    return str(h) if h == w else f"{h}x{w}"
+
+
+def _pads(s) -> str:
+    return _pair(s.pt, s.pl) if (s.pt, s.pl) == (s.pb, s.pr) else f"t{s.pt} b{s.pb} l{s.pl} r{s.pr}"
+
+
+def _echo_table(header: tuple, rows: list) -> None:
+    """Print rows under a header; the first column left-aligned, numbers right-aligned so digits line up."""
+    rows = [tuple(str(c) for c in r) for r in rows]
+    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
+    for row in [header] + rows:
+        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:])]
+        click.echo("  ".join(cells).rstrip())
+
+
+def _specs(ref: str | None, batch: int | None, batch_file: str | None = None, default_batch: int = 8) -> list:
+    """The layers of --layer and/or --batch-file. --batch overrides every layer's N; without it
+    descriptors keep their own mb and catalog layers get default_batch."""
+    from dfpgen.core.descriptor import read_list
+
+    specs = []
+    try:
+        if ref:
+            own = batch if batch is not None else (None if descriptor_ref(ref) else default_batch)
+            specs += catalog.select(ref, batch=own)
+    except (CatalogError, SpecError) as exc:
+        raise click.BadParameter(str(exc), param_hint="--layer") from None
+    if batch_file:
+        for entry in read_list(batch_file):
+            if isinstance(entry, Exception):
+                raise click.BadParameter(f"{batch_file} line {entry.line}: {entry}", param_hint="--batch-file")
+            spec = entry.spec if entry.spec.name else dataclasses.replace(entry.spec, name=entry.text)
+            specs.append(spec if batch is None else spec.with_batch(batch))
+    if not specs:
+        raise click.UsageError("give --layer REF or --batch-file FILE")
+    return specs
+
+
+def descriptor_ref(ref: str) -> bool:
+    """Whether a --layer value is a benchdnn descriptor."""
+    from dfpgen.core.descriptor import looks_like
+
+    return looks_like(ref)
+
+
+_BATCH_FILE = click.option("--batch-file", type=click.Path(exists=True, dir_okay=False), default=None,
+                           help="A benchdnn list: one descriptor a line, # comments (with or instead of --layer).")
+_LAYER_HELP = ("Layer reference: NET, NET:NAME (or a name prefix), FILE.toml[:NAME], or a benchdnn "
+               "descriptor such as mb32ic64ih56oc64oh56kh3ph1.")
+
+
+def _parse_blocking(text: str | None):
+    """'kv=4,wb=6,hb=1' -> Blocking; unknown keys and bad values are usage errors."""
+    if not text:
+        return None
+    fields = {f.name: f for f in dataclasses.fields(Blocking)}
+    values = {}
+    for part in text.split(","):
+        key, _, value = part.partition("=")
+        key = key.strip()
+        if key not in fields:
+            raise click.BadParameter(f"unknown knob {key!r}; knobs: {', '.join(fields)}", param_hint="--blocking")
+        values[key] = value.strip() if key == "order" else int(value)
+    return Blocking(**values)
+
+
+def _numerics_options(fn):
+    """The numerics options shared by emit and bench."""
+    for option in reversed([
+        click.option("--bits", type=click.IntRange(2, 16), default=16, show_default=True,
+                     help="Operand bits (input and weights) of the DFP tensors."),
+        click.option("--rounding", type=click.Choice(ROUNDING_MODES), default="nearest", show_default=True),
+        click.option("--overflow", type=click.Choice(OVERFLOW_POLICIES), default="exact", show_default=True,
+                     help="exact: chain <= safe_chain (proven); saturate: vpdpwssds; wrap: explicit --chain."),
+        click.option("--chain", type=click.IntRange(min=1), default=None,
+                     help="INT32 accumulate chain in pair-instructions (default: the longest safe one)."),
+    ]):
+        fn = option(fn)
+    return fn
+
+
+def _usage_errors(fn):
+    """Turn dfpgen's own errors into clean click errors (exit 1 with the message, no traceback)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except DFPGenError as exc:
+            raise click.ClickException(f"{type(exc).__name__}: {exc}") from None
+    return wrapper
+
+
+@main.command("emit")
+@click.option("--layer", "ref", default=None, help=_LAYER_HELP)
+@_BATCH_FILE
+@click.option("--pass", "pass_name", type=click.Choice(PASSES), default="fprop", show_default=True)
+@click.option("--isa", type=click.Choice(list(ISAS)), default=None,
+              help="Instruction set (default: the best for --cpu or this machine). fp32_* are the FP32 baseline.")
+@click.option("--cpu", default=None, help="Emit for a named CPU (e.g. sapphirerapids, alderlake, skylake-avx512).")
+@_numerics_options
+@click.option("--batch", "-N", type=click.IntRange(min=1), default=None,
+              help="Batch size (default: a descriptor's mb, else 1).")
+@click.option("--blocking", default=None, help="Knobs, e.g. 'kv=4,wb=6,hb=1,cpb=16,unroll=16,order=nk'.")
+@click.option("--ir", "what", flag_value="ir", default=True, help="Print the emitted LLVM IR (default).")
+@click.option("--opt-ir", "what", flag_value="opt-ir", help="Print the IR after LLVM's O3 pipeline.")
+@click.option("--asm", "what", flag_value="asm", help="Print the optimized assembly.")
+@click.option("-o", "--output", type=click.Path(file_okay=False), default=None,
+              help="Write one file per layer into this folder instead of printing.")
+@_usage_errors
+def emit_cmd(ref, batch_file, pass_name, isa, cpu, bits, rounding, overflow, chain, batch, blocking, what, output):
+    """Print or write the IR or assembly of generated kernels, annotated with their plan.
+
+    A grouped layer's kernel computes one group (it runs once per group)."""
+    numerics = Numerics(bits, bits, rounding, overflow, chain)
+    for spec in _specs(ref, batch, batch_file, default_batch=1):
+        kernel = dfpgen_compile(spec, pass_name, numerics, isa=isa, cpu=cpu, blocking=_parse_blocking(blocking))
+        if what == "asm":
+            text = "".join(f"# {line}\n" for line in kernel.plan.summary()) + kernel.asm
+        else:
+            text = kernel.ir if what == "ir" else kernel.optimized_ir
+        if output is None:
+            click.echo(text)
+            continue
+        stem = f"{spec.name or 'layer'}.{pass_name}.{kernel.plan.isa.name}.{kernel.plan.target.cpu}".replace("/", "_")
+        path = Path(output) / f"{stem}{'.s' if what == 'asm' else '.ll'}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        click.echo(f"wrote {path}", err=True)
+
+
+@main.command("peak")
+@click.option("--remeasure", is_flag=True, help="Measure again instead of using the cached result.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: {isa: {instruction, gmacs, accumulators}}.")
+@_usage_errors
+def peak_cmd(remeasure, as_json):
+    """Measure (once, then cached) this core's peak multiply-accumulate rate per ISA."""
+    from dfpgen.tuning.peak import peaks
+
+    found = peaks(remeasure=remeasure)
+    if as_json:
+        click.echo(json.dumps({n: {"instruction": p.instruction, "gmacs": round(p.gmacs, 2),
+                                   "accumulators": p.accumulators} for n, p in found.items()}, indent=2))
+        return
+    click.echo(f"cpu {host().cpu}, one core, register-only loops")
+    _echo_table(("isa", "instruction", "GMAC/s"), [(n, p.instruction, f"{p.gmacs:.1f}") for n, p in found.items()])
+
+
+@main.command("bench")
+@click.option("--layer", "ref", default=None, help=_LAYER_HELP + "  [default: resnet50:res2a]")
+@_BATCH_FILE
+@click.option("--pass", "pass_name", type=click.Choice(PASSES + ("all",)), default="fprop", show_default=True)
+@_numerics_options
+@click.option("--isa", type=click.Choice(list(DFP_ISAS)), default=None, help="DFP ISA (default: this machine's best).")
+@click.option("--batch", "-N", type=click.IntRange(min=1), default=None,
+              help="Batch size (default: a descriptor's mb, else 8).")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="Threads (default: all cores).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of per-layer, per-pass results.")
+@_usage_errors
+def bench_cmd(ref, batch_file, pass_name, bits, rounding, overflow, chain, isa, batch, threads, as_json):
+    """Time layers' kernels with the default blocking: DFP16 vs our FP32 kernel vs PyTorch FP32.
+
+    \b
+    --json prints a list of objects with the keys
+      pass, layer, isa, blocking, bits, threads, dfp_gmacs, pct_peak, fp32_gmacs,
+      torch_gmacs (null without PyTorch), vs_fp32, vs_torch (speedups of DFP16).
+    A grouped layer is timed as the kernel of one group (against PyTorch on one group).
+    """
+    from dfpgen.tuning.measure import random_operands, time_kernel, time_torch
+    from dfpgen.tuning.peak import peaks
+
+    numerics = Numerics(bits, bits, rounding, overflow, chain)
+    threads = threads or default_threads()
+    table = peaks()
+    passes = PASSES if pass_name == "all" else (pass_name,)
+    specs = _specs(ref or (None if batch_file else "resnet50:res2a"), batch, batch_file)
+    work = [(p, spec.per_group()) for spec in specs for p in passes]
+    results = []
+    with click.progressbar(work, label="measuring", file=click.get_text_stream("stderr"),
+                           item_show_func=lambda w: f"{w[1].name} {w[0]}" if w else "") as bar:
+        for p, spec in bar:
+            a, b = random_operands(spec, p)
+            dfp = dfpgen_compile(spec, p, numerics, isa=isa)
+            fp32 = dfpgen_compile(spec, p, isa=host().best_isa("fp32"))
+            t_dfp, t_fp32 = time_kernel(dfp, a, b, threads), time_kernel(fp32, a, b, threads)
+            t_torch = time_torch(spec, a, b, threads, pass_name=p)
+            peak = table[dfp.plan.isa.name].gmacs * threads
+            results.append({
+                "pass": p, "layer": spec.name, "isa": dfp.plan.isa.name, "blocking": dfp.plan.blocking.describe(),
+                "bits": bits, "threads": threads, "dfp_gmacs": round(t_dfp.gmacs, 2),
+                "pct_peak": round(100 * t_dfp.gmacs / peak, 1), "fp32_gmacs": round(t_fp32.gmacs, 2),
+                "torch_gmacs": round(t_torch.gmacs, 2) if t_torch else None,
+                "vs_fp32": round(t_fp32.seconds / t_dfp.seconds, 2),
+                "vs_torch": round(t_torch.seconds / t_dfp.seconds, 2) if t_torch else None})
+    if as_json:
+        click.echo(json.dumps(results, indent=2))
+        return
+    batches = sorted({spec.N for spec in specs})
+    click.echo(f"batch {', '.join(map(str, batches))}, {threads} thread(s), cpu {host().cpu}, DFP bits {bits}; medians; "
+               f"% of the measured peak of the DFP instruction x threads")
+    _echo_table(("layer", "pass", "isa", "blocking", "DFP GMAC/s", "% peak", "FP32 GMAC/s", "torch GMAC/s",
+                 "x FP32", "x torch"),
+                [(r["layer"], r["pass"], r["isa"], r["blocking"], r["dfp_gmacs"], r["pct_peak"], r["fp32_gmacs"],
+                  r["torch_gmacs"] if r["torch_gmacs"] is not None else "-", r["vs_fp32"],
+                  r["vs_torch"] if r["vs_torch"] is not None else "-") for r in results])
+
+
+@main.command("tune")
+@click.option("--layer", "ref", default=None, help=_LAYER_HELP + "  [default: resnet50:res2a]")
+@_BATCH_FILE
+@click.option("--pass", "pass_name", type=click.Choice(PASSES + ("all",)), default="all", show_default=True)
+@_numerics_options
+@click.option("--isa", type=click.Choice(list(DFP_ISAS)), default=None, help="DFP ISA (default: this machine's best).")
+@click.option("--batch", "-N", type=click.IntRange(min=1), default=None,
+              help="Batch size (default: a descriptor's mb, else 8).")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="Threads (default: all cores).")
+@click.option("--budget", type=click.FloatRange(min=1), default=100.0, show_default=True,
+              help="Seconds of search for the whole command, shared by its layers and passes.")
+@click.option("--trials", type=click.IntRange(min=1), default=48, show_default=True,
+              help="Most candidates measured per layer and pass.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Makes the search order repeatable.")
+@click.option("--db", "db_path", type=click.Path(dir_okay=False), default=None,
+              help="Tuning database (default: the user cache directory).")
+@click.option("--retune", is_flag=True, help="Search again even when the database has an answer.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
+              help="Write a roofline PNG of the tuned kernels against this machine's peaks (needs matplotlib).")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON (schema in --help).")
+@_usage_errors
+def tune_cmd(ref, batch_file, pass_name, bits, rounding, overflow, chain, isa, batch, threads, budget, trials, seed,
+             db_path, retune, plot_path, as_json):
+    """Search the blocking of each layer's kernels, measure them, and remember the best.
+
+    Answers from the database in seconds when it already knows a layer (unless --retune). The
+    default blocking is always measured, and timed again side by side with the fastest candidates,
+    so the tuned choice is never slower than it in those shared rounds.
+
+    \b
+    --json prints {"cpu", "isa", "threads", "batch", "bits", "db", "results": [ {
+        "layer", "pass", "from_db", "blocking" (knob -> value), "gmacs", "pct_peak",
+        "default_gmacs", "vs_default", "fp32_gmacs", "vs_fp32", "torch_gmacs", "vs_torch",
+        "measured", "failures" } ]}   (speedups are time ratios; null where not measured)
+    """
+    from dfpgen.tuning.measure import random_operands, time_kernel, time_torch
+    from dfpgen.tuning.db import TuningDB
+    from dfpgen.tuning.peak import peaks
+    from dfpgen.tuning.tune import Task, tune
+
+    numerics = Numerics(bits, bits, rounding, overflow, chain)
+    threads = threads or default_threads()
+    target = host()
+    isa = isa or target.best_isa("dfp16")
+    fp32_isa = target.best_isa("fp32")
+    passes = PASSES if pass_name == "all" else (pass_name,)
+    specs = _specs(ref or (None if batch_file else "resnet50:res2a"), batch, batch_file)
+    # A grouped layer runs one per-group kernel once per group: that kernel is what is tuned.
+    tasks = [Task(spec.per_group(), p, numerics, isa, threads, target) for spec in specs for p in passes]
+    batch = batch if batch is not None else specs[0].N
+    db = TuningDB(db_path)
+    peak = peaks()[isa].gmacs * threads
+    results, points = [], []
+    started = time.monotonic()
+    with click.progressbar(length=len(tasks) * trials, label="tuning", file=click.get_text_stream("stderr"),
+                           show_pos=True) as bar:
+        for i, task in enumerate(tasks):
+            share = max(1.0, (budget - (time.monotonic() - started)) / (len(tasks) - i))
+            done = [0]
+
+            def progress(count: int) -> None:
+                bar.update(count - done[0])
+                done[0] = count
+            outcome = tune(task, db, trials=trials, budget=share, seed=seed, retune=retune, progress=progress)
+            bar.update(trials - done[0])
+            key, best = task.key, outcome.best
+            if best is None:
+                results.append({"layer": task.spec.name, "pass": task.pass_name, "from_db": outcome.from_db,
+                                "blocking": None, "error": "every candidate failed", "measured": outcome.measured,
+                                "failures": outcome.failures})
+                continue
+            fp32_s, torch_s = ((db.baseline(key, name) or (None,))[0] for name in ("fp32", "torch"))
+            if fp32_s is None or torch_s is None or retune:
+                a, b = random_operands(task.spec, task.pass_name)
+                fp32_s = time_kernel(dfpgen_compile(task.spec, task.pass_name, isa=fp32_isa, use_db=False),
+                                     a, b, threads, 0.1).seconds
+                db.add_baseline(key, "fp32", fp32_s)
+                t_torch = time_torch(task.spec, a, b, threads, 0.1, task.pass_name)
+                if t_torch is not None:
+                    torch_s = t_torch.seconds
+                    db.add_baseline(key, "torch", torch_s)
+            gmacs = lambda sec: round(task.spec.macs / sec / 1e9, 2) if sec else None
+            ratio = lambda sec: round(sec / best.seconds, 2) if sec else None
+            default_s = outcome.default.seconds if outcome.default else None
+            results.append({
+                "layer": task.spec.name, "pass": task.pass_name, "from_db": outcome.from_db,
+                "blocking": dataclasses.asdict(best.blocking), "gmacs": gmacs(best.seconds),
+                "pct_peak": round(100 * task.spec.macs / best.seconds / 1e9 / peak, 1),
+                "default_gmacs": gmacs(default_s), "vs_default": ratio(default_s),
+                "fp32_gmacs": gmacs(fp32_s), "vs_fp32": ratio(fp32_s), "torch_gmacs": gmacs(torch_s),
+                "vs_torch": ratio(torch_s), "measured": outcome.measured, "failures": outcome.failures})
+            plan = dfpgen_compile(task.spec, task.pass_name, numerics, isa=isa, blocking=best.blocking).plan
+            nbytes = (np.prod(plan.in_shape) + np.prod(plan.w_shape)) * (2 if plan.int_accumulate else 4) \
+                + np.prod(plan.out_shape) * 4
+            points.append({"label": task.spec.name, "pass": task.pass_name, "gmacs": results[-1]["gmacs"],
+                           "intensity": float(task.spec.macs / nbytes)})
+    db.close()
+    if plot_path:
+        from dfpgen.training.plot import roofline
+        roofline(points, {n: p.gmacs * threads for n, p in peaks().items() if n in (isa, fp32_isa)}, plot_path,
+                 f"{ref}: tuned kernels, {threads} thread(s), {target.cpu}")
+    if as_json:
+        click.echo(json.dumps({"cpu": target.cpu, "isa": isa, "threads": threads, "batch": batch, "bits": bits,
+                               "db": str(db.path), "results": results}, indent=2))
+        return
+    click.echo(f"{ref or batch_file}: batch {batch}, {threads} thread(s), cpu {target.cpu}, isa {isa}, bits {bits}; "
+               f"database {db.path}")
+    fmt = lambda v, suffix="": "-" if v is None else f"{v}{suffix}"
+    _echo_table(("layer", "pass", "source", "best blocking", "GMAC/s", "% peak", "x default", "x FP32", "x torch"),
+                [(r["layer"], r["pass"], "db" if r["from_db"] else f"{r['measured']} tried",
+                  Blocking(**r["blocking"]).describe() if r["blocking"] else r.get("error"), fmt(r.get("gmacs")),
+                  fmt(r.get("pct_peak")), fmt(r.get("vs_default")), fmt(r.get("vs_fp32")), fmt(r.get("vs_torch")))
+                 for r in results])
+
+
+@main.group("db")
+def db_group() -> None:
+    """Inspect the tuning database."""
+
+
+@db_group.command("show")
+@click.option("--db", "db_path", type=click.Path(dir_okay=False), default=None)
+@click.option("--all", "show_all", is_flag=True, help="Every record, failures too, instead of the best per task.")
+@_usage_errors
+def db_show(db_path, show_all):
+    """The best record of every tuned task (or every record with --all)."""
+    from dfpgen.tuning.db import TuningDB
+
+    db = TuningDB(db_path, create=False)
+    records = db.records()
+    if not show_all:
+        keys = list(dict.fromkeys(r.key for r in records if r.ok))     # every task with a correct record
+        records = [db.best(key) for key in keys]
+    click.echo(f"{db.path}: {len(db.records())} records")
+    _echo_table(("layer", "pass", "batch", "threads", "isa", "bits", "blocking", "GMAC/s", "error"),
+                [(r.layer, r.key.pass_name, r.key.batch, r.key.threads, r.key.numerics[-1], r.key.numerics[0],
+                  r.blocking.describe(), f"{r.gmacs:.1f}" if r.ok else "-", r.error_kind or "") for r in records])
+
+
+@db_group.command("export")
+@click.option("--db", "db_path", type=click.Path(dir_okay=False), default=None)
+@_usage_errors
+def db_export(db_path):
+    """Every record as JSON lines: {"key": {...}, "layer", "blocking": {...}, "seconds", "gmacs", "error_kind", "error", "created"}."""
+    from dfpgen.tuning.db import TuningDB
+
+    for r in TuningDB(db_path, create=False).records():
+        click.echo(json.dumps({"key": dataclasses.asdict(r.key), "layer": r.layer,
+                               "blocking": dataclasses.asdict(r.blocking),
+                               "seconds": r.seconds if r.ok else None, "gmacs": r.gmacs, "error_kind": r.error_kind,
+                               "error": r.error, "created": r.created}))
+
+
+@main.command("train")
+@click.option("--net", default="resnet8", show_default=True,
+              help="lenet, resnet8, resnet20 (adapt to the data) or resnet50, googlenet_v1, vgg16, alexnet "
+                   "(ImageNet shapes: use --data synthetic).")
+@click.option("--data", "data_source", default="mnist", show_default=True,
+              help="mnist (built in: 5,000 real images, pip install 'dfpgen[data]'), synthetic, or a path: "
+                   "an MNIST IDX folder, a CIFAR-10 binary folder, or an .npz file.")
+@click.option("--precision", type=click.Choice(["dfp16", "fp32"]), default="dfp16", show_default=True)
+@click.option("--bits", type=click.IntRange(2, 16), default=16, show_default=True, help="Activation bits.")
+@click.option("--bits-w", type=click.IntRange(2, 16), default=None, help="Weight bits (default: --bits).")
+@click.option("--bits-grad", type=click.IntRange(2, 16), default=None, help="Gradient bits (default: --bits).")
+@click.option("--rounding", type=click.Choice(ROUNDING_MODES), default="nearest", show_default=True)
+@click.option("--grad-rounding", type=click.Choice(ROUNDING_MODES), default=None,
+              help="Rounding of gradients (default: --rounding); stochastic is a common choice.")
+@click.option("--dfp", "dfp_kinds", default="act,weight,grad", show_default=True,
+              help="Which tensors are DFP; a pass with an FP32 operand runs in FP32 kernels.")
+@click.option("--epochs", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--batch", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.05, show_default=True)
+@click.option("--schedule", type=click.Choice(["cosine", "step", "constant"]), default="cosine", show_default=True)
+@click.option("--weight-decay", type=click.FloatRange(min=0), default=5e-4, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Use only this many training images.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="Threads (default: all cores).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="runs/latest", show_default=True,
+              help="Folder for log.csv, checkpoint.npz, summary.json and curves.png.")
+@click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.npz (same configuration).")
+@click.option("--backend", type=click.Choice(["numpy", "torch"]), default="numpy", show_default=True,
+              help="numpy: dfpgen's own runtime. torch: PyTorch modules with DFP16 layers (dfpgen.frontends.torch), "
+                   "data-parallel with --nproc (pip install 'dfpgen[torch]').")
+@click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes for --backend torch: each takes a shard of every global batch (torch.distributed, gloo).")
+@_usage_errors
+def train_cmd(net, data_source, precision, bits, bits_w, bits_grad, rounding, grad_rounding, dfp_kinds, epochs,
+              batch, lr, schedule, weight_decay, seed, limit, threads, out_dir, resume, backend, nproc):
+    """Train a network with DFP16 (or FP32) kernels in every convolution pass.
+
+    Writes a CSV log per epoch, an atomic checkpoint after every epoch, a summary and a plot of loss
+    and accuracy into --out. `--resume` continues the same trajectory: data order and stochastic
+    rounding are seeded by (seed, epoch, step), and kernels give the same bits for any thread count.
+    """
+    if backend == "torch":
+        _train_torch(net, data_source, precision, bits, bits_w, bits_grad, rounding, grad_rounding, dfp_kinds,
+                     epochs, batch, lr, schedule, weight_decay, seed, limit, threads, out_dir, resume, nproc)
+        return
+    if nproc != 1:
+        raise click.UsageError(f"--nproc {nproc}: data-parallel runs need --backend torch (numpy runs one process)")
+    from dfpgen.nn.precision import Precision
+    from dfpgen.training.train import TrainConfig, Trainer, write_log
+
+    prec = Precision(precision, bits, bits_w, bits_grad, rounding, grad_rounding,
+                     dfp=tuple(k.strip() for k in dfp_kinds.split(",") if k.strip()))
+    config = TrainConfig(net, data_source, prec, epochs, batch, lr, 0.9, weight_decay, schedule, seed, limit)
+    out = Path(out_dir)
+    trainer = Trainer(config, threads=threads)
+    checkpoint = out / "checkpoint.npz"
+    if resume:
+        trainer.restore(checkpoint)
+        click.echo(f"resumed from {checkpoint} after epoch {trainer.epoch}", err=True)
+    d = trainer.data
+    click.echo(f"{net} on {d.name} ({len(d.train_y)} train / {len(d.test_y)} test, {d.input_shape}), "
+               f"{prec.describe()}, batch {batch}, lr {lr} {schedule}, seed {seed}", err=True)
+    steps = trainer.steps_per_epoch()
+    while trainer.epoch < epochs:
+        state = {"loss": float("nan"), "ips": 0.0}
+        with click.progressbar(length=steps, label=f"epoch {trainer.epoch + 1}/{epochs}",
+                               file=click.get_text_stream("stderr"),
+                               item_show_func=lambda _: f"loss {state['loss']:.4f} {state['ips']:.0f} img/s") as bar:
+            def progress(step, loss, ips):
+                state["loss"], state["ips"] = loss, ips
+                bar.update(1)
+            log = trainer.train_epoch(progress)
+        out.mkdir(parents=True, exist_ok=True)
+        trainer.save(checkpoint)
+        write_log(out / "log.csv", trainer.history)
+        click.echo(f"epoch {log.epoch}: train loss {log.train_loss:.4f} acc {100 * log.train_acc:.2f}%  "
+                   f"test loss {log.test_loss:.4f} acc {100 * log.test_acc:.2f}%  {log.images_per_s:.0f} img/s",
+                   err=True)
+    final = trainer.history[-1] if trainer.history else None
+    summary = {"config": config.to_json(), "epochs": trainer.epoch,
+               "test_acc": final.test_acc if final else None, "test_loss": final.test_loss if final else None}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    try:
+        from dfpgen.training.plot import training_curves
+        from dfpgen.training.train import read_log
+        training_curves({f"{net} {precision}": read_log(out / "log.csv")}, str(out / "curves.png"))
+    except DFPGenError as exc:
+        click.echo(f"no plot: {exc}", err=True)
+    click.echo(f"final test accuracy {100 * final.test_acc:.2f}% ({out})" if final else "nothing trained")
+
+
+def _train_torch(net, data_source, precision, bits, bits_w, bits_grad, rounding, grad_rounding, dfp_kinds, epochs,
+                 batch, lr, schedule, weight_decay, seed, limit, threads, out_dir, resume, nproc) -> None:
+    """`train --backend torch`: dfpgen.frontends.distributed in this process (--nproc 1) or under torchrun."""
+    if resume:
+        raise click.UsageError("--resume: --backend torch writes final weights, not resumable checkpoints; "
+                               "drop --resume or use --backend numpy")
+    if {k.strip() for k in dfp_kinds.split(",") if k.strip()} != {"act", "weight", "grad"}:
+        raise click.UsageError(f"--dfp {dfp_kinds}: --backend torch quantizes act,weight,grad (or nothing with "
+                               f"--precision fp32); use --backend numpy for mixed runs")
+    try:
+        from dfpgen.frontends.distributed import launch
+    except ImportError as exc:
+        raise click.UsageError(f"--backend torch needs PyTorch ({exc}): pip install 'dfpgen[torch]'") from None
+    argv = ["--net", net, "--data", data_source, "--precision", precision, "--bits", str(bits), "--rounding", rounding,
+            "--epochs", str(epochs), "--batch", str(batch), "--lr", str(lr), "--schedule", schedule,
+            "--weight-decay", str(weight_decay), "--seed", str(seed), "--out", str(out_dir)]
+    for option, value in (("--bits-w", bits_w), ("--bits-grad", bits_grad), ("--grad-rounding", grad_rounding),
+                          ("--limit", limit), ("--threads", threads)):
+        if value is not None:
+            argv += [option, str(value)]
+    status = launch(argv, nproc)
+    if status:
+        raise click.ClickException(f"--backend torch run failed (exit status {status}); see the messages above")
+
+
+@main.command("conformance")
+@click.option("--suite", "suites", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="A benchdnn list to run (repeatable; default: every list that ships with dfpgen).")
+@click.option("--pass", "pass_name", type=click.Choice(PASSES + ("all",)), default="all", show_default=True)
+@click.option("--mb", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Minibatch of every problem.")
+@click.option("--keep-mb", is_flag=True, help="Keep each descriptor's own minibatch instead of --mb.")
+@click.option("--max-spatial", type=click.IntRange(min=1), default=None,
+              help="Scale problems whose input is larger than N x N down proportionally (filters, strides, "
+                   "dilations and pads kept), for quick runs.")
+@click.option("--bits", type=click.IntRange(2, 16), default=16, show_default=True,
+              help="Bits of the random DFP mantissas (full range, extremes included).")
+@click.option("--isa", type=click.Choice(list(DFP_ISAS)), default=None, help="DFP ISA (default: this machine's best).")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="Threads (default: all cores).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--verbose", "-v", is_flag=True, help="List every failed and unsupported problem.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print {suites: [{suite, passed, failed, unsupported}], problems: [{suite, line, problem, "
+                   "pass, status, detail}]}.")
+@_usage_errors
+def conformance_cmd(suites, pass_name, mb, keep_mb, max_spatial, bits, isa, threads, seed, verbose, as_json):
+    """Run oneDNN's benchdnn convolution lists through FPROP, BPROP and WTGRAD against float64 references.
+
+    Each pass must equal the exact result wherever no FP32 flush can round, and stay within the
+    derived flush bound elsewhere. Counts are problem-passes; 3-D problems are unsupported.
+    Exits with status 1 when anything failed.
+    """
+    from dfpgen.verification import conformance
+    from dfpgen.runtime.conv import choose_isa
+
+    isa_name = choose_isa(host(), "dfp16", isa)   # an ISA this CPU lacks is one clear error, not 1,437 failures
+    paths = [Path(p) for p in suites] or conformance.builtin_suites()
+    passes = PASSES if pass_name == "all" else (pass_name,)
+    options = dict(mb=None if keep_mb else mb, max_spatial=max_spatial, bits=bits, isa=isa_name, threads=threads,
+                   seed=seed)
+    from dfpgen.core.descriptor import read_list
+
+    lists = {path: read_list(path) for path in paths}
+    outcomes = []
+    with click.progressbar(length=sum(map(len, lists.values())) * len(passes), label="conformance",
+                           show_pos=True, file=click.get_text_stream("stderr")) as bar:
+        for path, entries in lists.items():
+            outcomes += conformance.run_suite(
+                path, passes, progress=lambda o: bar.update(len(passes) if o.pass_name == "all" else 1),
+                entries=entries, **options)
+    rows = conformance.summary(outcomes)
+    failed = [o for o in outcomes if o.status == "failed"]
+    if as_json:
+        click.echo(json.dumps({"suites": [dict(zip(("suite", "passed", "failed", "unsupported"), r)) for r in rows],
+                               "problems": [{"suite": o.suite, "line": o.line, "problem": o.problem,
+                                             "pass": o.pass_name, "status": o.status, "detail": o.detail}
+                                            for o in outcomes]}, indent=2))
+    else:
+        click.echo(f"isa {isa_name}, cpu {host().cpu}, bits {bits}, mb {'own' if keep_mb else mb}, "
+                   f"max spatial {max_spatial or '-'}, passes {','.join(passes)}")
+        totals = [sum(r[i] for r in rows) for i in (1, 2, 3)]
+        _echo_table(("suite", "passed", "failed", "unsupported"), rows + [("total", *totals)])
+        for o in outcomes:
+            if o.status == "failed" or (verbose and o.status == "unsupported"):
+                click.echo(f"{o.status.upper()} {o.suite}:{o.line} {o.problem} [{o.pass_name}] {o.detail}")
+    if failed:
+        raise SystemExit(1)
+
+
+@main.command("plot")
+@click.argument("logs", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=True))
+@click.option("-o", "--output", default="curves.png", show_default=True, help="PNG file to write.")
+@click.option("--title", default="", help="Figure title.")
+@_usage_errors
+def plot_cmd(logs, output, title):
+    """Plot training loss and test accuracy of one or more runs (their log.csv files or --out folders)."""
+    from dfpgen.training.plot import training_curves
+    from dfpgen.training.train import read_log
+
+    runs = {}
+    for log in logs:
+        path = Path(log) / "log.csv" if Path(log).is_dir() else Path(log)
+        name = path.parent.name if path.name == "log.csv" else path.stem
+        while name in runs:
+            name += "'"
+        runs[name] = read_log(path)
+    training_curves(runs, output, title)
+    click.echo(f"wrote {output}")
+
+
+if __name__ == "__main__":
+    main()

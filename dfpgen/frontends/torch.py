@@ -1,0 +1,359 @@
+"""PyTorch front end: drop-in nn.Conv2d / nn.Linear layers whose three training passes run in dfpgen's
+DFP16 kernels, and `convert`, which swaps them into an existing model.
+
+Only this module and dfpgen.frontends.distributed import torch (an optional extra: pip install 'dfpgen[torch]').
+Master weights, biases, the optimizer and every other layer stay FP32 in torch, as in Das et al.
+"""
+
+from __future__ import annotations
+
+import copy
+import textwrap
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+from torch.autograd.function import once_differentiable
+
+from dfpgen.runtime.conv import Conv2d, choose_isa
+from dfpgen.core.dfp import DFPTensor, quantize
+from dfpgen.errors import DTypeError, ShapeError, SpecError, TargetError
+from dfpgen.nn.precision import Precision
+from dfpgen.core.spec import ConvSpec
+from dfpgen.core.target import resolve
+
+__all__ = ["ConversionReport", "DFPConv2d", "DFPLinear", "convert", "conv_support"]
+
+# Compiled ops shared by every layer of the process: a kernel depends only on the shape and the numerics,
+# so ResNet-50's many identical blocks compile each kernel once. The spec carries no layer name because the
+# name is part of the emitted IR, so naming it would defeat the kernel cache.
+_OPS: dict[tuple, Conv2d] = {}
+
+
+def _pair(value, option: str) -> tuple[int, int]:
+    """(h, w) from an int or a pair of ints; raises SpecError naming `option` otherwise."""
+    pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    if len(pair) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in pair):
+        raise SpecError(f"{option}={value!r}: expected an int or a pair of ints")
+    return pair
+
+
+def conv_support(kernel_size, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros") -> dict:
+    """The ConvSpec geometry (R, S, strides, dilations, pads, groups) of an nn.Conv2d's arguments; raises
+    SpecError naming the first option DFP layers cannot take."""
+    R, S = _pair(kernel_size, "kernel_size")
+    (sh, sw), (dh, dw) = _pair(stride, "stride"), _pair(dilation, "dilation")
+    for option, values in (("kernel_size", (R, S)), ("stride", (sh, sw)), ("dilation", (dh, dw))):
+        if min(values) < 1:
+            raise SpecError(f"{option}={values}: must be >= 1")
+    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+        raise SpecError(f"groups={groups!r}: expected a positive int")
+    if padding_mode != "zeros":
+        raise SpecError(f"padding_mode={padding_mode!r}: DFP convolutions support padding_mode='zeros' only")
+    if padding == "valid":
+        pads = (0, 0, 0, 0)
+    elif padding == "same":
+        if (sh, sw) != (1, 1):
+            raise SpecError(f"padding='same' with stride={stride!r}: 'same' needs stride 1")
+        # As torch: the total padding d*(k-1) split with the odd pixel at the bottom/right.
+        th, tw = dh * (R - 1), dw * (S - 1)
+        pads = (th // 2, th - th // 2, tw // 2, tw - tw // 2)
+    elif isinstance(padding, str):
+        raise SpecError(f"padding={padding!r}: must be an int, a pair of ints, 'valid' or 'same'")
+    else:
+        ph, pw = _pair(padding, "padding")
+        if min(ph, pw) < 0:
+            raise SpecError(f"padding={padding!r}: must be >= 0")
+        pads = (ph, ph, pw, pw)
+    return dict(R=R, S=S, stride=sh, stride_w=sw, dilation=dh, dilation_w=dw, groups=groups, pad=pads[0],
+                pad_bottom=pads[1], pad_w=pads[2], pad_right=pads[3])
+
+
+def _check_tensor(t: torch.Tensor, what: str, layer: str) -> np.ndarray:
+    """The tensor's data as a float32 numpy array (a view when it is contiguous: no copy)."""
+    if t.device.type != "cpu":
+        raise TargetError(f"{layer}: {what} is on device {t.device}; DFP layers run on the CPU: move the model "
+                          f"and data there (.cpu())")
+    if t.dtype != torch.float32:
+        raise DTypeError(f"{layer}: {what} has dtype {t.dtype}; DFP layers take torch.float32 only")
+    return t.detach().contiguous().numpy()
+
+
+class _DFPLayer:
+    """The numerics, quantization and op cache that DFPConv2d and DFPLinear share (a mixin over nn.Module)."""
+
+    def _setup(self, geometry: dict, bits, bits_w, bits_grad, rounding, grad_rounding, overflow, isa, threads,
+               seed) -> None:
+        # Precision validates bits, roundings and overflow with messages that name the option.
+        self.numerics = Precision("dfp16", bits, bits_w, bits_grad, rounding, grad_rounding, overflow, isa=isa)
+        choose_isa(resolve(None), "dfp16", isa)  # a DFP ISA this host lacks fails now, not at the first batch
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise SpecError(f"threads={threads!r}: expected a positive int or None (all cores)")
+        self.geometry, self.threads = geometry, threads
+        self.rng = np.random.default_rng(seed)  # only stochastic rounding draws from it
+        self.dfp_name = type(self).__name__     # convert() sets the qualified module name, for messages
+        self._ops: dict[tuple, Conv2d] = {}
+        self._weight_q = None
+
+    def _bits(self, kind: str) -> int:
+        n = self.numerics
+        return {"act": n.bits, "weight": n.bits if n.bits_w is None else n.bits_w,
+                "grad": n.bits if n.bits_grad is None else n.bits_grad}[kind]
+
+    def _quantize(self, a: np.ndarray, kind: str, what: str) -> DFPTensor:
+        n = self.numerics
+        rounding = (n.grad_rounding or n.rounding) if kind == "grad" else n.rounding
+        return quantize(a, self._bits(kind), rounding, self.rng, name=f"{self.dfp_name} {what}")
+
+    def _quantized_weight(self, w: torch.Tensor, wn: np.ndarray) -> DFPTensor:
+        # Unchanged weights (evaluation, or micro-batches between optimizer steps) are quantized and laid
+        # out once: Conv2d keeps each DFPTensor's blocked layouts, keyed by the object.
+        # The key holds the tensor itself (a Linear passes a view: its base), so a new Parameter that
+        # happens to reuse the old one's memory is never mistaken for it; in-place updates bump _version.
+        base = w if w._base is None else w._base
+        key = (w._version, w.data_ptr(), tuple(w.shape))
+        cached = self._weight_q
+        if cached is None or cached[0] is not base or cached[1] != key or self.numerics.rounding == "stochastic":
+            self._weight_q = cached = (base, key, self._quantize(wn, "weight", "weight"))
+        return cached[2]
+
+    def op(self, x_shape: tuple) -> Conv2d:
+        """The Conv2d that runs this layer on (N, C, H, W) inputs (a Linear's are (1, C, 1, batch)); each
+        pass's kernel is compiled on its first use."""
+        if x_shape not in self._ops:
+            N, C, H, W = x_shape
+            spec = ConvSpec(N=N, C=C, K=self._out_channels(), H=H, W=W, **self.geometry)
+            key = (spec.shape_key(), self.numerics, self.threads)
+            if key not in _OPS:
+                _OPS[key] = Conv2d(spec, isa=self.numerics.isa, threads=self.threads, eager=False,
+                                   **self.numerics.conv_options())
+            self._ops[x_shape] = _OPS[key]
+        return self._ops[x_shape]
+
+    def _numerics_repr(self) -> str:
+        n = self.numerics
+        parts = [f"bits={n.bits}"] + [f"{f}={getattr(n, f)}" for f in ("bits_w", "bits_grad") if getattr(n, f)]
+        parts.append(f"rounding={n.rounding!r}")
+        if n.grad_rounding:
+            parts.append(f"grad_rounding={n.grad_rounding!r}")
+        if n.overflow != "exact":
+            parts.append(f"overflow={n.overflow!r}")
+        return ", ".join(parts)
+
+    def __getstate__(self):
+        # Compiled kernels are ctypes objects: copies and pickles (deepcopy, torch.save) recompile on use.
+        state = dict(self.__dict__)
+        state["_ops"], state["_weight_q"] = {}, None
+        return state
+
+
+class _DFPConvFunction(torch.autograd.Function):
+    """y = conv(x, w) in DFP16; the backward quantizes dy once for both bprop and wtgrad and reuses the
+    forward's quantized x and w, so all three passes see the same operands."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, layer: _DFPLayer) -> torch.Tensor:
+        xn = _check_tensor(x, "input", layer.dfp_name)
+        wn = _check_tensor(weight, "weight", layer.dfp_name)
+        op = layer.op(tuple(xn.shape))
+        xq = layer._quantize(xn, "act", "input")
+        wq = layer._quantized_weight(weight, wn)
+        # The input mantissas are only needed for wtgrad: int16 is half the memory autograd would keep.
+        ctx.dfp = (op, xq if ctx.needs_input_grad[1] else None, wq, layer)
+        return torch.from_numpy(np.ascontiguousarray(op.fprop(xq, wq)))
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dy: torch.Tensor):
+        op, xq, wq, layer = ctx.dfp
+        del ctx.dfp
+        need_x, need_w = ctx.needs_input_grad[:2]
+        if not (need_x or need_w):
+            return None, None, None
+        dyq = layer._quantize(_check_tensor(dy, "output gradient", layer.dfp_name), "grad", "output gradient")
+        dx = torch.from_numpy(np.ascontiguousarray(op.bprop(dyq, wq))) if need_x else None
+        dw = torch.from_numpy(np.ascontiguousarray(op.wtgrad(xq, dyq))) if need_w else None
+        return dx, dw, None
+
+
+class DFPConv2d(_DFPLayer, nn.Conv2d):
+    """nn.Conv2d whose forward, input-gradient and weight-gradient passes run in DFP16 kernels.
+
+    Takes nn.Conv2d's arguments (zero padding only; grouped layers run one generated kernel per group)
+    plus the numerics: `bits` (activations), `bits_w`, `bits_grad` (default: bits), `rounding`,
+    `grad_rounding` (default: rounding), `overflow`, `isa`, `threads` and `seed` (stochastic rounding).
+    The bias is added in FP32 by torch.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
+                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None, *,
+                 bits: int = 16, bits_w: int | None = None, bits_grad: int | None = None, rounding: str = "nearest",
+                 grad_rounding: str | None = None, overflow: str = "exact", isa: str | None = None,
+                 threads: int | None = None, seed=None):
+        geometry = conv_support(kernel_size, stride, padding, dilation, groups, padding_mode)
+        _check_factory(device, dtype)
+        nn.Conv2d.__init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                           padding_mode, device, dtype)
+        self._setup(geometry, bits, bits_w, bits_grad, rounding, grad_rounding, overflow, isa, threads, seed)
+
+    def _out_channels(self) -> int:
+        return self.out_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """conv(x, weight) + bias; x is (N, C, H, W) or (C, H, W), float32 on the CPU."""
+        if x.dim() == 3:
+            return self.forward(x.unsqueeze(0)).squeeze(0)
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ShapeError(f"{self.dfp_name}: input shape {tuple(x.shape)}: expected (N, {self.in_channels}, H, W)")
+        y = _DFPConvFunction.apply(x, self.weight, self)
+        return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, {self._numerics_repr()}"
+
+
+class DFPLinear(_DFPLayer, nn.Linear):
+    """nn.Linear run as a DFP16 1x1 convolution whose pixels are the batch: x (N, C) -> (1, C, 1, N).
+
+    Takes nn.Linear's arguments plus the same numerics keywords as DFPConv2d; the bias is added by torch.
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, device=None, dtype=None, *,
+                 bits: int = 16, bits_w: int | None = None, bits_grad: int | None = None, rounding: str = "nearest",
+                 grad_rounding: str | None = None, overflow: str = "exact", isa: str | None = None,
+                 threads: int | None = None, seed=None):
+        _check_factory(device, dtype)
+        nn.Linear.__init__(self, in_features, out_features, bias, device, dtype)
+        self._setup(conv_support(1), bits, bits_w, bits_grad, rounding, grad_rounding, overflow, isa, threads,
+                    seed)
+
+    def _out_channels(self) -> int:
+        return self.out_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x @ weight.T + bias over x's last axis (any leading axes, as nn.Linear)."""
+        if x.dim() == 0 or x.shape[-1] != self.in_features:
+            raise ShapeError(f"{self.dfp_name}: input shape {tuple(x.shape)}: expected (..., {self.in_features})")
+        lead = x.shape[:-1]
+        x2 = x.reshape(-1, self.in_features)
+        # The transposes are torch ops, so autograd transposes dy and dx back for us.
+        x4 = x2.t().reshape(1, self.in_features, 1, x2.shape[0])
+        y4 = _DFPConvFunction.apply(x4, self.weight.view(self.out_features, self.in_features, 1, 1), self)
+        y = y4.reshape(self.out_features, x2.shape[0]).t()
+        if self.bias is not None:
+            y = y + self.bias
+        return y.reshape(*lead, self.out_features)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, {self._numerics_repr()}"
+
+
+def _check_factory(device, dtype) -> None:
+    if dtype is not None and dtype != torch.float32:
+        raise DTypeError(f"dtype={dtype}: DFP layers keep float32 master weights only")
+    # meta is allowed: convert() builds on it, then hands the layer the original Parameters.
+    if device is not None and torch.device(device).type not in ("cpu", "meta"):
+        raise TargetError(f"device={device!r}: DFP layers run on the CPU only")
+
+
+# ---------------------------------------------------------------------------------------------- convert
+
+
+@dataclass
+class ConversionReport:
+    """What `convert` swapped to DFP16 and what it left in FP32 (with the reason)."""
+
+    converted: list[str] = field(default_factory=list)
+    kept: list[tuple[str, str]] = field(default_factory=list)
+    numerics: str = ""
+    model: nn.Module | None = field(default=None, repr=False)  # the converted model (a copy unless inplace)
+
+    def __str__(self) -> str:
+        lines = [f"converted {len(self.converted)} layer(s) to DFP16 ({self.numerics})"
+                 + (":" if self.converted else "")]
+        if self.converted:
+            lines += textwrap.wrap(", ".join(self.converted), 100, initial_indent="  ", subsequent_indent="  ")
+        lines.append(f"kept {len(self.kept)} layer(s) in FP32" + (":" if self.kept else ""))
+        lines += [f"  {name}: {reason}" for name, reason in self.kept]
+        return "\n".join(lines)
+
+
+def _why_not(module: nn.Module) -> str | None:
+    """Why a Conv2d / Linear cannot become a DFP layer, or None when it can."""
+    if isinstance(module, nn.modules.lazy.LazyModuleMixin) and module.has_uninitialized_params():
+        return "lazy layer with no shape yet: run one forward pass before convert()"
+    if type(module) not in (nn.Conv2d, nn.Linear):
+        # A subclass may override forward (weight standardization, parametrizations, lazy shapes): swapping
+        # it would silently change the model.
+        return f"{type(module).__name__} subclasses {'nn.Conv2d' if isinstance(module, nn.Conv2d) else 'nn.Linear'}" \
+               f" and may compute something else"
+    for name, p in module.named_parameters(recurse=False):
+        if p.dtype != torch.float32 or p.device.type != "cpu":
+            return f"{name} is {p.dtype} on {p.device}; DFP layers take float32 CPU parameters"
+    if isinstance(module, nn.Conv2d):
+        try:
+            conv_support(module.kernel_size, module.stride, module.padding, module.dilation, module.groups,
+                         module.padding_mode)
+        except SpecError as exc:
+            return str(exc)
+    return None
+
+
+def _dfp_twin(module: nn.Module, options: dict) -> nn.Module:
+    """The DFP layer for `module`, sharing its Parameter objects (built on the meta device: no new weights)."""
+    if isinstance(module, nn.Conv2d):
+        m = module
+        new = DFPConv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation, m.groups,
+                        m.bias is not None, m.padding_mode, device="meta", **options)
+    else:
+        new = DFPLinear(module.in_features, module.out_features, module.bias is not None, device="meta", **options)
+    new.weight = module.weight
+    if module.bias is not None:
+        new.bias = module.bias
+    new.train(module.training)
+    return new
+
+
+def convert(model: nn.Module, bits: int = 16, rounding: str = "nearest", grad_rounding: str | None = None,
+            bits_w: int | None = None, bits_grad: int | None = None, overflow: str = "exact",
+            isa: str | None = None, threads: int | None = None, seed=None, inplace: bool = True) -> ConversionReport:
+    """Swap every compatible nn.Conv2d / nn.Linear of `model` for a DFP layer sharing its Parameters.
+
+    Optimizers built before the call and state_dict keys keep working. Incompatible layers (non-zero
+    padding modes, subclasses, non-float32) stay FP32 and are listed with the reason; layers
+    that already are DFP layers are left as they are and listed in neither.
+    `seed` (int or tuple) seeds each layer's stochastic rounding as (seed, layer index). The converted
+    model is `report.model`: `model` itself when inplace (unless `model` is itself a Conv2d/Linear), else a copy.
+    """
+    numerics = Precision("dfp16", bits, bits_w, bits_grad, rounding, grad_rounding, overflow, isa=isa)
+    if not inplace:
+        model = copy.deepcopy(model)
+    report = ConversionReport(numerics=numerics.describe().removeprefix("dfp16 (").split("; DFP")[0])
+    options = dict(bits=bits, bits_w=bits_w, bits_grad=bits_grad, rounding=rounding, grad_rounding=grad_rounding,
+                   overflow=overflow, isa=isa, threads=threads)
+    twins: dict[int, nn.Module] = {}  # a module registered under several names stays one shared module
+
+    def swap(module: nn.Module, name: str) -> nn.Module:
+        if isinstance(module, _DFPLayer) or not isinstance(module, (nn.Conv2d, nn.Linear)):
+            return module
+        if id(module) not in twins:
+            reason = _why_not(module)
+            if reason is not None:
+                report.kept.append((name or "(model)", reason))
+                twins[id(module)] = module
+            else:
+                entropy = None if seed is None else [*np.atleast_1d(seed).tolist(), len(report.converted)]
+                twins[id(module)] = _dfp_twin(module, dict(options, seed=entropy))
+                twins[id(module)].dfp_name = name or "(model)"
+                report.converted.append(name or "(model)")
+        return twins[id(module)]
+
+    # Module order (pre-order, as named_modules lists them), so the report reads like print(model).
+    for name, module in list(model.named_modules(remove_duplicate=False)):
+        new = swap(module, name)
+        if new is not module and name:
+            parent_name, _, child_name = name.rpartition(".")
+            model.get_submodule(parent_name)._modules[child_name] = new
+    report.model = twins.get(id(model), model)
+    return report

@@ -1,0 +1,99 @@
+"""BPROP planner: dx[n,c,h,w] = sum_{k,r,s} dy[n,k,p,q] * w[k,c,r,s] over h = p*sh + r*dh - pt,
+w = q*sw + s*dw - pl.
+
+With strides > 1 the input pixels split into sh x sw phases (h mod sh, w mod sw); within a phase
+the contributing taps are fixed, and the phase is a stride-1 correlation of dy with those taps, so
+each phase gets its own slice of the step tables and no zero-inserted dy is ever built.
+
+src = dy blocked [N][KB][T+P+B][L+Q+R'][kpb*elem] (zero-padded by the planner's margins),
+vec = w transposed [CB][KB][R][S][kpb][lanes][elem] (output channels are now C, reduction is K),
+dst = dx [N][CB][H][W][lanes]. A tile is hb x wb input pixels of one phase x kv vectors of channels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import ceil
+
+from dfpgen.codegen.plan import Blocking, CallsBuilder, Plan, channel_blocks, clip_block, common, finish, split
+from dfpgen.core.spec import ConvSpec, Numerics
+from dfpgen.core.target import Target
+
+
+@dataclass(frozen=True)
+class BpropLayout:
+    """Facts dfpgen.codegen.layout needs: dy's zero margins (top, left; the rest pads to the blocked shape)."""
+
+    top: int
+    left: int
+    cpb: int
+    elem: int
+
+
+def _phase_taps(extent: int, phase: int, taps: int, pad: int, stride: int, dilation: int, outputs: int):
+    """Taps of one phase with their dy offsets, the phase's pixel count, and the dy margins it needs."""
+    pixels = len(range(phase, extent, stride))
+    chosen = [(r, (phase + pad - r * dilation) // stride) for r in range(taps)
+              if (phase + pad - r * dilation) % stride == 0]
+    low = max([0] + [-d for _, d in chosen])
+    high = max([0] + [pixels - 1 + d - (outputs - 1) for _, d in chosen])
+    return chosen, pixels, low, high
+
+
+def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target, isa_name: str) -> Plan:
+    """Plan a BPROP kernel."""
+    c = common(numerics, blocking, target, isa_name, "bprop", spec)
+    s, elem, lanes = spec, c.elem, c.lanes
+    cpb, unroll, KB = channel_blocks(c, blocking, s.K, numerics)
+    CB = ceil(s.C / lanes)
+    c = clip_block(c, CB, s.H, s.W)
+    kv, hb, wb = c.kv, c.hb, c.wb
+
+    rows = [_phase_taps(s.H, ph, s.R, s.pt, s.sh, s.dh, s.P) for ph in range(min(s.sh, s.H))]
+    cols = [_phase_taps(s.W, pw, s.S, s.pl, s.sw, s.dw, s.Q) for pw in range(min(s.sw, s.W))]
+    top, bottom = max(r[2] for r in rows), max(r[3] for r in rows)
+    left, right = max(q[2] for q in cols), max(q[3] for q in cols)
+    Pp, Qp, ce = top + s.P + bottom, left + s.Q + right, cpb * elem
+    src_w, src_h = ce, Qp * ce
+    src_kb = Pp * src_h
+    w_s = cpb * lanes * elem
+    w_r, w_kb = s.S * w_s, s.R * s.S * w_s
+    w_cb = KB * w_kb
+    out_w, out_h = lanes, s.W * lanes
+    out_cb = s.H * out_h
+
+    src_steps, vec_steps, builder = [], [], CallsBuilder()
+    phases = []
+    for ph, (rtaps, hcount, _, _) in enumerate(rows):
+        for pw, (staps, wcount, _, _) in enumerate(cols):
+            first = len(src_steps)
+            for kb in range(KB):
+                for r, dr in rtaps:
+                    for t, dt in staps:
+                        for g in range(cpb // unroll):
+                            src_steps.append(kb * src_kb + (dr + top) * src_h + (dt + left) * src_w + g * unroll * elem)
+                            vec_steps.append(kb * w_kb + r * w_r + t * w_s + g * unroll * lanes * elem)
+            phases.append((ph, pw, hcount, wcount, (first, len(src_steps) - first)))
+    # Order "np" walks each phase's rows outermost; the others take each filter block's phases in turn.
+    rows_outer = blocking.order == "np"
+    for blocks in [split(CB, kv)] if rows_outer else [[block] for block in split(CB, kv)]:
+        for ph, pw, hcount, wcount, steps in phases:
+            builder.grid(blocks, split(hcount, hb), split(wcount, wb), src=(0, src_h, src_w, 0),
+                         vec=(w_cb, 0, 0, 0), dst=(out_cb, s.sh * out_h, s.sw * out_w, ph * out_h + pw * out_w),
+                         steps=steps, rows_outer=rows_outer)
+
+    def tile_offsets(h: int, w: int, v: int):
+        pixels = [(i, j) for i in range(h) for j in range(w)]
+        bcast = tuple(tuple(i * src_h + j * src_w + p * elem for i, j in pixels) for p in range(unroll))
+        weights = tuple(tuple(vv * w_cb + p * lanes * elem for vv in range(v)) for p in range(unroll))
+        out = tuple(tuple(vv * out_cb + i * s.sh * out_h + j * s.sw * out_w for vv in range(v)) for i, j in pixels)
+        return bcast, weights, out
+
+    strides = str(s.sh) if s.sh == s.sw else f"{s.sh}x{s.sw}"
+    notes = [f"phases: {len(rows)} x {len(cols)} (stride {strides}); dy margins top {top} left {left} "
+             f"bottom {bottom} right {right}"]
+    return finish(spec, numerics, blocking, target, c, "bprop", cpb=cpb, unroll=unroll,
+                  in_shape=(s.N, KB, Pp, Qp, ce), w_shape=(CB, KB, s.R, s.S, cpb, lanes, elem),
+                  out_shape=(s.N, CB, s.H, s.W, lanes), layout=BpropLayout(top, left, cpb, elem),
+                  src_steps=src_steps, vec_steps=vec_steps, tile_offsets=tile_offsets, builder=builder,
+                  batch=s.N, in_batch_stride=KB * src_kb, out_batch_stride=CB * out_cb, notes=notes)

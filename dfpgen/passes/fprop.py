@@ -1,0 +1,75 @@
+"""FPROP planner: y[n,k,p,q] = sum_{c,r,s} x[n,c,p*sh+r*dh-pt, q*sw+s*dw-pl] * w[k,c,r,s].
+
+src = x blocked [N][CB][pt+H+pb][pl+W+pr][cpb*elem] (zero-padded), vec = w blocked
+[KB][CB][R][S][cpb][lanes][elem], dst = y [N][KB][P][Q][lanes]. A tile is hb output rows x wb output
+columns x kv vectors of output channels; one work item is (channel group, row block) of one image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import ceil
+
+from dfpgen.codegen.plan import Blocking, CallsBuilder, Plan, channel_blocks, clip_block, common, finish, split
+from dfpgen.core.spec import ConvSpec, Numerics
+from dfpgen.core.target import Target
+
+
+@dataclass(frozen=True)
+class FpropLayout:
+    """Facts dfpgen.codegen.layout needs: physical top/left padding and channel blocking of x and w."""
+
+    top: int
+    left: int
+    cpb: int
+    elem: int
+
+
+def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target, isa_name: str) -> Plan:
+    """Plan an FPROP kernel."""
+    c = common(numerics, blocking, target, isa_name, "fprop", spec)
+    s, elem, lanes = spec, c.elem, c.lanes
+    cpb, unroll, CB = channel_blocks(c, blocking, s.C, numerics)
+    KB = ceil(s.K / lanes)
+    c = clip_block(c, KB, s.P, s.Q)
+    kv, hb, wb = c.kv, c.hb, c.wb
+    Hp, Wp, ce = s.pt + s.H + s.pb, s.pl + s.W + s.pr, cpb * elem
+    in_w, in_h = ce, Wp * ce
+    in_cb = Hp * in_h
+    in_n = CB * in_cb
+    w_s = cpb * lanes * elem
+    w_r, w_cb = s.S * w_s, s.R * s.S * w_s
+    w_kb = CB * w_cb
+    out_q, out_p = lanes, s.Q * lanes
+    out_kb = s.P * out_p
+
+    src_steps, vec_steps = [], []
+    for cb in range(CB):
+        for r in range(s.R):
+            for t in range(s.S):
+                for g in range(cpb // unroll):
+                    src_steps.append(cb * in_cb + r * s.dh * in_h + t * s.dw * in_w + g * unroll * elem)
+                    vec_steps.append(cb * w_cb + r * w_r + t * w_s + g * unroll * lanes * elem)
+    all_steps = (0, len(src_steps))
+
+    builder = CallsBuilder()
+    builder.grid(split(KB, kv), split(s.P, hb), split(s.Q, wb), src=(0, s.sh * in_h, s.sw * in_w, 0),
+                 vec=(w_kb, 0, 0, 0), dst=(out_kb, out_p, out_q, 0), steps=all_steps,
+                 rows_outer=blocking.order == "np")
+
+    def tile_offsets(h: int, w: int, v: int):
+        pixels = [(i, j) for i in range(h) for j in range(w)]
+        bcast = tuple(tuple(i * s.sh * in_h + j * s.sw * in_w + p * elem for i, j in pixels)
+                      for p in range(unroll))
+        weights = tuple(tuple(vv * w_kb + p * lanes * elem for vv in range(v)) for p in range(unroll))
+        out = tuple(tuple(vv * out_kb + i * out_p + j * out_q for vv in range(v)) for i, j in pixels)
+        return bcast, weights, out
+
+    notes = []
+    if blocking.kv > KB or blocking.wb > s.Q or blocking.hb > s.P:
+        notes.append(f"note: blocking clipped to the layer (kv {kv}, wb {wb}, hb {hb})")
+    return finish(spec, numerics, blocking, target, c, "fprop", cpb=cpb, unroll=unroll,
+                  in_shape=(s.N, CB, Hp, Wp, ce), w_shape=(KB, CB, s.R, s.S, cpb, lanes, elem),
+                  out_shape=(s.N, KB, s.P, s.Q, lanes), layout=FpropLayout(s.pt, s.pl, cpb, elem),
+                  src_steps=src_steps, vec_steps=vec_steps, tile_offsets=tile_offsets, builder=builder,
+                  batch=s.N, in_batch_stride=in_n, out_batch_stride=KB * out_kb, notes=notes)

@@ -1,0 +1,147 @@
+"""WTGRAD planner: dw[k,c,r,s] = sum_{n,p,q} dy[n,k,p,q] * x[n,c,p*sh+r*dh-pt, q*sw+s*dw-pl].
+
+The reduction runs over N x P x Q, the longest of the three passes, so the INT16 pairs are taken
+along q: each broadcast element is the pair (x at q, x at q+1) of one input channel, and each vector
+element is (dy at q, dy at q+1) for `lanes` output channels.
+
+src = x as pairs [N][pt+H+pb][Wx][C][elem] (element e holds the padded x at column w + e*sw),
+vec = dy as pairs [N][KB][P][Qe][lanes][elem], dst = dw [KB][R][S][C][lanes].
+A tile is hb filter columns (s) x wb input channels x kv vectors of output channels. One work item
+is one (vector block, filter row r, s-block) with all its input-channel tiles (every item owns its
+outputs: threads never race and need no reduction). The reduction is cut into blocks of `rb` output
+rows, and all items of a thread take one block before the next, adding to their outputs after the
+first: a block's rows of x and dy come from memory once per thread, then from cache.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import ceil
+
+import numpy as np
+
+from dfpgen.errors import PlanError
+from dfpgen.codegen.plan import Blocking, CallsBuilder, Plan, clip_block, common, finish, largest_divisor_at_most, split
+from dfpgen.core.spec import ConvSpec, Numerics
+from dfpgen.core.target import Target
+
+
+@dataclass(frozen=True)
+class WtgradLayout:
+    """Facts dfpgen.codegen.layout needs: top/left padding, the pair-expanded width of x, dy's padded element count."""
+
+    top: int
+    left: int
+    x_width: int
+    q_elems: int
+    elem: int
+
+
+def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target, isa_name: str) -> Plan:
+    """Plan a WTGRAD kernel."""
+    c = common(numerics, blocking, target, isa_name, "wtgrad", spec)
+    s, elem, lanes, st = spec, c.elem, c.lanes, spec.sw
+    q_elems = ceil(s.Q / elem)
+    # By default a step takes q-pairs that divide a row's, so rows need no zero padding.
+    unroll = blocking.unroll if blocking.unroll is not None else default_unroll(q_elems)
+    if c.chain:
+        unroll = min(unroll, c.chain) if blocking.unroll is None else unroll
+        if unroll > c.chain:
+            raise PlanError(f"unroll={unroll}: a step of {unroll} pair-instructions exceeds the accumulate chain "
+                            f"{c.chain} (bits x{numerics.bits_x}/w{numerics.bits_w}, {numerics.overflow})")
+    if not 1 <= unroll <= 64:
+        raise PlanError(f"unroll={unroll}: must be in 1..64")
+    Qe = ceil(q_elems / unroll) * unroll          # dy is zero-padded to whole steps
+    KB = ceil(s.K / lanes)
+    c = clip_block(c, KB, s.S, s.C)
+    kv, hb, wb = c.kv, c.hb, c.wb
+    Hp = s.pt + s.H + s.pb
+    Wx = (Qe - 1) * elem * st + s.S_extent
+    x_c, x_w = elem, s.C * elem
+    x_h = Wx * x_w
+    x_n = Hp * x_h
+    dy_q = lanes * elem
+    dy_p = Qe * dy_q
+    dy_kb = s.P * dy_p
+    dy_n = KB * dy_kb
+    out_s = s.C * lanes
+    out_r = s.S * out_s
+    out_kb = s.R * out_r
+
+    image, row, group = np.ix_(range(s.N), range(s.P), range(Qe // unroll))   # steps in (n, p, g) order
+    src_steps = (image * x_n + row * s.sh * x_h + group * unroll * elem * st * x_w).ravel().tolist()
+    vec_steps = (image * dy_n + row * dy_p + group * unroll * dy_q).ravel().tolist()
+    rb = blocking.rb
+    if rb is None:
+        rb = default_rows(s.N * s.P, Qe, s.K * s.C * s.R * s.S * 4) if elem == 2 else \
+            fp32_default_rows(s.N * s.P, x_h * 4, s.R_extent, s.sh, Qe)
+    if not isinstance(rb, int) or rb < 1:
+        raise PlanError(f"rb={rb!r}: must be an integer >= 1 (output rows per reduction block)")
+    rb = min(rb, s.N * s.P)
+    row_steps = Qe // unroll
+    blocks = [(first * row_steps, rows * row_steps) for first, rows in split(s.N * s.P, rb)]
+    builder = CallsBuilder()
+    # Rows are the (r, s-block) pairs; an item is one (vector block, row) with its input-channel tiles.
+    # Items of whole vector blocks measured no faster at one thread on Zen 3 and would leave most
+    # cores idle on layers with few output channels.
+    rows = [(r, s0, h) for r in range(s.R) for s0, h in split(s.S, hb)]
+    builder.grid(split(KB, kv), [(0, h) for _, _, h in rows], split(s.C, wb),
+                 src=(0, [r * s.dh * x_h + s0 * s.dw * x_w for r, s0, _ in rows], x_c, 0),
+                 vec=(dy_kb, 0, 0, 0), dst=(out_kb, [r * out_r + s0 * out_s for r, s0, _ in rows], lanes, 0),
+                 steps=(0, len(src_steps)))
+
+    def tile_offsets(h: int, w: int, v: int):
+        pixels = [(i, j) for i in range(h) for j in range(w)]
+        bcast = tuple(tuple(i * s.dw * x_w + j * x_c + p * elem * st * x_w for i, j in pixels) for p in range(unroll))
+        weights = tuple(tuple(vv * dy_kb + p * dy_q for vv in range(v)) for p in range(unroll))
+        out = tuple(tuple(vv * out_kb + i * out_s + j * lanes for vv in range(v)) for i, j in pixels)
+        return bcast, weights, out
+
+    notes = [f"reduction over N x P x Q = {s.N} x {s.P} x {s.Q} as {len(src_steps)} steps of {unroll} "
+             f"{'q-pairs' if elem == 2 else 'columns'}, in {len(blocks)} blocks of {rb} rows"]
+    return finish(spec, numerics, blocking, target, c, "wtgrad", cpb=1, unroll=unroll,
+                  in_shape=(s.N, Hp, Wx, s.C, elem), w_shape=(s.N, KB, s.P, Qe, lanes, elem),
+                  out_shape=(KB, s.R, s.S, s.C, lanes), layout=WtgradLayout(s.pt, s.pl, Wx, Qe, elem),
+                  src_steps=src_steps, vec_steps=vec_steps, tile_offsets=tile_offsets, builder=builder,
+                  batch=1, in_batch_stride=0, out_batch_stride=0, notes=notes, rb=rb, reduction_blocks=blocks)
+
+
+def default_unroll(q_elems: int) -> int:
+    """Pairs per step: the largest divisor of a row's q_elems up to 8 when that is at least 4, else up to 8."""
+    divisor = largest_divisor_at_most(q_elems, 8)
+    return divisor if divisor >= 4 else min(8, q_elems)
+
+
+# DFP kernels: pair-instructions per accumulator that each call takes in each reduction block. Every
+# block passes over all of dw once more (load, add, store), so the fewer rows a block has, the more
+# passes; and the more rows, the more x and dy must stay in cache across the items. Measured on
+# Zen 3 (kv4 x 2x1, paired, time relative to the old 160 KB-of-x-rows rule): with dw within
+# OUTPUT_CACHED_BYTES, 32 pairs won (res2a_branch2b and res2a_branch1 rb2: 0.85, res4a rb5: 0.97,
+# inception_3a/3x3 rb3: 0.93, alexnet conv2 rb3: 0.98, res3a and vgg conv3_1 level, and one row a
+# block 1.17-1.2 on res3a/res4a); with dw past it, each pass reaches memory, and 64 pairs won
+# (res5a_branch2b: rb16 against 1.06 at rb8 and 1.13 at rb4). So FC layers (one pair a row, dw of
+# many MB) take whole batches up to 64 rows in one block.
+BLOCK_PAIRS = 32
+BLOCK_PAIRS_LARGE_OUTPUT = 64
+OUTPUT_CACHED_BYTES = 4 * 1024 * 1024
+
+
+def default_rows(rows: int, row_pairs: int, out_bytes: int) -> int:
+    """Output rows per reduction block: enough that each call reduces BLOCK_PAIRS pair-instructions
+    (BLOCK_PAIRS_LARGE_OUTPUT when dw is larger than OUTPUT_CACHED_BYTES) per block."""
+    pairs = BLOCK_PAIRS if out_bytes <= OUTPUT_CACHED_BYTES else BLOCK_PAIRS_LARGE_OUTPUT
+    return max(1, min(rows, -(-pairs // max(1, row_pairs))))
+
+
+# The FP32 baseline keeps larger blocks: bytes of x rows a block keeps in cache, and at least
+# FP32_BLOCK_INSTRUCTIONS FMAs per accumulator and call. Measured on Zen 3 (kv2 x 2x3):
+# res2a_branch2b rb2 1.02x and rb1 1.06x the time of rb9, res4a rb5 1.15x and rb3 1.07x of rb8.
+FP32_BLOCK_BYTES = 160 * 1024
+FP32_BLOCK_INSTRUCTIONS = 64
+
+
+def fp32_default_rows(rows: int, row_bytes: int, filter_rows: int, stride: int, row_columns: int) -> int:
+    """FP32 output rows per reduction block: as many as keep the block's x rows within FP32_BLOCK_BYTES,
+    and at least FP32_BLOCK_INSTRUCTIONS FMAs per accumulator and call."""
+    cached = (FP32_BLOCK_BYTES // max(1, row_bytes) - filter_rows) // stride + 1    # x rows = (rb-1)*stride + extent
+    return max(1, min(rows, max(cached, -(-FP32_BLOCK_INSTRUCTIONS // max(1, row_columns)))))

@@ -1,0 +1,71 @@
+"""PNG plots (matplotlib is an optional extra: pip install 'dfpgen[plot]')."""
+
+from __future__ import annotations
+
+from dfpgen.errors import DFPGenError
+
+
+class PlotError(DFPGenError, RuntimeError):
+    """matplotlib is missing, or the plot could not be written."""
+
+
+def _pyplot():
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise PlotError("plotting needs matplotlib: pip install 'dfpgen[plot]'") from None
+    return plt
+
+
+def _save(plt, fig, path: str) -> None:
+    fig.tight_layout()
+    try:
+        fig.savefig(path)
+    except OSError as exc:
+        raise PlotError(f"cannot write {path}: {exc}") from None
+    finally:
+        plt.close(fig)
+
+
+def roofline(points: list[dict], peaks: dict[str, float], path: str, title: str) -> None:
+    """Tuned kernels (dicts with label, intensity in MAC/byte, gmacs) against horizontal peak lines."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
+    for name, gmacs in sorted(peaks.items(), key=lambda kv: -kv[1]):
+        ax.axhline(gmacs, linestyle="--", linewidth=1, color="gray")
+        ax.text(0.02, gmacs, f" {name} peak {gmacs:.0f}", va="bottom", fontsize=8,
+                transform=ax.get_yaxis_transform())
+    for marker, pass_name in zip("os^", ("fprop", "bprop", "wtgrad")):
+        sel = [p for p in points if p["pass"] == pass_name]
+        if sel:
+            ax.scatter([p["intensity"] for p in sel], [p["gmacs"] for p in sel], marker=marker, label=pass_name)
+            for p in sel:
+                ax.annotate(p["label"], (p["intensity"], p["gmacs"]), fontsize=7, xytext=(3, 3),
+                            textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel("arithmetic intensity (MACs per byte of operands and result)")
+    ax.set_ylabel("GMAC/s")
+    ax.set_ylim(0, max([*peaks.values(), *(p["gmacs"] for p in points)]) * 1.15)
+    ax.set_title(title)
+    ax.legend(loc="lower right")
+    _save(plt, fig, path)
+
+
+def training_curves(runs: dict[str, list[dict]], path: str, title: str = "") -> None:
+    """Training loss and test accuracy per epoch, one line per run (rows as read from CSV logs)."""
+    plt = _pyplot()
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4), dpi=110)
+    for name, rows in runs.items():
+        epochs = [r["epoch"] for r in rows]
+        ax_loss.plot(epochs, [r["train_loss"] for r in rows], marker="o", markersize=3, label=name)
+        ax_acc.plot(epochs, [100 * r["test_acc"] for r in rows], marker="o", markersize=3, label=name)
+    ax_loss.set(xlabel="epoch", ylabel="training loss", yscale="log")
+    ax_acc.set(xlabel="epoch", ylabel="test accuracy (%)")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    _save(plt, fig, path)

@@ -1,0 +1,212 @@
+"""Training whole networks with the generated kernels: the loop, evaluation, CSV logs and checkpoints.
+
+Runs are reproducible: the data order depends on (seed, epoch), every stochastic rounding on (seed,
+step, layer), and convolution results do not depend on the thread count, so `--resume` from an
+epoch checkpoint continues exactly the trajectory of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from dfpgen.training.data import Dataset, batches, load
+from dfpgen.errors import DFPGenError
+from dfpgen.codegen.jit import atomic_write
+from dfpgen.nn.layers import BatchNorm, Conv, SoftmaxCrossEntropy
+from dfpgen.nn.models import build
+from dfpgen.nn.optim import SGD, learning_rate
+from dfpgen.nn.precision import Precision
+
+CHECKPOINT_FORMAT = 1
+LOG_FIELDS = ("epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds", "images_per_s")
+
+
+class CheckpointError(DFPGenError, RuntimeError):
+    """A checkpoint is missing, corrupt, or from another run configuration."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a run (and must match when resuming)."""
+
+    net: str = "resnet8"
+    data: str = "mnist"
+    precision: Precision = field(default_factory=Precision)
+    epochs: int = 8
+    batch: int = 32
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"
+    seed: int = 0
+    limit: int | None = None
+
+    def to_json(self) -> dict:
+        """A JSON-able form."""
+        d = dataclasses.asdict(self)
+        d["precision"] = dataclasses.asdict(self.precision)
+        return d
+
+    def matches(self, other: dict) -> list[str]:
+        """Fields of a saved config that differ from this one (epochs may grow when resuming)."""
+        mine = json.loads(json.dumps(self.to_json()))
+        return [k for k in mine if k != "epochs" and mine[k] != other.get(k)]
+
+
+@dataclass
+class EpochLog:
+    """One row of the CSV log."""
+
+    epoch: int
+    lr: float
+    train_loss: float
+    train_acc: float
+    test_loss: float
+    test_acc: float
+    seconds: float
+    images_per_s: float
+
+
+class Trainer:
+    """Builds the network and optimizer for a config and trains it, epoch by epoch."""
+
+    def __init__(self, config: TrainConfig, dataset: Dataset | None = None, threads: int | None = None):
+        self.config = config
+        self.data = dataset or load(config.data, limit=config.limit)
+        self.net, shape = build(config.net, config.precision, config.seed, threads, self.data.input_shape,
+                                self.data.classes)
+        if tuple(shape) != tuple(self.data.input_shape):
+            raise DFPGenError(f"network {config.net} takes inputs {shape}, data {self.data.name} has "
+                              f"{self.data.input_shape}")
+        self.params = self.net.params
+        self.optimizer = SGD(self.params, config.lr, config.momentum, config.weight_decay)
+        self.loss = SoftmaxCrossEntropy()
+        self.convs = [layer for layer in self.net.layers() if isinstance(layer, Conv)]
+        self.norms = [layer for layer in self.net.layers() if isinstance(layer, BatchNorm)]
+        self.epoch = 0
+        self.history: list[EpochLog] = []
+
+    def steps_per_epoch(self) -> int:
+        """Optimizer steps in one epoch (the last partial batch is dropped)."""
+        return len(self.data.train_y) // self.config.batch
+
+    def step(self, x: np.ndarray, y: np.ndarray, lr: float, step_index: int) -> tuple[float, int]:
+        """One forward, backward and update; returns the loss and the number of correct predictions."""
+        for i, conv in enumerate(self.convs):
+            conv.reseed(self.config.seed, step_index, i)
+        self.optimizer.zero_grad()
+        logits = self.net.forward(x, train=True)
+        loss = self.loss.forward(logits, y)
+        self.net.backward(self.loss.backward())
+        self.optimizer.step(lr)
+        return loss, int((logits.argmax(axis=1) == y).sum())
+
+    def evaluate(self, x: np.ndarray, y: np.ndarray, batch: int = 250) -> tuple[float, float]:
+        """Mean loss and accuracy in evaluation mode (batch norm's running statistics)."""
+        total_loss, correct = 0.0, 0
+        for i in range(0, len(y), batch):
+            logits = self.net.forward(x[i:i + batch], train=False)
+            total_loss += self.loss.forward(logits, y[i:i + batch]) * len(y[i:i + batch])
+            correct += int((logits.argmax(axis=1) == y[i:i + batch]).sum())
+        return total_loss / max(len(y), 1), correct / max(len(y), 1)
+
+    def train_epoch(self, progress: Callable[[int, float, float], None] | None = None) -> EpochLog:
+        """Train one epoch and evaluate; `progress(step, loss, images_per_s)` after every step."""
+        c, epoch = self.config, self.epoch
+        steps = self.steps_per_epoch()
+        start, seen, losses, correct = time.perf_counter(), 0, [], 0
+        for i, (x, y) in enumerate(batches(self.data.train_x, self.data.train_y, c.batch, c.seed, epoch)):
+            lr = learning_rate(c.schedule, c.lr, epoch + i / max(steps, 1), c.epochs)
+            loss, right = self.step(x, y, lr, epoch * steps + i)
+            if not np.isfinite(loss):
+                raise DFPGenError(f"loss became {loss} at epoch {epoch}, step {i}: lower --lr or raise --bits")
+            losses.append(loss)
+            correct += right
+            seen += len(y)
+            if progress:
+                progress(i + 1, loss, seen / (time.perf_counter() - start))
+        seconds = time.perf_counter() - start
+        test_loss, test_acc = self.evaluate(self.data.test_x, self.data.test_y)
+        self.epoch += 1
+        log = EpochLog(self.epoch, learning_rate(c.schedule, c.lr, epoch, c.epochs), float(np.mean(losses)),
+                       correct / max(seen, 1), test_loss, test_acc, seconds, seen / seconds)
+        self.history.append(log)
+        return log
+
+    # ------------------------------------------------------------------------------ persistence
+
+    def state(self) -> dict:
+        """Every array a checkpoint holds."""
+        arrays = {f"param/{p.name}": p.data for p in self.params}
+        arrays.update(self.optimizer.state())
+        for bn in self.norms:
+            arrays[f"bn/{bn.name}/mean"], arrays[f"bn/{bn.name}/var"] = bn.running_mean, bn.running_var
+        return arrays
+
+    def save(self, path: Path) -> None:
+        """Write a checkpoint atomically (a kill mid-write leaves the previous one intact)."""
+        meta = {"format": CHECKPOINT_FORMAT, "epoch": self.epoch, "config": self.config.to_json(),
+                "history": [dataclasses.asdict(h) for h in self.history]}
+        buffer = io.BytesIO()
+        np.savez(buffer, __meta__=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **self.state())
+        atomic_write(Path(path), buffer.getvalue())
+
+    def restore(self, path: Path) -> None:
+        """Load a checkpoint of the same configuration and continue after its last epoch."""
+        path = Path(path)
+        if not path.exists():
+            raise CheckpointError(f"checkpoint {path} does not exist")
+        try:
+            with np.load(path) as saved:
+                meta = json.loads(bytes(saved["__meta__"]).decode())
+                arrays = {k: saved[k] for k in saved.files if k != "__meta__"}
+        except Exception as exc:  # zip, pickle and JSON errors all mean the same thing to the user
+            raise CheckpointError(f"checkpoint {path} is unreadable ({type(exc).__name__}: {exc})") from None
+        if meta.get("format") != CHECKPOINT_FORMAT:
+            raise CheckpointError(f"checkpoint {path} has format {meta.get('format')}, expected {CHECKPOINT_FORMAT}")
+        differ = self.config.matches(meta["config"])
+        if differ:
+            raise CheckpointError(f"checkpoint {path} was written by another configuration (differs in "
+                                  f"{', '.join(differ)})")
+        missing = set(self.state()) - set(arrays)
+        if missing:
+            raise CheckpointError(f"checkpoint {path} lacks {len(missing)} arrays, e.g. {sorted(missing)[0]}")
+        for p in self.params:
+            p.data[...] = arrays[f"param/{p.name}"]
+        self.optimizer.load_state(arrays)
+        for bn in self.norms:
+            bn.running_mean[...] = arrays[f"bn/{bn.name}/mean"]
+            bn.running_var[...] = arrays[f"bn/{bn.name}/var"]
+        self.epoch = meta["epoch"]
+        self.history = [EpochLog(**h) for h in meta["history"]]
+
+
+def write_log(path: Path, history: list[EpochLog]) -> None:
+    """The per-epoch CSV log (rewritten whole and atomically each epoch)."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=LOG_FIELDS)
+    writer.writeheader()
+    for h in history:
+        writer.writerow({k: (round(v, 6) if isinstance(v, float) else v) for k, v in dataclasses.asdict(h).items()})
+    atomic_write(Path(path), out.getvalue().encode())
+
+
+def read_log(path: Path) -> list[dict]:
+    """Rows of a CSV log as dicts of floats."""
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except OSError as exc:
+        raise DFPGenError(f"cannot read log {path}: {exc}") from None
+    if not rows or set(LOG_FIELDS) - set(rows[0]):
+        raise DFPGenError(f"{path} is not a dfpgen training log (expected columns {', '.join(LOG_FIELDS)})")
+    return [{k: float(v) for k, v in r.items()} for r in rows]

@@ -1,0 +1,115 @@
+"""Measured peak multiply-accumulate rates of this machine, one core, per ISA (register-only loops).
+
+These are the denominators of every "% of peak" that dfpgen reports. Results are cached per CPU in the
+user cache directory; `dfpgen peak --remeasure` refreshes them.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from dfpgen.codegen import jit
+from dfpgen.config import settings
+from dfpgen.codegen.emit import environment, ir_types
+from dfpgen.errors import TargetError
+from dfpgen.codegen.layout import aligned_zeros
+from dfpgen.core.target import Target, get_isa, host
+from dfpgen.version import __version__
+
+PEAK_FORMAT = 1
+_SIGNATURE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64)
+
+
+@dataclass(frozen=True)
+class Peak:
+    """One ISA's measured single-core rate."""
+
+    isa: str
+    instruction: str
+    gmacs: float           # billions of multiply-accumulates per second (INT16 pairs count as two)
+    accumulators: int
+
+
+def probe_ir(isa_name: str, accumulators: int) -> str:
+    """IR of the register-only probe loop for one ISA."""
+    types = ir_types(get_isa(isa_name))
+    return environment().get_template("peak.ll.j2").render(
+        isa=get_isa(isa_name), t=types, accumulators=accumulators, version=__version__)
+
+
+def _accumulators(target: Target, isa_name: str) -> int:
+    # Enough independent chains to cover latency x issue width, leaving registers for the operands.
+    return 24 if target.vector_registers == 32 else 12
+
+
+def probe(isa_name: str, target: Target | None = None, seconds: float = 0.2):
+    """(run, macs): a no-argument callable running the register-only probe loop of `isa_name` for
+    about `seconds` / 8, and the multiply-accumulates one run does."""
+    target = target or host()
+    target.check_isa(isa_name)
+    isa = get_isa(isa_name)
+    acc = _accumulators(target, isa_name)
+    compiled = jit.jit(probe_ir(isa_name, acc), "dfpgen_peak", target, isa)
+    fn = ctypes.cast(compiled.address, _SIGNATURE)
+    a = aligned_zeros((64,), np.int32)
+    b = aligned_zeros((64,), np.int32)
+    sink = aligned_zeros((acc * isa.lanes,), np.int32)
+    macs_per_iter = acc * isa.lanes * (2 if isa.precision == "dfp16" else 1)
+    iters = 1 << 16
+    while True:  # grow until one run takes a measurable time
+        dt = _timed(fn, a, b, sink, iters)
+        if dt > seconds / 8 or iters > 1 << 34:
+            break
+        iters *= 4
+    run = lambda: fn(a.ctypes.data, b.ctypes.data, sink.ctypes.data, iters)
+    run.keepalive = (compiled, a, b, sink)    # the buffers and the code must outlive the callable
+    return run, macs_per_iter * iters
+
+
+def measure(isa_name: str, target: Target | None = None, seconds: float = 0.2) -> Peak:
+    """Run the probe for `isa_name` on this core and return its rate (best of several timed runs)."""
+    run, macs = probe(isa_name, target, seconds)
+    best = min(_timed_call(run) for _ in range(5))
+    return Peak(isa_name, get_isa(isa_name).instruction, macs / best / 1e9,
+                _accumulators(target or host(), isa_name))
+
+
+def _timed_call(run) -> float:
+    t0 = time.perf_counter()
+    run()
+    return time.perf_counter() - t0
+
+
+def _timed(fn, a, b, sink, iters) -> float:
+    t0 = time.perf_counter()
+    fn(a.ctypes.data, b.ctypes.data, sink.ctypes.data, iters)
+    return time.perf_counter() - t0
+
+
+def _cache_path(target: Target):
+    return settings().cache_dir / f"peaks-{target.cpu}.json"
+
+
+def peaks(remeasure: bool = False, target: Target | None = None) -> dict[str, Peak]:
+    """Peak rates of every ISA this machine runs, from the cache unless `remeasure`."""
+    target = target or host()
+    if not target.is_host:
+        raise TargetError(f"peaks can only be measured on the host, not {target.cpu!r}")
+    path = _cache_path(target)
+    key = {"format": PEAK_FORMAT, "dfpgen": __version__, "cpu": target.cpu, "features": target.key()[1]}
+    if not remeasure and path.exists():
+        try:
+            data = json.loads(path.read_text())
+            if data.get("key") == key:
+                return {name: Peak(**p) for name, p in data["peaks"].items()}
+        except (ValueError, KeyError, TypeError):
+            pass  # a damaged cache is remeasured
+    found = {name: measure(name, target) for name in target.isas("dfp16") + target.isas("fp32")}
+    payload = {"key": key, "peaks": {n: p.__dict__ for n, p in found.items()}}
+    jit.atomic_write(path, json.dumps(payload, indent=1).encode())
+    return found

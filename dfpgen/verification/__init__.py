@@ -1,0 +1,1 @@
+"""Independent references and oneDNN's conformance suites: how dfpgen checks itself."""
