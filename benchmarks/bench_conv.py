@@ -68,7 +68,7 @@ def main() -> None:
     def kernel(spec, pass_name, numerics, isa_name, threads):
         """Our kernel for one measurement, and where its blocking came from."""
         if db is None:
-            k = compile(spec, pass_name, numerics, isa=isa_name, threads=threads)
+            k = compile(spec, pass_name, numerics, isa=isa_name, threads=threads, tuned=True)
             return k, k.source
         best = tune(Task(spec, pass_name, numerics, isa_name, threads, host()), db, budget=args.tune).best
         return compile(spec, pass_name, numerics, isa=isa_name, blocking=best.blocking if best else None,

@@ -25,7 +25,8 @@ import numpy as np
 
 from dfpgen import Numerics, compile
 from dfpgen.core import catalog
-from dfpgen.tuning.measure import interleaved, prepared, random_operands
+from dfpgen.runtime.execute import prepare_float
+from dfpgen.tuning.measure import interleaved, random_operands
 from dfpgen.codegen.kernel import build
 from dfpgen.tuning.peak import probe
 from dfpgen.codegen.plan import CALL_COLUMNS
@@ -47,12 +48,12 @@ def without_footprint(kernel):
 
 def variants(spec, pass_name: str, bits: int, isa: str) -> dict:
     """name -> Kernel for the four variants of one layer and pass."""
-    kernel = compile(spec, pass_name, Numerics(bits, bits), isa=isa, threads=1, use_db=False)
+    kernel = compile(spec, pass_name, Numerics(bits, bits), isa=isa, threads=1, tuned=False)
     # A chain longer than any reduction: one flush per output; "wrap" is the policy that allows it.
     unflushed = Numerics(bits, bits, overflow="wrap",
                          chain=max(kernel.plan.steps * kernel.plan.unroll, kernel.plan.numerics.safe_chain))
     no_flush = compile(spec, pass_name, unflushed, isa=isa, blocking=kernel.plan.blocking, threads=1,
-                       use_db=False)
+                       tuned=False)
     return {"kernel": kernel, "no flushes": no_flush, "no footprint": without_footprint(kernel),
             "neither": without_footprint(no_flush)}
 
@@ -77,8 +78,7 @@ def main() -> None:
             a, b = random_operands(spec, pass_name)
             calls = {}
             for name, k in kernels.items():
-                src, vec, out = prepared(k, a, b)
-                calls[name] = (lambda k=k, src=src, vec=vec, out=out: k.run(src, vec, out, 1.0, 1))
+                calls[name] = prepare_float(k, a, b).run
             calls["peak"] = peak_run
             times = {n: np.array(t) for n, t in interleaved(calls, args.rounds, args.seconds).items()}
             peak_rate = peak_macs / times["peak"]

@@ -16,14 +16,14 @@ from pathlib import Path
 import numpy as np
 
 from dfpgen.codegen.kernel import default_threads
-from dfpgen.nn import Precision, SoftmaxCrossEntropy, SGD, build
+from dfpgen.nn import LayerNumerics, SoftmaxCrossEntropy, SGD, build
 from dfpgen.nn.layers import Conv
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import write_results  # noqa: E402
 
 
-def ours(net_name: str, precision: Precision, batch: int, steps: int, threads: int) -> dict:
+def ours(net_name: str, precision: LayerNumerics, batch: int, steps: int, threads: int) -> dict:
     """Median step time of our runtime and the summed phase times of the timed steps."""
     net, shape = build(net_name, precision, seed=0, threads=threads)
     rng = np.random.default_rng(0)
@@ -40,9 +40,8 @@ def ours(net_name: str, precision: Precision, batch: int, steps: int, threads: i
 
     step()  # compiles every kernel (cached on disk for later runs)
     for conv in convs:
-        for ops in conv._ops.values():
-            for op in ops.values():
-                op.timings.clear()
+        for op in conv._ops.values():
+            op.timings.clear()
     times = []
     for _ in range(steps):
         t0 = time.perf_counter()
@@ -50,10 +49,9 @@ def ours(net_name: str, precision: Precision, batch: int, steps: int, threads: i
         times.append(time.perf_counter() - t0)
     phases: dict[str, float] = {}
     for conv in convs:
-        for ops in conv._ops.values():
-            for op in ops.values():
-                for k, v in op.timings.items():
-                    phases[k] = phases.get(k, 0.0) + v / steps
+        for op in conv._ops.values():
+            for k, v in op.timings.items():
+                phases[k] = phases.get(k, 0.0) + v / steps
     return {"seconds": float(np.median(times)), "phases": phases}
 
 
@@ -119,8 +117,8 @@ def main() -> None:
     threads_list = [default_threads() if t == "all" else int(t) for t in args.threads.split(",")]
     rows, records = [], []
     for threads in threads_list:
-        dfp = ours(args.net, Precision(bits=args.bits), args.batch, args.steps, threads)
-        fp32 = ours(args.net, Precision.fp32(), args.batch, args.steps, threads)
+        dfp = ours(args.net, LayerNumerics(bits=args.bits), args.batch, args.steps, threads)
+        fp32 = ours(args.net, LayerNumerics.fp32(), args.batch, args.steps, threads)
         t_torch = torch_step_time(args.batch, args.steps, threads) if args.net == "resnet50" else None
         ips = lambda s: args.batch / s
         rec = {"threads": threads, "batch": args.batch, "dfp16_s": dfp["seconds"], "fp32_s": fp32["seconds"],

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from dfpgen.training.data import load
-from dfpgen.nn import Precision
+from dfpgen.nn import LayerNumerics
 from dfpgen.training.plot import training_curves
 from dfpgen.training.train import TrainConfig, Trainer, read_log, write_log
 
@@ -24,9 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, write_results  # noqa: E402
 
 RUNS = {
-    "fp32": Precision.fp32(),
-    "dfp16": Precision(bits=16),
-    "dfp16-sr": Precision(bits=16, grad_rounding="stochastic"),
+    "fp32": LayerNumerics.fp32(),
+    "dfp16": LayerNumerics(bits=16),
+    "dfp16-sr": LayerNumerics(bits=16, grad_rounding="stochastic"),
 }
 
 

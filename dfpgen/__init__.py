@@ -4,7 +4,8 @@ from dfpgen.core.dfp import (DFPTensor, ROUNDING_MODES, dfp_add, dfp_mul, downco
                   quantize, round_shift, safe_chain)
 from dfpgen.errors import (CatalogError, CompileError, DFPGenError, DTypeError, NonFiniteError, NumericsError,
                      PlanError, ShapeError, SpecError, TargetError)
-from dfpgen.core.spec import ConvSpec, Numerics
+from dfpgen.core.spec import ConvSpec
+from dfpgen.core.numerics import Numerics
 from dfpgen.codegen.plan import Blocking, Plan
 from dfpgen.runtime.conv import Conv2d, compile
 from dfpgen.codegen.kernel import Kernel

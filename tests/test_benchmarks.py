@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dfpgen.tuning.measure import prepared, random_operands
+from dfpgen.runtime.execute import prepare_float
+from dfpgen.tuning.measure import random_operands
 from dfpgen.codegen.plan import CALL_COLUMNS
-from dfpgen.core.spec import ConvSpec
+from dfpgen.core.descriptor import parse as parse_descriptor
 from dfpgen.core.target import host
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
@@ -17,7 +18,7 @@ import bench_dispatch  # noqa: E402
 import bench_overheads  # noqa: E402
 import common  # noqa: E402
 
-SPEC = ConvSpec.from_descriptor("mb2ic40ih7oc24oh7kh3ph1")   # 20 pairs x 9 taps: flushed at bits 13
+SPEC = parse_descriptor("mb2ic40ih7oc24oh7kh3ph1")   # 20 pairs x 9 taps: flushed at bits 13
 ISA = host().best_isa("dfp16")
 
 
@@ -51,9 +52,9 @@ def test_no_flushes_computes_the_same_convolution_on_small_data(variants):
     x, w = random_operands(SPEC, "fprop")
     outs = []
     for name in ("kernel", "no flushes"):
-        src, vec, out = prepared(variants[name], x, w)
-        variants[name].run(src, vec, out, 1.0, 1)
-        outs.append(out)
+        ready = prepare_float(variants[name], x, w)
+        ready.run(1.0, 1)
+        outs.append(ready.out)
     # random 13-bit data stays far from INT32 overflow; only the FP32 rounding of the flushes differs
     np.testing.assert_allclose(outs[1], outs[0], rtol=1e-6, atol=1e-3 * np.abs(outs[0]).max())
 

@@ -22,7 +22,7 @@ import dfpgen
 from dfpgen import Blocking, ConvSpec, Conv2d, DFPTensor, Numerics
 from dfpgen.core.catalog import select
 from dfpgen.errors import DFPGenError, PlanError, ShapeError, TargetError
-from dfpgen.codegen.layout import TRANSFORMS, aligned_empty
+from dfpgen.codegen.layout import aligned_empty
 from dfpgen.core.target import ISAS, host
 
 import backward_reference as ref
@@ -547,7 +547,7 @@ def test_kernel_writes_every_output(spec, blocking, isa):
     plan = kernel.plan
     rng = np.random.default_rng(3)
     dym, wm = operands(rng, spec, 30, 30)
-    to_src, to_vec, from_dst = TRANSFORMS[PASS]
+    to_src, to_vec, from_dst = plan.conv_pass.to_src, plan.conv_pass.to_vec, plan.conv_pass.from_dst
     out = aligned_empty(plan.out_shape, np.float32)
     out.fill(np.nan)
     a, b = (dym, wm) if precision == "dfp16" else (dym.astype(np.float32), wm.astype(np.float32))

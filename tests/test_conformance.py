@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from dfpgen import ConvSpec
+from dfpgen import ConvSpec, passes
 from dfpgen.verification import conformance
 from dfpgen.frontends.cli import main
 from dfpgen.core.descriptor import parse_problem
@@ -107,7 +107,7 @@ def test_cli_prints_a_table_and_exits_zero_when_everything_passes(tmp_path):
 def test_cli_exits_nonzero_and_names_the_failure(tmp_path, monkeypatch):
     suite = tmp_path / "shapes_mine"
     suite.write_text("mb2ic4ih6oc5oh6kh3ph1\n")
-    monkeypatch.setattr(conformance, "check_pass", lambda op, p, a, b: "injected" if p == "bprop" else "")
+    monkeypatch.setattr(conformance, "check_pass", lambda op, p, a, b: "injected" if p is passes.BPROP else "")
     result = CliRunner().invoke(main, ["conformance", "--suite", str(suite)])
     assert result.exit_code == 1
     assert "FAILED shapes_mine:1" in result.output and "[bprop] injected" in result.output

@@ -22,9 +22,12 @@ import time
 import pytest
 
 import dfpgen.tuning.db as db_mod
+from dfpgen.tuning.tune import tuning_key as _tuning_key
+from dfpgen.passes import get
 from dfpgen.tuning.db import RECORD_FORMAT, Record, TuningDB, TuningDBError, TuningKey
 from dfpgen.codegen.plan import PLAN_FORMAT, Blocking
-from dfpgen.core.spec import ConvSpec, Numerics
+from dfpgen.core.spec import ConvSpec
+from dfpgen.core.numerics import Numerics
 from dfpgen.core.target import named
 
 KEY = TuningKey((16, 16, 8, 8, 3, 3, 1, 1), "fprop", (16, 16, "nearest", "exact", 1, "avx512_vnni"), 2, 1,
@@ -83,20 +86,24 @@ def test_created_is_filled_in_when_missing(tmp_path):
     assert before - 1 <= r.created <= time.time() + 1
 
 
+def tuning_key(spec, pass_name, numerics, threads, target, isa):
+    return _tuning_key(spec, get(pass_name), numerics, threads, target, isa)
+
+
 def test_keys_from_tasks_separate_what_changes_the_best_choice():
     target = named("sapphirerapids")
     spec = ConvSpec(2, 16, 16, 8, 8, 3, 3, 1, 1)
-    base = TuningKey.make(spec, "fprop", Numerics(), 1, target, "avx512_vnni")
-    assert base == TuningKey.make(dataclasses.replace(spec, name="other name"), "fprop", Numerics(), 1, target,
+    base = tuning_key(spec, "fprop", Numerics(), 1, target, "avx512_vnni")
+    assert base == tuning_key(dataclasses.replace(spec, name="other name"), "fprop", Numerics(), 1, target,
                                   "avx512_vnni")
     variants = [
-        TuningKey.make(spec, "bprop", Numerics(), 1, target, "avx512_vnni"),
-        TuningKey.make(spec, "fprop", Numerics(bits_x=12, bits_w=12), 1, target, "avx512_vnni"),
-        TuningKey.make(spec, "fprop", Numerics(), 2, target, "avx512_vnni"),
-        TuningKey.make(dataclasses.replace(spec, N=4), "fprop", Numerics(), 1, target, "avx512_vnni"),
-        TuningKey.make(dataclasses.replace(spec, K=32), "fprop", Numerics(), 1, target, "avx512_vnni"),
-        TuningKey.make(spec, "fprop", Numerics(), 1, target, "avx512"),
-        TuningKey.make(spec, "fprop", Numerics(), 1, named("alderlake"), "avx_vnni"),
+        tuning_key(spec, "bprop", Numerics(), 1, target, "avx512_vnni"),
+        tuning_key(spec, "fprop", Numerics(bits_x=12, bits_w=12), 1, target, "avx512_vnni"),
+        tuning_key(spec, "fprop", Numerics(), 2, target, "avx512_vnni"),
+        tuning_key(dataclasses.replace(spec, N=4), "fprop", Numerics(), 1, target, "avx512_vnni"),
+        tuning_key(dataclasses.replace(spec, K=32), "fprop", Numerics(), 1, target, "avx512_vnni"),
+        tuning_key(spec, "fprop", Numerics(), 1, target, "avx512"),
+        tuning_key(spec, "fprop", Numerics(), 1, named("alderlake"), "avx_vnni"),
     ]
     digests = {base.digest()} | {k.digest() for k in variants}
     assert len(digests) == len(variants) + 1

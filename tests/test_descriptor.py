@@ -17,7 +17,7 @@ SUITES = sorted((Path(__file__).resolve().parent.parent / "specs" / "benchdnn").
 
 
 def test_full_descriptor():
-    s = ConvSpec.from_descriptor("mb32ic64ih56oc64oh56kh3ph1")
+    s = parse("mb32ic64ih56oc64oh56kh3ph1")
     assert (s.N, s.C, s.K, s.H, s.W, s.R, s.S, s.stride, s.pad, s.P, s.Q) == (32, 64, 64, 56, 56, 3, 3, 1, 1, 56, 56)
     assert s.plain and s.groups == 1 and s == ConvSpec(32, 64, 64, 56, 56, 3, 3, 1, 1)
 

@@ -48,7 +48,7 @@ from click.testing import CliRunner  # noqa: E402
 from dfpgen.frontends import distributed  # noqa: E402
 from dfpgen.frontends.cli import main as cli  # noqa: E402
 from dfpgen.nn import layers as L  # noqa: E402
-from dfpgen.nn.precision import Precision  # noqa: E402
+from dfpgen.core.numerics import LayerNumerics  # noqa: E402
 
 RUN = ["--data", "mnist", "--limit", "128", "--batch", "32", "--lr", "0.05", "--seed", "0"]
 
@@ -126,7 +126,7 @@ def test_runs_are_reproducible(runs, tmp_path):
 
 
 def _numpy_net():
-    p = Precision.fp32()
+    p = LayerNumerics.fp32()
     rng = np.random.default_rng(0)
     conv = lambda name, C, K, R, pad, bias=False: L.Conv(name, C, K, R, 1, pad, precision=p, rng=rng, bias=bias)
     return L.Sequential("net", [
@@ -161,7 +161,7 @@ def test_ceil_mode_pooling_matches_caffe_rule():
 @pytest.mark.parametrize("name", ["resnet8", "resnet50", "googlenet_v1"])
 def test_catalog_networks_translate_with_every_parameter(name):
     from dfpgen.nn.models import build
-    net, shape = build(name, Precision.fp32(), 0, 1, (1, 28, 28), 10)
+    net, shape = build(name, LayerNumerics.fp32(), 0, 1, (1, 28, 28), 10)
     model = distributed.translate(net)
     assert sum(p.numel() for p in model.parameters()) == sum(p.data.size for p in net.params)
     convs = sum(isinstance(m, torch.nn.Conv2d) for m in model.modules())

@@ -12,7 +12,7 @@ import pytest
 
 from dfpgen import Blocking, ConvSpec, DFPTensor, Conv2d, Numerics
 from dfpgen.codegen.layout import ALIGNMENT, aligned_empty, aligned_zeros, block_input, block_weights, unblock_output
-from dfpgen.codegen.plan import make_plan
+from dfpgen.passes import make_plan
 from dfpgen.core.target import ISAS, host, named
 
 import reference as ref

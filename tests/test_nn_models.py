@@ -40,11 +40,11 @@ from dfpgen.runtime import conv as conv_mod
 from dfpgen.training.data import load
 from dfpgen.core.dfp import DFPTensor
 from dfpgen.errors import CatalogError
-from dfpgen.nn import BatchNorm, Conv, Linear, Precision, Residual, SoftmaxCrossEntropy, build
+from dfpgen.nn import BatchNorm, Conv, Linear, LayerNumerics, Residual, SoftmaxCrossEntropy, build
 from dfpgen.nn.models import NETWORKS, Builder, cifar_resnet
 
 IMAGENET = ["resnet50", "googlenet_v1", "vgg16", "alexnet"]
-FP32 = Precision.fp32()
+FP32 = LayerNumerics.fp32()
 SENSITIVITY_FACTOR = 3
 CEILING = {"alexnet": 0.12, "googlenet_v1": 0.15, "vgg16": 0.2, "resnet50": 0.75}
 LOSS_RTOL = 2e-3
@@ -143,7 +143,7 @@ def test_parameter_and_batchnorm_names_are_unique(net_name):
 
 def test_same_seed_same_weights_across_precisions():
     a, _ = build("resnet8", FP32, seed=3, input_shape=(3, 32, 32))
-    b, _ = build("resnet8", Precision(bits=16), seed=3, input_shape=(3, 32, 32))
+    b, _ = build("resnet8", LayerNumerics(bits=16), seed=3, input_shape=(3, 32, 32))
     c, _ = build("resnet8", FP32, seed=4, input_shape=(3, 32, 32))
     for p, q in zip(a.params, b.params):
         np.testing.assert_array_equal(p.data, q.data)
@@ -230,7 +230,7 @@ def test_one_training_step_dfp16_agrees_with_fp32(net_name, monkeypatch):
         return out, maxabs
 
     monkeypatch.setattr(conv_mod.Conv2d, "run", checked_run)
-    net, _ = build(net_name, Precision(bits=16), seed=0)
+    net, _ = build(net_name, LayerNumerics(bits=16), seed=0)
     loss16, _ = step(net, x, y)
     g16 = weight_grads(net)
     monkeypatch.undo()

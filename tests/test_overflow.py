@@ -16,7 +16,7 @@ import pytest
 import dfpgen
 from dfpgen import Blocking, ConvSpec, Conv2d, DFPTensor, Numerics
 from dfpgen.errors import NumericsError, PlanError
-from dfpgen.codegen.plan import make_plan
+from dfpgen.passes import make_plan
 from dfpgen.core.target import host, named
 
 import reference as ref

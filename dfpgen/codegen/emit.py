@@ -12,9 +12,6 @@ from dfpgen.version import __version__
 from dfpgen.codegen.plan import Plan
 from dfpgen.core.target import Isa
 
-TEMPLATE_FOR_PASS = {"fprop": "conv.ll.j2", "bprop": "conv.ll.j2", "wtgrad": "conv.ll.j2"}
-
-
 def _read_template(name: str) -> str:
     return resources.files("dfpgen.templates").joinpath(name).read_text(encoding="utf-8")
 
@@ -29,14 +26,9 @@ def environment() -> jinja2.Environment:
 
 
 @lru_cache(maxsize=None)
-def template_hash(pass_name: str) -> str:
-    """A short hash of a pass's template source: part of tuning keys (a new template retunes)."""
-    return hashlib.sha256(_read_template(TEMPLATE_FOR_PASS[pass_name]).encode()).hexdigest()[:16]
-
-
-def entry_name(plan: Plan) -> str:
-    """The name of the kernel's exported function."""
-    return f"dfpgen_{plan.pass_name}"
+def template_hash(template: str) -> str:
+    """A short hash of a template's source: part of tuning keys (a new template retunes)."""
+    return hashlib.sha256(_read_template(template).encode()).hexdigest()[:16]
 
 
 def ir_types(isa: Isa, saturating: bool = False, vex_only: bool = False) -> dict:
@@ -52,7 +44,7 @@ def ir_types(isa: Isa, saturating: bool = False, vex_only: bool = False) -> dict
     acc, wvec = f"<{lanes} x i32>", f"<{2 * lanes} x i16>"
     saturate = "s" if saturating else ""
     asm_mac = ""
-    if isa.name in ("avx512_vnni", "avx_vnni"):
+    if isa.kind == "vnni":
         name = f"llvm.x86.avx512.vpdpwssd{saturate}.{32 * lanes}"
         decl = f"{acc} @{name}({acc}, {wvec}, {wvec})"
         kind = "vnni"
@@ -69,6 +61,6 @@ def ir_types(isa: Isa, saturating: bool = False, vex_only: bool = False) -> dict
 
 def render(plan: Plan) -> str:
     """LLVM IR text of the kernel for `plan`."""
-    template = environment().get_template(TEMPLATE_FOR_PASS[plan.pass_name])
+    template = environment().get_template(plan.conv_pass.template)
     types = ir_types(plan.isa, plan.numerics.overflow == "saturate", plan.target.vector_registers == 16)
-    return template.render(plan=plan, t=types, entry=entry_name(plan), version=__version__)
+    return template.render(plan=plan, t=types, entry=plan.conv_pass.entry, version=__version__)

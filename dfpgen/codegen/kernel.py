@@ -104,4 +104,4 @@ class Kernel:
 
 def build(plan: Plan) -> Kernel:
     """Emit the IR for a plan and wrap it in a Kernel (compilation happens on first run)."""
-    return Kernel(plan, emit.render(plan), emit.entry_name(plan))
+    return Kernel(plan, emit.render(plan), plan.conv_pass.entry)

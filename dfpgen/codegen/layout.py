@@ -1,4 +1,4 @@
-"""Blocked layouts: NCHW / KCRS to and from the kernels' layouts (DESIGN.md, Layouts), per pass.
+"""Blocked layouts: NCHW / KCRS to and from the kernels' layouts (docs/architecture.md, Layouts), per pass.
 
 fprop   src x  [N][CB][pt+H+pb][pl+W+pr][cpb*elem]   vec w   [KB][CB][R][S][cpb][lanes][elem]   dst y  [N][KB][P][Q][lanes]
 bprop   src dy [N][KB][top+P+..][left+Q+..][cpb*elem]  vec w^T [CB][KB][R][S][cpb][lanes][elem]  dst dx [N][CB][H][W][lanes]
@@ -75,7 +75,7 @@ def block_weights(w: np.ndarray, plan: Plan) -> np.ndarray:
 def unblock_output(y: np.ndarray, plan: Plan) -> np.ndarray:
     """Blocked FP32 output [N][KB][P][Q][lanes] (fprop y, bprop dx) -> NCHW float32 without channel padding."""
     N, KB, P, Q, lanes = plan.out_shape
-    channels = plan.spec.K if plan.pass_name == "fprop" else plan.spec.C
+    channels = plan.conv_pass.result.shape(plan.spec)[1]
     nchw = y.transpose(0, 1, 4, 2, 3).reshape(N, KB * lanes, P, Q)
     return np.ascontiguousarray(nchw[:, :channels])
 
@@ -130,11 +130,3 @@ def unblock_weight_grad(dw: np.ndarray, plan: Plan) -> np.ndarray:
     KB, R, S, C, lanes = plan.out_shape
     kcrs = dw.transpose(0, 4, 3, 1, 2).reshape(KB * lanes, C, R, S)
     return np.ascontiguousarray(kcrs[:plan.spec.K])
-
-
-# Per pass: (src from its NCHW/KCRS operand, vec from its operand, dst back to NCHW/KCRS).
-TRANSFORMS = {
-    "fprop": (block_input, block_weights, unblock_output),
-    "bprop": (block_grad_output, block_weights_transposed, unblock_output),
-    "wtgrad": (expand_input_pairs, block_grad_output_pairs, unblock_weight_grad),
-}

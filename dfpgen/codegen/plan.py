@@ -10,13 +10,12 @@ Every pass is planned into the same generic shape, which one template (templates
     grouped into work items; items repeat over `batch` (images) unless the batch is reduced. The
     kernel takes it as an argument at run time (`Plan.call_words`), so FC layers with a million
     calls still render small IR.
-The pass-specific planners (plan_fprop, plan_bprop, plan_wtgrad) only compute these tables.
+The pass planners (dfpgen/passes/) only compute these tables; a Plan carries its pass object.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from dataclasses import dataclass, field
 from functools import cached_property
 from math import ceil
@@ -24,10 +23,10 @@ from math import ceil
 import numpy as np
 
 from dfpgen.errors import PlanError
-from dfpgen.core.spec import ConvSpec, Numerics
+from dfpgen.core.spec import ConvSpec
+from dfpgen.core.numerics import Numerics
 from dfpgen.core.target import Isa, Target, get_isa
 
-PASSES = ("fprop", "bprop", "wtgrad")
 CALL_COLUMNS = ("tile", "src", "vec", "dst", "step_begin", "step_count")   # call table columns, in order
 CALL_FIELDS = len(CALL_COLUMNS)
 ORDERS = ("nk", "kn", "np")
@@ -161,7 +160,7 @@ class Plan:
     blocking: Blocking
     target: Target
     isa: Isa
-    pass_name: str
+    conv_pass: object         # the dfpgen.passes.Pass planned
     elem: int                 # reduction channels per broadcast element: 2 (INT16 pair) or 1 (FP32)
     lanes: int
     cpb: int
@@ -193,6 +192,11 @@ class Plan:
         """The call table as the kernel reads it at run time: C-contiguous int32, calls x CALL_FIELDS
         (finish() has checked that every offset fits)."""
         return np.ascontiguousarray(self.call_table, dtype=np.int32).reshape(-1, CALL_FIELDS)
+
+    @property
+    def pass_name(self) -> str:
+        """The planned pass's name (for messages and summaries)."""
+        return self.conv_pass.name
 
     @property
     def items_per_batch(self) -> int:
@@ -308,11 +312,8 @@ class Common:
     hb: int
 
 
-def common(numerics: Numerics, blocking: Blocking, target: Target, isa_name: str, pass_name: str,
-           spec: ConvSpec) -> Common:
-    """Validate the pass, ISA, overflow policy and register-block knobs shared by every pass."""
-    if pass_name not in PASSES:
-        raise PlanError(f"pass={pass_name!r}: must be one of {', '.join(PASSES)}")
+def common(numerics: Numerics, blocking: Blocking, target: Target, isa_name: str, spec: ConvSpec) -> Common:
+    """Validate the ISA, overflow policy and register-block knobs shared by every pass."""
     if spec.groups > 1:
         raise PlanError(f"groups={spec.groups}: a kernel computes one group; plan spec.per_group() and run it "
                         f"once per group (dfpgen.Conv2d does)")
@@ -361,7 +362,7 @@ def choose_unroll(c: Common, requested: int | None, elements: int, numerics: Num
     return unroll
 
 
-def finish(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target, c: Common, pass_name: str,
+def finish(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target, c: Common, conv_pass,
            *, cpb: int, unroll: int, in_shape: tuple, w_shape: tuple, out_shape: tuple, layout: object,
            src_steps: list, vec_steps: list, tile_offsets, builder: CallsBuilder, batch: int,
            in_batch_stride: int, out_batch_stride: int, notes: list, rb: int | None = None,
@@ -397,18 +398,9 @@ def finish(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Targe
         raise PlanError("tensor too large for 32-bit offsets: split the batch")
     return Plan(
         spec=spec, numerics=numerics, blocking=Blocking(c.kv, c.wb, c.hb, cpb, unroll, blocking.order, rb),
-        target=target, isa=c.isa, pass_name=pass_name, elem=c.elem, lanes=c.lanes, cpb=cpb, unroll=unroll,
+        target=target, isa=c.isa, conv_pass=conv_pass, elem=c.elem, lanes=c.lanes, cpb=cpb, unroll=unroll,
         in_shape=in_shape, w_shape=w_shape, out_shape=out_shape, layout=layout, steps=steps,
         in_step_offsets=tuple(src_steps), w_step_offsets=tuple(vec_steps), steps_per_flush=per_flush, flush_in_registers=in_registers,
         flushes=flushes, chain=min(c.chain, per_flush * unroll) if c.chain else 0, tiles=tuple(tiles),
         call_table=table, item_starts=tuple(builder.item_starts), reduction_blocks=blocks, batch=batch, in_batch_stride=in_batch_stride,
         out_batch_stride=out_batch_stride, registers=registers, notes=tuple(notes))
-
-
-def make_plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target, isa_name: str,
-              pass_name: str = "fprop") -> Plan:
-    """Plan one kernel of a pass; raises PlanError when the blocking cannot work for this spec and target."""
-    if pass_name not in PASSES:
-        raise PlanError(f"pass={pass_name!r}: must be one of {', '.join(PASSES)}")
-    planner = importlib.import_module(f"dfpgen.passes.{pass_name}")
-    return planner.plan(spec, numerics, blocking, target, isa_name)

@@ -1,13 +1,10 @@
-"""What to compute: a convolution's shape (`ConvSpec`) and its numerics (`Numerics`). No ISA here."""
+"""What to compute: a convolution's shape (`ConvSpec`). Its numerics are in dfpgen.core.numerics; no ISA here."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from dfpgen.core.dfp import check_bits, check_rounding, safe_chain
-from dfpgen.errors import NumericsError, SpecError
-
-OVERFLOW_POLICIES = ("exact", "saturate", "wrap")
+from dfpgen.errors import SpecError
 
 
 @dataclass(frozen=True)
@@ -73,13 +70,6 @@ class ConvSpec:
 
     def _label(self) -> str:
         return f"layer {self.name!r}: " if self.name else ""
-
-    @classmethod
-    def from_descriptor(cls, text: str) -> "ConvSpec":
-        """A layer from a oneDNN benchdnn descriptor, e.g. 'mb32ic64ih56oc64oh56kh3ph1' (dfpgen.core.descriptor)."""
-        from dfpgen.core.descriptor import parse
-
-        return parse(text)
 
     @property
     def sh(self) -> int:
@@ -203,49 +193,3 @@ def _pair(h: int, w: int) -> str:
 def _check_int(spec: ConvSpec, field: str, value, minimum: int) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
         raise SpecError(f"{spec._label()}{field}={value!r}: must be an integer >= {minimum}")
-
-
-@dataclass(frozen=True)
-class Numerics:
-    """How the integer arithmetic is done: operand bits, output rounding, overflow policy, chain.
-
-    `chain` is the number of pair-instructions accumulated in INT32 before a flush to FP32.
-    None means the longest chain that cannot overflow (`safe_chain`); under `saturate` and
-    `wrap` a chain is also allowed past that bound (saturate clamps, wrap relies on the data).
-    """
-
-    bits_x: int = 16
-    bits_w: int = 16
-    rounding: str = "nearest"
-    overflow: str = "exact"
-    chain: int | None = None
-
-    def __post_init__(self) -> None:
-        check_bits(self.bits_x, "bits_x")
-        check_bits(self.bits_w, "bits_w")
-        check_rounding(self.rounding)
-        if self.overflow not in OVERFLOW_POLICIES:
-            raise NumericsError(f"overflow={self.overflow!r}: must be one of {', '.join(OVERFLOW_POLICIES)}")
-        if self.chain is not None:
-            if not isinstance(self.chain, int) or isinstance(self.chain, bool) or self.chain < 1:
-                raise NumericsError(f"chain={self.chain!r}: must be an integer >= 1")
-            if self.overflow == "exact" and self.chain > self.safe_chain:
-                raise NumericsError(
-                    f"chain={self.chain}: overflow='exact' allows at most safe_chain({self.bits_x}, "
-                    f"{self.bits_w}) = {self.safe_chain}; pass overflow='wrap' or 'saturate' to go past it")
-        elif self.overflow == "wrap":
-            raise NumericsError("overflow='wrap' needs an explicit chain= longer than the safe bound")
-
-    @property
-    def safe_chain(self) -> int:
-        """The longest chain that can never overflow INT32 with these operand bits."""
-        return safe_chain(self.bits_x, self.bits_w)
-
-    @property
-    def effective_chain(self) -> int:
-        """The chain the kernel uses."""
-        return self.chain if self.chain is not None else self.safe_chain
-
-    def key(self) -> tuple:
-        """Everything about the numerics that changes the generated code."""
-        return (self.bits_x, self.bits_w, self.rounding, self.overflow, self.effective_chain)

@@ -21,6 +21,13 @@ class Isa:
     llvm_features: str = ""   # LLVM feature changes that make the kernel keep exactly this instruction
 
     @property
+    def kind(self) -> str:
+        """How it multiplies: "vnni" (vpdpwssd), "pmadd" (vpmaddwd + vpaddd) or "fma" (FP32)."""
+        if self.precision == "fp32":
+            return "fma"
+        return "vnni" if self.instruction == "vpdpwssd" else "pmadd"
+
+    @property
     def vector_bits(self) -> int:
         """Vector register width in bits."""
         return 32 * self.lanes

@@ -17,8 +17,9 @@ from dfpgen.runtime.conv import compile as dfpgen_compile
 from dfpgen.core.dfp import ROUNDING_MODES
 from dfpgen.errors import CatalogError, DFPGenError, SpecError
 from dfpgen.codegen.kernel import default_threads
-from dfpgen.codegen.plan import PASSES, Blocking
-from dfpgen.core.spec import OVERFLOW_POLICIES, Numerics
+from dfpgen.codegen.plan import Blocking
+from dfpgen.passes import NAMES as PASSES
+from dfpgen.core.numerics import OVERFLOW_POLICIES, Numerics
 from dfpgen.core.target import DFP_ISAS, ISAS, host
 from dfpgen.version import __version__
 
@@ -231,7 +232,8 @@ def emit_cmd(ref, batch_file, pass_name, isa, cpu, bits, rounding, overflow, cha
     A grouped layer's kernel computes one group (it runs once per group)."""
     numerics = Numerics(bits, bits, rounding, overflow, chain)
     for spec in _specs(ref, batch, batch_file, default_batch=1):
-        kernel = dfpgen_compile(spec, pass_name, numerics, isa=isa, cpu=cpu, blocking=_parse_blocking(blocking))
+        kernel = dfpgen_compile(spec, pass_name, numerics, isa=isa, cpu=cpu, blocking=_parse_blocking(blocking),
+                                tuned=True)
         if what == "asm":
             text = "".join(f"# {line}\n" for line in kernel.plan.summary()) + kernel.asm
         else:
@@ -289,18 +291,18 @@ def bench_cmd(ref, batch_file, pass_name, bits, rounding, overflow, chain, isa, 
     numerics = Numerics(bits, bits, rounding, overflow, chain)
     threads = threads or default_threads()
     table = peaks()
-    passes = PASSES if pass_name == "all" else (pass_name,)
+    chosen = PASSES if pass_name == "all" else (pass_name,)
     specs = _specs(ref or (None if batch_file else "resnet50:res2a"), batch, batch_file)
-    work = [(p, spec.per_group()) for spec in specs for p in passes]
+    work = [(p, spec.per_group()) for spec in specs for p in chosen]
     results = []
     with click.progressbar(work, label="measuring", file=click.get_text_stream("stderr"),
                            item_show_func=lambda w: f"{w[1].name} {w[0]}" if w else "") as bar:
         for p, spec in bar:
             a, b = random_operands(spec, p)
-            dfp = dfpgen_compile(spec, p, numerics, isa=isa)
-            fp32 = dfpgen_compile(spec, p, isa=host().best_isa("fp32"))
+            dfp = dfpgen_compile(spec, p, numerics, isa=isa, tuned=True)
+            fp32 = dfpgen_compile(spec, p, isa=host().best_isa("fp32"), tuned=True)
             t_dfp, t_fp32 = time_kernel(dfp, a, b, threads), time_kernel(fp32, a, b, threads)
-            t_torch = time_torch(spec, a, b, threads, pass_name=p)
+            t_torch = time_torch(spec, a, b, threads, conv_pass=p)
             peak = table[dfp.plan.isa.name].gmacs * threads
             results.append({
                 "pass": p, "layer": spec.name, "isa": dfp.plan.isa.name, "blocking": dfp.plan.blocking.describe(),
@@ -367,10 +369,10 @@ def tune_cmd(ref, batch_file, pass_name, bits, rounding, overflow, chain, isa, b
     target = host()
     isa = isa or target.best_isa("dfp16")
     fp32_isa = target.best_isa("fp32")
-    passes = PASSES if pass_name == "all" else (pass_name,)
+    chosen = PASSES if pass_name == "all" else (pass_name,)
     specs = _specs(ref or (None if batch_file else "resnet50:res2a"), batch, batch_file)
     # A grouped layer runs one per-group kernel once per group: that kernel is what is tuned.
-    tasks = [Task(spec.per_group(), p, numerics, isa, threads, target) for spec in specs for p in passes]
+    tasks = [Task(spec.per_group(), p, numerics, isa, threads, target) for spec in specs for p in chosen]
     batch = batch if batch is not None else specs[0].N
     db = TuningDB(db_path)
     peak = peaks()[isa].gmacs * threads
@@ -389,17 +391,17 @@ def tune_cmd(ref, batch_file, pass_name, bits, rounding, overflow, chain, isa, b
             bar.update(trials - done[0])
             key, best = task.key, outcome.best
             if best is None:
-                results.append({"layer": task.spec.name, "pass": task.pass_name, "from_db": outcome.from_db,
+                results.append({"layer": task.spec.name, "pass": task.conv_pass.name, "from_db": outcome.from_db,
                                 "blocking": None, "error": "every candidate failed", "measured": outcome.measured,
                                 "failures": outcome.failures})
                 continue
             fp32_s, torch_s = ((db.baseline(key, name) or (None,))[0] for name in ("fp32", "torch"))
             if fp32_s is None or torch_s is None or retune:
-                a, b = random_operands(task.spec, task.pass_name)
-                fp32_s = time_kernel(dfpgen_compile(task.spec, task.pass_name, isa=fp32_isa, use_db=False),
+                a, b = random_operands(task.spec, task.conv_pass.name)
+                fp32_s = time_kernel(dfpgen_compile(task.spec, task.conv_pass.name, isa=fp32_isa, tuned=False),
                                      a, b, threads, 0.1).seconds
                 db.add_baseline(key, "fp32", fp32_s)
-                t_torch = time_torch(task.spec, a, b, threads, 0.1, task.pass_name)
+                t_torch = time_torch(task.spec, a, b, threads, 0.1, task.conv_pass.name)
                 if t_torch is not None:
                     torch_s = t_torch.seconds
                     db.add_baseline(key, "torch", torch_s)
@@ -407,16 +409,16 @@ def tune_cmd(ref, batch_file, pass_name, bits, rounding, overflow, chain, isa, b
             ratio = lambda sec: round(sec / best.seconds, 2) if sec else None
             default_s = outcome.default.seconds if outcome.default else None
             results.append({
-                "layer": task.spec.name, "pass": task.pass_name, "from_db": outcome.from_db,
+                "layer": task.spec.name, "pass": task.conv_pass.name, "from_db": outcome.from_db,
                 "blocking": dataclasses.asdict(best.blocking), "gmacs": gmacs(best.seconds),
                 "pct_peak": round(100 * task.spec.macs / best.seconds / 1e9 / peak, 1),
                 "default_gmacs": gmacs(default_s), "vs_default": ratio(default_s),
                 "fp32_gmacs": gmacs(fp32_s), "vs_fp32": ratio(fp32_s), "torch_gmacs": gmacs(torch_s),
                 "vs_torch": ratio(torch_s), "measured": outcome.measured, "failures": outcome.failures})
-            plan = dfpgen_compile(task.spec, task.pass_name, numerics, isa=isa, blocking=best.blocking).plan
+            plan = dfpgen_compile(task.spec, task.conv_pass.name, numerics, isa=isa, blocking=best.blocking).plan
             nbytes = (np.prod(plan.in_shape) + np.prod(plan.w_shape)) * (2 if plan.int_accumulate else 4) \
                 + np.prod(plan.out_shape) * 4
-            points.append({"label": task.spec.name, "pass": task.pass_name, "gmacs": results[-1]["gmacs"],
+            points.append({"label": task.spec.name, "pass": task.conv_pass.name, "gmacs": results[-1]["gmacs"],
                            "intensity": float(task.spec.macs / nbytes)})
     db.close()
     if plot_path:
@@ -522,10 +524,10 @@ def train_cmd(net, data_source, precision, bits, bits_w, bits_grad, rounding, gr
         return
     if nproc != 1:
         raise click.UsageError(f"--nproc {nproc}: data-parallel runs need --backend torch (numpy runs one process)")
-    from dfpgen.nn.precision import Precision
+    from dfpgen.core.numerics import LayerNumerics
     from dfpgen.training.train import TrainConfig, Trainer, write_log
 
-    prec = Precision(precision, bits, bits_w, bits_grad, rounding, grad_rounding,
+    prec = LayerNumerics(precision, bits, bits_w, bits_grad, rounding, grad_rounding,
                      dfp=tuple(k.strip() for k in dfp_kinds.split(",") if k.strip()))
     config = TrainConfig(net, data_source, prec, epochs, batch, lr, 0.9, weight_decay, schedule, seed, limit)
     out = Path(out_dir)
@@ -624,18 +626,18 @@ def conformance_cmd(suites, pass_name, mb, keep_mb, max_spatial, bits, isa, thre
 
     isa_name = choose_isa(host(), "dfp16", isa)   # an ISA this CPU lacks is one clear error, not 1,437 failures
     paths = [Path(p) for p in suites] or conformance.builtin_suites()
-    passes = PASSES if pass_name == "all" else (pass_name,)
+    chosen = PASSES if pass_name == "all" else (pass_name,)
     options = dict(mb=None if keep_mb else mb, max_spatial=max_spatial, bits=bits, isa=isa_name, threads=threads,
                    seed=seed)
     from dfpgen.core.descriptor import read_list
 
     lists = {path: read_list(path) for path in paths}
     outcomes = []
-    with click.progressbar(length=sum(map(len, lists.values())) * len(passes), label="conformance",
+    with click.progressbar(length=sum(map(len, lists.values())) * len(chosen), label="conformance",
                            show_pos=True, file=click.get_text_stream("stderr")) as bar:
         for path, entries in lists.items():
             outcomes += conformance.run_suite(
-                path, passes, progress=lambda o: bar.update(len(passes) if o.pass_name == "all" else 1),
+                path, chosen, progress=lambda o: bar.update(len(chosen) if o.pass_name == "all" else 1),
                 entries=entries, **options)
     rows = conformance.summary(outcomes)
     failed = [o for o in outcomes if o.status == "failed"]
@@ -646,7 +648,7 @@ def conformance_cmd(suites, pass_name, mb, keep_mb, max_spatial, bits, isa, thre
                                             for o in outcomes]}, indent=2))
     else:
         click.echo(f"isa {isa_name}, cpu {host().cpu}, bits {bits}, mb {'own' if keep_mb else mb}, "
-                   f"max spatial {max_spatial or '-'}, passes {','.join(passes)}")
+                   f"max spatial {max_spatial or '-'}, passes {','.join(chosen)}")
         totals = [sum(r[i] for r in rows) for i in (1, 2, 3)]
         _echo_table(("suite", "passed", "failed", "unsupported"), rows + [("total", *totals)])
         for o in outcomes:

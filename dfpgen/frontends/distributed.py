@@ -40,7 +40,7 @@ from dfpgen.codegen.jit import atomic_write
 from dfpgen.nn import layers as L
 from dfpgen.nn.models import NETWORKS, build
 from dfpgen.nn.optim import SCHEDULES, learning_rate
-from dfpgen.nn.precision import Precision
+from dfpgen.core.numerics import LayerNumerics
 from dfpgen.frontends.torch import convert
 
 LOG_FIELDS = ("step", "epoch", "lr", "loss", "train_acc", "seconds")
@@ -260,7 +260,7 @@ def _all_sum(values: list[float], world: int) -> list[float]:
 
 def build_model(config: DistConfig, input_shape: tuple, classes: int, sync_bn: bool = False) -> nn.Module:
     """The catalog network as torch modules, with the numpy runtime's seeded initial weights."""
-    net, shape = build(config.net, Precision.fp32(), config.seed, 1, input_shape, classes)
+    net, shape = build(config.net, LayerNumerics.fp32(), config.seed, 1, input_shape, classes)
     if tuple(shape) != tuple(input_shape):
         raise DistributedError(f"--net {config.net} takes inputs {shape}, the data has {input_shape}: "
                                f"use --data synthetic for the ImageNet networks")

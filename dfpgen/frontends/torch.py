@@ -19,7 +19,7 @@ from torch.autograd.function import once_differentiable
 from dfpgen.runtime.conv import Conv2d, choose_isa
 from dfpgen.core.dfp import DFPTensor, quantize
 from dfpgen.errors import DTypeError, ShapeError, SpecError, TargetError
-from dfpgen.nn.precision import Precision
+from dfpgen.core.numerics import LayerNumerics
 from dfpgen.core.spec import ConvSpec
 from dfpgen.core.target import resolve
 
@@ -85,8 +85,9 @@ class _DFPLayer:
 
     def _setup(self, geometry: dict, bits, bits_w, bits_grad, rounding, grad_rounding, overflow, isa, threads,
                seed) -> None:
-        # Precision validates bits, roundings and overflow with messages that name the option.
-        self.numerics = Precision("dfp16", bits, bits_w, bits_grad, rounding, grad_rounding, overflow, isa=isa)
+        # LayerNumerics validates bits, roundings and overflow with messages that name the option.
+        self.numerics = LayerNumerics(bits=bits, bits_w=bits_w, bits_grad=bits_grad, rounding=rounding,
+                                      grad_rounding=grad_rounding, overflow=overflow, isa=isa)
         choose_isa(resolve(None), "dfp16", isa)  # a DFP ISA this host lacks fails now, not at the first batch
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
             raise SpecError(f"threads={threads!r}: expected a positive int or None (all cores)")
@@ -96,15 +97,9 @@ class _DFPLayer:
         self._ops: dict[tuple, Conv2d] = {}
         self._weight_q = None
 
-    def _bits(self, kind: str) -> int:
-        n = self.numerics
-        return {"act": n.bits, "weight": n.bits if n.bits_w is None else n.bits_w,
-                "grad": n.bits if n.bits_grad is None else n.bits_grad}[kind]
-
     def _quantize(self, a: np.ndarray, kind: str, what: str) -> DFPTensor:
         n = self.numerics
-        rounding = (n.grad_rounding or n.rounding) if kind == "grad" else n.rounding
-        return quantize(a, self._bits(kind), rounding, self.rng, name=f"{self.dfp_name} {what}")
+        return quantize(a, n.bits_of(kind), n.rounding_of(kind), self.rng, name=f"{self.dfp_name} {what}")
 
     def _quantized_weight(self, w: torch.Tensor, wn: np.ndarray) -> DFPTensor:
         # Unchanged weights (evaluation, or micro-batches between optimizer steps) are quantized and laid
@@ -126,8 +121,7 @@ class _DFPLayer:
             spec = ConvSpec(N=N, C=C, K=self._out_channels(), H=H, W=W, **self.geometry)
             key = (spec.shape_key(), self.numerics, self.threads)
             if key not in _OPS:
-                _OPS[key] = Conv2d(spec, isa=self.numerics.isa, threads=self.threads, eager=False,
-                                   **self.numerics.conv_options())
+                _OPS[key] = Conv2d(spec, numerics=self.numerics, threads=self.threads, eager=False)
             self._ops[x_shape] = _OPS[key]
         return self._ops[x_shape]
 
@@ -326,7 +320,8 @@ def convert(model: nn.Module, bits: int = 16, rounding: str = "nearest", grad_ro
     `seed` (int or tuple) seeds each layer's stochastic rounding as (seed, layer index). The converted
     model is `report.model`: `model` itself when inplace (unless `model` is itself a Conv2d/Linear), else a copy.
     """
-    numerics = Precision("dfp16", bits, bits_w, bits_grad, rounding, grad_rounding, overflow, isa=isa)
+    numerics = LayerNumerics(bits=bits, bits_w=bits_w, bits_grad=bits_grad, rounding=rounding,
+                             grad_rounding=grad_rounding, overflow=overflow, isa=isa)
     if not inplace:
         model = copy.deepcopy(model)
     report = ConversionReport(numerics=numerics.describe().removeprefix("dfp16 (").split("; DFP")[0])

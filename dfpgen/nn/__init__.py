@@ -4,7 +4,7 @@ from dfpgen.nn.layers import (AvgPool, BatchNorm, Concat, Conv, Flatten, Layer, 
                      Sequential, SoftmaxCrossEntropy)
 from dfpgen.nn.models import NETWORKS, build
 from dfpgen.nn.optim import SGD, learning_rate
-from dfpgen.nn.precision import Precision
+from dfpgen.core.numerics import LayerNumerics
 
 __all__ = ["AvgPool", "BatchNorm", "Concat", "Conv", "Flatten", "Layer", "Linear", "MaxPool", "NETWORKS", "Param",
-           "Precision", "ReLU", "Residual", "SGD", "Sequential", "SoftmaxCrossEntropy", "build", "learning_rate"]
+           "LayerNumerics", "ReLU", "Residual", "SGD", "Sequential", "SoftmaxCrossEntropy", "build", "learning_rate"]

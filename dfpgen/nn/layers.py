@@ -13,7 +13,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from dfpgen.runtime.conv import Conv2d
 from dfpgen.errors import ShapeError
 from dfpgen.core.spec import ConvSpec
-from dfpgen.nn.precision import Precision
+from dfpgen.core.numerics import LayerNumerics
 
 
 class Param:
@@ -47,7 +47,7 @@ class Conv(Layer):
     """2-D convolution through generated kernels (no bias: batch norm follows, as in the paper's nets)."""
 
     def __init__(self, name: str, C: int, K: int, R: int, stride: int = 1, pad: int = 0, S: int | None = None,
-                 precision: Precision = Precision(), rng: np.random.Generator | None = None,
+                 precision: LayerNumerics = LayerNumerics(), rng: np.random.Generator | None = None,
                  threads: int | None = None, input_grad: bool = True, bias: bool = False):
         self.name, self.C, self.K, self.R, self.S = name, C, K, R, R if S is None else S
         self.stride, self.pad, self.precision, self.threads = stride, pad, precision, threads
@@ -57,7 +57,7 @@ class Conv(Layer):
         self.weight = Param(f"{name}.weight", rng.standard_normal((K, C, self.R, self.S)) * np.sqrt(2.0 / fan_in))
         self.bias = Param(f"{name}.bias", np.zeros(K), decay=False) if bias else None
         self.params = [self.weight] + ([self.bias] if bias else [])
-        self._ops: dict[tuple, dict[str, Conv2d]] = {}
+        self._ops: dict[tuple, Conv2d] = {}
         self._saved = None
 
     def spec(self, x_shape: tuple) -> ConvSpec:
@@ -67,23 +67,20 @@ class Conv(Layer):
             raise ShapeError(f"layer {self.name}: input has {C} channels, expected {self.C}")
         return ConvSpec(N, self.C, self.K, H, W, self.R, self.S, self.stride, self.pad, self.name)
 
-    def ops(self, spec: ConvSpec) -> dict[str, Conv2d]:
-        """The Conv2d op per precision for one batch shape (compiled on first use of each pass)."""
+    def op(self, spec: ConvSpec) -> Conv2d:
+        """The Conv2d op for one batch shape (each pass compiled on first use, in DFP16 or FP32 kernels
+        as the layer's numerics say)."""
         key = spec.shape_key()
         if key not in self._ops:
-            p = self.precision
-            self._ops[key] = {prec: Conv2d(spec, precision=prec, isa=p.isa if prec == "dfp16" else None,
-                                           threads=self.threads, eager=False, seed=getattr(self, "_entropy", None),
-                                           **p.conv_options())
-                              for prec in {p.pass_precision(ps) for ps in ("fprop", "bprop", "wtgrad")}}
+            self._ops[key] = Conv2d(spec, numerics=self.precision, threads=self.threads, eager=False,
+                                    seed=getattr(self, "_entropy", None))
         return self._ops[key]
 
     def reseed(self, *entropy: int) -> None:
         """Seed stochastic rounding from `entropy` (the trainer passes run seed, step and layer index),
         so a resumed run rounds exactly as the uninterrupted one did."""
-        for ops in self._ops.values():
-            for op in ops.values():
-                op.rng = np.random.default_rng(entropy)
+        for op in self._ops.values():
+            op.rng = np.random.default_rng(entropy)
         self._entropy = entropy
 
     def _operand(self, op: Conv2d, a: np.ndarray, kind: str, name: str):
@@ -91,8 +88,7 @@ class Conv(Layer):
 
     def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
         spec = self.spec(x.shape)
-        ops, p = self.ops(spec), self.precision
-        op = ops[p.pass_precision("fprop")]
+        op = self.op(spec)
         xq = self._operand(op, x, "act", f"{self.name} input")
         wq = self._operand(op, self.weight.data, "weight", f"{self.name} weights")
         y = op.fprop(xq, wq)
@@ -105,20 +101,20 @@ class Conv(Layer):
         # Quantized operands go to every pass: DFP kernels use them as they are, FP32 kernels use their
         # values, so a mixed run (say FP32 gradients) still sees the activations the forward pass saw.
         spec, xq, wq = self._saved
-        ops, p = self.ops(spec), self.precision
-        dyq = self._operand(next(iter(ops.values())), dy, "grad", f"{self.name} gradient")
-        self.weight.grad += ops[p.pass_precision("wtgrad")].wtgrad(xq, dyq)
+        op = self.op(spec)
+        dyq = self._operand(op, dy, "grad", f"{self.name} gradient")
+        self.weight.grad += op.wtgrad(xq, dyq)
         if self.bias is not None:
             self.bias.grad += dy.sum(axis=(0, 2, 3))
         if not self.input_grad:
             return None
-        return ops[p.pass_precision("bprop")].bprop(dyq, wq)
+        return op.bprop(dyq, wq)
 
 
 class Linear(Layer):
     """Fully connected layer as a 1x1 convolution whose pixels are the batch: (N, C) -> (N, K) + bias."""
 
-    def __init__(self, name: str, C: int, K: int, precision: Precision = Precision(),
+    def __init__(self, name: str, C: int, K: int, precision: LayerNumerics = LayerNumerics(),
                  rng: np.random.Generator | None = None, threads: int | None = None, input_grad: bool = True):
         self.name, self.C, self.K = name, C, K
         self.conv = Conv(name, C, K, 1, precision=precision, rng=rng, threads=threads, input_grad=input_grad)

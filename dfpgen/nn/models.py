@@ -7,13 +7,13 @@ import numpy as np
 
 from dfpgen.errors import CatalogError
 from dfpgen.nn.layers import AvgPool, BatchNorm, Concat, Conv, Flatten, Linear, MaxPool, ReLU, Residual, Sequential
-from dfpgen.nn.precision import Precision
+from dfpgen.core.numerics import LayerNumerics
 
 
 class Builder:
     """Creates layers that share a run's precision, random generator and thread count."""
 
-    def __init__(self, precision: Precision, seed: int = 0, threads: int | None = None):
+    def __init__(self, precision: LayerNumerics, seed: int = 0, threads: int | None = None):
         self.precision, self.rng, self.threads = precision, np.random.default_rng(seed), threads
         self.first = True
 
@@ -147,7 +147,7 @@ NETWORKS = {
 }
 
 
-def build(name: str, precision: Precision, seed: int = 0, threads: int | None = None,
+def build(name: str, precision: LayerNumerics, seed: int = 0, threads: int | None = None,
           input_shape: tuple | None = None, classes: int | None = None) -> tuple[Sequential, tuple]:
     """A network by name and the input shape (C, H, W) it takes. Small networks adapt to the data's
     channels, size and classes; the ImageNet networks have fixed inputs."""

@@ -15,8 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from math import ceil
 
+from dfpgen.codegen.layout import unblock_output, block_grad_output, block_weights_transposed
+from dfpgen.passes.base import DX, DY, W, Pass, Reduction
+from dfpgen.verification import reference
 from dfpgen.codegen.plan import Blocking, CallsBuilder, Plan, channel_blocks, clip_block, common, finish, split
-from dfpgen.core.spec import ConvSpec, Numerics
+from dfpgen.core.spec import ConvSpec
+from dfpgen.core.numerics import Numerics
 from dfpgen.core.target import Target
 
 
@@ -42,7 +46,7 @@ def _phase_taps(extent: int, phase: int, taps: int, pad: int, stride: int, dilat
 
 def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target, isa_name: str) -> Plan:
     """Plan a BPROP kernel."""
-    c = common(numerics, blocking, target, isa_name, "bprop", spec)
+    c = common(numerics, blocking, target, isa_name, spec)
     s, elem, lanes = spec, c.elem, c.lanes
     cpb, unroll, KB = channel_blocks(c, blocking, s.K, numerics)
     CB = ceil(s.C / lanes)
@@ -92,8 +96,17 @@ def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target,
     strides = str(s.sh) if s.sh == s.sw else f"{s.sh}x{s.sw}"
     notes = [f"phases: {len(rows)} x {len(cols)} (stride {strides}); dy margins top {top} left {left} "
              f"bottom {bottom} right {right}"]
-    return finish(spec, numerics, blocking, target, c, "bprop", cpb=cpb, unroll=unroll,
+    return finish(spec, numerics, blocking, target, c, DEFINITION, cpb=cpb, unroll=unroll,
                   in_shape=(s.N, KB, Pp, Qp, ce), w_shape=(CB, KB, s.R, s.S, cpb, lanes, elem),
                   out_shape=(s.N, CB, s.H, s.W, lanes), layout=BpropLayout(top, left, cpb, elem),
                   src_steps=src_steps, vec_steps=vec_steps, tile_offsets=tile_offsets, builder=builder,
                   batch=s.N, in_batch_stride=KB * src_kb, out_batch_stride=CB * out_cb, notes=notes)
+
+
+DEFINITION = Pass(
+    name="bprop", summary="backward data: dx = dy (*) w^T", order=1,
+    src=DY, vec=W, result=DX, reduction=Reduction.CHANNELS,
+    reduced=("K", "R", "S"), block_axes=("C", "W", "H"),
+    planner=plan, to_src=block_grad_output, to_vec=block_weights_transposed, from_dst=unblock_output,
+    reference=reference.bprop,
+)

@@ -10,8 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from math import ceil
 
+from dfpgen.codegen.layout import unblock_output, block_input, block_weights
+from dfpgen.passes.base import W, X, Y, Pass, Reduction
+from dfpgen.verification import reference
 from dfpgen.codegen.plan import Blocking, CallsBuilder, Plan, channel_blocks, clip_block, common, finish, split
-from dfpgen.core.spec import ConvSpec, Numerics
+from dfpgen.core.spec import ConvSpec
+from dfpgen.core.numerics import Numerics
 from dfpgen.core.target import Target
 
 
@@ -27,7 +31,7 @@ class FpropLayout:
 
 def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target, isa_name: str) -> Plan:
     """Plan an FPROP kernel."""
-    c = common(numerics, blocking, target, isa_name, "fprop", spec)
+    c = common(numerics, blocking, target, isa_name, spec)
     s, elem, lanes = spec, c.elem, c.lanes
     cpb, unroll, CB = channel_blocks(c, blocking, s.C, numerics)
     KB = ceil(s.K / lanes)
@@ -68,8 +72,17 @@ def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target,
     notes = []
     if blocking.kv > KB or blocking.wb > s.Q or blocking.hb > s.P:
         notes.append(f"note: blocking clipped to the layer (kv {kv}, wb {wb}, hb {hb})")
-    return finish(spec, numerics, blocking, target, c, "fprop", cpb=cpb, unroll=unroll,
+    return finish(spec, numerics, blocking, target, c, DEFINITION, cpb=cpb, unroll=unroll,
                   in_shape=(s.N, CB, Hp, Wp, ce), w_shape=(KB, CB, s.R, s.S, cpb, lanes, elem),
                   out_shape=(s.N, KB, s.P, s.Q, lanes), layout=FpropLayout(s.pt, s.pl, cpb, elem),
                   src_steps=src_steps, vec_steps=vec_steps, tile_offsets=tile_offsets, builder=builder,
                   batch=s.N, in_batch_stride=in_n, out_batch_stride=KB * out_kb, notes=notes)
+
+
+DEFINITION = Pass(
+    name="fprop", summary="forward: y = x (*) w", order=0,
+    src=X, vec=W, result=Y, reduction=Reduction.CHANNELS,
+    reduced=("C", "R", "S"), block_axes=("K", "Q", "P"),
+    planner=plan, to_src=block_input, to_vec=block_weights, from_dst=unblock_output,
+    reference=reference.fprop,
+)

@@ -21,8 +21,12 @@ from math import ceil
 import numpy as np
 
 from dfpgen.errors import PlanError
+from dfpgen.codegen.layout import unblock_weight_grad, expand_input_pairs, block_grad_output_pairs
+from dfpgen.passes.base import DW, DY, X, Pass, Reduction
+from dfpgen.verification import reference
 from dfpgen.codegen.plan import Blocking, CallsBuilder, Plan, clip_block, common, finish, largest_divisor_at_most, split
-from dfpgen.core.spec import ConvSpec, Numerics
+from dfpgen.core.spec import ConvSpec
+from dfpgen.core.numerics import Numerics
 from dfpgen.core.target import Target
 
 
@@ -39,7 +43,7 @@ class WtgradLayout:
 
 def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target, isa_name: str) -> Plan:
     """Plan a WTGRAD kernel."""
-    c = common(numerics, blocking, target, isa_name, "wtgrad", spec)
+    c = common(numerics, blocking, target, isa_name, spec)
     s, elem, lanes, st = spec, c.elem, c.lanes, spec.sw
     q_elems = ceil(s.Q / elem)
     # By default a step takes q-pairs that divide a row's, so rows need no zero padding.
@@ -99,7 +103,7 @@ def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target,
 
     notes = [f"reduction over N x P x Q = {s.N} x {s.P} x {s.Q} as {len(src_steps)} steps of {unroll} "
              f"{'q-pairs' if elem == 2 else 'columns'}, in {len(blocks)} blocks of {rb} rows"]
-    return finish(spec, numerics, blocking, target, c, "wtgrad", cpb=1, unroll=unroll,
+    return finish(spec, numerics, blocking, target, c, DEFINITION, cpb=1, unroll=unroll,
                   in_shape=(s.N, Hp, Wx, s.C, elem), w_shape=(s.N, KB, s.P, Qe, lanes, elem),
                   out_shape=(KB, s.R, s.S, s.C, lanes), layout=WtgradLayout(s.pt, s.pl, Wx, Qe, elem),
                   src_steps=src_steps, vec_steps=vec_steps, tile_offsets=tile_offsets, builder=builder,
@@ -145,3 +149,12 @@ def fp32_default_rows(rows: int, row_bytes: int, filter_rows: int, stride: int, 
     and at least FP32_BLOCK_INSTRUCTIONS FMAs per accumulator and call."""
     cached = (FP32_BLOCK_BYTES // max(1, row_bytes) - filter_rows) // stride + 1    # x rows = (rb-1)*stride + extent
     return max(1, min(rows, max(cached, -(-FP32_BLOCK_INSTRUCTIONS // max(1, row_columns)))))
+
+
+DEFINITION = Pass(
+    name="wtgrad", summary="weight gradient: dw = x (*) dy over images and pixels", order=2,
+    src=X, vec=DY, result=DW, reduction=Reduction.PIXELS,
+    reduced=("N", "P", "Q"), block_axes=("K", "C", "S"),
+    planner=plan, to_src=expand_input_pairs, to_vec=block_grad_output_pairs, from_dst=unblock_weight_grad,
+    reference=reference.wtgrad,
+)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dfpgen.errors import DFPGenError
+from dfpgen.passes import NAMES as PASS_NAMES
 
 
 class PlotError(DFPGenError, RuntimeError):
@@ -37,7 +38,7 @@ def roofline(points: list[dict], peaks: dict[str, float], path: str, title: str)
         ax.axhline(gmacs, linestyle="--", linewidth=1, color="gray")
         ax.text(0.02, gmacs, f" {name} peak {gmacs:.0f}", va="bottom", fontsize=8,
                 transform=ax.get_yaxis_transform())
-    for marker, pass_name in zip("os^", ("fprop", "bprop", "wtgrad")):
+    for marker, pass_name in zip("os^", PASS_NAMES):
         sel = [p for p in points if p["pass"] == pass_name]
         if sel:
             ax.scatter([p["intensity"] for p in sel], [p["gmacs"] for p in sel], marker=marker, label=pass_name)

@@ -24,7 +24,7 @@ from dfpgen.codegen.jit import atomic_write
 from dfpgen.nn.layers import BatchNorm, Conv, SoftmaxCrossEntropy
 from dfpgen.nn.models import build
 from dfpgen.nn.optim import SGD, learning_rate
-from dfpgen.nn.precision import Precision
+from dfpgen.core.numerics import LayerNumerics
 
 CHECKPOINT_FORMAT = 1
 LOG_FIELDS = ("epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds", "images_per_s")
@@ -40,7 +40,7 @@ class TrainConfig:
 
     net: str = "resnet8"
     data: str = "mnist"
-    precision: Precision = field(default_factory=Precision)
+    precision: LayerNumerics = field(default_factory=LayerNumerics)
     epochs: int = 8
     batch: int = 32
     lr: float = 0.05

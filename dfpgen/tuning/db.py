@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dfpgen.config import settings
-from dfpgen.codegen.emit import template_hash
 from dfpgen.errors import DFPGenError
 from dfpgen.codegen.plan import PLAN_FORMAT, Blocking
-from dfpgen.core.spec import ConvSpec, Numerics
+from dfpgen.core.spec import ConvSpec
+from dfpgen.core.numerics import Numerics
 from dfpgen.core.target import Target
 from dfpgen.version import __version__
 
@@ -50,10 +50,11 @@ class TuningKey:
 
     @classmethod
     def make(cls, spec: ConvSpec, pass_name: str, numerics: Numerics, threads: int, target: Target,
-             isa: str) -> "TuningKey":
-        """The key of one (layer, pass, numerics, threads, CPU, ISA) tuning task."""
+             isa: str, template: str) -> "TuningKey":
+        """The key of one (layer, pass, numerics, threads, CPU, ISA) tuning task; `template` is the hash
+        of the pass's template source."""
         return cls(spec.shape_key()[1:], pass_name, numerics.key() + (isa,), spec.N, threads, target.cpu,
-                   target.key()[1], template_hash(pass_name))
+                   target.key()[1], template)
 
     def text(self) -> str:
         """Canonical JSON of the key."""

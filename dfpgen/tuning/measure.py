@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dfpgen.core.dfp import quantize
 from dfpgen.codegen.kernel import Kernel, default_threads
-from dfpgen.codegen.layout import TRANSFORMS, aligned_empty
+from dfpgen.passes import DW, DX, DY, W, X, Pass, get
+from dfpgen.runtime.execute import prepare_float
 
 
 @dataclass(frozen=True)
@@ -39,31 +39,21 @@ def median_time(fn, min_seconds: float = 0.25, min_reps: int = 5, max_reps: int 
     return float(np.median(times)), len(times)
 
 
-def random_operands(spec, pass_name: str = "fprop", seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Reproducible float32 operands of one pass: (x, w) for fprop, (dy, w) for bprop, (x, dy) for wtgrad."""
+def random_operands(spec, conv_pass: Pass | str = "fprop", seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Reproducible float32 operands (src, vec) of one pass: x and dy standard normal, w scaled by
+    1/sqrt(fan-in); the same x, w and dy whichever pass asks."""
     rng = np.random.default_rng(seed)
-    x = rng.standard_normal((spec.N, spec.C, spec.H, spec.W), dtype=np.float32)
-    w = (rng.standard_normal((spec.K, spec.Cg, spec.R, spec.S), dtype=np.float32)
-         / np.float32(np.sqrt(spec.Cg * spec.R * spec.S)))
-    dy = rng.standard_normal((spec.N, spec.K, spec.P, spec.Q), dtype=np.float32)
-    return {"fprop": (x, w), "bprop": (dy, w), "wtgrad": (x, dy)}[pass_name]
-
-
-def prepared(kernel: Kernel, a: np.ndarray, b: np.ndarray) -> tuple:
-    """The kernel's blocked operands and an output buffer (quantized first when the kernel is integer)."""
-    plan = kernel.plan
-    if plan.int_accumulate:
-        a = quantize(a, plan.numerics.bits_x).mant
-        b = quantize(b, plan.numerics.bits_w).mant
-    to_src, to_vec, _ = TRANSFORMS[plan.pass_name]
-    return to_src(a, plan), to_vec(b, plan), aligned_empty(plan.out_shape, np.float32)
+    tensors = {X: rng.standard_normal(X.shape(spec), dtype=np.float32)}
+    tensors[W] = rng.standard_normal(W.shape(spec), dtype=np.float32) / np.float32(np.sqrt(spec.Cg * spec.R * spec.S))
+    tensors[DY] = rng.standard_normal(DY.shape(spec), dtype=np.float32)
+    return tuple(tensors[t] for t in get(conv_pass).operands)
 
 
 def kernel_call(kernel: Kernel, a: np.ndarray, b: np.ndarray, threads: int | None = None):
     """A no-argument callable that runs the kernel once on prepared operands (layouts done beforehand)."""
-    src, vec, out = prepared(kernel, a, b)
+    ready = prepare_float(kernel, a, b)
     threads = threads or default_threads()
-    return lambda: kernel.run(src, vec, out, 1.0, threads)
+    return lambda: ready.run(1.0, threads)
 
 
 def time_kernel(kernel: Kernel, a: np.ndarray, b: np.ndarray, threads: int | None = None,
@@ -73,11 +63,12 @@ def time_kernel(kernel: Kernel, a: np.ndarray, b: np.ndarray, threads: int | Non
     return Timing(seconds, reps, kernel.plan.spec.macs)
 
 
-def torch_call(spec, a: np.ndarray, b: np.ndarray, threads: int | None = None, pass_name: str = "fprop"):
+def torch_call(spec, a: np.ndarray, b: np.ndarray, threads: int | None = None, conv_pass: Pass | str = "fprop"):
     """A no-argument callable running PyTorch's FP32 kernel for the same pass and shape once (at
     `threads` torch threads), or None without PyTorch.
 
-    fprop calls conv2d; bprop and wtgrad call aten.convolution_backward with only that gradient asked for.
+    A pass whose result is y calls conv2d; one whose result is dx or dw calls
+    aten.convolution_backward with only that gradient asked for.
     """
     try:
         import torch
@@ -91,15 +82,14 @@ def torch_call(spec, a: np.ndarray, b: np.ndarray, threads: int | None = None, p
     pad_input = (lambda t: t) if symmetric else \
         (lambda t: torch.nn.functional.pad(t, (s.pl, s.pr, s.pt, s.pb)))
     geometry = dict(stride=[s.sh, s.sw], padding=padding, dilation=[s.dh, s.dw], groups=s.groups)
-    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
-    if pass_name == "fprop":
-        ta = pad_input(ta)
-        op = lambda: torch.nn.functional.conv2d(ta, tb, **geometry)
+    conv_pass = get(conv_pass)
+    given = {conv_pass.src: torch.from_numpy(a), conv_pass.vec: torch.from_numpy(b)}
+    x, w, dy = (given[t] if t in given else torch.zeros(t.shape(s)) for t in (X, W, DY))
+    x = pad_input(x)
+    if conv_pass.result not in (DX, DW):
+        op = lambda: torch.nn.functional.conv2d(x, w, **geometry)
     else:
-        dy, x, w = (ta, torch.zeros(s.N, s.C, s.H, s.W), tb) if pass_name == "bprop" else \
-            (tb, ta, torch.zeros(s.K, s.Cg, s.R, s.S))
-        x = pad_input(x)
-        mask = [pass_name == "bprop", pass_name == "wtgrad", False]
+        mask = [conv_pass.result is DX, conv_pass.result is DW, False]
         op = lambda: torch.ops.aten.convolution_backward(dy, x, w, None, geometry["stride"], padding,
                                                          geometry["dilation"], False, [0, 0], s.groups, mask)
 
@@ -115,9 +105,9 @@ def torch_call(spec, a: np.ndarray, b: np.ndarray, threads: int | None = None, p
 
 
 def time_torch(spec, a: np.ndarray, b: np.ndarray, threads: int | None = None, min_seconds: float = 0.25,
-               pass_name: str = "fprop") -> Timing | None:
+               conv_pass: Pass | str = "fprop") -> Timing | None:
     """Median time of PyTorch's FP32 kernel for the same pass and shape, or None without PyTorch."""
-    call = torch_call(spec, a, b, threads, pass_name)
+    call = torch_call(spec, a, b, threads, conv_pass)
     if call is None:
         return None
     seconds, reps = median_time(call, min_seconds)

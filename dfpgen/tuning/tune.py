@@ -22,16 +22,18 @@ from typing import Callable
 
 import numpy as np
 
-from dfpgen.verification import reference
+from dfpgen.verification.reference import flush_bound, fp32_bound
 from dfpgen.tuning.measure import interleaved, median_time, random_operands
-from dfpgen.codegen.cost import block_shapes, predicted_cycles
+from dfpgen.codegen.emit import template_hash
+from dfpgen.passes import Pass, Reduction, get
+from dfpgen.runtime.execute import Prepared, output_buffer, prepare, quantized_operands
+from dfpgen.tuning.cost import block_shapes, predicted_cycles
 from dfpgen.tuning.db import Record, TuningDB, TuningKey
-from dfpgen.core.dfp import quantize
 from dfpgen.errors import CompileError, DFPGenError, PlanError
 from dfpgen.codegen.kernel import Kernel, build
-from dfpgen.codegen.layout import TRANSFORMS, aligned_empty
-from dfpgen.codegen.plan import Blocking, make_plan
-from dfpgen.core.spec import ConvSpec, Numerics
+from dfpgen.codegen.plan import Blocking
+from dfpgen.core.spec import ConvSpec
+from dfpgen.core.numerics import Numerics
 from dfpgen.core.target import Target, get_isa, host
 
 # After the search the fastest CONFIRM_FINALISTS candidates and the default are timed again in
@@ -43,21 +45,23 @@ CONFIRM_ROUNDS = 3
 
 # ----------------------------------------------------------------------------------- the space
 
-def knob_space(spec: ConvSpec, pass_name: str, numerics: Numerics, target: Target, isa_name: str) -> list[Blocking]:
-    """Every blocking worth planning for one kernel: register blocks that fit, channel blocks, unrolls, orders."""
-    isa = get_isa(isa_name)
+def knob_space(spec: ConvSpec, conv_pass: Pass | str, numerics: Numerics, target: Target,
+               isa_name: str) -> list[Blocking]:
+    """Every blocking worth planning for one kernel: register blocks that fit, channel blocks, unrolls,
+    orders (passes reducing over channels), reduction blocks (passes reducing over pixels)."""
+    conv_pass, isa = get(conv_pass), get_isa(isa_name)
     lanes, elem = isa.lanes, (2 if isa.precision == "dfp16" else 1)
     chain = numerics.effective_chain if isa.precision == "dfp16" else 1 << 30
     rbs = [None]
-    if pass_name == "wtgrad":
+    if conv_pass.reduction is Reduction.PIXELS:
         cpbs, unrolls, orders = [None], [None] + [u for u in (2, 4, 8, 16) if u <= chain], ["nk"]
         rbs = [None] + [rb for rb in (2, 8, 32) if rb < spec.N * spec.P]
     else:
-        elems = -(-(spec.C if pass_name == "fprop" else spec.K) // elem)
+        elems = conv_pass.reduced_channel_elements(spec, elem)
         cpbs = sorted({min(m * lanes, elems) for m in (1, 2, 4)} | {max(1, min(lanes, elems) // 2)})
         unrolls, orders = [None, "half"], ["nk", "kn", "np"] if spec.N > 1 else ["nk", "np"]
     space = []
-    for kv, wb, hb in block_shapes(spec, pass_name, target, isa_name):
+    for kv, wb, hb in block_shapes(spec, conv_pass, target, isa_name):
         for cpb, unroll, order, rb in product(cpbs, unrolls, orders, rbs):
             if unroll == "half":
                 if cpb is None or cpb < 2 or cpb % 2 or cpb // 2 > chain:
@@ -67,34 +71,35 @@ def knob_space(spec: ConvSpec, pass_name: str, numerics: Numerics, target: Targe
     return space
 
 
-def rank_by_cost(space: list[Blocking], spec: ConvSpec, pass_name: str, numerics: Numerics, target: Target,
+def rank_by_cost(space: list[Blocking], spec: ConvSpec, conv_pass: Pass | str, numerics: Numerics, target: Target,
                  isa_name: str, limit: int = 160) -> list[tuple[float, Blocking]]:
     """Plannable blockings with their predicted cycles, best first (PlanErrors dropped).
 
     Planning every point is the costly part, so only register-block shapes are ranked first, and the
     best `limit` of them are expanded over their channel-block, unroll and order variants."""
+    conv_pass = get(conv_pass)
     shapes: dict[tuple, list[Blocking]] = {}
     for b in space:
         shapes.setdefault((b.kv, b.wb, b.hb), []).append(b)
     scored_shapes = []
     for shape, variants in shapes.items():
-        cycles = _cycles(variants[0], spec, pass_name, numerics, target, isa_name)
+        cycles = _cycles(variants[0], spec, conv_pass, numerics, target, isa_name)
         if cycles is not None:
             scored_shapes.append((cycles, shape))
     scored_shapes.sort()
     ranked = []
     for _, shape in scored_shapes[:max(1, limit // 4)]:
         for b in shapes[shape]:
-            cycles = _cycles(b, spec, pass_name, numerics, target, isa_name)
+            cycles = _cycles(b, spec, conv_pass, numerics, target, isa_name)
             if cycles is not None:
                 ranked.append((cycles, b))
     ranked.sort(key=lambda cb: (cb[0], cb[1].describe()))
     return ranked[:limit]
 
 
-def _cycles(b, spec, pass_name, numerics, target, isa_name) -> float | None:
+def _cycles(b, spec, conv_pass, numerics, target, isa_name) -> float | None:
     try:
-        return predicted_cycles(make_plan(spec, numerics, b, target, isa_name, pass_name))
+        return predicted_cycles(conv_pass.plan(spec, numerics, b, target, isa_name))
     except PlanError:
         return None
 
@@ -188,16 +193,25 @@ class Task:
     """One tuning task: a layer's pass under fixed numerics, ISA and thread count."""
 
     spec: ConvSpec
-    pass_name: str
+    conv_pass: Pass
     numerics: Numerics
     isa: str
     threads: int
     target: Target
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "conv_pass", get(self.conv_pass))   # a pass name is accepted too
+
     @property
     def key(self) -> TuningKey:
         """Its database key."""
-        return TuningKey.make(self.spec, self.pass_name, self.numerics, self.threads, self.target, self.isa)
+        return tuning_key(self.spec, self.conv_pass, self.numerics, self.threads, self.target, self.isa)
+
+
+def tuning_key(spec: ConvSpec, conv_pass: Pass, numerics: Numerics, threads: int, target: Target,
+               isa: str) -> TuningKey:
+    """The database key of one kernel: its template's hash makes a changed template retune."""
+    return TuningKey.make(spec, conv_pass.name, numerics, threads, target, isa, template_hash(conv_pass.template))
 
 
 class Measurer:
@@ -205,40 +219,35 @@ class Measurer:
 
     def __init__(self, task: Task, min_seconds: float = 0.1, seed: int = 0):
         self.task, self.min_seconds = task, min_seconds
-        s, p = task.spec, task.pass_name
+        s, p = task.spec, task.conv_pass
         a, b = random_operands(s, p, seed)
-        if get_isa(task.isa).precision == "dfp16":
-            qa, qb = quantize(a, task.numerics.bits_x), quantize(b, task.numerics.bits_w)
-            self.a, self.b, self.scale = qa.mant, qb.mant, float(np.ldexp(1.0, qa.exp + qb.exp))
-        else:
-            self.a, self.b, self.scale = a, b, 1.0
-        self.exact = reference.run(p, self.a, self.b, s) * self.scale
-        self.abs_ref = reference.run(p, np.abs(self.a), np.abs(self.b), s) * self.scale
+        integer = get_isa(task.isa).precision == "dfp16"
+        self.a, self.b, self.scale = quantized_operands(a, b, task.numerics if integer else None)
+        self.exact = p.reference(self.a, self.b, s) * self.scale
+        self.magnitude = p.reference(np.abs(self.a), np.abs(self.b), s)   # the sum of |products|, unscaled
         self._blocked: dict[tuple, tuple] = {}
 
     def kernel(self, blocking: Blocking) -> Kernel:
         """Plan and emit one candidate."""
         t = self.task
-        return build(make_plan(t.spec, t.numerics, blocking, t.target, t.isa, t.pass_name))
+        return build(t.conv_pass.plan(t.spec, t.numerics, blocking, t.target, t.isa))
 
-    def _operands(self, kernel: Kernel) -> tuple:
+    def prepared(self, kernel: Kernel) -> Prepared:
+        """The kernel with the task's operands in its layouts (the last layout's blocks are reused)."""
         plan = kernel.plan
         layout_key = (plan.in_shape, plan.w_shape, plan.layout)
         if layout_key not in self._blocked:
-            to_src, to_vec, _ = TRANSFORMS[plan.pass_name]
-            self._blocked = {layout_key: (to_src(self.a, plan), to_vec(self.b, plan))}  # keep one layout
-        return self._blocked[layout_key]
+            ready = prepare(kernel, self.a, self.b)
+            self._blocked = {layout_key: (ready.src, ready.vec)}  # keep one layout
+        return Prepared(kernel, *self._blocked[layout_key], output_buffer(kernel))
 
     def check(self, kernel: Kernel, result: np.ndarray) -> None:
         """Raise ValueError if a result is not within the kernel's derived error bound of the reference."""
         plan = kernel.plan
         if plan.int_accumulate:
-            bound = (plan.flushes + 1) * 2.0**-24 * self.abs_ref
-        else:  # FP32 FMAs: a sequential dot product of the reduction's length
-            length = self.task.spec.C * self.task.spec.R * self.task.spec.S if plan.pass_name == "fprop" else \
-                self.task.spec.K * self.task.spec.R * self.task.spec.S if plan.pass_name == "bprop" else \
-                self.task.spec.N * self.task.spec.P * self.task.spec.Q
-            bound = 1.01 * length * 2.0**-24 * self.abs_ref
+            bound = flush_bound(self.magnitude, plan.flushes) * self.scale
+        else:
+            bound = fp32_bound(self.magnitude, plan.conv_pass.reduction_length(self.task.spec))
         excess = np.abs(result - self.exact) - bound
         if not np.all(np.isfinite(result)) or excess.max(initial=0) > 1e-30:
             raise ValueError(f"answer off by up to {float(np.nanmax(np.abs(result - self.exact))):.3g} "
@@ -258,15 +267,14 @@ class Measurer:
         except (CompileError, RuntimeError) as exc:
             return fail("compile", exc)
         try:
-            src, vec = self._operands(kernel)
-            out = aligned_empty(kernel.plan.out_shape, np.float32)
-            kernel.run(src, vec, out, self.scale, t.threads)
-            self.check(kernel, TRANSFORMS[t.pass_name][2](out, kernel.plan))
+            ready = self.prepared(kernel)
+            ready.run(self.scale, t.threads)
+            self.check(kernel, ready.result())
         except ValueError as exc:
             return fail("wrong_answer", exc)
         except DFPGenError as exc:
             return fail("runtime", exc)
-        seconds, _ = median_time(lambda: kernel.run(src, vec, out, 1.0, t.threads), self.min_seconds, min_reps=3)
+        seconds, _ = median_time(lambda: ready.run(1.0, t.threads), self.min_seconds, min_reps=3)
         return Record(key, kernel.plan.blocking, seconds, t.spec.macs / seconds / 1e9, None, None, time.time(),
                       t.spec.name)
 
@@ -277,10 +285,8 @@ class Measurer:
         finalists' medians over rounds they share are what the choice between them rests on."""
         runs = {}
         for record in finalists:
-            kernel = self.kernel(record.blocking)
-            src, vec = self._operands(kernel)
-            out = aligned_empty(kernel.plan.out_shape, np.float32)
-            runs[record.blocking] = (lambda k=kernel, s=src, v=vec, o=out: k.run(s, v, o, 1.0, self.task.threads))
+            ready = self.prepared(self.kernel(record.blocking))
+            runs[record.blocking] = (lambda r=ready: r.run(1.0, self.task.threads))
         times = interleaved(runs, rounds, self.min_seconds * rounds)
         macs = self.task.spec.macs
         return [dataclasses.replace(r, seconds=float(np.median(times[r.blocking])), created=time.time(),
@@ -303,7 +309,7 @@ class Outcome:
 def tune(task: Task, db: TuningDB, *, trials: int = 64, budget: float = 30.0, seed: int = 0,
          retune: bool = False, progress: Callable[[int], None] | None = None) -> Outcome:
     """Tune one task (or answer from the database unless `retune`); every measurement is recorded."""
-    from dfpgen.codegen.cost import default_blocking
+    from dfpgen.tuning.cost import default_blocking
 
     key = task.key
     if not retune:
@@ -313,11 +319,11 @@ def tune(task: Task, db: TuningDB, *, trials: int = 64, budget: float = 30.0, se
             default = Record(key, Blocking(**json.loads(saved[1])), saved[0], task.spec.macs / saved[0] / 1e9,
                              layer=task.spec.name) if saved and saved[1] else None
             return Outcome(task, best, default, True)
-    default = default_blocking(task.spec, task.numerics, task.target, task.isa, task.pass_name)
+    default = default_blocking(task.spec, task.numerics, task.target, task.isa, task.conv_pass)
     started = time.monotonic()
     measurer = Measurer(task)
-    space = knob_space(task.spec, task.pass_name, task.numerics, task.target, task.isa)
-    ranked = [b for _, b in rank_by_cost(space, task.spec, task.pass_name, task.numerics, task.target, task.isa)]
+    space = knob_space(task.spec, task.conv_pass, task.numerics, task.target, task.isa)
+    ranked = [b for _, b in rank_by_cost(space, task.spec, task.conv_pass, task.numerics, task.target, task.isa)]
     records: dict[Blocking, Record] = {}
 
     def measure(b: Blocking) -> float:
@@ -365,12 +371,13 @@ def tune(task: Task, db: TuningDB, *, trials: int = 64, budget: float = 30.0, se
                    confirmed=len(confirmed) if len(confirmed) > 1 else 0)
 
 
-def lookup(spec: ConvSpec, pass_name: str, numerics: Numerics, isa: str, threads: int,
+def lookup(spec: ConvSpec, conv_pass: Pass | str, numerics: Numerics, isa: str, threads: int,
            target: Target | None = None, db: TuningDB | None = None) -> tuple[Blocking | None, str]:
     """The tuned blocking for a kernel from the database, and where it came from: 'tuned', 'tuned at
-    batch B, T threads' (the nearest tuned configuration of the same layer) or 'default' (none)."""
+    batch B, T threads' (the nearest tuned configuration of the same layer) or 'default' (none).
+    The one place that consults the tuning database for a kernel (without `db`: the user's own)."""
     target = target or host()
-    key = TuningKey.make(spec, pass_name, numerics, threads, target, isa)
+    key = tuning_key(spec, get(conv_pass), numerics, threads, target, isa)
     if db is None:
         own = TuningDB(create=False)
         try:

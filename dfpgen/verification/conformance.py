@@ -17,16 +17,16 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from dfpgen.verification import reference
+from dfpgen.verification.reference import flush_bound
 from dfpgen.runtime.conv import Conv2d
 from dfpgen.core.descriptor import Problem, read_list
 from dfpgen.core.dfp import DFPTensor
 from dfpgen.errors import DFPGenError, UnsupportedError
-from dfpgen.codegen.plan import PASSES
+from dfpgen import passes
+from dfpgen.passes import DY, W, X, Pass
 from dfpgen.core.spec import ConvSpec
 
 STATUSES = ("passed", "failed", "unsupported")
-EXACT_LIMIT = 2.0**24   # below this every partial sum of integer products is exact in FP32
 
 
 @dataclass(frozen=True)
@@ -82,16 +82,15 @@ def random_mantissas(shape: tuple, bits: int, rng: np.random.Generator) -> DFPTe
     return DFPTensor(rng.integers(-top, top + 1, size=shape, dtype=np.int16), 0, bits)
 
 
-def check_pass(op: Conv2d, pass_name: str, a: DFPTensor, b: DFPTensor) -> str:
+def check_pass(op: Conv2d, conv_pass: Pass | str, a: DFPTensor, b: DFPTensor) -> str:
     """'' when the pass agrees with the float64 reference, else what is wrong."""
-    spec = op.spec
-    got = op.run(pass_name, a, b)[0].astype(np.float64)
-    exact = reference.run(pass_name, a.mant, b.mant, spec)
-    magnitude = reference.run(pass_name, np.abs(a.mant.astype(np.int32)), np.abs(b.mant.astype(np.int32)), spec)
+    spec, conv_pass = op.spec, passes.get(conv_pass)
+    got = op.run(conv_pass, a, b)[0].astype(np.float64)
+    exact = conv_pass.reference(a.mant, b.mant, spec)
+    magnitude = conv_pass.reference(np.abs(a.mant.astype(np.int32)), np.abs(b.mant.astype(np.int32)), spec)
     if got.shape != exact.shape:
         return f"shape {got.shape}, expected {exact.shape}"
-    flushes = op.kernel(pass_name).plan.flushes
-    bound = np.where(magnitude < EXACT_LIMIT, 0.0, (flushes + 1) * 2.0**-24 * magnitude)
+    bound = flush_bound(magnitude, op.kernel(conv_pass).plan.flushes)
     error = np.abs(got - exact)
     if not np.all(np.isfinite(got)):
         return "non-finite output"
@@ -103,7 +102,7 @@ def check_pass(op: Conv2d, pass_name: str, a: DFPTensor, b: DFPTensor) -> str:
     return ""
 
 
-def run_problem(problem: Problem, suite: str, passes: Iterable[str] = PASSES, *, mb: int | None = 2,
+def run_problem(problem: Problem, suite: str, pass_list: Iterable[Pass] = passes.ALL, *, mb: int | None = 2,
                 max_spatial: int | None = None, bits: int = 16, isa: str | None = None,
                 threads: int | None = None, seed: int = 0) -> list[Outcome]:
     """Run one problem's passes; every failure becomes an Outcome, never an exception."""
@@ -114,22 +113,21 @@ def run_problem(problem: Problem, suite: str, passes: Iterable[str] = PASSES, *,
     outcomes = []
     try:
         op = Conv2d(spec, bits=bits, isa=isa, threads=threads, eager=False)
-        x = random_mantissas((spec.N, spec.C, spec.H, spec.W), bits, rng)
-        w = random_mantissas((spec.K, spec.Cg, spec.R, spec.S), bits, rng)
-        dy = random_mantissas((spec.N, spec.K, spec.P, spec.Q), bits, rng)
+        tensors = {t: random_mantissas(t.shape(spec), bits, rng) for t in (X, W, DY)}
     except DFPGenError as exc:
-        return [Outcome(suite, problem.line, label, p, "failed", f"{type(exc).__name__}: {exc}", spec) for p in passes]
-    operands = {"fprop": (x, w), "bprop": (dy, w), "wtgrad": (x, dy)}
-    for pass_name in passes:
+        return [Outcome(suite, problem.line, label, passes.get(p).name, "failed", f"{type(exc).__name__}: {exc}", spec)
+                for p in pass_list]
+    for conv_pass in map(passes.get, pass_list):
         try:
-            detail = check_pass(op, pass_name, *operands[pass_name])
+            detail = check_pass(op, conv_pass, *(tensors[t] for t in conv_pass.operands))
         except DFPGenError as exc:
             detail = f"{type(exc).__name__}: {exc}"
-        outcomes.append(Outcome(suite, problem.line, label, pass_name, "failed" if detail else "passed", detail, spec))
+        outcomes.append(Outcome(suite, problem.line, label, conv_pass.name, "failed" if detail else "passed", detail,
+                                spec))
     return outcomes
 
 
-def run_suite(path: Path, passes: Iterable[str] = PASSES, progress: Callable[[Outcome], None] | None = None,
+def run_suite(path: Path, pass_list: Iterable[Pass] = passes.ALL, progress: Callable[[Outcome], None] | None = None,
               entries: list | None = None, **options) -> list[Outcome]:
     """Every problem of one benchdnn list (see run_problem for the options); `entries` is the list as
     descriptor.read_list already read it, when the caller has it."""
@@ -141,7 +139,7 @@ def run_suite(path: Path, passes: Iterable[str] = PASSES, progress: Callable[[Ou
         elif isinstance(entry, Exception):
             found = [Outcome(suite, entry.line, entry.text, "all", "failed", f"malformed: {entry}")]
         else:
-            found = run_problem(entry, suite, passes, **options)
+            found = run_problem(entry, suite, pass_list, **options)
         outcomes.extend(found)
         if progress:
             for outcome in found:

@@ -67,17 +67,22 @@ def wtgrad(x: np.ndarray, dy: np.ndarray, spec: ConvSpec) -> np.ndarray:
     return _by_group(spec, x, 1, dy, 1, one, 0)
 
 
-PASSES = {"fprop": fprop, "bprop": bprop, "wtgrad": wtgrad}
+# Below this every partial sum of integer products is exact in FP32, so a kernel must match bit for bit.
+EXACT_LIMIT = 2.0**24
 
 
-def run(pass_name: str, a: np.ndarray, b: np.ndarray, spec: ConvSpec) -> np.ndarray:
-    """The reference result of one pass on its two operands (the same order as Conv2d.run)."""
-    return PASSES[pass_name](a, b, spec)
-
-
-def flush_bound(pass_name: str, a: np.ndarray, b: np.ndarray, spec: ConvSpec, flushes: int) -> np.ndarray:
-    """Elementwise bound on |kernel - exact| for integer operands: (flushes + 1) * 2**-24 * |a| (*) |b|.
+def flush_bound(magnitude: np.ndarray, flushes: int) -> np.ndarray:
+    """Elementwise bound on |kernel - exact| of an integer kernel, from `magnitude` = the reference of
+    |src| and |vec| (the sum of |products|) and the kernel's flushes per output: 0 where the magnitude
+    is below EXACT_LIMIT, else (flushes + 1) * 2**-24 * magnitude.
 
     Each flush rounds one INT32 chunk to FP32 (relative error <= 2**-24) and one FMA adds it to the
-    running FP32 sum (another <= 2**-24 of that sum); both are at most the sum of |products|."""
-    return (flushes + 1) * 2.0**-24 * PASSES[pass_name](np.abs(a), np.abs(b), spec)
+    running FP32 sum (another <= 2**-24 of that sum); both are at most the sum of |products|
+    (docs/numerics.md derives it)."""
+    return np.where(magnitude < EXACT_LIMIT, 0.0, (flushes + 1) * 2.0**-24 * magnitude)
+
+
+def fp32_bound(magnitude: np.ndarray, length: int) -> np.ndarray:
+    """Elementwise bound on |kernel - exact| of an FP32 kernel: a sequential dot product of `length`
+    terms, 1.01 * length * 2**-24 * the sum of |products|."""
+    return 1.01 * length * 2.0**-24 * magnitude

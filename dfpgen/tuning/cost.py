@@ -8,12 +8,14 @@ from itertools import product
 import numpy as np
 
 from dfpgen.errors import PlanError
-from dfpgen.codegen.plan import Blocking, Plan, block_steps, common, largest_divisor_at_most, make_plan, register_need
-from dfpgen.core.spec import ConvSpec, Numerics
+from dfpgen.codegen.plan import Blocking, Plan, block_steps, common, largest_divisor_at_most, register_need
+from dfpgen.passes import Pass, Reduction, get
+from dfpgen.core.spec import ConvSpec
+from dfpgen.core.numerics import Numerics
 from dfpgen.core.target import Target, get_isa
 
 # Multiply-accumulate instructions retired per cycle: VNNI and FMA issue on two ports; the
-# vpmaddwd + vpaddd pair costs two vector ops (DESIGN.md's Zen 3 peaks put it at ~0.8x of FMA).
+# vpmaddwd + vpaddd pair costs two vector ops (docs/experiments.md: measured Zen 3 peaks put it at ~0.8x of FMA).
 MAC_RATE = {"vnni": 2.0, "fma": 2.0, "pmadd": 1.6}
 LOADS_PER_CYCLE = 2.0
 STEP_OVERHEAD = 2.0      # table loads, pointer arithmetic and the loop branch of one reduction step
@@ -55,35 +57,28 @@ VNNI_LOADS_PER_CYCLE = 0.9
 STEP_VECTORS = 1
 
 
+# The rule families below are chosen by what the pass reduces over (Pass.reduction) and the ISA's kind.
+
 def _pmadd_rules(plan: Plan) -> bool:
-    return _pmadd_fprop_bprop(plan.isa, plan.pass_name)
+    return _pmadd_channel_reduction(plan.isa, plan.conv_pass)
 
 
-def _pmadd_fprop_bprop(isa, pass_name: str) -> bool:
-    return _isa_kind(isa) == "pmadd" and pass_name != "wtgrad"
+def _pmadd_channel_reduction(isa, conv_pass: Pass) -> bool:
+    return isa.kind == "pmadd" and conv_pass.reduction is Reduction.CHANNELS
 
 
 def _vnni_wide_fprop_bprop(plan: Plan) -> bool:
-    return _kind(plan) == "vnni" and plan.pass_name != "wtgrad" and plan.target.vector_registers == 32
+    return plan.isa.kind == "vnni" and plan.conv_pass.reduction is Reduction.CHANNELS \
+        and plan.target.vector_registers == 32
 
 
 def _pmadd_wtgrad(plan: Plan) -> bool:
-    return _kind(plan) == "pmadd" and plan.pass_name == "wtgrad"
-
-
-def _kind(plan: Plan) -> str:
-    return _isa_kind(plan.isa)
-
-
-def _isa_kind(isa) -> str:
-    if isa.precision == "fp32":
-        return "fma"
-    return "vnni" if "vnni" in isa.name else "pmadd"
+    return plan.isa.kind == "pmadd" and plan.conv_pass.reduction is Reduction.PIXELS
 
 
 def predicted_cycles(plan: Plan) -> float:
     """Cycles the whole kernel should take on one core, from instruction counts and issue rates."""
-    rate, pmadd, pmadd_wtgrad = MAC_RATE[_kind(plan)], _pmadd_rules(plan), _pmadd_wtgrad(plan)
+    rate, pmadd, pmadd_wtgrad = MAC_RATE[plan.isa.kind], _pmadd_rules(plan), _pmadd_wtgrad(plan)
     loads_per_cycle = PMADD_LOADS_PER_CYCLE if pmadd else \
         VNNI_LOADS_PER_CYCLE if _vnni_wide_fprop_bprop(plan) else LOADS_PER_CYCLE
     spill_free = plan.target.vector_registers - (WTGRAD_TEMPORARIES if pmadd_wtgrad else PMADD_TEMPORARIES)
@@ -112,22 +107,15 @@ def predicted_cycles(plan: Plan) -> float:
 def efficiency(plan: Plan) -> float:
     """Useful MACs per predicted cycle, as a fraction of the instruction's peak."""
     useful = plan.spec.macs / (plan.lanes * plan.elem)   # instructions if nothing were padded or stalled
-    return useful / MAC_RATE[_kind(plan)] / predicted_cycles(plan)
+    return useful / MAC_RATE[plan.isa.kind] / predicted_cycles(plan)
 
 
-def block_shapes(spec: ConvSpec, pass_name: str, target: Target, isa_name: str, max_kv: int = 6,
+def block_shapes(spec: ConvSpec, conv_pass: Pass | str, target: Target, isa_name: str, max_kv: int = 6,
                  max_wb: int = 28, max_hb: int = 4) -> list[tuple[int, int, int]]:
-    """Register-block shapes (kv, wb, hb) of a pass that fit the register file.
-
-    fprop/bprop block output pixels (wb along a row, hb rows) x kv vectors of output channels;
-    wtgrad blocks input channels (wb) x filter columns (hb) x kv vectors of output channels."""
-    lanes = get_isa(isa_name).lanes
-    if pass_name == "wtgrad":
-        vectors, width, height = -(-spec.K // lanes), spec.C, spec.S
-    elif pass_name == "bprop":
-        vectors, width, height = -(-spec.C // lanes), spec.W, spec.H
-    else:
-        vectors, width, height = -(-spec.K // lanes), spec.Q, spec.P
+    """Register-block shapes (kv, wb, hb) of a pass that fit the register file: kv vectors over the
+    extents the pass names in `block_axes` (e.g. FPROP: output channels, wb columns and hb rows of
+    output pixels; WTGRAD: output channels, wb input channels, hb filter columns)."""
+    vectors, width, height = get(conv_pass).block_extents(spec, get_isa(isa_name).lanes)
     return [(kv, wb, hb) for kv, wb, hb in product(range(1, min(vectors, max_kv) + 1),
                                                    range(1, min(width, max_wb) + 1),
                                                    range(1, min(height, max_hb) + 1))
@@ -135,14 +123,15 @@ def block_shapes(spec: ConvSpec, pass_name: str, target: Target, isa_name: str, 
 
 
 def default_blocking(spec: ConvSpec, numerics: Numerics, target: Target, isa_name: str,
-                     pass_name: str = "fprop") -> Blocking:
+                     conv_pass: Pass | str = "fprop") -> Blocking:
     """The blocking the cost model ranks best: good speed without tuning."""
-    common(numerics, Blocking(), target, isa_name, pass_name, spec)  # ISA and policy errors say what is wrong
+    conv_pass = get(conv_pass)
+    common(numerics, Blocking(), target, isa_name, spec)  # ISA and policy errors say what is wrong
     best, best_key = None, None
-    for kv, wb, hb in block_shapes(spec, pass_name, target, isa_name):
+    for kv, wb, hb in block_shapes(spec, conv_pass, target, isa_name):
         blocking = Blocking(kv, wb, hb)
         try:
-            plan = make_plan(spec, numerics, blocking, target, isa_name, pass_name)
+            plan = conv_pass.plan(spec, numerics, blocking, target, isa_name)
         except PlanError:
             continue
         # Under the vpmaddwd and wide vpdpwssd rules ties go to wide, flat blocks (the broadcasts of
@@ -154,14 +143,14 @@ def default_blocking(spec: ConvSpec, numerics: Numerics, target: Target, isa_nam
         if best_key is None or key < best_key:
             best, best_key = blocking, key
     if best is None:
-        raise PlanError(f"no register blocking fits {spec.describe()} ({pass_name}) on {isa_name}")
-    if _pmadd_fprop_bprop(get_isa(isa_name), pass_name):
-        best = _pmadd_refined(best, spec, numerics, target, isa_name, pass_name)
+        raise PlanError(f"no register blocking fits {spec.describe()} ({conv_pass.name}) on {isa_name}")
+    if _pmadd_channel_reduction(get_isa(isa_name), conv_pass):
+        best = _pmadd_refined(best, spec, numerics, target, isa_name, conv_pass)
     return best
 
 
 def _pmadd_refined(shape: Blocking, spec: ConvSpec, numerics: Numerics, target: Target, isa_name: str,
-                   pass_name: str) -> Blocking:
+                   conv_pass: Pass) -> Blocking:
     """The best channel block and item order for a vpmaddwd FPROP/BPROP register block.
 
     Measured on Zen 3 (ResNet-50 3x3 layers, bits 13): channel blocks of 2-4 vectors' worth of pairs
@@ -174,13 +163,13 @@ def _pmadd_refined(shape: Blocking, spec: ConvSpec, numerics: Numerics, target: 
     vpmaddwd path takes the same rule by analogy (not measured: the AVX-512 machine of 2026-12-03
     timed only the vpdpwssd and FMA kernels)."""
     lanes = get_isa(isa_name).lanes
-    elems = -(-(spec.C if pass_name == "fprop" else spec.K) // 2)
+    elems = conv_pass.reduced_channel_elements(spec, 2)
     best, best_key = shape, None
     for cpb in sorted({min(m * lanes, elems) for m in (1, 2, 4)}):
         for order in ("nk", "np"):
             b = Blocking(shape.kv, shape.wb, shape.hb, cpb, largest_divisor_at_most(cpb, STEP_VECTORS * lanes), order)
             try:
-                key = (round(predicted_cycles(make_plan(spec, numerics, b, target, isa_name, pass_name)), 6), -cpb)
+                key = (round(predicted_cycles(conv_pass.plan(spec, numerics, b, target, isa_name)), 6), -cpb)
             except PlanError:
                 continue
             if best_key is None or key < best_key:
