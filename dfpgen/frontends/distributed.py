@@ -36,7 +36,7 @@ from torch import nn
 from dfpgen.training.data import batches, load
 from dfpgen.core.dfp import ROUNDING_MODES
 from dfpgen.errors import DFPGenError
-from dfpgen.codegen.jit import atomic_write
+from dfpgen.files import atomic_write
 from dfpgen.nn import layers as L
 from dfpgen.nn.models import NETWORKS, build
 from dfpgen.nn.optim import SCHEDULES, learning_rate

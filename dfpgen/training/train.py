@@ -20,7 +20,7 @@ import numpy as np
 
 from dfpgen.training.data import Dataset, batches, load
 from dfpgen.errors import DFPGenError
-from dfpgen.codegen.jit import atomic_write
+from dfpgen.files import atomic_write
 from dfpgen.nn.layers import BatchNorm, Conv, SoftmaxCrossEntropy
 from dfpgen.nn.models import build
 from dfpgen.nn.optim import SGD, learning_rate

@@ -16,6 +16,7 @@ import numpy as np
 from dfpgen.codegen import jit
 from dfpgen.config import settings
 from dfpgen.codegen.emit import environment, ir_types
+from dfpgen.files import atomic_write
 from dfpgen.errors import TargetError
 from dfpgen.codegen.layout import aligned_zeros
 from dfpgen.core.target import Target, get_isa, host
@@ -111,5 +112,5 @@ def peaks(remeasure: bool = False, target: Target | None = None) -> dict[str, Pe
             pass  # a damaged cache is remeasured
     found = {name: measure(name, target) for name in target.isas("dfp16") + target.isas("fp32")}
     payload = {"key": key, "peaks": {n: p.__dict__ for n, p in found.items()}}
-    jit.atomic_write(path, json.dumps(payload, indent=1).encode())
+    atomic_write(path, json.dumps(payload, indent=1).encode())
     return found
