@@ -30,8 +30,8 @@ def variants():
 def test_variants_keep_the_blocking_and_the_step_tables(variants):
     plans = [k.plan for k in variants.values()]
     assert {p.blocking for p in plans} == {plans[0].blocking}
-    assert {(p.in_step_offsets, p.w_step_offsets) for p in plans} == {(plans[0].in_step_offsets,
-                                                                       plans[0].w_step_offsets)}
+    assert {(p.src_step_offsets, p.vec_step_offsets) for p in plans} == {(plans[0].src_step_offsets,
+                                                                       plans[0].vec_step_offsets)}
     assert all(len(p.call_table) == len(plans[0].call_table) for p in plans)
 
 

@@ -1,5 +1,5 @@
 """BPROP kernels (dx = dL/dx) run end to end against the independent float64 references of
-tests/backward_reference.py (scatter-add over taps; derivation of the bounds there).
+tests/oracle_backward.py (scatter-add over taps; derivation of the bounds there).
 
 Contract checked (Conv2d.bprop(dy, w), numerics Numerics(bits_grad, bits_w)):
   * exact equality wherever bprop(|dym|, |wm|) < 2**24,
@@ -25,7 +25,7 @@ from dfpgen.errors import DFPGenError, PlanError, ShapeError, TargetError
 from dfpgen.codegen.layout import aligned_empty
 from dfpgen.core.target import ISAS, host
 
-import backward_reference as ref
+import oracle_backward as ref
 
 PASS = "bprop"
 HOST = host()
@@ -548,14 +548,14 @@ def test_kernel_writes_every_output(spec, blocking, isa):
     rng = np.random.default_rng(3)
     dym, wm = operands(rng, spec, 30, 30)
     to_src, to_vec, from_dst = plan.conv_pass.to_src, plan.conv_pass.to_vec, plan.conv_pass.from_dst
-    out = aligned_empty(plan.out_shape, np.float32)
+    out = aligned_empty(plan.dst_shape, np.float32)
     out.fill(np.nan)
     a, b = (dym, wm) if precision == "dfp16" else (dym.astype(np.float32), wm.astype(np.float32))
     m = kernel.run(to_src(a, plan), to_vec(b, plan), out, 1.0, threads=THREADS)
     assert not np.isnan(out).any(), f"{int(np.isnan(out).sum())} of {out.size} outputs never written"
     dx = from_dst(out, plan)
     np.testing.assert_array_equal(dx, exact(dym, wm, spec).astype(np.float32))
-    N, CB, H, W, lanes = plan.out_shape
+    N, CB, H, W, lanes = plan.dst_shape
     assert not np.any(out.transpose(0, 1, 4, 2, 3).reshape(N, CB * lanes, H, W)[:, spec.C:])
     assert m == float(np.max(np.abs(dx)))
 
@@ -609,8 +609,8 @@ def test_cross_emitted_asm(spec, cpu, instruction, absent):
     assert not kernel.executable
     plan = kernel.plan
     with pytest.raises(TargetError):
-        kernel.run(np.zeros(plan.in_shape, np.int16), np.zeros(plan.w_shape, np.int16),
-                   np.zeros(plan.out_shape, np.float32))
+        kernel.run(np.zeros(plan.src_shape, np.int16), np.zeros(plan.vec_shape, np.int16),
+                   np.zeros(plan.dst_shape, np.float32))
 
 
 # ------------------------------------------------------------------------------------- errors

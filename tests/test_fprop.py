@@ -1,8 +1,8 @@
-"""FPROP kernels run end to end and checked against the independent reference in tests/reference.py.
+"""FPROP kernels run end to end and checked against the independent reference in tests/oracle_fprop.py.
 
 Every test that executes a kernel is parametrized over the ISAs the host can run
 (`dfpgen.core.target.host().isas(...)`), so the same file runs on a Zen 3 CI box (avx2 only) and on a
-VNNI machine. The numerical contract (derived in reference.py):
+VNNI machine. The numerical contract (derived in oracle_fprop.py):
   * exact equality wherever conv(|xm|, |wm|) < 2**24,
   * |y - exact| <= gamma_{F+1} * conv(|xm|, |wm|) * 2**(ex+ew) elsewhere (F = plan.flushes),
   * FP32 kernels within gamma_{C*R*S} * conv(|x|, |w|) of a float64 conv.
@@ -24,7 +24,7 @@ from dfpgen.errors import DFPGenError, PlanError, ShapeError, TargetError
 from dfpgen.codegen.layout import aligned_empty, aligned_zeros, block_input, block_weights, unblock_output
 from dfpgen.core.target import ISAS, host
 
-import reference as ref
+import oracle_fprop as ref
 
 HOST = host()
 DFP_ISAS = HOST.isas("dfp16")
@@ -358,7 +358,7 @@ def test_kernel_run_writes_every_output(spec, blocking, isa):
     plan = kernel.plan
     rng = np.random.default_rng(3)
     xm, wm = mantissas(rng, spec, 30, 30)
-    out = aligned_empty(plan.out_shape, np.float32)
+    out = aligned_empty(plan.dst_shape, np.float32)
     out.fill(np.nan)
     src_x, src_w = (xm, wm) if precision == "dfp16" else (xm.astype(np.float32), wm.astype(np.float32))
     m = kernel.run(block_input(src_x, plan), block_weights(src_w, plan), out, 1.0, threads=THREADS)
@@ -390,10 +390,10 @@ def test_kernel_run_on_unaligned_and_noncontiguous_operands(isa):
     xm, wm = mantissas(rng, spec, 30, 30)
     dt = np.int16 if precision == "dfp16" else np.float32
     bi, bw = block_input(xm.astype(dt), plan), block_weights(wm.astype(dt), plan)
-    out = aligned_empty(plan.out_shape, np.float32)
+    out = aligned_empty(plan.dst_shape, np.float32)
     kernel.run(bi, bw, out, 1.0, threads=THREADS)
     for offset in (4, 8, 36):
-        out2 = _offset_copy(np.full(plan.out_shape, np.nan, np.float32), offset)
+        out2 = _offset_copy(np.full(plan.dst_shape, np.nan, np.float32), offset)
         kernel.run(_offset_copy(bi, offset), _offset_copy(bw, 60 - offset), out2, 1.0, threads=THREADS)
         assert out2.tobytes() == out.tobytes()
     op = conv_op(spec, isa, precision=precision)
@@ -432,7 +432,7 @@ def test_wrong_shapes_raise_shape_error(isa):
     plan = kernel.plan
     bi = block_input(good_x.mant, plan)
     bw = block_weights(good_w.mant, plan)
-    out = aligned_zeros(plan.out_shape, np.float32)   # cast below: garbage NaNs would warn
+    out = aligned_zeros(plan.dst_shape, np.float32)   # cast below: garbage NaNs would warn
     with pytest.raises(ShapeError, match="input"):
         kernel.run(bi[:, :, :-1], bw, out)
     with pytest.raises(ShapeError, match="input"):
@@ -455,8 +455,8 @@ def test_cross_emitted_kernel_inspects_but_does_not_run(cpu, isa, instruction):
     assert instruction in kernel.asm
     assert not kernel.executable
     plan = kernel.plan
-    args = (np.zeros(plan.in_shape, plan.storage), np.zeros(plan.w_shape, plan.storage),
-            np.zeros(plan.out_shape, np.float32))
+    args = (np.zeros(plan.src_shape, plan.storage), np.zeros(plan.vec_shape, plan.storage),
+            np.zeros(plan.dst_shape, np.float32))
     with pytest.raises(TargetError, match="cannot run"):
         kernel.run(*args)
 
@@ -467,8 +467,8 @@ def test_cross_emitted_default_cpu_kernel_raises_target_error():
     assert kernel.plan.isa.name == "avx512_vnni" and "vpdpwssd" in kernel.asm and kernel.ir
     plan = kernel.plan
     with pytest.raises(TargetError):
-        kernel.run(np.zeros(plan.in_shape, np.int16), np.zeros(plan.w_shape, np.int16),
-                   np.zeros(plan.out_shape, np.float32))
+        kernel.run(np.zeros(plan.src_shape, np.int16), np.zeros(plan.vec_shape, np.int16),
+                   np.zeros(plan.dst_shape, np.float32))
 
 
 MISSING = [name for name in ISAS if not HOST.supports(name)]

@@ -15,7 +15,7 @@ from dfpgen.codegen.layout import ALIGNMENT, aligned_empty, aligned_zeros, block
 from dfpgen.passes import make_plan
 from dfpgen.core.target import ISAS, host, named
 
-import reference as ref
+import oracle_fprop as ref
 
 EMIT = named("sapphirerapids")          # has every ISA: layouts need a plan, never a runnable kernel
 HOST = host()
@@ -54,11 +54,11 @@ def test_block_input_formula(spec, isa, cpb):
     elem, cpb_ = plan.elem, plan.cpb
     assert elem == (2 if ISAS[isa].precision == "dfp16" else 1)
     CB = -(-spec.C // (cpb_ * elem))
-    assert plan.in_shape == (spec.N, CB, spec.H + 2 * spec.pad, spec.W + 2 * spec.pad, cpb_ * elem)
+    assert plan.src_shape == (spec.N, CB, spec.H + 2 * spec.pad, spec.W + 2 * spec.pad, cpb_ * elem)
     x = _values(np.random.default_rng(1), (spec.N, spec.C, spec.H, spec.W), plan.storage)
     b = block_input(x, plan)
-    _check_buffer(b, plan.in_shape, plan.storage)
-    want = np.zeros(plan.in_shape, plan.storage)
+    _check_buffer(b, plan.src_shape, plan.storage)
+    want = np.zeros(plan.src_shape, plan.storage)
     p0 = spec.pad
     for c in range(spec.C):
         cb, rem = divmod(c, cpb_ * elem)                    # rem = p*elem + e
@@ -86,11 +86,11 @@ def test_block_weights_formula(spec, isa, cpb):
     plan = _plan(spec, isa, cpb)
     elem, cpb_, lanes = plan.elem, plan.cpb, plan.lanes
     KB, CB = -(-spec.K // lanes), -(-spec.C // (cpb_ * elem))
-    assert plan.w_shape == (KB, CB, spec.R, spec.S, cpb_, lanes, elem)
+    assert plan.vec_shape == (KB, CB, spec.R, spec.S, cpb_, lanes, elem)
     w = _values(np.random.default_rng(3), (spec.K, spec.C, spec.R, spec.S), plan.storage)
     b = block_weights(w, plan)
-    _check_buffer(b, plan.w_shape, plan.storage)
-    want = np.zeros(plan.w_shape, plan.storage)
+    _check_buffer(b, plan.vec_shape, plan.storage)
+    want = np.zeros(plan.vec_shape, plan.storage)
     for k in range(spec.K):
         kb, l = divmod(k, lanes)
         for c in range(spec.C):
@@ -109,9 +109,9 @@ def test_unblock_output_formula(spec, isa):
     plan = _plan(spec, isa, None)
     lanes = plan.lanes
     KB = -(-spec.K // lanes)
-    assert plan.out_shape == (spec.N, KB, spec.P, spec.Q, lanes)
-    out = aligned_empty(plan.out_shape, np.float32)
-    out[...] = np.random.default_rng(4).standard_normal(plan.out_shape)
+    assert plan.dst_shape == (spec.N, KB, spec.P, spec.Q, lanes)
+    out = aligned_empty(plan.dst_shape, np.float32)
+    out[...] = np.random.default_rng(4).standard_normal(plan.dst_shape)
     y = unblock_output(out, plan)
     assert y.shape == (spec.N, spec.K, spec.P, spec.Q) and y.dtype == np.float32 and y.flags.c_contiguous
     for k in range(spec.K):

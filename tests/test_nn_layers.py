@@ -90,7 +90,7 @@ def assert_bilinear(got, f, a, b, ua: float, ub: float, exact_a=None, exact_b=No
                                      f"> {fp32[worst]:.3g} at {worst}")
 
 
-def conv_maps(torch, stride, pad, x_shape, w_shape):
+def conv_maps(torch, stride, pad, x_shape, vec_shape):
     """fprop, bprop and wtgrad of one convolution as float64 bilinear maps (the formulas of torch's autograd)."""
     F = torch.nn.functional
 
@@ -101,7 +101,7 @@ def conv_maps(torch, stride, pad, x_shape, w_shape):
         return torch.nn.grad.conv2d_input(x_shape, t64(torch, w), t64(torch, dy), stride=stride, padding=pad).numpy()
 
     def wtgrad(x, dy):
-        return torch.nn.grad.conv2d_weight(t64(torch, x), w_shape, t64(torch, dy), stride=stride, padding=pad).numpy()
+        return torch.nn.grad.conv2d_weight(t64(torch, x), vec_shape, t64(torch, dy), stride=stride, padding=pad).numpy()
 
     return fprop, bprop, wtgrad
 

@@ -19,7 +19,7 @@ from dfpgen.errors import NumericsError, PlanError
 from dfpgen.passes import make_plan
 from dfpgen.core.target import host, named
 
-import reference as ref
+import oracle_fprop as ref
 
 HOST = host()
 DFP_ISAS = HOST.isas("dfp16")

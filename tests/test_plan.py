@@ -23,7 +23,7 @@ from dfpgen.codegen.plan import register_need
 from dfpgen.passes import make_plan
 from dfpgen.core.target import ISAS, named
 
-import reference as ref
+import oracle_fprop as ref
 
 CPUS = ("znver3", "skylake-avx512", "sapphirerapids", "alderlake")
 CPU_ISAS = [(cpu, isa) for cpu in CPUS for isa in named(cpu).isas("dfp16") + named(cpu).isas("fp32")]
@@ -118,24 +118,24 @@ def check_plan(plan) -> None:
     assert b.kv <= KB and b.hb <= s.P and b.wb <= s.Q
     # layouts (DESIGN.md: NCHWc with pairs; weights [K/k][C/(2c)][R][S][c][k][2])
     Hp, Wp = s.H + 2 * s.pad, s.W + 2 * s.pad
-    assert plan.in_shape == (s.N, CB, Hp, Wp, cpb * elem)
-    assert plan.w_shape == (KB, CB, s.R, s.S, cpb, plan.lanes, elem)
-    assert plan.out_shape == (s.N, KB, s.P, s.Q, plan.lanes)
+    assert plan.src_shape == (s.N, CB, Hp, Wp, cpb * elem)
+    assert plan.vec_shape == (KB, CB, s.R, s.S, cpb, plan.lanes, elem)
+    assert plan.dst_shape == (s.N, KB, s.P, s.Q, plan.lanes)
     assert plan.batch == s.N
-    assert plan.in_batch_stride == int(np.prod(plan.in_shape[1:]))
-    assert plan.out_batch_stride == int(np.prod(plan.out_shape[1:]))
+    assert plan.src_batch_stride == int(np.prod(plan.src_shape[1:]))
+    assert plan.dst_batch_stride == int(np.prod(plan.dst_shape[1:]))
     # the reduction: steps in (cb, r, s, g) order, offsets by the layout formula
     G = cpb // unroll
-    assert plan.steps == CB * s.R * s.S * G == len(plan.in_step_offsets) == len(plan.w_step_offsets)
+    assert plan.steps == CB * s.R * s.S * G == len(plan.src_step_offsets) == len(plan.vec_step_offsets)
     t = 0
     for cb in range(CB):
         for r in range(s.R):
             for c in range(s.S):
                 for g in range(G):
-                    assert plan.in_step_offsets[t] == np.ravel_multi_index((0, cb, r, c, g * unroll * elem),
-                                                                           plan.in_shape)
-                    assert plan.w_step_offsets[t] == np.ravel_multi_index((0, cb, r, c, g * unroll, 0, 0),
-                                                                          plan.w_shape)
+                    assert plan.src_step_offsets[t] == np.ravel_multi_index((0, cb, r, c, g * unroll * elem),
+                                                                           plan.src_shape)
+                    assert plan.vec_step_offsets[t] == np.ravel_multi_index((0, cb, r, c, g * unroll, 0, 0),
+                                                                          plan.vec_shape)
                     t += 1
     # every FPROP call reduces the whole table
     calls = plan.call_table
@@ -165,11 +165,11 @@ def check_plan(plan) -> None:
         assert len(tile.bcast) == unroll and len(tile.weights) == unroll and len(tile.out) == len(pixels)
         for p in range(unroll):
             assert list(tile.bcast[p]) == [np.ravel_multi_index((0, 0, i * s.stride, j * s.stride, p * elem),
-                                                                plan.in_shape) for i, j in pixels]
-            assert list(tile.weights[p]) == [np.ravel_multi_index((v, 0, 0, 0, p, 0, 0), plan.w_shape)
+                                                                plan.src_shape) for i, j in pixels]
+            assert list(tile.weights[p]) == [np.ravel_multi_index((v, 0, 0, 0, p, 0, 0), plan.vec_shape)
                                              for v in range(tile.v)]
         for k, (i, j) in enumerate(pixels):
-            assert list(tile.out[k]) == [np.ravel_multi_index((0, v, i, j, 0), plan.out_shape) for v in range(tile.v)]
+            assert list(tile.out[k]) == [np.ravel_multi_index((0, v, i, j, 0), plan.dst_shape) for v in range(tile.v)]
     fp32_partials = plan.flush_in_registers      # FP32 partial sums held in registers (short chains)
     if fp32_partials:
         assert int_acc and plan.flushes > 1
@@ -185,8 +185,8 @@ def check_calls_semantics(plan) -> None:
     and w[kb, cb, r, s, element] for that output (numpy's ravel_multi_index raises on any coordinate
     outside the arrays: no out-of-bounds access)."""
     s, elem, unroll = plan.spec, plan.elem, plan.unroll
-    out_img = plan.out_shape[1:]
-    in_img = plan.in_shape[1:]
+    out_img = plan.dst_shape[1:]
+    in_img = plan.src_shape[1:]
     written = np.zeros(out_img[:3], np.int64)           # [KB][P][Q]
     G = plan.cpb // unroll
     last = plan.steps - 1
@@ -204,10 +204,10 @@ def check_calls_semantics(plan) -> None:
                     for e in {0, unroll - 1}:
                         want_in = np.ravel_multi_index(
                             (cb, p * s.stride + r, q * s.stride + ss, (g * unroll + e) * elem + elem - 1), in_img)
-                        assert src + plan.in_step_offsets[t] + tile.bcast[e][k] + elem - 1 == want_in
+                        assert src + plan.src_step_offsets[t] + tile.bcast[e][k] + elem - 1 == want_in
                         want_w = np.ravel_multi_index((kb, cb, r, ss, g * unroll + e, plan.lanes - 1, elem - 1),
-                                                      plan.w_shape)
-                        assert vec + plan.w_step_offsets[t] + tile.weights[e][v] + plan.lanes * elem - 1 == want_w
+                                                      plan.vec_shape)
+                        assert vec + plan.vec_step_offsets[t] + tile.weights[e][v] + plan.lanes * elem - 1 == want_w
     assert (written == 1).all(), "every output vector is written by exactly one accumulator"
 
 
@@ -385,7 +385,7 @@ def test_wtgrad_default_reduction_block(ref, isa, rb):
     if plan.int_accumulate:
         pairs = plan_wtgrad.BLOCK_PAIRS if spec.K * spec.C * spec.R * spec.S * 4 <= plan_wtgrad.OUTPUT_CACHED_BYTES \
             else plan_wtgrad.BLOCK_PAIRS_LARGE_OUTPUT
-        row_pairs = plan.w_shape[3]
+        row_pairs = plan.vec_shape[3]
         assert rb == min(spec.N * spec.P, ceil(pairs / row_pairs))
 
 
@@ -413,7 +413,7 @@ def test_order_np_walks_rows_before_filter_blocks(pass_name):
     assert nk.items == np_.items and not np_.batch_inner
     first_dst = np_.call_table[np.array(np_.item_starts[:-1]), 3]
     vectors = ceil((spec.K if pass_name == "fprop" else spec.C) / np_.lanes)
-    out_block = int(np.prod(np_.out_shape[2:]))                 # dst elements per vector
+    out_block = int(np.prod(np_.dst_shape[2:]))                 # dst elements per vector
     blocks = len(range(0, vectors, 2))
     # the first row block's items take every filter block, then the next row block starts at block 0
     assert list(first_dst[:blocks + 1] // out_block) == list(range(0, vectors, 2)) + [0]

@@ -14,7 +14,7 @@ gradient; zero padding is exact in both operands). With a' = a + ea, b' = b + eb
     |.| <= f(da*1, |b|) + f(|a|, db*1) + f(da*1, db*1)                                  (quantization)
 
 The kernel computes f(a', b') exactly in INT32 chunks and flushes them into FP32: within
-gamma_{F+1} * f(|a'|, |b'|) with F = the plan's flushes per output (tests/reference.py). torch's FP32
+gamma_{F+1} * f(|a'|, |b'|) with F = the plan's flushes per output (tests/oracle_fprop.py). torch's FP32
 layer sums n = the reduction length of products, in any order: within gamma_n * f(|a|, |b|). The sum of
 the three terms bounds |DFP - torch FP32|; the first (quantization) term dominates at 13 bits, the FP32
 terms at 16. Against the DFP definition itself (float64 autograd on the quantized operands, dy quantized
@@ -56,7 +56,7 @@ def dequantized(a: torch.Tensor, bits: int) -> torch.Tensor:
 
 
 # The three passes of a layer as bilinear maps of (a, b), in float64, for a DFPConv2d's geometry.
-def conv_passes(g: dict, x_shape, w_shape):
+def conv_passes(g: dict, x_shape, vec_shape):
     pads = (g["pad_w"], g["pad_right"], g["pad"], g["pad_bottom"])
     N, C, H, W = x_shape
     padded_shape = (N, C, H + pads[2] + pads[3], W + pads[0] + pads[1])
@@ -65,7 +65,7 @@ def conv_passes(g: dict, x_shape, w_shape):
     return {
         "fprop": lambda x, w: F.conv2d(F.pad(x, pads), w, **geo),
         "bprop": lambda dy, w: crop(torch.nn.grad.conv2d_input(padded_shape, w, dy, **geo)),
-        "wtgrad": lambda x, dy: torch.nn.grad.conv2d_weight(F.pad(x, pads), w_shape, dy, **geo),
+        "wtgrad": lambda x, dy: torch.nn.grad.conv2d_weight(F.pad(x, pads), vec_shape, dy, **geo),
     }
 
 

@@ -382,7 +382,7 @@ def test_cli_train_writes_outputs(cli_run):
     assert snap["log"] is not None and [r["epoch"] for r in snap["log"]] == [1.0]
     summary = snap["summary"]
     assert summary["epochs"] == 1 and summary["config"]["net"] == "lenet" and summary["config"]["limit"] == 256
-    assert summary["config"]["precision"]["name"] == "dfp16" and 0 <= summary["test_acc"] <= 1
+    assert summary["config"]["precision"]["precision"] == "dfp16" and 0 <= summary["test_acc"] <= 1
     assert summary["test_acc"] == pytest.approx(snap["log"][0]["test_acc"], abs=1e-6)
     assert (out / "checkpoint.npz").is_file()
     if HAVE_MATPLOTLIB:

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dfpgen.runtime.conv import compile as dfpgen_compile
+from dfpgen.runtime.conv import Conv2d, compile as dfpgen_compile
 from dfpgen.tuning.cost import default_blocking
 from dfpgen.tuning.db import Record, TuningDB
 from dfpgen.errors import TargetError
@@ -273,7 +273,7 @@ def task_of(isa, pass_name="fprop", spec=TINY, threads=1, numerics=None):
 
 
 def planned(task, blocking):
-    return make_plan(task.spec, task.numerics, blocking, task.target, task.isa, task.pass_name).blocking
+    return make_plan(task.spec, task.numerics, blocking, task.target, task.isa, task.conv_pass).blocking
 
 
 def test_knob_space_and_ranking_of_a_tiny_layer(isa):
@@ -467,8 +467,8 @@ def test_compile_says_default_without_a_db_and_untuned_ignores_it(isa, cache, di
     assert lookup(TINY, "fprop", Numerics(), isa, 1) == (None, "default")
     db = TuningDB(path)
     db.add(fake_record(task_of(isa), distinct_blocking))
-    assert dfpgen_compile(TINY, "fprop", Numerics(), isa=isa, threads=1).source == "tuned"
-    assert dfpgen_compile(TINY, "fprop", Numerics(), isa=isa, threads=1, use_db=False).source == "default"
+    assert dfpgen_compile(TINY, "fprop", Numerics(), isa=isa, threads=1, tuned=True).source == "tuned"
+    assert dfpgen_compile(TINY, "fprop", Numerics(), isa=isa, threads=1).source == "default"   # untuned: never asks
     given = dfpgen_compile(TINY, "fprop", Numerics(), isa=isa, threads=1, blocking=Blocking(1, 2, 1), tuned=True)
     assert given.source == "given"
 
@@ -500,3 +500,12 @@ def test_confirmation_retimes_the_finalists_and_the_db_keeps_the_choice(isa, cac
     faster = dataclasses.replace(again, seconds=again.seconds / 2, created=time.time() + 1)
     db.add(faster)
     assert db.best(task.key) == faster           # a faster record added since the choice wins
+
+
+def test_conv2d_asks_the_tuning_database_and_says_so(isa, cache, distinct_blocking):
+    """Conv2d is where a layer's kernels consult the database: a tuned record reaches its kernel."""
+    db = TuningDB(cache / "tuning.sqlite")
+    db.add(fake_record(task_of(isa), distinct_blocking))
+    op = Conv2d(TINY, isa=isa, threads=1)
+    assert op.kernel("fprop").source == "tuned" and op.kernel("fprop").plan.blocking == distinct_blocking
+    assert op.kernel("bprop").source == "default"

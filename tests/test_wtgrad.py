@@ -1,5 +1,5 @@
 """WTGRAD kernels (dw = dL/dw) run end to end against the independent float64 references of
-tests/backward_reference.py (direct correlation; derivation of the bounds there).
+tests/oracle_backward.py (direct correlation; derivation of the bounds there).
 
 Contract checked (Conv2d.wtgrad(x, dy), numerics Numerics(bits, bits_grad)):
   * exact equality wherever wtgrad(|xm|, |dym|) < 2**24,
@@ -27,7 +27,7 @@ from dfpgen.errors import DFPGenError, PlanError, ShapeError, TargetError
 from dfpgen.codegen.layout import aligned_empty
 from dfpgen.core.target import ISAS, host
 
-import backward_reference as ref
+import oracle_backward as ref
 
 PASS = "wtgrad"
 HOST = host()
@@ -582,14 +582,14 @@ def test_kernel_writes_every_output(spec, blocking, isa):
     rng = np.random.default_rng(3)
     xm, dym = operands(rng, spec, 30, 30)
     to_src, to_vec, from_dst = plan.conv_pass.to_src, plan.conv_pass.to_vec, plan.conv_pass.from_dst
-    out = aligned_empty(plan.out_shape, np.float32)
+    out = aligned_empty(plan.dst_shape, np.float32)
     out.fill(np.nan)
     a, b = (xm, dym) if precision == "dfp16" else (xm.astype(np.float32), dym.astype(np.float32))
     m = kernel.run(to_src(a, plan), to_vec(b, plan), out, 1.0, threads=THREADS)
     assert not np.isnan(out).any(), f"{int(np.isnan(out).sum())} of {out.size} outputs never written"
     dw = from_dst(out, plan)
     np.testing.assert_array_equal(dw, exact(xm, dym, spec).astype(np.float32))
-    KB, R, S, C, lanes = plan.out_shape
+    KB, R, S, C, lanes = plan.dst_shape
     assert not np.any(out.transpose(0, 4, 3, 1, 2).reshape(KB * lanes, C, R, S)[spec.K:])
     assert m == float(np.max(np.abs(dw)))
 
@@ -645,8 +645,8 @@ def test_cross_emitted_asm(spec, cpu, instruction, absent):
     assert not kernel.executable
     plan = kernel.plan
     with pytest.raises(TargetError):
-        kernel.run(np.zeros(plan.in_shape, np.int16), np.zeros(plan.w_shape, np.int16),
-                   np.zeros(plan.out_shape, np.float32))
+        kernel.run(np.zeros(plan.src_shape, np.int16), np.zeros(plan.vec_shape, np.int16),
+                   np.zeros(plan.dst_shape, np.float32))
 
 
 # ------------------------------------------------------------------------------------- errors

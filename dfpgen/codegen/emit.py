@@ -36,9 +36,9 @@ def ir_types(isa: Isa, saturating: bool = False, vex_only: bool = False) -> dict
     inline-assembly steps (`vex_only`: the target has no AVX-512, so only VEX encodings run)."""
     lanes = isa.lanes
     fvec = f"<{lanes} x float>"
-    types = {"fvec": fvec, "fsuffix": f"v{lanes}f32", "asm_load": "vmovups"}
-    if isa.precision == "fp32":
-        return types | {"kind": "fma", "elem": "float", "scalar": "float", "acc": fvec, "wvec": fvec,
+    types = {"fvec": fvec, "fsuffix": f"v{lanes}f32", "asm_load": "vmovups", "kind": isa.kind}
+    if isa.kind == "fma":
+        return types | {"elem": "float", "scalar": "float", "acc": fvec, "wvec": fvec,
                         "bvec": fvec, "mac_intrinsic": "", "elem_bytes": 4, "asm_broadcast": "vbroadcastss",
                         "asm_mac": "vfmadd231ps"}
     acc, wvec = f"<{lanes} x i32>", f"<{2 * lanes} x i16>"
@@ -47,14 +47,12 @@ def ir_types(isa: Isa, saturating: bool = False, vex_only: bool = False) -> dict
     if isa.kind == "vnni":
         name = f"llvm.x86.avx512.vpdpwssd{saturate}.{32 * lanes}"
         decl = f"{acc} @{name}({acc}, {wvec}, {wvec})"
-        kind = "vnni"
         # Without {vex} the assembler picks the EVEX (AVX512-VNNI) form, which AVX-VNNI-only CPUs lack.
         asm_mac = ("{vex}\\09" if vex_only else "") + f"vpdpwssd{saturate}"
     else:
         name = "llvm.x86.avx512.pmaddw.d.512" if lanes == 16 else "llvm.x86.avx2.pmadd.wd"
         decl = f"{acc} @{name}({wvec}, {wvec})"
-        kind = "pmadd"
-    return types | {"kind": kind, "elem": "i16", "scalar": "i32", "acc": acc, "wvec": wvec,
+    return types | {"elem": "i16", "scalar": "i32", "acc": acc, "wvec": wvec,
                     "bvec": acc, "mac_intrinsic": name, "mac_decl": decl, "elem_bytes": 2,
                     "asm_broadcast": "vpbroadcastd", "asm_mac": asm_mac}
 

@@ -84,9 +84,9 @@ class Kernel:
     def run(self, blocked_in: np.ndarray, blocked_w: np.ndarray, out: np.ndarray, scale: float = 1.0,
             threads: int | None = None) -> float:
         """Run every work item on blocked operands, writing `out`; returns max|out| (the fused epilogue)."""
-        self._check("input", blocked_in, self.plan.in_shape)
-        self._check("weights", blocked_w, self.plan.w_shape)
-        self._check("out", out, self.plan.out_shape)
+        self._check("input", blocked_in, self.plan.src_shape)
+        self._check("weights", blocked_w, self.plan.vec_shape)
+        self._check("out", out, self.plan.dst_shape)
         fn = self.compiled().function
         ranges = split_items(self.plan.items, threads or default_threads())
         maxabs = np.zeros(len(ranges), dtype=np.float32)

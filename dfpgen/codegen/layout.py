@@ -52,9 +52,9 @@ def _fitted(extent: int, low: int, room: int) -> int:
 
 def block_input(x: np.ndarray, plan: Plan) -> np.ndarray:
     """NCHW input (INT16 mantissas or FP32) -> the plan's blocked, zero-padded input layout."""
-    N, CB, Hp, Wp, ce = plan.in_shape
+    N, CB, Hp, Wp, ce = plan.src_shape
     s, lay = plan.spec, plan.layout
-    dst = aligned_zeros(plan.in_shape, plan.storage)
+    dst = aligned_zeros(plan.src_shape, plan.storage)
     x = _pad_axis(np.asarray(x, dtype=plan.storage), 1, CB * ce)
     rows, cols = _fitted(s.H, lay.top, Hp), _fitted(s.W, lay.left, Wp)
     dst[:, :, lay.top:lay.top + rows, lay.left:lay.left + cols, :] = \
@@ -64,17 +64,17 @@ def block_input(x: np.ndarray, plan: Plan) -> np.ndarray:
 
 def block_weights(w: np.ndarray, plan: Plan) -> np.ndarray:
     """KCRS weights -> the plan's blocked layout [KB][CB][R][S][cpb][lanes][elem]."""
-    KB, CB, R, S, cpb, lanes, elem = plan.w_shape
+    KB, CB, R, S, cpb, lanes, elem = plan.vec_shape
     w = np.asarray(w, dtype=plan.storage)
     w = _pad_axis(_pad_axis(w, 0, KB * lanes), 1, CB * cpb * elem)
-    dst = aligned_empty(plan.w_shape, plan.storage)
+    dst = aligned_empty(plan.vec_shape, plan.storage)
     dst[...] = w.reshape(KB, lanes, CB, cpb, elem, R, S).transpose(0, 2, 5, 6, 3, 1, 4)
     return dst
 
 
 def unblock_output(y: np.ndarray, plan: Plan) -> np.ndarray:
     """Blocked FP32 output [N][KB][P][Q][lanes] (fprop y, bprop dx) -> NCHW float32 without channel padding."""
-    N, KB, P, Q, lanes = plan.out_shape
+    N, KB, P, Q, lanes = plan.dst_shape
     channels = plan.conv_pass.result.shape(plan.spec)[1]
     nchw = y.transpose(0, 1, 4, 2, 3).reshape(N, KB * lanes, P, Q)
     return np.ascontiguousarray(nchw[:, :channels])
@@ -82,9 +82,9 @@ def unblock_output(y: np.ndarray, plan: Plan) -> np.ndarray:
 
 def block_grad_output(dy: np.ndarray, plan: Plan) -> np.ndarray:
     """bprop src: NCHW dy -> [N][KB][Pp][Qp][cpb*elem], zero margins where phases read outside dy."""
-    N, KB, Pp, Qp, ce = plan.in_shape
+    N, KB, Pp, Qp, ce = plan.src_shape
     s, lay = plan.spec, plan.layout
-    dst = aligned_zeros(plan.in_shape, plan.storage)
+    dst = aligned_zeros(plan.src_shape, plan.storage)
     dy = _pad_axis(np.asarray(dy, dtype=plan.storage), 1, KB * ce)
     dst[:, :, lay.top:lay.top + s.P, lay.left:lay.left + s.Q, :] = \
         dy.reshape(N, KB, ce, s.P, s.Q).transpose(0, 1, 3, 4, 2)
@@ -93,24 +93,24 @@ def block_grad_output(dy: np.ndarray, plan: Plan) -> np.ndarray:
 
 def block_weights_transposed(w: np.ndarray, plan: Plan) -> np.ndarray:
     """bprop vec: KCRS w -> [CB][KB][R][S][cpb][lanes][elem], lanes over C and pairs over K."""
-    CB, KB, R, S, cpb, lanes, elem = plan.w_shape
+    CB, KB, R, S, cpb, lanes, elem = plan.vec_shape
     w = np.asarray(w, dtype=plan.storage)
     w = _pad_axis(_pad_axis(w, 0, KB * cpb * elem), 1, CB * lanes)
-    dst = aligned_empty(plan.w_shape, plan.storage)
+    dst = aligned_empty(plan.vec_shape, plan.storage)
     dst[...] = w.reshape(KB, cpb, elem, CB, lanes, R, S).transpose(3, 0, 5, 6, 1, 4, 2)
     return dst
 
 
 def expand_input_pairs(x: np.ndarray, plan: Plan) -> np.ndarray:
     """wtgrad src: NCHW x -> [N][pt+H+pb][Wx][C][elem]; element e at column w is padded x at w + e*sw."""
-    N, Hp, Wx, C, elem = plan.in_shape
+    N, Hp, Wx, C, elem = plan.src_shape
     s, st, lay = plan.spec, plan.spec.sw, plan.layout
     width = Wx + st * (elem - 1)
     padded = np.zeros((N, C, Hp, width), dtype=plan.storage)
     rows, cols = _fitted(s.H, lay.top, Hp), _fitted(s.W, lay.left, width)
     padded[:, :, lay.top:lay.top + rows, lay.left:lay.left + cols] = \
         np.asarray(x, dtype=plan.storage)[:, :, :rows, :cols]
-    dst = aligned_empty(plan.in_shape, plan.storage)
+    dst = aligned_empty(plan.src_shape, plan.storage)
     for e in range(elem):
         dst[..., e] = padded[:, :, :, e * st:e * st + Wx].transpose(0, 2, 3, 1)
     return dst
@@ -118,15 +118,15 @@ def expand_input_pairs(x: np.ndarray, plan: Plan) -> np.ndarray:
 
 def block_grad_output_pairs(dy: np.ndarray, plan: Plan) -> np.ndarray:
     """wtgrad vec: NCHW dy -> [N][KB][P][Qe][lanes][elem], pairs along q, zero-padded in K and q."""
-    N, KB, P, Qe, lanes, elem = plan.w_shape
+    N, KB, P, Qe, lanes, elem = plan.vec_shape
     dy = _pad_axis(_pad_axis(np.asarray(dy, dtype=plan.storage), 1, KB * lanes), 3, Qe * elem)
-    dst = aligned_empty(plan.w_shape, plan.storage)
+    dst = aligned_empty(plan.vec_shape, plan.storage)
     dst[...] = dy.reshape(N, KB, lanes, P, Qe, elem).transpose(0, 1, 3, 4, 2, 5)
     return dst
 
 
 def unblock_weight_grad(dw: np.ndarray, plan: Plan) -> np.ndarray:
     """wtgrad dst: [KB][R][S][C][lanes] -> KCRS float32 without channel padding."""
-    KB, R, S, C, lanes = plan.out_shape
+    KB, R, S, C, lanes = plan.dst_shape
     kcrs = dw.transpose(0, 4, 3, 1, 2).reshape(KB * lanes, C, R, S)
     return np.ascontiguousarray(kcrs[:plan.spec.K])

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Callable
 from math import ceil
 
 import numpy as np
@@ -165,13 +166,13 @@ class Plan:
     lanes: int
     cpb: int
     unroll: int
-    in_shape: tuple           # the blocked src operand (broadcast side)
-    w_shape: tuple            # the blocked vec operand (vector side)
-    out_shape: tuple          # the blocked FP32 dst
+    src_shape: tuple          # the blocked src operand (broadcast side)
+    vec_shape: tuple          # the blocked vec operand (vector side)
+    dst_shape: tuple          # the blocked FP32 dst
     layout: object            # pass-specific layout facts (pads, padded sizes) for dfpgen.codegen.layout
     steps: int                # length of the step tables
-    in_step_offsets: tuple
-    w_step_offsets: tuple
+    src_step_offsets: tuple
+    vec_step_offsets: tuple
     steps_per_flush: int      # steps accumulated in INT32 before a flush to FP32
     flushes: int              # the most flushes any output takes
     flush_in_registers: bool  # FP32 partial sums in registers (short chains) rather than in the output tile
@@ -182,8 +183,8 @@ class Plan:
     reduction_blocks: tuple   # (begin, count): a thread runs its items once per block, in order, each call over
                               # the part of its step slice in the block; the first block writes, the rest add
     batch: int                # times the items repeat (images), 1 when the pass reduces over the batch
-    in_batch_stride: int
-    out_batch_stride: int
+    src_batch_stride: int
+    dst_batch_stride: int
     registers: int
     notes: tuple = field(default=())
 
@@ -245,7 +246,7 @@ class Plan:
             f"blocking {b.describe()}",
             f"register block {b.hb}x{b.wb} x {b.kv} vectors: {self.registers} of "
             f"{self.target.vector_registers} vector registers",
-            f"layouts: src {list(self.in_shape)} vec {list(self.w_shape)} dst {list(self.out_shape)}",
+            f"layouts: src {list(self.src_shape)} vec {list(self.vec_shape)} dst {list(self.dst_shape)}",
             f"reduction: step tables of {self.steps} steps, {self.unroll} elements a step"
             f"{', each step one inline-assembly block' if self.asm_steps else ''}",
         ]
@@ -362,18 +363,40 @@ def choose_unroll(c: Common, requested: int | None, elements: int, numerics: Num
     return unroll
 
 
-def finish(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target, c: Common, conv_pass,
-           *, cpb: int, unroll: int, in_shape: tuple, w_shape: tuple, out_shape: tuple, layout: object,
-           src_steps: list, vec_steps: list, tile_offsets, builder: CallsBuilder, batch: int,
-           in_batch_stride: int, out_batch_stride: int, notes: list, rb: int | None = None,
-           reduction_blocks: list | None = None) -> Plan:
+@dataclass(frozen=True)
+class PassTables:
+    """What a pass planner computes and `finish` assembles into a Plan: the blocked shapes, the step
+    tables, the calls, the batch walk and the reduction blocks."""
+
+    common: Common                # the validated ISA facts and the register block, clipped to the layer
+    cpb: int
+    unroll: int
+    src_shape: tuple
+    vec_shape: tuple
+    dst_shape: tuple
+    layout: object                # pass-specific layout facts for the pass's layout functions
+    src_steps: list               # per reduction step: src offset, and
+    vec_steps: list               # vec offset, from a call's base
+    tile_offsets: Callable        # (h, w, v) -> the Tile's (bcast, weights, out) offsets
+    calls: CallsBuilder
+    batch: int                    # times the items repeat (images), 1 when the pass reduces over the batch
+    src_batch_stride: int
+    dst_batch_stride: int
+    notes: list
+    rb: int | None = None
+    reduction_blocks: list | None = None   # (begin, count) slices partitioning the step tables; default one
+
+
+def finish(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target, conv_pass,
+           tables: PassTables) -> Plan:
     """Assemble a Plan from a pass planner's tables: flush points, tiles, register check, size check.
 
-    `reduction_blocks` ((begin, count) slices partitioning the step tables, default one) makes a
-    thread run all its items once per block, each call over its own slice within the block."""
+    Reduction blocks make a thread run all its items once per block, each call over its own slice
+    within the block."""
+    c, src_steps, vec_steps, builder, unroll = tables.common, tables.src_steps, tables.vec_steps, tables.calls, tables.unroll
     steps = len(src_steps)
     table = builder.table()
-    blocks = tuple(reduction_blocks) if reduction_blocks else ((0, steps),)
+    blocks = tuple(tables.reduction_blocks) if tables.reduction_blocks else ((0, steps),)
     counts = block_steps(table, blocks)
     longest = int(counts.max(initial=0))
     per_flush = max(1, min(longest, c.chain // unroll)) if c.chain else max(1, longest)
@@ -386,7 +409,7 @@ def finish(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Targe
                     and all(register_need(h, w, v, True) <= target.vector_registers for h, w, v in builder.tiles))
     for key, _ in sorted(builder.tiles.items(), key=lambda kv: kv[1]):
         h, w, v = key
-        bcast, weights, out = tile_offsets(h, w, v)
+        bcast, weights, out = tables.tile_offsets(h, w, v)
         tiles.append(Tile(h, w, v, bcast, weights, out))
         registers = max(registers, register_need(h, w, v, in_registers))
     if registers > target.vector_registers:
@@ -394,13 +417,16 @@ def finish(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Targe
                         f"({c.hb * c.wb * c.kv} accumulators + {c.kv} weights + 1 broadcast); "
                         f"{target.cpu} has {target.vector_registers}")
     largest = max(max(src_steps, default=0), max(vec_steps, default=0), int(table[:, 1:4].max(initial=0)))
-    if largest + max(in_batch_stride, out_batch_stride) * batch >= 2**31:
+    if largest + max(tables.src_batch_stride, tables.dst_batch_stride) * tables.batch >= 2**31:
         raise PlanError("tensor too large for 32-bit offsets: split the batch")
     return Plan(
-        spec=spec, numerics=numerics, blocking=Blocking(c.kv, c.wb, c.hb, cpb, unroll, blocking.order, rb),
-        target=target, isa=c.isa, conv_pass=conv_pass, elem=c.elem, lanes=c.lanes, cpb=cpb, unroll=unroll,
-        in_shape=in_shape, w_shape=w_shape, out_shape=out_shape, layout=layout, steps=steps,
-        in_step_offsets=tuple(src_steps), w_step_offsets=tuple(vec_steps), steps_per_flush=per_flush, flush_in_registers=in_registers,
-        flushes=flushes, chain=min(c.chain, per_flush * unroll) if c.chain else 0, tiles=tuple(tiles),
-        call_table=table, item_starts=tuple(builder.item_starts), reduction_blocks=blocks, batch=batch, in_batch_stride=in_batch_stride,
-        out_batch_stride=out_batch_stride, registers=registers, notes=tuple(notes))
+        spec=spec, numerics=numerics,
+        blocking=Blocking(c.kv, c.wb, c.hb, tables.cpb, unroll, blocking.order, tables.rb),
+        target=target, isa=c.isa, conv_pass=conv_pass, elem=c.elem, lanes=c.lanes, cpb=tables.cpb, unroll=unroll,
+        src_shape=tables.src_shape, vec_shape=tables.vec_shape, dst_shape=tables.dst_shape, layout=tables.layout,
+        steps=steps, src_step_offsets=tuple(src_steps), vec_step_offsets=tuple(vec_steps),
+        steps_per_flush=per_flush, flush_in_registers=in_registers, flushes=flushes,
+        chain=min(c.chain, per_flush * unroll) if c.chain else 0, tiles=tuple(tiles), call_table=table,
+        item_starts=tuple(builder.item_starts), reduction_blocks=blocks, batch=tables.batch,
+        src_batch_stride=tables.src_batch_stride, dst_batch_stride=tables.dst_batch_stride, registers=registers,
+        notes=tuple(tables.notes))

@@ -25,10 +25,10 @@ def check_bits(bits, field: str = "bits") -> int:
     return int(bits)
 
 
-def check_rounding(rounding) -> str:
-    """Return `rounding` if it names a rounding mode, else raise NumericsError listing the modes."""
-    if rounding not in ROUNDING_MODES:
-        raise NumericsError(f"rounding={rounding!r}: must be one of {', '.join(ROUNDING_MODES)}")
+def check_rounding(rounding, field: str = "rounding") -> str:
+    """Return `rounding` if it names a rounding mode, else raise NumericsError naming `field` and the modes."""
+    if not isinstance(rounding, str) or rounding not in ROUNDING_MODES:
+        raise NumericsError(f"{field}={rounding!r}: must be one of {', '.join(ROUNDING_MODES)}")
     return rounding
 
 

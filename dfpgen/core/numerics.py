@@ -113,7 +113,7 @@ class LayerNumerics:
                 object.__setattr__(self, field, check_bits(value, field))   # numpy integers become ints
         check_rounding(self.rounding)
         if self.grad_rounding is not None:
-            check_rounding(self.grad_rounding)
+            check_rounding(self.grad_rounding, "grad_rounding")
         check_overflow(self.overflow)
         if isinstance(self.dfp, str) or not all(isinstance(k, str) for k in self.dfp):
             raise NumericsError(f"dfp={self.dfp!r}: must be a tuple of tensor kinds among {', '.join(KINDS)}")

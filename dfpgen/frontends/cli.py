@@ -416,8 +416,8 @@ def tune_cmd(ref, batch_file, pass_name, bits, rounding, overflow, chain, isa, b
                 "fp32_gmacs": gmacs(fp32_s), "vs_fp32": ratio(fp32_s), "torch_gmacs": gmacs(torch_s),
                 "vs_torch": ratio(torch_s), "measured": outcome.measured, "failures": outcome.failures})
             plan = dfpgen_compile(task.spec, task.conv_pass.name, numerics, isa=isa, blocking=best.blocking).plan
-            nbytes = (np.prod(plan.in_shape) + np.prod(plan.w_shape)) * (2 if plan.int_accumulate else 4) \
-                + np.prod(plan.out_shape) * 4
+            nbytes = (np.prod(plan.src_shape) + np.prod(plan.vec_shape)) * (2 if plan.int_accumulate else 4) \
+                + np.prod(plan.dst_shape) * 4
             points.append({"label": task.spec.name, "pass": task.conv_pass.name, "gmacs": results[-1]["gmacs"],
                            "intensity": float(task.spec.macs / nbytes)})
     db.close()

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Callable
 
+from dfpgen.codegen.plan import finish
 from dfpgen.core.numerics import Kind
 from dfpgen.core.spec import ConvSpec
 
@@ -59,7 +60,7 @@ class Pass:
     reduction: Reduction
     reduced: tuple            # the ConvSpec extents summed over (their product is the reduction length)
     block_axes: tuple         # the ConvSpec extents a register block tiles: (vectors, width, height)
-    planner: Callable         # (spec, numerics, blocking, target, isa_name) -> Plan
+    planner: Callable         # (spec, numerics, blocking, target, isa_name) -> PassTables
     to_src: Callable          # (src array, plan) -> the blocked src operand
     to_vec: Callable          # (vec array, plan) -> the blocked vec operand
     from_dst: Callable        # (blocked FP32 result, plan) -> the result in NCHW / KCRS
@@ -103,4 +104,4 @@ class Pass:
 
     def plan(self, spec: ConvSpec, numerics, blocking, target, isa_name: str):
         """Plan one kernel of this pass (PlanError when the blocking cannot work here)."""
-        return self.planner(spec, numerics, blocking, target, isa_name)
+        return finish(spec, numerics, blocking, target, self, self.planner(spec, numerics, blocking, target, isa_name))

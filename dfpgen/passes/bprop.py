@@ -1,4 +1,6 @@
-"""BPROP planner: dx[n,c,h,w] = sum_{k,r,s} dy[n,k,p,q] * w[k,c,r,s] over h = p*sh + r*dh - pt,
+"""BPROP, the backward-data pass: its definition and planner.
+
+dx[n,c,h,w] = sum_{k,r,s} dy[n,k,p,q] * w[k,c,r,s] over h = p*sh + r*dh - pt,
 w = q*sw + s*dw - pl.
 
 With strides > 1 the input pixels split into sh x sw phases (h mod sh, w mod sw); within a phase
@@ -18,7 +20,7 @@ from math import ceil
 from dfpgen.codegen.layout import unblock_output, block_grad_output, block_weights_transposed
 from dfpgen.passes.base import DX, DY, W, Pass, Reduction
 from dfpgen.verification import reference
-from dfpgen.codegen.plan import Blocking, CallsBuilder, Plan, channel_blocks, clip_block, common, finish, split
+from dfpgen.codegen.plan import Blocking, CallsBuilder, PassTables, Plan, channel_blocks, clip_block, common, split
 from dfpgen.core.spec import ConvSpec
 from dfpgen.core.numerics import Numerics
 from dfpgen.core.target import Target
@@ -44,7 +46,7 @@ def _phase_taps(extent: int, phase: int, taps: int, pad: int, stride: int, dilat
     return chosen, pixels, low, high
 
 
-def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target, isa_name: str) -> Plan:
+def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target, isa_name: str) -> PassTables:
     """Plan a BPROP kernel."""
     c = common(numerics, blocking, target, isa_name, spec)
     s, elem, lanes = spec, c.elem, c.lanes
@@ -96,11 +98,12 @@ def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target,
     strides = str(s.sh) if s.sh == s.sw else f"{s.sh}x{s.sw}"
     notes = [f"phases: {len(rows)} x {len(cols)} (stride {strides}); dy margins top {top} left {left} "
              f"bottom {bottom} right {right}"]
-    return finish(spec, numerics, blocking, target, c, DEFINITION, cpb=cpb, unroll=unroll,
-                  in_shape=(s.N, KB, Pp, Qp, ce), w_shape=(CB, KB, s.R, s.S, cpb, lanes, elem),
-                  out_shape=(s.N, CB, s.H, s.W, lanes), layout=BpropLayout(top, left, cpb, elem),
-                  src_steps=src_steps, vec_steps=vec_steps, tile_offsets=tile_offsets, builder=builder,
-                  batch=s.N, in_batch_stride=KB * src_kb, out_batch_stride=CB * out_cb, notes=notes)
+    return PassTables(
+        common=c, cpb=cpb, unroll=unroll,
+        src_shape=(s.N, KB, Pp, Qp, ce), vec_shape=(CB, KB, s.R, s.S, cpb, lanes, elem),
+        dst_shape=(s.N, CB, s.H, s.W, lanes), layout=BpropLayout(top, left, cpb, elem),
+        src_steps=src_steps, vec_steps=vec_steps, tile_offsets=tile_offsets, calls=builder,
+        batch=s.N, src_batch_stride=KB * src_kb, dst_batch_stride=CB * out_cb, notes=notes)
 
 
 DEFINITION = Pass(

@@ -1,4 +1,6 @@
-"""FPROP planner: y[n,k,p,q] = sum_{c,r,s} x[n,c,p*sh+r*dh-pt, q*sw+s*dw-pl] * w[k,c,r,s].
+"""FPROP, the forward pass: its definition and planner.
+
+y[n,k,p,q] = sum_{c,r,s} x[n,c,p*sh+r*dh-pt, q*sw+s*dw-pl] * w[k,c,r,s].
 
 src = x blocked [N][CB][pt+H+pb][pl+W+pr][cpb*elem] (zero-padded), vec = w blocked
 [KB][CB][R][S][cpb][lanes][elem], dst = y [N][KB][P][Q][lanes]. A tile is hb output rows x wb output
@@ -13,7 +15,7 @@ from math import ceil
 from dfpgen.codegen.layout import unblock_output, block_input, block_weights
 from dfpgen.passes.base import W, X, Y, Pass, Reduction
 from dfpgen.verification import reference
-from dfpgen.codegen.plan import Blocking, CallsBuilder, Plan, channel_blocks, clip_block, common, finish, split
+from dfpgen.codegen.plan import Blocking, CallsBuilder, PassTables, Plan, channel_blocks, clip_block, common, split
 from dfpgen.core.spec import ConvSpec
 from dfpgen.core.numerics import Numerics
 from dfpgen.core.target import Target
@@ -29,7 +31,7 @@ class FpropLayout:
     elem: int
 
 
-def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target, isa_name: str) -> Plan:
+def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target, isa_name: str) -> PassTables:
     """Plan an FPROP kernel."""
     c = common(numerics, blocking, target, isa_name, spec)
     s, elem, lanes = spec, c.elem, c.lanes
@@ -72,11 +74,12 @@ def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target,
     notes = []
     if blocking.kv > KB or blocking.wb > s.Q or blocking.hb > s.P:
         notes.append(f"note: blocking clipped to the layer (kv {kv}, wb {wb}, hb {hb})")
-    return finish(spec, numerics, blocking, target, c, DEFINITION, cpb=cpb, unroll=unroll,
-                  in_shape=(s.N, CB, Hp, Wp, ce), w_shape=(KB, CB, s.R, s.S, cpb, lanes, elem),
-                  out_shape=(s.N, KB, s.P, s.Q, lanes), layout=FpropLayout(s.pt, s.pl, cpb, elem),
-                  src_steps=src_steps, vec_steps=vec_steps, tile_offsets=tile_offsets, builder=builder,
-                  batch=s.N, in_batch_stride=in_n, out_batch_stride=KB * out_kb, notes=notes)
+    return PassTables(
+        common=c, cpb=cpb, unroll=unroll,
+        src_shape=(s.N, CB, Hp, Wp, ce), vec_shape=(KB, CB, s.R, s.S, cpb, lanes, elem),
+        dst_shape=(s.N, KB, s.P, s.Q, lanes), layout=FpropLayout(s.pt, s.pl, cpb, elem),
+        src_steps=src_steps, vec_steps=vec_steps, tile_offsets=tile_offsets, calls=builder,
+        batch=s.N, src_batch_stride=in_n, dst_batch_stride=KB * out_kb, notes=notes)
 
 
 DEFINITION = Pass(

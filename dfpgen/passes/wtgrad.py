@@ -1,4 +1,6 @@
-"""WTGRAD planner: dw[k,c,r,s] = sum_{n,p,q} dy[n,k,p,q] * x[n,c,p*sh+r*dh-pt, q*sw+s*dw-pl].
+"""WTGRAD, the weight-gradient pass: its definition and planner.
+
+dw[k,c,r,s] = sum_{n,p,q} dy[n,k,p,q] * x[n,c,p*sh+r*dh-pt, q*sw+s*dw-pl].
 
 The reduction runs over N x P x Q, the longest of the three passes, so the INT16 pairs are taken
 along q: each broadcast element is the pair (x at q, x at q+1) of one input channel, and each vector
@@ -24,7 +26,7 @@ from dfpgen.errors import PlanError
 from dfpgen.codegen.layout import unblock_weight_grad, expand_input_pairs, block_grad_output_pairs
 from dfpgen.passes.base import DW, DY, X, Pass, Reduction
 from dfpgen.verification import reference
-from dfpgen.codegen.plan import Blocking, CallsBuilder, Plan, clip_block, common, finish, largest_divisor_at_most, split
+from dfpgen.codegen.plan import Blocking, CallsBuilder, PassTables, Plan, clip_block, common, largest_divisor_at_most, split
 from dfpgen.core.spec import ConvSpec
 from dfpgen.core.numerics import Numerics
 from dfpgen.core.target import Target
@@ -41,7 +43,7 @@ class WtgradLayout:
     elem: int
 
 
-def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target, isa_name: str) -> Plan:
+def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target, isa_name: str) -> PassTables:
     """Plan a WTGRAD kernel."""
     c = common(numerics, blocking, target, isa_name, spec)
     s, elem, lanes, st = spec, c.elem, c.lanes, spec.sw
@@ -103,11 +105,12 @@ def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target,
 
     notes = [f"reduction over N x P x Q = {s.N} x {s.P} x {s.Q} as {len(src_steps)} steps of {unroll} "
              f"{'q-pairs' if elem == 2 else 'columns'}, in {len(blocks)} blocks of {rb} rows"]
-    return finish(spec, numerics, blocking, target, c, DEFINITION, cpb=1, unroll=unroll,
-                  in_shape=(s.N, Hp, Wx, s.C, elem), w_shape=(s.N, KB, s.P, Qe, lanes, elem),
-                  out_shape=(KB, s.R, s.S, s.C, lanes), layout=WtgradLayout(s.pt, s.pl, Wx, Qe, elem),
-                  src_steps=src_steps, vec_steps=vec_steps, tile_offsets=tile_offsets, builder=builder,
-                  batch=1, in_batch_stride=0, out_batch_stride=0, notes=notes, rb=rb, reduction_blocks=blocks)
+    return PassTables(
+        common=c, cpb=1, unroll=unroll,
+        src_shape=(s.N, Hp, Wx, s.C, elem), vec_shape=(s.N, KB, s.P, Qe, lanes, elem),
+        dst_shape=(KB, s.R, s.S, s.C, lanes), layout=WtgradLayout(s.pt, s.pl, Wx, Qe, elem),
+        src_steps=src_steps, vec_steps=vec_steps, tile_offsets=tile_offsets, calls=builder,
+        batch=1, src_batch_stride=0, dst_batch_stride=0, notes=notes, rb=rb, reduction_blocks=blocks)
 
 
 def default_unroll(q_elems: int) -> int:

@@ -37,7 +37,7 @@ def choose_isa(target, precision: str = "dfp16", isa: str | None = None) -> str:
     return isa
 
 
-def compile(spec: ConvSpec, conv_pass: Pass | str = "fprop", numerics: Numerics | None = None, isa: str | None = None,
+def compile(spec: ConvSpec, conv_pass: Pass | str = passes.FPROP, numerics: Numerics | None = None, isa: str | None = None,
             cpu: str | None = None, blocking: Blocking | None = None, precision: str | None = None,
             threads: int | None = None, tuned: bool = False) -> Kernel:
     """Plan and emit one kernel. `cpu` names a CPU to cross-emit for (inspect .ir/.asm; not runnable).
@@ -95,10 +95,9 @@ class Conv2d:
                  threads: int | None = None, blocking: Blocking | dict | None = None, bits_w: int | None = None,
                  precision: str | None = None, seed=None, bits_grad: int | None = None,
                  grad_rounding: str | None = None, eager: bool = True, numerics: LayerNumerics | None = None):
-        fields = {name: value for name, value in (("bits", bits), ("rounding", rounding), ("overflow", overflow),
-                                                  ("chain", chain), ("bits_w", bits_w), ("precision", precision),
-                                                  ("bits_grad", bits_grad), ("grad_rounding", grad_rounding))
-                  if value is not None}
+        given = dict(precision=precision, bits=bits, bits_w=bits_w, bits_grad=bits_grad, rounding=rounding,
+                     grad_rounding=grad_rounding, overflow=overflow, chain=chain)
+        fields = {name: value for name, value in given.items() if value is not None}
         if numerics is not None and fields:
             raise NumericsError(f"{', '.join(fields)}: give the numerics either as numerics=LayerNumerics(...) "
                                 f"or as keywords, not both")
@@ -118,11 +117,11 @@ class Conv2d:
         for conv_pass in passes.ALL:
             self._isa(conv_pass)   # a wrong ISA for the numerics is reported at construction, not at first use
         if eager:
-            self.kernel("fprop")  # planning errors (e.g. saturate without vpdpwssds) surface here too
+            self.kernel(passes.FPROP)  # planning errors (e.g. saturate without vpdpwssds) surface here too
 
     def _isa(self, conv_pass: Pass) -> str:
         precision, isa = self.numerics.pass_precision(conv_pass), self.isa
-        if isa is not None and self.precision == "dfp16" and get_isa(isa).precision != precision:
+        if isa is not None and self.precision == "dfp16" and precision == "fp32" and get_isa(isa).precision == "dfp16":
             isa = None   # a DFP16 ISA names the DFP16 kernels of a layer some of whose passes are FP32
         return choose_isa(resolve(None), precision, isa)
 

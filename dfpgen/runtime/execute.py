@@ -44,7 +44,7 @@ def block_vec(kernel: Kernel, vec: np.ndarray) -> np.ndarray:
 
 def output_buffer(kernel: Kernel) -> np.ndarray:
     """An aligned FP32 buffer of the kernel's blocked output shape."""
-    return aligned_empty(kernel.plan.out_shape, np.float32)
+    return aligned_empty(kernel.plan.dst_shape, np.float32)
 
 
 def prepare(kernel: Kernel, src: np.ndarray, vec: np.ndarray) -> Prepared:

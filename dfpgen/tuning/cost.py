@@ -9,7 +9,7 @@ import numpy as np
 
 from dfpgen.errors import PlanError
 from dfpgen.codegen.plan import Blocking, Plan, block_steps, common, largest_divisor_at_most, register_need
-from dfpgen.passes import Pass, Reduction, get
+from dfpgen.passes import FPROP, Pass, Reduction, get
 from dfpgen.core.spec import ConvSpec
 from dfpgen.core.numerics import Numerics
 from dfpgen.core.target import Target, get_isa
@@ -100,7 +100,7 @@ def predicted_cycles(plan: Plan) -> float:
     flush = np.array([t[1] for t in per_tile])[tiles][:, None]
     flushes = np.maximum(1, -(-counts // plan.steps_per_flush))
     streaming = pmadd and plan.blocking.order != "np" and \
-        plan.in_batch_stride * np.dtype(plan.storage).itemsize > L2_IMAGE_BYTES
+        plan.src_batch_stride * np.dtype(plan.storage).itemsize > L2_IMAGE_BYTES
     return float((counts * step + flushes * flush).sum()) * plan.batch * (STREAMING_PENALTY if streaming else 1.0)
 
 
@@ -123,7 +123,7 @@ def block_shapes(spec: ConvSpec, conv_pass: Pass | str, target: Target, isa_name
 
 
 def default_blocking(spec: ConvSpec, numerics: Numerics, target: Target, isa_name: str,
-                     conv_pass: Pass | str = "fprop") -> Blocking:
+                     conv_pass: Pass | str = FPROP) -> Blocking:
     """The blocking the cost model ranks best: good speed without tuning."""
     conv_pass = get(conv_pass)
     common(numerics, Blocking(), target, isa_name, spec)  # ISA and policy errors say what is wrong

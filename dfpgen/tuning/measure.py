@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dfpgen.codegen.kernel import Kernel, default_threads
-from dfpgen.passes import DW, DX, DY, W, X, Pass, get
+from dfpgen.passes import DW, DX, DY, FPROP, W, X, Pass, get
 from dfpgen.runtime.execute import prepare_float
 
 
@@ -39,7 +39,7 @@ def median_time(fn, min_seconds: float = 0.25, min_reps: int = 5, max_reps: int 
     return float(np.median(times)), len(times)
 
 
-def random_operands(spec, conv_pass: Pass | str = "fprop", seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def random_operands(spec, conv_pass: Pass | str = FPROP, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Reproducible float32 operands (src, vec) of one pass: x and dy standard normal, w scaled by
     1/sqrt(fan-in); the same x, w and dy whichever pass asks."""
     rng = np.random.default_rng(seed)
@@ -63,7 +63,7 @@ def time_kernel(kernel: Kernel, a: np.ndarray, b: np.ndarray, threads: int | Non
     return Timing(seconds, reps, kernel.plan.spec.macs)
 
 
-def torch_call(spec, a: np.ndarray, b: np.ndarray, threads: int | None = None, conv_pass: Pass | str = "fprop"):
+def torch_call(spec, a: np.ndarray, b: np.ndarray, threads: int | None = None, conv_pass: Pass | str = FPROP):
     """A no-argument callable running PyTorch's FP32 kernel for the same pass and shape once (at
     `threads` torch threads), or None without PyTorch.
 
@@ -105,7 +105,7 @@ def torch_call(spec, a: np.ndarray, b: np.ndarray, threads: int | None = None, c
 
 
 def time_torch(spec, a: np.ndarray, b: np.ndarray, threads: int | None = None, min_seconds: float = 0.25,
-               conv_pass: Pass | str = "fprop") -> Timing | None:
+               conv_pass: Pass | str = FPROP) -> Timing | None:
     """Median time of PyTorch's FP32 kernel for the same pass and shape, or None without PyTorch."""
     call = torch_call(spec, a, b, threads, conv_pass)
     if call is None:

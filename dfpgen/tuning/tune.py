@@ -235,7 +235,7 @@ class Measurer:
     def prepared(self, kernel: Kernel) -> Prepared:
         """The kernel with the task's operands in its layouts (the last layout's blocks are reused)."""
         plan = kernel.plan
-        layout_key = (plan.in_shape, plan.w_shape, plan.layout)
+        layout_key = (plan.src_shape, plan.vec_shape, plan.layout)
         if layout_key not in self._blocked:
             ready = prepare(kernel, self.a, self.b)
             self._blocked = {layout_key: (ready.src, ready.vec)}  # keep one layout

@@ -1,0 +1,69 @@
+"""LayerNumerics (dfpgen/core/numerics.py): one numerics type per layer, and the kernel numerics each
+pass derives from it through its operand kinds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dfpgen import passes
+from dfpgen.core.numerics import KINDS, Kind, LayerNumerics, Numerics
+from dfpgen.errors import NumericsError
+
+# The operand kinds of each pass, written out here independently of the pass definitions.
+KINDS_OF = {"fprop": ("act", "weight"), "bprop": ("grad", "weight"), "wtgrad": ("act", "grad")}
+
+
+def test_each_pass_reads_the_kinds_its_definition_names():
+    for p in passes.ALL:
+        assert tuple(t.kind for t in p.operands) == KINDS_OF[p.name]
+
+
+@settings(max_examples=60, deadline=None)
+@given(bits=st.integers(2, 16), bits_w=st.none() | st.integers(2, 16), bits_grad=st.none() | st.integers(2, 16))
+def test_kernel_numerics_take_the_bits_of_the_pass_operands(bits, bits_w, bits_grad):
+    n = LayerNumerics(bits=bits, bits_w=bits_w, bits_grad=bits_grad)
+    own = {"act": bits, "weight": bits if bits_w is None else bits_w, "grad": bits if bits_grad is None else bits_grad}
+    for p in passes.ALL:
+        src, vec = KINDS_OF[p.name]
+        assert n.kernel_numerics(p) == Numerics(own[src], own[vec], "nearest", "exact", None)
+
+
+def test_rounding_per_kind():
+    n = LayerNumerics(rounding="nearest_even", grad_rounding="stochastic")
+    assert [n.rounding_of(k) for k in KINDS] == ["nearest_even", "nearest_even", "stochastic"]
+    assert LayerNumerics(rounding="chop").rounding_of("grad") == "chop"
+
+
+def test_kinds_compare_equal_to_their_names():
+    assert Kind.ACT == "act" and Kind("grad") is Kind.GRAD
+    assert LayerNumerics(dfp=("weight", "act")).dfp == (Kind.ACT, Kind.WEIGHT)   # canonical order
+
+
+def test_numpy_integers_are_accepted_as_bits():
+    n = LayerNumerics(bits=np.int64(13), bits_w=np.int16(12))
+    assert (n.bits, n.bits_w) == (13, 12) and type(n.bits) is int
+
+
+@pytest.mark.parametrize("bad,field", [
+    (dict(precision="bf16"), "precision"), (dict(dfp=("act", "bias")), "dfp"), (dict(dfp="act"), "dfp"),
+    (dict(rounding="up"), "rounding"), (dict(grad_rounding="up"), "grad_rounding"), (dict(overflow="clip"), "overflow"),
+    (dict(bits=1), "bits"), (dict(bits_w=17), "bits_w"), (dict(bits_grad=2.5), "bits_grad"), (dict(chain=0), "chain"),
+    (dict(bits=16, chain=10**6), "chain"), (dict(overflow="wrap"), "overflow"), (dict(rounding=None), "rounding")])
+def test_bad_numerics_name_the_field(bad, field):
+    with pytest.raises(NumericsError, match=f"^{field}|{field}="):
+        LayerNumerics(**bad)
+
+
+def test_an_unsafe_chain_is_reported_at_construction_even_for_one_pass():
+    # 16-bit weights and 8-bit activations: the FPROP chain bound is larger than the BPROP one.
+    with pytest.raises(NumericsError, match="chain"):
+        LayerNumerics(bits=8, bits_w=16, bits_grad=16, chain=Numerics(8, 16).safe_chain)
+
+
+def test_mixed_layers_run_fp32_passes_where_a_kind_is_fp32():
+    n = LayerNumerics(dfp=("act", "weight"))
+    assert [n.pass_precision(p) for p in passes.ALL] == ["dfp16", "fp32", "fp32"]
+    assert all(LayerNumerics.fp32().pass_precision(p) == "fp32" for p in passes.ALL)
