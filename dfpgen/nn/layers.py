@@ -126,6 +126,10 @@ class Linear(Layer):
         self.bias = Param(f"{name}.bias", np.zeros(K), decay=False)
         self.params = [self.conv.weight, self.bias]
 
+    def reseed(self, *entropy: int) -> None:
+        """Seed the inner convolution's stochastic rounding (see Conv.reseed)."""
+        self.conv.reseed(*entropy)
+
     def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
         x = x.reshape(x.shape[0], -1)
         if x.shape[1] != self.C:

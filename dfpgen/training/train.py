@@ -21,7 +21,7 @@ import numpy as np
 from dfpgen.training.data import Dataset, batches, load
 from dfpgen.errors import DFPGenError
 from dfpgen.codegen.jit import atomic_write
-from dfpgen.nn.layers import BatchNorm, Conv, SoftmaxCrossEntropy
+from dfpgen.nn.layers import BatchNorm, Conv, Linear, SoftmaxCrossEntropy
 from dfpgen.nn.models import build
 from dfpgen.nn.optim import SGD, learning_rate
 from dfpgen.nn.precision import Precision
@@ -90,7 +90,9 @@ class Trainer:
         self.params = self.net.params
         self.optimizer = SGD(self.params, config.lr, config.momentum, config.weight_decay)
         self.loss = SoftmaxCrossEntropy()
-        self.convs = [layer for layer in self.net.layers() if isinstance(layer, Conv)]
+        # Every layer that can round stochastically: convolutions and fully connected layers (whose inner
+        # Conv layers() does not list), each reseeded per (seed, step, layer) so runs and resumes repeat.
+        self.seeded = [layer for layer in self.net.layers() if isinstance(layer, (Conv, Linear))]
         self.norms = [layer for layer in self.net.layers() if isinstance(layer, BatchNorm)]
         self.epoch = 0
         self.history: list[EpochLog] = []
@@ -101,8 +103,8 @@ class Trainer:
 
     def step(self, x: np.ndarray, y: np.ndarray, lr: float, step_index: int) -> tuple[float, int]:
         """One forward, backward and update; returns the loss and the number of correct predictions."""
-        for i, conv in enumerate(self.convs):
-            conv.reseed(self.config.seed, step_index, i)
+        for i, layer in enumerate(self.seeded):
+            layer.reseed(self.config.seed, step_index, i)
         self.optimizer.zero_grad()
         logits = self.net.forward(x, train=True)
         loss = self.loss.forward(logits, y)
