@@ -34,6 +34,10 @@ class CheckpointError(DFPGenError, RuntimeError):
     """A checkpoint is missing, corrupt, or from another run configuration."""
 
 
+class LogError(DFPGenError, ValueError):
+    """A training log is missing, not a dfpgen log, or damaged (undecodable bytes, a bad cell, a short row)."""
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that defines a run (and must match when resuming)."""
@@ -203,12 +207,45 @@ def write_log(path: Path, history: list[EpochLog]) -> None:
 
 
 def read_log(path: Path) -> list[dict]:
-    """Rows of a CSV log as dicts of floats."""
+    """Rows of a CSV log as dicts of floats. Raises LogError, naming the file, line and bad value, for
+    anything that is not a readable dfpgen training log."""
     try:
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
+        raw = Path(path).read_bytes()
     except OSError as exc:
-        raise DFPGenError(f"cannot read log {path}: {exc}") from None
-    if not rows or set(LOG_FIELDS) - set(rows[0]):
-        raise DFPGenError(f"{path} is not a dfpgen training log (expected columns {', '.join(LOG_FIELDS)})")
-    return [{k: float(v) for k, v in r.items()} for r in rows]
+        raise LogError(f"cannot read log {path}: {exc}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise LogError(f"{path} line {line}: byte {raw[exc.start:exc.start + 1]!r} is not UTF-8 text, so this "
+                       f"is not a dfpgen training log") from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        rows = [(reader.line_num, row) for row in reader]
+    except csv.Error as exc:
+        raise LogError(f"{path} line {reader.line_num}: {exc}") from None
+    if not rows or set(LOG_FIELDS) - set(reader.fieldnames or ()):
+        raise LogError(f"{path} is not a dfpgen training log (expected columns {', '.join(LOG_FIELDS)})")
+    columns = len(reader.fieldnames)
+    out = []
+    for line, row in rows:
+        if None in row:
+            raise LogError(f"{path} line {line}: {columns + len(row[None])} cells, expected {columns} "
+                           f"(extra {_shown(row[None][0])})")
+        missing = [k for k, v in row.items() if v is None]
+        if missing:
+            raise LogError(f"{path} line {line}: {columns - len(missing)} cells, expected {columns} "
+                           f"(no {missing[0]})")
+        values = {}
+        for k, v in row.items():
+            try:
+                values[k] = float(v)
+            except ValueError:
+                raise LogError(f"{path} line {line}: {k} is {_shown(v)}, not a number") from None
+        out.append(values)
+    return out
+
+
+def _shown(value: str, limit: int = 40) -> str:
+    """A cell for a one-line message: quoted, escaped, and cut short."""
+    return repr(value if len(value) <= limit else value[:limit] + "...")
