@@ -704,10 +704,6 @@ print(hashlib.sha1(layer.weight.grad.tobytes()).hexdigest())
 """
 
 
-@pytest.mark.xfail(strict=True, reason="Conv.ops builds its per-precision ops from a set, and Conv.backward "
-                   "quantizes gradients with next(iter(ops.values())): with two ops (a mixed dfp setting) and "
-                   "stochastic act rounding, which RNG rounds the gradient depends on PYTHONHASHSEED, so a "
-                   "resumed run in a new process can round differently")
 def test_mixed_precision_stochastic_rounding_independent_of_hash_seed():
     import os
     import subprocess

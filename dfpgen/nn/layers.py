@@ -75,7 +75,7 @@ class Conv(Layer):
             self._ops[key] = {prec: Conv2d(spec, precision=prec, isa=p.isa if prec == "dfp16" else None,
                                            threads=self.threads, eager=False, seed=getattr(self, "_entropy", None),
                                            **p.conv_options())
-                              for prec in {p.pass_precision(ps) for ps in ("fprop", "bprop", "wtgrad")}}
+                              for prec in dict.fromkeys(p.pass_precision(ps) for ps in ("fprop", "bprop", "wtgrad"))}
         return self._ops[key]
 
     def reseed(self, *entropy: int) -> None:
@@ -106,7 +106,9 @@ class Conv(Layer):
         # values, so a mixed run (say FP32 gradients) still sees the activations the forward pass saw.
         spec, xq, wq = self._saved
         ops, p = self.ops(spec), self.precision
-        dyq = self._operand(next(iter(ops.values())), dy, "grad", f"{self.name} gradient")
+        # dy is rounded by the forward pass's op (ops are ordered by pass), from the stream that rounded x:
+        # the same generator whatever the process's hash seed, so a resumed run rounds as the original did.
+        dyq = self._operand(ops[p.pass_precision("fprop")], dy, "grad", f"{self.name} gradient")
         self.weight.grad += ops[p.pass_precision("wtgrad")].wtgrad(xq, dyq)
         if self.bias is not None:
             self.bias.grad += dy.sum(axis=(0, 2, 3))
