@@ -339,10 +339,8 @@ AVG_CASES = [  # k, stride, pad, ceil_mode, H, W
     pytest.param(3, 1, 1, False, 5, 6, id="3x3s1p1"),
     pytest.param(3, 2, 0, False, 9, 7, id="3x3s2"),
     pytest.param(3, 2, 1, True, 9, 9, id="ceil-inside-padding"),
-    pytest.param(2, 2, 0, True, 7, 7, marks=pytest.mark.xfail(
-        strict=True, reason="AvgPool ceil_mode divides a window that overhangs the input by k*k; Caffe and "
-                            "torch divide by the window clipped to H+pad (layers.py AvgPool.forward/backward)"),
-        id="ceil-overhang"),
+    pytest.param(2, 2, 0, True, 7, 7, id="ceil-overhang"),
+    pytest.param(3, 2, 1, True, 8, 10, id="ceil-overhang-padded"),
 ]
 
 
