@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 import dfpgen
 from dfpgen import Blocking, ConvSpec, Conv2d, DFPTensor, Numerics
 from dfpgen.core.catalog import select
-from dfpgen.errors import DFPGenError, PlanError, ShapeError, TargetError
+from dfpgen.core.dfp import max_mantissa
+from dfpgen.errors import NumericsError, PlanError, ShapeError, TargetError
 from dfpgen.codegen.layout import TRANSFORMS, aligned_empty
 from dfpgen.core.target import ISAS, host
 
@@ -667,14 +668,23 @@ def test_non_contiguous_operands(isa):
     np.testing.assert_array_equal(op.bprop(np.asfortranarray(dy), w[::-1][::-1]), op.bprop(dy.copy(), w.copy()))
 
 
+def assert_wider_operands_refused(run, shapes: dict, kinds: dict) -> None:
+    """`run` is a pass of an op built for 13 bits. A 16-bit DFPTensor could wrap its INT32 chain, so either
+    operand at 16 bits is refused with a NumericsError naming that operand and both widths."""
+    for wide in shapes:
+        operands = [DFPTensor(np.full(shape, max_mantissa(bits), np.int16), 0, bits)
+                    for name, shape in shapes.items() for bits in [16 if name == wide else 13]]
+        with pytest.raises(NumericsError, match=rf"^{wide}: a 16-bit DFPTensor, but this op's {kinds[wide]} "
+                                                rf"operands have 13 bits"):
+            run(*operands)
+
+
 @pytest.mark.parametrize("isa", DFP_ISAS)
 def test_dfp_tensor_wider_than_numerics_is_not_silently_wrong(isa):
     spec = ConvSpec(1, 16, 256, 3, 3, 1, 1, 1, 0)
     op = conv_op(spec, isa, bits=13)
-    dym = np.full((1, 256, 3, 3), 32767, np.int16)
-    wm = np.full((256, 16, 1, 1), 32767, np.int16)
-    try:
-        dx = op.bprop(DFPTensor(dym, 0, 16), DFPTensor(wm, 0, 16))
-    except DFPGenError:
-        return
+    shapes = {"dy": (1, 256, 3, 3), "w": (256, 16, 1, 1)}
+    assert_wider_operands_refused(op.bprop, shapes, {"dy": "grad", "w": "weight"})
+    dym, wm = (np.full(shape, max_mantissa(13), np.int16) for shape in shapes.values())
+    dx = op.bprop(DFPTensor(dym, 0, 13), DFPTensor(wm, 0, 13))   # the widest it takes: within the bound
     check_dfp(dx, dym, wm, spec, op.kernel(PASS).plan.flushes, 0, isa)

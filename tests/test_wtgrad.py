@@ -23,7 +23,8 @@ from hypothesis import strategies as st
 import dfpgen
 from dfpgen import Blocking, ConvSpec, Conv2d, DFPTensor, Numerics
 from dfpgen.core.catalog import select
-from dfpgen.errors import DFPGenError, PlanError, ShapeError, TargetError
+from dfpgen.core.dfp import max_mantissa
+from dfpgen.errors import NumericsError, PlanError, ShapeError, TargetError
 from dfpgen.codegen.layout import TRANSFORMS, aligned_empty
 from dfpgen.core.target import ISAS, host
 
@@ -705,14 +706,23 @@ def test_non_contiguous_operands(isa):
     np.testing.assert_array_equal(op.wtgrad(np.asfortranarray(x), dy[:, ::-1][:, ::-1]), op.wtgrad(x.copy(), dy.copy()))
 
 
+def assert_wider_operands_refused(run, shapes: dict, kinds: dict) -> None:
+    """`run` is a pass of an op built for 13 bits. A 16-bit DFPTensor could wrap its INT32 chain, so either
+    operand at 16 bits is refused with a NumericsError naming that operand and both widths."""
+    for wide in shapes:
+        operands = [DFPTensor(np.full(shape, max_mantissa(bits), np.int16), 0, bits)
+                    for name, shape in shapes.items() for bits in [16 if name == wide else 13]]
+        with pytest.raises(NumericsError, match=rf"^{wide}: a 16-bit DFPTensor, but this op's {kinds[wide]} "
+                                                rf"operands have 13 bits"):
+            run(*operands)
+
+
 @pytest.mark.parametrize("isa", DFP_ISAS)
 def test_dfp_tensor_wider_than_numerics_is_not_silently_wrong(isa):
     spec = ConvSpec(1, 3, 16, 16, 16, 1, 1, 1, 0)
     op = conv_op(spec, isa, bits=13)
-    xm = np.full((1, 3, 16, 16), 32767, np.int16)
-    dym = np.full((1, 16, 16, 16), 32767, np.int16)
-    try:
-        dw = op.wtgrad(DFPTensor(xm, 0, 16), DFPTensor(dym, 0, 16))
-    except DFPGenError:
-        return
+    shapes = {"x": (1, 3, 16, 16), "dy": (1, 16, 16, 16)}
+    assert_wider_operands_refused(op.wtgrad, shapes, {"x": "act", "dy": "grad"})
+    xm, dym = (np.full(shape, max_mantissa(13), np.int16) for shape in shapes.values())
+    dw = op.wtgrad(DFPTensor(xm, 0, 13), DFPTensor(dym, 0, 13))   # the widest it takes: within the bound
     check_dfp(dw, xm, dym, spec, op.kernel(PASS).plan.flushes, 0, isa)
