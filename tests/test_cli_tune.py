@@ -18,6 +18,7 @@ from dfpgen.frontends.cli import main
 from dfpgen.errors import TargetError
 from dfpgen.codegen.plan import Blocking
 from dfpgen.core.target import host
+from dfpgen.tuning import measure
 
 CATALOG = """[network]
 name = "tiny"
@@ -78,7 +79,7 @@ def test_tune_help_documents_the_json_keys():
     assert set(re.findall(r'"(\w+)"', export_help)) >= EXPORT_KEYS
 
 
-def test_tune_json_then_answers_from_the_db(env):
+def test_tune_json_then_answers_from_the_db(env, monkeypatch):
     db = env / "t.sqlite"
     first = json_of(invoke(*tune_args(env, db, "--json")))
     assert set(first) == TOP_KEYS
@@ -97,7 +98,13 @@ def test_tune_json_then_answers_from_the_db(env):
     assert r["fp32_gmacs"] > 0 and r["vs_fp32"] > 0
     assert (r["torch_gmacs"] is None) == (r["vs_torch"] is None)
 
-    second = json_of(invoke(*tune_args(env, db, "--json")))
+    def measuring(*args, **kwargs):
+        raise AssertionError("the second call measured instead of answering from the database")
+
+    with monkeypatch.context() as m:   # with or without PyTorch installed, nothing is measured again
+        for name in ("random_operands", "time_kernel", "time_torch"):
+            m.setattr(measure, name, measuring)
+        second = json_of(invoke(*tune_args(env, db, "--json")))
     (again,) = second["results"]
     assert again["from_db"] is True and again["measured"] == 0 and again["failures"] == 0
     assert again["blocking"] == r["blocking"] and again["gmacs"] == r["gmacs"]
