@@ -96,8 +96,7 @@ def check_dfp(dx: np.ndarray, dym, wm, spec: ConvSpec, flushes: int, scale_exp: 
 
 
 @pytest.mark.parametrize("spec", SWEEP_SPECS[::3], ids=ref.shape_id)
-def test_reference_matches_torch_autograd(spec):
-    torch = pytest.importorskip("torch")
+def test_reference_matches_torch_autograd(torch, spec):
     rng = np.random.default_rng(1)
     x = rng.standard_normal((spec.N, spec.C, spec.H, spec.W))
     w = rng.standard_normal((spec.K, spec.C, spec.R, spec.S))
@@ -233,9 +232,8 @@ FLOAT_SPECS = [ConvSpec(2, 17, 20, 9, 11, 3, 3, 1, 1), ConvSpec(1, 64, 33, 14, 1
                ConvSpec(1, 3, 16, 23, 23, 11, 11, 4, 2), ConvSpec(3, 96, 5, 5, 5, 1, 1, 2, 0)]
 
 
-def torch_grads(x, w, dy, spec):
+def torch_grads(torch, x, w, dy, spec):
     """dx, dw of torch.nn.functional.conv2d by autograd, in float64 on the (float32) inputs."""
-    torch = pytest.importorskip("torch")
     xt = torch.tensor(np.asarray(x, np.float64), requires_grad=True)
     wt = torch.tensor(np.asarray(w, np.float64), requires_grad=True)
     y = torch.nn.functional.conv2d(xt, wt, stride=spec.stride, padding=spec.pad)
@@ -254,7 +252,7 @@ def float_operands(rng, spec: ConvSpec):
 @pytest.mark.parametrize("bits_grad, grad_rounding", [(16, None), (12, None), (12, "stochastic")])
 @pytest.mark.parametrize("isa", DFP_ISAS)
 @pytest.mark.parametrize("spec", FLOAT_SPECS, ids=ref.shape_id)
-def test_float_inputs_vs_torch(spec, isa, bits_grad, grad_rounding):
+def test_float_inputs_vs_torch(torch, spec, isa, bits_grad, grad_rounding):
     """dy and w are quantized (dy with bits_grad / grad_rounding, w with bits_w = 14), then convolved.
     With q(.) the quantized values, bprop(dy, w) - bprop(q(dy), q(w)) = bprop(dy - q(dy), w) +
     bprop(q(dy), w - q(w)), so |dx - dx_torch| <= bprop(|dy - q(dy)|, |w|) + bprop(|q(dy)|, |w - q(w)|)
@@ -268,7 +266,7 @@ def test_float_inputs_vs_torch(spec, isa, bits_grad, grad_rounding):
     plan = op.kernel(PASS).plan
     assert (plan.numerics.bits_x, plan.numerics.bits_w) == (bits_grad, bits_w)
     dx = op.bprop(dy, w)
-    want, _ = torch_grads(x, w, dy, spec)
+    want, _ = torch_grads(torch, x, w, dy, spec)
     wqm, ew = ref.quantize_ref(w, bits_w)
     wq = ref.dequant(wqm, ew)
     edy = ref.quant_exp(dy, bits_grad)

@@ -255,11 +255,10 @@ FLOAT_SPECS = [ConvSpec(2, 17, 20, 9, 11, 3, 3, 1, 1), ConvSpec(1, 64, 33, 14, 1
 @pytest.mark.parametrize("bits", [16, 12, 8])
 @pytest.mark.parametrize("isa", DFP_ISAS)
 @pytest.mark.parametrize("spec", FLOAT_SPECS, ids=_shape_id)
-def test_float_inputs_vs_torch(spec, isa, bits):
+def test_float_inputs_vs_torch(torch, spec, isa, bits):
     """Float32 inputs are quantized (DESIGN.md Numerics) and convolved; the result differs from torch's
     conv of the unquantized inputs by at most the quantization error propagated through the conv
     (conv(x,w) - conv(xq,wq) = conv(x - xq, w) + conv(xq, w - wq)) plus the flush bound."""
-    torch = pytest.importorskip("torch")
     rng = np.random.default_rng(bits)
     x = (rng.standard_normal((spec.N, spec.C, spec.H, spec.W)) * 3).astype(np.float32)
     w = (rng.standard_normal((spec.K, spec.C, spec.R, spec.S)) * 0.05).astype(np.float32)

@@ -34,11 +34,6 @@ COMPOSITE_FACTOR = 16      # a handful of quantized operands along each path, ea
 FP32_REL = 1e-5            # FP32 kernels against float64 autograd, relative L2
 
 
-@pytest.fixture(scope="module")
-def torch():
-    return pytest.importorskip("torch")
-
-
 def t64(torch, a, grad=False):
     return torch.tensor(np.asarray(a, np.float64), requires_grad=grad)
 

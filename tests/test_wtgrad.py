@@ -98,8 +98,7 @@ def check_dfp(dw: np.ndarray, xm, dym, spec: ConvSpec, flushes: int, scale_exp: 
 
 
 @pytest.mark.parametrize("spec", SWEEP_SPECS[1::3], ids=ref.shape_id)
-def test_reference_matches_torch_autograd(spec):
-    torch = pytest.importorskip("torch")
+def test_reference_matches_torch_autograd(torch, spec):
     rng = np.random.default_rng(2)
     x = rng.standard_normal((spec.N, spec.C, spec.H, spec.W))
     w = rng.standard_normal((spec.K, spec.C, spec.R, spec.S))
@@ -277,9 +276,8 @@ FLOAT_SPECS = [ConvSpec(2, 17, 20, 9, 11, 3, 3, 1, 1), ConvSpec(1, 64, 33, 14, 1
                ConvSpec(1, 3, 16, 23, 23, 11, 11, 4, 2), ConvSpec(3, 96, 5, 5, 5, 1, 1, 2, 0)]
 
 
-def torch_grads(x, w, dy, spec):
+def torch_grads(torch, x, w, dy, spec):
     """dx, dw of torch.nn.functional.conv2d by autograd, in float64 on the (float32) inputs."""
-    torch = pytest.importorskip("torch")
     xt = torch.tensor(np.asarray(x, np.float64), requires_grad=True)
     wt = torch.tensor(np.asarray(w, np.float64), requires_grad=True)
     y = torch.nn.functional.conv2d(xt, wt, stride=spec.stride, padding=spec.pad)
@@ -298,7 +296,7 @@ def float_operands(rng, spec: ConvSpec):
 @pytest.mark.parametrize("bits, bits_grad, grad_rounding", [(16, 16, None), (12, 12, None), (14, 12, "stochastic")])
 @pytest.mark.parametrize("isa", DFP_ISAS)
 @pytest.mark.parametrize("spec", FLOAT_SPECS, ids=ref.shape_id)
-def test_float_inputs_vs_torch(spec, isa, bits, bits_grad, grad_rounding):
+def test_float_inputs_vs_torch(torch, spec, isa, bits, bits_grad, grad_rounding):
     """x (bits) and dy (bits_grad, grad_rounding) are quantized, then correlated. With q(.) the quantized
     values, wtgrad(x, dy) - wtgrad(q(x), q(dy)) = wtgrad(x - q(x), dy) + wtgrad(q(x), dy - q(dy)), so
     |dw - dw_torch| <= wtgrad(|x - q(x)|, |dy|) + wtgrad(|q(x)|, |dy - q(dy)|) + the flush bound on the
@@ -311,7 +309,7 @@ def test_float_inputs_vs_torch(spec, isa, bits, bits_grad, grad_rounding):
     plan = op.kernel(PASS).plan
     assert (plan.numerics.bits_x, plan.numerics.bits_w) == (bits, bits_grad)
     dw = op.wtgrad(x, dy)
-    _, want = torch_grads(x, w, dy, spec)
+    _, want = torch_grads(torch, x, w, dy, spec)
     xqm, ex = ref.quantize_ref(x, bits)
     xq = ref.dequant(xqm, ex)
     edy = ref.quant_exp(dy, bits_grad)
