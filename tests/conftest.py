@@ -1,4 +1,5 @@
-"""Shared pytest setup: an isolated kernel cache per test session, and the golden-file switch."""
+"""Shared pytest setup: an isolated kernel cache per test session, the golden-file switch, and PyTorch for the
+tests that cross-check against it (each marked `torch`, so CI runs them alone once torch is installed)."""
 
 import os
 import tempfile
@@ -17,3 +18,19 @@ def pytest_addoption(parser):
 @pytest.fixture
 def regen_golden(request) -> bool:
     return request.config.getoption("--regen-golden")
+
+
+@pytest.fixture(scope="session")
+def torch():
+    """PyTorch; the test skips without it (pip install 'dfpgen[torch]')."""
+    return pytest.importorskip("torch")
+
+
+@pytest.hookimpl(tryfirst=True)   # before -m selects on the marks
+def pytest_collection_modifyitems(config, items):
+    """Mark `torch` every test that needs PyTorch: those using the `torch` fixture, and those of a module
+    that imports it at the top (`torch = pytest.importorskip("torch")`; without torch it collects nothing)."""
+    for item in items:
+        module_torch = getattr(getattr(item, "module", None), "torch", None)
+        if "torch" in getattr(item, "fixturenames", ()) or getattr(module_torch, "__name__", None) == "torch":
+            item.add_marker(pytest.mark.torch)

@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 import dfpgen
 from dfpgen import Blocking, ConvSpec, Conv2d, DFPTensor, Numerics
 from dfpgen.core.catalog import select
-from dfpgen.errors import DFPGenError, PlanError, ShapeError, TargetError
+from dfpgen.core.dfp import max_mantissa
+from dfpgen.errors import NumericsError, PlanError, ShapeError, TargetError
 from dfpgen.codegen.layout import aligned_empty
 from dfpgen.core.target import ISAS, host
 
@@ -95,8 +96,7 @@ def check_dfp(dx: np.ndarray, dym, wm, spec: ConvSpec, flushes: int, scale_exp: 
 
 
 @pytest.mark.parametrize("spec", SWEEP_SPECS[::3], ids=ref.shape_id)
-def test_reference_matches_torch_autograd(spec):
-    torch = pytest.importorskip("torch")
+def test_reference_matches_torch_autograd(torch, spec):
     rng = np.random.default_rng(1)
     x = rng.standard_normal((spec.N, spec.C, spec.H, spec.W))
     w = rng.standard_normal((spec.K, spec.C, spec.R, spec.S))
@@ -232,9 +232,8 @@ FLOAT_SPECS = [ConvSpec(2, 17, 20, 9, 11, 3, 3, 1, 1), ConvSpec(1, 64, 33, 14, 1
                ConvSpec(1, 3, 16, 23, 23, 11, 11, 4, 2), ConvSpec(3, 96, 5, 5, 5, 1, 1, 2, 0)]
 
 
-def torch_grads(x, w, dy, spec):
+def torch_grads(torch, x, w, dy, spec):
     """dx, dw of torch.nn.functional.conv2d by autograd, in float64 on the (float32) inputs."""
-    torch = pytest.importorskip("torch")
     xt = torch.tensor(np.asarray(x, np.float64), requires_grad=True)
     wt = torch.tensor(np.asarray(w, np.float64), requires_grad=True)
     y = torch.nn.functional.conv2d(xt, wt, stride=spec.stride, padding=spec.pad)
@@ -253,7 +252,7 @@ def float_operands(rng, spec: ConvSpec):
 @pytest.mark.parametrize("bits_grad, grad_rounding", [(16, None), (12, None), (12, "stochastic")])
 @pytest.mark.parametrize("isa", DFP_ISAS)
 @pytest.mark.parametrize("spec", FLOAT_SPECS, ids=ref.shape_id)
-def test_float_inputs_vs_torch(spec, isa, bits_grad, grad_rounding):
+def test_float_inputs_vs_torch(torch, spec, isa, bits_grad, grad_rounding):
     """dy and w are quantized (dy with bits_grad / grad_rounding, w with bits_w = 14), then convolved.
     With q(.) the quantized values, bprop(dy, w) - bprop(q(dy), q(w)) = bprop(dy - q(dy), w) +
     bprop(q(dy), w - q(w)), so |dx - dx_torch| <= bprop(|dy - q(dy)|, |w|) + bprop(|q(dy)|, |w - q(w)|)
@@ -267,7 +266,7 @@ def test_float_inputs_vs_torch(spec, isa, bits_grad, grad_rounding):
     plan = op.kernel(PASS).plan
     assert (plan.numerics.bits_x, plan.numerics.bits_w) == (bits_grad, bits_w)
     dx = op.bprop(dy, w)
-    want, _ = torch_grads(x, w, dy, spec)
+    want, _ = torch_grads(torch, x, w, dy, spec)
     wqm, ew = ref.quantize_ref(w, bits_w)
     wq = ref.dequant(wqm, ew)
     edy = ref.quant_exp(dy, bits_grad)
@@ -667,14 +666,23 @@ def test_non_contiguous_operands(isa):
     np.testing.assert_array_equal(op.bprop(np.asfortranarray(dy), w[::-1][::-1]), op.bprop(dy.copy(), w.copy()))
 
 
+def assert_wider_operands_refused(run, shapes: dict, kinds: dict) -> None:
+    """`run` is a pass of an op built for 13 bits. A 16-bit DFPTensor could wrap its INT32 chain, so either
+    operand at 16 bits is refused with a NumericsError naming that operand and both widths."""
+    for wide in shapes:
+        operands = [DFPTensor(np.full(shape, max_mantissa(bits), np.int16), 0, bits)
+                    for name, shape in shapes.items() for bits in [16 if name == wide else 13]]
+        with pytest.raises(NumericsError, match=rf"^{wide}: a 16-bit DFPTensor, but this op's {kinds[wide]} "
+                                                rf"operands have 13 bits"):
+            run(*operands)
+
+
 @pytest.mark.parametrize("isa", DFP_ISAS)
 def test_dfp_tensor_wider_than_numerics_is_not_silently_wrong(isa):
     spec = ConvSpec(1, 16, 256, 3, 3, 1, 1, 1, 0)
     op = conv_op(spec, isa, bits=13)
-    dym = np.full((1, 256, 3, 3), 32767, np.int16)
-    wm = np.full((256, 16, 1, 1), 32767, np.int16)
-    try:
-        dx = op.bprop(DFPTensor(dym, 0, 16), DFPTensor(wm, 0, 16))
-    except DFPGenError:
-        return
+    shapes = {"dy": (1, 256, 3, 3), "w": (256, 16, 1, 1)}
+    assert_wider_operands_refused(op.bprop, shapes, {"dy": "grad", "w": "weight"})
+    dym, wm = (np.full(shape, max_mantissa(13), np.int16) for shape in shapes.values())
+    dx = op.bprop(DFPTensor(dym, 0, 13), DFPTensor(wm, 0, 13))   # the widest it takes: within the bound
     check_dfp(dx, dym, wm, spec, op.kernel(PASS).plan.flushes, 0, isa)

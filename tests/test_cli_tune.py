@@ -18,6 +18,7 @@ from dfpgen.frontends.cli import main
 from dfpgen.errors import TargetError
 from dfpgen.codegen.plan import Blocking
 from dfpgen.core.target import host
+from dfpgen.tuning import measure
 
 CATALOG = """[network]
 name = "tiny"
@@ -78,7 +79,18 @@ def test_tune_help_documents_the_json_keys():
     assert set(re.findall(r'"(\w+)"', export_help)) >= EXPORT_KEYS
 
 
-def test_tune_json_then_answers_from_the_db(env):
+def answered_from_the_db(monkeypatch, *args) -> dict:
+    """`dfpgen ... --json` with every measurement (ours and PyTorch's) failing the test if called."""
+    def measuring(*_, **__):
+        raise AssertionError("measured instead of answering from the database")
+
+    with monkeypatch.context() as m:
+        for name in ("random_operands", "time_kernel", "time_torch"):
+            m.setattr(measure, name, measuring)
+        return json_of(invoke(*args))
+
+
+def test_tune_json_then_answers_from_the_db(env, monkeypatch):
     db = env / "t.sqlite"
     first = json_of(invoke(*tune_args(env, db, "--json")))
     assert set(first) == TOP_KEYS
@@ -97,12 +109,12 @@ def test_tune_json_then_answers_from_the_db(env):
     assert r["fp32_gmacs"] > 0 and r["vs_fp32"] > 0
     assert (r["torch_gmacs"] is None) == (r["vs_torch"] is None)
 
-    second = json_of(invoke(*tune_args(env, db, "--json")))
+    second = answered_from_the_db(monkeypatch, *tune_args(env, db, "--json"))   # with or without PyTorch
     (again,) = second["results"]
     assert again["from_db"] is True and again["measured"] == 0 and again["failures"] == 0
     assert again["blocking"] == r["blocking"] and again["gmacs"] == r["gmacs"]
     assert again["default_gmacs"] == r["default_gmacs"]
-    assert again["fp32_gmacs"] == r["fp32_gmacs"]    # baselines are remembered too
+    assert (again["fp32_gmacs"], again["torch_gmacs"]) == (r["fp32_gmacs"], r["torch_gmacs"])  # baselines too
 
     shown = invoke("db", "show", "--db", db)
     assert shown.exit_code == 0, shown.output
@@ -127,6 +139,15 @@ def test_tune_json_then_answers_from_the_db(env):
         assert line["key"]["threads"] == 1 and line["key"]["numerics"][:2] == [13, 13]
         assert (line["seconds"] is None) == (line["error_kind"] is not None)
     assert r["blocking"] in [line["blocking"] for line in lines if line["seconds"] is not None]
+
+
+def test_tune_with_torch_measures_its_baseline_once(env, torch, monkeypatch):
+    db = env / "t.sqlite"
+    (first,) = json_of(invoke(*tune_args(env, db, "--json")))["results"]
+    assert first["torch_gmacs"] > 0 and first["vs_torch"] > 0
+    (again,) = answered_from_the_db(monkeypatch, *tune_args(env, db, "--json"))["results"]
+    assert again["from_db"] is True and again["measured"] == 0
+    assert (again["fp32_gmacs"], again["torch_gmacs"]) == (first["fp32_gmacs"], first["torch_gmacs"])
 
 
 def test_retune_searches_again(env):

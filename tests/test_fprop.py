@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 import dfpgen
 from dfpgen import Blocking, ConvSpec, Conv2d, DFPTensor, Numerics
 from dfpgen.core.catalog import select
-from dfpgen.errors import DFPGenError, PlanError, ShapeError, TargetError
+from dfpgen.core.dfp import max_mantissa
+from dfpgen.errors import NumericsError, PlanError, ShapeError, TargetError
 from dfpgen.codegen.layout import aligned_empty, aligned_zeros, block_input, block_weights, unblock_output
 from dfpgen.core.target import ISAS, host
 
@@ -254,11 +255,10 @@ FLOAT_SPECS = [ConvSpec(2, 17, 20, 9, 11, 3, 3, 1, 1), ConvSpec(1, 64, 33, 14, 1
 @pytest.mark.parametrize("bits", [16, 12, 8])
 @pytest.mark.parametrize("isa", DFP_ISAS)
 @pytest.mark.parametrize("spec", FLOAT_SPECS, ids=_shape_id)
-def test_float_inputs_vs_torch(spec, isa, bits):
+def test_float_inputs_vs_torch(torch, spec, isa, bits):
     """Float32 inputs are quantized (DESIGN.md Numerics) and convolved; the result differs from torch's
     conv of the unquantized inputs by at most the quantization error propagated through the conv
     (conv(x,w) - conv(xq,wq) = conv(x - xq, w) + conv(xq, w - wq)) plus the flush bound."""
-    torch = pytest.importorskip("torch")
     rng = np.random.default_rng(bits)
     x = (rng.standard_normal((spec.N, spec.C, spec.H, spec.W)) * 3).astype(np.float32)
     w = (rng.standard_normal((spec.K, spec.C, spec.R, spec.S)) * 0.05).astype(np.float32)
@@ -495,16 +495,25 @@ def test_isa_a_named_cpu_lacks_raises_target_error():
         dfpgen.compile(ERR_SPEC, "fprop", cpu="pentium4")
 
 
+def assert_wider_operands_refused(run, shapes: dict, kinds: dict) -> None:
+    """`run` is a pass of an op built for 13 bits. A 16-bit DFPTensor could wrap its INT32 chain, so either
+    operand at 16 bits is refused with a NumericsError naming that operand and both widths."""
+    for wide in shapes:
+        operands = [DFPTensor(np.full(shape, max_mantissa(bits), np.int16), 0, bits)
+                    for name, shape in shapes.items() for bits in [16 if name == wide else 13]]
+        with pytest.raises(NumericsError, match=rf"^{wide}: a 16-bit DFPTensor, but this op's {kinds[wide]} "
+                                                rf"operands have 13 bits"):
+            run(*operands)
+
+
 @pytest.mark.parametrize("isa", DFP_ISAS)
 def test_dfp_tensor_wider_than_numerics_is_not_silently_wrong(isa):
     spec = ConvSpec(1, 64, 16, 3, 3, 3, 3, 1, 0)
     op = conv_op(spec, isa, bits=13)             # safe chain 64 pair-instructions for 13-bit operands
-    xm = np.full((1, 64, 3, 3), 32767, np.int16)
-    wm = np.full((16, 64, 3, 3), 32767, np.int16)
-    try:
-        y = op.fprop(DFPTensor(xm, 0, 16), DFPTensor(wm, 0, 16))
-    except DFPGenError:
-        return
+    shapes = {"x": (1, 64, 3, 3), "w": (16, 64, 3, 3)}
+    assert_wider_operands_refused(op.fprop, shapes, {"x": "act", "w": "weight"})
+    xm, wm = (np.full(shape, max_mantissa(13), np.int16) for shape in shapes.values())
+    y = op.fprop(DFPTensor(xm, 0, 13), DFPTensor(wm, 0, 13))   # the widest it takes: within the bound
     check_dfp(y, xm, wm, spec, op.kernels["fprop"].plan.flushes, 0, isa)
 
 

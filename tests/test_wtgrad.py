@@ -23,7 +23,8 @@ from hypothesis import strategies as st
 import dfpgen
 from dfpgen import Blocking, ConvSpec, Conv2d, DFPTensor, Numerics
 from dfpgen.core.catalog import select
-from dfpgen.errors import DFPGenError, PlanError, ShapeError, TargetError
+from dfpgen.core.dfp import max_mantissa
+from dfpgen.errors import NumericsError, PlanError, ShapeError, TargetError
 from dfpgen.codegen.layout import aligned_empty
 from dfpgen.core.target import ISAS, host
 
@@ -97,8 +98,7 @@ def check_dfp(dw: np.ndarray, xm, dym, spec: ConvSpec, flushes: int, scale_exp: 
 
 
 @pytest.mark.parametrize("spec", SWEEP_SPECS[1::3], ids=ref.shape_id)
-def test_reference_matches_torch_autograd(spec):
-    torch = pytest.importorskip("torch")
+def test_reference_matches_torch_autograd(torch, spec):
     rng = np.random.default_rng(2)
     x = rng.standard_normal((spec.N, spec.C, spec.H, spec.W))
     w = rng.standard_normal((spec.K, spec.C, spec.R, spec.S))
@@ -276,9 +276,8 @@ FLOAT_SPECS = [ConvSpec(2, 17, 20, 9, 11, 3, 3, 1, 1), ConvSpec(1, 64, 33, 14, 1
                ConvSpec(1, 3, 16, 23, 23, 11, 11, 4, 2), ConvSpec(3, 96, 5, 5, 5, 1, 1, 2, 0)]
 
 
-def torch_grads(x, w, dy, spec):
+def torch_grads(torch, x, w, dy, spec):
     """dx, dw of torch.nn.functional.conv2d by autograd, in float64 on the (float32) inputs."""
-    torch = pytest.importorskip("torch")
     xt = torch.tensor(np.asarray(x, np.float64), requires_grad=True)
     wt = torch.tensor(np.asarray(w, np.float64), requires_grad=True)
     y = torch.nn.functional.conv2d(xt, wt, stride=spec.stride, padding=spec.pad)
@@ -297,7 +296,7 @@ def float_operands(rng, spec: ConvSpec):
 @pytest.mark.parametrize("bits, bits_grad, grad_rounding", [(16, 16, None), (12, 12, None), (14, 12, "stochastic")])
 @pytest.mark.parametrize("isa", DFP_ISAS)
 @pytest.mark.parametrize("spec", FLOAT_SPECS, ids=ref.shape_id)
-def test_float_inputs_vs_torch(spec, isa, bits, bits_grad, grad_rounding):
+def test_float_inputs_vs_torch(torch, spec, isa, bits, bits_grad, grad_rounding):
     """x (bits) and dy (bits_grad, grad_rounding) are quantized, then correlated. With q(.) the quantized
     values, wtgrad(x, dy) - wtgrad(q(x), q(dy)) = wtgrad(x - q(x), dy) + wtgrad(q(x), dy - q(dy)), so
     |dw - dw_torch| <= wtgrad(|x - q(x)|, |dy|) + wtgrad(|q(x)|, |dy - q(dy)|) + the flush bound on the
@@ -310,7 +309,7 @@ def test_float_inputs_vs_torch(spec, isa, bits, bits_grad, grad_rounding):
     plan = op.kernel(PASS).plan
     assert (plan.numerics.bits_x, plan.numerics.bits_w) == (bits, bits_grad)
     dw = op.wtgrad(x, dy)
-    _, want = torch_grads(x, w, dy, spec)
+    _, want = torch_grads(torch, x, w, dy, spec)
     xqm, ex = ref.quantize_ref(x, bits)
     xq = ref.dequant(xqm, ex)
     edy = ref.quant_exp(dy, bits_grad)
@@ -705,14 +704,23 @@ def test_non_contiguous_operands(isa):
     np.testing.assert_array_equal(op.wtgrad(np.asfortranarray(x), dy[:, ::-1][:, ::-1]), op.wtgrad(x.copy(), dy.copy()))
 
 
+def assert_wider_operands_refused(run, shapes: dict, kinds: dict) -> None:
+    """`run` is a pass of an op built for 13 bits. A 16-bit DFPTensor could wrap its INT32 chain, so either
+    operand at 16 bits is refused with a NumericsError naming that operand and both widths."""
+    for wide in shapes:
+        operands = [DFPTensor(np.full(shape, max_mantissa(bits), np.int16), 0, bits)
+                    for name, shape in shapes.items() for bits in [16 if name == wide else 13]]
+        with pytest.raises(NumericsError, match=rf"^{wide}: a 16-bit DFPTensor, but this op's {kinds[wide]} "
+                                                rf"operands have 13 bits"):
+            run(*operands)
+
+
 @pytest.mark.parametrize("isa", DFP_ISAS)
 def test_dfp_tensor_wider_than_numerics_is_not_silently_wrong(isa):
     spec = ConvSpec(1, 3, 16, 16, 16, 1, 1, 1, 0)
     op = conv_op(spec, isa, bits=13)
-    xm = np.full((1, 3, 16, 16), 32767, np.int16)
-    dym = np.full((1, 16, 16, 16), 32767, np.int16)
-    try:
-        dw = op.wtgrad(DFPTensor(xm, 0, 16), DFPTensor(dym, 0, 16))
-    except DFPGenError:
-        return
+    shapes = {"x": (1, 3, 16, 16), "dy": (1, 16, 16, 16)}
+    assert_wider_operands_refused(op.wtgrad, shapes, {"x": "act", "dy": "grad"})
+    xm, dym = (np.full(shape, max_mantissa(13), np.int16) for shape in shapes.values())
+    dw = op.wtgrad(DFPTensor(xm, 0, 13), DFPTensor(dym, 0, 13))   # the widest it takes: within the bound
     check_dfp(dw, xm, dym, spec, op.kernel(PASS).plan.flushes, 0, isa)

@@ -359,6 +359,8 @@ def tune_cmd(ref, batch_file, pass_name, bits, rounding, overflow, chain, isa, b
         "default_gmacs", "vs_default", "fp32_gmacs", "vs_fp32", "torch_gmacs", "vs_torch",
         "measured", "failures" } ]}   (speedups are time ratios; null where not measured)
     """
+    from importlib.util import find_spec
+
     from dfpgen.tuning.measure import random_operands, time_kernel, time_torch
     from dfpgen.tuning.db import TuningDB
     from dfpgen.tuning.peak import peaks
@@ -369,6 +371,7 @@ def tune_cmd(ref, batch_file, pass_name, bits, rounding, overflow, chain, isa, b
     target = host()
     isa = isa or target.best_isa("dfp16")
     fp32_isa = target.best_isa("fp32")
+    have_torch = find_spec("torch") is not None
     chosen = PASSES if pass_name == "all" else (pass_name,)
     specs = _specs(ref or (None if batch_file else "resnet50:res2a"), batch, batch_file)
     # A grouped layer runs one per-group kernel once per group: that kernel is what is tuned.
@@ -395,13 +398,17 @@ def tune_cmd(ref, batch_file, pass_name, bits, rounding, overflow, chain, isa, b
                                 "blocking": None, "error": "every candidate failed", "measured": outcome.measured,
                                 "failures": outcome.failures})
                 continue
+            # Each baseline is measured when the database lacks it (or --retune), torch's only where PyTorch is
+            # installed: a torch baseline never stored for want of PyTorch must not make us re-measure ours.
             fp32_s, torch_s = ((db.baseline(key, name) or (None,))[0] for name in ("fp32", "torch"))
-            if fp32_s is None or torch_s is None or retune:
-                a, b = random_operands(task.spec, task.conv_pass.name)
-                fp32_s = time_kernel(dfpgen_compile(task.spec, task.conv_pass.name, isa=fp32_isa, tuned=False),
-                                     a, b, threads, 0.1).seconds
-                db.add_baseline(key, "fp32", fp32_s)
-                t_torch = time_torch(task.spec, a, b, threads, 0.1, task.conv_pass.name)
+            measure_fp32, measure_torch = fp32_s is None or retune, (torch_s is None or retune) and have_torch
+            if measure_fp32 or measure_torch:
+                a, b = random_operands(task.spec, task.conv_pass)
+                if measure_fp32:
+                    fp32_s = time_kernel(dfpgen_compile(task.spec, task.conv_pass, isa=fp32_isa),
+                                         a, b, threads, 0.1).seconds
+                    db.add_baseline(key, "fp32", fp32_s)
+                t_torch = time_torch(task.spec, a, b, threads, 0.1, task.conv_pass) if measure_torch else None
                 if t_torch is not None:
                     torch_s = t_torch.seconds
                     db.add_baseline(key, "torch", torch_s)

@@ -171,9 +171,9 @@ def translate(layer: L.Layer, sync_bn: bool = False) -> nn.Module:
     if isinstance(layer, L.AvgPool):
         if layer.k is None:
             return nn.AdaptiveAvgPool2d(1)
-        # The numpy layer always divides by k*k (padding and ceil-mode overhang count as zeros).
+        # Like torch, the numpy layer counts padding but not a ceil-mode window's overhang past it.
         return nn.AvgPool2d(layer.k, layer.stride or layer.k, layer.pad, ceil_mode=layer.ceil,
-                            count_include_pad=True, divisor_override=layer.k * layer.k)
+                            count_include_pad=True)
     if isinstance(layer, L.Flatten):
         return nn.Flatten()
     raise DistributedError(f"layer {layer.name!r}: no torch translation for {type(layer).__name__}")

@@ -122,6 +122,10 @@ class Linear(Layer):
         self.bias = Param(f"{name}.bias", np.zeros(K), decay=False)
         self.params = [self.conv.weight, self.bias]
 
+    def reseed(self, *entropy: int) -> None:
+        """Seed the inner convolution's stochastic rounding (see Conv.reseed)."""
+        self.conv.reseed(*entropy)
+
     def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
         x = x.reshape(x.shape[0], -1)
         if x.shape[1] != self.C:
@@ -199,6 +203,12 @@ def _pool_windows(x: np.ndarray, k: int, stride: int, pad: int, ceil_mode: bool,
     return win, xp.shape
 
 
+def _clipped_window(n: int, P: int, k: int, stride: int, pad: int) -> np.ndarray:
+    """Extent of each of P pooling windows along an axis of n, clipped to the end of the padding."""
+    start = np.arange(P) * stride - pad
+    return np.minimum(start + k, n + pad) - start
+
+
 class MaxPool(Layer):
     """k x k max pooling (Caffe's ceil mode optional)."""
 
@@ -236,8 +246,13 @@ class AvgPool(Layer):
         self._shape = x.shape
         if self.k is None:
             return x.mean(axis=(2, 3), keepdims=True)
-        win, self._padded = _pool_windows(x, self.k, self.stride or self.k, self.pad, self.ceil, 0.0)
-        return win.mean(axis=(-2, -1))
+        k, st, p = self.k, self.stride or self.k, self.pad
+        win, self._padded = _pool_windows(x, k, st, p, self.ceil, 0.0)
+        # As Caffe and torch (count_include_pad): padding counts, a ceil-mode window's overhang past the
+        # right/bottom padding does not, so the divisor is the window clipped to H+pad, W+pad.
+        rows, cols = (_clipped_window(n, P, k, st, p) for n, P in zip(x.shape[2:], win.shape[2:4]))
+        self._divisor = np.outer(rows, cols).astype(x.dtype)
+        return win.sum(axis=(-2, -1)) / self._divisor
 
     def backward(self, dy):
         N, C, H, W = self._shape
@@ -247,7 +262,7 @@ class AvgPool(Layer):
         dxp = np.zeros(self._padded, np.float32)
         for r in range(k):
             for s in range(k):
-                dxp[:, :, r:r + st * dy.shape[2]:st, s:s + st * dy.shape[3]:st] += dy / (k * k)
+                dxp[:, :, r:r + st * dy.shape[2]:st, s:s + st * dy.shape[3]:st] += dy / self._divisor
         return dxp[:, :, p:p + H, p:p + W]
 
 

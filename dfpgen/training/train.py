@@ -21,7 +21,7 @@ import numpy as np
 from dfpgen.training.data import Dataset, batches, load
 from dfpgen.errors import DFPGenError
 from dfpgen.files import atomic_write
-from dfpgen.nn.layers import BatchNorm, Conv, SoftmaxCrossEntropy
+from dfpgen.nn.layers import BatchNorm, Conv, Linear, SoftmaxCrossEntropy
 from dfpgen.nn.models import build
 from dfpgen.nn.optim import SGD, learning_rate
 from dfpgen.core.numerics import LayerNumerics
@@ -32,6 +32,10 @@ LOG_FIELDS = ("epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc",
 
 class CheckpointError(DFPGenError, RuntimeError):
     """A checkpoint is missing, corrupt, or from another run configuration."""
+
+
+class LogError(DFPGenError, ValueError):
+    """A training log is missing, not a dfpgen log, or damaged (undecodable bytes, a bad cell, a short row)."""
 
 
 @dataclass(frozen=True)
@@ -90,7 +94,9 @@ class Trainer:
         self.params = self.net.params
         self.optimizer = SGD(self.params, config.lr, config.momentum, config.weight_decay)
         self.loss = SoftmaxCrossEntropy()
-        self.convs = [layer for layer in self.net.layers() if isinstance(layer, Conv)]
+        # Every layer that can round stochastically: convolutions and fully connected layers (whose inner
+        # Conv layers() does not list), each reseeded per (seed, step, layer) so runs and resumes repeat.
+        self.seeded = [layer for layer in self.net.layers() if isinstance(layer, (Conv, Linear))]
         self.norms = [layer for layer in self.net.layers() if isinstance(layer, BatchNorm)]
         self.epoch = 0
         self.history: list[EpochLog] = []
@@ -101,8 +107,8 @@ class Trainer:
 
     def step(self, x: np.ndarray, y: np.ndarray, lr: float, step_index: int) -> tuple[float, int]:
         """One forward, backward and update; returns the loss and the number of correct predictions."""
-        for i, conv in enumerate(self.convs):
-            conv.reseed(self.config.seed, step_index, i)
+        for i, layer in enumerate(self.seeded):
+            layer.reseed(self.config.seed, step_index, i)
         self.optimizer.zero_grad()
         logits = self.net.forward(x, train=True)
         loss = self.loss.forward(logits, y)
@@ -201,12 +207,45 @@ def write_log(path: Path, history: list[EpochLog]) -> None:
 
 
 def read_log(path: Path) -> list[dict]:
-    """Rows of a CSV log as dicts of floats."""
+    """Rows of a CSV log as dicts of floats. Raises LogError, naming the file, line and bad value, for
+    anything that is not a readable dfpgen training log."""
     try:
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
+        raw = Path(path).read_bytes()
     except OSError as exc:
-        raise DFPGenError(f"cannot read log {path}: {exc}") from None
-    if not rows or set(LOG_FIELDS) - set(rows[0]):
-        raise DFPGenError(f"{path} is not a dfpgen training log (expected columns {', '.join(LOG_FIELDS)})")
-    return [{k: float(v) for k, v in r.items()} for r in rows]
+        raise LogError(f"cannot read log {path}: {exc}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise LogError(f"{path} line {line}: byte {raw[exc.start:exc.start + 1]!r} is not UTF-8 text, so this "
+                       f"is not a dfpgen training log") from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        rows = [(reader.line_num, row) for row in reader]
+    except csv.Error as exc:
+        raise LogError(f"{path} line {reader.line_num}: {exc}") from None
+    if not rows or set(LOG_FIELDS) - set(reader.fieldnames or ()):
+        raise LogError(f"{path} is not a dfpgen training log (expected columns {', '.join(LOG_FIELDS)})")
+    columns = len(reader.fieldnames)
+    out = []
+    for line, row in rows:
+        if None in row:
+            raise LogError(f"{path} line {line}: {columns + len(row[None])} cells, expected {columns} "
+                           f"(extra {_shown(row[None][0])})")
+        missing = [k for k, v in row.items() if v is None]
+        if missing:
+            raise LogError(f"{path} line {line}: {columns - len(missing)} cells, expected {columns} "
+                           f"(no {missing[0]})")
+        values = {}
+        for k, v in row.items():
+            try:
+                values[k] = float(v)
+            except ValueError:
+                raise LogError(f"{path} line {line}: {k} is {_shown(v)}, not a number") from None
+        out.append(values)
+    return out
+
+
+def _shown(value: str, limit: int = 40) -> str:
+    """A cell for a one-line message: quoted, escaped, and cut short."""
+    return repr(value if len(value) <= limit else value[:limit] + "...")
