@@ -1,5 +1,5 @@
 """dfpgen.frontends.distributed: 2-process torchrun training against one process over the same global batches,
-the dfpgen.nn -> torch translation, and `dfpgen train --backend torch`.
+the dfpgen.nn -> torch translation (dfpgen.frontends.torch_zoo), and `dfpgen train --backend torch`.
 
 Tolerances
 ----------
@@ -45,7 +45,7 @@ if not dist.is_available() or not dist.is_gloo_available():
 
 from click.testing import CliRunner  # noqa: E402
 
-from dfpgen.frontends import distributed  # noqa: E402
+from dfpgen.frontends import distributed, torch_zoo  # noqa: E402
 from dfpgen.frontends.cli import main as cli  # noqa: E402
 from dfpgen.nn import layers as L  # noqa: E402
 from dfpgen.core.numerics import LayerNumerics  # noqa: E402
@@ -77,7 +77,7 @@ def runs(tmp_path_factory):
 
 
 def initial(net: str) -> dict:
-    model = distributed.build_model(distributed.DistConfig(net=net, seed=0), (1, 28, 28), 10)
+    model, _ = torch_zoo.build_model(net, 0, (1, 28, 28), 10)
     return {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
 
 
@@ -140,7 +140,7 @@ def _numpy_net():
 @pytest.mark.parametrize("train", [True, False])
 def test_translation_computes_what_the_numpy_network_does(train):
     net = _numpy_net()
-    model = distributed.translate(net).train(train)
+    model = torch_zoo.translate(net).train(train)
     x = np.random.default_rng(1).standard_normal((2, 3, 8, 8)).astype(np.float32)
     want = net.forward(x, train=train)
     with torch.no_grad():
@@ -154,7 +154,7 @@ def test_ceil_mode_pooling_matches_caffe_rule():
     x = np.random.default_rng(2).standard_normal((1, 2, 13, 14)).astype(np.float32)
     for layer in (L.MaxPool("p", 3, 2, ceil_mode=True), L.MaxPool("p", 2, 2, 1, ceil_mode=True),
                   L.AvgPool("a", 3, 2, 1, ceil_mode=True), L.AvgPool("a", 2)):
-        got = distributed.translate(layer)(torch.from_numpy(x)).numpy()
+        got = torch_zoo.translate(layer)(torch.from_numpy(x)).numpy()
         np.testing.assert_allclose(got, layer.forward(x), rtol=1e-6, atol=1e-6)
 
 
@@ -162,7 +162,7 @@ def test_ceil_mode_pooling_matches_caffe_rule():
 def test_catalog_networks_translate_with_every_parameter(name):
     from dfpgen.nn.models import build
     net, shape = build(name, LayerNumerics.fp32(), 0, 1, (1, 28, 28), 10)
-    model = distributed.translate(net)
+    model = torch_zoo.translate(net)
     assert sum(p.numel() for p in model.parameters()) == sum(p.data.size for p in net.params)
     convs = sum(isinstance(m, torch.nn.Conv2d) for m in model.modules())
     assert convs == sum(isinstance(layer, L.Conv) for layer in net.layers())

@@ -2,8 +2,8 @@
 
     torchrun --nproc_per_node 2 -m dfpgen.frontends.distributed --net lenet --data mnist --steps 5 --batch 32 --out DIR
 
-Every rank builds the same network (a dfpgen.nn catalog network translated to torch modules, with the
-numpy runtime's initial weights), converts its convolutions and fully-connected layers to DFP16 and
+Every rank builds the same network (a dfpgen.nn catalog network translated to torch modules by
+dfpgen.frontends.torch_zoo, with the numpy runtime's initial weights), converts its convolutions and fully-connected layers to DFP16 and
 wraps it in DDP, which all-reduces the FP32 gradients. Each global batch is the single-process batch:
 rank r takes samples r, r + W, r + 2W, ... of it, the loss is scaled so the averaged gradient is the
 gradient of the global mean loss, and batch norm statistics are all-reduced over the global batch.
@@ -23,7 +23,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -37,146 +36,16 @@ from dfpgen.training.data import batches, load
 from dfpgen.core.dfp import ROUNDING_MODES
 from dfpgen.errors import DFPGenError
 from dfpgen.files import atomic_write
-from dfpgen.nn import layers as L
-from dfpgen.nn.models import NETWORKS, build
+from dfpgen.nn.models import NETWORKS
 from dfpgen.nn.optim import SCHEDULES, learning_rate
-from dfpgen.core.numerics import LayerNumerics
 from dfpgen.frontends.torch import convert
+from dfpgen.frontends.torch_zoo import build_model
 
 LOG_FIELDS = ("step", "epoch", "lr", "loss", "train_acc", "seconds")
 
 
 class DistributedError(DFPGenError, RuntimeError):
     """A data-parallel run that cannot start or cannot go on (the message names the option or rank)."""
-
-
-# ------------------------------------------------------------------------------------- translation
-
-
-class Residual(nn.Module):
-    """relu(main(x) + shortcut(x)); the shortcut is the identity when None (dfpgen.nn.layers.Residual)."""
-
-    def __init__(self, main: nn.Module, shortcut: nn.Module | None = None):
-        super().__init__()
-        self.main, self.shortcut, self.relu = main, shortcut, nn.ReLU()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.relu(self.main(x) + (x if self.shortcut is None else self.shortcut(x)))
-
-
-class Concat(nn.Module):
-    """Branches on the same input, concatenated along channels (dfpgen.nn.layers.Concat)."""
-
-    def __init__(self, branches: list[nn.Module]):
-        super().__init__()
-        self.branches = nn.ModuleList(branches)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([b(x) for b in self.branches], dim=1)
-
-
-class _AllReduceSum(torch.autograd.Function):
-    """Sum over ranks; the gradient of a sum shared by every rank is the sum of the ranks' gradients."""
-
-    @staticmethod
-    def forward(ctx, t: torch.Tensor) -> torch.Tensor:
-        t = t.clone()
-        dist.all_reduce(t)
-        return t
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        grad = grad.clone()
-        dist.all_reduce(grad)
-        return grad
-
-
-class SyncBatchNorm2d(nn.BatchNorm2d):
-    """BatchNorm2d whose training statistics are all-reduced over every rank's shard, so a data-parallel
-    step normalizes exactly as one process over the global batch does (torch's SyncBatchNorm is GPU-only).
-    The all-reduce is differentiable, so the backward also sums its statistics' gradients over ranks."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
-            return super().forward(x)
-        # Each rank's count, mean and centred sum of squares, gathered by a sum over rows only this rank
-        # fills, then combined as Chan et al. do: no E[x^2] - mean^2 cancellation.
-        rank, world, C = dist.get_rank(), dist.get_world_size(), self.num_features
-        n_r = x.shape[0] * x.shape[2] * x.shape[3]
-        mean_r = x.mean(dim=(0, 2, 3))
-        m2_r = ((x - mean_r.view(1, -1, 1, 1)) ** 2).sum(dim=(0, 2, 3))
-        rows = torch.zeros(world, 2 * C + 1, dtype=x.dtype)
-        rows = rows.index_copy(0, torch.tensor([rank]), torch.cat([mean_r, m2_r, x.new_tensor([n_r])]).unsqueeze(0))
-        rows = _AllReduceSum.apply(rows)
-        counts = rows[:, -1:]
-        n = counts.sum()
-        mean = (counts * rows[:, :C]).sum(0) / n
-        var = (rows[:, C:2 * C].sum(0) + (counts * (rows[:, :C] - mean) ** 2).sum(0)) / n
-        with torch.no_grad():
-            m = self.momentum
-            self.running_mean.mul_(1 - m).add_(m * mean)
-            self.running_var.mul_(1 - m).add_(m * var * n / max(float(n) - 1, 1.0))  # unbiased, as torch
-            self.num_batches_tracked.add_(1)
-        inv = torch.rsqrt(var + self.eps)
-        return ((x - mean.view(1, -1, 1, 1)) * (inv * self.weight).view(1, -1, 1, 1)
-                + self.bias.view(1, -1, 1, 1))
-
-
-def _param(a: np.ndarray, shape=None) -> nn.Parameter:
-    t = torch.from_numpy(np.array(a, dtype=np.float32))
-    return nn.Parameter(t.reshape(shape) if shape is not None else t)
-
-
-def translate(layer: L.Layer, sync_bn: bool = False) -> nn.Module:
-    """The torch module tree equivalent to a dfpgen.nn layer tree, starting from the same weights.
-
-    Sequential children are named after the numpy layers ('/' and '.' become '_'), so state_dict keys
-    read like the catalog's layer names. `sync_bn` makes batch norms SyncBatchNorm2d."""
-    if isinstance(layer, L.Residual):
-        main = translate(layer.children[0], sync_bn)
-        short = translate(layer.children[1], sync_bn) if len(layer.children) > 1 else None
-        return Residual(main, short)
-    if isinstance(layer, L.Concat):
-        return Concat([translate(c, sync_bn) for c in layer.children])
-    if isinstance(layer, L.Sequential):
-        named: OrderedDict[str, nn.Module] = OrderedDict()
-        for child in layer.children:
-            key = child.name.replace("/", "_").replace(".", "_") or type(child).__name__.lower()
-            key = key if key not in named else f"{key}_{len(named)}"
-            named[key] = translate(child, sync_bn)
-        return nn.Sequential(named)
-    if isinstance(layer, L.Conv):
-        m = nn.Conv2d(layer.C, layer.K, (layer.R, layer.S), layer.stride, layer.pad, bias=layer.bias is not None)
-        m.weight = _param(layer.weight.data)
-        if layer.bias is not None:
-            m.bias = _param(layer.bias.data)
-        return m
-    if isinstance(layer, L.Linear):
-        m = nn.Linear(layer.C, layer.K)
-        m.weight, m.bias = _param(layer.conv.weight.data, (layer.K, layer.C)), _param(layer.bias.data)
-        return m
-    if isinstance(layer, L.BatchNorm):
-        # numpy keeps `momentum` of the old statistics, torch weighs the new batch by its momentum.
-        m = (SyncBatchNorm2d if sync_bn else nn.BatchNorm2d)(len(layer.gamma.data), eps=layer.eps,
-                                                            momentum=1 - layer.momentum)
-        m.weight, m.bias = _param(layer.gamma.data), _param(layer.beta.data)
-        m.running_mean.copy_(torch.from_numpy(layer.running_mean))
-        m.running_var.copy_(torch.from_numpy(layer.running_var))
-        return m
-    if isinstance(layer, L.ReLU):
-        return nn.ReLU()
-    if isinstance(layer, L.MaxPool):
-        # torch's ceil_mode drops a last window that starts in the right padding, as Caffe's rule does.
-        return nn.MaxPool2d(layer.k, layer.stride, layer.pad, ceil_mode=layer.ceil)
-    if isinstance(layer, L.AvgPool):
-        if layer.k is None:
-            return nn.AdaptiveAvgPool2d(1)
-        # The numpy layer always divides by k*k (padding and ceil-mode overhang count as zeros).
-        return nn.AvgPool2d(layer.k, layer.stride or layer.k, layer.pad, ceil_mode=layer.ceil,
-                            count_include_pad=True, divisor_override=layer.k * layer.k)
-    if isinstance(layer, L.Flatten):
-        return nn.Flatten()
-    raise DistributedError(f"layer {layer.name!r}: no torch translation for {type(layer).__name__}")
 
 
 # ------------------------------------------------------------------------------------------ config
@@ -258,15 +127,6 @@ def _all_sum(values: list[float], world: int) -> list[float]:
     return t.tolist()
 
 
-def build_model(config: DistConfig, input_shape: tuple, classes: int, sync_bn: bool = False) -> nn.Module:
-    """The catalog network as torch modules, with the numpy runtime's seeded initial weights."""
-    net, shape = build(config.net, LayerNumerics.fp32(), config.seed, 1, input_shape, classes)
-    if tuple(shape) != tuple(input_shape):
-        raise DistributedError(f"--net {config.net} takes inputs {shape}, the data has {input_shape}: "
-                               f"use --data synthetic for the ImageNet networks")
-    return translate(net, sync_bn)
-
-
 def evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray, rank: int, world: int, batch: int = 250):
     """(mean loss, accuracy) on every rank, each rank evaluating every world-th sample."""
     model.eval()
@@ -305,7 +165,10 @@ def _train(c: DistConfig, rank: int, world: int, local_world: int) -> dict:
     torch.set_num_threads(threads)
     torch.manual_seed(c.seed)
     data = load(c.data, limit=c.limit)
-    model = build_model(c, data.input_shape, data.classes, sync_bn=world > 1)
+    model, shape = build_model(c.net, c.seed, data.input_shape, data.classes, sync_bn=world > 1)
+    if shape != tuple(data.input_shape):
+        raise DistributedError(f"--net {c.net} takes inputs {shape}, the data has {data.input_shape}: "
+                               f"use --data synthetic for the ImageNet networks")
     report = None
     if c.precision == "dfp16":
         report = convert(model, bits=c.bits, bits_w=c.bits_w, bits_grad=c.bits_grad, rounding=c.rounding,
