@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from dfpgen.errors import DFPGenError
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -31,3 +33,36 @@ def settings() -> Settings:
         threads=int(threads) if threads else None,
         disk_cache=os.environ.get("DFPGEN_NO_DISK_CACHE", "") in ("", "0"),
     )
+
+
+@dataclass(frozen=True)
+class World:
+    """This process's place in a torchrun job: its rank, the number of ranks, and the ranks on this machine."""
+
+    rank: int
+    size: int
+    local_size: int
+
+
+def torchrun_world() -> World:
+    """RANK, WORLD_SIZE and LOCAL_WORLD_SIZE as torchrun sets them; rank 0 of 1 without them."""
+    size = _env_int("WORLD_SIZE", 1, 1)
+    world = World(_env_int("RANK", 0, 0), size, _env_int("LOCAL_WORLD_SIZE", size, 1))
+    if world.rank >= world.size or world.local_size > world.size:
+        raise DFPGenError(f"RANK={world.rank}, WORLD_SIZE={world.size}, LOCAL_WORLD_SIZE={world.local_size}: "
+                          f"need RANK < WORLD_SIZE and LOCAL_WORLD_SIZE <= WORLD_SIZE")
+    return world
+
+
+def _env_int(name: str, default: int, minimum: int) -> int:
+    """The integer in environment variable `name` (at least `minimum`), or `default` when unset or empty."""
+    text = os.environ.get(name, "")
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = minimum - 1
+    if value < minimum:
+        raise DFPGenError(f"{name}={text!r}: expected an integer >= {minimum}")
+    return value

@@ -1,5 +1,6 @@
 """dfpgen.frontends.distributed: 2-process torchrun training against one process over the same global batches,
-the dfpgen.nn -> torch translation, and `dfpgen train --backend torch`.
+the run's JSON configuration, the dfpgen.nn -> torch translation (dfpgen.frontends.torch_zoo), and
+`dfpgen train --backend torch`.
 
 Tolerances
 ----------
@@ -45,17 +46,19 @@ if not dist.is_available() or not dist.is_gloo_available():
 
 from click.testing import CliRunner  # noqa: E402
 
-from dfpgen.frontends import distributed  # noqa: E402
+from dfpgen.frontends import distributed, torch_zoo  # noqa: E402
 from dfpgen.frontends.cli import main as cli  # noqa: E402
 from dfpgen.nn import layers as L  # noqa: E402
 from dfpgen.core.numerics import LayerNumerics  # noqa: E402
 
-RUN = ["--data", "mnist", "--limit", "128", "--batch", "32", "--lr", "0.05", "--seed", "0"]
+RUN = dict(data="mnist", limit=128, batch=32, lr=0.05, seed=0)
 
 
-def _run(out, nproc: int, *extra: str) -> dict:
-    """Run dfpgen.frontends.distributed in a subprocess (under torch.distributed.run on the loopback when nproc > 1)."""
-    args = ["-m", "dfpgen.frontends.distributed", *RUN, *extra, "--out", str(out)]
+def _run(out, nproc: int, **fields) -> dict:
+    """Run dfpgen.frontends.distributed on its config file in a subprocess (under torch.distributed.run on the
+    loopback when nproc > 1)."""
+    config = distributed.DistConfig(**RUN, **fields, out=str(out)).save(out / "config.json")
+    args = ["-m", "dfpgen.frontends.distributed", str(config)]
     if nproc > 1:
         args = ["-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--nnodes", "1",
                 "--master_addr", "127.0.0.1", "--master_port", str(distributed.free_port()), *args]
@@ -72,12 +75,12 @@ CONFIGS = [("lenet", "fp32", 4), ("lenet", "dfp16", 4), ("resnet8", "fp32", 2)]
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     base = tmp_path_factory.mktemp("dist")
-    return {(net, prec, n): _run(base / f"{net}-{prec}-{n}", n, "--net", net, "--precision", prec, "--steps", str(steps))
+    return {(net, prec, n): _run(base / f"{net}-{prec}-{n}", n, net=net, precision=prec, steps=steps)
             for net, prec, steps in CONFIGS for n in (1, 2)} | {"dir": base}
 
 
 def initial(net: str) -> dict:
-    model = distributed.build_model(distributed.DistConfig(net=net, seed=0), (1, 28, 28), 10)
+    model, _ = torch_zoo.build_model(net, 0, (1, 28, 28), 10)
     return {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
 
 
@@ -117,7 +120,7 @@ def test_dfp16_data_parallel_matches_one_process_within_dfp_bound(runs):
 
 
 def test_runs_are_reproducible(runs, tmp_path):
-    again = _run(tmp_path / "again", 1, "--net", "lenet", "--precision", "dfp16", "--steps", "4")[0]
+    again = _run(tmp_path / "again", 1, net="lenet", precision="dfp16", steps=4)[0]
     first = runs[("lenet", "dfp16", 1)][0]
     assert all(np.array_equal(again[k], first[k]) for k in first)
 
@@ -140,7 +143,7 @@ def _numpy_net():
 @pytest.mark.parametrize("train", [True, False])
 def test_translation_computes_what_the_numpy_network_does(train):
     net = _numpy_net()
-    model = distributed.translate(net).train(train)
+    model = torch_zoo.translate(net).train(train)
     x = np.random.default_rng(1).standard_normal((2, 3, 8, 8)).astype(np.float32)
     want = net.forward(x, train=train)
     with torch.no_grad():
@@ -154,7 +157,7 @@ def test_ceil_mode_pooling_matches_caffe_rule():
     x = np.random.default_rng(2).standard_normal((1, 2, 13, 14)).astype(np.float32)
     for layer in (L.MaxPool("p", 3, 2, ceil_mode=True), L.MaxPool("p", 2, 2, 1, ceil_mode=True),
                   L.AvgPool("a", 3, 2, 1, ceil_mode=True), L.AvgPool("a", 2)):
-        got = distributed.translate(layer)(torch.from_numpy(x)).numpy()
+        got = torch_zoo.translate(layer)(torch.from_numpy(x)).numpy()
         np.testing.assert_allclose(got, layer.forward(x), rtol=1e-6, atol=1e-6)
 
 
@@ -162,7 +165,7 @@ def test_ceil_mode_pooling_matches_caffe_rule():
 def test_catalog_networks_translate_with_every_parameter(name):
     from dfpgen.nn.models import build
     net, shape = build(name, LayerNumerics.fp32(), 0, 1, (1, 28, 28), 10)
-    model = distributed.translate(net)
+    model = torch_zoo.translate(net)
     assert sum(p.numel() for p in model.parameters()) == sum(p.data.size for p in net.params)
     convs = sum(isinstance(m, torch.nn.Conv2d) for m in model.modules())
     assert convs == sum(isinstance(layer, L.Conv) for layer in net.layers())
@@ -193,7 +196,49 @@ def test_cli_train_torch_backend_launches_torchrun(tmp_path, monkeypatch):
     cmd = seen["cmd"]
     assert cmd[1:3] == ["-m", "torch.distributed.run"] and cmd[cmd.index("--nproc_per_node") + 1] == "2"
     assert cmd[cmd.index("--master_addr") + 1] == "127.0.0.1"
-    assert cmd[cmd.index("-m", 3) + 1] == "dfpgen.frontends.distributed" and cmd[cmd.index("--bits") + 1] == "14"
+    assert cmd[-3:] == ["-m", "dfpgen.frontends.distributed", str(tmp_path / "config.json")]
+    config = distributed.DistConfig.load(cmd[-1])  # every rank reads the options from this file
+    assert (config.net, config.bits, config.epochs, config.out) == ("resnet8", 14, 8, str(tmp_path))
+
+
+def test_config_round_trips_through_json(tmp_path):
+    config = distributed.DistConfig(net="resnet8", steps=3, lr=1, bits_w=12, grad_rounding="stochastic", out="x")
+    assert config.lr == 1.0 and isinstance(config.lr, float)  # JSON may write a float as 1
+    assert distributed.DistConfig.load(config.save(tmp_path / "c.json")) == config
+    (tmp_path / "partial.json").write_text('{"net": "resnet8"}')
+    assert distributed.DistConfig.load(tmp_path / "partial.json") == distributed.DistConfig(net="resnet8")
+
+
+@pytest.mark.parametrize("text, names", [
+    (None, "cannot read"),
+    ("{not json", "not a JSON"),
+    (b"\xff\xfe{", "not a JSON"),
+    ("[1, 2]", "got list"),
+    ('{"nett": "lenet"}', "'nett'"),
+    ('{"net": "lenet5"}', "net 'lenet5'"),
+    ('{"batch": 0}', "batch 0"),
+    ('{"steps": true}', "steps True"),
+    ('{"lr": "fast"}', "lr 'fast'"),
+    ('{"rounding": "up"}', "rounding 'up'"),
+    ('{"out": null}', "out None"),
+])
+def test_bad_config_file_is_one_line_naming_it(tmp_path, capsys, text, names):
+    path = tmp_path / "config.json"
+    if text is not None:
+        path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    assert distributed.main([str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"rank 0: DistributedError: {path}: ") and names in err, err
+
+
+def test_entry_point_usage_and_missing_file_exit_status(tmp_path, capsys):
+    assert distributed.main([]) == 2 and "CONFIG.json" in capsys.readouterr().err
+    assert distributed.main(["a.json", "b.json"]) == 2
+    missing = tmp_path / "missing.json"
+    done = subprocess.run([sys.executable, "-m", "dfpgen.frontends.distributed", str(missing)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and done.stderr.strip().splitlines() == [
+        f"rank 0: DistributedError: {missing}: cannot read the run configuration (No such file or directory)"]
 
 
 @pytest.mark.parametrize("args, message", [

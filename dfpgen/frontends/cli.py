@@ -586,17 +586,14 @@ def _train_torch(net, data_source, precision, bits, bits_w, bits_grad, rounding,
         raise click.UsageError(f"--dfp {dfp_kinds}: --backend torch quantizes act,weight,grad (or nothing with "
                                f"--precision fp32); use --backend numpy for mixed runs")
     try:
-        from dfpgen.frontends.distributed import launch
+        from dfpgen.frontends.distributed import DistConfig, launch
     except ImportError as exc:
         raise click.UsageError(f"--backend torch needs PyTorch ({exc}): pip install 'dfpgen[torch]'") from None
-    argv = ["--net", net, "--data", data_source, "--precision", precision, "--bits", str(bits), "--rounding", rounding,
-            "--epochs", str(epochs), "--batch", str(batch), "--lr", str(lr), "--schedule", schedule,
-            "--weight-decay", str(weight_decay), "--seed", str(seed), "--out", str(out_dir)]
-    for option, value in (("--bits-w", bits_w), ("--bits-grad", bits_grad), ("--grad-rounding", grad_rounding),
-                          ("--limit", limit), ("--threads", threads)):
-        if value is not None:
-            argv += [option, str(value)]
-    status = launch(argv, nproc)
+    config = DistConfig(net=net, data=data_source, epochs=epochs, batch=batch, lr=lr, weight_decay=weight_decay,
+                        schedule=schedule, seed=seed, limit=limit, precision=precision, bits=bits, bits_w=bits_w,
+                        bits_grad=bits_grad, rounding=rounding, grad_rounding=grad_rounding, threads=threads,
+                        out=str(out_dir))
+    status = launch(config, nproc)
     if status:
         raise click.ClickException(f"--backend torch run failed (exit status {status}); see the messages above")
 

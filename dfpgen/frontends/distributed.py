@@ -1,20 +1,23 @@
 """Data-parallel DFP16 training with torch.distributed (gloo on CPU) and DistributedDataParallel.
 
-    torchrun --nproc_per_node 2 -m dfpgen.frontends.distributed --net lenet --data mnist --steps 5 --batch 32 --out DIR
+    dfpgen train --backend torch --nproc 2 --net lenet --data mnist --batch 32 --out DIR
 
-Every rank builds the same network (a dfpgen.nn catalog network translated to torch modules, with the
-numpy runtime's initial weights), converts its convolutions and fully-connected layers to DFP16 and
-wraps it in DDP, which all-reduces the FP32 gradients. Each global batch is the single-process batch:
-rank r takes samples r, r + W, r + 2W, ... of it, the loss is scaled so the averaged gradient is the
-gradient of the global mean loss, and batch norm statistics are all-reduced over the global batch.
-What differs from one process is only where DFP quantizes: every rank picks its own exponents for its
-shard's activations and gradients. Runs are reproducible: data order, initial weights and stochastic
-rounding depend only on --seed (and the rank).
+`launch` writes the run's DistConfig to DIR/config.json and starts
+`torchrun --nproc_per_node N -m dfpgen.frontends.distributed DIR/config.json`, which runs `run` on
+every rank (with --nproc 1 it calls `run` in this process).
+
+Every rank builds the same network (a dfpgen.nn catalog network translated to torch modules by
+dfpgen.frontends.torch_zoo, with the numpy runtime's initial weights), converts its convolutions and
+fully-connected layers to DFP16 and wraps it in DDP, which all-reduces the FP32 gradients. Each global
+batch is the single-process batch: rank r takes samples r, r + W, r + 2W, ... of it, the loss is scaled
+so the averaged gradient is the gradient of the global mean loss, and batch norm statistics are
+all-reduced over the global batch. What differs from one process is only where DFP quantizes: every
+rank picks its own exponents for its shard's activations and gradients. Runs are reproducible: data
+order, initial weights and stochastic rounding depend only on the seed (and the rank).
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
@@ -23,8 +26,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections import OrderedDict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -33,150 +35,24 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from dfpgen.training.data import batches, load
+from dfpgen.config import torchrun_world
 from dfpgen.core.dfp import ROUNDING_MODES
 from dfpgen.errors import DFPGenError
 from dfpgen.files import atomic_write
-from dfpgen.nn import layers as L
-from dfpgen.nn.models import NETWORKS, build
-from dfpgen.nn.optim import SCHEDULES, learning_rate
-from dfpgen.core.numerics import LayerNumerics
 from dfpgen.frontends.torch import convert
+from dfpgen.frontends.torch_zoo import build_model
+from dfpgen.nn.models import NETWORKS
+from dfpgen.nn.optim import SCHEDULES, learning_rate
+from dfpgen.training.data import batches, load
 
 LOG_FIELDS = ("step", "epoch", "lr", "loss", "train_acc", "seconds")
+CONFIG_FILE = "config.json"
+USAGE = ("usage: torchrun --nproc_per_node N -m dfpgen.frontends.distributed CONFIG.json "
+         "(dfpgen train --backend torch --nproc N writes OUT/config.json and runs this)")
 
 
 class DistributedError(DFPGenError, RuntimeError):
-    """A data-parallel run that cannot start or cannot go on (the message names the option or rank)."""
-
-
-# ------------------------------------------------------------------------------------- translation
-
-
-class Residual(nn.Module):
-    """relu(main(x) + shortcut(x)); the shortcut is the identity when None (dfpgen.nn.layers.Residual)."""
-
-    def __init__(self, main: nn.Module, shortcut: nn.Module | None = None):
-        super().__init__()
-        self.main, self.shortcut, self.relu = main, shortcut, nn.ReLU()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.relu(self.main(x) + (x if self.shortcut is None else self.shortcut(x)))
-
-
-class Concat(nn.Module):
-    """Branches on the same input, concatenated along channels (dfpgen.nn.layers.Concat)."""
-
-    def __init__(self, branches: list[nn.Module]):
-        super().__init__()
-        self.branches = nn.ModuleList(branches)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([b(x) for b in self.branches], dim=1)
-
-
-class _AllReduceSum(torch.autograd.Function):
-    """Sum over ranks; the gradient of a sum shared by every rank is the sum of the ranks' gradients."""
-
-    @staticmethod
-    def forward(ctx, t: torch.Tensor) -> torch.Tensor:
-        t = t.clone()
-        dist.all_reduce(t)
-        return t
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        grad = grad.clone()
-        dist.all_reduce(grad)
-        return grad
-
-
-class SyncBatchNorm2d(nn.BatchNorm2d):
-    """BatchNorm2d whose training statistics are all-reduced over every rank's shard, so a data-parallel
-    step normalizes exactly as one process over the global batch does (torch's SyncBatchNorm is GPU-only).
-    The all-reduce is differentiable, so the backward also sums its statistics' gradients over ranks."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
-            return super().forward(x)
-        # Each rank's count, mean and centred sum of squares, gathered by a sum over rows only this rank
-        # fills, then combined as Chan et al. do: no E[x^2] - mean^2 cancellation.
-        rank, world, C = dist.get_rank(), dist.get_world_size(), self.num_features
-        n_r = x.shape[0] * x.shape[2] * x.shape[3]
-        mean_r = x.mean(dim=(0, 2, 3))
-        m2_r = ((x - mean_r.view(1, -1, 1, 1)) ** 2).sum(dim=(0, 2, 3))
-        rows = torch.zeros(world, 2 * C + 1, dtype=x.dtype)
-        rows = rows.index_copy(0, torch.tensor([rank]), torch.cat([mean_r, m2_r, x.new_tensor([n_r])]).unsqueeze(0))
-        rows = _AllReduceSum.apply(rows)
-        counts = rows[:, -1:]
-        n = counts.sum()
-        mean = (counts * rows[:, :C]).sum(0) / n
-        var = (rows[:, C:2 * C].sum(0) + (counts * (rows[:, :C] - mean) ** 2).sum(0)) / n
-        with torch.no_grad():
-            m = self.momentum
-            self.running_mean.mul_(1 - m).add_(m * mean)
-            self.running_var.mul_(1 - m).add_(m * var * n / max(float(n) - 1, 1.0))  # unbiased, as torch
-            self.num_batches_tracked.add_(1)
-        inv = torch.rsqrt(var + self.eps)
-        return ((x - mean.view(1, -1, 1, 1)) * (inv * self.weight).view(1, -1, 1, 1)
-                + self.bias.view(1, -1, 1, 1))
-
-
-def _param(a: np.ndarray, shape=None) -> nn.Parameter:
-    t = torch.from_numpy(np.array(a, dtype=np.float32))
-    return nn.Parameter(t.reshape(shape) if shape is not None else t)
-
-
-def translate(layer: L.Layer, sync_bn: bool = False) -> nn.Module:
-    """The torch module tree equivalent to a dfpgen.nn layer tree, starting from the same weights.
-
-    Sequential children are named after the numpy layers ('/' and '.' become '_'), so state_dict keys
-    read like the catalog's layer names. `sync_bn` makes batch norms SyncBatchNorm2d."""
-    if isinstance(layer, L.Residual):
-        main = translate(layer.children[0], sync_bn)
-        short = translate(layer.children[1], sync_bn) if len(layer.children) > 1 else None
-        return Residual(main, short)
-    if isinstance(layer, L.Concat):
-        return Concat([translate(c, sync_bn) for c in layer.children])
-    if isinstance(layer, L.Sequential):
-        named: OrderedDict[str, nn.Module] = OrderedDict()
-        for child in layer.children:
-            key = child.name.replace("/", "_").replace(".", "_") or type(child).__name__.lower()
-            key = key if key not in named else f"{key}_{len(named)}"
-            named[key] = translate(child, sync_bn)
-        return nn.Sequential(named)
-    if isinstance(layer, L.Conv):
-        m = nn.Conv2d(layer.C, layer.K, (layer.R, layer.S), layer.stride, layer.pad, bias=layer.bias is not None)
-        m.weight = _param(layer.weight.data)
-        if layer.bias is not None:
-            m.bias = _param(layer.bias.data)
-        return m
-    if isinstance(layer, L.Linear):
-        m = nn.Linear(layer.C, layer.K)
-        m.weight, m.bias = _param(layer.conv.weight.data, (layer.K, layer.C)), _param(layer.bias.data)
-        return m
-    if isinstance(layer, L.BatchNorm):
-        # numpy keeps `momentum` of the old statistics, torch weighs the new batch by its momentum.
-        m = (SyncBatchNorm2d if sync_bn else nn.BatchNorm2d)(len(layer.gamma.data), eps=layer.eps,
-                                                            momentum=1 - layer.momentum)
-        m.weight, m.bias = _param(layer.gamma.data), _param(layer.beta.data)
-        m.running_mean.copy_(torch.from_numpy(layer.running_mean))
-        m.running_var.copy_(torch.from_numpy(layer.running_var))
-        return m
-    if isinstance(layer, L.ReLU):
-        return nn.ReLU()
-    if isinstance(layer, L.MaxPool):
-        # torch's ceil_mode drops a last window that starts in the right padding, as Caffe's rule does.
-        return nn.MaxPool2d(layer.k, layer.stride, layer.pad, ceil_mode=layer.ceil)
-    if isinstance(layer, L.AvgPool):
-        if layer.k is None:
-            return nn.AdaptiveAvgPool2d(1)
-        # Like torch, the numpy layer counts padding but not a ceil-mode window's overhang past it.
-        return nn.AvgPool2d(layer.k, layer.stride or layer.k, layer.pad, ceil_mode=layer.ceil,
-                            count_include_pad=True)
-    if isinstance(layer, L.Flatten):
-        return nn.Flatten()
-    raise DistributedError(f"layer {layer.name!r}: no torch translation for {type(layer).__name__}")
+    """A data-parallel run that cannot start or cannot go on (the message names the field, option, file or rank)."""
 
 
 # ------------------------------------------------------------------------------------------ config
@@ -184,7 +60,7 @@ def translate(layer: L.Layer, sync_bn: bool = False) -> nn.Module:
 
 @dataclass(frozen=True)
 class DistConfig:
-    """One data-parallel run (the same on every rank)."""
+    """One data-parallel run (the same on every rank); constructing one validates every field."""
 
     net: str = "lenet"
     data: str = "mnist"
@@ -206,49 +82,53 @@ class DistConfig:
     threads: int | None = None
     out: str = "runs/distributed"
 
+    def __post_init__(self):
+        for f in fields(self):
+            value = getattr(self, f.name)
+            kind = f.type.split(" | ")[0]  # the annotations are strings: "int", "float | None", ...
+            if value is None and "None" in f.type:
+                continue
+            if kind == "float" and type(value) is int:
+                object.__setattr__(self, f.name, value := float(value))  # JSON writes 1.0 as 1
+            if type(value) is not {"int": int, "float": float, "str": str}[kind]:
+                raise DistributedError(f"{f.name} {value!r}: expected {kind}{' or null' if 'None' in f.type else ''}")
+            if f.name in _CHOICES and value not in _CHOICES[f.name]:
+                raise DistributedError(f"{f.name} {value!r}: expected one of {', '.join(_CHOICES[f.name])}")
+            if f.name in _POSITIVE and value < 1:
+                raise DistributedError(f"{f.name} {value!r}: expected a positive integer")
 
-def parse_args(argv: list[str] | None = None) -> DistConfig:
-    """The DistConfig of a command line (see --help)."""
-    p = argparse.ArgumentParser(prog="torchrun --nproc_per_node N -m dfpgen.frontends.distributed",
-                                description="Data-parallel DFP16 training with torch.distributed (gloo, CPU).")
-    p.add_argument("--net", default="lenet", choices=list(NETWORKS), help="catalog network")
-    p.add_argument("--data", default="mnist", help="mnist, synthetic, or a path (see dfpgen train --help)")
-    p.add_argument("--steps", type=_positive, default=None, help="optimizer steps (default: --epochs of data)")
-    p.add_argument("--epochs", type=_positive, default=1)
-    p.add_argument("--batch", type=_positive, default=32, help="global batch, split over the ranks")
-    p.add_argument("--lr", type=float, default=0.05)
-    p.add_argument("--momentum", type=float, default=0.9)
-    p.add_argument("--weight-decay", type=float, default=5e-4)
-    p.add_argument("--schedule", choices=SCHEDULES, default="cosine")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--limit", type=_positive, default=None, help="use only this many training images")
-    p.add_argument("--precision", choices=("dfp16", "fp32"), default="dfp16",
-                   help="fp32 leaves every layer in torch FP32 (the baseline)")
-    p.add_argument("--bits", type=int, default=16)
-    p.add_argument("--bits-w", type=int, default=None)
-    p.add_argument("--bits-grad", type=int, default=None)
-    p.add_argument("--rounding", choices=ROUNDING_MODES, default="nearest")
-    p.add_argument("--grad-rounding", choices=ROUNDING_MODES, default=None)
-    p.add_argument("--threads", type=_positive, default=None, help="threads per rank (default: cores / ranks)")
-    p.add_argument("--out", default="runs/distributed", help="folder for weights_rank*.npz, log_rank*.csv, summary.json")
-    return DistConfig(**vars(p.parse_args(argv)))
+    def save(self, path: Path) -> Path:
+        """Write this configuration to `path` as JSON (atomically) and return the path."""
+        atomic_write(Path(path), (json.dumps(asdict(self), indent=2) + "\n").encode())
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: Path) -> DistConfig:
+        """The configuration in JSON file `path`; a DistributedError naming the file if it is missing or bad."""
+        try:
+            fields_ = json.loads(Path(path).read_bytes())
+        except OSError as exc:
+            raise DistributedError(f"{path}: cannot read the run configuration ({exc.strerror or exc})") from None
+        except ValueError as exc:  # JSONDecodeError, or bytes that are not UTF-8
+            raise DistributedError(f"{path}: not a JSON run configuration ({exc})") from None
+        if not isinstance(fields_, dict):
+            raise DistributedError(f"{path}: expected a JSON object of DistConfig fields, got {type(fields_).__name__}")
+        unknown = sorted(set(fields_) - {f.name for f in fields(cls)})
+        if unknown:
+            names = ", ".join(f.name for f in fields(cls))
+            raise DistributedError(f"{path}: unknown field {unknown[0]!r} (fields: {names})")
+        try:
+            return cls(**fields_)
+        except DistributedError as exc:
+            raise DistributedError(f"{path}: {exc}") from None
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
+_CHOICES = {"net": tuple(NETWORKS), "schedule": tuple(SCHEDULES), "precision": ("dfp16", "fp32"),
+            "rounding": tuple(ROUNDING_MODES), "grad_rounding": tuple(ROUNDING_MODES)}
+_POSITIVE = ("steps", "epochs", "batch", "limit", "threads")
 
 
 # ---------------------------------------------------------------------------------------- training
-
-
-def _world() -> tuple[int, int, int]:
-    """(rank, world size, ranks on this machine) from torchrun's environment; (0, 1, 1) without it."""
-    env = os.environ
-    world = int(env.get("WORLD_SIZE", "1"))
-    return int(env.get("RANK", "0")), world, int(env.get("LOCAL_WORLD_SIZE", str(world)))
 
 
 def _all_sum(values: list[float], world: int) -> list[float]:
@@ -256,15 +136,6 @@ def _all_sum(values: list[float], world: int) -> list[float]:
     if world > 1:
         dist.all_reduce(t)
     return t.tolist()
-
-
-def build_model(config: DistConfig, input_shape: tuple, classes: int, sync_bn: bool = False) -> nn.Module:
-    """The catalog network as torch modules, with the numpy runtime's seeded initial weights."""
-    net, shape = build(config.net, LayerNumerics.fp32(), config.seed, 1, input_shape, classes)
-    if tuple(shape) != tuple(input_shape):
-        raise DistributedError(f"--net {config.net} takes inputs {shape}, the data has {input_shape}: "
-                               f"use --data synthetic for the ImageNet networks")
-    return translate(net, sync_bn)
 
 
 def evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray, rank: int, world: int, batch: int = 250):
@@ -285,7 +156,8 @@ def evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray, rank: int, world: i
 
 def run(config: DistConfig) -> dict:
     """Train on this rank (all ranks of a torchrun job call this); returns the summary rank 0 writes."""
-    rank, world, local_world = _world()
+    place = torchrun_world()
+    rank, world, local_world = place.rank, place.size, place.local_size
     if world > 1 and not dist.is_initialized():
         if not dist.is_available() or not dist.is_gloo_available():
             raise DistributedError("torch.distributed with the gloo backend is not available in this torch build")
@@ -305,7 +177,10 @@ def _train(c: DistConfig, rank: int, world: int, local_world: int) -> dict:
     torch.set_num_threads(threads)
     torch.manual_seed(c.seed)
     data = load(c.data, limit=c.limit)
-    model = build_model(c, data.input_shape, data.classes, sync_bn=world > 1)
+    model, shape = build_model(c.net, c.seed, data.input_shape, data.classes, sync_bn=world > 1)
+    if shape != tuple(data.input_shape):
+        raise DistributedError(f"--net {c.net} takes inputs {shape}, the data has {data.input_shape}: "
+                               f"use --data synthetic for the ImageNet networks")
     report = None
     if c.precision == "dfp16":
         report = convert(model, bits=c.bits, bits_w=c.bits_w, bits_grad=c.bits_grad, rounding=c.rounding,
@@ -397,22 +272,41 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch(argv: list[str], nproc: int = 1) -> int:
-    """Run `main(argv)` in this process (nproc 1) or under torch.distributed.run on the loopback (nproc > 1)."""
+def launch(config: DistConfig, nproc: int = 1) -> int:
+    """Run `config` in this process (nproc 1) or on nproc ranks under torch.distributed.run on the loopback
+    (every rank reads OUT/config.json); returns the exit status, 0 when every rank succeeded."""
+    if type(nproc) is not int or nproc < 1:
+        raise DistributedError(f"nproc {nproc!r}: expected a positive integer")
     if nproc == 1:
-        return main(argv)
+        return _guarded(lambda: run(config))
+    path = config.save(Path(config.out) / CONFIG_FILE)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--nnodes", "1",
-           "--master_addr", "127.0.0.1", "--master_port", str(free_port()), "-m", "dfpgen.frontends.distributed", *argv]
+           "--master_addr", "127.0.0.1", "--master_port", str(free_port()), "-m", "dfpgen.frontends.distributed",
+           str(path)]
     return subprocess.run(cmd).returncode
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry (the same on every rank); returns the exit status."""
-    config = parse_args(argv)
+    """Per-rank entry point, `python -m dfpgen.frontends.distributed CONFIG.json`; returns the exit status."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv in (["-h"], ["--help"]):
+        print(USAGE)
+        return 0
+    if len(argv) != 1:
+        print(USAGE, file=sys.stderr)
+        return 2
+    return _guarded(lambda: run(DistConfig.load(argv[0])))
+
+
+def _guarded(body) -> int:
+    """Exit status of `body()`: 1, after one line on stderr, when it raises a DFPGenError."""
     try:
-        run(config)
+        body()
     except DFPGenError as exc:
-        rank = _world()[0]
+        try:
+            rank = torchrun_world().rank
+        except DFPGenError:
+            rank = 0  # the environment itself was the error: it is in the message
         print(f"rank {rank}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -1,7 +1,8 @@
 """PyTorch front end: drop-in nn.Conv2d / nn.Linear layers whose three training passes run in dfpgen's
 DFP16 kernels, and `convert`, which swaps them into an existing model.
 
-Only this module and dfpgen.frontends.distributed import torch (an optional extra: pip install 'dfpgen[torch]').
+Only this module, dfpgen.frontends.torch_zoo and dfpgen.frontends.distributed import torch (an optional
+extra: pip install 'dfpgen[torch]').
 Master weights, biases, the optimizer and every other layer stay FP32 in torch, as in Das et al.
 """
 
