@@ -21,7 +21,7 @@ order (BLAS blocking and FMAs included) is an integer of magnitude < 2**53, henc
 functions assert both preconditions; the `*_abs` versions (|a|, |b|) give the magnitude the error
 bounds are relative to, exactly.
 
-Error bound of a DFP kernel (derived here; DESIGN.md "Overflow and the accumulate chain")
+Error bound of a DFP kernel (derived here; docs/numerics.md "The flush error bound")
 -------------------------------------------------------------------------------------------
 The kernel multiplies INT16 mantissas a (exponent ea) and b (exponent eb) and accumulates the pair
 products in INT32 for plan.steps_per_flush steps (one "chunk"), then flushes
@@ -72,7 +72,8 @@ def max_mant(bits: int) -> int:
 
 
 def safe_chain_ref(bits_a: int, bits_b: int) -> int:
-    """DESIGN.md's L(b): pair-instructions (2 products each) that can never overflow INT32."""
+    """safe_chain (docs/numerics.md "The accumulate chain"): pair-instructions (2 products each) that
+    can never overflow INT32."""
     return INT32_MAX // (2 * max_mant(bits_a) * max_mant(bits_b))
 
 
@@ -249,7 +250,7 @@ def flush_sum(chunks, scale_exp: int = 0) -> np.ndarray:
 
 
 def quantize_ref(x: np.ndarray, bits: int) -> tuple[np.ndarray, int]:
-    """DESIGN.md's DFP quantization with rounding 'nearest' (ties away from zero): exp =
+    """DFP quantization (docs/numerics.md "DFP tensors") with rounding 'nearest' (ties away from zero): exp =
     floor(log2 max|x|) - (bits - 2), mant = round(x / 2**exp), saturated to +-(2**(bits-1) - 1)."""
     x = np.asarray(x, np.float64)
     peak = float(np.max(np.abs(x))) if x.size else 0.0

@@ -1,6 +1,6 @@
 """Independent reference arithmetic for the kernel tests (no dfpgen code is imported here).
 
-What the FPROP kernels compute (DESIGN.md "Numerics", "Overflow and the accumulate chain"):
+What the FPROP kernels compute (docs/numerics.md "DFP tensors", "The accumulate chain", "Flushes to FP32"):
 with INT16 mantissas xm (NCHW, exponent ex) and wm (KCRS, exponent ew) the output is
 
     y ~= conv(xm, wm) * 2**(ex + ew)
@@ -61,7 +61,8 @@ def max_mant(bits: int) -> int:
 
 
 def safe_chain_ref(bits_x: int, bits_w: int) -> int:
-    """DESIGN.md's L(b): pair-instructions (2 products each) that can never overflow INT32."""
+    """safe_chain (docs/numerics.md "The accumulate chain"): pair-instructions (2 products each) that
+    can never overflow INT32."""
     return INT32_MAX // (2 * max_mant(bits_x) * max_mant(bits_w))
 
 
@@ -157,7 +158,7 @@ def random_mant(rng: np.random.Generator, shape, limit: int) -> np.ndarray:
 # ------------------------------------------------------------------------ quantization reference
 
 def quantize_ref(x: np.ndarray, bits: int) -> tuple[np.ndarray, int]:
-    """DESIGN.md's DFP quantization with rounding 'nearest' (ties away from zero): exp =
+    """DFP quantization (docs/numerics.md "DFP tensors") with rounding 'nearest' (ties away from zero): exp =
     floor(log2 max|x|) - (bits - 2), mant = round(x / 2**exp), saturated. Returns (mant, exp)."""
     x = np.asarray(x, np.float64)
     peak = float(np.max(np.abs(x)))
@@ -179,7 +180,7 @@ def chunk_of_channels(C: int, R: int, S: int, cpb: int, unroll: int, steps_per_f
 
     The reduction runs over steps t = ((cb*R + r)*S + s)*G + g with G = cpb/unroll, each step doing
     `unroll` pair-instructions on channel elements cb*cpb + g*unroll + p (an element is `elem`
-    channels); chunk = t // steps_per_flush (DESIGN.md: flush every chain)."""
+    channels); chunk = t // steps_per_flush (docs/numerics.md "The accumulate chain": flush every chain)."""
     assert cpb % unroll == 0
     G = cpb // unroll
     e = np.arange(C) // elem

@@ -256,7 +256,7 @@ FLOAT_SPECS = [ConvSpec(2, 17, 20, 9, 11, 3, 3, 1, 1), ConvSpec(1, 64, 33, 14, 1
 @pytest.mark.parametrize("isa", DFP_ISAS)
 @pytest.mark.parametrize("spec", FLOAT_SPECS, ids=_shape_id)
 def test_float_inputs_vs_torch(torch, spec, isa, bits):
-    """Float32 inputs are quantized (DESIGN.md Numerics) and convolved; the result differs from torch's
+    """Float32 inputs are quantized (docs/numerics.md "DFP tensors") and convolved; the result differs from torch's
     conv of the unquantized inputs by at most the quantization error propagated through the conv
     (conv(x,w) - conv(xq,wq) = conv(x - xq, w) + conv(xq, w - wq)) plus the flush bound."""
     rng = np.random.default_rng(bits)

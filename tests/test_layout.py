@@ -1,4 +1,4 @@
-"""Blocked layouts (dfpgen/layout.py) against explicit index formulas (DESIGN.md "Layouts and ISAs").
+"""Blocked layouts (dfpgen/codegen/layout.py) against explicit index formulas (docs/architecture.md "Layouts").
 
 Input  blocked[n, cb, h+pad, w+pad, p*elem + e]   == x[n, (cb*cpb + p)*elem + e, h, w], zero elsewhere
 Weight blocked[kb, cb, r, s, p, l, e]             == w[kb*lanes + l, (cb*cpb + p)*elem + e, r, s], zero elsewhere

@@ -1,4 +1,4 @@
-"""The INT32 accumulate chain and the overflow policies (DESIGN.md "Overflow and the accumulate chain").
+"""The INT32 accumulate chain and the overflow policies (docs/numerics.md "The accumulate chain", "Overflow policies").
 
 Worst-case operands (every mantissa at +-(2**(b-1) - 1), signs arranged so every product has the same
 sign) are run for every bit width and compared bit for bit with `reference.emulate_flushes`, which

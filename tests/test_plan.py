@@ -116,7 +116,7 @@ def check_plan(plan) -> None:
     KB = ceil(s.K / plan.lanes)
     # the recorded blocking is the one used: clipped to the layer
     assert b.kv <= KB and b.hb <= s.P and b.wb <= s.Q
-    # layouts (DESIGN.md: NCHWc with pairs; weights [K/k][C/(2c)][R][S][c][k][2])
+    # layouts (docs/architecture.md "Layouts": NCHWc with pairs; weights [K/k][C/(2c)][R][S][c][k][2])
     Hp, Wp = s.H + 2 * s.pad, s.W + 2 * s.pad
     assert plan.src_shape == (s.N, CB, Hp, Wp, cpb * elem)
     assert plan.vec_shape == (KB, CB, s.R, s.S, cpb, plan.lanes, elem)

@@ -285,8 +285,9 @@ def register_need(h: int, w: int, v: int, fp32_partials: bool = False) -> int:
 ASM_STEP_INSTRUCTIONS = ("vpdpwssd", "vfmadd231ps")
 
 # Flushing into the output tile in memory (L1) keeps the whole register file for INT32 accumulators
-# and costs a load and a store per accumulator and flush (DESIGN.md, measured); with chains this
-# short (bits 15-16) that traffic dominates, so FP32 partial sums move to registers when they fit.
+# and costs a load and a store per accumulator and flush (docs/numerics.md "Flushes to FP32"; measured
+# in docs/experiments.md §7); with chains this short (bits 15-16) that traffic dominates, so FP32
+# partial sums move to registers when they fit.
 REGISTER_FLUSH_MAX_CHAIN = 4
 
 
@@ -393,7 +394,8 @@ def finish(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Targe
 
     Reduction blocks make a thread run all its items once per block, each call over its own slice
     within the block."""
-    c, src_steps, vec_steps, builder, unroll = tables.common, tables.src_steps, tables.vec_steps, tables.calls, tables.unroll
+    c, builder, unroll = tables.common, tables.calls, tables.unroll
+    src_steps, vec_steps = tables.src_steps, tables.vec_steps
     steps = len(src_steps)
     table = builder.table()
     blocks = tuple(tables.reduction_blocks) if tables.reduction_blocks else ((0, steps),)
