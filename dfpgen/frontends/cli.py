@@ -8,7 +8,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 
 import click
 
@@ -359,9 +358,7 @@ def tune_cmd(ref, batch_file, pass_name, bits, rounding, overflow, chain, isa, b
         "default_gmacs", "vs_default", "fp32_gmacs", "vs_fp32", "torch_gmacs", "vs_torch",
         "measured", "failures" } ]}   (speedups are time ratios; null where not measured)
     """
-    from importlib.util import find_spec
-
-    from dfpgen.tuning.measure import random_operands, time_kernel, time_torch
+    from dfpgen.tuning import report
     from dfpgen.tuning.db import TuningDB
     from dfpgen.tuning.peak import peaks
     from dfpgen.tuning.tune import Task, tune
@@ -371,7 +368,6 @@ def tune_cmd(ref, batch_file, pass_name, bits, rounding, overflow, chain, isa, b
     target = host()
     isa = isa or target.best_isa("dfp16")
     fp32_isa = target.best_isa("fp32")
-    have_torch = find_spec("torch") is not None
     chosen = PASSES if pass_name == "all" else (pass_name,)
     specs = _specs(ref or (None if batch_file else "resnet50:res2a"), batch, batch_file)
     # A grouped layer runs one per-group kernel once per group: that kernel is what is tuned.
@@ -392,41 +388,10 @@ def tune_cmd(ref, batch_file, pass_name, bits, rounding, overflow, chain, isa, b
                 done[0] = count
             outcome = tune(task, db, trials=trials, budget=share, seed=seed, retune=retune, progress=progress)
             bar.update(trials - done[0])
-            key, best = task.key, outcome.best
-            if best is None:
-                results.append({"layer": task.spec.name, "pass": task.conv_pass.name, "from_db": outcome.from_db,
-                                "blocking": None, "error": "every candidate failed", "measured": outcome.measured,
-                                "failures": outcome.failures})
-                continue
-            # Each baseline is measured when the database lacks it (or --retune), torch's only where PyTorch is
-            # installed: a torch baseline never stored for want of PyTorch must not make us re-measure ours.
-            fp32_s, torch_s = ((db.baseline(key, name) or (None,))[0] for name in ("fp32", "torch"))
-            measure_fp32, measure_torch = fp32_s is None or retune, (torch_s is None or retune) and have_torch
-            if measure_fp32 or measure_torch:
-                a, b = random_operands(task.spec, task.conv_pass)
-                if measure_fp32:
-                    fp32_s = time_kernel(dfpgen_compile(task.spec, task.conv_pass, isa=fp32_isa),
-                                         a, b, threads, 0.1).seconds
-                    db.add_baseline(key, "fp32", fp32_s)
-                t_torch = time_torch(task.spec, a, b, threads, 0.1, task.conv_pass) if measure_torch else None
-                if t_torch is not None:
-                    torch_s = t_torch.seconds
-                    db.add_baseline(key, "torch", torch_s)
-            gmacs = lambda sec: round(task.spec.macs / sec / 1e9, 2) if sec else None
-            ratio = lambda sec: round(sec / best.seconds, 2) if sec else None
-            default_s = outcome.default.seconds if outcome.default else None
-            results.append({
-                "layer": task.spec.name, "pass": task.conv_pass.name, "from_db": outcome.from_db,
-                "blocking": dataclasses.asdict(best.blocking), "gmacs": gmacs(best.seconds),
-                "pct_peak": round(100 * task.spec.macs / best.seconds / 1e9 / peak, 1),
-                "default_gmacs": gmacs(default_s), "vs_default": ratio(default_s),
-                "fp32_gmacs": gmacs(fp32_s), "vs_fp32": ratio(fp32_s), "torch_gmacs": gmacs(torch_s),
-                "vs_torch": ratio(torch_s), "measured": outcome.measured, "failures": outcome.failures})
-            plan = dfpgen_compile(task.spec, task.conv_pass.name, numerics, isa=isa, blocking=best.blocking).plan
-            nbytes = (np.prod(plan.src_shape) + np.prod(plan.vec_shape)) * (2 if plan.int_accumulate else 4) \
-                + np.prod(plan.dst_shape) * 4
-            points.append({"label": task.spec.name, "pass": task.conv_pass.name, "gmacs": results[-1]["gmacs"],
-                           "intensity": float(task.spec.macs / nbytes)})
+            base = report.baselines(task, db, fp32_isa, remeasure=retune) if outcome.best else None
+            results.append(report.row(task, outcome, base, peak))
+            if outcome.best:
+                points.append(report.roofline_point(task, outcome, results[-1]["gmacs"]))
     db.close()
     if plot_path:
         from dfpgen.training.plot import roofline
