@@ -17,8 +17,9 @@ from dfpgen.core.dfp import ROUNDING_MODES
 from dfpgen.errors import CatalogError, DFPGenError, SpecError
 from dfpgen.codegen.kernel import default_threads
 from dfpgen.codegen.plan import Blocking
+from dfpgen import passes
 from dfpgen.passes import NAMES as PASSES
-from dfpgen.core.numerics import OVERFLOW_POLICIES, Numerics
+from dfpgen.core.numerics import OVERFLOW_POLICIES, LayerNumerics
 from dfpgen.core.target import DFP_ISAS, ISAS, host
 from dfpgen.version import __version__
 
@@ -229,7 +230,8 @@ def emit_cmd(ref, batch_file, pass_name, isa, cpu, bits, rounding, overflow, cha
     """Print or write the IR or assembly of generated kernels, annotated with their plan.
 
     A grouped layer's kernel computes one group (it runs once per group)."""
-    numerics = Numerics(bits, bits, rounding, overflow, chain)
+    numerics = LayerNumerics(bits=bits, rounding=rounding, overflow=overflow, chain=chain).kernel_numerics(
+        passes.get(pass_name))
     for spec in _specs(ref, batch, batch_file, default_batch=1):
         kernel = dfpgen_compile(spec, pass_name, numerics, isa=isa, cpu=cpu, blocking=_parse_blocking(blocking),
                                 tuned=True)
@@ -287,7 +289,7 @@ def bench_cmd(ref, batch_file, pass_name, bits, rounding, overflow, chain, isa, 
     from dfpgen.tuning.measure import random_operands, time_kernel, time_torch
     from dfpgen.tuning.peak import peaks
 
-    numerics = Numerics(bits, bits, rounding, overflow, chain)
+    numerics = LayerNumerics(bits=bits, rounding=rounding, overflow=overflow, chain=chain)
     threads = threads or default_threads()
     table = peaks()
     chosen = PASSES if pass_name == "all" else (pass_name,)
@@ -298,7 +300,7 @@ def bench_cmd(ref, batch_file, pass_name, bits, rounding, overflow, chain, isa, 
                            item_show_func=lambda w: f"{w[1].name} {w[0]}" if w else "") as bar:
         for p, spec in bar:
             a, b = random_operands(spec, p)
-            dfp = dfpgen_compile(spec, p, numerics, isa=isa, tuned=True)
+            dfp = dfpgen_compile(spec, p, numerics.kernel_numerics(passes.get(p)), isa=isa, tuned=True)
             fp32 = dfpgen_compile(spec, p, isa=host().best_isa("fp32"), tuned=True)
             t_dfp, t_fp32 = time_kernel(dfp, a, b, threads), time_kernel(fp32, a, b, threads)
             t_torch = time_torch(spec, a, b, threads, conv_pass=p)
@@ -363,7 +365,7 @@ def tune_cmd(ref, batch_file, pass_name, bits, rounding, overflow, chain, isa, b
     from dfpgen.tuning.peak import peaks
     from dfpgen.tuning.tune import Task, tune
 
-    numerics = Numerics(bits, bits, rounding, overflow, chain)
+    numerics = LayerNumerics(bits=bits, rounding=rounding, overflow=overflow, chain=chain)
     threads = threads or default_threads()
     target = host()
     isa = isa or target.best_isa("dfp16")
@@ -371,7 +373,8 @@ def tune_cmd(ref, batch_file, pass_name, bits, rounding, overflow, chain, isa, b
     chosen = PASSES if pass_name == "all" else (pass_name,)
     specs = _specs(ref or (None if batch_file else "resnet50:res2a"), batch, batch_file)
     # A grouped layer runs one per-group kernel once per group: that kernel is what is tuned.
-    tasks = [Task(spec.per_group(), p, numerics, isa, threads, target) for spec in specs for p in chosen]
+    tasks = [Task(spec.per_group(), p, numerics.kernel_numerics(passes.get(p)), isa, threads, target)
+             for spec in specs for p in chosen]
     batch = batch if batch is not None else specs[0].N
     db = TuningDB(db_path)
     peak = peaks()[isa].gmacs * threads
@@ -496,7 +499,6 @@ def train_cmd(net, data_source, precision, bits, bits_w, bits_grad, rounding, gr
         return
     if nproc != 1:
         raise click.UsageError(f"--nproc {nproc}: data-parallel runs need --backend torch (numpy runs one process)")
-    from dfpgen.core.numerics import LayerNumerics
     from dfpgen.training.train import TrainConfig, Trainer, write_log
 
     prec = LayerNumerics(precision, bits, bits_w, bits_grad, rounding, grad_rounding,
