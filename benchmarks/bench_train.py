@@ -23,9 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import write_results  # noqa: E402
 
 
-def ours(net_name: str, precision: LayerNumerics, batch: int, steps: int, threads: int) -> dict:
+def ours(net_name: str, numerics: LayerNumerics, batch: int, steps: int, threads: int) -> dict:
     """Median step time of our runtime and the summed phase times of the timed steps."""
-    net, shape = build(net_name, precision, seed=0, threads=threads)
+    net, shape = build(net_name, numerics, seed=0, threads=threads)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((batch, *shape), dtype=np.float32)
     y = rng.integers(0, 1000, batch)

@@ -131,13 +131,13 @@ def test_runs_are_reproducible(runs, tmp_path):
 def _numpy_net():
     p = LayerNumerics.fp32()
     rng = np.random.default_rng(0)
-    conv = lambda name, C, K, R, pad, bias=False: L.Conv(name, C, K, R, 1, pad, precision=p, rng=rng, bias=bias)
+    conv = lambda name, C, K, R, pad, bias=False: L.Conv(name, C, K, R, 1, pad, numerics=p, rng=rng, bias=bias)
     return L.Sequential("net", [
         conv("c1", 3, 4, 3, 1, bias=True), L.BatchNorm("bn1", 4), L.ReLU(),
         L.Residual("res", [conv("c2", 4, 4, 3, 1), L.BatchNorm("bn2", 4)]),
         L.Concat("cat", [L.MaxPool("mp", 3, 2, 1, ceil_mode=True), L.AvgPool("ap", 3, 2, 1, ceil_mode=True),
                          L.Sequential("b", [L.ReLU(), L.MaxPool("mp1", 2, 2, 1)])]),
-        L.AvgPool("gap"), L.Flatten(), L.Linear("fc", 12, 5, precision=p, rng=rng)])
+        L.AvgPool("gap"), L.Flatten(), L.Linear("fc", 12, 5, numerics=p, rng=rng)])
 
 
 @pytest.mark.parametrize("train", [True, False])

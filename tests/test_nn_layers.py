@@ -121,7 +121,7 @@ CONV_CASES = [  # C, K, R, S, stride, pad, H, W
                                                             id="dfp-13-12-14")])
 def test_conv_forward_backward_match_torch(torch, prec, C, K, R, S, stride, pad, H, W):
     rng = np.random.default_rng([C, K, R, S, stride, pad, H, W])
-    layer = Conv("c", C, K, R, stride, pad, S=S, precision=prec, rng=rng)
+    layer = Conv("c", C, K, R, stride, pad, S=S, numerics=prec, rng=rng)
     x = randn(rng, 2, C, H, W)
     w = layer.weight.data.copy()
     y = layer.forward(x)
@@ -156,7 +156,7 @@ def test_conv_dfp_actually_quantizes(torch):
     x = randn(rng, 2, 4, 6, 6)
     out = {}
     for prec in (FP32, LayerNumerics(bits=8)):
-        layer = Conv("c", 4, 4, 3, pad=1, precision=prec, rng=np.random.default_rng(1))
+        layer = Conv("c", 4, 4, 3, pad=1, numerics=prec, rng=np.random.default_rng(1))
         out[prec.precision] = layer.forward(x)
     e = rel(out["dfp16"], out["fp32"])
     assert 1e-4 < e < 8 * 2.0 ** -6, e
@@ -165,7 +165,7 @@ def test_conv_dfp_actually_quantizes(torch):
 @pytest.mark.parametrize("prec", PRECISIONS)
 def test_conv_bias_and_gradient_accumulation(torch, prec):
     rng = np.random.default_rng(11)
-    layer = Conv("cb", 3, 4, 3, stride=1, pad=1, precision=prec, rng=rng, bias=True)
+    layer = Conv("cb", 3, 4, 3, stride=1, pad=1, numerics=prec, rng=rng, bias=True)
     assert [p.name for p in layer.params] == ["cb.weight", "cb.bias"]
     assert layer.weight.decay and not layer.bias.decay
     layer.bias.data[...] = randn(rng, 4)
@@ -189,7 +189,7 @@ def test_conv_bias_and_gradient_accumulation(torch, prec):
 
 
 def test_conv_without_input_grad_and_wrong_channels():
-    layer = Conv("first", 3, 4, 3, pad=1, precision=FP32, input_grad=False)
+    layer = Conv("first", 3, 4, 3, pad=1, numerics=FP32, input_grad=False)
     x = np.ones((1, 3, 4, 4), np.float32)
     y = layer.forward(x)
     assert layer.backward(np.ones_like(y)) is None
@@ -201,7 +201,7 @@ def test_conv_without_input_grad_and_wrong_channels():
 @pytest.mark.parametrize("prec", PRECISIONS)
 def test_linear_matches_torch(torch, prec):
     rng = np.random.default_rng(3)
-    layer = Linear("fc", 13, 5, precision=prec, rng=rng)
+    layer = Linear("fc", 13, 5, numerics=prec, rng=rng)
     assert [p.name for p in layer.params] == ["fc.weight", "fc.bias"] and not layer.bias.decay
     layer.bias.data[...] = randn(rng, 5)
     x = randn(rng, 6, 13)
@@ -233,7 +233,7 @@ def test_linear_matches_torch(torch, prec):
 
 
 def test_linear_flattens_nchw(torch):
-    layer = Linear("fc", 2 * 3 * 3, 4, precision=FP32, rng=np.random.default_rng(0))
+    layer = Linear("fc", 2 * 3 * 3, 4, numerics=FP32, rng=np.random.default_rng(0))
     x = randn(np.random.default_rng(1), 2, 2, 3, 3)
     np.testing.assert_allclose(layer.forward(x), layer.forward(x.reshape(2, -1)), rtol=0, atol=0)
 
@@ -454,7 +454,7 @@ def check_against_torch(torch, net, x, prec, rng):
 def test_residual_matches_torch(torch, prec, shortcut):
     rng = np.random.default_rng(12)
     C, K, stride = (4, 6, 2) if shortcut else (5, 5, 1)
-    mk = lambda name, c, k, r, s, p: Conv(name, c, k, r, s, p, precision=prec, rng=rng)  # noqa: E731
+    mk = lambda name, c, k, r, s, p: Conv(name, c, k, r, s, p, numerics=prec, rng=rng)  # noqa: E731
     main = [mk("a", C, K, 3, stride, 1), BatchNorm("bna", K), ReLU(), mk("b", K, K, 3, 1, 1), BatchNorm("bnb", K)]
     short = [mk("s", C, K, 1, stride, 0), BatchNorm("bns", K)] if shortcut else None
     block = Residual("res", main, short)
@@ -471,7 +471,7 @@ def test_residual_matches_torch(torch, prec, shortcut):
 @pytest.mark.parametrize("prec", PRECISIONS)
 def test_concat_matches_torch(torch, prec):
     rng = np.random.default_rng(13)
-    mk = lambda name, c, k, r, p=0: Conv(name, c, k, r, 1, p, precision=prec, rng=rng, bias=True)  # noqa: E731
+    mk = lambda name, c, k, r, p=0: Conv(name, c, k, r, 1, p, numerics=prec, rng=rng, bias=True)  # noqa: E731
     block = Concat("inc", [
         Sequential("b1", [mk("1x1", 6, 3, 1), ReLU()]),
         Sequential("b3", [mk("3x3r", 6, 4, 1), ReLU(), mk("3x3", 4, 5, 3, 1), ReLU()]),
@@ -486,8 +486,8 @@ def test_concat_matches_torch(torch, prec):
 
 
 def test_concat_of_branches_without_input_grad_returns_none():
-    block = Concat("c", [Conv("a", 2, 2, 1, precision=FP32, input_grad=False),
-                         Conv("b", 2, 3, 1, precision=FP32, input_grad=False)])
+    block = Concat("c", [Conv("a", 2, 2, 1, numerics=FP32, input_grad=False),
+                         Conv("b", 2, 3, 1, numerics=FP32, input_grad=False)])
     y = block.forward(np.ones((1, 2, 3, 3), np.float32))
     assert y.shape == (1, 5, 3, 3)
     assert block.backward(np.ones_like(y)) is None
@@ -495,9 +495,9 @@ def test_concat_of_branches_without_input_grad_returns_none():
 
 def tiny_net(prec=FP32, seed=0):
     rng = np.random.default_rng(seed)
-    net = Sequential("tiny", [Conv("c1", 2, 3, 3, pad=1, precision=prec, rng=rng, bias=True), BatchNorm("bn1", 3),
-                              ReLU(), MaxPool("p1", 2), Conv("c2", 3, 4, 3, stride=1, pad=1, precision=prec, rng=rng),
-                              ReLU(), AvgPool("p2", 3), Flatten(), Linear("fc", 4, 5, precision=prec, rng=rng)])
+    net = Sequential("tiny", [Conv("c1", 2, 3, 3, pad=1, numerics=prec, rng=rng, bias=True), BatchNorm("bn1", 3),
+                              ReLU(), MaxPool("p1", 2), Conv("c2", 3, 4, 3, stride=1, pad=1, numerics=prec, rng=rng),
+                              ReLU(), AvgPool("p2", 3), Flatten(), Linear("fc", 4, 5, numerics=prec, rng=rng)])
     for p in net.params:
         if not p.decay:
             p.data[...] += randn(rng, *p.data.shape, scale=0.1)
@@ -565,7 +565,7 @@ def test_sequential_finite_differences_fp32():
 
 
 def test_sequential_backward_stops_at_first_layer_without_input_grad():
-    net = Sequential("s", [Conv("c", 1, 2, 3, precision=FP32, input_grad=False), ReLU(), Flatten()])
+    net = Sequential("s", [Conv("c", 1, 2, 3, numerics=FP32, input_grad=False), ReLU(), Flatten()])
     y = net.forward(np.ones((1, 1, 4, 4), np.float32))
     assert net.backward(np.ones_like(y)) is None
     assert [layer.name for layer in net.layers()][:2] == ["s", "c"]
@@ -609,7 +609,7 @@ def test_mixed_precision_conv_matches_torch(torch, dfp):
     each pass computes on exactly the operands the forward pass saw, and stays within the DFP bound of torch."""
     prec = LayerNumerics(bits=10, dfp=dfp)
     rng = np.random.default_rng(21)
-    layer = Conv("m", 5, 6, 3, stride=2, pad=1, precision=prec, rng=rng)
+    layer = Conv("m", 5, 6, 3, stride=2, pad=1, numerics=prec, rng=rng)
     x, w = randn(rng, 2, 5, 7, 7), layer.weight.data.copy()
     spec = layer.spec(x.shape)
     op = layer.op(spec)
@@ -636,7 +636,7 @@ def stochastic_grads(layer, x, dy_seed=3):
 def test_conv_reseed_makes_stochastic_rounding_repeatable(bits):
     prec = LayerNumerics(bits=bits, grad_rounding="stochastic")
     x = randn(np.random.default_rng(2), 2, 3, 6, 6)
-    make = lambda: Conv("s", 3, 4, 3, pad=1, precision=prec, rng=np.random.default_rng(7))  # noqa: E731
+    make = lambda: Conv("s", 3, 4, 3, pad=1, numerics=prec, rng=np.random.default_rng(7))  # noqa: E731
     a = make()
     a.reseed(5, 0, 1)                  # before the ops exist: they are created with this seed
     g1, dx1 = stochastic_grads(a, x)
@@ -668,7 +668,7 @@ def test_linear_reseed_makes_stochastic_rounding_repeatable():
         dx = layer.backward(dy)
         return layer.conv.weight.grad.copy(), dx
 
-    a, b = (Linear("f", 6, 5, precision=prec, rng=np.random.default_rng(7)) for _ in range(2))
+    a, b = (Linear("f", 6, 5, numerics=prec, rng=np.random.default_rng(7)) for _ in range(2))
     g1, dx1 = grads(a, 5, 0, 1)
     for g, dx in (grads(a, 5, 0, 1), grads(b, 5, 0, 1)):
         np.testing.assert_array_equal(g, g1)
@@ -679,7 +679,7 @@ def test_linear_reseed_makes_stochastic_rounding_repeatable():
 
 def test_nearest_rounding_ignores_seed():
     x = randn(np.random.default_rng(2), 2, 3, 6, 6)
-    layer = Conv("n", 3, 4, 3, pad=1, precision=LayerNumerics(bits=10), rng=np.random.default_rng(7))
+    layer = Conv("n", 3, 4, 3, pad=1, numerics=LayerNumerics(bits=10), rng=np.random.default_rng(7))
     layer.reseed(1)
     g1, _ = stochastic_grads(layer, x)
     layer.reseed(2)
@@ -690,7 +690,7 @@ def test_nearest_rounding_ignores_seed():
 _HASH_SCRIPT = """
 import hashlib, numpy as np
 from dfpgen.nn import Conv, LayerNumerics
-layer = Conv("c", 3, 4, 3, pad=1, precision=LayerNumerics(bits=10, rounding="stochastic", dfp=("act", "grad")),
+layer = Conv("c", 3, 4, 3, pad=1, numerics=LayerNumerics(bits=10, rounding="stochastic", dfp=("act", "grad")),
              rng=np.random.default_rng(0))
 layer.reseed(1, 2, 3)
 y = layer.forward(np.random.default_rng(1).standard_normal((2, 3, 6, 6)).astype(np.float32))

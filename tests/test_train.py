@@ -60,7 +60,7 @@ def data64(data_source):
 
 
 def config(data_source, **kw) -> TrainConfig:
-    base = dict(net="lenet", data=data_source, precision=LayerNumerics(bits=16), epochs=2, batch=32, lr=0.05,
+    base = dict(net="lenet", data=data_source, numerics=LayerNumerics(bits=16), epochs=2, batch=32, lr=0.05,
                 schedule="cosine", seed=0, limit=256)
     return TrainConfig(**{**base, **kw})
 
@@ -102,7 +102,7 @@ def test_lenet_learns(data_source, data256):
 
 
 def test_evaluate_uses_running_statistics_and_changes_nothing(data_source, data64):
-    trainer = Trainer(config(data_source, net="resnet8", precision=FP32, limit=64, batch=16), dataset=data64)
+    trainer = Trainer(config(data_source, net="resnet8", numerics=FP32, limit=64, batch=16), dataset=data64)
     trainer.train_epoch()
     before = snapshot(trainer)
     loss1, acc1 = trainer.evaluate(data64.test_x, data64.test_y, batch=30)
@@ -119,7 +119,7 @@ def test_network_and_data_shapes_must_fit(data_source, data64):
 
 @pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning", "ignore:overflow:RuntimeWarning")
 def test_diverging_run_stops_with_a_clear_error(data_source, data64):
-    trainer = Trainer(config(data_source, precision=FP32, lr=1e12, schedule="constant", limit=64), dataset=data64)
+    trainer = Trainer(config(data_source, numerics=FP32, lr=1e12, schedule="constant", limit=64), dataset=data64)
     with pytest.raises(DFPGenError, match="loss became|NaN|Inf|inf|nan"):
         trainer.train_epoch()
 
@@ -162,13 +162,13 @@ RESUME_CASES = [
 
 @pytest.mark.parametrize("net,precision", RESUME_CASES)
 def test_resume_is_bit_identical_whatever_the_threads(net, precision, data_source, data64, tmp_path):
-    cfg = config(data_source, net=net, precision=precision, limit=64, batch=16, schedule="step")
+    cfg = config(data_source, net=net, numerics=precision, limit=64, batch=16, schedule="step")
     whole, resumed = run_resume_pair(cfg, data64, tmp_path)
     assert_equivalent(whole, resumed)
 
 
 def test_identical_stochastic_runs_agree(data_source, data64):
-    cfg = config(data_source, precision=STOCHASTIC, limit=64, batch=16, epochs=1)
+    cfg = config(data_source, numerics=STOCHASTIC, limit=64, batch=16, epochs=1)
     a, b = Trainer(cfg, dataset=data64), Trainer(cfg, dataset=data64)
     a.train_epoch()
     b.train_epoch()
@@ -176,7 +176,7 @@ def test_identical_stochastic_runs_agree(data_source, data64):
 
 
 def test_restore_accepts_more_epochs_and_continues(data_source, data64, tmp_path):
-    cfg = config(data_source, precision=FP32, limit=64, batch=16, epochs=1)
+    cfg = config(data_source, numerics=FP32, limit=64, batch=16, epochs=1)
     trainer = Trainer(cfg, dataset=data64)
     trainer.train_epoch()
     trainer.save(tmp_path / "c.npz")
@@ -193,7 +193,7 @@ def test_restore_accepts_more_epochs_and_continues(data_source, data64, tmp_path
 @pytest.fixture(scope="module")
 def saved(data_source, data64, tmp_path_factory):
     """A checkpoint of one lenet FP32 epoch, and its config."""
-    cfg = config(data_source, precision=FP32, limit=64, batch=16, epochs=1)
+    cfg = config(data_source, numerics=FP32, limit=64, batch=16, epochs=1)
     trainer = Trainer(cfg, dataset=data64)
     trainer.train_epoch()
     path = tmp_path_factory.mktemp("ckpt") / "checkpoint.npz"
@@ -258,7 +258,7 @@ def rewrite(good, path, meta_change=None, drop=None):
 
 @pytest.mark.parametrize("change,field", [
     (dict(lr=0.1), "lr"), (dict(seed=1), "seed"), (dict(batch=32), "batch"), (dict(net="resnet8"), "net"),
-    (dict(precision=LayerNumerics(bits=14)), "precision"), (dict(precision=STOCHASTIC), "precision"),
+    (dict(numerics=LayerNumerics(bits=14)), "numerics"), (dict(numerics=STOCHASTIC), "numerics"),
     (dict(schedule="step"), "schedule"), (dict(limit=128), "limit"), (dict(weight_decay=0.0), "weight_decay"),
 ])
 def test_restore_other_configuration(saved, data64, change, field):
@@ -277,10 +277,10 @@ def test_restore_wrong_format_or_missing_arrays(saved, data64, tmp_path):
 
 
 def test_config_json_round_trip():
-    cfg = TrainConfig(net="lenet", precision=LayerNumerics(bits=13, bits_w=12, grad_rounding="stochastic",
+    cfg = TrainConfig(net="lenet", numerics=LayerNumerics(bits=13, bits_w=12, grad_rounding="stochastic",
                                                        dfp=("act", "weight")), limit=10)
     d = json.loads(json.dumps(cfg.to_json()))
-    assert d["precision"]["bits_w"] == 12 and d["net"] == "lenet"
+    assert d["numerics"]["bits_w"] == 12 and d["net"] == "lenet"
     assert cfg.matches(d) == [] and cfg.matches({**d, "epochs": 99}) == []
     assert cfg.matches({**d, "lr": 1.0}) == ["lr"]
 
@@ -370,7 +370,7 @@ def test_cli_train_writes_outputs(cli_run):
     assert snap["log"] is not None and [r["epoch"] for r in snap["log"]] == [1.0]
     summary = snap["summary"]
     assert summary["epochs"] == 1 and summary["config"]["net"] == "lenet" and summary["config"]["limit"] == 256
-    assert summary["config"]["precision"]["precision"] == "dfp16" and 0 <= summary["test_acc"] <= 1
+    assert summary["config"]["numerics"]["precision"] == "dfp16" and 0 <= summary["test_acc"] <= 1
     assert summary["test_acc"] == pytest.approx(snap["log"][0]["test_acc"], abs=1e-6)
     assert (out / "checkpoint.npz").is_file()
     if HAVE_MATPLOTLIB:

@@ -275,13 +275,9 @@ def register_need(h: int, w: int, v: int, fp32_partials: bool = False) -> int:
     return h * w * v * (2 if fp32_partials else 1) + v + 1
 
 
-# The vpdpwssd and FMA register blocks are issued as one inline-assembly block per reduction step:
-# loads, broadcasts and multiply-accumulates in plan order, every operand in a register the
-# allocator picks. Left to LLVM, its scheduler hoists later elements' weight loads and spills the
-# 31-register blocks of AVX-512. Measured on a 2-core Xeon with AVX-512 VNNI (ResNet-50 layers, bits
-# 13, default blockings, paired): FPROP 0.97-0.98x the time (avx512_vnni), 0.89-0.92x (avx_vnni),
-# 0.96-0.97x (fp32_avx512); BPROP 0.95-0.99x; WTGRAD 0.86-0.93x. The vpmaddwd paths keep LLVM's
-# scheduling with pinned sums (templates/conv.ll.j2), as measured on Zen 3.
+# vpdpwssd and FMA reduction steps are one inline-assembly block each (instructions in plan order), since LLVM's
+# scheduler hoists later weight loads and spills AVX-512's 31-register blocks; the vpmaddwd paths keep LLVM's
+# schedule with pinned sums (templates/conv.ll.j2), as hand-scheduled ones ran no faster (docs/experiments.md §2, §8).
 ASM_STEP_INSTRUCTIONS = ("vpdpwssd", "vfmadd231ps")
 
 # Flushing into the output tile in memory (L1) keeps the whole register file for INT32 accumulators

@@ -501,9 +501,9 @@ def train_cmd(net, data_source, precision, bits, bits_w, bits_grad, rounding, gr
         raise click.UsageError(f"--nproc {nproc}: data-parallel runs need --backend torch (numpy runs one process)")
     from dfpgen.training.train import TrainConfig, Trainer, write_log
 
-    prec = LayerNumerics(precision, bits, bits_w, bits_grad, rounding, grad_rounding,
+    numerics = LayerNumerics(precision, bits, bits_w, bits_grad, rounding, grad_rounding,
                      dfp=tuple(k.strip() for k in dfp_kinds.split(",") if k.strip()))
-    config = TrainConfig(net, data_source, prec, epochs, batch, lr, 0.9, weight_decay, schedule, seed, limit)
+    config = TrainConfig(net, data_source, numerics, epochs, batch, lr, 0.9, weight_decay, schedule, seed, limit)
     out = Path(out_dir)
     trainer = Trainer(config, threads=threads)
     checkpoint = out / "checkpoint.npz"
@@ -512,7 +512,7 @@ def train_cmd(net, data_source, precision, bits, bits_w, bits_grad, rounding, gr
         click.echo(f"resumed from {checkpoint} after epoch {trainer.epoch}", err=True)
     d = trainer.data
     click.echo(f"{net} on {d.name} ({len(d.train_y)} train / {len(d.test_y)} test, {d.input_shape}), "
-               f"{prec.describe()}, batch {batch}, lr {lr} {schedule}, seed {seed}", err=True)
+               f"{numerics.describe()}, batch {batch}, lr {lr} {schedule}, seed {seed}", err=True)
     steps = trainer.steps_per_epoch()
     while trainer.epoch < epochs:
         state = {"loss": float("nan"), "ips": 0.0}

@@ -47,10 +47,10 @@ class Conv(Layer):
     """2-D convolution through generated kernels (no bias: batch norm follows, as in the paper's nets)."""
 
     def __init__(self, name: str, C: int, K: int, R: int, stride: int = 1, pad: int = 0, S: int | None = None,
-                 precision: LayerNumerics = LayerNumerics(), rng: np.random.Generator | None = None,
+                 numerics: LayerNumerics = LayerNumerics(), rng: np.random.Generator | None = None,
                  threads: int | None = None, input_grad: bool = True, bias: bool = False):
         self.name, self.C, self.K, self.R, self.S = name, C, K, R, R if S is None else S
-        self.stride, self.pad, self.precision, self.threads = stride, pad, precision, threads
+        self.stride, self.pad, self.numerics, self.threads = stride, pad, numerics, threads
         self.input_grad = input_grad
         rng = rng or np.random.default_rng(0)
         fan_in = C * self.R * self.S
@@ -72,7 +72,7 @@ class Conv(Layer):
         as the layer's numerics say)."""
         key = spec.shape_key()
         if key not in self._ops:
-            self._ops[key] = Conv2d(spec, numerics=self.precision, threads=self.threads, eager=False,
+            self._ops[key] = Conv2d(spec, numerics=self.numerics, threads=self.threads, eager=False,
                                     seed=getattr(self, "_entropy", None))
         return self._ops[key]
 
@@ -84,7 +84,7 @@ class Conv(Layer):
         self._entropy = entropy
 
     def _operand(self, op: Conv2d, a: np.ndarray, kind: str, name: str):
-        return op.quantize(a, kind, name) if self.precision.is_dfp(kind) else a
+        return op.quantize(a, kind, name) if self.numerics.is_dfp(kind) else a
 
     def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
         spec = self.spec(x.shape)
@@ -114,10 +114,10 @@ class Conv(Layer):
 class Linear(Layer):
     """Fully connected layer as a 1x1 convolution whose pixels are the batch: (N, C) -> (N, K) + bias."""
 
-    def __init__(self, name: str, C: int, K: int, precision: LayerNumerics = LayerNumerics(),
+    def __init__(self, name: str, C: int, K: int, numerics: LayerNumerics = LayerNumerics(),
                  rng: np.random.Generator | None = None, threads: int | None = None, input_grad: bool = True):
         self.name, self.C, self.K = name, C, K
-        self.conv = Conv(name, C, K, 1, precision=precision, rng=rng, threads=threads, input_grad=input_grad)
+        self.conv = Conv(name, C, K, 1, numerics=numerics, rng=rng, threads=threads, input_grad=input_grad)
         self.conv.weight.data *= np.float32(np.sqrt(0.5))  # He init for the layer's fan-in, not ReLU's gain twice
         self.bias = Param(f"{name}.bias", np.zeros(K), decay=False)
         self.params = [self.conv.weight, self.bias]

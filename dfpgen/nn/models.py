@@ -11,22 +11,22 @@ from dfpgen.core.numerics import LayerNumerics
 
 
 class Builder:
-    """Creates layers that share a run's precision, random generator and thread count."""
+    """Creates layers that share a run's numerics, random generator and thread count."""
 
-    def __init__(self, precision: LayerNumerics, seed: int = 0, threads: int | None = None):
-        self.precision, self.rng, self.threads = precision, np.random.default_rng(seed), threads
+    def __init__(self, numerics: LayerNumerics, seed: int = 0, threads: int | None = None):
+        self.numerics, self.rng, self.threads = numerics, np.random.default_rng(seed), threads
         self.first = True
 
     def conv(self, name, C, K, R, stride=1, pad=0, bias=False) -> Conv:
         """A convolution; the network's first one computes no input gradient."""
-        layer = Conv(name, C, K, R, stride, pad, precision=self.precision, rng=self.rng, threads=self.threads,
+        layer = Conv(name, C, K, R, stride, pad, numerics=self.numerics, rng=self.rng, threads=self.threads,
                      input_grad=not self.first, bias=bias)
         self.first = False
         return layer
 
     def fc(self, name, C, K) -> Linear:
         """A fully-connected layer."""
-        layer = Linear(name, C, K, precision=self.precision, rng=self.rng, threads=self.threads,
+        layer = Linear(name, C, K, numerics=self.numerics, rng=self.rng, threads=self.threads,
                        input_grad=not self.first)
         self.first = False
         return layer
@@ -147,7 +147,7 @@ NETWORKS = {
 }
 
 
-def build(name: str, precision: LayerNumerics, seed: int = 0, threads: int | None = None,
+def build(name: str, numerics: LayerNumerics, seed: int = 0, threads: int | None = None,
           input_shape: tuple | None = None, classes: int | None = None) -> tuple[Sequential, tuple]:
     """A network by name and the input shape (C, H, W) it takes. Small networks adapt to the data's
     channels, size and classes; the ImageNet networks have fixed inputs."""
@@ -157,7 +157,7 @@ def build(name: str, precision: LayerNumerics, seed: int = 0, threads: int | Non
         raise CatalogError(f"network {name!r} unknown; networks: {', '.join(NETWORKS)}"
                            + (f" (did you mean {', '.join(close)}?)" if close else ""))
     builder, fixed = NETWORKS[name]
-    b = Builder(precision, seed, threads)
+    b = Builder(numerics, seed, threads)
     if fixed is not None:
         return builder(b, classes=classes or 1000), fixed
     C, H, W = input_shape or (1, 28, 28)

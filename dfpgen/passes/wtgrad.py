@@ -88,8 +88,8 @@ def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target,
     blocks = [(first * row_steps, rows * row_steps) for first, rows in split(s.N * s.P, rb)]
     builder = CallsBuilder()
     # Rows are the (r, s-block) pairs; an item is one (vector block, row) with its input-channel tiles.
-    # Items of whole vector blocks measured no faster at one thread on Zen 3 and would leave most
-    # cores idle on layers with few output channels.
+    # Items of whole vector blocks ran no faster at one thread and would leave most cores idle on layers
+    # with few output channels (docs/experiments.md §3).
     rows = [(r, s0, h) for r in range(s.R) for s0, h in split(s.S, hb)]
     builder.grid(split(KB, kv), [(0, h) for _, _, h in rows], split(s.C, wb),
                  src=(0, [r * s.dh * x_h + s0 * s.dw * x_w for r, s0, _ in rows], x_c, 0),
@@ -119,15 +119,9 @@ def default_unroll(q_elems: int) -> int:
     return divisor if divisor >= 4 else min(8, q_elems)
 
 
-# DFP kernels: pair-instructions per accumulator that each call takes in each reduction block. Every
-# block passes over all of dw once more (load, add, store), so the fewer rows a block has, the more
-# passes; and the more rows, the more x and dy must stay in cache across the items. Measured on
-# Zen 3 (kv4 x 2x1, paired, time relative to the old 160 KB-of-x-rows rule): with dw within
-# OUTPUT_CACHED_BYTES, 32 pairs won (res2a_branch2b and res2a_branch1 rb2: 0.85, res4a rb5: 0.97,
-# inception_3a/3x3 rb3: 0.93, alexnet conv2 rb3: 0.98, res3a and vgg conv3_1 level, and one row a
-# block 1.17-1.2 on res3a/res4a); with dw past it, each pass reaches memory, and 64 pairs won
-# (res5a_branch2b: rb16 against 1.06 at rb8 and 1.13 at rb4). So FC layers (one pair a row, dw of
-# many MB) take whole batches up to 64 rows in one block.
+# DFP kernels: pair-instructions per accumulator that each call takes in each reduction block. Each block is one
+# more pass over dw, and each row more keeps more x and dy in cache; past OUTPUT_CACHED_BYTES every pass reaches
+# memory, so larger blocks win and FC layers take whole batches in one block (docs/experiments.md §3).
 BLOCK_PAIRS = 32
 BLOCK_PAIRS_LARGE_OUTPUT = 64
 OUTPUT_CACHED_BYTES = 4 * 1024 * 1024
@@ -141,8 +135,7 @@ def default_rows(rows: int, row_pairs: int, out_bytes: int) -> int:
 
 
 # The FP32 baseline keeps larger blocks: bytes of x rows a block keeps in cache, and at least
-# FP32_BLOCK_INSTRUCTIONS FMAs per accumulator and call. Measured on Zen 3 (kv2 x 2x3):
-# res2a_branch2b rb2 1.02x and rb1 1.06x the time of rb9, res4a rb5 1.15x and rb3 1.07x of rb8.
+# FP32_BLOCK_INSTRUCTIONS FMAs per accumulator and call (docs/experiments.md §3).
 FP32_BLOCK_BYTES = 160 * 1024
 FP32_BLOCK_INSTRUCTIONS = 64
 

@@ -44,7 +44,7 @@ class TrainConfig:
 
     net: str = "resnet8"
     data: str = "mnist"
-    precision: LayerNumerics = field(default_factory=LayerNumerics)
+    numerics: LayerNumerics = field(default_factory=LayerNumerics)
     epochs: int = 8
     batch: int = 32
     lr: float = 0.05
@@ -57,7 +57,7 @@ class TrainConfig:
     def to_json(self) -> dict:
         """A JSON-able form."""
         d = dataclasses.asdict(self)
-        d["precision"] = dataclasses.asdict(self.precision)
+        d["numerics"] = dataclasses.asdict(self.numerics)
         return d
 
     def matches(self, other: dict) -> list[str]:
@@ -86,7 +86,7 @@ class Trainer:
     def __init__(self, config: TrainConfig, dataset: Dataset | None = None, threads: int | None = None):
         self.config = config
         self.data = dataset or load(config.data, limit=config.limit)
-        self.net, shape = build(config.net, config.precision, config.seed, threads, self.data.input_shape,
+        self.net, shape = build(config.net, config.numerics, config.seed, threads, self.data.input_shape,
                                 self.data.classes)
         if tuple(shape) != tuple(self.data.input_shape):
             raise DFPGenError(f"network {config.net} takes inputs {shape}, data {self.data.name} has "

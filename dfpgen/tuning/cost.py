@@ -15,43 +15,31 @@ from dfpgen.core.numerics import Numerics
 from dfpgen.core.target import Target, get_isa
 
 # Multiply-accumulate instructions retired per cycle: VNNI and FMA issue on two ports; the
-# vpmaddwd + vpaddd pair costs two vector ops (docs/experiments.md: measured Zen 3 peaks put it at ~0.8x of FMA).
+# vpmaddwd + vpaddd pair costs two vector ops, so it retires slower (docs/experiments.md §1).
 MAC_RATE = {"vnni": 2.0, "fma": 2.0, "pmadd": 1.6}
 LOADS_PER_CYCLE = 2.0
 STEP_OVERHEAD = 2.0      # table loads, pointer arithmetic and the loop branch of one reduction step
 FLUSH_CYCLES = {False: 2.0, True: 1.0}  # per accumulator and flush: into the output tile (convert, load,
                                         # fma, store: store-bound) or into FP32 registers (convert, fma)
-# The vpmaddwd ISAs' FPROP and BPROP, as measured on Zen 3 (avx2, ResNet-50 3x3 layers, bits 13):
-# vpmaddwd writes a product register that vpaddd then adds, and LLVM hoists the unrolled steps' loads
-# and products ahead, so blocks needing more than 11 of the 16 ymm registers spill (kv1 x 7x2: 31-37
-# GMAC/s); and broadcasts issue at about one a cycle, so blocks that reuse each broadcast across
-# vectors win (kv2 x 3x1: 41-47, kv1 x 2x4: 32-35). With the accumulators pinned (templates/conv.ll.j2)
-# blocks of 13 registers (kv2 x 5x1, kv3 x 3x1) no longer spill, but they measured level with kv2 x 4x1
-# (0.97-1.03x, paired), so the limit stays at 11. WTGRAD has its own rule (below).
+# vpmaddwd FPROP/BPROP: products wait in registers for their vpaddd and LLVM hoists the steps' loads, so blocks
+# needing over 11 of the 16 ymm registers spill (13 fit with pinned sums but ran no faster); broadcasts issue
+# about one a cycle, so blocks reusing each broadcast across vectors win (docs/experiments.md §3).
 PMADD_TEMPORARIES = 5
 SPILL_PENALTY = 1.6
 PMADD_LOADS_PER_CYCLE = 1.0
-# WTGRAD on the vpmaddwd ISAs, measured on Zen 3 with reduction blocks and pinned accumulators (same
-# layers and bits, time relative to kv4 x 2x1 on res2a / res4a_branch2b): a step loads dy vectors
-# (two a cycle) and broadcasts x, at a little under one a cycle (kv3 x 3x1: 0.96 / 1.05, kv2 x 5x1:
-# 0.94 / 1.16, kv6 x 1x1: 1.55 / 1.17); and blocks that need more than 13 of the 16 registers spill
-# (kv2 x 2x3, 15 registers: 46 stack references a step, 1.05 / 1.30; kv5 x 2x1, 16: 1.12 / 1.22).
-# Where blocks price alike, the one with the most vectors wins: each broadcast then feeds more MACs.
+# vpmaddwd WTGRAD: a step loads dy vectors two a cycle and broadcasts x a little under one a cycle, and blocks
+# needing over 13 of the 16 registers spill (docs/experiments.md §3). Where blocks price alike, the one with the
+# most vectors wins: each broadcast then feeds more MACs.
 WTGRAD_VECTOR_LOADS_PER_CYCLE = 2.0
 WTGRAD_BROADCASTS_PER_CYCLE = 0.8
 WTGRAD_TEMPORARIES = 3
-# Items that take all filter blocks of an image before its next output rows (orders "nk", "kn") read
-# the whole image once per filter block, from L3 once it outgrows L2; order "np" keeps the rows in
-# cache. Measured with vpmaddwd on Zen 3, res2a_branch2b (430 KB a DFP image): "np" 9% faster.
+# Items that take all filter blocks of an image before its next output rows (orders "nk", "kn") read the whole
+# image once per filter block, from L3 once it outgrows L2; order "np" keeps the rows in cache (docs/experiments.md §3).
 L2_IMAGE_BYTES = 256 * 1024
 STREAMING_PENALTY = 1.1
-# The vpdpwssd FPROP/BPROP steps (inline assembly, templates/conv.ll.j2) on a 32-register target: the
-# loads and broadcasts cost issue slots, so of two blocks with the same accumulators per cycle the one
-# with fewer loads per multiply-accumulate wins. Measured on a 2-core AVX-512 VNNI Xeon: loops of
-# the steps' instructions with operands in L1 ran at 97% of the probe for kv4 x 6 (10 loads per 24
-# vpdpwssd) and kv3 x 8, 86-92% for kv2 x 14 (16 per 28); ResNet-50 3x3 FPROP layers (bits 13, side
-# by side with PyTorch as in benchmarks/bench_conv.py) took 0.95-0.97x the time at kv4 x 3x2 than at
-# kv2 x 7x2. At this rate kv4 x 3x2 prices below kv2 x 7x2 and kv3 x 8x1.
+# The inline-assembly vpdpwssd FPROP/BPROP steps on a 32-register target: loads and broadcasts cost issue slots,
+# so of two blocks with the same accumulators per cycle the one with fewer loads per multiply-accumulate wins;
+# at this rate kv4 x 3x2 prices below kv2 x 7x2 and kv3 x 8x1 (docs/experiments.md §3).
 VNNI_LOADS_PER_CYCLE = 0.9
 # Reduction elements per step of the vpmaddwd FPROP/BPROP defaults, in vectors' worth of pairs (_pmadd_refined).
 STEP_VECTORS = 1
@@ -153,15 +141,9 @@ def _pmadd_refined(shape: Blocking, spec: ConvSpec, numerics: Numerics, target: 
                    conv_pass: Pass) -> Blocking:
     """The best channel block and item order for a vpmaddwd FPROP/BPROP register block.
 
-    Measured on Zen 3 (ResNet-50 3x3 layers, bits 13): channel blocks of 2-4 vectors' worth of pairs
-    beat one vector's worth (kv2 x 4x1: 45-54 GMAC/s at cpb 32, u16 against 43 at cpb 8, u8); the
-    model prices their steps alike, so ties go to the larger block. Steps of one vector's worth of
-    pairs (`STEP_VECTORS`) beat two: cpb 32 u8 against u16, paired, in either order, 1.4-3.6% less
-    median time on res2a/res3a/res4a FPROP and res2a/res4a BPROP, though the fastest single calls
-    were 0.5-3% slower; u32 was 7.7% slower, u4 level with u16. The smaller step loop holds up
-    better while the shared host is in its slow state, which is most of the time. The AVX-512
-    vpmaddwd path takes the same rule by analogy (not measured: the AVX-512 machine of 2026-12-03
-    timed only the vpdpwssd and FMA kernels)."""
+    Channel blocks of 2-4 vectors' worth of pairs beat one, but the model prices their steps alike, so ties
+    go to the larger block. Steps take `STEP_VECTORS` vectors' worth of pairs: the smaller step loop holds up
+    better while a shared host is slow. The AVX-512 vpmaddwd path follows by analogy (docs/experiments.md §3)."""
     lanes = get_isa(isa_name).lanes
     elems = conv_pass.reduced_channel_elements(spec, 2)
     best, best_key = shape, None
