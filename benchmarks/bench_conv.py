@@ -21,11 +21,11 @@ import sys
 import numpy as np
 
 from dfpgen import Numerics, compile
-from dfpgen.core import catalog
-from dfpgen.tuning.measure import interleaved, kernel_call, random_operands, torch_call
 from dfpgen.codegen.kernel import default_threads
-from dfpgen.tuning.peak import peaks, probe
+from dfpgen.core import catalog
 from dfpgen.core.target import host
+from dfpgen.tuning.measure import interleaved, kernel_call, random_operands, torch_call
+from dfpgen.tuning.peak import peaks, probe
 from dfpgen.tuning.tune import Task, tune
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))

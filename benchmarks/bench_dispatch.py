@@ -33,9 +33,9 @@ from pathlib import Path
 import llvmlite.binding as llvm
 import numpy as np
 
+from dfpgen.core.target import get_isa, host
 from dfpgen.tuning.measure import interleaved
 from dfpgen.tuning.peak import probe
-from dfpgen.core.target import get_isa, host
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import write_results  # noqa: E402

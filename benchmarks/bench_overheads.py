@@ -24,13 +24,13 @@ from pathlib import Path
 import numpy as np
 
 from dfpgen import Numerics, compile
+from dfpgen.codegen.kernel import build
+from dfpgen.codegen.plan import CALL_COLUMNS
 from dfpgen.core import catalog
+from dfpgen.core.target import host
 from dfpgen.runtime.execute import prepare_float
 from dfpgen.tuning.measure import interleaved, random_operands
-from dfpgen.codegen.kernel import build
 from dfpgen.tuning.peak import probe
-from dfpgen.codegen.plan import CALL_COLUMNS
-from dfpgen.core.target import host
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import write_results  # noqa: E402

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from dfpgen.codegen.kernel import default_threads
-from dfpgen.nn import LayerNumerics, SoftmaxCrossEntropy, SGD, build
+from dfpgen.nn import SGD, LayerNumerics, SoftmaxCrossEntropy, build
 from dfpgen.nn.layers import Conv
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

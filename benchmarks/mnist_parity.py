@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dfpgen.training.data import load
 from dfpgen.nn import LayerNumerics
+from dfpgen.training.data import load
 from dfpgen.training.plot import training_curves
 from dfpgen.training.train import TrainConfig, Trainer, read_log, write_log
 

@@ -12,8 +12,8 @@ from dfpgen.core.dfp import (ROUNDING_MODES, DFPTensor, dfp_add, dfp_mul, downco
                              round_shift, safe_chain)
 from dfpgen.core.numerics import LayerNumerics, Numerics
 from dfpgen.core.spec import ConvSpec
-from dfpgen.errors import (CatalogError, CompileError, DFPGenError, DTypeError, NonFiniteError, NumericsError, PlanError,
-                           ShapeError, SpecError, TargetError)
+from dfpgen.errors import (CatalogError, CompileError, DFPGenError, DTypeError, NonFiniteError, NumericsError,
+                           PlanError, ShapeError, SpecError, TargetError)
 from dfpgen.passes import BPROP, FPROP, WTGRAD, Pass
 from dfpgen.runtime.conv import Conv2d, compile
 from dfpgen.version import __version__

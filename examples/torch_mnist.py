@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dfpgen.training.data import batches, load
 from dfpgen.nn.optim import learning_rate
 from dfpgen.torch import convert
+from dfpgen.training.data import batches, load
 
 
 class SmallCNN(nn.Module):

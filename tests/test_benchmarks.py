@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dfpgen.runtime.execute import prepare_float
-from dfpgen.tuning.measure import random_operands
 from dfpgen.codegen.plan import CALL_COLUMNS
 from dfpgen.core.descriptor import parse as parse_descriptor
 from dfpgen.core.target import host
+from dfpgen.runtime.execute import prepare_float
+from dfpgen.tuning.measure import random_operands
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import bench_dispatch  # noqa: E402

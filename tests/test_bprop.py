@@ -19,12 +19,12 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import dfpgen
-from dfpgen import Blocking, ConvSpec, Conv2d, DFPTensor, Numerics
+from dfpgen import Blocking, Conv2d, ConvSpec, DFPTensor, Numerics
+from dfpgen.codegen.layout import aligned_empty
 from dfpgen.core.catalog import select
 from dfpgen.core.dfp import max_mantissa
-from dfpgen.errors import NumericsError, PlanError, ShapeError, TargetError
-from dfpgen.codegen.layout import aligned_empty
 from dfpgen.core.target import ISAS, host
+from dfpgen.errors import NumericsError, PlanError, ShapeError, TargetError
 
 import oracle_backward as ref
 

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from dfpgen.core import catalog
 from dfpgen.core.catalog import load_network, networks, select
-from dfpgen.errors import CatalogError
 from dfpgen.core.spec import ConvSpec
+from dfpgen.errors import CatalogError
 
 BUILTIN = ("alexnet", "alexnet_2tower", "googlenet_v1", "resnet50", "vgg16")
 

@@ -5,8 +5,8 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from dfpgen.frontends.cli import main
 from dfpgen.core.target import host
+from dfpgen.frontends.cli import main
 
 
 def invoke(*args):

@@ -14,10 +14,10 @@ import re
 import pytest
 from click.testing import CliRunner
 
-from dfpgen.frontends.cli import main
-from dfpgen.errors import TargetError
 from dfpgen.codegen.plan import Blocking
 from dfpgen.core.target import host
+from dfpgen.errors import TargetError
+from dfpgen.frontends.cli import main
 from dfpgen.tuning import measure
 
 CATALOG = """[network]

@@ -8,9 +8,9 @@ import pytest
 from click.testing import CliRunner
 
 from dfpgen import ConvSpec, passes
-from dfpgen.verification import conformance
-from dfpgen.frontends.cli import main
 from dfpgen.core.descriptor import parse_problem
+from dfpgen.frontends.cli import main
+from dfpgen.verification import conformance
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "conformance" / "benchdnn"

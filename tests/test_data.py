@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dfpgen.errors import DFPGenError
 from dfpgen.training import data
 from dfpgen.training.data import DataError, Dataset, batches, builtin_names, load
-from dfpgen.errors import DFPGenError
 
 IDX = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 

@@ -22,13 +22,13 @@ import time
 import pytest
 
 import dfpgen.tuning.db as db_mod
-from dfpgen.tuning.tune import tuning_key as _tuning_key
+from dfpgen.codegen.plan import PLAN_FORMAT, Blocking
+from dfpgen.core.numerics import Numerics
+from dfpgen.core.spec import ConvSpec
+from dfpgen.core.target import named
 from dfpgen.passes import get
 from dfpgen.tuning.db import RECORD_FORMAT, Record, TuningDB, TuningDBError, TuningKey
-from dfpgen.codegen.plan import PLAN_FORMAT, Blocking
-from dfpgen.core.spec import ConvSpec
-from dfpgen.core.numerics import Numerics
-from dfpgen.core.target import named
+from dfpgen.tuning.tune import tuning_key as _tuning_key
 
 KEY = TuningKey((16, 16, 8, 8, 3, 3, 1, 1), "fprop", (16, 16, "nearest", "exact", 1, "avx512_vnni"), 2, 1,
                 "testcpu", "avx2,avx512f", "0123456789abcdef")

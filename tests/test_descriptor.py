@@ -11,7 +11,7 @@ from dfpgen.core.descriptor import format_spec, looks_like, parse, parse_problem
 from dfpgen.errors import DescriptorError, SpecError, UnsupportedError
 
 from strategies import general_specs
-from test_catalog import parse_benchdnn   # the tests' own, independent reading of benchdnn's rules
+from test_catalog import parse_benchdnn  # the tests' own, independent reading of benchdnn's rules
 
 SUITES = sorted((Path(__file__).resolve().parent.parent / "specs" / "benchdnn").glob("shapes_*"))
 

@@ -16,8 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from dfpgen.core.dfp import (ROUNDING_MODES, DFPTensor, dfp_add, dfp_mul, downconvert, quantize, round_shift,
-                        safe_chain)
+from dfpgen.core.dfp import ROUNDING_MODES, DFPTensor, dfp_add, dfp_mul, downconvert, quantize, round_shift, safe_chain
 from dfpgen.errors import DFPGenError, DTypeError, NonFiniteError, NumericsError
 
 MODES = ("nearest", "nearest_even", "stochastic", "biased", "chop")

@@ -46,10 +46,10 @@ if not dist.is_available() or not dist.is_gloo_available():
 
 from click.testing import CliRunner  # noqa: E402
 
+from dfpgen.core.numerics import LayerNumerics  # noqa: E402
 from dfpgen.frontends import distributed, torch_zoo  # noqa: E402
 from dfpgen.frontends.cli import main as cli  # noqa: E402
 from dfpgen.nn import layers as L  # noqa: E402
-from dfpgen.core.numerics import LayerNumerics  # noqa: E402
 
 RUN = dict(data="mnist", limit=128, batch=32, lr=0.05, seed=0)
 

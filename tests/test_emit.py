@@ -10,8 +10,8 @@ import pytest
 
 from dfpgen import Blocking, ConvSpec, Numerics
 from dfpgen.codegen.emit import environment, render, template_hash
-from dfpgen.passes import make_plan
 from dfpgen.core.target import named
+from dfpgen.passes import make_plan
 
 GOLDEN = Path(__file__).parent / "golden"
 

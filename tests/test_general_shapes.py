@@ -8,14 +8,15 @@ itself checked against it and against PyTorch's conv2d and autograd where instal
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import dfpgen
 from dfpgen import ConvSpec
-from dfpgen.passes import get
-from dfpgen.verification import reference
 from dfpgen.core.dfp import DFPTensor
 from dfpgen.core.target import host
+from dfpgen.passes import get
+from dfpgen.verification import reference
 
 from strategies import general_specs
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dfpgen import Blocking, ConvSpec, DFPTensor, Conv2d, Numerics
+from dfpgen import Blocking, Conv2d, ConvSpec, DFPTensor, Numerics
 from dfpgen.codegen.layout import ALIGNMENT, aligned_empty, aligned_zeros, block_input, block_weights, unblock_output
-from dfpgen.passes import make_plan
 from dfpgen.core.target import ISAS, host, named
+from dfpgen.passes import make_plan
 
 import oracle_fprop as ref
 

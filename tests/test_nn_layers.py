@@ -21,12 +21,12 @@ import math
 import numpy as np
 import pytest
 
-from dfpgen.core.dfp import quantize
-from dfpgen.errors import DFPGenError, NumericsError, ShapeError
 from dfpgen import passes
-from dfpgen.nn import (SGD, AvgPool, BatchNorm, Concat, Conv, Flatten, Linear, MaxPool, Param, LayerNumerics, ReLU,
-                       Residual, Sequential, SoftmaxCrossEntropy, learning_rate)
+from dfpgen.core.dfp import quantize
 from dfpgen.core.numerics import KINDS
+from dfpgen.errors import DFPGenError, NumericsError, ShapeError
+from dfpgen.nn import (SGD, AvgPool, BatchNorm, Concat, Conv, Flatten, LayerNumerics, Linear, MaxPool, Param, ReLU,
+                       Residual, Sequential, SoftmaxCrossEntropy, learning_rate)
 
 FP32 = LayerNumerics.fp32()
 PRECISIONS = [pytest.param(FP32, id="fp32"), pytest.param(LayerNumerics(bits=16), id="dfp16"),

@@ -36,12 +36,12 @@ import numpy as np
 import pytest
 
 from dfpgen.core import catalog
-from dfpgen.runtime import conv as conv_mod
-from dfpgen.training.data import load
 from dfpgen.core.dfp import DFPTensor
 from dfpgen.errors import CatalogError
-from dfpgen.nn import BatchNorm, Conv, Linear, LayerNumerics, Residual, SoftmaxCrossEntropy, build
+from dfpgen.nn import BatchNorm, Conv, LayerNumerics, Linear, Residual, SoftmaxCrossEntropy, build
 from dfpgen.nn.models import NETWORKS, Builder, cifar_resnet
+from dfpgen.runtime import conv as conv_mod
+from dfpgen.training.data import load
 
 IMAGENET = ["resnet50", "googlenet_v1", "vgg16", "alexnet"]
 FP32 = LayerNumerics.fp32()

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 import dfpgen
-from dfpgen import Blocking, ConvSpec, Conv2d, DFPTensor, Numerics
+from dfpgen import Blocking, Conv2d, ConvSpec, DFPTensor, Numerics
+from dfpgen.core.target import host, named
 from dfpgen.errors import NumericsError, PlanError
 from dfpgen.passes import make_plan
-from dfpgen.core.target import host, named
 
 import oracle_fprop as ref
 

@@ -15,13 +15,13 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from dfpgen import Blocking, ConvSpec, Numerics
+from dfpgen.codegen.plan import register_need
 from dfpgen.core.catalog import select
+from dfpgen.core.target import ISAS, named
+from dfpgen.errors import PlanError, TargetError
+from dfpgen.passes import make_plan
 from dfpgen.tuning import cost
 from dfpgen.tuning.cost import default_blocking
-from dfpgen.errors import PlanError, TargetError
-from dfpgen.codegen.plan import register_need
-from dfpgen.passes import make_plan
-from dfpgen.core.target import ISAS, named
 
 import oracle_fprop as ref
 

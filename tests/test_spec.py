@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dfpgen.errors import DFPGenError, NumericsError, SpecError
-from dfpgen.core.spec import ConvSpec
 from dfpgen.core.numerics import Numerics
+from dfpgen.core.spec import ConvSpec
+from dfpgen.errors import DFPGenError, NumericsError, SpecError
 
 FIELDS = ("N", "C", "K", "H", "W", "R", "S", "stride")
 MODES = ("nearest", "nearest_even", "stochastic", "biased", "chop")

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from dfpgen.frontends.cli import main
-from dfpgen.training.data import Dataset, load
 from dfpgen.errors import DFPGenError
+from dfpgen.frontends.cli import main
 from dfpgen.nn import LayerNumerics, learning_rate
+from dfpgen.training.data import Dataset, load
 from dfpgen.training.train import (LOG_FIELDS, CheckpointError, EpochLog, LogError, TrainConfig, Trainer, read_log,
                                    write_log)
 

@@ -18,15 +18,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dfpgen.runtime.conv import Conv2d, compile as dfpgen_compile
+from dfpgen.codegen.plan import Blocking
+from dfpgen.core.numerics import Numerics
+from dfpgen.core.spec import ConvSpec
+from dfpgen.core.target import host
+from dfpgen.errors import PlanError, TargetError
+from dfpgen.passes import make_plan
+from dfpgen.runtime.conv import Conv2d
+from dfpgen.runtime.conv import compile as dfpgen_compile
 from dfpgen.tuning.cost import default_blocking
 from dfpgen.tuning.db import Record, TuningDB
-from dfpgen.errors import PlanError, TargetError
-from dfpgen.codegen.plan import Blocking
-from dfpgen.passes import make_plan
-from dfpgen.core.spec import ConvSpec
-from dfpgen.core.numerics import Numerics
-from dfpgen.core.target import host
 from dfpgen.tuning.tune import Measurer, Task, knob_space, lookup, rank_by_cost, search, tune
 
 TINY = ConvSpec(2, 16, 16, 8, 8, 3, 3, 1, 1, name="tiny")

@@ -8,9 +8,10 @@ from importlib import resources
 
 import jinja2
 
-from dfpgen.version import __version__
 from dfpgen.codegen.plan import Plan
 from dfpgen.core.target import Isa
+from dfpgen.version import __version__
+
 
 def _read_template(name: str) -> str:
     return resources.files("dfpgen.templates").joinpath(name).read_text(encoding="utf-8")

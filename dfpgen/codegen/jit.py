@@ -16,11 +16,11 @@ from pathlib import Path
 import llvmlite
 import llvmlite.binding as llvm
 
-from dfpgen.version import __version__
 from dfpgen.config import settings
+from dfpgen.core.target import Isa, Target, ensure_llvm
 from dfpgen.errors import CompileError
 from dfpgen.files import atomic_write
-from dfpgen.core.target import Isa, Target, ensure_llvm
+from dfpgen.version import __version__
 
 CACHE_FORMAT = 1
 # (src, vec, dst, call table, scale, max|dst| slot, first item, end item)

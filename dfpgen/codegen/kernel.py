@@ -9,10 +9,9 @@ from functools import cached_property, lru_cache
 
 import numpy as np
 
-from dfpgen.codegen import emit
-from dfpgen.codegen import jit
-from dfpgen.errors import ShapeError, TargetError
+from dfpgen.codegen import emit, jit
 from dfpgen.codegen.plan import Plan
+from dfpgen.errors import ShapeError, TargetError
 
 
 @lru_cache(maxsize=8)

@@ -18,15 +18,15 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Callable
 from math import ceil
+from typing import Callable
 
 import numpy as np
 
-from dfpgen.errors import PlanError
-from dfpgen.core.spec import ConvSpec
 from dfpgen.core.numerics import Numerics
+from dfpgen.core.spec import ConvSpec
 from dfpgen.core.target import Isa, Target, get_isa
+from dfpgen.errors import PlanError
 
 CALL_COLUMNS = ("tile", "src", "vec", "dst", "step_begin", "step_count")   # call table columns, in order
 CALL_FIELDS = len(CALL_COLUMNS)

@@ -36,9 +36,9 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from dfpgen.errors import CatalogError, SpecError
 from dfpgen.core import descriptor
 from dfpgen.core.spec import ConvSpec
+from dfpgen.errors import CatalogError, SpecError
 
 # Spellings people use for the built-in networks (keys are compared lower-cased).
 ALIASES = {

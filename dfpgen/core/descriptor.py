@@ -19,8 +19,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from dfpgen.errors import DescriptorError, SpecError, UnsupportedError
 from dfpgen.core.spec import ConvSpec
+from dfpgen.errors import DescriptorError, SpecError, UnsupportedError
 
 KEYS_2D = ("g", "mb", "ic", "ih", "iw", "oc", "oh", "ow", "kh", "kw", "sh", "sw", "ph", "pw", "dh", "dw")
 KEYS_3D = ("id", "od", "kd", "sd", "pd", "dd")

@@ -8,19 +8,18 @@ import json
 import time
 from pathlib import Path
 
-
 import click
 
-from dfpgen.core import catalog
-from dfpgen.runtime.conv import compile as dfpgen_compile
-from dfpgen.core.dfp import ROUNDING_MODES
-from dfpgen.errors import CatalogError, DFPGenError, SpecError
+from dfpgen import passes
 from dfpgen.codegen.kernel import default_threads
 from dfpgen.codegen.plan import Blocking
-from dfpgen import passes
-from dfpgen.passes import NAMES as PASSES
+from dfpgen.core import catalog
+from dfpgen.core.dfp import ROUNDING_MODES
 from dfpgen.core.numerics import OVERFLOW_POLICIES, LayerNumerics
 from dfpgen.core.target import DFP_ISAS, ISAS, host
+from dfpgen.errors import CatalogError, DFPGenError, SpecError
+from dfpgen.passes import NAMES as PASSES
+from dfpgen.runtime.conv import compile as dfpgen_compile
 from dfpgen.version import __version__
 
 
@@ -592,8 +591,8 @@ def conformance_cmd(suites, pass_name, mb, keep_mb, max_spatial, bits, isa, thre
     derived flush bound elsewhere. Counts are problem-passes; 3-D problems are unsupported.
     Exits with status 1 when anything failed.
     """
-    from dfpgen.verification import conformance
     from dfpgen.runtime.conv import choose_isa
+    from dfpgen.verification import conformance
 
     isa_name = choose_isa(host(), "dfp16", isa)   # an ISA this CPU lacks is one clear error, not 1,437 failures
     paths = [Path(p) for p in suites] or conformance.builtin_suites()

@@ -17,12 +17,12 @@ import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from dfpgen.runtime.conv import Conv2d, choose_isa
 from dfpgen.core.dfp import DFPTensor, quantize
-from dfpgen.errors import DTypeError, ShapeError, SpecError, TargetError
 from dfpgen.core.numerics import LayerNumerics
 from dfpgen.core.spec import ConvSpec
 from dfpgen.core.target import resolve
+from dfpgen.errors import DTypeError, ShapeError, SpecError, TargetError
+from dfpgen.runtime.conv import Conv2d, choose_isa
 
 __all__ = ["ConversionReport", "DFPConv2d", "DFPLinear", "convert", "conv_support"]
 

@@ -1,10 +1,10 @@
 """The numpy training runtime: layers over dfpgen's kernels, networks, SGD, numerics per tensor kind."""
 
+from dfpgen.core.numerics import LayerNumerics
 from dfpgen.nn.layers import (AvgPool, BatchNorm, Concat, Conv, Flatten, Layer, Linear, MaxPool, Param, ReLU, Residual,
-                     Sequential, SoftmaxCrossEntropy)
+                              Sequential, SoftmaxCrossEntropy)
 from dfpgen.nn.models import NETWORKS, build
 from dfpgen.nn.optim import SGD, learning_rate
-from dfpgen.core.numerics import LayerNumerics
 
 __all__ = ["AvgPool", "BatchNorm", "Concat", "Conv", "Flatten", "Layer", "Linear", "MaxPool", "NETWORKS", "Param",
            "LayerNumerics", "ReLU", "Residual", "SGD", "Sequential", "SoftmaxCrossEntropy", "build", "learning_rate"]

@@ -10,10 +10,10 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from dfpgen.runtime.conv import Conv2d
-from dfpgen.errors import ShapeError
-from dfpgen.core.spec import ConvSpec
 from dfpgen.core.numerics import LayerNumerics
+from dfpgen.core.spec import ConvSpec
+from dfpgen.errors import ShapeError
+from dfpgen.runtime.conv import Conv2d
 
 
 class Param:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from dfpgen.core.numerics import LayerNumerics
 from dfpgen.errors import CatalogError
 from dfpgen.nn.layers import AvgPool, BatchNorm, Concat, Conv, Flatten, Linear, MaxPool, ReLU, Residual, Sequential
-from dfpgen.core.numerics import LayerNumerics
 
 
 class Builder:

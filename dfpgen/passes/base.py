@@ -72,7 +72,7 @@ class Pass:
         return f"<pass {self.name}>"
 
     def __reduce__(self):
-        from dfpgen.passes import get   # a pass pickles as its name: there is one object per pass
+        from dfpgen.passes import get  # a pass pickles as its name: there is one object per pass
 
         return get, (self.name,)
 

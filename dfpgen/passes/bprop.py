@@ -17,13 +17,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from math import ceil
 
-from dfpgen.codegen.layout import unblock_output, block_grad_output, block_weights_transposed
-from dfpgen.passes.base import DX, DY, W, Pass, Reduction
-from dfpgen.verification import reference
+from dfpgen.codegen.layout import block_grad_output, block_weights_transposed, unblock_output
 from dfpgen.codegen.plan import Blocking, CallsBuilder, PassTables, Plan, channel_blocks, clip_block, common, split
-from dfpgen.core.spec import ConvSpec
 from dfpgen.core.numerics import Numerics
+from dfpgen.core.spec import ConvSpec
 from dfpgen.core.target import Target
+from dfpgen.passes.base import DX, DY, Pass, Reduction, W
+from dfpgen.verification import reference
 
 
 @dataclass(frozen=True)

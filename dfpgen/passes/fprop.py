@@ -12,13 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from math import ceil
 
-from dfpgen.codegen.layout import unblock_output, block_input, block_weights
-from dfpgen.passes.base import W, X, Y, Pass, Reduction
-from dfpgen.verification import reference
+from dfpgen.codegen.layout import block_input, block_weights, unblock_output
 from dfpgen.codegen.plan import Blocking, CallsBuilder, PassTables, Plan, channel_blocks, clip_block, common, split
-from dfpgen.core.spec import ConvSpec
 from dfpgen.core.numerics import Numerics
+from dfpgen.core.spec import ConvSpec
 from dfpgen.core.target import Target
+from dfpgen.passes.base import Pass, Reduction, W, X, Y
+from dfpgen.verification import reference
 
 
 @dataclass(frozen=True)

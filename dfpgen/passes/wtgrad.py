@@ -22,14 +22,15 @@ from math import ceil
 
 import numpy as np
 
-from dfpgen.errors import PlanError
-from dfpgen.codegen.layout import unblock_weight_grad, expand_input_pairs, block_grad_output_pairs
-from dfpgen.passes.base import DW, DY, X, Pass, Reduction
-from dfpgen.verification import reference
-from dfpgen.codegen.plan import Blocking, CallsBuilder, PassTables, Plan, clip_block, common, largest_divisor_at_most, split
-from dfpgen.core.spec import ConvSpec
+from dfpgen.codegen.layout import block_grad_output_pairs, expand_input_pairs, unblock_weight_grad
+from dfpgen.codegen.plan import (Blocking, CallsBuilder, PassTables, Plan, clip_block, common, largest_divisor_at_most,
+                                 split)
 from dfpgen.core.numerics import Numerics
+from dfpgen.core.spec import ConvSpec
 from dfpgen.core.target import Target
+from dfpgen.errors import PlanError
+from dfpgen.passes.base import DW, DY, Pass, Reduction, X
+from dfpgen.verification import reference
 
 
 @dataclass(frozen=True)

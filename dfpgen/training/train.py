@@ -18,13 +18,13 @@ from typing import Callable
 
 import numpy as np
 
-from dfpgen.training.data import Dataset, batches, load
+from dfpgen.core.numerics import LayerNumerics
 from dfpgen.errors import DFPGenError
 from dfpgen.files import atomic_write
 from dfpgen.nn.layers import BatchNorm, Conv, Linear, SoftmaxCrossEntropy
 from dfpgen.nn.models import build
 from dfpgen.nn.optim import SGD, learning_rate
-from dfpgen.core.numerics import LayerNumerics
+from dfpgen.training.data import Dataset, batches, load
 
 CHECKPOINT_FORMAT = 1
 LOG_FIELDS = ("epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds", "images_per_s")

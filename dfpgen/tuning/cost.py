@@ -7,12 +7,12 @@ from itertools import product
 
 import numpy as np
 
-from dfpgen.errors import PlanError
 from dfpgen.codegen.plan import Blocking, Plan, block_steps, common, largest_divisor_at_most, register_need
-from dfpgen.passes import FPROP, Pass, Reduction, get
-from dfpgen.core.spec import ConvSpec
 from dfpgen.core.numerics import Numerics
+from dfpgen.core.spec import ConvSpec
 from dfpgen.core.target import Target, get_isa
+from dfpgen.errors import PlanError
+from dfpgen.passes import FPROP, Pass, Reduction, get
 
 # Multiply-accumulate instructions retired per cycle: VNNI and FMA issue on two ports; the
 # vpmaddwd + vpaddd pair costs two vector ops, so it retires slower (docs/experiments.md §1).

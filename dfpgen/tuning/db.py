@@ -17,12 +17,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from dfpgen.config import settings
-from dfpgen.errors import DFPGenError
 from dfpgen.codegen.plan import PLAN_FORMAT, Blocking
-from dfpgen.core.spec import ConvSpec
+from dfpgen.config import settings
 from dfpgen.core.numerics import Numerics
+from dfpgen.core.spec import ConvSpec
 from dfpgen.core.target import Target
+from dfpgen.errors import DFPGenError
 from dfpgen.version import __version__
 
 APPLICATION_ID = 0x44465047  # "DFPG": marks a file as a dfpgen tuning database

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dfpgen.codegen.kernel import Kernel, default_threads
-from dfpgen.passes import DW, DX, DY, FPROP, W, X, Pass, get
+from dfpgen.passes import DW, DX, DY, FPROP, Pass, W, X, get
 from dfpgen.runtime.execute import prepare_float
 
 

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from dfpgen.codegen import jit
-from dfpgen.config import settings
 from dfpgen.codegen.emit import environment, ir_types
-from dfpgen.files import atomic_write
-from dfpgen.errors import TargetError
 from dfpgen.codegen.layout import aligned_zeros
+from dfpgen.config import settings
 from dfpgen.core.target import Target, get_isa, host
+from dfpgen.errors import TargetError
+from dfpgen.files import atomic_write
 from dfpgen.version import __version__
 
 PEAK_FORMAT = 1

@@ -22,19 +22,19 @@ from typing import Callable
 
 import numpy as np
 
-from dfpgen.verification.reference import flush_bound, fp32_bound
-from dfpgen.tuning.measure import interleaved, median_time, random_operands
 from dfpgen.codegen.emit import template_hash
+from dfpgen.codegen.kernel import Kernel, build
+from dfpgen.codegen.plan import Blocking
+from dfpgen.core.numerics import Numerics
+from dfpgen.core.spec import ConvSpec
+from dfpgen.core.target import Target, get_isa, host
+from dfpgen.errors import CompileError, DFPGenError, PlanError
 from dfpgen.passes import Pass, Reduction, get
 from dfpgen.runtime.execute import Prepared, output_buffer, prepare, quantized_operands
 from dfpgen.tuning.cost import block_shapes, predicted_cycles
 from dfpgen.tuning.db import Record, TuningDB, TuningKey
-from dfpgen.errors import CompileError, DFPGenError, PlanError
-from dfpgen.codegen.kernel import Kernel, build
-from dfpgen.codegen.plan import Blocking
-from dfpgen.core.spec import ConvSpec
-from dfpgen.core.numerics import Numerics
-from dfpgen.core.target import Target, get_isa, host
+from dfpgen.tuning.measure import interleaved, median_time, random_operands
+from dfpgen.verification.reference import flush_bound, fp32_bound
 
 # After the search the fastest CONFIRM_FINALISTS candidates and the default are timed again in
 # CONFIRM_ROUNDS rounds of turns: on a shared machine single short measurements can rank two

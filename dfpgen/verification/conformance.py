@@ -17,14 +17,14 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from dfpgen.verification.reference import flush_bound
-from dfpgen.runtime.conv import Conv2d
+from dfpgen import passes
 from dfpgen.core.descriptor import Problem, read_list
 from dfpgen.core.dfp import DFPTensor
-from dfpgen.errors import DFPGenError, UnsupportedError
-from dfpgen import passes
-from dfpgen.passes import DY, W, X, Pass
 from dfpgen.core.spec import ConvSpec
+from dfpgen.errors import DFPGenError, UnsupportedError
+from dfpgen.passes import DY, Pass, W, X
+from dfpgen.runtime.conv import Conv2d
+from dfpgen.verification.reference import flush_bound
 
 STATUSES = ("passed", "failed", "unsupported")
 
