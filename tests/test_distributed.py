@@ -75,7 +75,7 @@ CONFIGS = [("lenet", "fp32", 4), ("lenet", "dfp16", 4), ("resnet8", "fp32", 2)]
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     base = tmp_path_factory.mktemp("dist")
-    return {(net, prec, n): _run(base / f"{net}-{prec}-{n}", n, net=net, precision=prec, steps=steps)
+    return {(net, prec, n): _run(base / f"{net}-{prec}-{n}", n, net=net, numerics=LayerNumerics(prec), steps=steps)
             for net, prec, steps in CONFIGS for n in (1, 2)} | {"dir": base}
 
 
@@ -120,7 +120,7 @@ def test_dfp16_data_parallel_matches_one_process_within_dfp_bound(runs):
 
 
 def test_runs_are_reproducible(runs, tmp_path):
-    again = _run(tmp_path / "again", 1, net="lenet", precision="dfp16", steps=4)[0]
+    again = _run(tmp_path / "again", 1, net="lenet", numerics=LayerNumerics(), steps=4)[0]
     first = runs[("lenet", "dfp16", 1)][0]
     assert all(np.array_equal(again[k], first[k]) for k in first)
 
@@ -198,11 +198,12 @@ def test_cli_train_torch_backend_launches_torchrun(tmp_path, monkeypatch):
     assert cmd[cmd.index("--master_addr") + 1] == "127.0.0.1"
     assert cmd[-3:] == ["-m", "dfpgen.frontends.distributed", str(tmp_path / "config.json")]
     config = distributed.DistConfig.load(cmd[-1])  # every rank reads the options from this file
-    assert (config.net, config.bits, config.epochs, config.out) == ("resnet8", 14, 8, str(tmp_path))
+    assert (config.net, config.numerics.bits, config.epochs, config.out) == ("resnet8", 14, 8, str(tmp_path))
 
 
 def test_config_round_trips_through_json(tmp_path):
-    config = distributed.DistConfig(net="resnet8", steps=3, lr=1, bits_w=12, grad_rounding="stochastic", out="x")
+    numerics = LayerNumerics(bits_w=12, grad_rounding="stochastic", dfp=("act", "grad"))
+    config = distributed.DistConfig(net="resnet8", steps=3, lr=1, numerics=numerics, out="x")
     assert config.lr == 1.0 and isinstance(config.lr, float)  # JSON may write a float as 1
     assert distributed.DistConfig.load(config.save(tmp_path / "c.json")) == config
     (tmp_path / "partial.json").write_text('{"net": "resnet8"}')
@@ -219,7 +220,9 @@ def test_config_round_trips_through_json(tmp_path):
     ('{"batch": 0}', "batch 0"),
     ('{"steps": true}', "steps True"),
     ('{"lr": "fast"}', "lr 'fast'"),
-    ('{"rounding": "up"}', "rounding 'up'"),
+    ('{"numerics": {"rounding": "up"}}', "numerics: rounding='up'"),
+    ('{"numerics": {"bitz": 3}}', "numerics: "),
+    ('{"numerics": 16}', "numerics 16"),
     ('{"out": null}', "out None"),
 ])
 def test_bad_config_file_is_one_line_naming_it(tmp_path, capsys, text, names):
@@ -244,7 +247,6 @@ def test_entry_point_usage_and_missing_file_exit_status(tmp_path, capsys):
 @pytest.mark.parametrize("args, message", [
     (["--nproc", "2"], "--nproc 2"),
     (["--backend", "torch", "--resume"], "--resume"),
-    (["--backend", "torch", "--dfp", "act,weight"], "--dfp"),
 ])
 def test_cli_options_the_backend_cannot_honor(args, message):
     result = CliRunner().invoke(cli, ["train", *args])

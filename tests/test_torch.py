@@ -414,3 +414,36 @@ def test_core_package_never_imports_torch():
             "assert 'torch' not in sys.modules, 'torch was imported'")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("dfp", [("act", "weight"), ("weight", "grad"), ()], ids=["act+weight", "weight+grad", "none"])
+def test_mixed_numerics_match_the_numpy_runtime(dfp):
+    """One LayerNumerics drives both runtimes: a DFPConv2d and a dfpgen.nn.Conv with the same numerics
+    (FP32 kinds left unquantized, their passes in FP32 kernels) give the same bits in all three passes."""
+    from dfpgen.core.numerics import LayerNumerics
+    from dfpgen.nn import Conv
+
+    numerics = LayerNumerics(bits=10, dfp=dfp)
+    rng = np.random.default_rng(3)
+    x, w, dy = (rng.standard_normal(s).astype(np.float32) for s in ((2, 3, 6, 6), (4, 3, 3, 3), (2, 4, 6, 6)))
+    ours = Conv("c", 3, 4, 3, pad=1, numerics=numerics)
+    ours.weight.data = w.astype(np.float64)
+    y = ours.forward(x)
+    dx = ours.backward(dy)
+    layer = DFPConv2d(3, 4, 3, padding=1, bias=False, numerics=numerics)
+    layer.weight.data = torch.from_numpy(w)
+    xt = torch.from_numpy(x).requires_grad_()
+    yt = layer(xt)
+    yt.backward(torch.from_numpy(dy))
+    np.testing.assert_array_equal(yt.detach().numpy(), y)
+    np.testing.assert_array_equal(xt.grad.numpy(), dx)
+    np.testing.assert_array_equal(layer.weight.grad.numpy(), ours.weight.grad)
+
+
+def test_numerics_are_given_once():
+    from dfpgen.core.numerics import LayerNumerics
+
+    with pytest.raises(NumericsError, match="bits: give the numerics either"):
+        DFPConv2d(3, 4, 3, bits=12, numerics=LayerNumerics())
+    with pytest.raises(NumericsError, match="numerics=12"):
+        convert(nn.Conv2d(3, 4, 3), numerics=12)

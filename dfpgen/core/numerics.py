@@ -167,3 +167,17 @@ class LayerNumerics:
     def with_(self, **changes) -> "LayerNumerics":
         """A copy with some fields changed."""
         return replace(self, **changes)
+
+
+def layer_numerics(numerics: LayerNumerics | None = None, **fields) -> LayerNumerics:
+    """A layer's numerics, given as one LayerNumerics or as its fields by keyword (fields left None take
+    the defaults), not both: the one way Conv2d, the PyTorch layers and convert() take numerics."""
+    given = {name: value for name, value in fields.items() if value is not None}
+    if numerics is None:
+        return LayerNumerics(**given)
+    if not isinstance(numerics, LayerNumerics):
+        raise NumericsError(f"numerics={numerics!r}: must be a dfpgen.LayerNumerics")
+    if given:
+        raise NumericsError(f"{', '.join(given)}: give the numerics either as numerics=LayerNumerics(...) or as "
+                            f"keywords, not both")
+    return numerics

@@ -492,16 +492,16 @@ def train_cmd(net, data_source, precision, bits, bits_w, bits_grad, rounding, gr
     and accuracy into --out. `--resume` continues the same trajectory: data order and stochastic
     rounding are seeded by (seed, epoch, step), and kernels give the same bits for any thread count.
     """
+    numerics = LayerNumerics(precision, bits, bits_w, bits_grad, rounding, grad_rounding,
+                             dfp=tuple(k.strip() for k in dfp_kinds.split(",") if k.strip()))
     if backend == "torch":
-        _train_torch(net, data_source, precision, bits, bits_w, bits_grad, rounding, grad_rounding, dfp_kinds,
-                     epochs, batch, lr, schedule, weight_decay, seed, limit, threads, out_dir, resume, nproc)
+        _train_torch(net, data_source, numerics, epochs, batch, lr, schedule, weight_decay, seed, limit, threads,
+                     out_dir, resume, nproc)
         return
     if nproc != 1:
         raise click.UsageError(f"--nproc {nproc}: data-parallel runs need --backend torch (numpy runs one process)")
     from dfpgen.training.train import TrainConfig, Trainer, write_log
 
-    numerics = LayerNumerics(precision, bits, bits_w, bits_grad, rounding, grad_rounding,
-                     dfp=tuple(k.strip() for k in dfp_kinds.split(",") if k.strip()))
     config = TrainConfig(net, data_source, numerics, epochs, batch, lr, 0.9, weight_decay, schedule, seed, limit)
     out = Path(out_dir)
     trainer = Trainer(config, threads=threads)
@@ -542,22 +542,18 @@ def train_cmd(net, data_source, precision, bits, bits_w, bits_grad, rounding, gr
     click.echo(f"final test accuracy {100 * final.test_acc:.2f}% ({out})" if final else "nothing trained")
 
 
-def _train_torch(net, data_source, precision, bits, bits_w, bits_grad, rounding, grad_rounding, dfp_kinds, epochs,
-                 batch, lr, schedule, weight_decay, seed, limit, threads, out_dir, resume, nproc) -> None:
+def _train_torch(net, data_source, numerics, epochs, batch, lr, schedule, weight_decay, seed, limit, threads,
+                 out_dir, resume, nproc) -> None:
     """`train --backend torch`: dfpgen.frontends.distributed in this process (--nproc 1) or under torchrun."""
     if resume:
         raise click.UsageError("--resume: --backend torch writes final weights, not resumable checkpoints; "
                                "drop --resume or use --backend numpy")
-    if {k.strip() for k in dfp_kinds.split(",") if k.strip()} != {"act", "weight", "grad"}:
-        raise click.UsageError(f"--dfp {dfp_kinds}: --backend torch quantizes act,weight,grad (or nothing with "
-                               f"--precision fp32); use --backend numpy for mixed runs")
     try:
         from dfpgen.frontends.distributed import DistConfig, launch
     except ImportError as exc:
         raise click.UsageError(f"--backend torch needs PyTorch ({exc}): pip install 'dfpgen[torch]'") from None
     config = DistConfig(net=net, data=data_source, epochs=epochs, batch=batch, lr=lr, weight_decay=weight_decay,
-                        schedule=schedule, seed=seed, limit=limit, precision=precision, bits=bits, bits_w=bits_w,
-                        bits_grad=bits_grad, rounding=rounding, grad_rounding=grad_rounding, threads=threads,
+                        schedule=schedule, seed=seed, limit=limit, numerics=numerics, threads=threads,
                         out=str(out_dir))
     status = launch(config, nproc)
     if status:

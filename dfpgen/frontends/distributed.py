@@ -36,8 +36,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from dfpgen.config import torchrun_world
-from dfpgen.core.dfp import ROUNDING_MODES
-from dfpgen.errors import DFPGenError
+from dfpgen.core.numerics import LayerNumerics
+from dfpgen.errors import DFPGenError, NumericsError
 from dfpgen.files import atomic_write
 from dfpgen.frontends.torch import convert
 from dfpgen.frontends.torch_zoo import build_model
@@ -73,17 +73,15 @@ class DistConfig:
     schedule: str = "cosine"
     seed: int = 0
     limit: int | None = None
-    precision: str = "dfp16"
-    bits: int = 16
-    bits_w: int | None = None
-    bits_grad: int | None = None
-    rounding: str = "nearest"
-    grad_rounding: str | None = None
+    numerics: LayerNumerics = LayerNumerics()   # precision "fp32" leaves every layer in torch FP32 (the baseline)
     threads: int | None = None
     out: str = "runs/distributed"
 
     def __post_init__(self):
+        object.__setattr__(self, "numerics", _numerics(self.numerics))
         for f in fields(self):
+            if f.name == "numerics":
+                continue
             value = getattr(self, f.name)
             kind = f.type.split(" | ")[0]  # the annotations are strings: "int", "float | None", ...
             if value is None and "None" in f.type:
@@ -123,8 +121,21 @@ class DistConfig:
             raise DistributedError(f"{path}: {exc}") from None
 
 
-_CHOICES = {"net": tuple(NETWORKS), "schedule": tuple(SCHEDULES), "precision": ("dfp16", "fp32"),
-            "rounding": tuple(ROUNDING_MODES), "grad_rounding": tuple(ROUNDING_MODES)}
+_CHOICES = {"net": tuple(NETWORKS), "schedule": tuple(SCHEDULES)}
+
+
+def _numerics(value) -> LayerNumerics:
+    """A DistConfig's numerics: a LayerNumerics, or its fields as a JSON object."""
+    if isinstance(value, LayerNumerics):
+        return value
+    if not isinstance(value, dict):
+        raise DistributedError(f"numerics {value!r}: expected an object of LayerNumerics fields")
+    try:
+        return LayerNumerics(**{k: tuple(v) if k == "dfp" and isinstance(v, list) else v for k, v in value.items()})
+    except TypeError as exc:   # an unknown field
+        raise DistributedError(f"numerics: {exc}") from None
+    except NumericsError as exc:
+        raise DistributedError(f"numerics: {exc}") from None
 _POSITIVE = ("steps", "epochs", "batch", "limit", "threads")
 
 
@@ -182,9 +193,8 @@ def _train(c: DistConfig, rank: int, world: int, local_world: int) -> dict:
         raise DistributedError(f"--net {c.net} takes inputs {shape}, the data has {data.input_shape}: "
                                f"use --data synthetic for the ImageNet networks")
     report = None
-    if c.precision == "dfp16":
-        report = convert(model, bits=c.bits, bits_w=c.bits_w, bits_grad=c.bits_grad, rounding=c.rounding,
-                         grad_rounding=c.grad_rounding, threads=threads, seed=(c.seed, rank))
+    if c.numerics.precision == "dfp16":
+        report = convert(model, numerics=c.numerics, threads=threads, seed=(c.seed, rank))
     ddp = _ddp(model) if world > 1 else model
     # As the numpy runtime: weight decay on convolution and fully-connected weights only.
     decay = [p for p in model.parameters() if p.dim() > 1]
@@ -199,7 +209,7 @@ def _train(c: DistConfig, rank: int, world: int, local_world: int) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     if rank == 0:
         print(f"{c.net} on {data.name} ({len(data.train_y)} train / {len(data.test_y)} test), {world} rank(s) x "
-              f"{threads} thread(s), global batch {c.batch}, {total} steps, {c.precision}", file=sys.stderr)
+              f"{threads} thread(s), global batch {c.batch}, {total} steps, {c.numerics.describe()}", file=sys.stderr)
         if report is not None:
             print(report, file=sys.stderr)
     rows, step, start = [], 0, time.perf_counter()

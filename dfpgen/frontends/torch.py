@@ -18,7 +18,7 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 from dfpgen.core.dfp import DFPTensor, quantize
-from dfpgen.core.numerics import LayerNumerics
+from dfpgen.core.numerics import LayerNumerics, layer_numerics
 from dfpgen.core.spec import ConvSpec
 from dfpgen.core.target import resolve
 from dfpgen.errors import DTypeError, ShapeError, SpecError, TargetError
@@ -84,12 +84,10 @@ def _check_tensor(t: torch.Tensor, what: str, layer: str) -> np.ndarray:
 class _DFPLayer:
     """The numerics, quantization and op cache that DFPConv2d and DFPLinear share (a mixin over nn.Module)."""
 
-    def _setup(self, geometry: dict, bits, bits_w, bits_grad, rounding, grad_rounding, overflow, isa, threads,
-               seed) -> None:
-        # LayerNumerics validates bits, roundings and overflow with messages that name the option.
-        self.numerics = LayerNumerics(bits=bits, bits_w=bits_w, bits_grad=bits_grad, rounding=rounding,
-                                      grad_rounding=grad_rounding, overflow=overflow, isa=isa)
-        choose_isa(resolve(None), "dfp16", isa)  # a DFP ISA this host lacks fails now, not at the first batch
+    def _setup(self, geometry: dict, numerics: LayerNumerics, threads, seed) -> None:
+        self.numerics = numerics
+        if numerics.precision == "dfp16":   # a DFP ISA this host lacks fails now, not at the first batch
+            choose_isa(resolve(None), "dfp16", numerics.isa)
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
             raise SpecError(f"threads={threads!r}: expected a positive int or None (all cores)")
         self.geometry, self.threads = geometry, threads
@@ -98,8 +96,10 @@ class _DFPLayer:
         self._ops: dict[tuple, Conv2d] = {}
         self._weight_q = None
 
-    def _quantize(self, a: np.ndarray, kind: str, what: str) -> DFPTensor:
+    def _quantize(self, a: np.ndarray, kind: str, what: str) -> DFPTensor | np.ndarray:
         n = self.numerics
+        if not n.is_dfp(kind):
+            return a   # an FP32 kind of a mixed layer: its passes run in FP32 kernels
         return quantize(a, n.bits_of(kind), n.rounding_of(kind), self.rng, name=f"{self.dfp_name} {what}")
 
     def _quantized_weight(self, w: torch.Tensor, wn: np.ndarray) -> DFPTensor:
@@ -128,12 +128,16 @@ class _DFPLayer:
 
     def _numerics_repr(self) -> str:
         n = self.numerics
+        if n.precision == "fp32":
+            return "precision='fp32'"
         parts = [f"bits={n.bits}"] + [f"{f}={getattr(n, f)}" for f in ("bits_w", "bits_grad") if getattr(n, f)]
         parts.append(f"rounding={n.rounding!r}")
         if n.grad_rounding:
             parts.append(f"grad_rounding={n.grad_rounding!r}")
         if n.overflow != "exact":
             parts.append(f"overflow={n.overflow!r}")
+        if n.dfp != LayerNumerics().dfp:
+            parts.append(f"dfp={n.dfp!r}")
         return ", ".join(parts)
 
     def __getstate__(self):
@@ -176,21 +180,23 @@ class DFPConv2d(_DFPLayer, nn.Conv2d):
     """nn.Conv2d whose forward, input-gradient and weight-gradient passes run in DFP16 kernels.
 
     Takes nn.Conv2d's arguments (zero padding only; grouped layers run one generated kernel per group)
-    plus the numerics: `bits` (activations), `bits_w`, `bits_grad` (default: bits), `rounding`,
-    `grad_rounding` (default: rounding), `overflow`, `isa`, `threads` and `seed` (stochastic rounding).
-    The bias is added in FP32 by torch.
+    plus the numerics, as one `numerics=LayerNumerics(...)` or as its fields: `bits` (activations),
+    `bits_w`, `bits_grad` (default: bits), `rounding`, `grad_rounding` (default: rounding), `overflow`,
+    `isa`; and `threads` and `seed` (stochastic rounding). The bias is added in FP32 by torch.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
                  groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None, *,
-                 bits: int = 16, bits_w: int | None = None, bits_grad: int | None = None, rounding: str = "nearest",
-                 grad_rounding: str | None = None, overflow: str = "exact", isa: str | None = None,
-                 threads: int | None = None, seed=None):
+                 bits: int | None = None, bits_w: int | None = None, bits_grad: int | None = None,
+                 rounding: str | None = None, grad_rounding: str | None = None, overflow: str | None = None,
+                 isa: str | None = None, threads: int | None = None, seed=None, numerics: LayerNumerics | None = None):
+        numerics = layer_numerics(numerics, bits=bits, bits_w=bits_w, bits_grad=bits_grad, rounding=rounding,
+                                  grad_rounding=grad_rounding, overflow=overflow, isa=isa)
         geometry = conv_support(kernel_size, stride, padding, dilation, groups, padding_mode)
         _check_factory(device, dtype)
         nn.Conv2d.__init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
                            padding_mode, device, dtype)
-        self._setup(geometry, bits, bits_w, bits_grad, rounding, grad_rounding, overflow, isa, threads, seed)
+        self._setup(geometry, numerics, threads, seed)
 
     def _out_channels(self) -> int:
         return self.out_channels
@@ -215,13 +221,14 @@ class DFPLinear(_DFPLayer, nn.Linear):
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, device=None, dtype=None, *,
-                 bits: int = 16, bits_w: int | None = None, bits_grad: int | None = None, rounding: str = "nearest",
-                 grad_rounding: str | None = None, overflow: str = "exact", isa: str | None = None,
-                 threads: int | None = None, seed=None):
+                 bits: int | None = None, bits_w: int | None = None, bits_grad: int | None = None,
+                 rounding: str | None = None, grad_rounding: str | None = None, overflow: str | None = None,
+                 isa: str | None = None, threads: int | None = None, seed=None, numerics: LayerNumerics | None = None):
+        numerics = layer_numerics(numerics, bits=bits, bits_w=bits_w, bits_grad=bits_grad, rounding=rounding,
+                                  grad_rounding=grad_rounding, overflow=overflow, isa=isa)
         _check_factory(device, dtype)
         nn.Linear.__init__(self, in_features, out_features, bias, device, dtype)
-        self._setup(conv_support(1), bits, bits_w, bits_grad, rounding, grad_rounding, overflow, isa, threads,
-                    seed)
+        self._setup(conv_support(1), numerics, threads, seed)
 
     def _out_channels(self) -> int:
         return self.out_features
@@ -310,24 +317,25 @@ def _dfp_twin(module: nn.Module, options: dict) -> nn.Module:
     return new
 
 
-def convert(model: nn.Module, bits: int = 16, rounding: str = "nearest", grad_rounding: str | None = None,
-            bits_w: int | None = None, bits_grad: int | None = None, overflow: str = "exact",
-            isa: str | None = None, threads: int | None = None, seed=None, inplace: bool = True) -> ConversionReport:
+def convert(model: nn.Module, bits: int | None = None, rounding: str | None = None, grad_rounding: str | None = None,
+            bits_w: int | None = None, bits_grad: int | None = None, overflow: str | None = None,
+            isa: str | None = None, threads: int | None = None, seed=None, inplace: bool = True,
+            numerics: LayerNumerics | None = None) -> ConversionReport:
     """Swap every compatible nn.Conv2d / nn.Linear of `model` for a DFP layer sharing its Parameters.
 
+    The numerics are one `numerics=LayerNumerics(...)` or its fields by keyword, as for DFPConv2d.
     Optimizers built before the call and state_dict keys keep working. Incompatible layers (non-zero
     padding modes, subclasses, non-float32) stay FP32 and are listed with the reason; layers
     that already are DFP layers are left as they are and listed in neither.
     `seed` (int or tuple) seeds each layer's stochastic rounding as (seed, layer index). The converted
     model is `report.model`: `model` itself when inplace (unless `model` is itself a Conv2d/Linear), else a copy.
     """
-    numerics = LayerNumerics(bits=bits, bits_w=bits_w, bits_grad=bits_grad, rounding=rounding,
-                             grad_rounding=grad_rounding, overflow=overflow, isa=isa)
+    numerics = layer_numerics(numerics, bits=bits, bits_w=bits_w, bits_grad=bits_grad, rounding=rounding,
+                              grad_rounding=grad_rounding, overflow=overflow, isa=isa)
     if not inplace:
         model = copy.deepcopy(model)
     report = ConversionReport(numerics=numerics.describe().removeprefix("dfp16 (").split("; DFP")[0])
-    options = dict(bits=bits, bits_w=bits_w, bits_grad=bits_grad, rounding=rounding, grad_rounding=grad_rounding,
-                   overflow=overflow, isa=isa, threads=threads)
+    options = dict(numerics=numerics, threads=threads)
     twins: dict[int, nn.Module] = {}  # a module registered under several names stays one shared module
 
     def swap(module: nn.Module, name: str) -> nn.Module:

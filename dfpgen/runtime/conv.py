@@ -13,7 +13,7 @@ from dfpgen.codegen.kernel import Kernel, default_threads
 from dfpgen.codegen.plan import Blocking
 from dfpgen.config import settings
 from dfpgen.core.dfp import DFPTensor, quantize
-from dfpgen.core.numerics import PRECISIONS, Kind, LayerNumerics, Numerics
+from dfpgen.core.numerics import PRECISIONS, Kind, LayerNumerics, Numerics, layer_numerics
 from dfpgen.core.spec import ConvSpec
 from dfpgen.core.target import get_isa, resolve
 from dfpgen.errors import DTypeError, NumericsError, PlanError, ShapeError, TargetError
@@ -95,16 +95,8 @@ class Conv2d:
                  threads: int | None = None, blocking: Blocking | dict | None = None, bits_w: int | None = None,
                  precision: str | None = None, seed=None, bits_grad: int | None = None,
                  grad_rounding: str | None = None, eager: bool = True, numerics: LayerNumerics | None = None):
-        given = dict(precision=precision, bits=bits, bits_w=bits_w, bits_grad=bits_grad, rounding=rounding,
-                     grad_rounding=grad_rounding, overflow=overflow, chain=chain)
-        fields = {name: value for name, value in given.items() if value is not None}
-        if numerics is not None and fields:
-            raise NumericsError(f"{', '.join(fields)}: give the numerics either as numerics=LayerNumerics(...) "
-                                f"or as keywords, not both")
-        if numerics is None:
-            numerics = LayerNumerics(**fields, isa=isa)
-        elif not isinstance(numerics, LayerNumerics):
-            raise NumericsError(f"numerics={numerics!r}: must be a dfpgen.LayerNumerics")
+        numerics = layer_numerics(numerics, precision=precision, bits=bits, bits_w=bits_w, bits_grad=bits_grad,
+                                  rounding=rounding, grad_rounding=grad_rounding, overflow=overflow, chain=chain)
         self.spec, self.numerics = spec, numerics
         self.isa = isa or numerics.isa
         self.precision = numerics.precision
