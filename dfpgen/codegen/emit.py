@@ -60,6 +60,6 @@ def ir_types(isa: Isa, saturating: bool = False, vex_only: bool = False) -> dict
 
 def render(plan: Plan) -> str:
     """LLVM IR text of the kernel for `plan`."""
-    template = environment().get_template(plan.conv_pass.template)
+    template = environment().get_template(plan.template)
     types = ir_types(plan.isa, plan.numerics.overflow == "saturate", plan.target.vector_registers == 16)
-    return template.render(plan=plan, t=types, entry=plan.conv_pass.entry, version=__version__)
+    return template.render(plan=plan, t=types, entry=plan.entry, version=__version__)

@@ -103,4 +103,4 @@ class Kernel:
 
 def build(plan: Plan) -> Kernel:
     """Emit the IR for a plan and wrap it in a Kernel (compilation happens on first run)."""
-    return Kernel(plan, emit.render(plan), plan.conv_pass.entry)
+    return Kernel(plan, emit.render(plan), plan.entry)

@@ -200,6 +200,16 @@ class Plan:
         return self.conv_pass.name
 
     @property
+    def template(self) -> str:
+        """The template that renders this plan (what the emitter asks of any kernel kind's plan)."""
+        return self.conv_pass.template
+
+    @property
+    def entry(self) -> str:
+        """The exported function name of the kernel."""
+        return self.conv_pass.entry
+
+    @property
     def items_per_batch(self) -> int:
         """Work items of one image (or of the whole pass when the batch is reduced)."""
         return len(self.item_starts) - 1
