@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dfpgen import passes
+from dfpgen import Conv2d, ConvSpec, passes
 from dfpgen.core.numerics import KINDS, Kind, LayerNumerics, Numerics
 from dfpgen.errors import NumericsError
 
@@ -51,16 +51,22 @@ def test_numpy_integers_are_accepted_as_bits():
     (dict(precision="bf16"), "precision"), (dict(dfp=("act", "bias")), "dfp"), (dict(dfp="act"), "dfp"),
     (dict(rounding="up"), "rounding"), (dict(grad_rounding="up"), "grad_rounding"), (dict(overflow="clip"), "overflow"),
     (dict(bits=1), "bits"), (dict(bits_w=17), "bits_w"), (dict(bits_grad=2.5), "bits_grad"), (dict(chain=0), "chain"),
-    (dict(bits=16, chain=10**6), "chain"), (dict(overflow="wrap"), "overflow"), (dict(rounding=None), "rounding")])
+    (dict(chain=True), "chain"), (dict(overflow="wrap"), "overflow"), (dict(rounding=None), "rounding")])
 def test_bad_numerics_name_the_field(bad, field):
     with pytest.raises(NumericsError, match=f"^{field}|{field}="):
         LayerNumerics(**bad)
 
 
-def test_an_unsafe_chain_is_reported_at_construction_even_for_one_pass():
-    # 16-bit weights and 8-bit activations: the FPROP chain bound is larger than the BPROP one.
+def test_a_chain_too_long_for_one_pass_is_reported_when_a_layer_is_built():
+    # 16-bit weights and gradients, 8-bit activations: FPROP's bound is longer than BPROP's.
+    numerics = LayerNumerics(bits=8, bits_w=16, bits_grad=16, chain=Numerics(8, 16).safe_chain)
+    assert numerics.kernel_numerics(passes.FPROP).chain == Numerics(8, 16).safe_chain
+    with pytest.raises(NumericsError, match=r"chain=\d+: overflow='exact' allows at most safe_chain\(16, 16\)"):
+        passes.kernel_numerics(numerics)
     with pytest.raises(NumericsError, match="chain"):
-        LayerNumerics(bits=8, bits_w=16, bits_grad=16, chain=Numerics(8, 16).safe_chain)
+        Conv2d(ConvSpec(1, 4, 4, 5, 5, 3, 3), numerics=numerics, eager=False)
+    fp32_grads = numerics.with_(dfp=("act", "weight"))   # BPROP and WTGRAD then run in FP32 kernels
+    assert set(passes.kernel_numerics(fp32_grads)) == {passes.FPROP}
 
 
 def test_mixed_layers_run_fp32_passes_where_a_kind_is_fp32():

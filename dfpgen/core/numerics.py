@@ -115,16 +115,17 @@ class LayerNumerics:
         if self.grad_rounding is not None:
             check_rounding(self.grad_rounding, "grad_rounding")
         check_overflow(self.overflow)
+        chain = self.chain
+        if chain is not None and (not isinstance(chain, int) or isinstance(chain, bool) or chain < 1):
+            raise NumericsError(f"chain={chain!r}: must be an integer >= 1")
+        if self.chain is None and self.overflow == "wrap":
+            raise NumericsError("overflow='wrap' needs an explicit chain= longer than the safe bound")
         if isinstance(self.dfp, str) or not all(isinstance(k, str) for k in self.dfp):
             raise NumericsError(f"dfp={self.dfp!r}: must be a tuple of tensor kinds among {', '.join(KINDS)}")
         unknown = set(self.dfp) - set(KINDS)
         if unknown:
             raise NumericsError(f"dfp={sorted(unknown)}: tensor kinds must be among {', '.join(KINDS)}")
         object.__setattr__(self, "dfp", tuple(Kind(k) for k in KINDS if k in self.dfp))
-        if self.precision == "dfp16":
-            for kinds in (("act", "weight"), ("grad", "weight"), ("act", "grad")):
-                if all(self.is_dfp(k) for k in kinds):   # bad chains are reported here, not at first use
-                    self._kernel_numerics(*kinds)
 
     @classmethod
     def fp32(cls) -> "LayerNumerics":
@@ -149,12 +150,11 @@ class LayerNumerics:
         return "dfp16" if all(self.is_dfp(t.kind) for t in conv_pass.operands) else "fp32"
 
     def kernel_numerics(self, conv_pass) -> Numerics:
-        """The Numerics of one pass's kernel: the bits of its two operand kinds, the policy and chain."""
-        return self._kernel_numerics(conv_pass.src.kind, conv_pass.vec.kind)
-
-    def _kernel_numerics(self, src_kind: str, vec_kind: str) -> Numerics:
-        # The kernel's own rounding field is the activations' (it is part of tuning keys).
-        return Numerics(self.bits_of(src_kind), self.bits_of(vec_kind), self.rounding, self.overflow, self.chain)
+        """The Numerics of one pass's kernel: the bits of its two operand kinds, the policy and the chain
+        (NumericsError when the chain does not fit those bits). The kernel's rounding field is the
+        activations' (it is part of tuning keys)."""
+        src, vec = conv_pass.operands
+        return Numerics(self.bits_of(src.kind), self.bits_of(vec.kind), self.rounding, self.overflow, self.chain)
 
     def describe(self) -> str:
         """One line for logs."""

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from dfpgen import passes
 from dfpgen.core.dfp import DFPTensor, quantize
 from dfpgen.core.numerics import LayerNumerics, layer_numerics
 from dfpgen.core.spec import ConvSpec
@@ -86,6 +87,7 @@ class _DFPLayer:
 
     def _setup(self, geometry: dict, numerics: LayerNumerics, threads, seed) -> None:
         self.numerics = numerics
+        passes.kernel_numerics(numerics)     # numerics no pass can run fail now, not at the first batch
         if numerics.precision == "dfp16":   # a DFP ISA this host lacks fails now, not at the first batch
             choose_isa(resolve(None), "dfp16", numerics.isa)
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):

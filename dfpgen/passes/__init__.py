@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
+from dfpgen.core.numerics import LayerNumerics, Numerics
 from dfpgen.errors import PlanError
 from dfpgen.passes.base import DW, DX, DY, Pass, Reduction, Tensor, W, X, Y
 
@@ -38,10 +39,16 @@ def get(conv_pass: Pass | str) -> Pass:
         raise PlanError(f"pass={conv_pass!r}: must be one of {', '.join(NAMES)}") from None
 
 
+def kernel_numerics(numerics: LayerNumerics) -> dict[Pass, Numerics]:
+    """The kernel numerics of every pass that runs in DFP16 kernels under a layer's numerics; raises
+    NumericsError (naming the chain and the bound) when one does not fit, so layers report it when built."""
+    return {p: numerics.kernel_numerics(p) for p in ALL if numerics.pass_precision(p) == "dfp16"}
+
+
 def make_plan(spec, numerics, blocking, target, isa_name: str, conv_pass: Pass | str = "fprop"):
     """Plan one kernel of a pass; raises PlanError when the blocking cannot work for this spec and target."""
     return get(conv_pass).plan(spec, numerics, blocking, target, isa_name)
 
 
 __all__ = ["ALL", "BPROP", "DW", "DX", "DY", "FPROP", "NAMES", "Pass", "Reduction", "Tensor", "W", "WTGRAD", "X", "Y",
-           "get", "make_plan"]
+           "get", "kernel_numerics", "make_plan"]

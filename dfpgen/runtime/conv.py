@@ -106,6 +106,7 @@ class Conv2d:
         self._kernels: dict[Pass, Kernel] = {}
         self._layouts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self.timings: dict[str, float] = {}
+        passes.kernel_numerics(numerics)   # a chain too long for some pass's bits is reported now
         for conv_pass in passes.ALL:
             self._isa(conv_pass)   # a wrong ISA for the numerics is reported at construction, not at first use
         if eager:
