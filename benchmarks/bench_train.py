@@ -17,7 +17,7 @@ import numpy as np
 
 from dfpgen.codegen.kernel import default_threads
 from dfpgen.nn import SGD, LayerNumerics, SoftmaxCrossEntropy, build
-from dfpgen.nn.layers import Conv
+from dfpgen.nn.layers import Conv, Linear
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import write_results  # noqa: E402
@@ -30,7 +30,7 @@ def ours(net_name: str, numerics: LayerNumerics, batch: int, steps: int, threads
     x = rng.standard_normal((batch, *shape), dtype=np.float32)
     y = rng.integers(0, 1000, batch)
     loss, opt = SoftmaxCrossEntropy(), SGD(net.params, 0.01)
-    convs = [layer for layer in net.layers() if isinstance(layer, Conv)]
+    convs = [layer for layer in net.layers() if isinstance(layer, (Conv, Linear))]
 
     def step():
         opt.zero_grad()
@@ -40,7 +40,7 @@ def ours(net_name: str, numerics: LayerNumerics, batch: int, steps: int, threads
 
     step()  # compiles every kernel (cached on disk for later runs)
     for conv in convs:
-        for op in conv._ops.values():
+        for op in conv.ops:
             op.timings.clear()
     times = []
     for _ in range(steps):
@@ -49,7 +49,7 @@ def ours(net_name: str, numerics: LayerNumerics, batch: int, steps: int, threads
         times.append(time.perf_counter() - t0)
     phases: dict[str, float] = {}
     for conv in convs:
-        for op in conv._ops.values():
+        for op in conv.ops:
             for k, v in op.timings.items():
                 phases[k] = phases.get(k, 0.0) + v / steps
     return {"seconds": float(np.median(times)), "phases": phases}

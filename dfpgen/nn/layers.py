@@ -76,6 +76,11 @@ class Conv(Layer):
                                     seed=getattr(self, "_entropy", None))
         return self._ops[key]
 
+    @property
+    def ops(self) -> tuple[Conv2d, ...]:
+        """The Conv2d ops built so far, one per batch shape (their `timings` say where the time went)."""
+        return tuple(self._ops.values())
+
     def reseed(self, *entropy: int) -> None:
         """Seed stochastic rounding from `entropy` (the trainer passes run seed, step and layer index),
         so a resumed run rounds exactly as the uninterrupted one did."""
@@ -121,6 +126,11 @@ class Linear(Layer):
         self.conv.weight.data *= np.float32(np.sqrt(0.5))  # He init for the layer's fan-in, not ReLU's gain twice
         self.bias = Param(f"{name}.bias", np.zeros(K), decay=False)
         self.params = [self.conv.weight, self.bias]
+
+    @property
+    def ops(self) -> tuple[Conv2d, ...]:
+        """The inner convolution's Conv2d ops (see Conv.ops)."""
+        return self.conv.ops
 
     def reseed(self, *entropy: int) -> None:
         """Seed the inner convolution's stochastic rounding (see Conv.reseed)."""
