@@ -47,3 +47,8 @@ class CompileError(DFPGenError, RuntimeError):
 
 class ShapeError(DFPGenError, ValueError):
     """A tensor passed to a kernel does not have the shape its spec requires."""
+
+
+class SizeError(DFPGenError, MemoryError):
+    """A layer too large to plan or run here: its estimated memory exceeds what is available, or its
+    offsets pass 2**31. A MemoryError, so code that already handles running out of memory handles it."""

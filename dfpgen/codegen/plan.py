@@ -26,7 +26,7 @@ import numpy as np
 from dfpgen.core.numerics import Numerics
 from dfpgen.core.spec import ConvSpec
 from dfpgen.core.target import Isa, Target, get_isa
-from dfpgen.errors import PlanError
+from dfpgen.errors import PlanError, SizeError
 
 CALL_COLUMNS = ("tile", "src", "vec", "dst", "step_begin", "step_count")   # call table columns, in order
 CALL_FIELDS = len(CALL_COLUMNS)
@@ -426,7 +426,9 @@ def finish(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Targe
                         f"{target.cpu} has {target.vector_registers}")
     largest = max(max(src_steps, default=0), max(vec_steps, default=0), int(table[:, 1:4].max(initial=0)))
     if largest + max(tables.src_batch_stride, tables.dst_batch_stride) * tables.batch >= 2**31:
-        raise PlanError("tensor too large for 32-bit offsets: split the batch")
+        # Pass.plan decides this from the spec before planning (footprint.check_offsets); kept as a guard.
+        raise SizeError(f"layer {spec.name or spec.describe()} ({conv_pass.name}): offsets past 2**31: "
+                        f"split the batch (largest offset {largest:,})")
     return Plan(
         spec=spec, numerics=numerics,
         blocking=Blocking(c.kv, c.wb, c.hb, tables.cpb, unroll, blocking.order, tables.rb),

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from math import prod
 from typing import Callable
 
-from dfpgen.codegen.plan import finish
+from dfpgen.codegen.footprint import Footprint, check_memory, check_offsets, estimate
+from dfpgen.codegen.plan import Blocking, finish
 from dfpgen.core.numerics import Kind
 from dfpgen.core.spec import ConvSpec
 
@@ -41,6 +43,10 @@ DX = Tensor("dx", ("N", "C", "H", "W"), 1)
 DW = Tensor("dw", ("K", "Cg", "R", "S"), 0)
 
 
+# The register block with the most calls: the largest call table default_blocking and the tuner plan.
+SMALLEST_BLOCK = Blocking(1, 1, 1)
+
+
 class Reduction(Enum):
     """What a pass sums over; the cost model and the tuner's knobs differ between the two."""
 
@@ -65,6 +71,7 @@ class Pass:
     to_vec: Callable          # (vec array, plan) -> the blocked vec operand
     from_dst: Callable        # (blocked FP32 result, plan) -> the result in NCHW / KCRS
     reference: Callable       # (src array, vec array, spec) -> the float64 result
+    geometry: Callable        # (spec, numerics, blocking, target, isa_name) -> its plan's Geometry, counted
     order: int                # position in listings (FPROP, BPROP, WTGRAD)
     template: str = "conv.ll.j2"
 
@@ -102,6 +109,26 @@ class Pass:
         """Elements of `elem` channels along the reduced channel axis (CHANNELS passes)."""
         return -(-getattr(spec, self.reduced[0]) // elem)
 
+    def footprint(self, spec: ConvSpec, numerics, blocking, target, isa_name: str, run: bool = False) -> Footprint:
+        """The estimated memory of one kernel (dfpgen.codegen.footprint), from the spec alone; SizeError when its
+        offsets pass 2**31. `blocking` None counts SMALLEST_BLOCK, the largest call table that default_blocking
+        and the tuner plan; `run` adds the float operands and result (and mantissas) of the whole layer."""
+        g = self.geometry(spec.per_group(), numerics, blocking or SMALLEST_BLOCK, target, isa_name)
+        check_offsets(g, spec.name or spec.describe(), self.name, (self.src.name, self.vec.name, self.result.name))
+        if not run:
+            return estimate(g)
+        operands = sum(prod(t.shape(spec)) for t in self.operands)
+        return estimate(g, operands + prod(self.result.shape(spec)), operands if g.storage_bytes == 2 else 0)
+
+    def check_size(self, spec: ConvSpec, numerics, blocking, target, isa_name: str, run: bool = False) -> Footprint:
+        """The footprint, after SizeError when it exceeds the available memory (names the estimate and the limit)."""
+        found = self.footprint(spec, numerics, blocking, target, isa_name, run)
+        check_memory(found, spec.name or spec.describe(), self.name, "run" if run else "kernel")
+        return found
+
     def plan(self, spec: ConvSpec, numerics, blocking, target, isa_name: str):
-        """Plan one kernel of this pass (PlanError when the blocking cannot work here)."""
+        """Plan one kernel of this pass (PlanError when the blocking cannot work here; SizeError, before any
+        table is built, when its offsets would pass 2**31)."""
+        check_offsets(self.geometry(spec, numerics, blocking, target, isa_name), spec.name or spec.describe(),
+                      self.name, (self.src.name, self.vec.name, self.result.name))
         return finish(spec, numerics, blocking, target, self, self.planner(spec, numerics, blocking, target, isa_name))

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from math import ceil
 
+from dfpgen.codegen.footprint import Geometry
 from dfpgen.codegen.layout import block_grad_output, block_weights_transposed, unblock_output
 from dfpgen.codegen.plan import Blocking, CallsBuilder, PassTables, Plan, channel_blocks, clip_block, common, split
 from dfpgen.core.numerics import Numerics
@@ -106,10 +107,29 @@ def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target,
         batch=s.N, src_batch_stride=KB * src_kb, dst_batch_stride=CB * out_cb, notes=notes)
 
 
+def geometry(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target, isa_name: str) -> Geometry:
+    """What plan() would build, counted: the same shapes, steps and calls (per phase), without a table."""
+    c = common(numerics, blocking, target, isa_name, spec)
+    s, elem, lanes = spec, c.elem, c.lanes
+    cpb, unroll, KB = channel_blocks(c, blocking, s.K, numerics)
+    CB = ceil(s.C / lanes)
+    c = clip_block(c, CB, s.H, s.W)
+    rows = [_phase_taps(s.H, ph, s.R, s.pt, s.sh, s.dh, s.P) for ph in range(min(s.sh, s.H))]
+    cols = [_phase_taps(s.W, pw, s.S, s.pl, s.sw, s.dw, s.Q) for pw in range(min(s.sw, s.W))]
+    Pp = max(r[2] for r in rows) + s.P + max(r[3] for r in rows)
+    Qp = max(q[2] for q in cols) + s.Q + max(q[3] for q in cols)
+    steps = sum(KB * len(rtaps) * len(staps) * (cpb // unroll) for rtaps, *_ in rows for staps, *_ in cols)
+    calls = sum(ceil(CB / c.kv) * ceil(hcount / c.hb) * ceil(wcount / c.wb)
+                for _, hcount, *_ in rows for _, wcount, *_ in cols)
+    return Geometry(src_shape=(s.N, KB, Pp, Qp, cpb * elem), vec_shape=(CB, KB, s.R, s.S, cpb, lanes, elem),
+                    dst_shape=(s.N, CB, s.H, s.W, lanes), storage_bytes=4 if elem == 1 else 2,
+                    steps=steps, calls=calls, blocks=1, batch=s.N, batched=True)
+
+
 DEFINITION = Pass(
     name="bprop", summary="backward data: dx = dy (*) w^T", order=1,
     src=DY, vec=W, result=DX, reduction=Reduction.CHANNELS,
     reduced=("K", "R", "S"), block_axes=("C", "W", "H"),
     planner=plan, to_src=block_grad_output, to_vec=block_weights_transposed, from_dst=unblock_output,
-    reference=reference.bprop,
+    reference=reference.bprop, geometry=geometry,
 )

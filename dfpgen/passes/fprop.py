@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from math import ceil
 
+from dfpgen.codegen.footprint import Geometry
 from dfpgen.codegen.layout import block_input, block_weights, unblock_output
 from dfpgen.codegen.plan import Blocking, CallsBuilder, PassTables, Plan, channel_blocks, clip_block, common, split
 from dfpgen.core.numerics import Numerics
@@ -82,10 +83,24 @@ def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target,
         batch=s.N, src_batch_stride=in_n, dst_batch_stride=KB * out_kb, notes=notes)
 
 
+def geometry(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target, isa_name: str) -> Geometry:
+    """What plan() would build, counted: the same shapes, steps and calls, without a table."""
+    c = common(numerics, blocking, target, isa_name, spec)
+    s, elem, lanes = spec, c.elem, c.lanes
+    cpb, unroll, CB = channel_blocks(c, blocking, s.C, numerics)
+    KB = ceil(s.K / lanes)
+    c = clip_block(c, KB, s.P, s.Q)
+    Hp, Wp, ce = s.pt + s.H + s.pb, s.pl + s.W + s.pr, cpb * elem
+    return Geometry(src_shape=(s.N, CB, Hp, Wp, ce), vec_shape=(KB, CB, s.R, s.S, cpb, lanes, elem),
+                    dst_shape=(s.N, KB, s.P, s.Q, lanes), storage_bytes=4 if elem == 1 else 2,
+                    steps=CB * s.R * s.S * (cpb // unroll),
+                    calls=ceil(KB / c.kv) * ceil(s.P / c.hb) * ceil(s.Q / c.wb), blocks=1, batch=s.N, batched=True)
+
+
 DEFINITION = Pass(
     name="fprop", summary="forward: y = x (*) w", order=0,
     src=X, vec=W, result=Y, reduction=Reduction.CHANNELS,
     reduced=("C", "R", "S"), block_axes=("K", "Q", "P"),
     planner=plan, to_src=block_input, to_vec=block_weights, from_dst=unblock_output,
-    reference=reference.fprop,
+    reference=reference.fprop, geometry=geometry,
 )

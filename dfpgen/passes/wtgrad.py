@@ -22,6 +22,7 @@ from math import ceil
 
 import numpy as np
 
+from dfpgen.codegen.footprint import Geometry
 from dfpgen.codegen.layout import block_grad_output_pairs, expand_input_pairs, unblock_weight_grad
 from dfpgen.codegen.plan import (Blocking, CallsBuilder, PassTables, Plan, clip_block, common, largest_divisor_at_most,
                                  split)
@@ -49,15 +50,7 @@ def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target,
     c = common(numerics, blocking, target, isa_name, spec)
     s, elem, lanes, st = spec, c.elem, c.lanes, spec.sw
     q_elems = ceil(s.Q / elem)
-    # By default a step takes q-pairs that divide a row's, so rows need no zero padding.
-    unroll = blocking.unroll if blocking.unroll is not None else default_unroll(q_elems)
-    if c.chain:
-        unroll = min(unroll, c.chain) if blocking.unroll is None else unroll
-        if unroll > c.chain:
-            raise PlanError(f"unroll={unroll}: a step of {unroll} pair-instructions exceeds the accumulate chain "
-                            f"{c.chain} (bits x{numerics.bits_x}/w{numerics.bits_w}, {numerics.overflow})")
-    if not 1 <= unroll <= 64:
-        raise PlanError(f"unroll={unroll}: must be in 1..64")
+    unroll = _unroll(c, blocking, q_elems, numerics)
     Qe = ceil(q_elems / unroll) * unroll          # dy is zero-padded to whole steps
     KB = ceil(s.K / lanes)
     c = clip_block(c, KB, s.S, s.C)
@@ -78,13 +71,7 @@ def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target,
     image, row, group = np.ix_(range(s.N), range(s.P), range(Qe // unroll))   # steps in (n, p, g) order
     src_steps = (image * x_n + row * s.sh * x_h + group * unroll * elem * st * x_w).ravel().tolist()
     vec_steps = (image * dy_n + row * dy_p + group * unroll * dy_q).ravel().tolist()
-    rb = blocking.rb
-    if rb is None:
-        rb = default_rows(s.N * s.P, Qe, s.K * s.C * s.R * s.S * 4) if elem == 2 else \
-            fp32_default_rows(s.N * s.P, x_h * 4, s.R_extent, s.sh, Qe)
-    if not isinstance(rb, int) or rb < 1:
-        raise PlanError(f"rb={rb!r}: must be an integer >= 1 (output rows per reduction block)")
-    rb = min(rb, s.N * s.P)
+    rb = _rows(s, blocking, elem, Qe, x_h)
     row_steps = Qe // unroll
     blocks = [(first * row_steps, rows * row_steps) for first, rows in split(s.N * s.P, rb)]
     builder = CallsBuilder()
@@ -112,6 +99,48 @@ def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target,
         dst_shape=(KB, s.R, s.S, s.C, lanes), layout=WtgradLayout(s.pt, s.pl, Wx, Qe, elem),
         src_steps=src_steps, vec_steps=vec_steps, tile_offsets=tile_offsets, calls=builder,
         batch=1, src_batch_stride=0, dst_batch_stride=0, notes=notes, rb=rb, reduction_blocks=blocks)
+
+
+def _unroll(c, blocking: Blocking, q_elems: int, numerics: Numerics) -> int:
+    """Pairs (or columns) per step: the blocking's, else default_unroll within the accumulate chain."""
+    # By default a step takes q-pairs that divide a row's, so rows need no zero padding.
+    unroll = blocking.unroll if blocking.unroll is not None else default_unroll(q_elems)
+    if c.chain:
+        unroll = min(unroll, c.chain) if blocking.unroll is None else unroll
+        if unroll > c.chain:
+            raise PlanError(f"unroll={unroll}: a step of {unroll} pair-instructions exceeds the accumulate chain "
+                            f"{c.chain} (bits x{numerics.bits_x}/w{numerics.bits_w}, {numerics.overflow})")
+    if not 1 <= unroll <= 64:
+        raise PlanError(f"unroll={unroll}: must be in 1..64")
+    return unroll
+
+
+def _rows(s: ConvSpec, blocking: Blocking, elem: int, Qe: int, x_h: int) -> int:
+    """Output rows per reduction block: the blocking's rb, else the default, at most N x P."""
+    rb = blocking.rb
+    if rb is None:
+        rb = default_rows(s.N * s.P, Qe, s.K * s.C * s.R * s.S * 4) if elem == 2 else \
+            fp32_default_rows(s.N * s.P, x_h * 4, s.R_extent, s.sh, Qe)
+    if not isinstance(rb, int) or rb < 1:
+        raise PlanError(f"rb={rb!r}: must be an integer >= 1 (output rows per reduction block)")
+    return min(rb, s.N * s.P)
+
+
+def geometry(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target, isa_name: str) -> Geometry:
+    """What plan() would build, counted: the same shapes, steps, calls and reduction blocks, without a table."""
+    c = common(numerics, blocking, target, isa_name, spec)
+    s, elem, lanes = spec, c.elem, c.lanes
+    q_elems = ceil(s.Q / elem)
+    unroll = _unroll(c, blocking, q_elems, numerics)
+    Qe = ceil(q_elems / unroll) * unroll
+    KB = ceil(s.K / lanes)
+    c = clip_block(c, KB, s.S, s.C)
+    Hp, Wx = s.pt + s.H + s.pb, (Qe - 1) * elem * s.sw + s.S_extent
+    rb = _rows(s, blocking, elem, Qe, Wx * s.C * elem)
+    return Geometry(src_shape=(s.N, Hp, Wx, s.C, elem), vec_shape=(s.N, KB, s.P, Qe, lanes, elem),
+                    dst_shape=(KB, s.R, s.S, s.C, lanes), storage_bytes=4 if elem == 1 else 2,
+                    steps=s.N * s.P * (Qe // unroll), calls=ceil(KB / c.kv) * s.R * ceil(s.S / c.hb) * ceil(s.C / c.wb),
+                    blocks=ceil(s.N * s.P / rb), batch=1, batched=False)
 
 
 def default_unroll(q_elems: int) -> int:
@@ -153,5 +182,5 @@ DEFINITION = Pass(
     src=X, vec=DY, result=DW, reduction=Reduction.PIXELS,
     reduced=("N", "P", "Q"), block_axes=("K", "C", "S"),
     planner=plan, to_src=expand_input_pairs, to_vec=block_grad_output_pairs, from_dst=unblock_weight_grad,
-    reference=reference.wtgrad,
+    reference=reference.wtgrad, geometry=geometry,
 )
