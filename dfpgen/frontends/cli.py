@@ -290,10 +290,13 @@ def bench_cmd(ref, batch_file, pass_name, bits, rounding, overflow, chain, isa, 
 
     numerics = LayerNumerics(bits=bits, rounding=rounding, overflow=overflow, chain=chain)
     threads = threads or default_threads()
-    table = peaks()
     chosen = PASSES if pass_name == "all" else (pass_name,)
     specs = _specs(ref or (None if batch_file else "resnet50:res2a"), batch, batch_file)
     work = [(p, spec.per_group()) for spec in specs for p in chosen]
+    for p, spec in work:   # every layer's operands, result and tables must fit before any is drawn
+        passes.get(p).check_size(spec, numerics.kernel_numerics(passes.get(p)), None, host(),
+                                 isa or host().best_isa("dfp16"), run=True)
+    table = peaks()
     results = []
     with click.progressbar(work, label="measuring", file=click.get_text_stream("stderr"),
                            item_show_func=lambda w: f"{w[1].name} {w[0]}" if w else "") as bar:

@@ -41,6 +41,8 @@ def compile(spec: ConvSpec, conv_pass: Pass | str = passes.FPROP, numerics: Nume
             cpu: str | None = None, blocking: Blocking | None = None, precision: str | None = None,
             threads: int | None = None, tuned: bool = False) -> Kernel:
     """Plan and emit one kernel. `cpu` names a CPU to cross-emit for (inspect .ir/.asm; not runnable).
+    SizeError, before any table is built, when its offsets pass 2**31 or its tables and blocked operands
+    would not fit in the available memory (dfpgen.codegen.footprint).
 
     `precision` defaults to that of `isa`, else dfp16. Without a blocking, the cost model's default is
     used, or with `tuned=True` the tuning database's best for this kernel at `threads` (default: all
@@ -55,6 +57,7 @@ def compile(spec: ConvSpec, conv_pass: Pass | str = passes.FPROP, numerics: Nume
     source = "given"
     if blocking is None and tuned and target.is_host:
         blocking, source = lookup(spec, conv_pass, numerics, isa, threads or default_threads(), target)
+    conv_pass.check_size(spec, numerics, blocking, target, isa)   # SizeError before any table is built
     if blocking is None:
         blocking, source = default_blocking(spec, numerics, target, isa, conv_pass), "default"
     kernel = kernel_mod.build(conv_pass.plan(spec, numerics, blocking, target, isa))
@@ -108,7 +111,10 @@ class Conv2d:
         self.timings: dict[str, float] = {}
         passes.kernel_numerics(numerics)   # a chain too long for some pass's bits is reported now
         for conv_pass in passes.ALL:
-            self._isa(conv_pass)   # a wrong ISA for the numerics is reported at construction, not at first use
+            isa = self._isa(conv_pass)   # a wrong ISA for the numerics is reported at construction, not at first use
+            # So is a layer too large for this machine: operands, result, tables (SizeError, nothing allocated).
+            conv_pass.check_size(spec, self.pass_numerics(conv_pass), self._blocking.get(conv_pass), resolve(None), isa,
+                                 run=True)
         if eager:
             self.kernel(passes.FPROP)  # planning errors (e.g. saturate without vpdpwssds) surface here too
 

@@ -112,9 +112,11 @@ def block_shapes(spec: ConvSpec, conv_pass: Pass | str, target: Target, isa_name
 
 def default_blocking(spec: ConvSpec, numerics: Numerics, target: Target, isa_name: str,
                      conv_pass: Pass | str = FPROP) -> Blocking:
-    """The blocking the cost model ranks best: good speed without tuning."""
+    """The blocking the cost model ranks best: good speed without tuning (SizeError, before any plan, when
+    the layer's offsets pass 2**31 or the candidates' tables would not fit in memory)."""
     conv_pass = get(conv_pass)
     common(numerics, Blocking(), target, isa_name, spec)  # ISA and policy errors say what is wrong
+    conv_pass.check_size(spec, numerics, None, target, isa_name)   # not "no register blocking fits" below
     best, best_key = None, None
     for kv, wb, hb in block_shapes(spec, conv_pass, target, isa_name):
         blocking = Blocking(kv, wb, hb)

@@ -319,6 +319,8 @@ def tune(task: Task, db: TuningDB, *, trials: int = 64, budget: float = 30.0, se
             default = Record(key, Blocking(**json.loads(saved[1])), saved[0], task.spec.macs / saved[0] / 1e9,
                              layer=task.spec.name) if saved and saved[1] else None
             return Outcome(task, best, default, True)
+    # Operands, results and the candidates' tables must fit before anything is planned or allocated.
+    task.conv_pass.check_size(task.spec, task.numerics, None, task.target, task.isa, run=True)
     default = default_blocking(task.spec, task.numerics, task.target, task.isa, task.conv_pass)
     started = time.monotonic()
     measurer = Measurer(task)
