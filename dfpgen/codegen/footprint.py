@@ -25,6 +25,7 @@ GIB = 2.0**30
 OFFSET_LIMIT = 2**31
 CALL_FIELDS = 6                 # = plan.CALL_FIELDS (plan imports nothing from here)
 STEP_BYTES = 2 * (8 + 32)       # two tables; per step a tuple slot and an int object (28 bytes, 32 allocated)
+TABLE_HEADERS = 2 * 64          # the two tuples' headers
 
 
 @dataclass(frozen=True)
@@ -68,9 +69,15 @@ class Footprint:
 
     def describe(self) -> str:
         """E.g. '3.1 GiB (tables 1.0, blocked 2.1)': the parts over 0.05 GiB."""
-        parts = [(n, getattr(self, n) / GIB) for n in ("tables", "working", "blocked", "floats")]
-        shown = ", ".join(f"{n} {v:.1f}" for n, v in parts if v >= 0.05)
-        return f"{self.total / GIB:.1f} GiB" + (f" ({shown})" if shown else "")
+        parts = [(n, getattr(self, n)) for n in ("tables", "working", "blocked", "floats")]
+        shown = ", ".join(f"{n} {gib(v)}" for n, v in parts if v >= 0.05 * GIB)
+        return f"{gib(self.total)} GiB" + (f" ({shown})" if shown else "")
+
+
+def gib(nbytes: int) -> str:
+    """Bytes in GiB for messages: one decimal, or two significant digits below 1 GiB."""
+    value = nbytes / GIB
+    return f"{value:.1f}" if value >= 1 else f"{value:.2g}"
 
 
 def estimate(g: Geometry, float_elements: int = 0, mantissa_elements: int = 0) -> Footprint:
@@ -78,7 +85,7 @@ def estimate(g: Geometry, float_elements: int = 0, mantissa_elements: int = 0) -
     of user-side operands and results (bench, tune and Conv2d hold them; emit and compile do not)."""
     table = g.calls * CALL_FIELDS * 8
     blocked = (prod(g.src_shape) + prod(g.vec_shape)) * g.storage_bytes + prod(g.dst_shape) * 4
-    return Footprint(tables=table + table // 2 + g.steps * STEP_BYTES,
+    return Footprint(tables=table + table // 2 + g.steps * STEP_BYTES + TABLE_HEADERS,
                      working=2 * table + g.calls * g.blocks * 8,
                      blocked=blocked, floats=4 * float_elements + 2 * mantissa_elements)
 
@@ -113,4 +120,4 @@ def check_memory(f: Footprint, layer: str, pass_name: str, what: str = "kernel")
     limit = available_memory()
     if f.total > limit:
         raise SizeError(f"layer {layer} ({pass_name}): the {what} needs about {f.describe()}, more than the "
-                        f"{limit / GIB:.1f} GiB of memory available: use a smaller batch or layer")
+                        f"{gib(limit)} GiB of memory available: use a smaller batch or layer")

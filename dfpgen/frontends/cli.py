@@ -377,6 +377,8 @@ def tune_cmd(ref, batch_file, pass_name, bits, rounding, overflow, chain, isa, b
     # A grouped layer runs one per-group kernel once per group: that kernel is what is tuned.
     tasks = [Task(spec.per_group(), p, numerics.kernel_numerics(passes.get(p)), isa, threads, target)
              for spec in specs for p in chosen]
+    for task in tasks:   # one line before any progress bar, peak probe or database (tune() checks again)
+        task.conv_pass.check_size(task.spec, task.numerics, None, task.target, task.isa, run=True)
     batch = batch if batch is not None else specs[0].N
     db = TuningDB(db_path)
     peak = peaks()[isa].gmacs * threads
