@@ -105,8 +105,8 @@ def test_offsets_are_refused_from_the_spec_before_any_table():
 
 def test_default_blocking_does_not_hide_offsets_behind_no_blocking_fits():
     # Before: every candidate's plan failed the offset check after its tables, and the loop said "no register
-    # blocking fits". Batch 1 of this layer is 2.3e9 elements of x: past 2**31 even unsplit.
-    spec = _spec("mb1ic4096oc16ih768kh1ph0")
+    # blocking fits". x of this layer is 2.5e9 blocked elements (8192 an image): past 2**31, split the batch.
+    spec = _spec("mb300000ic32oc16ih16kh1ph0")
     error, peak = _peak_bytes(lambda: default_blocking(spec, Numerics(), named("znver4"), "avx512_vnni", FPROP))
     assert isinstance(error, SizeError), error
     assert "offsets past 2**31" in str(error) and "no register blocking fits" not in str(error)
