@@ -113,8 +113,10 @@ class TuningDB:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise TuningDBError(f"{self.path}: cannot make the tuning database's folder {self.path.parent} "
-                                f"({exc.strerror or exc}); pass another --db or DFPGEN_CACHE_DIR") from None
+            blocking = next((p for p in self.path.parents if p.exists() and not p.is_dir()), None)
+            reason = f"{blocking} is a file, not a folder" if blocking else exc.strerror or str(exc)
+            raise TuningDBError(f"{self.path}: cannot make the tuning database's folder ({reason}); pass another "
+                                f"--db or set DFPGEN_CACHE_DIR") from None
         try:
             self.conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
             self._prepare(create)
