@@ -211,3 +211,128 @@ def test_db_show_of_a_truncated_db_is_a_clean_error(env):
     assert result.exit_code in (0, 1), result.output
     assert result.exit_code == 0 or "TuningDBError" in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+# ------------------------------------------------------------------- interrupted and unreadable
+
+def clean_error(result, code: int = 1) -> str:
+    """The one `Error:` line of a command that failed cleanly (no traceback, a click error)."""
+    assert result.exit_code == code, result.output
+    assert isinstance(result.exception, SystemExit) and "Traceback" not in result.output
+    (line,) = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    return line
+
+
+def test_an_interrupted_tune_resumes_and_confirms(env, monkeypatch):
+    from dfpgen.tuning.tune import Measurer
+
+    db = env / "t.sqlite"
+    original, calls = Measurer.measure, []
+
+    def killed(self, blocking):
+        if len(calls) == 2:
+            raise KeyboardInterrupt      # Ctrl-C after two candidates
+        calls.append(blocking)
+        return original(self, blocking)
+    with monkeypatch.context() as m:
+        m.setattr(Measurer, "measure", killed)
+        aborted = CliRunner().invoke(main, [str(a) for a in tune_args(env, db, "--json")])
+    assert aborted.exit_code == 1 and "Aborted" in aborted.output
+    assert len(invoke("db", "export", "--db", db).stdout.splitlines()) == 2
+    assert "unconfirmed" in invoke("db", "show", "--db", db).output
+
+    (resumed,) = json_of(invoke(*tune_args(env, db, "--json")))["results"]
+    assert resumed["from_db"] is False                  # the unfinished search does not answer
+    assert resumed["vs_default"] is not None and resumed["vs_default"] >= 1.0   # the default was confirmed
+    table = invoke(*tune_args(env, db))                 # now a completed search: the database answers
+    assert table.exit_code == 0, table.output
+    row = [line for line in table.stdout.splitlines() if line.startswith("c ")][0]
+    assert " db " in row and row.split()[-3] != "-"     # "x default" is known
+    assert "unconfirmed" not in invoke("db", "show", "--db", db).output
+
+
+def test_a_resumed_tune_says_what_it_reused(env, monkeypatch):
+    from dfpgen.tuning.tune import Measurer
+
+    db = env / "t.sqlite"
+    original, calls = Measurer.measure, []
+
+    def killed(self, blocking):
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        calls.append(blocking)
+        return original(self, blocking)
+    with monkeypatch.context() as m:
+        m.setattr(Measurer, "measure", killed)
+        CliRunner().invoke(main, [str(a) for a in tune_args(env, db)])
+    table = invoke(*tune_args(env, db))
+    assert table.exit_code == 0, table.output
+    reused = re.search(r"(\d+) tried, (\d+) reused", table.stdout)
+    assert reused and int(reused.group(2)) >= 2, table.stdout    # candidates the first run had measured
+
+
+@pytest.fixture
+def corrupt_default(env, tmp_path, monkeypatch):
+    """A corrupt tuning database at DFPGEN_CACHE_DIR's default path (a cache directory of its own)."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "tuning.sqlite").write_bytes(random.Random(0).randbytes(8192))
+    monkeypatch.setenv("DFPGEN_CACHE_DIR", str(cache))
+    return cache / "tuning.sqlite"
+
+
+@pytest.mark.parametrize("command", ["tune", "show", "export"])
+def test_a_corrupt_default_db_fails_tune_and_db_with_one_line(env, corrupt_default, command):
+    args = tune_args(env, "x")[:-2] if command == "tune" else ("db", command)       # no --db: the default
+    line = clean_error(CliRunner().invoke(main, [str(a) for a in args]))
+    assert "TuningDBError" in line and str(corrupt_default) in line
+
+
+def test_train_runs_with_a_corrupt_default_db_and_warns_once(env, corrupt_default):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    data = env / "digits.npz"
+    np.savez(data, x_train=rng.integers(0, 255, (32, 28, 28), dtype=np.uint8), y_train=rng.integers(0, 10, 32),
+             x_test=rng.integers(0, 255, (8, 28, 28), dtype=np.uint8), y_test=rng.integers(0, 10, 8))
+    with pytest.warns(UserWarning) as caught:
+        result = CliRunner().invoke(main, ["train", "--net", "lenet", "--data", str(data), "--batch", "16",
+                                           "--epochs", "1", "--threads", "1", "--out", str(env / "run")])
+    assert result.exit_code == 0, result.output
+    ours = [w for w in caught if w.category.__name__ == "TuningDBWarning"]
+    assert len(ours) == 1 and str(corrupt_default) in str(ours[0].message)
+    assert "tuning database is ignored" in str(ours[0].message)
+
+
+@pytest.mark.parametrize("under", ["file/t.sqlite", "file/deeper/t.sqlite"])
+def test_db_under_a_regular_file_is_one_line(env, monkeypatch, under):
+    (env / "file").write_text("not a folder\n")
+    line = clean_error(invoke(*tune_args(env, env / under)))
+    assert "TuningDBError" in line and str(env / under) in line and "not a folder" in line
+    monkeypatch.setenv("DFPGEN_CACHE_DIR", str(env / under))
+    args = tune_args(env, "x")[:-2]
+    line = clean_error(CliRunner().invoke(main, [str(a) for a in args]))
+    assert "TuningDBError" in line and str(env / under / "tuning.sqlite") in line
+    assert (env / "file").read_text() == "not a folder\n"
+
+
+@pytest.mark.parametrize("command", ["show", "export"])
+def test_db_show_of_an_empty_file_writes_nothing(env, command):
+    empty = env / "empty.sqlite"
+    empty.touch()
+    result = invoke("db", command, "--db", empty)
+    assert result.exit_code == 0, result.output
+    if command == "show":
+        assert "0 records (empty)" in result.output
+    else:
+        assert result.stdout == ""
+    assert empty.stat().st_size == 0
+
+
+@pytest.mark.parametrize("budget", ["nan", "inf", "-inf", "-1", "0.5"])
+def test_tune_budget_must_be_finite_and_at_least_one_second(env, budget):
+    args = list(tune_args(env, env / "t.sqlite"))
+    args[args.index("--budget") + 1] = budget
+    line = clean_error(CliRunner().invoke(main, [str(a) for a in args]), code=2)
+    assert "--budget" in line and budget.lstrip("-") in line
+    assert not (env / "t.sqlite").exists()

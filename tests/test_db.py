@@ -115,21 +115,47 @@ def test_keys_from_tasks_separate_what_changes_the_best_choice():
 
 # ----------------------------------------------------------------------------- best and nearest
 
-def test_best_ignores_failures(tmp_path):
+def chosen(db, record):
+    """Add a record and make it the key's choice, as a completed search does."""
+    db.add(record)
+    db.add_choice(record)
+
+
+def test_fastest_ignores_failures(tmp_path):
     db = TuningDB(tmp_path / "t.sqlite")
     db.add(rec(blocking=Blocking(1), seconds=5e-4))
     db.add(rec(blocking=Blocking(2), seconds=math.inf, kind="plan", error="PlanError"))
     db.add(rec(blocking=Blocking(3), seconds=1e-6, kind="wrong_answer", error="ValueError"))  # fast but wrong
     db.add(rec(blocking=Blocking(4), seconds=2e-4))
     db.add(rec(blocking=Blocking(5), seconds=math.inf, kind="runtime", error="x"))
-    best = db.best(KEY)
-    assert best.blocking == Blocking(4) and best.seconds == 2e-4 and best.ok
+    fastest = db.fastest(KEY)
+    assert fastest.blocking == Blocking(4) and fastest.seconds == 2e-4 and fastest.ok
+    with pytest.raises(TuningDBError, match="failed record"):
+        db.add_choice(rec(blocking=Blocking(3), seconds=math.inf, kind="wrong_answer", error="ValueError"))
+
+
+def test_only_a_confirmed_choice_is_the_best(tmp_path):
+    """Records without a choice are an unfinished search's: best() never answers with them, not even the
+    fastest, and records added after a choice (an interrupted retune) do not displace it."""
+    db = TuningDB(tmp_path / "t.sqlite")
+    db.add(rec(blocking=Blocking(1), seconds=5e-4))
+    db.add(rec(blocking=Blocking(2), seconds=1e-6))
+    assert db.best(KEY) is None and db.best(KEY, nearest=True) is None
+    assert db.best(dataclasses.replace(KEY, threads=4), nearest=True) is None
+    chosen(db, rec(blocking=Blocking(1), seconds=4e-4))
+    assert db.best(KEY).blocking == Blocking(1) and db.best(KEY).seconds == 4e-4
+    db.add(rec(blocking=Blocking(3), seconds=1e-9))                  # a faster, unconfirmed record since
+    assert db.best(KEY).blocking == Blocking(1)
+    assert db.best(dataclasses.replace(KEY, threads=4), nearest=True).blocking == Blocking(1)
+    assert db.fastest(KEY).blocking == Blocking(3)
+    chosen(db, rec(blocking=Blocking(2), seconds=3e-4))               # a later completed search's choice
+    assert db.best(KEY).blocking == Blocking(2)
 
 
 def test_best_of_a_key_with_only_failures_is_none(tmp_path):
     db = TuningDB(tmp_path / "t.sqlite")
     db.add(rec(seconds=math.inf, kind="compile", error="CompileError"))
-    assert db.best(KEY) is None and db.best(KEY, nearest=True) is None
+    assert db.best(KEY) is None and db.best(KEY, nearest=True) is None and db.fastest(KEY) is None
     assert db.best(dataclasses.replace(KEY, pass_name="bprop")) is None
 
 
@@ -138,9 +164,10 @@ def test_nearest_picks_the_closest_threads_then_batch(tmp_path):
     tuned = {(1, 2): 1, (2, 8): 2, (4, 2): 3, (1, 16): 4}           # (threads, batch) -> kv, to tell apart
     for (threads, batch), kv in tuned.items():
         key = dataclasses.replace(KEY, threads=threads, batch=batch)
-        db.add(rec(key, Blocking(kv), 1e-4))
+        chosen(db, rec(key, Blocking(kv), 1e-4))
         db.add(rec(key, Blocking(kv + 10), 2e-4))                    # slower: never chosen
         db.add(rec(key, Blocking(kv + 20), math.inf, "plan", "PlanError"))
+    db.add(rec(dataclasses.replace(KEY, threads=2, batch=2), Blocking(9), 1e-6))  # closest, but unconfirmed
 
     def nearest(threads, batch):
         r = db.best(dataclasses.replace(KEY, threads=threads, batch=batch), nearest=True)
@@ -161,7 +188,7 @@ def test_nearest_picks_the_closest_threads_then_batch(tmp_path):
 
 def test_nearest_falls_back_when_the_exact_key_only_failed(tmp_path):
     db = TuningDB(tmp_path / "t.sqlite")
-    db.add(rec(dataclasses.replace(KEY, threads=2), Blocking(7), 1e-4))
+    chosen(db, rec(dataclasses.replace(KEY, threads=2), Blocking(7), 1e-4))
     db.add(rec(KEY, Blocking(8), math.inf, "wrong_answer", "ValueError"))
     assert db.best(KEY) is None
     assert db.best(KEY, nearest=True).blocking == Blocking(7)
@@ -172,9 +199,9 @@ def test_records_of_another_plan_or_record_format_are_ignored(tmp_path):
     db = TuningDB(path)
     old = dataclasses.replace(KEY, plan_format=PLAN_FORMAT - 1)
     newer = dataclasses.replace(KEY, plan_format=PLAN_FORMAT + 1)
-    db.add(rec(old, Blocking(1), 1e-9))
-    db.add(rec(newer, Blocking(2), 1e-9))
-    db.add(rec(KEY, Blocking(3), 1e-3))
+    chosen(db, rec(old, Blocking(1), 1e-9))
+    chosen(db, rec(newer, Blocking(2), 1e-9))
+    chosen(db, rec(KEY, Blocking(3), 1e-3))
     # A row written by a dfpgen with another record format, with the current key.
     db.conn.execute(
         "INSERT INTO records (format, key_digest, key_family, key, layer, blocking, seconds, gmacs, error_kind, "
@@ -247,7 +274,7 @@ def test_two_writer_processes_lose_no_records(tmp_path):
     for tag in (1, 2):
         layers = [r.layer for r in records if r.blocking.wb == tag]
         assert layers == [f"w{tag}-{i}" for i in range(200)]      # each writer's order is kept
-    assert db.best(KEY).seconds == pytest.approx(1e-4)
+    assert db.fastest(KEY).seconds == pytest.approx(1e-4)
 
 
 def test_writer_killed_mid_loop_leaves_a_readable_database(tmp_path):
@@ -269,10 +296,10 @@ def test_writer_killed_mid_loop_leaves_a_readable_database(tmp_path):
     records = db.records()
     assert len(records) >= 100
     assert all(r.ok and r.key == KEY for r in records)
-    assert db.best(KEY).seconds == pytest.approx(1e-4)
+    assert db.fastest(KEY).seconds == pytest.approx(1e-4)
     db.add(rec(blocking=Blocking(kv=9), seconds=1e-6))
     assert len(db.records()) == len(records) + 1
-    assert db.best(KEY).blocking == Blocking(kv=9)
+    assert db.fastest(KEY).blocking == Blocking(kv=9)
     db.close()
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
@@ -514,3 +541,38 @@ def test_writing_to_a_missing_read_only_database_raises_tuning_db_error(tmp_path
 def test_default_path_is_in_the_cache_dir(cache):
     assert TuningDB(create=False).path == cache / "tuning.sqlite"
     assert not (cache / "tuning.sqlite").exists()
+
+
+def test_reading_an_empty_file_writes_nothing_to_it(tmp_path):
+    path = tmp_path / "empty.sqlite"
+    path.touch()
+    db = TuningDB(path, create=False)
+    assert db.records() == [] and db.best(KEY) is None and db.baseline(KEY, "fp32") is None
+    assert path.stat().st_size == 0
+    assert not db.readable
+    db.close()
+
+
+def test_reading_an_sqlite_file_without_tables_writes_no_schema(tmp_path):
+    path = tmp_path / "blank.sqlite"
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA page_size=4096")
+    conn.execute("VACUUM")       # a valid SQLite file with a header and nothing in it
+    conn.close()
+    before = path.read_bytes()
+    db = TuningDB(path, create=False)
+    assert db.records() == []
+    db.close()
+    assert path.read_bytes() == before
+    assert not TuningDB(path, create=False).readable
+
+
+@pytest.mark.parametrize("under", ["file/t.sqlite", "file/deeper/t.sqlite"])
+def test_a_database_under_a_regular_file_raises_tuning_db_error(tmp_path, under):
+    (tmp_path / "file").write_text("a regular file\n")
+    path = tmp_path / under
+    with pytest.raises(TuningDBError) as exc_info:
+        TuningDB(path)
+    assert str(path) in str(exc_info.value) and "folder" in str(exc_info.value)
+    assert TuningDB(path, create=False).records() == []      # reading finds nothing there
+    assert (tmp_path / "file").read_text() == "a regular file\n"

@@ -327,8 +327,8 @@ def test_default_record_from_the_db_describes_the_default_blocking(isa, cache, d
     first = tune(task, db, trials=4, budget=20)
     default = planned(task, default_blocking(TINY, Numerics(), task.target, isa))
     assert first.default.blocking == default
-    # Make the best deterministically another blocking than the default's.
-    db.add(fake_record(task, distinct_blocking, first.best.seconds / 10))
+    # Make the best deterministically another blocking than the default's (as a later search would).
+    fake_choice(db, task, distinct_blocking, first.best.seconds / 10)
     again = tune(task, db, trials=4, budget=20)
     assert again.from_db and again.best.blocking == distinct_blocking
     assert again.default.seconds == first.default.seconds
@@ -416,6 +416,14 @@ def fake_record(task, blocking, seconds=1e-5):
     return Record(task.key, blocking, seconds, task.spec.macs / seconds / 1e9, created=1.0, layer="tiny")
 
 
+def fake_choice(db, task, blocking, seconds=1e-5):
+    """A record and the choice of a completed search for it."""
+    record = fake_record(task, blocking, seconds)
+    db.add(record)
+    db.add_choice(record)
+    return record
+
+
 @pytest.fixture
 def distinct_blocking(isa):
     """A plannable blocking (as the planner normalizes it) that is not the default. Only a candidate the
@@ -435,8 +443,8 @@ def distinct_blocking(isa):
 def test_compile_uses_the_exact_tuned_record(isa, cache, distinct_blocking):
     db = TuningDB(cache / "tuning.sqlite")   # the default database of DFPGEN_CACHE_DIR
     task = task_of(isa)
-    db.add(fake_record(task, distinct_blocking))
     db.add(fake_record(task, planned(task, default_blocking(TINY, Numerics(), task.target, isa)), 2e-5))
+    fake_choice(db, task, distinct_blocking)
     assert lookup(TINY, "fprop", Numerics(), isa, 1, db=db) == (distinct_blocking, "tuned")
     assert lookup(TINY, "fprop", Numerics(), isa, 1) == (distinct_blocking, "tuned")  # default path
     kernel = dfpgen_compile(TINY, "fprop", Numerics(), isa=isa, threads=1, tuned=True)
@@ -446,7 +454,7 @@ def test_compile_uses_the_exact_tuned_record(isa, cache, distinct_blocking):
 
 def test_compile_falls_back_to_the_nearest_batch_and_threads_and_says_so(isa, cache, distinct_blocking):
     db = TuningDB(cache / "tuning.sqlite")
-    db.add(fake_record(task_of(isa), distinct_blocking))       # batch 2, 1 thread
+    fake_choice(db, task_of(isa), distinct_blocking)           # batch 2, 1 thread
     bigger = dataclasses.replace(TINY, N=4)
     blocking, source = lookup(bigger, "fprop", Numerics(), isa, 1, db=db)
     assert blocking == distinct_blocking and source == "tuned at batch 2, 1 threads"
@@ -468,7 +476,7 @@ def test_compile_says_default_without_a_db_and_untuned_ignores_it(isa, cache, di
     assert not path.exists()   # looking up never creates a database
     assert lookup(TINY, "fprop", Numerics(), isa, 1) == (None, "default")
     db = TuningDB(path)
-    db.add(fake_record(task_of(isa), distinct_blocking))
+    fake_choice(db, task_of(isa), distinct_blocking)
     assert dfpgen_compile(TINY, "fprop", Numerics(), isa=isa, threads=1, tuned=True).source == "tuned"
     assert dfpgen_compile(TINY, "fprop", Numerics(), isa=isa, threads=1).source == "default"   # untuned: never asks
     given = dfpgen_compile(TINY, "fprop", Numerics(), isa=isa, threads=1, blocking=Blocking(1, 2, 1), tuned=True)
@@ -486,7 +494,7 @@ def test_tuned_blocking_reaches_compile_end_to_end(isa, cache):
 
 def test_confirmation_retimes_the_finalists_and_the_db_keeps_the_choice(isa, cache):
     """A candidate whose first measurement was lucky loses to the finalists' shared rounds: the
-    confirmed times are stored and db.best ranks each blocking by its latest record."""
+    confirmed times are stored and db.best answers only with the tuner's choice."""
     task = task_of(isa)
     measurer = Measurer(task)
     first = measurer.measure(default_blocking(TINY, Numerics(), task.target, isa))
@@ -496,18 +504,130 @@ def test_confirmation_retimes_the_finalists_and_the_db_keeps_the_choice(isa, cac
     db = TuningDB(cache / "t.sqlite")
     db.add(lucky)
     db.add(again)
-    assert db.best(task.key) == lucky            # no choice recorded: the fastest record
+    assert db.best(task.key) is None             # no choice recorded: an unfinished search answers nothing
     db.add_choice(again)
     assert db.best(task.key) == again            # the tuner's choice outranks the lucky first time
     faster = dataclasses.replace(again, seconds=again.seconds / 2, created=time.time() + 1)
     db.add(faster)
-    assert db.best(task.key) == faster           # a faster record added since the choice wins
+    assert db.best(task.key) == again            # an unconfirmed record added since (a killed retune) does not
 
 
 def test_conv2d_asks_the_tuning_database_and_says_so(isa, cache, distinct_blocking):
     """Conv2d is where a layer's kernels consult the database: a tuned record reaches its kernel."""
     db = TuningDB(cache / "tuning.sqlite")
-    db.add(fake_record(task_of(isa), distinct_blocking))
+    fake_choice(db, task_of(isa), distinct_blocking)
     op = Conv2d(TINY, isa=isa, threads=1)
     assert op.kernel("fprop").source == "tuned" and op.kernel("fprop").plan.blocking == distinct_blocking
     assert op.kernel("bprop").source == "default"
+
+
+# ------------------------------------------------------------------------- interrupted searches
+
+def counting_measure(monkeypatch, interrupt_after=None):
+    """Measurer.measure, recording each candidate it measures; with `interrupt_after`, the next call after
+    that many raises KeyboardInterrupt (a Ctrl-C or kill mid-search)."""
+    measured = []
+    original = Measurer.measure
+
+    def measure(self, blocking):
+        if interrupt_after is not None and len(measured) >= interrupt_after:
+            raise KeyboardInterrupt
+        measured.append(blocking)
+        return original(self, blocking)
+    monkeypatch.setattr(Measurer, "measure", measure)
+    return measured
+
+
+def test_a_search_killed_mid_way_resumes_with_its_records_and_confirms(isa, cache, monkeypatch):
+    db = TuningDB(cache / "tuning.sqlite")   # the default database, which Conv2d reads
+    task = task_of(isa)
+    with monkeypatch.context() as m:
+        first = counting_measure(m, interrupt_after=3)
+        with pytest.raises(KeyboardInterrupt):
+            tune(task, db, trials=6, budget=60)
+    assert len(first) == 3 and len(db.records(task.key)) == 3
+    # Nothing of the unfinished search answers: not tune's database path, not lookup, not Conv2d.
+    assert db.best(task.key) is None and db.best(task.key, nearest=True) is None
+    assert lookup(TINY, "fprop", Numerics(), isa, 1) == (None, "default")
+    assert Conv2d(TINY, isa=isa, threads=1).kernel("fprop").source == "default"
+
+    with monkeypatch.context() as m:
+        second = counting_measure(m)
+        resumed = tune(task, db, trials=6, budget=60)
+    assert not resumed.from_db
+    assert resumed.reused >= 3          # the same seed replays the first 3 points (another may plan to one of them)
+    assert not set(second) & set(first)                           # which are not measured again
+    assert resumed.measured == len(second) <= 3
+    assert len(db.records(task.key)) == 3 + resumed.measured + resumed.confirmed
+    assert resumed.default is not None and resumed.best.seconds <= resumed.default.seconds
+    assert resumed.confirmed >= 2                                 # the default and at least one other finalist
+    assert db.best(task.key) == resumed.best
+    assert lookup(TINY, "fprop", Numerics(), isa, 1) == (resumed.best.blocking, "tuned")
+    again = tune(task, db, trials=6, budget=60)
+    assert again.from_db and again.best == resumed.best and again.default.seconds == resumed.default.seconds
+
+
+def test_unconfirmed_records_are_confirmed_before_they_answer(isa, cache, distinct_blocking, monkeypatch):
+    """A search killed before its choice left an impossibly fast record: lookup ignores it, and the next
+    tune takes it into the confirmation rounds, whose times replace its lucky one."""
+    db = TuningDB(cache / "tuning.sqlite")
+    task = task_of(isa)
+    lucky = fake_record(task, distinct_blocking, 1e-12)
+    db.add(lucky)
+    assert lookup(TINY, "fprop", Numerics(), isa, 1) == (None, "default")
+    assert dfpgen_compile(TINY, "fprop", Numerics(), isa=isa, threads=1, tuned=True).source == "default"
+    measured = counting_measure(monkeypatch)
+    outcome = tune(task, db, trials=4, budget=60)
+    assert not outcome.from_db and outcome.default is not None
+    assert distinct_blocking not in {planned(task, b) for b in measured}     # reused, not measured
+    assert outcome.confirmed >= 2
+    confirmed = db.records(task.key)[-outcome.confirmed:]
+    assert lucky.blocking in {r.blocking for r in confirmed}      # it was a finalist, timed again
+    assert outcome.best in confirmed and outcome.best.seconds > 1e-12
+    assert outcome.best.seconds <= outcome.default.seconds
+    assert db.best(task.key) == outcome.best
+
+
+# ----------------------------------------------------------------------- an unreadable database
+
+def test_a_corrupt_default_database_is_ignored_with_one_warning(isa, cache):
+    import warnings
+
+    from dfpgen.tuning.db import TuningDBError
+
+    path = cache / "tuning.sqlite"
+    path.write_bytes(random.Random(0).randbytes(8192))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")     # the once-per-file rule must be dfpgen's, not the warnings filter's
+        op = Conv2d(TINY, isa=isa, threads=1)
+        assert {op.kernel(p).source for p in PASSES} == {"default"}
+        assert dfpgen_compile(TINY, "fprop", Numerics(), isa=isa, threads=1, tuned=True).source == "default"
+        assert lookup(TINY, "bprop", Numerics(), isa, 2) == (None, "default")
+    ours = [w for w in caught if w.category.__name__ == "TuningDBWarning"]
+    assert len(ours) == 1, [str(w.message) for w in caught]
+    message = str(ours[0].message)
+    assert str(path) in message and "tuning database is ignored" in message and "\n" not in message
+    assert "--db" not in message                 # advice for `dfpgen tune`, not for a layer
+    assert path.read_bytes() == random.Random(0).randbytes(8192)   # left as it was
+    with pytest.raises(TuningDBError):           # tuning itself still refuses it
+        tune(task_of(isa), TuningDB(path), trials=2, budget=10)
+    with pytest.raises(TuningDBError):           # and so does a lookup in a database given on purpose
+        lookup(TINY, "fprop", Numerics(), isa, 1, db=TuningDB(path, create=False))
+
+
+def test_dfpconv2d_runs_with_a_corrupt_default_database(cache, torch):
+    import warnings
+
+    from dfpgen.torch import DFPConv2d
+
+    path = cache / "tuning.sqlite"
+    path.write_bytes(random.Random(1).randbytes(8192))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        layer = DFPConv2d(8, 16, 3, padding=1)
+        x = torch.randn(2, 8, 8, 8, requires_grad=True)
+        layer(x).sum().backward()
+        DFPConv2d(8, 8, 3, padding=1)(x)
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+    ours = [w for w in caught if w.category.__name__ == "TuningDBWarning"]
+    assert len(ours) == 1 and str(path) in str(ours[0].message)

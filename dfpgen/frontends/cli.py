@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import math
 import time
 from pathlib import Path
 
@@ -327,6 +328,13 @@ def bench_cmd(ref, batch_file, pass_name, bits, rounding, overflow, chain, isa, 
                   r["vs_torch"] if r["vs_torch"] is not None else "-") for r in results])
 
 
+def _finite(ctx, param, value):
+    """Reject NaN and infinity, which click's FloatRange lets through."""
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a finite number")
+    return value
+
+
 @main.command("tune")
 @click.option("--layer", "ref", default=None, help=_LAYER_HELP + "  [default: resnet50:res2a]")
 @_BATCH_FILE
@@ -336,7 +344,7 @@ def bench_cmd(ref, batch_file, pass_name, bits, rounding, overflow, chain, isa, 
 @click.option("--batch", "-N", type=click.IntRange(min=1), default=None,
               help="Batch size (default: a descriptor's mb, else 8).")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Threads (default: all cores).")
-@click.option("--budget", type=click.FloatRange(min=1), default=100.0, show_default=True,
+@click.option("--budget", type=click.FloatRange(min=1), default=100.0, show_default=True, callback=_finite,
               help="Seconds of search for the whole command, shared by its layers and passes.")
 @click.option("--trials", type=click.IntRange(min=1), default=48, show_default=True,
               help="Most candidates measured per layer and pass.")
@@ -382,7 +390,7 @@ def tune_cmd(ref, batch_file, pass_name, bits, rounding, overflow, chain, isa, b
     batch = batch if batch is not None else specs[0].N
     db = TuningDB(db_path)
     peak = peaks()[isa].gmacs * threads
-    results, points = [], []
+    results, points, reused = [], [], []
     started = time.monotonic()
     with click.progressbar(length=len(tasks) * trials, label="tuning", file=click.get_text_stream("stderr"),
                            show_pos=True) as bar:
@@ -397,6 +405,7 @@ def tune_cmd(ref, batch_file, pass_name, bits, rounding, overflow, chain, isa, b
             bar.update(trials - done[0])
             base = report.baselines(task, db, fp32_isa, remeasure=retune) if outcome.best else None
             results.append(report.row(task, outcome, base, peak))
+            reused.append(outcome.reused)
             if outcome.best:
                 points.append(report.roofline_point(task, outcome, results[-1]["gmacs"]))
     db.close()
@@ -412,10 +421,15 @@ def tune_cmd(ref, batch_file, pass_name, bits, rounding, overflow, chain, isa, b
                f"database {db.path}")
     fmt = lambda v, suffix="": "-" if v is None else f"{v}{suffix}"
     _echo_table(("layer", "pass", "source", "best blocking", "GMAC/s", "% peak", "x default", "x FP32", "x torch"),
-                [(r["layer"], r["pass"], "db" if r["from_db"] else f"{r['measured']} tried",
+                [(r["layer"], r["pass"], "db" if r["from_db"] else f"{r['measured']} tried" + _reused(n),
                   Blocking(**r["blocking"]).describe() if r["blocking"] else r.get("error"), fmt(r.get("gmacs")),
                   fmt(r.get("pct_peak")), fmt(r.get("vs_default")), fmt(r.get("vs_fp32")), fmt(r.get("vs_torch")))
-                 for r in results])
+                 for r, n in zip(results, reused)])
+
+
+def _reused(count: int) -> str:
+    """The table's note of the candidates a resumed search took from the database."""
+    return f", {count} reused" if count else ""
 
 
 @main.group("db")
@@ -428,18 +442,22 @@ def db_group() -> None:
 @click.option("--all", "show_all", is_flag=True, help="Every record, failures too, instead of the best per task.")
 @_usage_errors
 def db_show(db_path, show_all):
-    """The best record of every tuned task (or every record with --all)."""
+    """The tuner's choice for every tuned task (or every record with --all); a task whose search did not
+    finish shows its fastest record, marked unconfirmed (kernels do not use it)."""
     from dfpgen.tuning.db import TuningDB
 
     db = TuningDB(db_path, create=False)
     records = db.records()
+    rows = [(r, r.error_kind or "") for r in records]
     if not show_all:
         keys = list(dict.fromkeys(r.key for r in records if r.ok))     # every task with a correct record
-        records = [db.best(key) for key in keys]
-    click.echo(f"{db.path}: {len(db.records())} records")
+        chosen = {key: db.best(key) for key in keys}
+        rows = [(chosen[key], "") if chosen[key] else (db.fastest(key), "unconfirmed") for key in keys]
+    empty = " (empty)" if not db.readable and db.path.exists() else ""
+    click.echo(f"{db.path}: {len(records)} records{empty}")
     _echo_table(("layer", "pass", "batch", "threads", "isa", "bits", "blocking", "GMAC/s", "error"),
                 [(r.layer, r.key.pass_name, r.key.batch, r.key.threads, r.key.numerics[-1], r.key.numerics[0],
-                  r.blocking.describe(), f"{r.gmacs:.1f}" if r.ok else "-", r.error_kind or "") for r in records])
+                  r.blocking.describe(), f"{r.gmacs:.1f}" if r.ok else "-", note) for r, note in rows])
 
 
 @db_group.command("export")

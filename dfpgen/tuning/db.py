@@ -34,6 +34,10 @@ class TuningDBError(DFPGenError, RuntimeError):
     """The tuning database file is corrupt, foreign, or of an unknown schema version."""
 
 
+class TuningDBWarning(UserWarning):
+    """The user's tuning database is unreadable, so kernels ignore it and take their default blockings."""
+
+
 @dataclass(frozen=True)
 class TuningKey:
     """What the best blocking depends on."""
@@ -101,18 +105,31 @@ class TuningDB:
 
     def __init__(self, path: str | Path | None = None, create: bool = True):
         self.path = Path(path) if path is not None else default_path()
-        if not create and not self.path.exists():
-            self.conn = None
+        self.conn = None
+        # Opened only to read (create=False), a missing or empty file is an empty database and is left
+        # as it is: reading never writes a schema.
+        if not create and (not self.path.exists() or self.path.stat().st_size == 0):
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            blocking = next((p for p in self.path.parents if p.exists() and not p.is_dir()), None)
+            reason = f"{blocking} is a file, not a folder" if blocking else exc.strerror or str(exc)
+            raise TuningDBError(f"{self.path}: cannot make the tuning database's folder ({reason}); pass another "
+                                f"--db or set DFPGEN_CACHE_DIR") from None
         try:
             self.conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-            self._prepare()
+            self._prepare(create)
         except sqlite3.DatabaseError as exc:
             raise TuningDBError(f"{self.path}: not a readable dfpgen tuning database ({exc}); "
                                 f"move it away or pass another --db") from None
 
-    def _prepare(self) -> None:
+    @property
+    def readable(self) -> bool:
+        """Whether there is a tuning database to read (False: a missing or empty file opened only to read)."""
+        return self.conn is not None
+
+    def _prepare(self, create: bool = True) -> None:
         conn = self.conn
         # Check and create in one write transaction: two tuners opening a new file at once must not
         # see each other's half-made schema.
@@ -120,7 +137,7 @@ class TuningDB:
         try:
             app = conn.execute("PRAGMA application_id").fetchone()[0]
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-            if app == 0 and not tables:
+            if app == 0 and not tables and create:
                 conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
                 conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
                 conn.execute("""CREATE TABLE records (
@@ -138,6 +155,9 @@ class TuningDB:
             conn.execute("ROLLBACK")
             raise
         if app == 0 and not tables:
+            if not create:   # an SQLite file with nothing in it, opened only to read: an empty database
+                conn.close()
+                self.conn = None
             return  # new: SQLite's default rollback journal (no WAL, whose switch needs the file alone)
         if app != APPLICATION_ID:
             raise TuningDBError(f"{self.path}: not a dfpgen tuning database (application id {app:#x})")
@@ -195,29 +215,46 @@ class TuningDB:
         return self._rows("AND key_digest = ?", (key.digest(),)) if key else self._rows()
 
     def best(self, key: TuningKey, nearest: bool = False) -> Record | None:
-        """The best correct record of a key; with `nearest`, when the key has none, of the tuned
-        (threads, batch) closest to the key's among the same layer, pass, numerics and CPU.
+        """The tuner's confirmed choice for a key (`add_choice`), or None until a search of it has completed;
+        with `nearest`, when the key has none, the choice of the tuned (threads, batch) closest to the key's
+        among the same layer, pass, numerics and CPU.
 
-        The best is the tuner's latest choice (`add_choice`: its confirmed record), unless a record
-        added since is faster; without a choice, the fastest record."""
-        found = [(i, r) for i, r in self._rows_with_ids("AND key_digest = ?", (key.digest(),)) if r.ok]
-        if not found and nearest:
-            family = [(i, r) for i, r in self._rows_with_ids("AND key_family = ?", (key.family(),)) if r.ok]
-            if family:
-                near = min({(r.key.threads, r.key.batch) for _, r in family},
-                           key=lambda tb: (abs(tb[0] - key.threads), abs(tb[1] - key.batch), -tb[0], -tb[1]))
-                found = [(i, r) for i, r in family if (r.key.threads, r.key.batch) == near]
-        if not found:
+        Records without a choice (a search killed before its confirmation rounds, or records added since)
+        never answer: a single unconfirmed measurement can rank a blocking ahead of the default."""
+        found = self._chosen(key)
+        if found is None and nearest:
+            tuned = {r.key for r in self._rows("AND key_family = ?", (key.family(),)) if r.ok} - {key}
+            closest = lambda k: (abs(k.threads - key.threads), abs(k.batch - key.batch), -k.threads, -k.batch)
+            for other in sorted(tuned, key=closest):
+                found = self._chosen(other)
+                if found is not None:
+                    break
+        return found
+
+    def _chosen(self, key: TuningKey) -> Record | None:
+        """The record the latest choice of a key names, or None."""
+        choice = self.baseline(key, "choice")
+        if choice is None:
             return None
-        choice = self.baseline(found[0][1].key, "choice")
-        if choice is not None:
-            chosen_id = json.loads(choice[1])["record"]
-            if any(i == chosen_id for i, _ in found):
-                found = [(i, r) for i, r in found if i >= chosen_id]
-        return min((r for _, r in found), key=lambda r: r.seconds)
+        try:
+            chosen_id = int(json.loads(choice[1])["record"])
+        except (ValueError, TypeError, KeyError) as exc:
+            raise TuningDBError(f"{self.path}: a choice is damaged ({type(exc).__name__}: {exc}); move the "
+                                f"database away or pass another --db") from None
+        rows = self._rows("AND key_digest = ? AND id = ?", (key.digest(), chosen_id))
+        return rows[0] if rows and rows[0].ok else None
+
+    def fastest(self, key: TuningKey) -> Record | None:
+        """The fastest correct record of a key, confirmed or not (what `dfpgen db show` lists for an unfinished
+        search; never what a kernel uses)."""
+        found = [r for r in self.records(key) if r.ok]
+        return min(found, key=lambda r: r.seconds) if found else None
 
     def add_choice(self, record: Record) -> None:
-        """Record the tuner's choice for a key: the latest stored record of `record`'s blocking."""
+        """Record the tuner's choice for a key, which marks its search complete: the latest stored record of
+        `record`'s blocking."""
+        if not record.ok:
+            raise TuningDBError(f"{self.path}: add_choice of a failed record ({record.blocking.describe()})")
         row = self._execute("SELECT id FROM records WHERE key_digest = ? AND blocking = ? ORDER BY id DESC LIMIT 1",
                             (record.key.digest(), json.dumps(dataclasses.asdict(record.blocking))))
         if not row:

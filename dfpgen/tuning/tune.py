@@ -16,6 +16,7 @@ import json
 import math
 import random
 import time
+import warnings
 from dataclasses import dataclass, field
 from itertools import product
 from typing import Callable
@@ -32,7 +33,7 @@ from dfpgen.errors import CompileError, DFPGenError, PlanError
 from dfpgen.passes import Pass, Reduction, get
 from dfpgen.runtime.execute import Prepared, output_buffer, prepare, quantized_operands
 from dfpgen.tuning.cost import block_shapes, predicted_cycles
-from dfpgen.tuning.db import Record, TuningDB, TuningKey
+from dfpgen.tuning.db import Record, TuningDB, TuningDBError, TuningDBWarning, TuningKey, default_path
 from dfpgen.tuning.measure import interleaved, median_time, random_operands
 from dfpgen.verification.reference import flush_bound, fp32_bound
 
@@ -304,14 +305,20 @@ class Outcome:
     measured: int = 0         # candidates measured
     failures: int = 0
     confirmed: int = 0        # finalists timed again (each one more record)
+    reused: int = 0           # candidates an interrupted search had measured, taken from the database
 
 
 def tune(task: Task, db: TuningDB, *, trials: int = 64, budget: float = 30.0, seed: int = 0,
          retune: bool = False, progress: Callable[[int], None] | None = None) -> Outcome:
-    """Tune one task (or answer from the database unless `retune`); every measurement is recorded."""
+    """Tune one task (or answer from the database unless `retune`); every measurement is recorded.
+
+    Only a completed search answers from the database (its choice, stored last). A search that was
+    interrupted resumes: the candidates it measured are taken from their records, not measured again,
+    and the search goes on to its trials and its confirmation rounds."""
     from dfpgen.tuning.cost import default_blocking
 
     key = task.key
+    earlier: dict[Blocking, Record] = {}
     if not retune:
         best = db.best(key)
         if best is not None:
@@ -319,6 +326,8 @@ def tune(task: Task, db: TuningDB, *, trials: int = 64, budget: float = 30.0, se
             default = Record(key, Blocking(**json.loads(saved[1])), saved[0], task.spec.macs / saved[0] / 1e9,
                              layer=task.spec.name) if saved and saved[1] else None
             return Outcome(task, best, default, True)
+        # No choice: whatever this key's records hold is an unfinished search's (the latest per blocking).
+        earlier = {r.blocking: r for r in db.records(key)}
     # Operands, results and the candidates' tables must fit before anything is planned or allocated.
     task.conv_pass.check_size(task.spec, task.numerics, None, task.target, task.isa, run=True)
     default = default_blocking(task.spec, task.numerics, task.target, task.isa, task.conv_pass)
@@ -327,10 +336,20 @@ def tune(task: Task, db: TuningDB, *, trials: int = 64, budget: float = 30.0, se
     space = knob_space(task.spec, task.conv_pass, task.numerics, task.target, task.isa)
     ranked = [b for _, b in rank_by_cost(space, task.spec, task.conv_pass, task.numerics, task.target, task.isa)]
     records: dict[Blocking, Record] = {}
+    # An interrupted search's correct candidates compete for the finals even where this search does not
+    # visit them again (another seed); those it visits again are not measured again.
+    records.update({b: r for b, r in earlier.items() if r.ok})
+    reused: set[Blocking] = set()
+    fresh: list[Record] = []
 
     def measure(b: Blocking) -> float:
-        record = measurer.measure(b)
-        db.add(record)
+        record = _earlier_record(task, earlier, b)
+        if record is not None:
+            reused.add(b)
+        else:
+            record = measurer.measure(b)
+            db.add(record)
+            fresh.append(record)
         records[b] = record
         return record.seconds
 
@@ -338,14 +357,13 @@ def tune(task: Task, db: TuningDB, *, trials: int = 64, budget: float = 30.0, se
     # The default blocking is always a candidate, so the tuned choice is never slower than it.
     start = (default,) if default in set(space) else ()
     if not start:
-        records[default] = measurer.measure(default)
-        db.add(records[default])
+        measure(default)
         trials -= 1
     if trials > 0:
         search(space, measure, trials=trials, budget=remaining, seed=seed, ranked=ranked, start=start,
                progress=progress)
     ok = [r for r in records.values() if r.ok]
-    default_record = records.get(default)
+    default_record = records.get(default) or _earlier_record(task, earlier, default)
     default_record = default_record if default_record is not None and default_record.ok else None
     # The fastest few and the default are timed again side by side, and those times decide; the
     # database keeps the choice, which its best() answers until a faster record is added.
@@ -368,24 +386,45 @@ def tune(task: Task, db: TuningDB, *, trials: int = 64, budget: float = 30.0, se
     best = min(confirmed, key=lambda r: r.seconds) if confirmed else None
     if best is not None:
         db.add_choice(best)
-    return Outcome(task, best,
-                   default_record, False, measured=len(records), failures=len(records) - len(ok),
-                   confirmed=len(confirmed) if len(confirmed) > 1 else 0)
+    return Outcome(task, best, default_record, False, measured=len(fresh), failures=sum(not r.ok for r in fresh),
+                   confirmed=len(confirmed) if len(confirmed) > 1 else 0, reused=len(reused))
+
+
+def _earlier_record(task: Task, earlier: dict[Blocking, Record], b: Blocking) -> Record | None:
+    """An interrupted search's record of candidate `b`: stored under `b` when it failed, under the blocking
+    it plans to when it ran."""
+    if not earlier:
+        return None
+    if b in earlier:
+        return earlier[b]
+    try:
+        planned = task.conv_pass.plan(task.spec, task.numerics, b, task.target, task.isa).blocking
+    except PlanError:
+        return None
+    return earlier.get(planned)
 
 
 def lookup(spec: ConvSpec, conv_pass: Pass | str, numerics: Numerics, isa: str, threads: int,
            target: Target | None = None, db: TuningDB | None = None) -> tuple[Blocking | None, str]:
     """The tuned blocking for a kernel from the database, and where it came from: 'tuned', 'tuned at
     batch B, T threads' (the nearest tuned configuration of the same layer) or 'default' (none).
-    The one place that consults the tuning database for a kernel (without `db`: the user's own)."""
+    The one place that consults the tuning database for a kernel (without `db`: the user's own).
+
+    Only completed, confirmed searches answer. The user's own database is an optimization: when it is
+    unreadable, kernels take their default blockings, with one warning per process and file."""
     target = target or host()
     key = tuning_key(spec, get(conv_pass), numerics, threads, target, isa)
     if db is None:
-        own = TuningDB(create=False)
+        own = None
         try:
+            own = TuningDB(create=False)
             best = own.best(key, nearest=True)
+        except TuningDBError:
+            _warn_unreadable()
+            return None, "default"
         finally:
-            own.close()
+            if own is not None:
+                own.close()
     else:
         best = db.best(key, nearest=True)
     if best is None:
@@ -393,3 +432,16 @@ def lookup(spec: ConvSpec, conv_pass: Pass | str, numerics: Numerics, isa: str, 
     if (best.key.threads, best.key.batch) == (threads, spec.N):
         return best.blocking, "tuned"
     return best.blocking, f"tuned at batch {best.key.batch}, {best.key.threads} threads"
+
+
+_WARNED: set[str] = set()   # the unreadable databases this process has warned about
+
+
+def _warn_unreadable() -> None:
+    """Warn, once per process and file, that the user's tuning database is unreadable and ignored."""
+    path = str(default_path())
+    if path in _WARNED:
+        return
+    _WARNED.add(path)
+    warnings.warn(f"{path}: not a readable dfpgen tuning database; the tuning database is ignored and kernels use "
+                  f"their default blockings (move the file away to tune again)", TuningDBWarning, stacklevel=3)
