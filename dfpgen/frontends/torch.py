@@ -96,25 +96,12 @@ class _DFPLayer:
         self.rng = np.random.default_rng(seed)  # only stochastic rounding draws from it
         self.dfp_name = type(self).__name__     # convert() sets the qualified module name, for messages
         self._ops: dict[tuple, Conv2d] = {}
-        self._weight_q = None
 
     def _quantize(self, a: np.ndarray, kind: str, what: str) -> DFPTensor | np.ndarray:
         n = self.numerics
         if not n.is_dfp(kind):
             return a   # an FP32 kind of a mixed layer: its passes run in FP32 kernels
         return quantize(a, n.bits_of(kind), n.rounding_of(kind), self.rng, name=f"{self.dfp_name} {what}")
-
-    def _quantized_weight(self, w: torch.Tensor, wn: np.ndarray) -> DFPTensor:
-        # Unchanged weights (evaluation, or micro-batches between optimizer steps) are quantized and laid
-        # out once: Conv2d keeps each DFPTensor's blocked layouts, keyed by the object.
-        # The key holds the tensor itself (a Linear passes a view: its base), so a new Parameter that
-        # happens to reuse the old one's memory is never mistaken for it; in-place updates bump _version.
-        base = w if w._base is None else w._base
-        key = (w._version, w.data_ptr(), tuple(w.shape))
-        cached = self._weight_q
-        if cached is None or cached[0] is not base or cached[1] != key or self.numerics.rounding == "stochastic":
-            self._weight_q = cached = (base, key, self._quantize(wn, "weight", "weight"))
-        return cached[2]
 
     def op(self, x_shape: tuple) -> Conv2d:
         """The Conv2d that runs this layer on (N, C, H, W) inputs (a Linear's are (1, C, 1, batch)); each
@@ -145,7 +132,7 @@ class _DFPLayer:
     def __getstate__(self):
         # Compiled kernels are ctypes objects: copies and pickles (deepcopy, torch.save) recompile on use.
         state = dict(self.__dict__)
-        state["_ops"], state["_weight_q"] = {}, None
+        state["_ops"] = {}
         return state
 
 
@@ -159,7 +146,9 @@ class _DFPConvFunction(torch.autograd.Function):
         wn = _check_tensor(weight, "weight", layer.dfp_name)
         op = layer.op(tuple(xn.shape))
         xq = layer._quantize(xn, "act", "input")
-        wq = layer._quantized_weight(weight, wn)
+        # Quantized on every call, never cached: a write through .data (p.data.add_(...), weight.data[...] = v)
+        # changes neither _version nor data_ptr, so no cheap key can tell that the weights changed.
+        wq = layer._quantize(wn, "weight", "weight")
         # The input mantissas are only needed for wtgrad: int16 is half the memory autograd would keep.
         ctx.dfp = (op, xq if ctx.needs_input_grad[1] else None, wq, layer)
         return torch.from_numpy(np.ascontiguousarray(op.fprop(xq, wq)))
