@@ -34,7 +34,8 @@ from torch import nn  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 
 import dfpgen  # noqa: E402
-from dfpgen.errors import DTypeError, NumericsError, ShapeError, SpecError  # noqa: E402
+from dfpgen.core.target import ISAS, host  # noqa: E402
+from dfpgen.errors import DTypeError, NumericsError, PlanError, ShapeError, SpecError, TargetError  # noqa: E402
 from dfpgen.torch import ConversionReport, DFPConv2d, DFPLinear, convert  # noqa: E402
 
 U32, U64 = 2.0**-24, 2.0**-53
@@ -303,12 +304,52 @@ def test_unsupported_conv_options_raise_at_construction(kwargs, option):
     (dict(rounding="up"), NumericsError, "rounding"),
     (dict(grad_rounding="up"), NumericsError, "rounding"),
     (dict(overflow="clip"), NumericsError, "overflow"),
-    (dict(threads=0), SpecError, "threads"),
+    (dict(threads=0), TargetError, "threads"),
     (dict(dtype=torch.float64), DTypeError, "dtype"),
 ])
 def test_bad_numerics_raise_at_construction(kwargs, error, option):
     with pytest.raises(error, match=option):
         DFPConv2d(4, 4, 3, **kwargs)
+
+
+def conv2d_error(**options) -> str:
+    """The one-line message dfpgen.Conv2d gives for these options (what the torch layers must say too)."""
+    with pytest.raises(dfpgen.DFPGenError) as info:
+        dfpgen.Conv2d(dfpgen.ConvSpec(1, 4, 4, 5, 5, 3, 3), **options)
+    return str(info.value)
+
+
+LAYERS_AND_CONVERT = {
+    "DFPConv2d": lambda **options: DFPConv2d(4, 4, 3, **options),
+    "DFPLinear": lambda **options: DFPLinear(4, 4, **options),
+    "convert": lambda **options: convert(nn.Sequential(nn.Conv2d(4, 4, 3)), **options),
+    "convert nothing": lambda **options: convert(nn.Sequential(nn.ReLU()), **options),   # no layer to build
+}
+
+
+@pytest.mark.parametrize("isa", [i for i in host().isas("dfp16") if not ISAS[i].saturating])
+@pytest.mark.parametrize("build", LAYERS_AND_CONVERT.values(), ids=LAYERS_AND_CONVERT.keys())
+def test_saturate_without_vpdpwssds_fails_at_construction(build, isa):
+    """Issue 20 item 10: it used to be accepted and to fail at the first batch."""
+    with pytest.raises(PlanError) as info:
+        build(overflow="saturate", isa=isa)
+    assert str(info.value) == conv2d_error(overflow="saturate", isa=isa) and "\n" not in str(info.value)
+    assert "vpdpwssd" in str(info.value)
+
+
+@pytest.mark.parametrize("threads", [-1, 0, True, 2.5, "2"])
+@pytest.mark.parametrize("build", LAYERS_AND_CONVERT.values(), ids=LAYERS_AND_CONVERT.keys())
+def test_bad_threads_fail_at_construction_as_conv2d_says(build, threads):
+    """Issue 20 item 10: one check (runtime.conv's) and one message for Conv2d, the torch layers and convert()."""
+    with pytest.raises(TargetError) as info:
+        build(threads=threads)
+    assert str(info.value) == conv2d_error(threads=threads) and "\n" not in str(info.value)
+
+
+def test_numpy_integer_threads_are_taken():
+    layer = DFPConv2d(4, 4, 3, threads=np.int64(2))
+    assert layer.threads == 2 and type(layer.threads) is int
+    assert layer(torch.randn(1, 4, 5, 5)).shape == (1, 4, 3, 3)
 
 
 def test_supported_padding_forms():

@@ -18,12 +18,13 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 from dfpgen import passes
+from dfpgen.codegen.plan import Blocking, common
 from dfpgen.core.dfp import DFPTensor, quantize
 from dfpgen.core.numerics import LayerNumerics, layer_numerics
 from dfpgen.core.spec import ConvSpec
 from dfpgen.core.target import resolve
 from dfpgen.errors import DTypeError, ShapeError, SpecError, TargetError
-from dfpgen.runtime.conv import Conv2d, choose_isa
+from dfpgen.runtime.conv import Conv2d, _threads, choose_isa
 
 __all__ = ["ConversionReport", "DFPConv2d", "DFPLinear", "convert", "conv_support"]
 
@@ -87,12 +88,7 @@ class _DFPLayer:
 
     def _setup(self, geometry: dict, numerics: LayerNumerics, threads, seed) -> None:
         self.numerics = numerics
-        passes.kernel_numerics(numerics)     # numerics no pass can run fail now, not at the first batch
-        if numerics.precision == "dfp16":   # a DFP ISA this host lacks fails now, not at the first batch
-            choose_isa(resolve(None), "dfp16", numerics.isa)
-        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-            raise SpecError(f"threads={threads!r}: expected a positive int or None (all cores)")
-        self.geometry, self.threads = geometry, threads
+        self.geometry, self.threads = geometry, _check_options(numerics, threads)
         self.rng = np.random.default_rng(seed)  # only stochastic rounding draws from it
         self.dfp_name = type(self).__name__     # convert() sets the qualified module name, for messages
         self._ops: dict[tuple, Conv2d] = {}
@@ -242,6 +238,21 @@ class DFPLinear(_DFPLayer, nn.Linear):
         return f"{super().extra_repr()}, {self._numerics_repr()}"
 
 
+def _check_options(numerics: LayerNumerics, threads) -> int | None:
+    """The threads (None: all cores) once checked as Conv2d checks them; raises now, not at the first batch,
+    for numerics no pass can run, a DFP ISA this host lacks, or one the overflow policy cannot use."""
+    threads = None if threads is None else _threads(threads)
+    kernels = passes.kernel_numerics(numerics)
+    if numerics.precision == "dfp16":
+        target = resolve(None)
+        isa = choose_isa(target, "dfp16", numerics.isa)
+        # The planner's own ISA checks (saturate needs vpdpwssds), which Conv2d meets when it compiles eagerly;
+        # they read no shape, so a 1x1 layer stands in for the shapes the first batch brings.
+        for kernel_numerics in kernels.values():
+            common(kernel_numerics, Blocking(), target, isa, ConvSpec(1, 1, 1, 1, 1, 1, 1))
+    return threads
+
+
 def _check_factory(device, dtype) -> None:
     if dtype is not None and dtype != torch.float32:
         raise DTypeError(f"dtype={dtype}: DFP layers keep float32 master weights only")
@@ -323,6 +334,7 @@ def convert(model: nn.Module, bits: int | None = None, rounding: str | None = No
     """
     numerics = layer_numerics(numerics, bits=bits, bits_w=bits_w, bits_grad=bits_grad, rounding=rounding,
                               grad_rounding=grad_rounding, overflow=overflow, isa=isa)
+    threads = _check_options(numerics, threads)   # even for a model with no layer to convert
     if not inplace:
         model = copy.deepcopy(model)
     report = ConversionReport(numerics=numerics.describe().removeprefix("dfp16 (").split("; DFP")[0])
