@@ -65,7 +65,7 @@ class DFPTensor:
         self._check(own=False)
 
     @classmethod
-    def _adopt(cls, mant: np.ndarray, exp: int, bits: int = 16) -> "DFPTensor":
+    def _adopt(cls, mant: np.ndarray, exp: int, bits: int = 16) -> DFPTensor:
         """A DFPTensor on a fresh int16 array nothing else references (quantize's own result): no copy."""
         tensor = object.__new__(cls)
         for name, value in (("mant", mant), ("exp", exp), ("bits", bits)):
@@ -74,6 +74,7 @@ class DFPTensor:
         return tensor
 
     def _check(self, own: bool) -> None:
+        """Validate the fields and take the mantissas read-only; `own`: the array is already ours alone."""
         check_bits(self.bits)
         if not isinstance(self.mant, np.ndarray) or self.mant.dtype != np.int16:
             raise DTypeError(f"DFPTensor.mant must be a numpy int16 array, got {type(self.mant).__name__}"
