@@ -803,3 +803,24 @@ def test_dfptensor_basics():
     assert "exp=-3" in repr(t)
     empty = DFPTensor(np.zeros((0, 3), np.int16), 0)
     assert empty.to_float().shape == (0, 3)
+
+
+def test_dfptensor_owns_read_only_mantissas():
+    """Issue 20 item 2: kernels cache layouts per DFPTensor, so nothing may change its mantissas."""
+    import copy
+    import pickle
+
+    m = np.array([[1, -2], [3, 4]], np.int16)
+    t = DFPTensor(m, -3, 8)
+    m *= -1                                    # the caller's array stays the caller's
+    assert t.mant.tolist() == [[1, -2], [3, 4]] and not np.shares_memory(t.mant, m)
+    quantized = quantize(np.array([1.5, -2.0], np.float32), 12)
+    for tensor in (t, quantized, downconvert(np.array([7, -9]), 0, 4), copy.copy(t), copy.deepcopy(t),
+                   pickle.loads(pickle.dumps(t))):
+        before = tensor.mant.copy()
+        for write in (lambda a: a.__setitem__(0, 1), lambda a: a.__imul__(2), lambda a: a.fill(0),
+                      lambda a: np.negative(a, out=a), lambda a: a.setflags(write=True)):
+            with pytest.raises(ValueError):
+                write(tensor.mant)
+        np.testing.assert_array_equal(tensor.mant, before)
+    assert copy.deepcopy(t).mant.tolist() == t.mant.tolist() and copy.deepcopy(t).bits == 8

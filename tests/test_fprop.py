@@ -533,6 +533,23 @@ def test_dfp_tensor_changed_in_place_is_not_stale(isa):
     np.testing.assert_array_equal(op.fprop(x, w), ref.conv_int(x.mant, w.mant, 1, 1).astype(np.float32))
 
 
+@pytest.mark.parametrize("isa", DFP_ISAS[:1])
+def test_dfp_tensor_on_a_callers_array_that_changes_is_not_stale(isa):
+    """Issue 20 item 2: the tensor owns a copy, so changing the caller's array later changes nothing."""
+    spec = ConvSpec(1, 5, 7, 4, 4, 3, 3, 1, 1)
+    op = Conv2d(spec, bits=13, isa=isa, threads=THREADS)
+    xm, m = mantissas(np.random.default_rng(9), spec, 50, 50)
+    x, t = DFPTensor(xm, 0, 13), DFPTensor(m, -10, 13)
+    want = ref.exact_to_f32(ref.conv_int(xm, m, 1, 1), -10)
+    np.testing.assert_array_equal(op.fprop(x, t), want)
+    m *= -1
+    xm[0, 0] += 1
+    # t's layout was cached by the first call: the result must be that of t's values as they read now,
+    # and those must be the values t was built with.
+    np.testing.assert_array_equal(op.fprop(x, t), ref.exact_to_f32(ref.conv_int(x.mant, t.mant, 1, 1), -10))
+    np.testing.assert_array_equal(op.fprop(x, t), want)
+
+
 # ----------------------------------------------------------------------------------- FP32 path
 
 FP32_SPECS = [ConvSpec(2, 17, 20, 9, 11, 3, 3, 1, 1), ConvSpec(1, 64, 33, 14, 14, 3, 3, 2, 1),

@@ -34,7 +34,8 @@ from torch import nn  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 
 import dfpgen  # noqa: E402
-from dfpgen.errors import DTypeError, NumericsError, ShapeError, SpecError  # noqa: E402
+from dfpgen.core.target import ISAS, host  # noqa: E402
+from dfpgen.errors import DTypeError, NumericsError, PlanError, ShapeError, SpecError, TargetError  # noqa: E402
 from dfpgen.torch import ConversionReport, DFPConv2d, DFPLinear, convert  # noqa: E402
 
 U32, U64 = 2.0**-24, 2.0**-53
@@ -200,6 +201,76 @@ def test_linear_backward_is_float64_autograd_on_quantized_operands():
         assert torch.all((g.double() - g64.detach()).abs() <= bound), name
 
 
+def forward_within_dfp_bound(layer, x: torch.Tensor, bits: int = 16) -> torch.Tensor:
+    """layer(x), checked against torch's FP32 layer on the layer's current weights within the fprop bound
+    of test_conv_matches_fp32_within_dfp_bound (quantization + flush + FP32 terms)."""
+    w = layer.weight.detach()
+    if isinstance(layer, DFPConv2d):
+        f, xs, op_shape = conv_passes(layer.geometry, x.shape, w.shape)["fprop"], x, tuple(x.shape)
+        ref = F.conv2d(x, layer.weight, layer.bias, layer.stride, layer.padding, layer.dilation, layer.groups)
+    else:
+        xs = x.reshape(-1, x.shape[-1])
+        f, op_shape = LINEAR_PASSES["fprop"], (1, xs.shape[1], 1, xs.shape[0])
+        ref = F.linear(x, layer.weight, layer.bias).reshape(-1, w.shape[0])
+    terms = w[0].numel()   # products summed per output: C/groups x R x S, or in_features
+    y = layer(x)
+    qx, qw = dequantized(xs, bits), dequantized(w, bits)
+    bound = (quant_bound(f, xs, w, ulp(xs, bits), ulp(w, bits))
+             + gamma(flushes(layer, op_shape, "fprop") + 1) * f(qx.abs(), qw.abs())
+             + gamma(terms) * f(xs.double().abs(), w.double().abs()))
+    err = (y.detach().double().reshape(bound.shape) - ref.detach().double().reshape(bound.shape)).abs()
+    assert torch.all(err <= bound), f"worst excess {(err - bound).max():.3g}, worst error {err.max():.3g}"
+    return y.detach()
+
+
+def change_through_data(weight: nn.Parameter, how: str) -> None:
+    """The updates that bypass autograd's version counter (issue 20 item 1)."""
+    if how == "mul_":
+        weight.data.mul_(2)
+    else:
+        weight.data[...] = torch.randn_like(weight)
+
+
+@pytest.mark.parametrize("how", ["mul_", "setitem"])
+@pytest.mark.parametrize("kind", ["conv", "linear"])
+def test_weights_changed_through_data_are_not_stale(kind, how):
+    """Issue 20 item 1: y2 used to equal y1, computed with the weights before the update."""
+    torch.manual_seed(7)
+    if kind == "conv":
+        layer, x = DFPConv2d(8, 16, 3, padding=1), torch.randn(2, 8, 6, 6)
+    else:
+        layer, x = DFPLinear(24, 10), torch.randn(5, 24)
+    y1 = forward_within_dfp_bound(layer, x)
+    change_through_data(layer.weight, how)
+    y2 = forward_within_dfp_bound(layer, x)
+    assert not torch.equal(y1, y2)
+    with torch.no_grad():   # evaluation reads the current weights too
+        change_through_data(layer.weight, how)
+        forward_within_dfp_bound(layer, x)
+
+
+def test_hand_written_sgd_loop_tracks_fp32():
+    """Issue 20 item 1: p.data.add_(-lr * p.grad) for 3 steps, DFP16 against FP32 torch on the same data.
+
+    The model is smooth (tanh, no ReLU kink that a quantization error can flip), so the DFP run stays
+    within 2**-10 of the FP32 run's weight change: seeds 0..6 give at most 7e-5; stale weights give ~1."""
+    torch.manual_seed(0)
+    ref = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.Tanh(), nn.Flatten(), nn.Linear(8 * 6 * 6, 4))
+    dfp = convert(ref, inplace=False).model
+    assert isinstance(dfp[0], DFPConv2d) and isinstance(dfp[3], DFPLinear)
+    x, target = torch.randn(4, 3, 6, 6), torch.randn(4, 4)
+    start = [p.detach().clone() for p in ref.parameters()]
+    for _ in range(3):
+        for model in (ref, dfp):
+            model.zero_grad()
+            F.mse_loss(model(x), target).backward()
+            for p in model.parameters():
+                p.data.add_(-0.1 * p.grad)
+    for (name, p), p_ref, p0 in zip(dfp.named_parameters(), ref.parameters(), start):
+        drift = float((p.detach() - p_ref.detach()).norm() / (p_ref.detach() - p0).norm())
+        assert drift <= 2**-10, f"{name}: {drift:.3g} of the FP32 update"
+
+
 def test_first_layer_skips_the_input_gradient_pass():
     layer = DFPConv2d(3, 4, 3, padding=1, bias=False)
     x = torch.randn(1, 3, 6, 5)  # no requires_grad: the first layer of a network
@@ -233,12 +304,52 @@ def test_unsupported_conv_options_raise_at_construction(kwargs, option):
     (dict(rounding="up"), NumericsError, "rounding"),
     (dict(grad_rounding="up"), NumericsError, "rounding"),
     (dict(overflow="clip"), NumericsError, "overflow"),
-    (dict(threads=0), SpecError, "threads"),
+    (dict(threads=0), TargetError, "threads"),
     (dict(dtype=torch.float64), DTypeError, "dtype"),
 ])
 def test_bad_numerics_raise_at_construction(kwargs, error, option):
     with pytest.raises(error, match=option):
         DFPConv2d(4, 4, 3, **kwargs)
+
+
+def conv2d_error(**options) -> str:
+    """The one-line message dfpgen.Conv2d gives for these options (what the torch layers must say too)."""
+    with pytest.raises(dfpgen.DFPGenError) as info:
+        dfpgen.Conv2d(dfpgen.ConvSpec(1, 4, 4, 5, 5, 3, 3), **options)
+    return str(info.value)
+
+
+LAYERS_AND_CONVERT = {
+    "DFPConv2d": lambda **options: DFPConv2d(4, 4, 3, **options),
+    "DFPLinear": lambda **options: DFPLinear(4, 4, **options),
+    "convert": lambda **options: convert(nn.Sequential(nn.Conv2d(4, 4, 3)), **options),
+    "convert nothing": lambda **options: convert(nn.Sequential(nn.ReLU()), **options),   # no layer to build
+}
+
+
+@pytest.mark.parametrize("isa", [i for i in host().isas("dfp16") if not ISAS[i].saturating])
+@pytest.mark.parametrize("build", LAYERS_AND_CONVERT.values(), ids=LAYERS_AND_CONVERT.keys())
+def test_saturate_without_vpdpwssds_fails_at_construction(build, isa):
+    """Issue 20 item 10: it used to be accepted and to fail at the first batch."""
+    with pytest.raises(PlanError) as info:
+        build(overflow="saturate", isa=isa)
+    assert str(info.value) == conv2d_error(overflow="saturate", isa=isa) and "\n" not in str(info.value)
+    assert "vpdpwssd" in str(info.value)
+
+
+@pytest.mark.parametrize("threads", [-1, 0, True, 2.5, "2"])
+@pytest.mark.parametrize("build", LAYERS_AND_CONVERT.values(), ids=LAYERS_AND_CONVERT.keys())
+def test_bad_threads_fail_at_construction_as_conv2d_says(build, threads):
+    """Issue 20 item 10: one check (runtime.conv's) and one message for Conv2d, the torch layers and convert()."""
+    with pytest.raises(TargetError) as info:
+        build(threads=threads)
+    assert str(info.value) == conv2d_error(threads=threads) and "\n" not in str(info.value)
+
+
+def test_numpy_integer_threads_are_taken():
+    layer = DFPConv2d(4, 4, 3, threads=np.int64(2))
+    assert layer.threads == 2 and type(layer.threads) is int
+    assert layer(torch.randn(1, 4, 5, 5)).shape == (1, 4, 3, 3)
 
 
 def test_supported_padding_forms():

@@ -51,13 +51,30 @@ def _rng(seed) -> np.random.Generator:
 
 @dataclass(frozen=True, eq=False)
 class DFPTensor:
-    """An INT16 mantissa array with one shared power-of-two exponent: value = mant * 2**exp."""
+    """An INT16 mantissa array with one shared power-of-two exponent: value = mant * 2**exp.
+
+    The tensor owns its mantissas: it copies the given array, and `mant` is read-only, so the values a
+    kernel cached a layout of (Conv2d keeps one per DFPTensor) can never change under it.
+    """
 
     mant: np.ndarray
     exp: int
     bits: int = 16
 
     def __post_init__(self) -> None:
+        self._check(own=False)
+
+    @classmethod
+    def _adopt(cls, mant: np.ndarray, exp: int, bits: int = 16) -> DFPTensor:
+        """A DFPTensor on a fresh int16 array nothing else references (quantize's own result): no copy."""
+        tensor = object.__new__(cls)
+        for name, value in (("mant", mant), ("exp", exp), ("bits", bits)):
+            object.__setattr__(tensor, name, value)
+        tensor._check(own=True)
+        return tensor
+
+    def _check(self, own: bool) -> None:
+        """Validate the fields and take the mantissas read-only; `own`: the array is already ours alone."""
         check_bits(self.bits)
         if not isinstance(self.mant, np.ndarray) or self.mant.dtype != np.int16:
             raise DTypeError(f"DFPTensor.mant must be a numpy int16 array, got {type(self.mant).__name__}"
@@ -65,14 +82,20 @@ class DFPTensor:
         if not isinstance(self.exp, (int, np.integer)) or isinstance(self.exp, bool):
             raise DTypeError(f"DFPTensor.exp must be an integer, got {self.exp!r}")
         object.__setattr__(self, "exp", int(self.exp))
-        # A read-only view: kernels cache blocked layouts per DFPTensor, so its values must not change.
-        view = self.mant.view()
-        view.flags.writeable = False
-        object.__setattr__(self, "mant", view)
+        # Kernels cache blocked layouts per DFPTensor, so its values must never change: a private copy (the
+        # caller's array stays theirs to change), read-only, seen through a view, whose WRITEABLE flag numpy
+        # refuses to set back while the array under it is read-only.
+        owned = self.mant if own else self.mant.copy(order="K")
+        owned.setflags(write=False)
+        object.__setattr__(self, "mant", owned.view())
         peak = int(np.max(np.abs(self.mant.astype(np.int32)))) if self.mant.size else 0
         if peak > max_mantissa(self.bits):
             raise NumericsError(f"DFPTensor.mant holds |{peak}| > {max_mantissa(self.bits)}, "
                                 f"the largest {self.bits}-bit mantissa")
+
+    def __reduce__(self):
+        # Copies and pickles are built through __init__, so they own read-only mantissas too.
+        return (DFPTensor, (self.mant, self.exp, self.bits))
 
     @property
     def shape(self) -> tuple:
@@ -202,8 +225,8 @@ def quantize(x, bits: int = 16, rounding: str = "nearest", seed=None, name: str 
     a, maxabs = _check_float_array(x, name)
     exp = exponent_for_max(maxabs, bits)
     if maxabs == 0:
-        return DFPTensor(np.zeros(a.shape, np.int16), exp, bits)
-    return DFPTensor(_scaled_mantissas(a, exp, bits, rounding, seed), exp, bits)
+        return DFPTensor._adopt(np.zeros(a.shape, np.int16), exp, bits)
+    return DFPTensor._adopt(_scaled_mantissas(a, exp, bits, rounding, seed), exp, bits)
 
 
 def quantize_with_exp(x, exp: int, bits: int = 16, rounding: str = "nearest", seed=None,
@@ -212,7 +235,7 @@ def quantize_with_exp(x, exp: int, bits: int = 16, rounding: str = "nearest", se
     check_bits(bits)
     check_rounding(rounding)
     a, _ = _check_float_array(x, name)
-    return DFPTensor(_scaled_mantissas(a, int(exp), bits, rounding, seed), int(exp), bits)
+    return DFPTensor._adopt(_scaled_mantissas(a, int(exp), bits, rounding, seed), int(exp), bits)
 
 
 def downconvert(acc, exp: int, bits: int = 16, rounding: str = "nearest", seed=None) -> DFPTensor:
@@ -226,7 +249,7 @@ def downconvert(acc, exp: int, bits: int = 16, rounding: str = "nearest", seed=N
     a = a.astype(np.int64)
     peak = int(np.max(np.abs(a))) if a.size else 0
     shift = max(0, peak.bit_length() - (bits - 1))
-    return DFPTensor(_saturate(round_shift(a, shift, rounding, seed), bits), int(exp) + shift, bits)
+    return DFPTensor._adopt(_saturate(round_shift(a, shift, rounding, seed), bits), int(exp) + shift, bits)
 
 
 def downconvert_float(acc, bits: int = 16, rounding: str = "nearest", seed=None) -> DFPTensor:

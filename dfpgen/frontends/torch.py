@@ -18,12 +18,13 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 from dfpgen import passes
+from dfpgen.codegen.plan import Blocking, common
 from dfpgen.core.dfp import DFPTensor, quantize
 from dfpgen.core.numerics import LayerNumerics, layer_numerics
 from dfpgen.core.spec import ConvSpec
 from dfpgen.core.target import resolve
 from dfpgen.errors import DTypeError, ShapeError, SpecError, TargetError
-from dfpgen.runtime.conv import Conv2d, choose_isa
+from dfpgen.runtime.conv import Conv2d, _threads, choose_isa
 
 __all__ = ["ConversionReport", "DFPConv2d", "DFPLinear", "convert", "conv_support"]
 
@@ -87,34 +88,16 @@ class _DFPLayer:
 
     def _setup(self, geometry: dict, numerics: LayerNumerics, threads, seed) -> None:
         self.numerics = numerics
-        passes.kernel_numerics(numerics)     # numerics no pass can run fail now, not at the first batch
-        if numerics.precision == "dfp16":   # a DFP ISA this host lacks fails now, not at the first batch
-            choose_isa(resolve(None), "dfp16", numerics.isa)
-        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-            raise SpecError(f"threads={threads!r}: expected a positive int or None (all cores)")
-        self.geometry, self.threads = geometry, threads
+        self.geometry, self.threads = geometry, _check_options(numerics, threads)
         self.rng = np.random.default_rng(seed)  # only stochastic rounding draws from it
         self.dfp_name = type(self).__name__     # convert() sets the qualified module name, for messages
         self._ops: dict[tuple, Conv2d] = {}
-        self._weight_q = None
 
     def _quantize(self, a: np.ndarray, kind: str, what: str) -> DFPTensor | np.ndarray:
         n = self.numerics
         if not n.is_dfp(kind):
             return a   # an FP32 kind of a mixed layer: its passes run in FP32 kernels
         return quantize(a, n.bits_of(kind), n.rounding_of(kind), self.rng, name=f"{self.dfp_name} {what}")
-
-    def _quantized_weight(self, w: torch.Tensor, wn: np.ndarray) -> DFPTensor:
-        # Unchanged weights (evaluation, or micro-batches between optimizer steps) are quantized and laid
-        # out once: Conv2d keeps each DFPTensor's blocked layouts, keyed by the object.
-        # The key holds the tensor itself (a Linear passes a view: its base), so a new Parameter that
-        # happens to reuse the old one's memory is never mistaken for it; in-place updates bump _version.
-        base = w if w._base is None else w._base
-        key = (w._version, w.data_ptr(), tuple(w.shape))
-        cached = self._weight_q
-        if cached is None or cached[0] is not base or cached[1] != key or self.numerics.rounding == "stochastic":
-            self._weight_q = cached = (base, key, self._quantize(wn, "weight", "weight"))
-        return cached[2]
 
     def op(self, x_shape: tuple) -> Conv2d:
         """The Conv2d that runs this layer on (N, C, H, W) inputs (a Linear's are (1, C, 1, batch)); each
@@ -145,7 +128,7 @@ class _DFPLayer:
     def __getstate__(self):
         # Compiled kernels are ctypes objects: copies and pickles (deepcopy, torch.save) recompile on use.
         state = dict(self.__dict__)
-        state["_ops"], state["_weight_q"] = {}, None
+        state["_ops"] = {}
         return state
 
 
@@ -159,7 +142,9 @@ class _DFPConvFunction(torch.autograd.Function):
         wn = _check_tensor(weight, "weight", layer.dfp_name)
         op = layer.op(tuple(xn.shape))
         xq = layer._quantize(xn, "act", "input")
-        wq = layer._quantized_weight(weight, wn)
+        # Quantized on every call, never cached: a write through .data (p.data.add_(...), weight.data[...] = v)
+        # changes neither _version nor data_ptr, so no cheap key can tell that the weights changed.
+        wq = layer._quantize(wn, "weight", "weight")
         # The input mantissas are only needed for wtgrad: int16 is half the memory autograd would keep.
         ctx.dfp = (op, xq if ctx.needs_input_grad[1] else None, wq, layer)
         return torch.from_numpy(np.ascontiguousarray(op.fprop(xq, wq)))
@@ -253,6 +238,21 @@ class DFPLinear(_DFPLayer, nn.Linear):
         return f"{super().extra_repr()}, {self._numerics_repr()}"
 
 
+def _check_options(numerics: LayerNumerics, threads) -> int | None:
+    """The threads (None: all cores) once checked as Conv2d checks them; raises now, not at the first batch,
+    for numerics no pass can run, a DFP ISA this host lacks, or one the overflow policy cannot use."""
+    threads = None if threads is None else _threads(threads)
+    kernels = passes.kernel_numerics(numerics)
+    if numerics.precision == "dfp16":
+        target = resolve(None)
+        isa = choose_isa(target, "dfp16", numerics.isa)
+        # The planner's own ISA checks (saturate needs vpdpwssds), which Conv2d meets when it compiles eagerly;
+        # they read no shape, so a 1x1 layer stands in for the shapes the first batch brings.
+        for kernel_numerics in kernels.values():
+            common(kernel_numerics, Blocking(), target, isa, ConvSpec(1, 1, 1, 1, 1, 1, 1))
+    return threads
+
+
 def _check_factory(device, dtype) -> None:
     if dtype is not None and dtype != torch.float32:
         raise DTypeError(f"dtype={dtype}: DFP layers keep float32 master weights only")
@@ -334,6 +334,7 @@ def convert(model: nn.Module, bits: int | None = None, rounding: str | None = No
     """
     numerics = layer_numerics(numerics, bits=bits, bits_w=bits_w, bits_grad=bits_grad, rounding=rounding,
                               grad_rounding=grad_rounding, overflow=overflow, isa=isa)
+    threads = _check_options(numerics, threads)   # even for a model with no layer to convert
     if not inplace:
         model = copy.deepcopy(model)
     report = ConversionReport(numerics=numerics.describe().removeprefix("dfp16 (").split("; DFP")[0])
