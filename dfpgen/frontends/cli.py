@@ -65,9 +65,11 @@ def layers(ref: str | None, batch: int, as_json: bool) -> None:
             _list_networks(as_json)
         else:
             _show_layers(ref, batch, as_json)
-    except CatalogError as exc:
-        # A bad reference or catalog file is a usage error: exit 2 with the message, no traceback.
+    except (CatalogError, SpecError) as exc:
+        # A bad reference, catalog file or descriptor is a usage error: exit 2 with the message, no traceback.
         raise click.BadParameter(str(exc), param_hint="REF") from None
+    except DFPGenError as exc:   # e.g. a 3-D descriptor (UnsupportedError): exit 1, as emit/tune/bench do
+        raise click.ClickException(f"{type(exc).__name__}: {exc}") from None
 
 
 def _list_networks(as_json: bool) -> None:
