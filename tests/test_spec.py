@@ -256,3 +256,13 @@ def test_conv2d_takes_numpy_bits_threads_and_blocking():
     conv = Conv2d(spec, bits=np.int64(13), threads=np.int64(2), blocking=Blocking(kv=np.int64(1), wb=np.int32(3)))
     assert type(conv.threads) is int and type(conv.numerics.bits) is int
     np.testing.assert_array_equal(conv.fprop(x, w), reference)
+
+
+@pytest.mark.parametrize("bad", ["nosuch", 3, None, "FPROP "])
+def test_compile_an_unknown_pass_is_one_plan_error(bad):
+    from dfpgen.errors import PlanError
+    from dfpgen.runtime.conv import compile as dfpgen_compile
+
+    with pytest.raises(PlanError, match=r"pass=.*: must be one of fprop, bprop, wtgrad") as info:
+        dfpgen_compile(ConvSpec(N=1, C=4, K=4, H=5, W=5, R=3, S=3), bad)
+    assert "\n" not in str(info.value)
