@@ -64,11 +64,16 @@ class TrainConfig:
                                          ("momentum", 0.0, 1.0, "a number in [0, 1)"),
                                          ("weight_decay", 0.0, None, "a finite number >= 0")):
             value = getattr(self, name)
-            ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
-            if not ok or not np.isfinite(value) or value < low or (name == "lr" and value == 0) or \
-                    (high is not None and value >= high):
+            number = float("nan")
+            if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_)):
+                try:
+                    number = float(value)
+                except OverflowError:   # an int beyond float64
+                    pass
+            if not np.isfinite(number) or number < low or (name == "lr" and number == 0) or \
+                    (high is not None and number >= high):
                 raise TrainConfigError(f"{name}={value!r}: must be {allowed}")
-            object.__setattr__(self, name, float(value))   # frozen; numpy scalars become floats for the JSON config
+            object.__setattr__(self, name, number)   # frozen; numpy scalars become floats for the JSON config
 
     def to_json(self) -> dict:
         """A JSON-able form."""
