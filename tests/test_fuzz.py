@@ -136,9 +136,10 @@ def test_train_config_rates(fields):
     check_python(lambda: TrainConfig(**fields))
 
 
-@pytest.mark.parametrize("fields, field", [({"lr": float("nan")}, "lr"), ({"lr": float("inf")}, "lr"),
-                                           ({"weight_decay": -1.0}, "weight_decay"),
-                                           ({"weight_decay": float("nan")}, "weight_decay"), ({"momentum": 1.0}, "momentum")])
+@pytest.mark.parametrize("fields, field", [
+    ({"lr": float("nan")}, "lr"), ({"lr": float("inf")}, "lr"), ({"weight_decay": -1.0}, "weight_decay"),
+    ({"weight_decay": float("nan")}, "weight_decay"), ({"momentum": 1.0}, "momentum"),
+])
 def test_train_config_refuses_non_finite_rates(fields, field):
     with pytest.raises(DFPGenError, match=rf"^{field}="):
         TrainConfig(**fields)
