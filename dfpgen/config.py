@@ -26,11 +26,10 @@ def _default_cache_dir() -> Path:
 
 def settings() -> Settings:
     """Read DFPGEN_* variables: DFPGEN_CACHE_DIR, DFPGEN_ISA, DFPGEN_THREADS, DFPGEN_NO_DISK_CACHE."""
-    threads = os.environ.get("DFPGEN_THREADS")
     return Settings(
         cache_dir=Path(os.environ.get("DFPGEN_CACHE_DIR") or _default_cache_dir()),
         isa=os.environ.get("DFPGEN_ISA") or None,
-        threads=int(threads) if threads else None,
+        threads=_env_int("DFPGEN_THREADS", None, 1, "; unset it to use every core"),
         disk_cache=os.environ.get("DFPGEN_NO_DISK_CACHE", "") in ("", "0"),
     )
 
@@ -54,15 +53,15 @@ def torchrun_world() -> World:
     return world
 
 
-def _env_int(name: str, default: int, minimum: int) -> int:
-    """The integer in environment variable `name` (at least `minimum`), or `default` when unset or empty."""
+def _env_int(name: str, default: int | None, minimum: int, hint: str = "") -> int | None:
+    """The integer in environment variable `name` (at least `minimum`), or `default` when unset or blank."""
     text = os.environ.get(name, "")
-    if not text:
+    if not text.strip():
         return default
     try:
         value = int(text)
     except ValueError:
         value = minimum - 1
     if value < minimum:
-        raise DFPGenError(f"{name}={text!r}: expected an integer >= {minimum}")
+        raise DFPGenError(f"{name}={text!r}: expected an integer >= {minimum}{hint}")
     return value

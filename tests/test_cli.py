@@ -60,3 +60,36 @@ def test_peak_and_bench_json(tmp_path, monkeypatch):
     assert [r["layer"] for r in rows] == ["res5a_branch2b"]
     row = rows[0]
     assert row["isa"] == host().best_isa("dfp16") and row["dfp_gmacs"] > 0 and 0 < row["pct_peak"]
+
+
+@pytest.mark.parametrize("content", [
+    "[]", "3", '{"key": 1}', "KEY_PEAKS_LIST", "KEY_PEAK_BAD", "KEY_PEAK_NAN_TEXT", "KEY_MISSING_ISA", "not json {",
+])
+def test_peak_cache_of_the_wrong_shape_is_remeasured_and_rewritten(tmp_path, monkeypatch, content):
+    from dfpgen.tuning import peak
+
+    monkeypatch.setenv("DFPGEN_CACHE_DIR", str(tmp_path))
+    measured = []
+
+    def fake_measure(name, target=None, seconds=0.2):
+        measured.append(name)
+        return peak.Peak(name, "insn", 10.0, 12)
+    monkeypatch.setattr(peak, "measure", fake_measure)
+    names = host().isas("dfp16") + host().isas("fp32")
+    peak.peaks()                                            # a good cache file, to learn its key
+    path = peak._cache_path(host())
+    key = json.loads(path.read_text())["key"]
+    good = {"isa": names[0], "instruction": "i", "gmacs": 5.0, "accumulators": 12}
+    content = {"KEY_PEAKS_LIST": json.dumps({"key": key, "peaks": []}),
+               "KEY_PEAK_BAD": json.dumps({"key": key, "peaks": {n: [1] for n in names}}),
+               "KEY_PEAK_NAN_TEXT": json.dumps({"key": key, "peaks": {n: {**good, "isa": n, "gmacs": "nan"}
+                                                                       for n in names}}),
+               "KEY_MISSING_ISA": json.dumps({"key": key, "peaks": {names[0]: good}}) if len(names) > 1 else "[]",
+               }.get(content, content)
+    path.write_text(content)
+    measured.clear()
+    result = invoke("peak", "--json")
+    assert result.exit_code == 0, result.output
+    assert sorted(json.loads(result.output)) == sorted(names) and sorted(measured) == sorted(names)
+    measured.clear()
+    assert peak.peaks() and not measured                    # the rewritten file serves the next call

@@ -98,6 +98,27 @@ def test_errors_exit_2_without_traceback(args, expect):
     assert isinstance(result.exception, SystemExit)
 
 
+def error_lines(output: str) -> list[str]:
+    """The lines of a failed command's output that are not click's usage preamble."""
+    return [line for line in output.splitlines() if line.strip() and not line.startswith(("Usage:", "Try '"))]
+
+
+@pytest.mark.parametrize("ref,code,expect", [
+    ("ic3oc3ih0", 2, "ih0: must be >= 1"),
+    ("ic3oc3", 2, "missing ih, kh"),
+    ("mb2ic-3oc3ih5kh3", 2, "ic-3: must be >= 1"),
+    ("mb2ic3oc3ih5kh3sh0", 2, "sh0: must be >= 1"),
+    ("mb0ic3oc3ih5kh3", 2, "mb0: must be >= 1"),
+    ("mb2ic3oc3id5ih5kh3", 1, "3-D problem"),
+])
+def test_malformed_descriptor_is_one_line(ref, code, expect):
+    result = run(ref)
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output and isinstance(result.exception, SystemExit)
+    lines = error_lines(result.output)
+    assert len(lines) == 1 and expect in lines[0], result.output
+
+
 def test_malformed_file_error_names_the_field(tmp_path):
     path = tmp_path / "broken.toml"
     path.write_text('[network]\nname = "b"\ninput = [3, 8, 8]\n[[layer]]\nname = "c1"\nC = 3\nH = 8\nR = 3\n')

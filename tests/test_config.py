@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
+import re
 
-from dfpgen.config import World, torchrun_world
+import pytest
+from click.testing import CliRunner
+
+from dfpgen.config import World, settings, torchrun_world
 from dfpgen.errors import DFPGenError
+from dfpgen.frontends.cli import main
 
 TORCHRUN = ("RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE")
 
@@ -42,3 +46,25 @@ def test_bad_torchrun_variables_name_the_value(env, values, names):
     with pytest.raises(DFPGenError, match=names) as info:
         torchrun_world()
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("value", ["abc", "-4", "0", "2.5"])
+def test_bad_dfpgen_threads_is_one_line_naming_the_variable(monkeypatch, value):
+    monkeypatch.setenv("DFPGEN_THREADS", value)
+    with pytest.raises(DFPGenError, match=rf"DFPGEN_THREADS='{re.escape(value)}': expected an integer >= 1") as info:
+        settings()
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("value, threads", [("3", 3), (" 2 ", 2), ("", None), ("  ", None)])
+def test_dfpgen_threads(monkeypatch, value, threads):
+    monkeypatch.setenv("DFPGEN_THREADS", value)
+    assert settings().threads == threads
+
+
+def test_bad_dfpgen_threads_in_the_cli_is_one_line(monkeypatch):
+    monkeypatch.setenv("DFPGEN_THREADS", "abc")
+    result = CliRunner().invoke(main, ["bench", "--layer", "mb1ic4oc4ih4kh3"])
+    assert result.exit_code == 1, result.output
+    assert result.output.splitlines() == ["Error: DFPGenError: DFPGEN_THREADS='abc': expected an integer >= 1; "
+                                          "unset it to use every core"]

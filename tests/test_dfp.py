@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from dfpgen.core.dfp import ROUNDING_MODES, DFPTensor, dfp_add, dfp_mul, downconvert, quantize, round_shift, safe_chain
-from dfpgen.errors import DFPGenError, DTypeError, NonFiniteError, NumericsError
+from dfpgen.errors import DFPGenError, DTypeError, NonFiniteError, NumericsError, ShapeError
 
 MODES = ("nearest", "nearest_even", "stochastic", "biased", "chop")
 DETERMINISTIC = tuple(m for m in MODES if m != "stochastic")
@@ -824,3 +824,16 @@ def test_dfptensor_owns_read_only_mantissas():
                 write(tensor.mant)
         np.testing.assert_array_equal(tensor.mant, before)
     assert copy.deepcopy(t).mant.tolist() == t.mant.tolist() and copy.deepcopy(t).bits == 8
+@pytest.mark.parametrize("scalar", [1.0, -0.75, 0.0, np.float64(3.0), np.array(1.5), np.float32(2.0)])
+@pytest.mark.parametrize("rounding", ROUNDING_MODES)
+def test_quantize_a_scalar_gives_a_0d_tensor_like_one_element(scalar, rounding):
+    t = quantize(scalar, rounding=rounding, seed=1)
+    one = quantize(np.asarray(scalar).reshape(1), rounding=rounding, seed=1)
+    assert t.shape == () and (t.exp, int(t.mant)) == (one.exp, int(one.mant[0]))
+    assert float(t.to_float()) == pytest.approx(float(scalar), rel=2.0 ** -14)
+
+
+def test_quantize_a_ragged_list_is_one_line():
+    with pytest.raises(ShapeError, match="tensor: expected a float array, got a list") as info:
+        quantize([[1.0], [2.0, 3.0]])
+    assert "\n" not in str(info.value)

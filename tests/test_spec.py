@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dfpgen.codegen.plan import Blocking
+from dfpgen.core import catalog
 from dfpgen.core.numerics import Numerics
 from dfpgen.core.spec import ConvSpec
 from dfpgen.errors import DFPGenError, NumericsError, SpecError
+from dfpgen.runtime.conv import Conv2d
 
 FIELDS = ("N", "C", "K", "H", "W", "R", "S", "stride")
 MODES = ("nearest", "nearest_even", "stochastic", "biased", "chop")
@@ -207,3 +212,57 @@ def test_numerics_key_distinguishes_choices():
     keys = {Numerics(bits_x=b, rounding=r).key() for b in (8, 12, 16) for r in MODES}
     assert len(keys) == 15
     assert Numerics(bits_x=12, bits_w=12).key() == Numerics(bits_x=12, bits_w=12, chain=256).key()
+
+
+# ----------------------------------------------------------------------------- numpy integers (issue 20 item 7)
+
+NUMPY_INTS = (np.int64, np.int32, np.int16, np.uint8)
+
+
+@pytest.mark.parametrize("cast", NUMPY_INTS)
+def test_numpy_integer_fields_are_accepted_and_stored_as_ints(cast):
+    plain = ConvSpec(N=2, C=4, K=8, H=7, W=6, R=3, S=3, stride=2, pad=1, stride_w=1, pad_w=0, pad_bottom=2)
+    spec = ConvSpec(N=cast(2), C=cast(4), K=cast(8), H=cast(7), W=cast(6), R=cast(3), S=cast(3), stride=cast(2),
+                    pad=cast(1), stride_w=cast(1), pad_w=cast(0), pad_bottom=cast(2))
+    assert spec == plain and hash(spec) == hash(plain)
+    assert all(type(getattr(spec, f.name)) in (int, type(None)) for f in dataclasses.fields(spec) if f.name != "name")
+    json.dumps(dataclasses.asdict(spec))                 # what cache keys and reports do with a spec
+
+
+def test_numpy_bools_and_floats_are_still_refused():
+    for bad in (np.bool_(True), np.float64(2.0), 2.0, True):
+        with pytest.raises(SpecError, match=r"N=.*must be an integer >= 1"):
+            ConvSpec(N=bad, C=4, K=8, H=7, W=7, R=3, S=3)
+
+
+def test_name_must_be_a_string():
+    with pytest.raises(SpecError, match="name=3: must be a string"):
+        ConvSpec(N=1, C=4, K=8, H=7, W=7, R=3, S=3, name=3)
+
+
+def test_numpy_batch_and_blocking_fields_become_ints():
+    assert catalog.select("resnet50:res2a_branch2a", batch=np.int64(3))[0].N == 3
+    blocking = Blocking(kv=np.int64(2), wb=np.int32(3), hb=np.int8(1), cpb=np.int64(4), unroll=np.int64(2),
+                        rb=np.int64(5))
+    assert blocking == Blocking(kv=2, wb=3, hb=1, cpb=4, unroll=2, rb=5)
+    assert json.loads(json.dumps(dataclasses.asdict(blocking)))["kv"] == 2
+
+
+def test_conv2d_takes_numpy_bits_threads_and_blocking():
+    spec = ConvSpec(N=np.int64(1), C=np.int64(4), K=8, H=5, W=5, R=3, S=3, pad=1)
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((1, 4, 5, 5), np.float32), rng.standard_normal((8, 4, 3, 3), np.float32)
+    reference = Conv2d(spec, bits=13, threads=2, blocking=Blocking(kv=1, wb=3)).fprop(x, w)
+    conv = Conv2d(spec, bits=np.int64(13), threads=np.int64(2), blocking=Blocking(kv=np.int64(1), wb=np.int32(3)))
+    assert type(conv.threads) is int and type(conv.numerics.bits) is int
+    np.testing.assert_array_equal(conv.fprop(x, w), reference)
+
+
+@pytest.mark.parametrize("bad", ["nosuch", 3, None, "FPROP "])
+def test_compile_an_unknown_pass_is_one_plan_error(bad):
+    from dfpgen.errors import PlanError
+    from dfpgen.runtime.conv import compile as dfpgen_compile
+
+    with pytest.raises(PlanError, match=r"pass=.*: must be one of fprop, bprop, wtgrad") as info:
+        dfpgen_compile(ConvSpec(N=1, C=4, K=4, H=5, W=5, R=3, S=3), bad)
+    assert "\n" not in str(info.value)

@@ -57,6 +57,13 @@ class Blocking:
     order: str = "nk"
     rb: int | None = None
 
+    def __post_init__(self) -> None:
+        # Numpy integers (e.g. from np.arange sweeps) are stored as ints: JSON keys and records need Python ints.
+        for name in ("kv", "wb", "hb", "cpb", "unroll", "rb"):
+            value = getattr(self, name)
+            if isinstance(value, np.integer):
+                object.__setattr__(self, name, int(value))   # frozen
+
     def describe(self) -> str:
         """Compact text form, e.g. 'kv4 w6 h1 cpb16 u16 nk' (WTGRAD's adds e.g. ' rb4')."""
         return (f"kv{self.kv} w{self.wb} h{self.hb} cpb{self.cpb if self.cpb else '-'} "
@@ -332,8 +339,12 @@ def common(numerics: Numerics, blocking: Blocking, target: Target, isa_name: str
         raise PlanError(f"order={b.order!r}: must be one of {', '.join(ORDERS)}")
     for name in ("kv", "wb", "hb"):
         value = getattr(b, name)
-        if not isinstance(value, int) or value < 1:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise PlanError(f"{name}={value!r}: must be an integer >= 1")
+    for name in ("cpb", "unroll", "rb"):   # their ranges depend on the layer: checked where they are used
+        value = getattr(b, name)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise PlanError(f"{name}={value!r}: must be an integer >= 1 or None (the planner's choice)")
     int_acc = isa.precision == "dfp16"
     if numerics.overflow == "saturate" and int_acc and not isa.saturating:
         raise PlanError(f"overflow='saturate' needs a saturating multiply-accumulate (vpdpwssds); "

@@ -36,6 +36,8 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from dfpgen.core import descriptor
 from dfpgen.core.spec import ConvSpec
 from dfpgen.errors import CatalogError, SpecError
@@ -152,6 +154,8 @@ def split_ref(ref: str) -> tuple[str, str | None]:
 def select(ref: str, batch: int | None = 1) -> list[ConvSpec]:
     """The layers a reference names (`NET`, `NET:NAME`, `FILE.toml[:NAME]`, a benchdnn descriptor), each
     with N=batch; None keeps a descriptor's own minibatch (catalog layers then get N=1)."""
+    if isinstance(batch, np.integer) and not isinstance(batch, np.bool_):
+        batch = int(batch)
     if batch is not None and not _is_pos_int(batch):
         raise CatalogError(f"batch={batch!r}: must be an integer >= 1")
     if isinstance(ref, str) and (descriptor.looks_like(ref) or _DESCRIPTOR_START.match(ref.strip())):

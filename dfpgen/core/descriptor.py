@@ -167,11 +167,19 @@ def looks_like(ref: str) -> bool:
 
 
 def read_list(path) -> list[Problem | Exception]:
-    """Every problem of a benchdnn list file, in order; a line that cannot be used is its exception."""
+    """Every problem of a benchdnn list file, in order; a line that cannot be used is its exception.
+    DescriptorError when the file cannot be read or is not UTF-8 text."""
     from pathlib import Path
 
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DescriptorError(f"{path}: not a text file (byte {exc.object[exc.start]:#04x} at offset {exc.start} "
+                              f"is not UTF-8); a benchdnn list has one descriptor a line") from None
+    except OSError as exc:
+        raise DescriptorError(f"{path}: cannot read the list: {exc.strerror or exc}") from None
     problems: list = []
-    for number, raw in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+    for number, raw in enumerate(text.splitlines(), 1):
         line = raw.split("#", 1)[0].strip()
         if not line or line.startswith("--"):
             continue   # blanks, comments and benchdnn driver options (--dir=..., --cfg=...)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dfpgen.errors import DTypeError, NonFiniteError, NumericsError
+from dfpgen.errors import DTypeError, NonFiniteError, NumericsError, ShapeError
 
 ROUNDING_MODES = ("nearest", "nearest_even", "stochastic", "biased", "chop")
 MIN_BITS, MAX_BITS = 2, 16
@@ -183,7 +183,11 @@ def _saturate(mant: np.ndarray, bits: int) -> np.ndarray:
 
 def _check_float_array(x, name: str) -> tuple[np.ndarray, float]:
     """The array and its max |x|; raises for non-float dtypes and for NaN/Inf (naming the first)."""
-    a = np.asarray(x)
+    try:
+        a = np.asarray(x)
+    except (ValueError, TypeError) as exc:   # ragged nested lists: numpy's message, on one line
+        raise ShapeError(f"{name}: expected a float array, got a {type(x).__name__} numpy cannot make one of "
+                         f"({' '.join(str(exc).split())})") from None
     if a.dtype.kind != "f":
         raise DTypeError(f"{name}: expected a float array, got dtype {a.dtype}")
     if not a.size:
@@ -223,6 +227,9 @@ def quantize(x, bits: int = 16, rounding: str = "nearest", seed=None, name: str 
     check_bits(bits)
     check_rounding(rounding)
     a, maxabs = _check_float_array(x, name)
+    if a.ndim == 0:   # a scalar: quantized as one element, returned 0-d like the input
+        one = quantize(a.reshape(1), bits, rounding, seed, name)
+        return DFPTensor(one.mant.reshape(()), one.exp, one.bits)
     exp = exponent_for_max(maxabs, bits)
     if maxabs == 0:
         return DFPTensor._adopt(np.zeros(a.shape, np.int16), exp, bits)

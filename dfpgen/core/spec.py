@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import numpy as np
+
 from dfpgen.errors import SpecError
 
 
@@ -38,6 +40,8 @@ class ConvSpec:
     pad_right: int | None = None
 
     def __post_init__(self) -> None:
+        if not isinstance(self.name, str):
+            raise SpecError(f"name={self.name!r}: must be a string")
         for field in ("N", "C", "K", "H", "W", "R", "S", "stride", "groups", "dilation"):
             _check_int(self, field, getattr(self, field), 1)
         _check_int(self, "pad", self.pad, 0)
@@ -65,7 +69,7 @@ class ConvSpec:
         if value is None:
             return
         _check_int(self, field, value, minimum)
-        if value == same_as:
+        if getattr(self, field) == same_as:
             object.__setattr__(self, field, None)  # frozen: canonical form, so equal layers compare equal
 
     def _label(self) -> str:
@@ -191,5 +195,8 @@ def _pair(h: int, w: int) -> str:
 
 
 def _check_int(spec: ConvSpec, field: str, value, minimum: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+    """Check an integer field; a numpy integer is stored as a Python int (it would break JSON keys and hashing)."""
+    if not isinstance(value, (int, np.integer)) or isinstance(value, (bool, np.bool_)) or value < minimum:
         raise SpecError(f"{spec._label()}{field}={value!r}: must be an integer >= {minimum}")
+    if type(value) is not int:
+        object.__setattr__(spec, field, int(value))   # frozen: normalize before anything reads the field

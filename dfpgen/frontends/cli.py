@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import json
 import math
+import os
 import time
 from pathlib import Path
 
@@ -66,9 +67,11 @@ def layers(ref: str | None, batch: int, as_json: bool) -> None:
             _list_networks(as_json)
         else:
             _show_layers(ref, batch, as_json)
-    except CatalogError as exc:
-        # A bad reference or catalog file is a usage error: exit 2 with the message, no traceback.
+    except (CatalogError, SpecError) as exc:
+        # A bad reference, catalog file or descriptor is a usage error: exit 2 with the message, no traceback.
         raise click.BadParameter(str(exc), param_hint="REF") from None
+    except DFPGenError as exc:   # e.g. a 3-D descriptor (UnsupportedError): exit 1, as emit/tune/bench do
+        raise click.ClickException(f"{type(exc).__name__}: {exc}") from None
 
 
 def _list_networks(as_json: bool) -> None:
@@ -145,7 +148,14 @@ def _specs(ref: str | None, batch: int | None, batch_file: str | None = None, de
     except (CatalogError, SpecError) as exc:
         raise click.BadParameter(str(exc), param_hint="--layer") from None
     if batch_file:
-        for entry in read_list(batch_file):
+        try:
+            entries = read_list(batch_file)
+        except SpecError as exc:   # DescriptorError: unreadable or binary
+            raise click.BadParameter(str(exc), param_hint="--batch-file") from None
+        if not entries:
+            raise click.BadParameter(f"{batch_file}: no descriptors in the file (only blank lines, # comments "
+                                     f"or -- options)", param_hint="--batch-file")
+        for entry in entries:
             if isinstance(entry, Exception):
                 raise click.BadParameter(f"{batch_file} line {entry.line}: {entry}", param_hint="--batch-file")
             spec = entry.spec if entry.spec.name else dataclasses.replace(entry.spec, name=entry.text)
@@ -209,6 +219,22 @@ def _usage_errors(fn):
     return wrapper
 
 
+def _output_dir(path: str, option: str) -> Path:
+    """Create the output folder of `option` up front, so a bad place is one line before any work is done."""
+    folder = Path(path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise click.ClickException(f"{option} {path}: cannot create the folder: {exc.strerror or exc}") from None
+    return folder
+
+
+def _os_error(exc: OSError) -> click.ClickException:
+    """A failed read or write (read-only folder, full disk, a folder where a file should be) as one line naming
+    the file."""
+    return click.ClickException(f"{exc.filename or 'a file'}: {exc.strerror or exc}")
+
+
 @main.command("emit")
 @click.option("--layer", "ref", default=None, help=_LAYER_HELP)
 @_BATCH_FILE
@@ -232,7 +258,9 @@ def emit_cmd(ref, batch_file, pass_name, isa, cpu, bits, rounding, overflow, cha
     A grouped layer's kernel computes one group (it runs once per group)."""
     numerics = LayerNumerics(bits=bits, rounding=rounding, overflow=overflow, chain=chain).kernel_numerics(
         passes.get(pass_name))
-    for spec in _specs(ref, batch, batch_file, default_batch=1):
+    specs = _specs(ref, batch, batch_file, default_batch=1)
+    folder = _output_dir(output, "-o") if output is not None else None
+    for spec in specs:
         kernel = dfpgen_compile(spec, pass_name, numerics, isa=isa, cpu=cpu, blocking=_parse_blocking(blocking),
                                 tuned=True)
         if what == "asm":
@@ -243,9 +271,11 @@ def emit_cmd(ref, batch_file, pass_name, isa, cpu, bits, rounding, overflow, cha
             click.echo(text)
             continue
         stem = f"{spec.name or 'layer'}.{pass_name}.{kernel.plan.isa.name}.{kernel.plan.target.cpu}".replace("/", "_")
-        path = Path(output) / f"{stem}{'.s' if what == 'asm' else '.ll'}"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+        path = folder / f"{stem}{'.s' if what == 'asm' else '.ll'}"
+        try:
+            path.write_text(text)
+        except OSError as exc:
+            raise _os_error(exc) from None
         click.echo(f"wrote {path}", err=True)
 
 
@@ -474,6 +504,20 @@ def db_export(db_path):
                                "error": r.error, "created": r.created}))
 
 
+class _FiniteFloat(click.FloatRange):
+    """A FloatRange that also refuses nan and inf (click's range lets nan through: every comparison is false)."""
+
+    name = "finite float range"
+
+    def convert(self, value, param, ctx):
+        """The number, or a usage error naming the value and the allowed range."""
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            bound = f" {'>' if self.min_open else '>='} {self.min:g}" if self.min is not None else ""
+            self.fail(f"{value!r}: expected a finite number{bound}", param, ctx)
+        return number
+
+
 @main.command("train")
 @click.option("--net", default="resnet8", show_default=True,
               help="lenet, resnet8, resnet20 (adapt to the data) or resnet50, googlenet_v1, vgg16, alexnet "
@@ -492,9 +536,9 @@ def db_export(db_path):
               help="Which tensors are DFP; a pass with an FP32 operand runs in FP32 kernels.")
 @click.option("--epochs", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--batch", type=click.IntRange(min=1), default=32, show_default=True)
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.05, show_default=True)
+@click.option("--lr", type=_FiniteFloat(min=0, min_open=True), default=0.05, show_default=True)
 @click.option("--schedule", type=click.Choice(["cosine", "step", "constant"]), default="cosine", show_default=True)
-@click.option("--weight-decay", type=click.FloatRange(min=0), default=5e-4, show_default=True)
+@click.option("--weight-decay", type=_FiniteFloat(min=0), default=5e-4, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Use only this many training images.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Threads (default: all cores).")
@@ -518,16 +562,29 @@ def train_cmd(net, data_source, precision, bits, bits_w, bits_grad, rounding, gr
     numerics = LayerNumerics(precision, bits, bits_w, bits_grad, rounding, grad_rounding,
                              dfp=tuple(k.strip() for k in dfp_kinds.split(",") if k.strip()))
     if backend == "torch":
+        _check_nproc(nproc, batch)
         _train_torch(net, data_source, numerics, epochs, batch, lr, schedule, weight_decay, seed, limit, threads,
                      out_dir, resume, nproc)
         return
     if nproc != 1:
         raise click.UsageError(f"--nproc {nproc}: data-parallel runs need --backend torch (numpy runs one process)")
-    from dfpgen.training.train import TrainConfig, Trainer, write_log
+    from dfpgen.training.train import TrainConfig
 
     config = TrainConfig(net, data_source, numerics, epochs, batch, lr, 0.9, weight_decay, schedule, seed, limit)
-    out = Path(out_dir)
-    trainer = Trainer(config, threads=threads)
+    try:
+        _train_numpy(config, threads, out_dir, resume)
+    except OSError as exc:
+        raise _os_error(exc) from None
+
+
+def _train_numpy(config, threads, out_dir: str, resume: bool) -> None:
+    """`train --backend numpy`: epochs with a progress bar, a checkpoint and the log after each, then the plot."""
+    from dfpgen.training.train import Trainer, write_log
+
+    net, numerics, epochs, batch, lr = config.net, config.numerics, config.epochs, config.batch, config.lr
+    schedule, seed, precision = config.schedule, config.seed, config.numerics.precision
+    trainer = Trainer(config, threads=threads)   # bad data or network: reported before --out is created
+    out = _output_dir(out_dir, "--out")          # before any training: a bad --out must not cost an epoch
     checkpoint = out / "checkpoint.npz"
     if resume:
         trainer.restore(checkpoint)
@@ -563,6 +620,19 @@ def train_cmd(net, data_source, precision, bits, bits_w, bits_grad, rounding, gr
     except DFPGenError as exc:
         click.echo(f"no plot: {exc}", err=True)
     click.echo(f"final test accuracy {100 * final.test_acc:.2f}% ({out})" if final else "nothing trained")
+
+
+def _check_nproc(nproc: int, batch: int) -> None:
+    """Refuse --nproc values every rank would fail on, before any process is spawned (or torch imported)."""
+    if nproc == 1:
+        return
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if nproc > cores:
+        raise click.BadParameter(f"{nproc}: more processes than the {cores} cores this process may use; "
+                                 f"use --nproc <= {cores}", param_hint="--nproc")
+    if batch < nproc:
+        raise click.BadParameter(f"{nproc}: each process takes at least one sample of every batch, and --batch is "
+                                 f"{batch}; use --nproc <= {batch} or --batch >= {nproc}", param_hint="--nproc")
 
 
 def _train_torch(net, data_source, numerics, epochs, batch, lr, schedule, weight_decay, seed, limit, threads,
@@ -649,13 +719,16 @@ def conformance_cmd(suites, pass_name, mb, keep_mb, max_spatial, bits, isa, thre
 
 @main.command("plot")
 @click.argument("logs", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=True))
-@click.option("-o", "--output", default="curves.png", show_default=True, help="PNG file to write.")
+@click.option("-o", "--output", default="curves.png", show_default=True,
+              help="Image file to write (.png, .pdf, .svg, ...; no extension: .png); a folder gets curves.png.")
 @click.option("--title", default="", help="Figure title.")
 @_usage_errors
 def plot_cmd(logs, output, title):
     """Plot training loss and test accuracy of one or more runs (their log.csv files or --out folders)."""
-    from dfpgen.training.plot import training_curves
+    from dfpgen.training.plot import output_path, training_curves
     from dfpgen.training.train import read_log
+
+    output_path(output, "curves.png")   # a bad -o is reported before the logs are read
 
     runs = {}
     for log in logs:
@@ -664,8 +737,7 @@ def plot_cmd(logs, output, title):
         while name in runs:
             name += "'"
         runs[name] = read_log(path)
-    training_curves(runs, output, title)
-    click.echo(f"wrote {output}")
+    click.echo(f"wrote {training_curves(runs, output, title)}")
 
 
 if __name__ == "__main__":

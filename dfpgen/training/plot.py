@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from dfpgen.errors import DFPGenError
 from dfpgen.passes import NAMES as PASS_NAMES
 
@@ -20,19 +22,40 @@ def _pyplot():
     return plt
 
 
+def output_path(path, default_name: str) -> str:
+    """The file a plot given `path` is written to: `path`/`default_name` for a folder, `path`.png without an
+    extension; PlotError for an extension matplotlib cannot write (checked before any work is done)."""
+    _pyplot()
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    text = str(path)
+    target = Path(text)
+    if target.is_dir() or text.endswith("/"):
+        target = target / default_name
+    elif not target.suffix:
+        target = target.with_name(target.name + ".png")   # what matplotlib would write: say so
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if target.suffix[1:].lower() not in formats:
+        raise PlotError(f"{text}: cannot write a {target.suffix!r} file; plots are written as "
+                        f"{', '.join('.' + f for f in sorted(formats))}")
+    return str(target)
+
+
 def _save(plt, fig, path: str) -> None:
     fig.tight_layout()
     try:
         fig.savefig(path)
     except OSError as exc:
-        raise PlotError(f"cannot write {path}: {exc}") from None
+        raise PlotError(f"cannot write {path}: {exc.strerror or exc}") from None
     finally:
         plt.close(fig)
 
 
-def roofline(points: list[dict], peaks: dict[str, float], path: str, title: str) -> None:
-    """Tuned kernels (dicts with label, intensity in MAC/byte, gmacs) against horizontal peak lines."""
+def roofline(points: list[dict], peaks: dict[str, float], path: str, title: str) -> str:
+    """Tuned kernels (dicts with label, intensity in MAC/byte, gmacs) against horizontal peak lines; returns the
+    file written (see output_path)."""
     plt = _pyplot()
+    path = output_path(path, "roofline.png")
     fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
     for name, gmacs in sorted(peaks.items(), key=lambda kv: -kv[1]):
         ax.axhline(gmacs, linestyle="--", linewidth=1, color="gray")
@@ -52,11 +75,14 @@ def roofline(points: list[dict], peaks: dict[str, float], path: str, title: str)
     ax.set_title(title)
     ax.legend(loc="lower right")
     _save(plt, fig, path)
+    return path
 
 
-def training_curves(runs: dict[str, list[dict]], path: str, title: str = "") -> None:
-    """Training loss and test accuracy per epoch, one line per run (rows as read from CSV logs)."""
+def training_curves(runs: dict[str, list[dict]], path: str, title: str = "") -> str:
+    """Training loss and test accuracy per epoch, one line per run (rows as read from CSV logs); returns the
+    file written (a folder gets curves.png, see output_path)."""
     plt = _pyplot()
+    path = output_path(path, "curves.png")
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4), dpi=110)
     for name, rows in runs.items():
         epochs = [r["epoch"] for r in rows]
@@ -70,3 +96,4 @@ def training_curves(runs: dict[str, list[dict]], path: str, title: str = "") -> 
     if title:
         fig.suptitle(title)
     _save(plt, fig, path)
+    return path

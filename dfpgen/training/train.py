@@ -34,6 +34,10 @@ class CheckpointError(DFPGenError, RuntimeError):
     """A checkpoint is missing, corrupt, or from another run configuration."""
 
 
+class TrainConfigError(DFPGenError, ValueError):
+    """A training hyperparameter out of range (a NaN or infinite learning rate, a negative weight decay)."""
+
+
 class LogError(DFPGenError, ValueError):
     """A training log is missing, not a dfpgen log, or damaged (undecodable bytes, a bad cell, a short row)."""
 
@@ -53,6 +57,23 @@ class TrainConfig:
     schedule: str = "cosine"
     seed: int = 0
     limit: int | None = None
+
+    def __post_init__(self) -> None:
+        # A NaN or infinite rate would only surface epochs later as non-finite weights: refuse it here.
+        for name, low, high, allowed in (("lr", 0.0, None, "a finite number > 0"),
+                                         ("momentum", 0.0, 1.0, "a number in [0, 1)"),
+                                         ("weight_decay", 0.0, None, "a finite number >= 0")):
+            value = getattr(self, name)
+            number = float("nan")
+            if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_)):
+                try:
+                    number = float(value)
+                except OverflowError:   # an int beyond float64
+                    pass
+            if not np.isfinite(number) or number < low or (name == "lr" and number == 0) or \
+                    (high is not None and number >= high):
+                raise TrainConfigError(f"{name}={value!r}: must be {allowed}")
+            object.__setattr__(self, name, number)   # frozen; numpy scalars become floats for the JSON config
 
     def to_json(self) -> dict:
         """A JSON-able form."""

@@ -103,14 +103,36 @@ def peaks(remeasure: bool = False, target: Target | None = None) -> dict[str, Pe
         raise TargetError(f"peaks can only be measured on the host, not {target.cpu!r}")
     path = _cache_path(target)
     key = {"format": PEAK_FORMAT, "dfpgen": __version__, "cpu": target.cpu, "features": target.key()[1]}
+    names = target.isas("dfp16") + target.isas("fp32")
     if not remeasure and path.exists():
         try:
-            data = json.loads(path.read_text())
-            if data.get("key") == key:
-                return {name: Peak(**p) for name, p in data["peaks"].items()}
-        except (ValueError, KeyError, TypeError):
-            pass  # a damaged cache is remeasured
-    found = {name: measure(name, target) for name in target.isas("dfp16") + target.isas("fp32")}
+            cached = _from_cache(json.loads(path.read_text()), key, names)
+        except (OSError, ValueError):
+            cached = None
+        if cached is not None:
+            return cached
+        # Anything else (old key, damaged or wrong-shaped file) is stale: measured again and rewritten below.
+    found = {name: measure(name, target) for name in names}
     payload = {"key": key, "peaks": {n: p.__dict__ for n, p in found.items()}}
     atomic_write(path, json.dumps(payload, indent=1).encode())
+    return found
+
+
+def _from_cache(data, key: dict, names: list[str]) -> dict[str, Peak] | None:
+    """The peaks a cache file holds if it is for `key` and well formed with one entry per ISA in `names`, else None."""
+    if not isinstance(data, dict) or data.get("key") != key or not isinstance(data.get("peaks"), dict):
+        return None
+    peaks_ = data["peaks"]
+    if sorted(peaks_) != sorted(names):
+        return None
+    found = {}
+    for name, p in peaks_.items():
+        if not isinstance(p, dict) or set(p) != {"isa", "instruction", "gmacs", "accumulators"}:
+            return None
+        gmacs, acc = p["gmacs"], p["accumulators"]
+        if (p["isa"] != name or not isinstance(p["instruction"], str)
+                or not isinstance(gmacs, (int, float)) or isinstance(gmacs, bool) or not 0 < gmacs < float("inf")
+                or not isinstance(acc, int) or isinstance(acc, bool) or acc < 1):
+            return None
+        found[name] = Peak(name, p["instruction"], float(gmacs), acc)
     return found
