@@ -42,16 +42,17 @@ def test_kinds_compare_equal_to_their_names():
     assert LayerNumerics(dfp=("weight", "act")).dfp == (Kind.ACT, Kind.WEIGHT)   # canonical order
 
 
-def test_numpy_integers_are_accepted_as_bits():
-    n = LayerNumerics(bits=np.int64(13), bits_w=np.int16(12))
-    assert (n.bits, n.bits_w) == (13, 12) and type(n.bits) is int
+def test_numpy_integers_are_accepted_as_bits_and_chain():
+    n = LayerNumerics(bits=np.int64(13), bits_w=np.int16(12), chain=np.int32(8))
+    assert (n.bits, n.bits_w, n.chain) == (13, 12, 8) and type(n.bits) is int and type(n.chain) is int
+    assert type(Numerics(13, 13, chain=np.int64(4)).chain) is int
 
 
 @pytest.mark.parametrize("bad,field", [
     (dict(precision="bf16"), "precision"), (dict(dfp=("act", "bias")), "dfp"), (dict(dfp="act"), "dfp"),
     (dict(rounding="up"), "rounding"), (dict(grad_rounding="up"), "grad_rounding"), (dict(overflow="clip"), "overflow"),
     (dict(bits=1), "bits"), (dict(bits_w=17), "bits_w"), (dict(bits_grad=2.5), "bits_grad"), (dict(chain=0), "chain"),
-    (dict(chain=True), "chain"), (dict(overflow="wrap"), "overflow"), (dict(rounding=None), "rounding")])
+    (dict(chain=True), "chain"), (dict(overflow="wrap"), "overflow"), (dict(dfp=None), "dfp"), (dict(dfp=3), "dfp"), (dict(rounding=None), "rounding")])
 def test_bad_numerics_name_the_field(bad, field):
     with pytest.raises(NumericsError, match=f"^{field}|{field}="):
         LayerNumerics(**bad)

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
+import numpy as np
+
 from dfpgen.core.dfp import check_bits, check_rounding, safe_chain
 from dfpgen.errors import NumericsError
 
@@ -28,6 +30,15 @@ class Kind(StrEnum):
 
 
 KINDS = tuple(Kind)
+
+
+def _check_chain(chain) -> int | None:
+    """`chain` as an int (numpy integers too), or None; NumericsError unless it is an integer >= 1."""
+    if chain is None:
+        return None
+    if not isinstance(chain, (int, np.integer)) or isinstance(chain, (bool, np.bool_)) or chain < 1:
+        raise NumericsError(f"chain={chain!r}: must be an integer >= 1")
+    return int(chain)
 
 
 def check_overflow(overflow) -> str:
@@ -57,9 +68,8 @@ class Numerics:
         check_bits(self.bits_w, "bits_w")
         check_rounding(self.rounding)
         check_overflow(self.overflow)
+        object.__setattr__(self, "chain", _check_chain(self.chain))
         if self.chain is not None:
-            if not isinstance(self.chain, int) or isinstance(self.chain, bool) or self.chain < 1:
-                raise NumericsError(f"chain={self.chain!r}: must be an integer >= 1")
             if self.overflow == "exact" and self.chain > self.safe_chain:
                 raise NumericsError(
                     f"chain={self.chain}: overflow='exact' allows at most safe_chain({self.bits_x}, "
@@ -115,12 +125,10 @@ class LayerNumerics:
         if self.grad_rounding is not None:
             check_rounding(self.grad_rounding, "grad_rounding")
         check_overflow(self.overflow)
-        chain = self.chain
-        if chain is not None and (not isinstance(chain, int) or isinstance(chain, bool) or chain < 1):
-            raise NumericsError(f"chain={chain!r}: must be an integer >= 1")
+        object.__setattr__(self, "chain", _check_chain(self.chain))
         if self.chain is None and self.overflow == "wrap":
             raise NumericsError("overflow='wrap' needs an explicit chain= longer than the safe bound")
-        if isinstance(self.dfp, str) or not all(isinstance(k, str) for k in self.dfp):
+        if not isinstance(self.dfp, (tuple, list, set, frozenset)) or not all(isinstance(k, str) for k in self.dfp):
             raise NumericsError(f"dfp={self.dfp!r}: must be a tuple of tensor kinds among {', '.join(KINDS)}")
         unknown = set(self.dfp) - set(KINDS)
         if unknown:
