@@ -47,17 +47,24 @@ def _phase_taps(extent: int, phase: int, taps: int, pad: int, stride: int, dilat
     return chosen, pixels, low, high
 
 
-def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target, isa_name: str) -> PassTables:
-    """Plan a BPROP kernel."""
+def _blocks(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target, isa_name: str):
+    """What plan() and geometry() both start from: the validated register block clipped to the layer,
+    the channel block, unroll, block counts (output-gradient channels KB, input vectors CB) and the
+    taps of each row and column phase."""
     c = common(numerics, blocking, target, isa_name, spec)
-    s, elem, lanes = spec, c.elem, c.lanes
-    cpb, unroll, KB = channel_blocks(c, blocking, s.K, numerics)
-    CB = ceil(s.C / lanes)
-    c = clip_block(c, CB, s.H, s.W)
-    kv, hb, wb = c.kv, c.hb, c.wb
-
+    cpb, unroll, KB = channel_blocks(c, blocking, spec.K, numerics)
+    CB = ceil(spec.C / c.lanes)
+    s = spec
     rows = [_phase_taps(s.H, ph, s.R, s.pt, s.sh, s.dh, s.P) for ph in range(min(s.sh, s.H))]
     cols = [_phase_taps(s.W, pw, s.S, s.pl, s.sw, s.dw, s.Q) for pw in range(min(s.sw, s.W))]
+    return clip_block(c, CB, s.H, s.W), cpb, unroll, KB, CB, rows, cols
+
+
+def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target, isa_name: str) -> PassTables:
+    """Plan a BPROP kernel."""
+    c, cpb, unroll, KB, CB, rows, cols = _blocks(spec, numerics, blocking, target, isa_name)
+    s, elem, lanes = spec, c.elem, c.lanes
+    kv, hb, wb = c.kv, c.hb, c.wb
     top, bottom = max(r[2] for r in rows), max(r[3] for r in rows)
     left, right = max(q[2] for q in cols), max(q[3] for q in cols)
     Pp, Qp, ce = top + s.P + bottom, left + s.Q + right, cpb * elem
@@ -109,13 +116,8 @@ def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target,
 
 def geometry(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target, isa_name: str) -> Geometry:
     """What plan() would build, counted: the same shapes, steps and calls (per phase), without a table."""
-    c = common(numerics, blocking, target, isa_name, spec)
+    c, cpb, unroll, KB, CB, rows, cols = _blocks(spec, numerics, blocking, target, isa_name)
     s, elem, lanes = spec, c.elem, c.lanes
-    cpb, unroll, KB = channel_blocks(c, blocking, s.K, numerics)
-    CB = ceil(s.C / lanes)
-    c = clip_block(c, CB, s.H, s.W)
-    rows = [_phase_taps(s.H, ph, s.R, s.pt, s.sh, s.dh, s.P) for ph in range(min(s.sh, s.H))]
-    cols = [_phase_taps(s.W, pw, s.S, s.pl, s.sw, s.dw, s.Q) for pw in range(min(s.sw, s.W))]
     Pp = max(r[2] for r in rows) + s.P + max(r[3] for r in rows)
     Qp = max(q[2] for q in cols) + s.Q + max(q[3] for q in cols)
     steps = sum(KB * len(rtaps) * len(staps) * (cpb // unroll) for rtaps, *_ in rows for staps, *_ in cols)

@@ -32,13 +32,19 @@ class FpropLayout:
     elem: int
 
 
+def _blocks(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target, isa_name: str):
+    """What plan() and geometry() both start from: the validated register block clipped to the layer,
+    the channel block, unroll and block counts (input channels CB, output vectors KB)."""
+    c = common(numerics, blocking, target, isa_name, spec)
+    cpb, unroll, CB = channel_blocks(c, blocking, spec.C, numerics)
+    KB = ceil(spec.K / c.lanes)
+    return clip_block(c, KB, spec.P, spec.Q), cpb, unroll, CB, KB
+
+
 def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target, isa_name: str) -> PassTables:
     """Plan an FPROP kernel."""
-    c = common(numerics, blocking, target, isa_name, spec)
+    c, cpb, unroll, CB, KB = _blocks(spec, numerics, blocking, target, isa_name)
     s, elem, lanes = spec, c.elem, c.lanes
-    cpb, unroll, CB = channel_blocks(c, blocking, s.C, numerics)
-    KB = ceil(s.K / lanes)
-    c = clip_block(c, KB, s.P, s.Q)
     kv, hb, wb = c.kv, c.hb, c.wb
     Hp, Wp, ce = s.pt + s.H + s.pb, s.pl + s.W + s.pr, cpb * elem
     in_w, in_h = ce, Wp * ce
@@ -85,11 +91,8 @@ def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target,
 
 def geometry(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target, isa_name: str) -> Geometry:
     """What plan() would build, counted: the same shapes, steps and calls, without a table."""
-    c = common(numerics, blocking, target, isa_name, spec)
+    c, cpb, unroll, CB, KB = _blocks(spec, numerics, blocking, target, isa_name)
     s, elem, lanes = spec, c.elem, c.lanes
-    cpb, unroll, CB = channel_blocks(c, blocking, s.C, numerics)
-    KB = ceil(s.K / lanes)
-    c = clip_block(c, KB, s.P, s.Q)
     Hp, Wp, ce = s.pt + s.H + s.pb, s.pl + s.W + s.pr, cpb * elem
     return Geometry(src_shape=(s.N, CB, Hp, Wp, ce), vec_shape=(KB, CB, s.R, s.S, cpb, lanes, elem),
                     dst_shape=(s.N, KB, s.P, s.Q, lanes), storage_bytes=4 if elem == 1 else 2,

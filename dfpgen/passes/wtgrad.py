@@ -45,18 +45,24 @@ class WtgradLayout:
     elem: int
 
 
+def _blocks(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target, isa_name: str):
+    """What plan() and geometry() both start from: the validated register block clipped to the layer,
+    the unroll, dy's q-elements padded to whole steps (Qe), output vectors KB, x's padded height and
+    its pair-expanded width."""
+    c = common(numerics, blocking, target, isa_name, spec)
+    s, elem = spec, c.elem
+    unroll = _unroll(c, blocking, ceil(s.Q / elem), numerics)
+    Qe = ceil(ceil(s.Q / elem) / unroll) * unroll          # dy is zero-padded to whole steps
+    KB = ceil(s.K / c.lanes)
+    Hp, Wx = s.pt + s.H + s.pb, (Qe - 1) * elem * s.sw + s.S_extent
+    return clip_block(c, KB, s.S, s.C), unroll, Qe, KB, Hp, Wx
+
+
 def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target, isa_name: str) -> PassTables:
     """Plan a WTGRAD kernel."""
-    c = common(numerics, blocking, target, isa_name, spec)
+    c, unroll, Qe, KB, Hp, Wx = _blocks(spec, numerics, blocking, target, isa_name)
     s, elem, lanes, st = spec, c.elem, c.lanes, spec.sw
-    q_elems = ceil(s.Q / elem)
-    unroll = _unroll(c, blocking, q_elems, numerics)
-    Qe = ceil(q_elems / unroll) * unroll          # dy is zero-padded to whole steps
-    KB = ceil(s.K / lanes)
-    c = clip_block(c, KB, s.S, s.C)
     kv, hb, wb = c.kv, c.hb, c.wb
-    Hp = s.pt + s.H + s.pb
-    Wx = (Qe - 1) * elem * st + s.S_extent
     x_c, x_w = elem, s.C * elem
     x_h = Wx * x_w
     x_n = Hp * x_h
@@ -128,19 +134,13 @@ def _rows(s: ConvSpec, blocking: Blocking, elem: int, Qe: int, x_h: int) -> int:
 
 def geometry(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target, isa_name: str) -> Geometry:
     """What plan() would build, counted: the same shapes, steps, calls and reduction blocks, without a table."""
-    c = common(numerics, blocking, target, isa_name, spec)
+    c, unroll, Qe, KB, Hp, Wx = _blocks(spec, numerics, blocking, target, isa_name)
     s, elem, lanes = spec, c.elem, c.lanes
-    q_elems = ceil(s.Q / elem)
-    unroll = _unroll(c, blocking, q_elems, numerics)
-    Qe = ceil(q_elems / unroll) * unroll
-    KB = ceil(s.K / lanes)
-    c = clip_block(c, KB, s.S, s.C)
-    Hp, Wx = s.pt + s.H + s.pb, (Qe - 1) * elem * s.sw + s.S_extent
     rb = _rows(s, blocking, elem, Qe, Wx * s.C * elem)
     return Geometry(src_shape=(s.N, Hp, Wx, s.C, elem), vec_shape=(s.N, KB, s.P, Qe, lanes, elem),
                     dst_shape=(KB, s.R, s.S, s.C, lanes), storage_bytes=4 if elem == 1 else 2,
-                    steps=s.N * s.P * (Qe // unroll), calls=ceil(KB / c.kv) * s.R * ceil(s.S / c.hb) * ceil(s.C / c.wb),
-                    blocks=ceil(s.N * s.P / rb), batch=1, batched=False)
+                    steps=s.N * s.P * (Qe // unroll),
+                    calls=ceil(KB / c.kv) * s.R * ceil(s.S / c.hb) * ceil(s.C / c.wb), blocks=ceil(s.N * s.P / rb), batch=1, batched=False)
 
 
 def default_unroll(q_elems: int) -> int:
