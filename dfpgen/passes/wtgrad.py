@@ -140,7 +140,8 @@ def geometry(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Tar
     return Geometry(src_shape=(s.N, Hp, Wx, s.C, elem), vec_shape=(s.N, KB, s.P, Qe, lanes, elem),
                     dst_shape=(KB, s.R, s.S, s.C, lanes), storage_bytes=4 if elem == 1 else 2,
                     steps=s.N * s.P * (Qe // unroll),
-                    calls=ceil(KB / c.kv) * s.R * ceil(s.S / c.hb) * ceil(s.C / c.wb), blocks=ceil(s.N * s.P / rb), batch=1, batched=False)
+                    calls=ceil(KB / c.kv) * s.R * ceil(s.S / c.hb) * ceil(s.C / c.wb),
+                    blocks=ceil(s.N * s.P / rb), batch=1, batched=False)
 
 
 def default_unroll(q_elems: int) -> int:
