@@ -24,10 +24,24 @@ def _default_cache_dir() -> Path:
     return Path(base) / "dfpgen"
 
 
+def _cache_dir() -> Path:
+    """DFPGEN_CACHE_DIR (default: the user cache folder); one line if a file stands where a folder must be."""
+    given = os.environ.get("DFPGEN_CACHE_DIR")
+    path = Path(given) if given else _default_cache_dir()
+    for ancestor in (path, *path.parents):
+        if ancestor.exists():
+            if not ancestor.is_dir():
+                name = "DFPGEN_CACHE_DIR" if given else "the cache folder"
+                raise DFPGenError(f"{name}={str(path)!r}: {ancestor} is a file, not a folder; point "
+                                  f"DFPGEN_CACHE_DIR at a folder")
+            break
+    return path
+
+
 def settings() -> Settings:
     """Read DFPGEN_* variables: DFPGEN_CACHE_DIR, DFPGEN_ISA, DFPGEN_THREADS, DFPGEN_NO_DISK_CACHE."""
     return Settings(
-        cache_dir=Path(os.environ.get("DFPGEN_CACHE_DIR") or _default_cache_dir()),
+        cache_dir=_cache_dir(),
         isa=os.environ.get("DFPGEN_ISA") or None,
         threads=_env_int("DFPGEN_THREADS", None, 1, "; unset it to use every core"),
         disk_cache=os.environ.get("DFPGEN_NO_DISK_CACHE", "") in ("", "0"),

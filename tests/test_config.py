@@ -68,3 +68,20 @@ def test_bad_dfpgen_threads_in_the_cli_is_one_line(monkeypatch):
     assert result.exit_code == 1, result.output
     assert result.output.splitlines() == ["Error: DFPGenError: DFPGEN_THREADS='abc': expected an integer >= 1; "
                                           "unset it to use every core"]
+
+
+def test_a_cache_dir_under_a_file_is_one_line_naming_the_variable(tmp_path, monkeypatch):
+    (tmp_path / "file").write_text("x")
+    for under in ("file", "file/deeper/dfpgen"):
+        monkeypatch.setenv("DFPGEN_CACHE_DIR", str(tmp_path / under))
+        with pytest.raises(DFPGenError, match=r"^DFPGEN_CACHE_DIR='.*': .*file is a file, not a folder"):
+            settings()
+    monkeypatch.setenv("DFPGEN_CACHE_DIR", str(tmp_path / "new" / "folder"))
+    assert settings().cache_dir == tmp_path / "new" / "folder"     # missing folders are made when used
+
+
+def test_cli_commands_say_so_in_one_line(tmp_path, monkeypatch):
+    (tmp_path / "file").write_text("x")
+    monkeypatch.setenv("DFPGEN_CACHE_DIR", str(tmp_path / "file" / "cache"))
+    result = CliRunner().invoke(main, ["peak"])
+    assert result.exit_code == 1 and result.output.strip().count("\n") == 0 and "DFPGEN_CACHE_DIR" in result.output
