@@ -463,3 +463,133 @@ def test_wide_vpdpwssd_defaults_take_fewer_loads_per_multiply_accumulate(spec, p
     cycles = {b: cost.predicted_cycles(make_plan(spec, Numerics(13, 13), Blocking(*b), target, "avx512_vnni",
                                                  pass_name)) for b in ((4, 3, 2), (4, 2, 3), (2, 7, 2), (3, 8, 1))}
     assert cycles[(4, 3, 2)] == cycles[(4, 2, 3)] < min(cycles[(2, 7, 2)], cycles[(3, 8, 1)])
+
+
+# ----------------------------------------------------------------------------- the lazy call table
+
+
+def eager_grid(vectors, rows, cols, src, vec, dst, steps, rows_outer, tiles):
+    """The call table rows of one grid as CallsBuilder.grid stacked them before calls were described
+    (the reference: this copies that code; `tiles` is the builder's (h, w, v) -> index, filled in as it was)."""
+    v0 = np.array([b[0] for b in vectors])[:, None, None]
+    r0 = np.array([b[0] for b in rows])[None, :, None]
+    c0 = np.array([b[0] for b in cols])[None, None, :]
+    shape = (len(vectors), len(rows), len(cols))
+    sizes = np.broadcast_arrays(np.array([b[1] for b in vectors])[:, None, None],
+                                np.array([b[1] for b in rows])[None, :, None],
+                                np.array([b[1] for b in cols])[None, None, :])
+    index = np.empty(shape, dtype=np.int64)
+    combos = {}
+    for v in {b[1] for b in vectors}:
+        for h in {b[1] for b in rows}:
+            for w in {b[1] for b in cols}:
+                mask = (sizes[0] == v) & (sizes[1] == h) & (sizes[2] == w)
+                if mask.any():
+                    combos[(h, w, v)] = (int(np.argmax(mask.ravel())), mask)
+    for key, (_, mask) in sorted(combos.items(), key=lambda kv: kv[1][0]):
+        index[mask] = tiles.setdefault(key, len(tiles))
+    row_term = lambda b: np.asarray(b)[None, :, None] if np.ndim(b) else b * r0
+    offsets = [np.broadcast_to(a * v0 + row_term(b) + c * c0 + d, shape) for a, b, c, d in (src, vec, dst)]
+    block = np.stack([index, *offsets, np.full(shape, steps[0]), np.full(shape, steps[1])], axis=-1)
+    if rows_outer:
+        block = block.transpose(1, 0, 2, 3)
+    calls, per_item = index.size, len(cols)
+    return block.reshape(-1, 6), [per_item * k for k in range(1, calls // per_item + 1)]
+
+
+def eager_plan(monkeypatch, spec, numerics, blocking, cpu, isa, pass_name):
+    """The plan, and its call table, item starts, steps per flush and flushes as the eager planner made them."""
+    from dfpgen.codegen import plan as plan_module
+    grids, original = [], plan_module.CallsBuilder.grid
+
+    def recording(self, vectors, rows, cols, src, vec, dst, steps, rows_outer=False):
+        grids.append((vectors, rows, cols, src, vec, dst, steps, rows_outer))
+        return original(self, vectors, rows, cols, src, vec, dst, steps, rows_outer)
+
+    with monkeypatch.context() as m:
+        m.setattr(plan_module.CallsBuilder, "grid", recording)
+        plan = make_plan(spec, numerics, blocking, named(cpu), isa, pass_name)
+    tiles, blocks, starts = {}, [np.zeros((0, 6), dtype=np.int64)], [0]
+    for g in grids:
+        block, ends = eager_grid(*g, tiles)
+        starts += [starts[-1] + e for e in ends] if ends else []
+        blocks.append(block)
+    table = np.concatenate(blocks)
+    counts = plan_module.block_steps(table, plan.reduction_blocks)
+    longest = int(counts.max(initial=0))
+    chain = plan.numerics.effective_chain if plan.int_accumulate else 0
+    per_flush = max(1, min(longest, chain // plan.unroll)) if chain else max(1, longest)
+    _, output = np.unique(table[:, 3], return_inverse=True)
+    per_call = (-(-counts // per_flush)).sum(axis=1)
+    flushes = max(1, int(np.bincount(output.ravel(), weights=per_call).max(initial=0)))
+    assert [(h, w, v) for h, w, v in tiles] == [(t.h, t.w, t.v) for t in plan.tiles]
+    return plan, table, tuple(starts), per_flush, flushes
+
+
+def eager_cycles(plan, table):
+    """cost.predicted_cycles as it summed over every row of the call table (the reference: a copy of that code)."""
+    rate, pmadd, pmadd_wtgrad = cost.MAC_RATE[plan.isa.kind], cost._pmadd_rules(plan), cost._pmadd_wtgrad(plan)
+    loads_per_cycle = cost.PMADD_LOADS_PER_CYCLE if pmadd else \
+        cost.VNNI_LOADS_PER_CYCLE if cost._vnni_wide_fprop_bprop(plan) else cost.LOADS_PER_CYCLE
+    spill_free = plan.target.vector_registers - (cost.WTGRAD_TEMPORARIES if pmadd_wtgrad else cost.PMADD_TEMPORARIES)
+    per_tile = []
+    for tile in plan.tiles:
+        acc, broadcasts = tile.accumulators, tile.h * tile.w
+        if pmadd_wtgrad:
+            loads = tile.v / cost.WTGRAD_VECTOR_LOADS_PER_CYCLE + broadcasts / cost.WTGRAD_BROADCASTS_PER_CYCLE
+        else:
+            loads = (tile.v + broadcasts) / loads_per_cycle
+        step = max(plan.unroll * acc / rate, plan.unroll * loads)
+        if (pmadd or pmadd_wtgrad) and register_need(tile.h, tile.w, tile.v, plan.flush_in_registers) > spill_free:
+            step *= cost.SPILL_PENALTY
+        per_tile.append((step + cost.STEP_OVERHEAD, acc * cost.FLUSH_CYCLES[plan.flush_in_registers] + 2 * acc))
+    if not len(table):
+        return 0.0
+    from dfpgen.codegen.plan import block_steps
+    tiles, counts = table[:, 0], block_steps(table, plan.reduction_blocks)
+    step = np.array([t[0] for t in per_tile])[tiles][:, None]
+    flush = np.array([t[1] for t in per_tile])[tiles][:, None]
+    flushes = np.maximum(1, -(-counts // plan.steps_per_flush))
+    streaming = pmadd and plan.blocking.order != "np" and \
+        plan.src_batch_stride * np.dtype(plan.storage).itemsize > cost.L2_IMAGE_BYTES
+    return float((counts * step + flushes * flush).sum()) * plan.batch * (cost.STREAMING_PENALTY if streaming else 1.0)
+
+
+LAZY_SPECS = [
+    ConvSpec(2, 24, 40, 9, 11, 3, 3, 1, 1),                                      # odd sizes, tails on every axis
+    ConvSpec(1, 16, 48, 9, 11, 1, 1, 2, 0),                                      # strided 1x1
+    ConvSpec(2, 8, 8, 12, 12, 5, 3, 2, 2, groups=2, dilation=2).per_group(),     # groups, dilation, stride 2
+    ConvSpec(1, 20, 36, 13, 10, 3, 4, 3, 1, stride_w=2, pad_w=2, pad_bottom=0, pad_right=3),  # asymmetric
+    ConvSpec(3, 6, 70, 7, 5, 2, 2, 1, 0, dilation=3, dilation_w=1),              # stride < kernel extent
+    ConvSpec(4, 72, 10, 1, 1, 1, 1, 1, 0),                                       # FC
+]
+LAZY_BLOCKINGS = [None, Blocking(2, 3, 1), Blocking(1, 4, 2, order="np"), Blocking(3, 2, 3, order="kn"),
+                  Blocking(1, 1, 1, rb=1), Blocking(2, 5, 2, rb=3), Blocking(4, 2, 1, order="np", rb=7)]
+
+
+@pytest.mark.parametrize("pass_name", ["fprop", "bprop", "wtgrad"])
+@pytest.mark.parametrize("cpu, isa, numerics", [("sapphirerapids", "avx512_vnni", Numerics(16, 16)),
+                                                ("znver3", "avx2", Numerics(13, 13)),
+                                                ("alderlake", "fp32_avx2", Numerics())])
+def test_lazy_call_table_is_the_eager_one(monkeypatch, pass_name, cpu, isa, numerics):
+    """Plans describe their calls (grids) instead of stacking them: the call table built on demand, the item
+    starts, flush counts and predicted cycles equal what the eager planner computed from the stacked table."""
+    checked = 0
+    for spec in LAZY_SPECS:
+        for blocking in LAZY_BLOCKINGS:
+            if blocking is None:
+                blocking = default_blocking(spec, numerics, named(cpu), isa, pass_name)
+            try:
+                plan, table, starts, per_flush, flushes = eager_plan(monkeypatch, spec, numerics, blocking, cpu, isa,
+                                                                     pass_name)
+            except PlanError:
+                continue
+            assert "call_table" not in plan.__dict__               # nothing built the table while planning
+            assert plan.call_count == len(table) == plan.call_words.shape[0]
+            np.testing.assert_array_equal(plan.call_table, table)
+            np.testing.assert_array_equal(plan.call_words, table)
+            assert plan.item_starts == starts
+            assert (plan.steps_per_flush, plan.flushes) == (per_flush, flushes)
+            assert cost.predicted_cycles(plan) == pytest.approx(eager_cycles(plan, table), rel=1e-12)
+            checked += 1
+    assert checked >= 25

@@ -96,14 +96,123 @@ class Tile:
         return self.h * self.w * self.v
 
 
+@dataclass(frozen=True)
+class Grid:
+    """One `CallsBuilder.grid` of calls, described rather than stacked: its blocks, offset coefficients,
+    step slice and walk order, and the tile index of each (vector, row, column) block-size combination."""
+
+    vectors: tuple           # (start, size) blocks of each axis
+    rows: tuple
+    cols: tuple
+    src: tuple               # offset coefficients (per vector start, row start or per-row sequence, column, constant)
+    vec: tuple
+    dst: tuple
+    steps: tuple             # (step_begin, step_count) of every call
+    rows_outer: bool
+    tiles: tuple             # ((v size, h size, w size), tile index), one per combination present
+
+    @property
+    def count(self) -> int:
+        """Calls in the grid."""
+        return len(self.vectors) * len(self.rows) * len(self.cols)
+
+    def groups(self):
+        """(tile index, calls) of each block-size combination: calls are the product of the axes' counts."""
+        counts = [_size_counts(axis) for axis in (self.vectors, self.rows, self.cols)]
+        return [(index, counts[0][v] * counts[1][h] * counts[2][w]) for (v, h, w), index in self.tiles]
+
+    def largest_offset(self) -> int:
+        """The largest src, vec or dst base offset of its calls (0 at least): each offset is a sum of
+        independent per-axis terms, so its maximum is the sum of the terms' maxima."""
+        if not self.count:
+            return 0
+        largest = 0
+        for a, b, c, d in (self.src, self.vec, self.dst):
+            rows = list(b) if np.ndim(b) else [b * r for r, _ in self.rows]
+            largest = max(largest, max(a * v for v, _ in self.vectors) + max(rows) + max(c * q for q, _ in self.cols)
+                          + d)
+        return largest
+
+    def fill(self, out: np.ndarray) -> None:
+        """Write the grid's rows of the call table into `out` (count x CALL_FIELDS), in call order,
+        without temporaries of the grid's size."""
+        shape = (len(self.vectors), len(self.rows), len(self.cols))
+        view = out.reshape(shape[1], shape[0], shape[2], CALL_FIELDS).transpose(1, 0, 2, 3) if self.rows_outer \
+            else out.reshape(*shape, CALL_FIELDS)
+        v0 = np.array([b[0] for b in self.vectors], dtype=np.int64)[:, None, None]
+        r0 = np.array([b[0] for b in self.rows], dtype=np.int64)[None, :, None]
+        c0 = np.array([b[0] for b in self.cols], dtype=np.int64)[None, None, :]
+        sizes = [np.array([b[1] for b in axis]) for axis in (self.vectors, self.rows, self.cols)]
+        for (v, h, w), index in self.tiles:
+            view[..., 0][np.ix_(*(np.flatnonzero(a == size) for a, size in zip(sizes, (v, h, w))))] = index
+        for column, (a, b, c, d) in zip((1, 2, 3), (self.src, self.vec, self.dst)):
+            row_term = np.asarray(b, dtype=np.int64)[None, :, None] if np.ndim(b) else b * r0
+            view[..., column] = a * v0 + row_term
+            view[..., column] += c * c0 + d
+        view[..., 4], view[..., 5] = self.steps
+
+
+def _size_counts(blocks) -> dict:
+    """Blocks of each size on one axis."""
+    counts: dict = {}
+    for _, size in blocks:
+        counts[size] = counts.get(size, 0) + 1
+    return counts
+
+
+@dataclass(frozen=True, eq=False)
+class Calls:
+    """A plan's calls, described: grids and explicit rows (int64 arrays, calls x CALL_FIELDS), in call order.
+    The call table is built from them only when asked (`table`); planning, emitting IR and pricing a plan
+    work from the descriptions, in memory proportional to the grids and items rather than the calls."""
+
+    parts: tuple     # Grid or np.ndarray, in call order
+    count: int
+
+    @property
+    def explicit(self) -> bool:
+        """Whether some calls are explicit rows (then the table is the only description of them)."""
+        return any(isinstance(part, np.ndarray) for part in self.parts)
+
+    def groups(self):
+        """(tile index, calls, step_begin, step_count) groups covering every call: one per block-size
+        combination of each grid, one per row of explicit rows."""
+        for part in self.parts:
+            if isinstance(part, Grid):
+                yield from ((index, n, *part.steps) for index, n in part.groups() if n)
+            else:
+                yield from ((int(t), 1, int(b), int(n)) for t, b, n in part[:, [0, 4, 5]])
+
+    def largest_offset(self) -> int:
+        """The largest src, vec or dst base offset of any call (0 at least)."""
+        return max([0] + [part.largest_offset() if isinstance(part, Grid) else int(part[:, 1:4].max(initial=0))
+                          for part in self.parts])
+
+    def table(self) -> np.ndarray:
+        """All calls as an int64 array (calls x CALL_FIELDS), in call order."""
+        table = np.empty((self.count, CALL_FIELDS), dtype=np.int64)
+        at = 0
+        for part in self.parts:
+            n = part.count if isinstance(part, Grid) else len(part)
+            if isinstance(part, Grid):
+                part.fill(table[at:at + n])
+            else:
+                table[at:at + n] = part
+            at += n
+        # finish() counts each grid call's flushes alone: no two calls of the planners' grids share a dst (see
+        # finish); explicit rows are counted from this table.
+        assert self.explicit or len(np.unique(table[:, 3])) == len(table), "grid calls share a dst offset"
+        return table
+
+
 class CallsBuilder:
     """Collects calls and item boundaries while a pass planner walks its work.
 
-    Calls accumulate as numpy column blocks: a planner describes whole grids of calls at once
-    (`grid`), which keeps planning fast for layers with tens of thousands of register blocks."""
+    A planner describes whole grids of calls at once (`grid`); they are recorded, not stacked, so planning
+    a layer with billions of calls takes memory for its grids and items only (`Calls`)."""
 
     def __init__(self) -> None:
-        self.columns: list[np.ndarray] = []   # blocks of shape (calls, CALL_FIELDS)
+        self.parts: list = []            # Grid, or lists of explicit rows
         self.count = 0
         self.item_starts = [0]
         self.tiles: dict[tuple, int] = {}
@@ -111,7 +220,9 @@ class CallsBuilder:
     def call(self, tile_key: tuple, src: int, vec: int, dst: int, steps: tuple[int, int]) -> None:
         """Record one tile invocation; tile_key = (h, w, v)."""
         index = self.tiles.setdefault(tile_key, len(self.tiles))
-        self.columns.append(np.array([[index, src, vec, dst, steps[0], steps[1]]], dtype=np.int64))
+        if not self.parts or not isinstance(self.parts[-1], list):
+            self.parts.append([])
+        self.parts[-1].append([index, src, vec, dst, steps[0], steps[1]])
         self.count += 1
 
     def end_item(self) -> None:
@@ -127,40 +238,67 @@ class CallsBuilder:
         column start, constant) of the offsets, where a row coefficient may instead be a sequence of
         one offset per row block (rows that are not evenly spaced, e.g. WTGRAD's (r, s) pairs); the
         tile of a call is (row size, column size, vectors); every call reduces the step slice `steps`."""
-        v0 = np.array([b[0] for b in vectors])[:, None, None]
-        r0 = np.array([b[0] for b in rows])[None, :, None]
-        c0 = np.array([b[0] for b in cols])[None, None, :]
-        shape = (len(vectors), len(rows), len(cols))
-        sizes = np.broadcast_arrays(np.array([b[1] for b in vectors])[:, None, None],
-                                    np.array([b[1] for b in rows])[None, :, None],
-                                    np.array([b[1] for b in cols])[None, None, :])
-        index = np.empty(shape, dtype=np.int64)
-        combos = {}
-        for v in {b[1] for b in vectors}:      # at most two sizes per axis: full blocks and a tail
-            for h in {b[1] for b in rows}:
-                for w in {b[1] for b in cols}:
-                    mask = (sizes[0] == v) & (sizes[1] == h) & (sizes[2] == w)
-                    if mask.any():
-                        combos[(h, w, v)] = (int(np.argmax(mask.ravel())), mask)
-        for key, (_, mask) in sorted(combos.items(), key=lambda kv: kv[1][0]):  # first-seen order
-            index[mask] = self.tiles.setdefault(key, len(self.tiles))
-        row_term = lambda b: np.asarray(b)[None, :, None] if np.ndim(b) else b * r0
-        offsets = [np.broadcast_to(a * v0 + row_term(b) + c * c0 + d, shape) for a, b, c, d in (src, vec, dst)]
-        block = np.stack([index, *offsets, np.full(shape, steps[0]), np.full(shape, steps[1])], axis=-1)
-        if rows_outer:
-            block = block.transpose(1, 0, 2, 3)
-        self.columns.append(block.reshape(-1, CALL_FIELDS))
-        calls, per_item = index.size, len(cols)
-        self.item_starts.extend((self.count + per_item * np.arange(1, calls // per_item + 1)).tolist())
+        axes = [_size_counts(axis) for axis in (vectors, rows, cols)]
+        firsts = [{} for _ in axes]
+        for first, axis in zip(firsts, (vectors, rows, cols)):
+            for i, (_, size) in enumerate(axis):
+                first.setdefault(size, i)
+        # Tiles are numbered in the order a (vector, row, column)-major walk first meets them.
+        combos = sorted(((firsts[0][v] * len(rows) + firsts[1][h]) * len(cols) + firsts[2][w], (h, w, v))
+                        for v in axes[0] for h in axes[1] for w in axes[2])
+        tiles = tuple(((v, h, w), self.tiles.setdefault((h, w, v), len(self.tiles))) for _, (h, w, v) in combos)
+        as_tuple = lambda coefficients: tuple(tuple(int(x) for x in b) if np.ndim(b) else b for b in coefficients)
+        part = Grid(tuple(vectors), tuple(rows), tuple(cols), as_tuple(src), as_tuple(vec), as_tuple(dst),
+                    tuple(steps), rows_outer, tiles)
+        self.parts.append(part)
+        calls, per_item = part.count, len(cols)
+        if per_item:
+            self.item_starts.extend(range(self.count + per_item, self.count + calls + 1, per_item))
         self.count += calls
+
+    def calls(self) -> Calls:
+        """The recorded calls."""
+        return Calls(tuple(np.array(p, dtype=np.int64).reshape(-1, CALL_FIELDS) if isinstance(p, list) else p
+                           for p in self.parts), self.count)
 
     def table(self) -> np.ndarray:
         """All calls as an int64 array (calls x CALL_FIELDS)."""
-        return np.concatenate(self.columns) if self.columns else np.zeros((0, CALL_FIELDS), dtype=np.int64)
+        return self.calls().table()
+
+
+class CallWords:
+    """The call table as the kernel reads it at run time: C-contiguous int32, calls x CALL_FIELDS (finish()
+    has checked that every offset fits). Its shape and dtype are known from the plan, so emitting IR (which
+    names the shape) builds no table; anything else (the data, ctypes, flags, numpy) builds it once."""
+
+    def __init__(self, plan: Plan) -> None:
+        self._plan = plan
+        self.shape = (plan.calls.count, CALL_FIELDS)
+        self.dtype = np.dtype(np.int32)
+        self.ndim = 2
+
+    @cached_property
+    def array(self) -> np.ndarray:
+        """The int32 table itself."""
+        return np.ascontiguousarray(self._plan.call_table, dtype=np.int32).reshape(-1, CALL_FIELDS)
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        return self.array if dtype is None else self.array.astype(dtype)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key):
+        return self.array[key]
+
+    def __getattr__(self, name: str):
+        if name.startswith("__") or name == "_plan":   # copy/pickle probes, and before __init__ ran
+            raise AttributeError(name)
+        return getattr(self.array, name)
 
 
 @dataclass(frozen=True, eq=False)
-class Plan:
+class PlanFields:
     """Everything the emitter needs, precomputed. Offsets are in elements of the operand's storage type."""
 
     spec: ConvSpec
@@ -185,7 +323,8 @@ class Plan:
     flush_in_registers: bool  # FP32 partial sums in registers (short chains) rather than in the output tile
     chain: int                # pair-instructions per accumulator between flushes (<= the numerics' chain)
     tiles: tuple
-    call_table: np.ndarray    # calls x (tile, src, vec, dst, step_begin, step_count), in item order
+    calls: Calls              # described; `call_table` builds calls x (tile, src, vec, dst, step_begin,
+                              # step_count), in item order, when asked
     item_starts: tuple        # calls of item j are item_starts[j] .. item_starts[j+1]
     reduction_blocks: tuple   # (begin, count): a thread runs its items once per block, in order, each call over
                               # the part of its step slice in the block; the first block writes, the rest add
@@ -195,11 +334,31 @@ class Plan:
     registers: int
     notes: tuple = field(default=())
 
+
+class Plan(PlanFields):
+    """Everything the emitter needs, precomputed (`PlanFields`). `call_table=` (an explicit table, as in
+    `dataclasses.replace(plan, call_table=...)`) replaces the described calls."""
+
+    def __init__(self, *args, call_table: np.ndarray | None = None, **fields) -> None:
+        super().__init__(*args, **fields)
+        if call_table is not None:
+            table = np.asarray(call_table, dtype=np.int64).reshape(-1, CALL_FIELDS)
+            object.__setattr__(self, "calls", Calls((table,), len(table)))   # frozen
+
     @cached_property
-    def call_words(self) -> np.ndarray:
-        """The call table as the kernel reads it at run time: C-contiguous int32, calls x CALL_FIELDS
-        (finish() has checked that every offset fits)."""
-        return np.ascontiguousarray(self.call_table, dtype=np.int32).reshape(-1, CALL_FIELDS)
+    def call_table(self) -> np.ndarray:
+        """calls x (tile, src, vec, dst, step_begin, step_count) int64, in item order: built on first use."""
+        return self.calls.table()
+
+    @cached_property
+    def call_words(self) -> CallWords:
+        """The call table as the kernel reads it at run time (`CallWords`: int32, built on first use of its data)."""
+        return CallWords(self)
+
+    @property
+    def call_count(self) -> int:
+        """Calls per batch entry (rows of the call table), without building it."""
+        return self.calls.count
 
     @property
     def pass_name(self) -> str:
@@ -273,7 +432,7 @@ class Plan:
                 f"pair-instructions (safe {n.safe_chain}), flush INT32->FP32 every {self.steps_per_flush} "
                 f"steps, at most {self.flushes} flushes per output, FP32 partial sums in "
                 f"{'registers' if self.flush_in_registers else 'the output tile'}")
-        lines.append(f"work: {self.items} items ({self.batch} x {self.items_per_batch}), {len(self.call_table)} "
+        lines.append(f"work: {self.items} items ({self.batch} x {self.items_per_batch}), {self.call_count} "
                      f"tile calls per batch entry, order {b.order}")
         return lines + list(self.notes)
 
@@ -414,15 +573,27 @@ def finish(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Targe
     c, builder, unroll = tables.common, tables.calls, tables.unroll
     src_steps, vec_steps = tables.src_steps, tables.vec_steps
     steps = len(src_steps)
-    table = builder.table()
+    calls = builder.calls()
     blocks = tuple(tables.reduction_blocks) if tables.reduction_blocks else ((0, steps),)
-    counts = block_steps(table, blocks)
+    # All calls of one group share a step slice, hence their steps in every reduction block.
+    slices = sorted({(begin, count) for _, _, begin, count in calls.groups()})
+    counts = block_steps(np.array([(0, 0, 0, 0, b, n) for b, n in slices], dtype=np.int64).reshape(-1, CALL_FIELDS),
+                         blocks)
     longest = int(counts.max(initial=0))
     per_flush = max(1, min(longest, c.chain // unroll)) if c.chain else max(1, longest)
     # Each call runs once per reduction block and flushes its own steps there; calls sharing a dst add up.
-    _, output = np.unique(table[:, 3], return_inverse=True)
-    per_call = (-(-counts // per_flush)).sum(axis=1)
-    flushes = max(1, int(np.bincount(output.ravel(), weights=per_call).max(initial=0)))
+    # Grid calls never share a dst base: FPROP's is (filter block, output row, output column) and WTGRAD's
+    # (filter block, r, s, input channel), each in mixed radix (column < Q, row < P; channel < C, s < S, r < R);
+    # BPROP's is (channel block, input row, input column), each pixel in exactly one phase's grid, and its grids
+    # partition the channel blocks; Calls.table() asserts it. So a grid call's flushes are its own, and only
+    # explicit rows need the table.
+    if calls.explicit:
+        table = calls.table()
+        _, output = np.unique(table[:, 3], return_inverse=True)
+        per_call = (-(-block_steps(table, blocks) // per_flush)).sum(axis=1)
+        flushes = max(1, int(np.bincount(output.ravel(), weights=per_call).max(initial=0)))
+    else:
+        flushes = max([1] + (-(-counts // per_flush)).sum(axis=1).tolist())
     tiles, registers = [], 0
     in_registers = (bool(c.chain) and flushes > 1 and per_flush * unroll <= REGISTER_FLUSH_MAX_CHAIN
                     and all(register_need(h, w, v, True) <= target.vector_registers for h, w, v in builder.tiles))
@@ -435,7 +606,7 @@ def finish(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Targe
         raise PlanError(f"register block hb={c.hb} x wb={c.wb} x kv={c.kv} needs {registers} vector registers "
                         f"({c.hb * c.wb * c.kv} accumulators + {c.kv} weights + 1 broadcast); "
                         f"{target.cpu} has {target.vector_registers}")
-    largest = max(max(src_steps, default=0), max(vec_steps, default=0), int(table[:, 1:4].max(initial=0)))
+    largest = max(max(src_steps, default=0), max(vec_steps, default=0), calls.largest_offset())
     if largest + max(tables.src_batch_stride, tables.dst_batch_stride) * tables.batch >= 2**31:
         # Pass.plan decides this from the spec before planning (footprint.check_offsets); kept as a guard.
         raise SizeError(f"layer {spec.name or spec.describe()} ({conv_pass.name}): offsets past 2**31: "
@@ -447,7 +618,7 @@ def finish(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Targe
         src_shape=tables.src_shape, vec_shape=tables.vec_shape, dst_shape=tables.dst_shape, layout=tables.layout,
         steps=steps, src_step_offsets=tuple(src_steps), vec_step_offsets=tuple(vec_steps),
         steps_per_flush=per_flush, flush_in_registers=in_registers, flushes=flushes,
-        chain=min(c.chain, per_flush * unroll) if c.chain else 0, tiles=tuple(tiles), call_table=table,
+        chain=min(c.chain, per_flush * unroll) if c.chain else 0, tiles=tuple(tiles), calls=calls,
         item_starts=tuple(builder.item_starts), reduction_blocks=blocks, batch=tables.batch,
         src_batch_stride=tables.src_batch_stride, dst_batch_stride=tables.dst_batch_stride, registers=registers,
         notes=tuple(tables.notes))

@@ -7,7 +7,8 @@ from itertools import product
 
 import numpy as np
 
-from dfpgen.codegen.plan import Blocking, Plan, block_steps, common, largest_divisor_at_most, register_need
+from dfpgen.codegen.plan import (CALL_FIELDS, Blocking, Plan, block_steps, common, largest_divisor_at_most,
+                                 register_need)
 from dfpgen.core.numerics import Numerics
 from dfpgen.core.spec import ConvSpec
 from dfpgen.core.target import Target, get_isa
@@ -81,15 +82,22 @@ def predicted_cycles(plan: Plan) -> float:
         if (pmadd or pmadd_wtgrad) and register_need(tile.h, tile.w, tile.v, plan.flush_in_registers) > spill_free:
             step *= SPILL_PENALTY
         per_tile.append((step + STEP_OVERHEAD, acc * FLUSH_CYCLES[plan.flush_in_registers] + 2 * acc))
-    if not len(plan.call_table):
+    if not plan.call_count:
         return 0.0
-    tiles, counts = plan.call_table[:, 0], block_steps(plan.call_table, plan.reduction_blocks)
-    step = np.array([t[0] for t in per_tile])[tiles][:, None]
-    flush = np.array([t[1] for t in per_tile])[tiles][:, None]
-    flushes = np.maximum(1, -(-counts // plan.steps_per_flush))
+    # Calls of one group (plan.calls.groups(): a tile and a step slice) cost alike: count steps and flushes
+    # per tile over the groups, from their descriptions rather than the call table.
+    groups = list(plan.calls.groups())
+    tiles = np.array([t for t, *_ in groups])
+    calls = np.array([n for _, n, *_ in groups], dtype=np.int64)[:, None]
+    counts = block_steps(np.array([(0, 0, 0, 0, b, n) for *_, b, n in groups], dtype=np.int64).reshape(-1, CALL_FIELDS),
+                         plan.reduction_blocks)
+    step_totals, flush_totals = np.zeros(len(per_tile), dtype=np.int64), np.zeros(len(per_tile), dtype=np.int64)
+    np.add.at(step_totals, tiles, (calls * counts).sum(axis=1))
+    np.add.at(flush_totals, tiles, (calls * np.maximum(1, -(-counts // plan.steps_per_flush))).sum(axis=1))
     streaming = pmadd and plan.blocking.order != "np" and \
         plan.src_batch_stride * np.dtype(plan.storage).itemsize > L2_IMAGE_BYTES
-    return float((counts * step + flushes * flush).sum()) * plan.batch * (STREAMING_PENALTY if streaming else 1.0)
+    total = sum(int(s) * step + int(f) * flush for (step, flush), s, f in zip(per_tile, step_totals, flush_totals))
+    return float(total) * plan.batch * (STREAMING_PENALTY if streaming else 1.0)
 
 
 def efficiency(plan: Plan) -> float:
