@@ -176,3 +176,27 @@ def _spec(descriptor: str) -> ConvSpec:
     from dfpgen.core.descriptor import parse
 
     return parse(descriptor)
+
+
+WIDE = "mb1ic2oc256ih2000kh1"    # a wide 1x1 layer: offsets below 2**31, 64M calls at kv1 w1 h1 on 16 lanes
+
+
+def test_emit_builds_no_call_table(monkeypatch):
+    """Emitting IR plans the calls as grids: a layer whose call table would take GBs (the eager planner stacked
+    it, plus copies) emits in small memory. The memory check counts what a run would hold (the blocked
+    operands and the table a run builds), which emission never allocates, so it is lifted here."""
+    monkeypatch.setattr(footprint, "available_memory", lambda: 1 << 50)
+    spec = _spec(WIDE)
+    calls = 256 // 16 * 2000 * 2000
+    assert calls * footprint.CALL_FIELDS * (8 + 4) > 4 * 2**30   # the old int64 table and its int32 copy: 4 GiB
+    args = ["emit", "--layer", WIDE, "--cpu", "znver4", "--blocking", "kv=1,wb=1,hb=1"]
+    result, peak = _peak_bytes(lambda: CliRunner().invoke(main, args))
+    assert result.exit_code == 0, result.output
+    assert f"{calls} calls x 6 i32" in result.output and f"{calls} tile calls per batch entry" in result.output
+    assert peak < 100 << 20, peak
+    kernel, peak = _peak_bytes(lambda: dfpgen.compile(spec, "fprop", Numerics(), cpu="znver4",
+                                                      blocking=Blocking(1, 1, 1)))
+    ir, emit_peak = _peak_bytes(lambda: kernel.ir)
+    assert max(peak, emit_peak) < 100 << 20 and "call_table" not in kernel.plan.__dict__
+    assert kernel.plan.call_count == calls and kernel.plan.call_words.shape == (calls, 6)
+    assert default_blocking(spec, Numerics(), named("znver4"), "avx512_vnni") is not None

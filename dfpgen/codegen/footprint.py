@@ -7,10 +7,12 @@ offsets would pass 2**31 or whose estimate exceeds the memory this machine has a
 How close the estimate is: the blocked operands, the output and the call table (calls x 6 int64 and its
 int32 copy) are counted exactly; the step tables as two tuples of Python ints at STEP_BYTES a step, which
 over-counts the small ints Python shares (tests/test_limits.py checks, on small layers of every pass, that
-tables + blocked is at least the real allocation and at most 1.25 times it). `working` adds the planner's
-transient copies (a second and third copy of the call table while `CallsBuilder.grid` stacks it and
-`finish` concatenates it, and finish's calls x reduction blocks step counts), and `floats` the float32
-operands and result and the INT16 mantissas a run holds; those are upper bounds of peaks, not measured.
+tables + blocked is at least the real allocation and at most 1.25 times it). The call table is only built
+when a kernel runs (or something reads `Plan.call_table`): planning, pricing and emitting IR describe the
+calls by their grids, which take memory for the grids and items only. `working` adds what building the
+table holds besides it (Calls.table writes it in place; its check that no two calls share a dst sorts a
+copy of that column, with a mask and the unique values), and `floats` the float32 operands and result and
+the INT16 mantissas a run holds; those are upper bounds of peaks, not measured.
 """
 
 from __future__ import annotations
@@ -57,8 +59,8 @@ class Geometry:
 class Footprint:
     """Estimated bytes of one kernel's plan tables, planning transients, blocked operands and float data."""
 
-    tables: int      # call table (int64 and int32 copy) and step tables, as the Plan holds them
-    working: int     # planning transients (extra call-table copies, finish's per-block step counts)
+    tables: int      # call table (int64 and int32 copy, once built for a run) and step tables, as the Plan holds them
+    working: int     # transients of building the call table (its dst check)
     blocked: int     # blocked src, vec and FP32 dst
     floats: int      # float32 operands and result, and INT16 mantissas (0 when only emitting)
 
@@ -86,7 +88,7 @@ def estimate(g: Geometry, float_elements: int = 0, mantissa_elements: int = 0) -
     table = g.calls * CALL_FIELDS * 8
     blocked = (prod(g.src_shape) + prod(g.vec_shape)) * g.storage_bytes + prod(g.dst_shape) * 4
     return Footprint(tables=table + table // 2 + g.steps * STEP_BYTES + TABLE_HEADERS,
-                     working=2 * table + g.calls * g.blocks * 8,
+                     working=g.calls * (2 * 8 + 1),
                      blocked=blocked, floats=4 * float_elements + 2 * mantissa_elements)
 
 
