@@ -9,7 +9,9 @@ Every pass is planned into the same generic shape, which one template (templates
   * a call table: which tile runs at which src/vec/dst offsets over which slice of the tables,
     grouped into work items; items repeat over `batch` (images) unless the batch is reduced. The
     kernel takes it as an argument at run time (`Plan.call_words`), so FC layers with a million
-    calls still render small IR.
+    calls still render small IR. Planners describe the calls as grids (`Calls`); flushes, offsets,
+    item boundaries and the cost model work from those, and the table is built only when asked
+    (`Plan.call_table`: a run, tests), so planning and emitting take memory for grids and items, not calls.
 The pass planners (dfpgen/passes/) only compute these tables; a Plan carries its pass object.
 """
 
