@@ -25,7 +25,7 @@ import numpy as np
 
 from dfpgen import Numerics, compile
 from dfpgen.codegen.kernel import build
-from dfpgen.codegen.plan import CALL_COLUMNS
+from dfpgen.codegen.plan import CALL_COLUMNS, Calls
 from dfpgen.core import catalog
 from dfpgen.core.target import host
 from dfpgen.runtime.execute import prepare_float
@@ -43,7 +43,7 @@ def without_footprint(kernel):
     """The kernel with every call's src and dst offsets set to 0 (same code, same call count)."""
     table = kernel.plan.call_table.copy()
     table[:, OFFSETS] = 0
-    return build(dataclasses.replace(kernel.plan, call_table=table))
+    return build(dataclasses.replace(kernel.plan, calls=Calls.from_table(table)))
 
 
 def variants(spec, pass_name: str, bits: int, isa: str) -> dict:

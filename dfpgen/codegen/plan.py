@@ -171,6 +171,12 @@ class Calls:
     parts: tuple     # Grid or np.ndarray, in call order
     count: int
 
+    @classmethod
+    def from_table(cls, table: np.ndarray) -> "Calls":
+        """Calls given as an explicit table (calls x CALL_FIELDS), e.g. a modified copy of a plan's."""
+        table = np.asarray(table, dtype=np.int64).reshape(-1, CALL_FIELDS)
+        return cls((table,), len(table))
+
     @property
     def explicit(self) -> bool:
         """Whether some calls are explicit rows (then the table is the only description of them)."""
@@ -268,39 +274,8 @@ class CallsBuilder:
         return self.calls().table()
 
 
-class CallWords:
-    """The call table as the kernel reads it at run time: C-contiguous int32, calls x CALL_FIELDS (finish()
-    has checked that every offset fits). Its shape and dtype are known from the plan, so emitting IR (which
-    names the shape) builds no table; anything else (the data, ctypes, flags, numpy) builds it once."""
-
-    def __init__(self, plan: Plan) -> None:
-        self._plan = plan
-        self.shape = (plan.calls.count, CALL_FIELDS)
-        self.dtype = np.dtype(np.int32)
-        self.ndim = 2
-
-    @cached_property
-    def array(self) -> np.ndarray:
-        """The int32 table itself."""
-        return np.ascontiguousarray(self._plan.call_table, dtype=np.int32).reshape(-1, CALL_FIELDS)
-
-    def __array__(self, dtype=None, copy=None) -> np.ndarray:
-        return self.array if dtype is None else self.array.astype(dtype)
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    def __getitem__(self, key):
-        return self.array[key]
-
-    def __getattr__(self, name: str):
-        if name.startswith("__") or name == "_plan":   # copy/pickle probes, and before __init__ ran
-            raise AttributeError(name)
-        return getattr(self.array, name)
-
-
 @dataclass(frozen=True, eq=False)
-class PlanFields:
+class Plan:
     """Everything the emitter needs, precomputed. Offsets are in elements of the operand's storage type."""
 
     spec: ConvSpec
@@ -337,30 +312,26 @@ class PlanFields:
     notes: tuple = field(default=())
 
 
-class Plan(PlanFields):
-    """Everything the emitter needs, precomputed (`PlanFields`). `call_table=` (an explicit table, as in
-    `dataclasses.replace(plan, call_table=...)`) replaces the described calls."""
-
-    def __init__(self, *args, call_table: np.ndarray | None = None, **fields) -> None:
-        super().__init__(*args, **fields)
-        if call_table is not None:
-            table = np.asarray(call_table, dtype=np.int64).reshape(-1, CALL_FIELDS)
-            object.__setattr__(self, "calls", Calls((table,), len(table)))   # frozen
-
     @cached_property
     def call_table(self) -> np.ndarray:
         """calls x (tile, src, vec, dst, step_begin, step_count) int64, in item order: built on first use."""
         return self.calls.table()
 
     @cached_property
-    def call_words(self) -> CallWords:
-        """The call table as the kernel reads it at run time (`CallWords`: int32, built on first use of its data)."""
-        return CallWords(self)
+    def call_words(self) -> np.ndarray:
+        """The call table as the kernel reads it at run time: C-contiguous int32, calls x CALL_FIELDS
+        (finish() has checked that every offset fits); built on first use, by a run."""
+        return np.ascontiguousarray(self.call_table, dtype=np.int32).reshape(-1, CALL_FIELDS)
 
     @property
     def call_count(self) -> int:
         """Calls per batch entry (rows of the call table), without building it."""
         return self.calls.count
+
+    @property
+    def call_fields(self) -> int:
+        """Columns of the call table (CALL_COLUMNS)."""
+        return CALL_FIELDS
 
     @property
     def pass_name(self) -> str:
