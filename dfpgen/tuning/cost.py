@@ -7,8 +7,7 @@ from itertools import product
 
 import numpy as np
 
-from dfpgen.codegen.plan import (CALL_FIELDS, Blocking, Plan, block_steps, common, largest_divisor_at_most,
-                                 register_need)
+from dfpgen.codegen.plan import CALL_FIELDS, Blocking, Plan, block_steps, common, largest_divisor_at_most, register_need
 from dfpgen.core.numerics import Numerics
 from dfpgen.core.spec import ConvSpec
 from dfpgen.core.target import Target, get_isa
