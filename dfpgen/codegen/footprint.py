@@ -92,6 +92,12 @@ def estimate(g: Geometry, float_elements: int = 0, mantissa_elements: int = 0) -
                      blocked=blocked, floats=4 * float_elements + 2 * mantissa_elements)
 
 
+def estimate_emission(g: Geometry) -> Footprint:
+    """Bytes planning and emitting a kernel need when it will not run (cross-emission): the step tables;
+    the calls are described, not built (dfpgen.codegen.plan.Calls)."""
+    return Footprint(tables=g.steps * STEP_BYTES + TABLE_HEADERS, working=0, blocked=0, floats=0)
+
+
 def available_memory() -> int:
     """Bytes this machine can still give: MemAvailable of /proc/meminfo, else all physical pages."""
     try:

@@ -15,7 +15,7 @@ from enum import Enum
 from math import prod
 from typing import Callable
 
-from dfpgen.codegen.footprint import Footprint, check_memory, check_offsets, estimate
+from dfpgen.codegen.footprint import Footprint, check_memory, check_offsets, estimate, estimate_emission
 from dfpgen.codegen.plan import Blocking, finish
 from dfpgen.core.numerics import Kind
 from dfpgen.core.spec import ConvSpec
@@ -112,9 +112,12 @@ class Pass:
     def footprint(self, spec: ConvSpec, numerics, blocking, target, isa_name: str, run: bool = False) -> Footprint:
         """The estimated memory of one kernel (dfpgen.codegen.footprint), from the spec alone; SizeError when its
         offsets pass 2**31. `blocking` None counts SMALLEST_BLOCK, the largest call table that default_blocking
-        and the tuner plan; `run` adds the float operands and result (and mantissas) of the whole layer."""
+        and the tuner plan; `run` adds the float operands and result (and mantissas) of the whole layer. A
+        kernel for another CPU than the host only plans and emits: its step tables alone."""
         g = self.geometry(spec.per_group(), numerics, blocking or SMALLEST_BLOCK, target, isa_name)
         check_offsets(g, spec.name or spec.describe(), self.name, (self.src.name, self.vec.name, self.result.name))
+        if not target.is_host:   # cross-emitted for inspection: it never runs, so no call table and no operands
+            return estimate_emission(g)
         if not run:
             return estimate(g)
         operands = sum(prod(t.shape(spec)) for t in self.operands)
