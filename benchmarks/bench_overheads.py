@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from dfpgen import Numerics, compile
+from dfpgen.codegen.calls import CALL_COLUMNS, Calls
 from dfpgen.codegen.kernel import build
-from dfpgen.codegen.plan import CALL_COLUMNS, Calls
 from dfpgen.core import catalog
 from dfpgen.core.target import host
 from dfpgen.runtime.execute import prepare_float

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dfpgen.codegen.plan import CALL_COLUMNS
+from dfpgen.codegen.calls import CALL_COLUMNS
 from dfpgen.core.descriptor import parse as parse_descriptor
 from dfpgen.core.target import host
 from dfpgen.runtime.execute import prepare_float

@@ -395,7 +395,7 @@ def test_wtgrad_bad_rb():
 
 
 def test_block_steps_is_the_slice_within_each_block():
-    from dfpgen.codegen.plan import block_steps
+    from dfpgen.codegen.calls import block_steps
     table = np.array([[0, 0, 0, 0, 0, 10, ], [0, 0, 0, 0, 4, 3], [0, 0, 0, 0, 9, 0]])
     got = block_steps(table, ((0, 5), (5, 5)))
     np.testing.assert_array_equal(got, [[5, 5], [1, 2], [0, 0]])
@@ -545,7 +545,7 @@ def eager_cycles(plan, table):
         per_tile.append((step + cost.STEP_OVERHEAD, acc * cost.FLUSH_CYCLES[plan.flush_in_registers] + 2 * acc))
     if not len(table):
         return 0.0
-    from dfpgen.codegen.plan import block_steps
+    from dfpgen.codegen.calls import block_steps
     tiles, counts = table[:, 0], block_steps(table, plan.reduction_blocks)
     step = np.array([t[0] for t in per_tile])[tiles][:, None]
     flush = np.array([t[1] for t in per_tile])[tiles][:, None]

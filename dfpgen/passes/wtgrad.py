@@ -22,10 +22,10 @@ from math import ceil
 
 import numpy as np
 
+from dfpgen.codegen.calls import CallsBuilder
 from dfpgen.codegen.footprint import Geometry
 from dfpgen.codegen.layout import block_grad_output_pairs, expand_input_pairs, unblock_weight_grad
-from dfpgen.codegen.plan import (Blocking, CallsBuilder, PassTables, Plan, clip_block, common, largest_divisor_at_most,
-                                 split)
+from dfpgen.codegen.plan import Blocking, PassTables, clip_block, common, largest_divisor_at_most, split
 from dfpgen.core.numerics import Numerics
 from dfpgen.core.spec import ConvSpec
 from dfpgen.core.target import Target

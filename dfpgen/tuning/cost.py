@@ -7,7 +7,8 @@ from itertools import product
 
 import numpy as np
 
-from dfpgen.codegen.plan import CALL_FIELDS, Blocking, Plan, block_steps, common, largest_divisor_at_most, register_need
+from dfpgen.codegen.calls import CALL_FIELDS, block_steps
+from dfpgen.codegen.plan import Blocking, Plan, common, largest_divisor_at_most, register_need
 from dfpgen.core.numerics import Numerics
 from dfpgen.core.spec import ConvSpec
 from dfpgen.core.target import Target, get_isa
@@ -33,8 +34,9 @@ PMADD_LOADS_PER_CYCLE = 1.0
 WTGRAD_VECTOR_LOADS_PER_CYCLE = 2.0
 WTGRAD_BROADCASTS_PER_CYCLE = 0.8
 WTGRAD_TEMPORARIES = 3
-# Items that take all filter blocks of an image before its next output rows (orders "nk", "kn") read the whole
-# image once per filter block, from L3 once it outgrows L2; order "np" keeps the rows in cache (docs/experiments.md §3).
+# Items that take all filter blocks of an image before its next output rows (orders "nk", "kn") read the
+# whole image once per filter block, from L3 once it outgrows L2; order "np" keeps the rows in cache
+# (docs/experiments.md §3).
 L2_IMAGE_BYTES = 256 * 1024
 STREAMING_PENALTY = 1.1
 # The inline-assembly vpdpwssd FPROP/BPROP steps on a 32-register target: loads and broadcasts cost issue slots,
