@@ -23,9 +23,10 @@ from dfpgen.codegen.layout import aligned_empty, aligned_zeros, block_input, blo
 from dfpgen.core.catalog import select
 from dfpgen.core.dfp import max_mantissa
 from dfpgen.core.target import ISAS, host
-from dfpgen.errors import NumericsError, PlanError, ShapeError, TargetError
+from dfpgen.errors import PlanError, ShapeError, TargetError
 
 import oracle_fprop as ref
+from refusals import assert_wider_operands_refused
 
 HOST = host()
 DFP_ISAS = HOST.isas("dfp16")
@@ -493,17 +494,6 @@ def test_isa_a_named_cpu_lacks_raises_target_error():
         Conv2d(ERR_SPEC, isa="fp32_avx2")           # an fp32 ISA for a dfp16 op
     with pytest.raises(TargetError):
         dfpgen.compile(ERR_SPEC, "fprop", cpu="pentium4")
-
-
-def assert_wider_operands_refused(run, shapes: dict, kinds: dict) -> None:
-    """`run` is a pass of an op built for 13 bits. A 16-bit DFPTensor could wrap its INT32 chain, so either
-    operand at 16 bits is refused with a NumericsError naming that operand and both widths."""
-    for wide in shapes:
-        operands = [DFPTensor(np.full(shape, max_mantissa(bits), np.int16), 0, bits)
-                    for name, shape in shapes.items() for bits in [16 if name == wide else 13]]
-        with pytest.raises(NumericsError, match=rf"^{wide}: a 16-bit DFPTensor, but this op's {kinds[wide]} "
-                                                rf"operands have 13 bits"):
-            run(*operands)
 
 
 @pytest.mark.parametrize("isa", DFP_ISAS)

@@ -25,7 +25,7 @@ from typing import Callable
 
 import numpy as np
 
-from dfpgen.codegen.calls import CALL_COLUMNS, CALL_FIELDS, Calls, CallsBuilder, block_steps
+from dfpgen.codegen.calls import CALL_FIELDS, Calls, CallsBuilder, block_steps
 from dfpgen.core.numerics import Numerics
 from dfpgen.core.spec import ConvSpec
 from dfpgen.core.target import Isa, Target, get_isa
