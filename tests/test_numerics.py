@@ -74,3 +74,10 @@ def test_mixed_layers_run_fp32_passes_where_a_kind_is_fp32():
     n = LayerNumerics(dfp=("act", "weight"))
     assert [n.pass_precision(p) for p in passes.ALL] == ["dfp16", "fp32", "fp32"]
     assert all(LayerNumerics.fp32().pass_precision(p) == "fp32" for p in passes.ALL)
+
+
+def test_arguments_rebuild_the_numerics():
+    for n in (LayerNumerics(), LayerNumerics(bits=13, grad_rounding="stochastic"), LayerNumerics.fp32(),
+              LayerNumerics(bits=12, bits_w=10, dfp=("act", "weight"), overflow="saturate", chain=300)):
+        assert eval(f"LayerNumerics({n.arguments()})") == n
+    assert LayerNumerics(bits=13, grad_rounding="stochastic").arguments() == "bits=13, grad_rounding='stochastic'"

@@ -9,7 +9,7 @@ it runs in DFP16 kernels when both are DFP, else in FP32 kernels. docs/numerics.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from enum import StrEnum
 
 import numpy as np
@@ -27,6 +27,9 @@ class Kind(StrEnum):
     ACT = "act"
     WEIGHT = "weight"
     GRAD = "grad"
+
+    def __repr__(self) -> str:
+        return repr(self.value)   # reads as the string a user writes: dfp=('act', 'weight')
 
 
 KINDS = tuple(Kind)
@@ -171,6 +174,12 @@ class LayerNumerics:
         return (f"dfp16 (act {self.bits} / weight {self.bits_of(Kind.WEIGHT)} / grad {self.bits_of(Kind.GRAD)} "
                 f"bits, rounding {self.rounding}, grad rounding {self.rounding_of(Kind.GRAD)}, {self.overflow}; "
                 f"DFP: {','.join(self.dfp)})")
+
+    def arguments(self) -> str:
+        """The keyword arguments that rebuild these numerics (bits, and every field off its default), e.g.
+        "bits=13, grad_rounding='stochastic'": for reprs of the layers that hold them."""
+        shown = [f for f in fields(self) if f.name == "bits" or getattr(self, f.name) != f.default]
+        return ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in shown)
 
     def with_(self, **changes) -> "LayerNumerics":
         """A copy with some fields changed."""

@@ -111,20 +111,6 @@ class _DFPLayer:
             self._ops[x_shape] = _OPS[key]
         return self._ops[x_shape]
 
-    def _numerics_repr(self) -> str:
-        n = self.numerics
-        if n.precision == "fp32":
-            return "precision='fp32'"
-        parts = [f"bits={n.bits}"] + [f"{f}={getattr(n, f)}" for f in ("bits_w", "bits_grad") if getattr(n, f)]
-        parts.append(f"rounding={n.rounding!r}")
-        if n.grad_rounding:
-            parts.append(f"grad_rounding={n.grad_rounding!r}")
-        if n.overflow != "exact":
-            parts.append(f"overflow={n.overflow!r}")
-        if n.dfp != LayerNumerics().dfp:
-            parts.append(f"dfp={n.dfp!r}")
-        return ", ".join(parts)
-
     def __getstate__(self):
         # Compiled kernels are ctypes objects: copies and pickles (deepcopy, torch.save) recompile on use.
         state = dict(self.__dict__)
@@ -198,7 +184,7 @@ class DFPConv2d(_DFPLayer, nn.Conv2d):
         return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, {self._numerics_repr()}"
+        return f"{super().extra_repr()}, {self.numerics.arguments()}"
 
 
 class DFPLinear(_DFPLayer, nn.Linear):
@@ -235,7 +221,7 @@ class DFPLinear(_DFPLayer, nn.Linear):
         return y.reshape(*lead, self.out_features)
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, {self._numerics_repr()}"
+        return f"{super().extra_repr()}, {self.numerics.arguments()}"
 
 
 def _check_options(numerics: LayerNumerics, threads) -> int | None:
