@@ -224,6 +224,8 @@ def test_config_round_trips_through_json(tmp_path):
     ('{"numerics": {"bitz": 3}}', "numerics: "),
     ('{"numerics": 16}', "numerics 16"),
     ('{"out": null}', "out None"),
+    ('{"lr": NaN}', "lr=nan: must be a finite number > 0"),
+    ('{"momentum": 1.5}', "momentum=1.5: must be a number in [0, 1)"),
 ])
 def test_bad_config_file_is_one_line_naming_it(tmp_path, capsys, text, names):
     path = tmp_path / "config.json"

@@ -44,6 +44,7 @@ from dfpgen.frontends.torch_zoo import build_model
 from dfpgen.nn.models import NETWORKS
 from dfpgen.nn.optim import SCHEDULES, learning_rate
 from dfpgen.training.data import batches, load
+from dfpgen.training.train import TrainConfig, TrainConfigError
 
 LOG_FIELDS = ("step", "epoch", "lr", "loss", "train_acc", "seconds")
 CONFIG_FILE = "config.json"
@@ -94,6 +95,11 @@ class DistConfig:
                 raise DistributedError(f"{f.name} {value!r}: expected one of {', '.join(_CHOICES[f.name])}")
             if f.name in _POSITIVE and value < 1:
                 raise DistributedError(f"{f.name} {value!r}: expected a positive integer")
+        # The rates mean what they mean in a numpy run: TrainConfig's checks are the one definition of them.
+        try:
+            TrainConfig(**{name: getattr(self, name) for name in ("lr", "momentum", "weight_decay")})
+        except TrainConfigError as exc:
+            raise DistributedError(str(exc)) from None
 
     def save(self, path: Path) -> Path:
         """Write this configuration to `path` as JSON (atomically) and return the path."""
