@@ -102,7 +102,6 @@ class Conv2d:
                                   rounding=rounding, grad_rounding=grad_rounding, overflow=overflow, chain=chain)
         self.spec, self.numerics = spec, numerics
         self.isa = isa or numerics.isa
-        self.precision = numerics.precision
         self.threads = _threads(threads)
         self.rng = np.random.default_rng(seed)
         self._blocking = _blockings(blocking)
@@ -117,6 +116,11 @@ class Conv2d:
                                  run=True)
         if eager:
             self.kernel(passes.FPROP)  # planning errors (e.g. saturate without vpdpwssds) surface here too
+
+    @property
+    def precision(self) -> str:
+        """'dfp16' or 'fp32': the layer's numerics' precision."""
+        return self.numerics.precision
 
     def _isa(self, conv_pass: Pass) -> str:
         precision, isa = self.numerics.pass_precision(conv_pass), self.isa
