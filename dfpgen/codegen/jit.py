@@ -93,8 +93,10 @@ def _read_cached_object(path: Path) -> bytes | None:
     return payload if payload and hashlib.sha256(payload).digest() == digest else None
 
 
-def jit(ir: str, entry: str, target: Target, isa: Isa, use_disk_cache: bool | None = None) -> Compiled:
-    """Compile IR for the host and return the `entry` function as a ctypes callable."""
+def jit(ir: str, entry: str, target: Target, isa: Isa, use_disk_cache: bool | None = None,
+        signature=KERNEL_SIGNATURE) -> Compiled:
+    """Compile IR for the host and return the `entry` function as a ctypes callable of `signature`
+    (default: the convolution kernels')."""
     use_disk_cache = settings().disk_cache if use_disk_cache is None else use_disk_cache
     path = settings().cache_dir / "objects" / f"{cache_key(ir, target, isa)}.o"
     cached = _read_cached_object(path) if use_disk_cache else None
@@ -117,7 +119,7 @@ def jit(ir: str, entry: str, target: Target, isa: Isa, use_disk_cache: bool | No
         address = engine.get_function_address(entry)
     if not address:
         raise CompileError(f"compiled module has no function {entry!r}")
-    return Compiled(engine, KERNEL_SIGNATURE(address), address, cached is not None)
+    return Compiled(engine, signature(address), address, cached is not None)
 
 
 def assembly(ir: str, target: Target, isa: Isa) -> str:

@@ -2,41 +2,15 @@
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import cached_property, lru_cache
+from functools import cached_property
 
 import numpy as np
 
 from dfpgen.codegen import emit, jit
+from dfpgen.codegen.launch import default_threads, run_ranges, split_items
 from dfpgen.codegen.plan import Plan
 from dfpgen.errors import ShapeError, TargetError
-
-
-@lru_cache(maxsize=8)
-def _pool(threads: int) -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="dfpgen")
-
-
-def default_threads() -> int:
-    """Threads to use when the caller does not say: DFPGEN_THREADS, else every core we may run on."""
-    from dfpgen.config import settings
-
-    configured = settings().threads
-    if configured:
-        return configured
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
-def split_items(items: int, parts: int) -> list[tuple[int, int]]:
-    """Contiguous, nearly equal [begin, end) ranges covering 0..items (empty ranges dropped)."""
-    parts = max(1, min(parts, items))
-    bounds = [items * i // parts for i in range(parts + 1)]
-    return [(bounds[i], bounds[i + 1]) for i in range(parts) if bounds[i] < bounds[i + 1]]
 
 
 @dataclass
@@ -92,12 +66,7 @@ class Kernel:
         args = (blocked_in.ctypes.data, blocked_w.ctypes.data, out.ctypes.data, self.plan.call_words.ctypes.data,
                 float(scale))
         slot = maxabs.ctypes.data
-        if len(ranges) == 1:
-            fn(*args, slot, *ranges[0])
-        else:  # ctypes releases the GIL for the foreign call, so these run in parallel
-            futures = [_pool(len(ranges)).submit(fn, *args, slot + 4 * i, b, e) for i, (b, e) in enumerate(ranges)]
-            for f in futures:
-                f.result()
+        run_ranges(lambda i, b, e: fn(*args, slot + 4 * i, b, e), ranges)
         return float(maxabs.max())
 
 
