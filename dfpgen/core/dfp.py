@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dfpgen.core.stochastic import StreamKey, uniforms
 from dfpgen.errors import DTypeError, NonFiniteError, NumericsError, ShapeError
 
 ROUNDING_MODES = ("nearest", "nearest_even", "stochastic", "biased", "chop")
@@ -123,11 +124,19 @@ def exponent_for_max(maxabs: float, bits: int) -> int:
     return int(e) - 1 - (bits - 2)
 
 
+def _uniforms(seed, shape: tuple) -> np.ndarray:
+    """Uniform [0, 1) draws for stochastic rounding: from the counter-based stream of a StreamKey (by
+    C-order element index), else from a numpy Generator (or an int or None seeding one)."""
+    if isinstance(seed, StreamKey):
+        return uniforms(seed, shape)
+    return _rng(seed).random(shape)
+
+
 def _round_float(v: np.ndarray, rounding: str, rng) -> np.ndarray:
     """Round float64 values to integers (as float64) with a DFP rounding mode."""
     if rounding == "stochastic":
         low = np.floor(v)
-        return low + (_rng(rng).random(v.shape) < (v - low))
+        return low + (_uniforms(rng, v.shape) < (v - low))
     mag = np.abs(v)
     low = np.floor(mag)
     frac = mag - low
@@ -222,7 +231,9 @@ def _scaled_mantissas(a: np.ndarray, exp: int, bits: int, rounding: str, seed) -
 def quantize(x, bits: int = 16, rounding: str = "nearest", seed=None, name: str = "tensor") -> DFPTensor:
     """Quantize a float array to DFP: exp from max|x|, mantissas rounded with `rounding` and saturated.
 
-    `seed` (an int, None or a numpy Generator) drives stochastic rounding.
+    `seed` drives stochastic rounding: a `StreamKey` draws element i (in C order) from the counter-based
+    stream the generated quantizers use (dfpgen.core.stochastic), so both round alike; an int, None or
+    a numpy Generator draws from numpy's generator.
     """
     check_bits(bits)
     check_rounding(rounding)

@@ -1,0 +1,167 @@
+"""Data-movement kernels: a strided view of FP32 values copied into another view of the same extents,
+quantized to INT16 mantissas on the way (scale, round in any DFP rounding mode, clamp, pack) or kept
+FP32. Layout conversions are views (dfpgen/codegen/layout.py builds them), so one kernel per
+(quantize, rounding, vector width) serves every layout and layer; the views' extents and strides
+are the kernel's run-time geometry, planned here (docs/architecture.md, Data movement).
+
+Stochastic rounding draws from the counter-based stream of dfpgen.core.stochastic, indexed by each
+element's position in the source array, so the result is `dfpgen.quantize(..., seed=key)`'s exactly,
+for any thread count.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from dfpgen.codegen import emit, jit
+from dfpgen.codegen.launch import run_ranges, split_items
+from dfpgen.core.dfp import check_rounding, max_mantissa
+from dfpgen.core.stochastic import DRAW_BITS, INDEX_LIMIT, StreamKey
+from dfpgen.core.target import Isa, Target
+from dfpgen.errors import DTypeError, PlanError, ShapeError, SizeError
+from dfpgen.version import __version__
+
+RANK = 6            # dimensions of a geometry; the outer four are work items
+MIN_ITEM_WORK = 1 << 15   # elements per thread below which more threads cost more than they save
+# (src, dst, geometry, scale, top, key k0, key k1, max|src| slot, first item, end item)
+MOVE_SIGNATURE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_float,
+                                  ctypes.c_float, ctypes.c_uint32, ctypes.c_uint32, ctypes.c_void_p,
+                                  ctypes.c_int64, ctypes.c_int64)
+_ROUND_INTRINSIC = {"nearest": "round", "nearest_even": "roundeven", "chop": "trunc", "biased": "trunc",
+                    "stochastic": "floor", None: "trunc"}
+
+
+@dataclass(frozen=True)
+class MovePlan:
+    """One data-movement kernel: quantize (with `rounding`) or copy FP32, `vector` elements at a time."""
+
+    target: Target
+    isa: Isa
+    quantize: bool
+    rounding: str | None
+    vector: int
+
+    template = "move.ll.j2"
+    entry = "dfpgen_move"
+    draw_bits = DRAW_BITS
+    draw_unit = "0x3E70000000000000"   # 2**-24, as LLVM spells a float constant
+
+    @property
+    def round_intrinsic(self) -> str:
+        """The LLVM rounding intrinsic the rounding mode starts from."""
+        return _ROUND_INTRINSIC[self.rounding]
+
+    def summary(self) -> list[str]:
+        """Comment lines for the IR header."""
+        what = f"quantize FP32 -> INT16, rounding {self.rounding}" if self.quantize else "copy FP32"
+        return [f"data movement: {what}, {self.vector} element(s) per step, {self.target.cpu} {self.isa.name}"]
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Extents and element strides of two views, outermost first, padded to RANK dimensions."""
+
+    extents: tuple
+    src_strides: tuple
+    dst_strides: tuple
+
+    @property
+    def items(self) -> int:
+        """Work items: the product of the outer four extents."""
+        return int(np.prod(self.extents[:RANK - 2], dtype=np.int64))
+
+    def contiguous_inner(self, vector: int) -> bool:
+        """Whether the innermost dimension can be moved `vector` elements at a time."""
+        return self.extents[-1] % vector == 0 and self.src_strides[-1] == 1 and self.dst_strides[-1] == 1
+
+    def words(self, index_base: int) -> np.ndarray:
+        """The geometry as the kernel reads it: int64 extents, src strides, dst strides, index base."""
+        return np.array([*self.extents, *self.src_strides, *self.dst_strides, index_base], dtype=np.int64)
+
+
+def _strides(a: np.ndarray, name: str) -> tuple:
+    if any(s < 0 or s % a.itemsize for s in a.strides):
+        raise ShapeError(f"{name}: strides {a.strides} must be non-negative multiples of the item size {a.itemsize}")
+    return tuple(s // a.itemsize for s in a.strides)
+
+
+def plan_geometry(src: np.ndarray, dst: np.ndarray) -> Geometry:
+    """The geometry of moving view `src` into view `dst`: size-1 dimensions dropped, neighbours that
+    are contiguous in both views merged (longer inner loops, fewer items), padded to RANK."""
+    if src.shape != dst.shape:
+        raise ShapeError(f"data movement: source view {src.shape} and destination view {dst.shape} differ")
+    dims = [(n, s, d) for n, s, d in zip(src.shape, _strides(src, "source"), _strides(dst, "destination"))
+            if n != 1]
+    merged: list = []
+    for n, s, d in dims:
+        if merged and merged[-1][1] == s * n and merged[-1][2] == d * n:
+            merged[-1] = (merged[-1][0] * n, s, d)
+        else:
+            merged.append((n, s, d))
+    if len(merged) > RANK:
+        raise PlanError(f"data movement: the views need {len(merged)} dimensions after merging, at most {RANK}")
+    merged = [(1, 0, 0)] * (RANK - len(merged)) + merged
+    return Geometry(*(tuple(int(m[i]) for m in merged) for i in range(3)))
+
+
+@lru_cache(maxsize=None)
+def _compiled(plan: MovePlan) -> jit.Compiled:
+    ir = emit.environment().get_template(plan.template).render(plan=plan, entry=plan.entry, version=__version__)
+    return jit.jit(ir, plan.entry, plan.target, plan.isa, signature=MOVE_SIGNATURE)
+
+
+def render(plan: MovePlan) -> str:
+    """The IR of a data-movement kernel (for inspection and tests)."""
+    return emit.environment().get_template(plan.template).render(plan=plan, entry=plan.entry, version=__version__)
+
+
+def _check(a: np.ndarray, dtype, name: str) -> None:
+    if not isinstance(a, np.ndarray) or a.dtype != np.dtype(dtype):
+        got = a.dtype if isinstance(a, np.ndarray) else type(a).__name__
+        raise DTypeError(f"{name}: expected a {np.dtype(dtype)} array, got {got}")
+
+
+def move(src: np.ndarray, dst: np.ndarray, target: Target, isa: Isa, threads: int, *, scale: float = 1.0,
+         bits: int | None = None, rounding: str = "nearest", key: StreamKey | None = None,
+         origin: np.ndarray | None = None) -> float:
+    """Copy FP32 view `src` into view `dst` (same extents); with `bits`, dst is int16 and receives the
+    mantissas round(src * scale) clamped to +-(2**(bits-1)-1). `scale` must be a power of two whose
+    float32 is normal. Stochastic rounding needs `key`; it numbers elements by their position in
+    `origin` (the array `src` is a view of; default: src, which must then be C-contiguous). Returns
+    max|src| (NaN when src holds one)."""
+    _check(src, np.float32, "source")
+    quantize = bits is not None
+    _check(dst, np.int16 if quantize else np.float32, "destination")
+    if not dst.flags.writeable:
+        raise ShapeError("destination: a read-only array")
+    if quantize:
+        check_rounding(rounding)
+    geometry = plan_geometry(src, dst)
+    index_base = 0
+    if quantize and rounding == "stochastic":
+        if key is None:
+            raise PlanError("stochastic rounding in a generated quantizer needs a StreamKey (key=)")
+        origin = src if origin is None else origin
+        if origin is src and not src.flags.c_contiguous:
+            raise ShapeError("source: stochastic rounding numbers elements by position; pass origin= for a view")
+        index_base = (src.ctypes.data - origin.ctypes.data) // 4
+        if index_base < 0 or origin.size >= INDEX_LIMIT:
+            raise SizeError(f"stochastic rounding numbers at most 2**32 elements, the source has {origin.size}")
+    if src.size == 0:
+        return 0.0
+    vector = isa.lanes if geometry.contiguous_inner(isa.lanes) else 1
+    plan = MovePlan(target, isa, quantize, rounding if quantize else None, vector)
+    fn = _compiled(plan).function
+    words = geometry.words(index_base)
+    parts = min(threads, max(1, src.size // MIN_ITEM_WORK))
+    ranges = split_items(geometry.items, parts)
+    slots = np.zeros(len(ranges), np.float32)
+    top = float(max_mantissa(bits)) if quantize else 0.0
+    k0, k1 = (key.k0, key.k1) if key is not None else (0, 0)
+    args = (src.ctypes.data, dst.ctypes.data, words.ctypes.data, float(scale), top, k0, k1)
+    run_ranges(lambda i, b, e: fn(*args, slots.ctypes.data + 4 * i, b, e), ranges)
+    return float(slots.max())

@@ -1,0 +1,112 @@
+"""The generated data-movement kernels (dfpgen/codegen/move.py): quantizing moves equal dfpgen.quantize
+bit for bit in every rounding mode and width, through contiguous and strided views, at any thread count."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dfpgen.codegen.move import MovePlan, move, plan_geometry, render
+from dfpgen.core.dfp import MAX_BITS, MIN_BITS, ROUNDING_MODES, quantize
+from dfpgen.core.stochastic import StreamKey, draws, uniforms
+from dfpgen.core.target import get_isa, resolve
+from dfpgen.errors import DTypeError, NumericsError, PlanError, ShapeError
+
+TARGET = resolve(None)
+ISAS = [get_isa(name) for name in TARGET.isas("dfp16")]   # every width the host runs (16 and 8 lanes on AVX-512)
+
+
+def _quantized_move(x, view, dst, bits, rounding, key, isa, threads, origin=None):
+    ref = quantize(origin if origin is not None else x, bits, rounding, seed=key)
+    maxabs = move(view, dst, TARGET, isa, threads, scale=2.0 ** -ref.exp, bits=bits, rounding=rounding, key=key,
+                  origin=origin)
+    return ref, maxabs
+
+
+@pytest.mark.parametrize("isa", ISAS, ids=lambda i: i.name)
+@pytest.mark.parametrize("rounding", ROUNDING_MODES)
+@pytest.mark.parametrize("bits", [MIN_BITS, 8, 13, 14, MAX_BITS])
+def test_contiguous_quantize_equals_reference(isa, rounding, bits):
+    x = (np.random.default_rng(bits).standard_normal((3, 2, 5, 4, isa.lanes)) * 5).astype(np.float32)
+    x.flat[:6] = [0.5, -2.5, 1.25, -1.75, 0.0, 3.5]   # ties and quarter fractions: where the modes differ
+    dst = np.full(x.shape, 7, np.int16)
+    key = StreamKey.of(bits, 3)
+    ref, maxabs = _quantized_move(x, x, dst, bits, rounding, key, isa, 2)
+    np.testing.assert_array_equal(dst, ref.mant)
+    assert maxabs == np.abs(x).max()
+
+
+@pytest.mark.parametrize("rounding", ROUNDING_MODES)
+@pytest.mark.parametrize("threads", [1, 2, 5])
+def test_strided_view_into_padded_blocked_layout(rounding, threads):
+    """NCHW -> [N][CB][H+2][W+2][16] with a zero margin: the transposing, strided path."""
+    N, C, H, W = 2, 32, 6, 5
+    x = np.random.default_rng(threads).standard_normal((N, C, H, W)).astype(np.float32)
+    dst = np.zeros((N, C // 16, H + 2, W + 2, 16), np.int16)
+    view = x.reshape(N, C // 16, 16, H, W).transpose(0, 1, 3, 4, 2)
+    key = StreamKey.of(threads)
+    ref, _ = _quantized_move(x, view, dst[:, :, 1:H + 1, 1:W + 1], 14, rounding, key, ISAS[0], threads, origin=x)
+    expect = np.zeros_like(dst)
+    expect[:, :, 1:H + 1, 1:W + 1] = ref.mant.reshape(N, C // 16, 16, H, W).transpose(0, 1, 3, 4, 2)
+    np.testing.assert_array_equal(dst, expect)
+
+
+@settings(max_examples=25, deadline=None)
+@given(shape=st.lists(st.integers(1, 7), min_size=1, max_size=6), threads=st.integers(1, 4),
+       rounding=st.sampled_from(ROUNDING_MODES), bits=st.integers(MIN_BITS, MAX_BITS), seed=st.integers(0, 2**32 - 1))
+def test_any_permutation_any_threads(shape, threads, rounding, bits, seed):
+    x = (np.random.default_rng(seed).standard_normal(shape) * 100).astype(np.float32)
+    perm = np.random.default_rng(seed + 1).permutation(len(shape))
+    view = x.transpose(perm)
+    dst = np.empty(view.shape, np.int16)
+    key = StreamKey.of(seed)
+    ref, _ = _quantized_move(x, view, dst, bits, rounding, key, ISAS[0], threads, origin=x)
+    np.testing.assert_array_equal(dst, ref.mant.transpose(perm))
+
+
+def test_fp32_copy_and_nan_in_maxabs():
+    x = np.random.default_rng(0).standard_normal((4, 16, 3, 3)).astype(np.float32)
+    out = np.empty((4, 3, 3, 16), np.float32)
+    assert move(x.transpose(0, 2, 3, 1), out, TARGET, ISAS[0], 2) == np.abs(x).max()
+    np.testing.assert_array_equal(out, x.transpose(0, 2, 3, 1))
+    x[1, 2, 0, 0] = np.nan
+    assert np.isnan(move(x, np.empty_like(x), TARGET, ISAS[0], 2))
+
+
+def test_geometry_merges_contiguous_dimensions():
+    x = np.zeros((2, 3, 4, 5), np.float32)
+    g = plan_geometry(x, np.zeros((2, 3, 4, 5), np.int16))
+    assert g.extents == (1, 1, 1, 1, 1, 120) and g.src_strides[-1] == 1 and g.items == 1
+    g = plan_geometry(x.transpose(0, 2, 3, 1), np.zeros((2, 4, 5, 3), np.float32))
+    assert g.extents[-3:] == (2, 20, 3) and g.src_strides[-2:] == (1, 20)
+
+
+def test_stochastic_stream_is_fixed():
+    """The stream's definition is part of --resume's contract: these values may never change."""
+    key = StreamKey.of(1, 2, 3)
+    assert (key.k0, key.k1) == (941948066, 108327172)
+    assert draws(key, np.arange(3)).tolist() == [8199105, 9085177, 5236551]
+    u = uniforms(StreamKey.of(7), (200_000,))
+    assert abs(u.mean() - 0.5) < 0.005 and u.min() >= 0 and u.max() < 1
+    assert StreamKey.of(1, 2) != StreamKey.of(2, 1) and key.child(0) != key.child(1)
+
+
+def test_rounding_ir_names_its_intrinsic():
+    ir = render(MovePlan(TARGET, ISAS[0], True, "nearest_even", ISAS[0].lanes))
+    assert "llvm.roundeven" in ir and "fptosi" in ir
+
+
+@pytest.mark.parametrize("call, error, words", [
+    (lambda: move(np.zeros(4, np.float64), np.zeros(4, np.int16), TARGET, ISAS[0], 1, bits=8), DTypeError, "source"),
+    (lambda: move(np.zeros(4, np.float32), np.zeros(4, np.float32), TARGET, ISAS[0], 1, bits=8), DTypeError,
+     "destination"),
+    (lambda: move(np.zeros(4, np.float32), np.zeros(5, np.int16), TARGET, ISAS[0], 1, bits=8), ShapeError, "differ"),
+    (lambda: move(np.zeros(4, np.float32), np.zeros(4, np.int16), TARGET, ISAS[0], 1, bits=8,
+                  rounding="stochastic"), PlanError, "StreamKey"),
+    (lambda: move(np.zeros(4, np.float32), np.zeros(4, np.int16), TARGET, ISAS[0], 1, bits=8, rounding="up"),
+     NumericsError, "rounding='up'"),
+    (lambda: StreamKey(-1, 0), NumericsError, "k0=-1"),
+])
+def test_errors_name_the_bad_argument(call, error, words):
+    with pytest.raises(error, match=words):
+        call()
