@@ -509,7 +509,7 @@ def kink_pattern(net):
     out = []
     for layer in net.layers():
         if isinstance(layer, ReLU):
-            out.append(layer._mask.copy())
+            out.append(layer.mask.copy())
         elif isinstance(layer, MaxPool):
             out.append(layer._saved[0].copy())
     return out

@@ -90,12 +90,15 @@ def _strides(a: np.ndarray, name: str) -> tuple:
 
 
 def plan_geometry(src: np.ndarray, dst: np.ndarray) -> Geometry:
-    """The geometry of moving view `src` into view `dst`: size-1 dimensions dropped, neighbours that
-    are contiguous in both views merged (longer inner loops, fewer items), padded to RANK."""
+    """The geometry of moving view `src` into view `dst`: size-1 dimensions dropped, the rest ordered by
+    stride, neighbours contiguous in both views merged (longer inner loops, fewer items), padded to RANK."""
     if src.shape != dst.shape:
         raise ShapeError(f"data movement: source view {src.shape} and destination view {dst.shape} differ")
     dims = [(n, s, d) for n, s, d in zip(src.shape, _strides(src, "source"), _strides(dst, "destination"))
             if n != 1]
+    # Any loop order moves the same elements (stochastic draws go by source position), so the smallest
+    # strides go innermost: sequential reads and writes, and whole vectors where both strides are 1.
+    dims.sort(key=lambda dim: (max(dim[1], dim[2]), dim[1], dim[2]), reverse=True)
     merged: list = []
     for n, s, d in dims:
         if merged and merged[-1][1] == s * n and merged[-1][2] == d * n:

@@ -6,7 +6,9 @@ import math
 
 import numpy as np
 
+from dfpgen.codegen.launch import default_threads
 from dfpgen.errors import DFPGenError
+from dfpgen.nn import _pw as pointwise
 
 SCHEDULES = ("constant", "step", "cosine")
 
@@ -14,8 +16,10 @@ SCHEDULES = ("constant", "step", "cosine")
 class SGD:
     """v = momentum * v + (grad + weight_decay * w); w -= lr * v (decay skipped for BN and biases)."""
 
-    def __init__(self, params: list, lr: float = 0.1, momentum: float = 0.9, weight_decay: float = 5e-4):
+    def __init__(self, params: list, lr: float = 0.1, momentum: float = 0.9, weight_decay: float = 5e-4,
+                 threads: int | None = None):
         self.params, self.lr, self.momentum, self.weight_decay = params, lr, momentum, weight_decay
+        self.threads = threads
         self.velocity = [np.zeros_like(p.data) for p in params]
 
     def zero_grad(self) -> None:
@@ -26,11 +30,9 @@ class SGD:
     def step(self, lr: float | None = None) -> None:
         """Apply one update with learning rate `lr` (default: the optimizer's)."""
         lr = self.lr if lr is None else lr
+        threads = self.threads or default_threads()
         for p, v in zip(self.params, self.velocity):
-            g = p.grad + self.weight_decay * p.data if p.decay else p.grad
-            v *= self.momentum
-            v += g
-            p.data -= np.float32(lr) * v
+            pointwise.sgd_update(p.data, p.grad, v, lr, self.momentum, self.weight_decay if p.decay else 0.0, threads)
 
     def state(self) -> dict:
         """Arrays to checkpoint."""

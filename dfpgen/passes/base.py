@@ -74,6 +74,13 @@ class Pass:
     geometry: Callable        # (spec, numerics, blocking, target, isa_name) -> its plan's Geometry, counted
     order: int                # position in listings (FPROP, BPROP, WTGRAD)
     template: str = "conv.ll.j2"
+    # The same layouts as view pairs for the generated data-movement kernels (dfpgen/codegen/views.py):
+    # (source, source is blocked, operand buffer, plan) -> [(source view, buffer view)], or None for numpy.
+    src_views: Callable | None = None
+    vec_views: Callable | None = None
+    # How the FP32 result leaves the kernel: True when its layout is already the runtime's blocked
+    # [N][C/L][H][W][L] (dfpgen/runtime/blocked.py); else (result buffer, KCRS array) -> view pairs or None.
+    result_views: Callable | bool | None = None
 
     def __repr__(self) -> str:
         return f"<pass {self.name}>"

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from math import ceil
 
+from dfpgen.codegen import views
 from dfpgen.codegen.calls import CallsBuilder
 from dfpgen.codegen.footprint import Geometry
 from dfpgen.codegen.layout import block_grad_output, block_weights_transposed, unblock_output
@@ -135,4 +136,5 @@ DEFINITION = Pass(
     reduced=("K", "R", "S"), block_axes=("C", "W", "H"),
     planner=plan, to_src=block_grad_output, to_vec=block_weights_transposed, from_dst=unblock_output,
     reference=reference.bprop, geometry=geometry,
+    src_views=views.bprop_src, vec_views=views.bprop_vec, result_views=True,
 )

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from math import ceil
 
+from dfpgen.codegen import views
 from dfpgen.codegen.calls import CallsBuilder
 from dfpgen.codegen.footprint import Geometry
 from dfpgen.codegen.layout import block_input, block_weights, unblock_output
@@ -107,4 +108,5 @@ DEFINITION = Pass(
     reduced=("C", "R", "S"), block_axes=("K", "Q", "P"),
     planner=plan, to_src=block_input, to_vec=block_weights, from_dst=unblock_output,
     reference=reference.fprop, geometry=geometry,
+    src_views=views.fprop_src, vec_views=views.fprop_vec, result_views=True,
 )

@@ -22,6 +22,7 @@ from math import ceil
 
 import numpy as np
 
+from dfpgen.codegen import views
 from dfpgen.codegen.calls import CallsBuilder
 from dfpgen.codegen.footprint import Geometry
 from dfpgen.codegen.layout import block_grad_output_pairs, expand_input_pairs, unblock_weight_grad
@@ -184,4 +185,5 @@ DEFINITION = Pass(
     reduced=("N", "P", "Q"), block_axes=("K", "C", "S"),
     planner=plan, to_src=expand_input_pairs, to_vec=block_grad_output_pairs, from_dst=unblock_weight_grad,
     reference=reference.wtgrad, geometry=geometry,
+    src_views=views.wtgrad_src, vec_views=views.wtgrad_vec, result_views=views.unblock_weight_grad,
 )

@@ -1,0 +1,185 @@
+"""Layout conversions as pairs of strided views, for the generated data-movement kernels (codegen/move.py).
+
+A conversion is a list of (source view, destination view) pairs of equal extents; moving each pair
+(copying FP32 or quantizing to INT16 mantissas) fills a destination whose other elements (margins,
+channel padding) stay zero. The same layouts as dfpgen/codegen/layout.py builds with numpy, for two
+kinds of source:
+
+* plain arrays: NCHW activations and gradients, KCRS weights;
+* blocked activations and gradients, FP32 [N][C/L][H][W][L] (`L` lanes, channels zero-padded to a
+  multiple of L): the conv kernels' FP32 output layout, in which the numpy runtime keeps tensors
+  between layers (dfpgen/runtime/blocked.py).
+
+Channels are where layouts differ: each side splits them into (groups, lanes) or (blocks, width),
+and `regroup` pairs whole groups with whole blocks when one width divides the other. A conversion
+that cannot be written as a few views returns None, and the caller converts with numpy instead.
+"""
+
+from __future__ import annotations
+
+from math import gcd
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from dfpgen.codegen.plan import Plan
+
+
+def split(a: np.ndarray, axis: int, outer: int, inner: int) -> np.ndarray:
+    """View axis `axis` (extent outer*inner) as two axes (outer, inner), never copying."""
+    if a.shape[axis] != outer * inner:
+        raise ValueError(f"split: axis {axis} has extent {a.shape[axis]}, not {outer} x {inner}")
+    step = a.strides[axis]
+    return as_strided(a, a.shape[:axis] + (outer, inner) + a.shape[axis + 1:],
+                      a.strides[:axis] + (step * inner, step) + a.strides[axis + 1:], writeable=a.flags.writeable)
+
+
+def take(a: np.ndarray, axis: int, begin: int, end: int) -> np.ndarray:
+    """Elements begin..end of one axis (a view)."""
+    return a[(slice(None),) * axis + (slice(begin, end),)]
+
+
+def regroup(src: np.ndarray, dst: np.ndarray, axis: int) -> list | None:
+    """Pairs moving src's channels, axes (axis, axis+1) = (groups G, lanes Ls), into dst's, the same axes
+    = (blocks B, width E); every other axis agrees. Channel c is g*Ls + l in src and b*E + e in dst.
+    Groups beyond dst's blocks are dropped (they can only hold padding); None when neither width
+    divides the other."""
+    G, Ls = src.shape[axis:axis + 2]
+    B, E = dst.shape[axis:axis + 2]
+    if E % Ls == 0:   # a dst block takes m whole src groups
+        m = E // Ls
+        blocks = split(dst, axis + 1, m, Ls)
+        full = min(G // m, B)
+        pairs = [(split(take(src, axis, 0, full * m), axis, full, m), take(blocks, axis, 0, full))] if full else []
+        rest = min(G - full * m, m) if full < B else 0
+        if rest:
+            pairs.append((np.expand_dims(take(src, axis, full * m, full * m + rest), axis),
+                          take(take(blocks, axis, full, full + 1), axis + 1, 0, rest)))
+        return pairs
+    if Ls % E == 0:   # a src group fills m whole dst blocks
+        m = Ls // E
+        groups = split(src, axis + 1, m, E)
+        full = min(G, B // m)
+        pairs = [(take(groups, axis, 0, full), split(take(dst, axis, 0, full * m), axis, full, m))] if full else []
+        rest = min(B - full * m, m) if full < G else 0
+        if rest:
+            pairs.append((take(take(groups, axis, full, full + 1), axis + 1, 0, rest),
+                          np.expand_dims(take(dst, axis, full * m, full * m + rest), axis)))
+        return pairs
+    return None
+
+
+def grouped(source: np.ndarray, blocked: bool, width: int, channels: int | None = None) -> np.ndarray:
+    """A source's channels as axes 1, 2 = (groups, lanes), then its spatial axes: a blocked
+    (N, G, H, W, L) tensor as (N, G, L, H, W) (of one block, only its `channels` real lanes); a plain
+    (N, C, H, W) one split into groups that divide `width` (the destination's channels per block),
+    so `regroup` pairs them."""
+    if blocked and (source.shape[1] > 1 or channels is None):
+        return source.transpose(0, 1, 4, 2, 3)
+    if blocked:   # one block: its real channels, as a plain tensor's
+        source = source[:, 0, :, :, :channels].transpose(0, 3, 1, 2)
+    lanes = gcd(source.shape[1], width) or 1
+    return split(source, 1, source.shape[1] // lanes, lanes)
+
+
+def _channels(tensor, plan: Plan) -> int:
+    """The channels of a pass's operand tensor (its axis 1)."""
+    return tensor.shape(plan.spec.per_group())[1]
+
+
+def fitted(extent: int, low: int, room: int) -> int:
+    """How many of `extent` pixels placed after `low` zero pixels fit in a buffer of `room`."""
+    return max(0, min(extent, room - low))
+
+
+def _channels_last_pairs(source: np.ndarray, blocked: bool, dst: np.ndarray, plan: Plan) -> list | None:
+    """Source (N, C, H, W) into dst [N][CB][top+H+..][left+W+..][width]: fprop's x, bprop's dy."""
+    N, CB, Hp, Wp, width = dst.shape
+    top, left = plan.layout.top, plan.layout.left
+    src = grouped(source, blocked, width, _channels(plan.conv_pass.src, plan))
+    rows, cols = fitted(src.shape[3], top, Hp), fitted(src.shape[4], left, Wp)
+    inside = dst[:, :, top:top + rows, left:left + cols, :].transpose(0, 1, 4, 2, 3)
+    return regroup(src[:, :, :, :rows, :cols], inside, 1)
+
+
+def fprop_src(source: np.ndarray, blocked: bool, dst: np.ndarray, plan: Plan) -> list | None:
+    """FPROP's x: [N][CB][pt+H+pb][pl+W+pr][cpb*elem]."""
+    return _channels_last_pairs(source, blocked, dst, plan)
+
+
+def bprop_src(source: np.ndarray, blocked: bool, dst: np.ndarray, plan: Plan) -> list | None:
+    """BPROP's dy: [N][KB][top+P+..][left+Q+..][cpb*elem]."""
+    return _channels_last_pairs(source, blocked, dst, plan)
+
+
+def wtgrad_src(source: np.ndarray, blocked: bool, dst: np.ndarray, plan: Plan) -> list | None:
+    """WTGRAD's x: [N][pt+H+pb][Wx][C][elem], element e at column w holding padded x at w + e*sw."""
+    N, Hp, Wx, C, elem = dst.shape
+    src = grouped(source, blocked, C, _channels(plan.conv_pass.src, plan))
+    H, W, st, lay = src.shape[3], src.shape[4], plan.spec.sw, plan.layout
+    rows, cols = fitted(H, lay.top, Hp), fitted(W, lay.left, Wx + st * (elem - 1))
+    pairs = []
+    for e in range(elem):
+        first = max(0, lay.left - e * st)                 # dst column of x's column first + e*st - left
+        last = min(Wx, lay.left + cols - e * st)
+        if last <= first:
+            continue
+        x_first = first + e * st - lay.left
+        inside = dst[:, lay.top:lay.top + rows, first:last, :, e].transpose(0, 3, 1, 2)
+        one = regroup(src[:, :, :, :rows, x_first:x_first + last - first], split(inside, 1, 1, C), 1)
+        if one is None:
+            return None
+        pairs += one
+    return pairs
+
+
+def wtgrad_vec(source: np.ndarray, blocked: bool, dst: np.ndarray, plan: Plan) -> list | None:
+    """WTGRAD's dy: [N][KB][P][Qe][lanes][elem], pairs of consecutive q innermost."""
+    N, KB, P, Qe, lanes, elem = dst.shape
+    src = grouped(source, blocked, lanes, _channels(plan.conv_pass.vec, plan))
+    Q = src.shape[4]
+    pairs = []
+    for e in range(elem):
+        count = min(Qe, max(0, -(-(Q - e) // elem)))
+        if not count:
+            continue
+        inside = dst[:, :, :, :count, :, e].transpose(0, 1, 4, 2, 3)
+        one = regroup(src[:, :, :, :, e::elem][..., :count], inside, 1)
+        if one is None:
+            return None
+        pairs += one
+    return pairs
+
+
+def fprop_vec(w: np.ndarray, blocked: bool, dst: np.ndarray, plan: Plan) -> list | None:
+    """FPROP's w (KCRS): [KB][CB][R][S][cpb][lanes][elem]; only whole blocks (else None: numpy)."""
+    KB, CB, R, S, cpb, lanes, elem = dst.shape
+    K, C = w.shape[:2]
+    if blocked or K != KB * lanes or C != CB * cpb * elem:
+        return None
+    src = w.reshape(KB, lanes, CB, cpb, elem, R, S)
+    return [(src, dst.transpose(0, 5, 1, 4, 6, 2, 3))]
+
+
+def bprop_vec(w: np.ndarray, blocked: bool, dst: np.ndarray, plan: Plan) -> list | None:
+    """BPROP's w^T: [CB][KB][R][S][cpb][lanes][elem], lanes over C, pairs over K; only whole blocks."""
+    CB, KB, R, S, cpb, lanes, elem = dst.shape
+    K, C = w.shape[:2]
+    if blocked or K != KB * cpb * elem or C != CB * lanes:
+        return None
+    src = w.reshape(KB, cpb, elem, CB, lanes, R, S)
+    return [(src, dst.transpose(1, 4, 6, 0, 5, 2, 3))]
+
+
+def unblock_rows(blocked_out: np.ndarray, nchw: np.ndarray) -> list | None:
+    """A blocked [N][CB][H][W][L] result (fprop's y, bprop's dx) into an NCHW array."""
+    src = blocked_out.transpose(0, 1, 4, 2, 3)
+    return regroup(src, grouped(nchw, False, src.shape[2]), 1)
+
+
+def unblock_weight_grad(dw: np.ndarray, kcrs: np.ndarray) -> list | None:
+    """WTGRAD's [KB][R][S][C][lanes] result into a KCRS array; only whole blocks of K."""
+    KB, R, S, C, lanes = dw.shape
+    if kcrs.shape[0] != KB * lanes:
+        return None
+    return [(dw.transpose(0, 4, 3, 1, 2), kcrs.reshape(KB, lanes, C, R, S))]

@@ -1,0 +1,149 @@
+"""Blocked tensors: how the numpy runtime keeps activations and gradients between layers.
+
+A `Blocked` tensor is FP32 [N][C/L][H][W][L] with channels zero-padded to a multiple of L, the lanes of
+the host's DFP ISA: exactly the layout the FPROP and BPROP kernels write, so a convolution's result
+goes to the next layer without a conversion, and batch norm, ReLU and adds work on it as it is.
+NCHW exists only at the network's edges (`to_blocked`, `Blocked.nchw`).
+
+`convert` fills a kernel operand's layout from a tensor through the generated data-movement kernels
+(quantizing on the way for DFP kernels), with numpy as the fallback for layouts the views cannot
+express (odd channel counts of weights, grouped layers).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from dfpgen.codegen.layout import aligned_empty, aligned_zeros
+from dfpgen.codegen.move import move
+from dfpgen.codegen.views import regroup, split, unblock_rows
+from dfpgen.core.dfp import quantize_with_exp
+from dfpgen.core.stochastic import StreamKey
+from dfpgen.core.target import Isa, Target, get_isa, resolve
+from dfpgen.errors import NonFiniteError, ShapeError
+
+
+@lru_cache(maxsize=None)
+def host_isa() -> tuple[Target, Isa]:
+    """The host target and its best DFP ISA, whose lanes set the blocked layout's L."""
+    target = resolve(None)
+    return target, get_isa(target.best_isa("dfp16"))
+
+
+def lanes() -> int:
+    """L of the blocked layout on this machine: 16 with AVX-512, 8 with AVX2."""
+    return host_isa()[1].lanes
+
+
+@dataclass(eq=False)
+class Blocked:
+    """An FP32 activation or gradient [N][C/L][H][W][L]; `maxabs` is max|.| when its producer computed it."""
+
+    data: np.ndarray
+    channels: int
+    maxabs: float | None = None
+
+    def __post_init__(self) -> None:
+        d = self.data
+        if d.ndim != 5 or d.dtype != np.float32 or not d.flags.c_contiguous or d.shape[1] * d.shape[4] < self.channels \
+                or (d.shape[1] - 1) * d.shape[4] >= max(self.channels, 1):
+            raise ShapeError(f"Blocked: data must be a C-contiguous float32 [N][C/L][H][W][L] array for "
+                             f"{self.channels} channels, got {d.dtype} {d.shape}")
+
+    @property
+    def shape(self) -> tuple:
+        """The logical NCHW shape."""
+        N, _, H, W, _ = self.data.shape
+        return (N, self.channels, H, W)
+
+    @property
+    def lanes(self) -> int:
+        """L: channels per block."""
+        return self.data.shape[4]
+
+    def max_abs(self) -> float:
+        """max|.|, from the producer when it gave one, else measured (and then remembered)."""
+        if self.maxabs is None:
+            self.maxabs = float(np.max(np.abs(self.data))) if self.data.size else 0.0
+        return self.maxabs
+
+    def nchw(self, threads: int) -> np.ndarray:
+        """The tensor as a new C-contiguous float32 NCHW array."""
+        out = np.empty(self.shape, np.float32)
+        fill(out, unblock_rows(self.data, out), self.data, lambda a: _numpy_unblock(a, self.channels), threads)
+        return out
+
+
+@dataclass(eq=False)
+class Measured:
+    """A plain float32 array (NCHW or KCRS) and its max|.|, measured at most once."""
+
+    data: np.ndarray
+    maxabs: float | None = None
+
+    def max_abs(self) -> float:
+        """max|.| (two reductions, no temporary array)."""
+        if self.maxabs is None:
+            self.maxabs = max(float(self.data.max()), -float(self.data.min())) if self.data.size else 0.0
+        return self.maxabs
+
+
+def empty_blocked(shape: tuple, threads: int | None = None, zero: bool = False) -> np.ndarray:
+    """A 64-byte-aligned [N][C/L][H][W][L] float32 buffer for an NCHW shape (zeroed when asked)."""
+    N, C, H, W = shape
+    L = lanes()
+    dims = (N, -(-C // L), H, W, L)
+    return aligned_zeros(dims, np.float32) if zero else aligned_empty(dims, np.float32)
+
+
+def to_blocked(x: np.ndarray, threads: int) -> Blocked:
+    """An NCHW float array (the network's input) as a Blocked tensor."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if x.ndim != 4:
+        raise ShapeError(f"to_blocked: expected an NCHW array, got shape {x.shape}")
+    data = empty_blocked(x.shape, zero=x.shape[1] % lanes() != 0)
+    src = split(x, 1, x.shape[1], 1) if x.shape[1] % lanes() else split(x, 1, x.shape[1] // lanes(), lanes())
+    pairs = regroup(src, data.transpose(0, 1, 4, 2, 3), 1)
+    maxabs = fill(data, pairs, x, lambda a: _numpy_block(a, data.shape), threads)
+    return Blocked(data, x.shape[1], maxabs)
+
+
+def _numpy_block(x: np.ndarray, shape: tuple) -> np.ndarray:
+    N, G, H, W, L = shape
+    padded = np.zeros((N, G * L, H, W), x.dtype)
+    padded[:, :x.shape[1]] = x
+    return padded.reshape(N, G, L, H, W).transpose(0, 1, 3, 4, 2)
+
+
+def _numpy_unblock(data: np.ndarray, channels: int) -> np.ndarray:
+    N, G, H, W, L = data.shape
+    return data.transpose(0, 1, 4, 2, 3).reshape(N, G * L, H, W)[:, :channels]
+
+
+def fill(dst: np.ndarray, pairs: list | None, origin: np.ndarray, layout, threads: int, *, exp: int | None = None,
+         bits: int | None = None, rounding: str = "nearest", key: StreamKey | None = None) -> float:
+    """Fill `dst` from `origin` (the array every source view is taken from): move each (source,
+    destination) view pair, FP32 copies or with `bits` the mantissas on exponent `exp`. Without pairs
+    (or without an exponent numpy can scale by in float32), numpy quantizes `origin` as it is laid out
+    and `layout(values)` arranges the result in dst's shape. Either way stochastic rounding numbers
+    elements by their position in `origin`, so both round alike. Returns max|origin| over what moved;
+    NonFiniteError on NaN/Inf."""
+    if pairs is None or (bits is not None and not -126 <= -exp <= 127):   # 2**-exp: no normal float32
+        values = origin if bits is None else quantize_with_exp(origin, exp, bits, rounding, seed=key).mant
+        dst[...] = layout(values)
+        maxabs = float(np.max(np.abs(origin))) if origin.size else 0.0
+    else:
+        target, isa = host_isa()
+        scale = float(np.ldexp(1.0, -exp)) if bits is not None else 1.0
+        maxabs = 0.0
+        for src, view in pairs:
+            maxabs = max(maxabs, move(src, view, target, isa, threads, scale=scale, bits=bits, rounding=rounding,
+                                      key=key, origin=origin))
+            if np.isnan(maxabs):
+                break
+    if not np.isfinite(maxabs):
+        raise NonFiniteError(f"a tensor to be quantized or laid out holds NaN or Inf (max |.| = {maxabs})")
+    return maxabs

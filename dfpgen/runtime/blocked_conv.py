@@ -1,0 +1,138 @@
+"""One pass of a Conv2d on blocked tensors, with every conversion generated and threaded.
+
+The operands come as `Blocked` activations and gradients, whose producers already measured max|.|,
+and FP32 KCRS weights; each is quantized straight into the kernel's operand layout (or, for FP32
+kernels, copied into it) by the data-movement kernels, in one pass over memory. FPROP's and BPROP's
+results leave as `Blocked` tensors without a copy (their kernels write that layout), with max|.|
+from the kernels' fused epilogue; WTGRAD's leaves as KCRS.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from dfpgen.codegen.layout import aligned_empty, aligned_zeros
+from dfpgen.codegen.views import regroup
+from dfpgen.core.dfp import exponent_for_max
+from dfpgen.core.stochastic import StreamKey
+from dfpgen.errors import NumericsError, ShapeError
+from dfpgen.passes import Pass
+from dfpgen.runtime.blocked import Blocked, Measured, empty_blocked, fill, lanes
+
+
+def _origin(operand, tensor, spec) -> tuple[np.ndarray, bool, float]:
+    """The array a view pairs are taken from, whether it is blocked, and its max|.|."""
+    shape = tensor.shape(spec)
+    if isinstance(operand, Blocked):
+        if operand.shape != shape:
+            raise ShapeError(f"{tensor.name}: expected shape {shape} for layer {spec.name or '-'} "
+                             f"({spec.describe()}), got {operand.shape}")
+        return operand.data, True, operand.max_abs()
+    if isinstance(operand, Measured):
+        if operand.data.dtype != np.float32 or operand.data.shape != shape or not operand.data.flags.c_contiguous:
+            raise ShapeError(f"{tensor.name}: expected a C-contiguous float32 array of shape {shape}, got "
+                             f"{operand.data.dtype} {operand.data.shape}")
+        return operand.data, False, operand.max_abs()
+    a = np.asarray(operand)
+    if a.dtype.kind != "f":
+        raise ShapeError(f"{tensor.name}: expected a float array or a Blocked tensor, got dtype {a.dtype}")
+    a = np.ascontiguousarray(a, dtype=np.float32)
+    if a.shape != shape:
+        raise ShapeError(f"{tensor.name}: expected shape {shape} for layer {spec.name or '-'} "
+                         f"({spec.describe()}), got {a.shape}")
+    return a, False, float(np.max(np.abs(a))) if a.size else 0.0
+
+
+def _unblocked(values: np.ndarray, blocked: bool, channels: int) -> np.ndarray:
+    """Origin-shaped values as NCHW/KCRS, for the numpy layout functions."""
+    if not blocked:
+        return values
+    N, G, H, W, L = values.shape
+    return values.transpose(0, 1, 4, 2, 3).reshape(N, G * L, H, W)[:, :channels]
+
+
+def _operand_buffer(op, conv_pass: Pass, role: str, shape: tuple, dtype) -> np.ndarray:
+    """The operand layout's buffer, zeroed once and reused: each conversion rewrites the same elements,
+    so margins and channel padding stay zero."""
+    buffers = op.__dict__.setdefault("_operand_buffers", {})
+    key = (conv_pass, role)
+    if key not in buffers or buffers[key].shape != shape or buffers[key].dtype != dtype:
+        buffers[key] = aligned_zeros(shape, dtype)
+    return buffers[key]
+
+
+def convert_operand(op, conv_pass: Pass, role: str, operand, key: StreamKey | None) -> tuple[np.ndarray, int]:
+    """Operand `role` ("src" or "vec") of a pass in the kernel's layout, and its exponent (0 for FP32)."""
+    kernel = op.kernel(conv_pass)
+    plan = kernel.plan
+    tensor = conv_pass.src if role == "src" else conv_pass.vec
+    views = conv_pass.src_views if role == "src" else conv_pass.vec_views
+    to_layout = conv_pass.to_src if role == "src" else conv_pass.to_vec
+    origin, blocked, maxabs = _origin(operand, tensor, op.spec)
+    dst = _operand_buffer(op, conv_pass, role, plan.src_shape if role == "src" else plan.vec_shape, plan.storage)
+    pairs = views(origin, blocked, dst, plan) if views is not None and op.spec.groups == 1 else None
+    channels = tensor.shape(op.spec)[1]
+
+    def layout(values):
+        return to_layout(_unblocked(values, blocked, channels), plan)
+
+    threads, start = op.threads, time.perf_counter()
+    if not plan.int_accumulate:
+        fill(dst, pairs, origin, layout, threads)
+        op.timings["layout"] = op.timings.get("layout", 0.0) + time.perf_counter() - start
+        return dst, 0
+    kind = tensor.kind
+    bits, rounding = op.numerics.bits_of(kind), op.numerics.rounding_of(kind)
+    if rounding == "stochastic" and key is None:
+        key = StreamKey(*(int(v) for v in op.rng.integers(0, 2**32, 2)))
+    exp = exponent_for_max(maxabs, bits)
+    fill(dst, pairs, origin, layout, threads, exp=exp, bits=bits, rounding=rounding, key=key)
+    op.timings["quantize"] = op.timings.get("quantize", 0.0) + time.perf_counter() - start
+    return dst, exp
+
+
+def run_blocked(op, conv_pass: Pass, a, b, keys: tuple = (None, None)):
+    """Run one pass of `op` on (src, vec) operands given as Blocked tensors or float arrays; returns a
+    Blocked result (FPROP, BPROP) or a KCRS float32 array (WTGRAD). `keys`: the stochastic-rounding
+    streams of the two operands (pass the same key wherever one tensor feeds two passes)."""
+    if op.spec.groups != 1:
+        raise NumericsError(f"layer {op.spec.name or '-'}: blocked execution runs ungrouped layers; "
+                            f"groups={op.spec.groups} goes through Conv2d.run")
+    kernel = op.kernel(conv_pass)
+    plan = kernel.plan
+    src, e_src = convert_operand(op, conv_pass, "src", a, keys[0])
+    vec, e_vec = convert_operand(op, conv_pass, "vec", b, keys[1])
+    scale = np.ldexp(1.0, e_src + e_vec)
+    normal = 2.0**-126 <= scale < 2.0**127
+    blocked_result = conv_pass.result_views is True
+    out = aligned_empty(plan.dst_shape, np.float32) if blocked_result else \
+        _operand_buffer(op, conv_pass, "dst", plan.dst_shape, np.float32)
+    start = time.perf_counter()
+    maxabs = kernel.run(src, vec, out, float(scale) if normal else 1.0, op.threads)
+    op.timings[f"kernel {conv_pass.name}"] = op.timings.get(f"kernel {conv_pass.name}", 0.0) + \
+        time.perf_counter() - start
+    if not normal:   # 2**(e_src+e_vec) is no normal float32: scale in float64 after the kernel, exactly
+        out[...] = (out.astype(np.float64) * scale).astype(np.float32)
+        maxabs = float(np.float32(maxabs * scale))
+    start = time.perf_counter()
+    shape = conv_pass.result.shape(op.spec)
+    if blocked_result:
+        result = out if plan.lanes == lanes() else _relaned(out, shape, op.threads)
+        found = Blocked(result, shape[1], maxabs)
+    else:
+        found = np.empty(shape, np.float32)
+        views = conv_pass.result_views(out, found) if conv_pass.result_views else None
+        fill(found, views, out, lambda values: conv_pass.from_dst(values, plan), op.threads)
+    op.timings["layout"] = op.timings.get("layout", 0.0) + time.perf_counter() - start
+    return found
+
+
+def _relaned(out: np.ndarray, shape: tuple, threads: int) -> np.ndarray:
+    """A kernel result of other lanes than the runtime's (a forced narrower ISA) in the runtime's layout."""
+    data = empty_blocked(shape, zero=True)
+    pairs = regroup(out.transpose(0, 1, 4, 2, 3), data.transpose(0, 1, 4, 2, 3), 1)
+    N, G, H, W, L = out.shape
+    fill(data, pairs, out, lambda v: v.transpose(0, 1, 4, 2, 3).reshape(N, G * L, H, W), threads)
+    return data
