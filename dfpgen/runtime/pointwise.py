@@ -95,11 +95,16 @@ def host_lanes() -> tuple[int, ...]:
 
 
 def _isa_for(fn: str, name: str, lanes: int) -> str:
-    for n in host().isas("dfp16"):
-        if get_isa(n).lanes == lanes:
-            return n
+    isa = _lanes_isa(lanes)
+    if isa:
+        return isa
     raise ShapeError(f"{fn}: {name}: last axis (lanes) is {lanes}; this host's DFP ISAs take "
                      f"{' or '.join(map(str, host_lanes()))}")
+
+
+@lru_cache(maxsize=None)
+def _lanes_isa(lanes: int) -> str | None:
+    return next((n for n in host().isas("dfp16") if get_isa(n).lanes == lanes), None)
 
 
 def _float32(fn: str, name: str, a, writable: bool) -> np.ndarray:
