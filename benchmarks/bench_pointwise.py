@@ -119,9 +119,12 @@ def main() -> None:
     rng = np.random.default_rng(0)
     header = ["shape", "op", "MB moved", "numpy GB/s"] + [f"dfpgen GB/s, {t} thr" for t in threads] \
         + [f"speedup, {t} thr" for t in threads]
-    rows, records = [], []
+    rows, records, ceilings = [], [], []
     for text in args.shapes.split(","):
         shape = tuple(int(s) for s in text.split("x")) + (lanes,)
+        src, dst = np.ones(shape, np.float32), np.empty(shape, np.float32)
+        copy = timed(lambda: np.copyto(dst, src), args.repeats)
+        ceilings.append(f"{text}x{lanes}: {2 * src.nbytes / copy / 1e9:.1f}")
         for name, moved, ours, ref in cases(shape, rng):
             nbytes = moved * int(np.prod(shape)) * 4
             t_np = timed(ref, args.repeats)
@@ -136,7 +139,9 @@ def main() -> None:
              f"{args.repeats} calls after a warm-up",
              "numpy: the same result on the same blocked arrays, one thread, with max|result| where the op "
              "returns it; channel_sums' numpy is x.mean and x.var over N, H, W (as nn.BatchNorm does)",
-             "sgd_update: flat arrays of N*CB*H*W*L elements (w, g, v read; w, v written)"]
+             "sgd_update: flat arrays of N*CB*H*W*L elements (w, g, v read; w, v written)",
+             "the memory ceiling, numpy copyto (one read, one write) GB/s: " + ", ".join(ceilings),
+             "several threads: one call waits for pool threads to wake (launch.run_ranges), tens of us"]
     print(f"\nwrote {write_results('pointwise', 'Pointwise kernels vs numpy', notes, header, rows, records)}")
 
 

@@ -13,7 +13,6 @@ import pytest
 
 from dfpgen.codegen import pointwise as cp
 from dfpgen.codegen.layout import aligned_empty
-from dfpgen.core.target import host
 from dfpgen.errors import DTypeError, PlanError, ShapeError
 from dfpgen.nn.optim import SGD
 from dfpgen.runtime import pointwise as pw
@@ -153,7 +152,8 @@ def test_bn_grad_apply(shape, with_mask, with_add):
 
     dx, m = each_thread_count(run)
     d = np.where(mask > 0, dz, 0) if with_mask else dz
-    terms = [bc(a, shape) * d, bc(b, shape) * x, bc(c, shape) + 0 * x] + ([extra.astype(np.float64)] if with_add else [])
+    terms = [bc(a, shape) * d, bc(b, shape) * x, bc(c, shape) + 0 * x]
+    terms += [extra.astype(np.float64)] if with_add else []
     bound = gamma(4) * sum(np.abs(t) for t in terms)
     assert np.all(np.abs(dx - sum(terms)) <= bound)
     assert m == np.abs(dx).max()

@@ -326,8 +326,10 @@ class PointwiseKernel:
     compiled: jit.Compiled
 
     def run(self, arrays: dict, extent: int, outer: int, channel_blocks: int, threads: int | None = None):
-        """Run every item on `arrays` (operand name -> array or 1-element float32 array), threaded;
-        returns (slots [items][sums][L] float64 or None, max|result| as float32, NaN if any)."""
+        """Run every item on threads; returns (slots [items][sums][L] float64 or None, max|result|, NaN if any).
+
+        `arrays` maps every operand name to its array (scalars: 1-element float32 arrays); `extent` is an
+        item's pixels (blocked) or the flat length, `outer` the blocked items N*CB."""
         p = self.plan
         table = np.array([arrays[o.name].ctypes.data for o in p.operands], dtype=np.uintp)
         items = p.items(extent, outer)

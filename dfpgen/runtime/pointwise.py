@@ -212,9 +212,12 @@ def add(a: np.ndarray, b: np.ndarray, out: np.ndarray, threads: int | None = Non
 
 def sgd_update(w: np.ndarray, g: np.ndarray, v: np.ndarray, lr: float, momentum: float, weight_decay: float,
                threads: int | None = None, lanes: int | None = None) -> float:
-    """In place, in float32 and bit for bit as dfpgen.nn.optim.SGD: v = momentum*v + (g + weight_decay*w),
-    w -= lr*v (weight_decay 0: g alone, as for parameters without decay); returns max|w|.
-    w, g, v: C-contiguous float32 arrays of one shape, any size; `lanes`: vector width (default the host's)."""
+    """One SGD step in place, bit for bit as dfpgen.nn.optim.SGD; returns max|w| (NaN if any).
+
+    v = momentum*v + (g + weight_decay*w); w -= lr*v, every operation in float32, in that order, no
+    FMA. weight_decay 0 adds g alone, as SGD does for parameters without decay. w, g, v: C-contiguous
+    float32 arrays of one shape, any size (no padding: the last vector is masked); `lanes`: the vector
+    width (default: the host's best DFP ISA's)."""
     fn = "sgd_update"
     _float32(fn, "w", w, True)
     for name, a in (("g", g), ("v", v)):
