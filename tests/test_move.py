@@ -111,3 +111,34 @@ def test_rounding_ir_names_its_intrinsic():
 def test_errors_name_the_bad_argument(call, error, words):
     with pytest.raises(error, match=words):
         call()
+
+
+@pytest.mark.parametrize("isa", ISAS, ids=lambda i: i.name)
+@pytest.mark.parametrize("rounding", ROUNDING_MODES)
+@pytest.mark.parametrize("layout, access", [
+    ("transpose", "gather"),    # NCHW into channels-innermost blocks: a strided innermost source
+    ("pairs", "run"),           # KCRS weights into [..][lanes][elem]: two destination-contiguous dimensions
+    ("seven", "run"),           # more dimensions than a geometry holds: one move per outermost index
+])
+def test_vector_accesses_equal_reference(isa, rounding, layout, access):
+    L, rng = isa.lanes, np.random.default_rng(5)
+    if layout == "transpose":
+        x = rng.standard_normal((2, 2 * L, 3, 5)).astype(np.float32)
+        view = x.reshape(2, 2, L, 3, 5).transpose(0, 1, 3, 4, 2)
+    elif layout == "pairs":
+        x = rng.standard_normal((2 * L, 8, 1, 1)).astype(np.float32)
+        view = x.reshape(2, L, 4, 2).transpose(0, 2, 1, 3)           # [KB][cpb][lanes][elem]
+    else:
+        x = rng.standard_normal((2 * L, 8, 3, 3)).astype(np.float32)
+        view = x.reshape(2, L, 2, 2, 2, 3, 3).transpose(0, 2, 5, 6, 3, 1, 4)
+    dst = np.empty(view.shape, np.int16)
+    key = StreamKey.of(len(layout))
+    ref, _ = _quantized_move(x, view, dst, 13, rounding, key, isa, 2, origin=x)
+    np.testing.assert_array_equal(dst, _through(ref.mant, view))
+    if layout != "seven":
+        assert plan_geometry(view, dst).access(L)[0] == access
+
+
+def _through(mant: np.ndarray, view: np.ndarray) -> np.ndarray:
+    """The int16 mantissas of a C-contiguous float32 array, seen through the same view as the floats."""
+    return np.lib.stride_tricks.as_strided(mant, view.shape, tuple(s // 2 for s in view.strides))

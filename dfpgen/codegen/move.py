@@ -35,15 +35,22 @@ _ROUND_INTRINSIC = {"nearest": "round", "nearest_even": "roundeven", "chop": "tr
                     "stochastic": "floor", None: "trunc"}
 
 
+ACCESSES = ("contiguous", "gather", "run")
+
+
 @dataclass(frozen=True)
 class MovePlan:
-    """One data-movement kernel: quantize (with `rounding`) or copy FP32, `vector` elements at a time."""
+    """One data-movement kernel: quantize (with `rounding`) or copy FP32, `vector` elements at a time,
+    written to consecutive destination elements and read from the source as `access` says:
+    "contiguous" (consecutive too; with vector 1, any strides), "gather" (the innermost dimension's
+    stride) or "run" (dimensions 4 and 5 form one destination-contiguous run, read with a gather)."""
 
     target: Target
     isa: Isa
     quantize: bool
     rounding: str | None
     vector: int
+    access: str = "contiguous"
 
     template = "move.ll.j2"
     entry = "dfpgen_move"
@@ -58,7 +65,8 @@ class MovePlan:
     def summary(self) -> list[str]:
         """Comment lines for the IR header."""
         what = f"quantize FP32 -> INT16, rounding {self.rounding}" if self.quantize else "copy FP32"
-        return [f"data movement: {what}, {self.vector} element(s) per step, {self.target.cpu} {self.isa.name}"]
+        return [f"data movement: {what}, {self.vector} element(s) per step ({self.access}), "
+                f"{self.target.cpu} {self.isa.name}"]
 
 
 @dataclass(frozen=True)
@@ -74,9 +82,15 @@ class Geometry:
         """Work items: the product of the outer four extents."""
         return int(np.prod(self.extents[:RANK - 2], dtype=np.int64))
 
-    def contiguous_inner(self, vector: int) -> bool:
-        """Whether the innermost dimension can be moved `vector` elements at a time."""
-        return self.extents[-1] % vector == 0 and self.src_strides[-1] == 1 and self.dst_strides[-1] == 1
+    def access(self, vector: int) -> tuple[str, int]:
+        """How the kernel reads the source and how many elements it moves at a time: whole vectors
+        wherever the destination is contiguous over them, else one element at a time."""
+        (n4, n5), (ss4, ss5), (ds4, ds5) = self.extents[4:], self.src_strides[4:], self.dst_strides[4:]
+        if ds5 == 1 and n5 % vector == 0:
+            return ("contiguous" if ss5 == 1 else "gather"), vector
+        if ds5 == 1 and n5 < vector and vector % n5 == 0 and ds4 == n5 and (n4 * n5) % vector == 0:
+            return "run", vector
+        return "contiguous", 1
 
     def words(self, index_base: int) -> np.ndarray:
         """The geometry as the kernel reads it: int64 extents, src strides, dst strides, index base."""
@@ -89,22 +103,31 @@ def _strides(a: np.ndarray, name: str) -> tuple:
     return tuple(s // a.itemsize for s in a.strides)
 
 
-def plan_geometry(src: np.ndarray, dst: np.ndarray) -> Geometry:
-    """The geometry of moving view `src` into view `dst`: size-1 dimensions dropped, the rest ordered by
-    stride, neighbours contiguous in both views merged (longer inner loops, fewer items), padded to RANK."""
-    if src.shape != dst.shape:
-        raise ShapeError(f"data movement: source view {src.shape} and destination view {dst.shape} differ")
-    dims = [(n, s, d) for n, s, d in zip(src.shape, _strides(src, "source"), _strides(dst, "destination"))
-            if n != 1]
-    # Any loop order moves the same elements (stochastic draws go by source position), so the smallest
-    # strides go innermost: sequential reads and writes, and whole vectors where both strides are 1.
-    dims.sort(key=lambda dim: (max(dim[1], dim[2]), dim[1], dim[2]), reverse=True)
+def _merged(dims: list, sort: bool = False) -> list:
+    """(extent, src stride, dst stride) dimensions with neighbours contiguous in both views merged,
+    after ordering them by stride when `sort`."""
+    if sort:
+        dims = sorted(dims, key=lambda dim: (dim[2], dim[1]), reverse=True)
     merged: list = []
     for n, s, d in dims:
         if merged and merged[-1][1] == s * n and merged[-1][2] == d * n:
             merged[-1] = (merged[-1][0] * n, s, d)
         else:
             merged.append((n, s, d))
+    return merged
+
+
+def plan_geometry(src: np.ndarray, dst: np.ndarray) -> Geometry:
+    """The geometry of moving view `src` into view `dst`: size-1 dimensions dropped, the rest in the
+    destination's order, neighbours contiguous in both views merged (longer inner loops, fewer items),
+    padded to RANK."""
+    if src.shape != dst.shape:
+        raise ShapeError(f"data movement: source view {src.shape} and destination view {dst.shape} differ")
+    dims = [(n, s, d) for n, s, d in zip(src.shape, _strides(src, "source"), _strides(dst, "destination"))
+            if n != 1]
+    # Any loop order moves the same elements (stochastic draws go by source position), so the destination's
+    # order is taken: sequential writes, whole vectors wherever it is contiguous (gathering the source).
+    merged = _merged(_merged(dims), sort=True)
     if len(merged) > RANK:
         raise PlanError(f"data movement: the views need {len(merged)} dimensions after merging, at most {RANK}")
     merged = [(1, 0, 0)] * (RANK - len(merged)) + merged
@@ -143,7 +166,17 @@ def move(src: np.ndarray, dst: np.ndarray, target: Target, isa: Isa, threads: in
         raise ShapeError("destination: a read-only array")
     if quantize:
         check_rounding(rounding)
-    geometry = plan_geometry(src, dst)
+    try:
+        geometry = plan_geometry(src, dst)
+    except PlanError:
+        if src.ndim <= RANK:
+            raise
+        found = 0.0   # more dimensions than a geometry holds: one move per index of the outermost
+        for i in range(src.shape[0]):
+            one = move(src[i], dst[i], target, isa, threads, scale=scale, bits=bits, rounding=rounding, key=key,
+                       origin=src if origin is None else origin)
+            found = one if np.isnan(one) else max(found, one)
+        return found
     index_base = 0
     if quantize and rounding == "stochastic":
         if key is None:
@@ -156,8 +189,8 @@ def move(src: np.ndarray, dst: np.ndarray, target: Target, isa: Isa, threads: in
             raise SizeError(f"stochastic rounding numbers at most 2**32 elements, the source has {origin.size}")
     if src.size == 0:
         return 0.0
-    vector = isa.lanes if geometry.contiguous_inner(isa.lanes) else 1
-    plan = MovePlan(target, isa, quantize, rounding if quantize else None, vector)
+    access, vector = geometry.access(isa.lanes)
+    plan = MovePlan(target, isa, quantize, rounding if quantize else None, vector, access)
     fn = _compiled(plan).function
     words = geometry.words(index_base)
     parts = min(threads, max(1, src.size // MIN_ITEM_WORK))

@@ -22,7 +22,7 @@ from dfpgen.core.numerics import LayerNumerics
 from dfpgen.core.spec import ConvSpec
 from dfpgen.core.stochastic import StreamKey
 from dfpgen.errors import ShapeError
-from dfpgen.nn import _pw as pointwise
+from dfpgen.runtime import pointwise
 from dfpgen.runtime.blocked import Blocked, Measured, to_blocked
 from dfpgen.runtime.blocked_conv import run_blocked
 from dfpgen.runtime.conv import Conv2d

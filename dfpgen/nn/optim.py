@@ -8,7 +8,7 @@ import numpy as np
 
 from dfpgen.codegen.launch import default_threads
 from dfpgen.errors import DFPGenError
-from dfpgen.nn import _pw as pointwise
+from dfpgen.runtime import pointwise
 
 SCHEDULES = ("constant", "step", "cosine")
 
