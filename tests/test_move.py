@@ -76,7 +76,7 @@ def test_fp32_copy_and_nan_in_maxabs():
 def test_geometry_merges_contiguous_dimensions_and_puts_unit_strides_innermost():
     x = np.zeros((2, 3, 4, 5), np.float32)
     g = plan_geometry(x, np.zeros((2, 3, 4, 5), np.int16))
-    assert g.extents == (1, 1, 1, 1, 1, 120) and g.src_strides[-1] == 1 and g.items == 1
+    assert g.extents == (1, 1, 1, 1, 1, 120) and g.src_strides[-1] == 1 and g.items("contiguous") == 1
     g = plan_geometry(x.transpose(0, 2, 3, 1), np.zeros((2, 4, 5, 3), np.float32))
     assert int(np.prod(g.extents)) == x.size and g.extents[-1] in (3, 20)
     assert min(g.src_strides[-1], g.dst_strides[-1]) == 1

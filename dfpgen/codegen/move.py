@@ -77,10 +77,9 @@ class Geometry:
     src_strides: tuple
     dst_strides: tuple
 
-    @property
-    def items(self) -> int:
-        """Work items: the product of the outer four extents."""
-        return int(np.prod(self.extents[:RANK - 2], dtype=np.int64))
+    def items(self, access: str) -> int:
+        """Work items: the product of the outer four extents (three for a run, whose rows are dimension 3)."""
+        return int(np.prod(self.extents[:RANK - (3 if access == "run" else 2)], dtype=np.int64))
 
     def access(self, vector: int) -> tuple[str, int]:
         """How the kernel reads the source and how many elements it moves at a time: whole vectors
@@ -194,7 +193,7 @@ def move(src: np.ndarray, dst: np.ndarray, target: Target, isa: Isa, threads: in
     fn = _compiled(plan).function
     words = geometry.words(index_base)
     parts = min(threads, max(1, src.size // MIN_ITEM_WORK))
-    ranges = split_items(geometry.items, parts)
+    ranges = split_items(geometry.items(access), parts)
     slots = np.zeros(len(ranges), np.float32)
     top = float(max_mantissa(bits)) if quantize else 0.0
     k0, k1 = (key.k0, key.k1) if key is not None else (0, 0)

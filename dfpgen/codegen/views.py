@@ -112,21 +112,44 @@ def bprop_src(source: np.ndarray, blocked: bool, dst: np.ndarray, plan: Plan) ->
     return _channels_last_pairs(source, blocked, dst, plan)
 
 
+def _with_axis(a: np.ndarray, extent: int, step: int) -> np.ndarray:
+    """a with a new last axis of `extent` whose index e moves e * step elements along a's last axis."""
+    return as_strided(a, a.shape + (extent,), a.strides + (step * a.strides[-1],), writeable=a.flags.writeable)
+
+
 def wtgrad_src(source: np.ndarray, blocked: bool, dst: np.ndarray, plan: Plan) -> list | None:
-    """WTGRAD's x: [N][pt+H+pb][Wx][C][elem], element e at column w holding padded x at w + e*sw."""
+    """WTGRAD's x: [N][pt+H+pb][Wx][C][elem], element e at column w holding padded x at w + e*sw.
+    Columns where every element reads x move as one view with an element axis (whole destination
+    vectors); the edge columns, element by element."""
     N, Hp, Wx, C, elem = dst.shape
     src = grouped(source, blocked, C, _channels(plan.conv_pass.src, plan))
     H, W, st, lay = src.shape[3], src.shape[4], plan.spec.sw, plan.layout
     rows, cols = fitted(H, lay.top, Hp), fitted(W, lay.left, Wx + st * (elem - 1))
-    pairs = []
+    src = src[:, :, :, :rows]
+    inner_first, inner_last = lay.left, min(Wx, lay.left + cols - (elem - 1) * st)   # x column w - left + e*st
+    pieces = []
+    if inner_last > inner_first:
+        x_cols = src[..., inner_first - lay.left:inner_last - lay.left]
+        inside = dst[:, lay.top:lay.top + rows, inner_first:inner_last].transpose(0, 3, 1, 2, 4)
+        pieces.append((_with_axis(x_cols, elem, st), split(inside, 1, 1, C)))
+    else:
+        inner_first = inner_last = 0
     for e in range(elem):
         first = max(0, lay.left - e * st)                 # dst column of x's column first + e*st - left
         last = min(Wx, lay.left + cols - e * st)
-        if last <= first:
-            continue
-        x_first = first + e * st - lay.left
-        inside = dst[:, lay.top:lay.top + rows, first:last, :, e].transpose(0, 3, 1, 2)
-        one = regroup(src[:, :, :, :rows, x_first:x_first + last - first], split(inside, 1, 1, C), 1)
+        for a, b in ((first, min(last, inner_first)), (max(first, inner_last), last)):
+            if b > a:
+                x_first = a + e * st - lay.left
+                inside = dst[:, lay.top:lay.top + rows, a:b, :, e].transpose(0, 3, 1, 2)
+                pieces.append((src[..., x_first:x_first + b - a], split(inside, 1, 1, C)))
+    return _regrouped(pieces)
+
+
+def _regrouped(pieces: list) -> list | None:
+    """regroup() every (source, destination) piece along axis 1; None if any cannot be."""
+    pairs = []
+    for source, destination in pieces:
+        one = regroup(source, destination, 1)
         if one is None:
             return None
         pairs += one
@@ -134,21 +157,20 @@ def wtgrad_src(source: np.ndarray, blocked: bool, dst: np.ndarray, plan: Plan) -
 
 
 def wtgrad_vec(source: np.ndarray, blocked: bool, dst: np.ndarray, plan: Plan) -> list | None:
-    """WTGRAD's dy: [N][KB][P][Qe][lanes][elem], pairs of consecutive q innermost."""
+    """WTGRAD's dy: [N][KB][P][Qe][lanes][elem], pairs of consecutive q innermost. Whole pairs move as
+    one view with an element axis; a last odd q on its own."""
     N, KB, P, Qe, lanes, elem = dst.shape
     src = grouped(source, blocked, lanes, _channels(plan.conv_pass.vec, plan))
     Q = src.shape[4]
-    pairs = []
-    for e in range(elem):
-        count = min(Qe, max(0, -(-(Q - e) // elem)))
-        if not count:
-            continue
-        inside = dst[:, :, :, :count, :, e].transpose(0, 1, 4, 2, 3)
-        one = regroup(src[:, :, :, :, e::elem][..., :count], inside, 1)
-        if one is None:
-            return None
-        pairs += one
-    return pairs
+    whole = min(Qe, Q // elem)
+    pieces = []
+    if whole:
+        inside = dst[:, :, :, :whole].transpose(0, 1, 4, 2, 3, 5)
+        pieces.append((split(src[..., :whole * elem], 4, whole, elem), inside))
+    if whole < Qe:
+        for e in range(min(elem, Q - whole * elem)):
+            pieces.append((src[..., whole * elem + e], dst[:, :, :, whole, :, e].transpose(0, 1, 3, 2)))
+    return _regrouped(pieces)
 
 
 def fprop_vec(w: np.ndarray, blocked: bool, dst: np.ndarray, plan: Plan) -> list | None:

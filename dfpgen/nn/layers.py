@@ -72,6 +72,7 @@ class Layer:
 
     name = ""
     params: list = []
+    threads: int | None = None   # None: every core (default_threads()); networks set it on every layer
 
     def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
         """The layer's output."""
@@ -410,7 +411,7 @@ class Flatten(Layer):
         self.name = name
 
     def forward(self, x, train=True):
-        x = nchw(x, default_threads())
+        x = nchw(x, self.threads or default_threads())
         self._shape = x.shape
         return x.reshape(x.shape[0], -1)
 
@@ -440,7 +441,7 @@ class Sequential(Layer):
 
     def forward(self, x, train=True):
         # An NCHW batch enters the blocked world once, here, and leaves it as the kind it came in.
-        threads = default_threads()
+        threads = self.threads or default_threads()
         self._given_blocked = isinstance(x, Blocked)
         if not self._given_blocked and getattr(x, "ndim", 0) == 4 and self._starts_blocked():
             x = to_blocked(x, threads)
@@ -470,7 +471,7 @@ class Sequential(Layer):
             if dy is None:
                 return None
             i -= 1
-        return dy if self._given_blocked or not isinstance(dy, Blocked) else dy.nchw(default_threads())
+        return dy if self._given_blocked or not isinstance(dy, Blocked) else dy.nchw(self.threads or default_threads())
 
 
 class Residual(Sequential):
@@ -512,8 +513,6 @@ class Residual(Sequential):
 
 class Concat(Sequential):
     """Branches applied to the same input, outputs concatenated along channels (inception blocks)."""
-
-    threads = None
 
     def forward(self, x, train=True):
         threads = self.threads or default_threads()

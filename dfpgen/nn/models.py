@@ -159,8 +159,10 @@ def build(name: str, numerics: LayerNumerics, seed: int = 0, threads: int | None
     builder, fixed = NETWORKS[name]
     b = Builder(numerics, seed, threads)
     if fixed is not None:
-        return builder(b, classes=classes or 1000), fixed
-    C, H, W = input_shape or (1, 28, 28)
-    if name == "lenet":
-        return lenet(b, C, classes or 10, H), (C, H, W)
-    return builder(b, in_channels=C, classes=classes or 10), (C, H, W)
+        net, shape = builder(b, classes=classes or 1000), fixed
+    else:
+        C, H, W = shape = input_shape or (1, 28, 28)
+        net = lenet(b, C, classes or 10, H) if name == "lenet" else builder(b, in_channels=C, classes=classes or 10)
+    for layer in net.layers():   # batch norm, ReLU and the containers run threaded kernels too
+        layer.threads = threads
+    return net, tuple(shape)
