@@ -84,7 +84,7 @@ class Geometry:
     def access(self, vector: int) -> tuple[str, int]:
         """How the kernel reads the source and how many elements it moves at a time: whole vectors
         wherever the destination is contiguous over them, else one element at a time."""
-        (n4, n5), (ss4, ss5), (ds4, ds5) = self.extents[4:], self.src_strides[4:], self.dst_strides[4:]
+        (n4, n5), ss5, (ds4, ds5) = self.extents[4:], self.src_strides[5], self.dst_strides[4:]
         if ds5 == 1 and n5 % vector == 0:
             return ("contiguous" if ss5 == 1 else "gather"), vector
         if ds5 == 1 and n5 < vector and vector % n5 == 0 and ds4 == n5 and (n4 * n5) % vector == 0:

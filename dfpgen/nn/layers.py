@@ -13,78 +13,22 @@ either kind of tensor.
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from dfpgen import passes
 from dfpgen.codegen.launch import default_threads
-from dfpgen.codegen.layout import aligned_empty
 from dfpgen.core.numerics import LayerNumerics
 from dfpgen.core.spec import ConvSpec
 from dfpgen.core.stochastic import StreamKey
 from dfpgen.errors import ShapeError
+from dfpgen.nn.base import Layer, Param, blocked, empty_like, like, nchw, per_lane
+from dfpgen.nn.pooling import AvgPool, MaxPool
 from dfpgen.runtime import pointwise
-from dfpgen.runtime.blocked import Blocked, Measured, to_blocked
+from dfpgen.runtime.blocked import Blocked, to_blocked
 from dfpgen.runtime.blocked_conv import run_blocked
 from dfpgen.runtime.conv import Conv2d
 
-
-def blocked(x, threads: int) -> Blocked:
-    """x as a Blocked tensor (an NCHW array is converted: the network's input)."""
-    return x if isinstance(x, Blocked) else to_blocked(x, threads)
-
-
-def nchw(x, threads: int) -> np.ndarray:
-    """x as an NCHW array (a Blocked tensor is converted: the network's edges)."""
-    return x.nchw(threads) if isinstance(x, Blocked) else x
-
-
-def like(result: Blocked, x, threads: int):
-    """A Blocked result in the kind of the layer's input: Blocked for Blocked, else NCHW. Layers given NCHW
-    arrays answer in NCHW; networks convert their input once (Sequential) and stay blocked inside."""
-    return result if isinstance(x, Blocked) or result is None else result.nchw(threads)
-
-
-def _like(x: Blocked) -> np.ndarray:
-    return aligned_empty(x.data.shape, np.float32)
-
-
-def _per_lane(values: np.ndarray, x: Blocked) -> np.ndarray:
-    """Per-channel float values as float32 over the blocked channels (padding channels get 0)."""
-    out = np.zeros(x.data.shape[1] * x.lanes, np.float32)
-    out[:len(values)] = values
-    return out
-
-
-class Param:
-    """An FP32 master parameter and its gradient."""
-
-    def __init__(self, name: str, data: np.ndarray, decay: bool = True):
-        self.name, self.data, self.decay = name, data.astype(np.float32), decay
-        self.grad = np.zeros_like(self.data)
-
-    def measured(self) -> Measured:
-        """The weights with their max|.| (measured here: a kernel then checks it was not stale)."""
-        return Measured(self.data)
-
-
-class Layer:
-    """Base: no parameters; subclasses override forward/backward."""
-
-    name = ""
-    params: list = []
-    threads: int | None = None   # None: every core (default_threads()); networks set it on every layer
-
-    def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
-        """The layer's output."""
-        raise NotImplementedError
-
-    def backward(self, dy: np.ndarray) -> np.ndarray | None:
-        """Accumulate parameter gradients; return the input gradient."""
-        raise NotImplementedError
-
-    def layers(self):
-        """This layer and every layer inside it, depth first."""
-        yield self
+__all__ = ["AvgPool", "BatchNorm", "Concat", "Conv", "Flatten", "Layer", "Linear", "MaxPool", "Param", "ReLU",
+           "Residual", "Sequential", "SoftmaxCrossEntropy"]
 
 
 class Conv(Layer):
@@ -147,8 +91,8 @@ class Conv(Layer):
         keys = (self._key(op), self._key(op))
         y = run_blocked(op, passes.FPROP, xb, w, keys)
         if self.bias is not None:
-            y = Blocked(y.data, y.channels, pointwise.affine(y.data, _per_lane(np.ones(self.K), y),
-                                                             _per_lane(self.bias.data, y), y.data, False,
+            y = Blocked(y.data, y.channels, pointwise.affine(y.data, per_lane(np.ones(self.K), y),
+                                                             per_lane(self.bias.data, y), y.data, False,
                                                              threads=threads))
         self._saved = (spec, xb, w, keys, isinstance(x, Blocked)) if train else None
         return like(y, x, threads)
@@ -233,8 +177,8 @@ class BatchNorm(Layer):
             mean, var = self.running_mean.astype(np.float64), self.running_var.astype(np.float64)
         inv = 1.0 / np.sqrt(var + self.eps)
         scale = self.gamma.data * inv
-        out = _like(x)
-        maxabs = pointwise.affine(x.data, _per_lane(scale, x), _per_lane(self.beta.data - mean * scale, x), out, relu,
+        out = empty_like(x)
+        maxabs = pointwise.affine(x.data, per_lane(scale, x), per_lane(self.beta.data - mean * scale, x), out, relu,
                                   threads=threads)
         y = Blocked(out, C, maxabs)
         self._saved = (x, mean, inv, y if relu else None) if train else None
@@ -255,8 +199,8 @@ class BatchNorm(Layer):
         a = self.gamma.data * inv
         b = -a * inv * sum_dz_xhat / count
         c = -b * mean - a * sum_dz / count
-        dx = _like(x)
-        maxabs = pointwise.bn_grad_apply(dy.data, x.data, _per_lane(a, x), _per_lane(b, x), _per_lane(c, x), dx,
+        dx = empty_like(x)
+        maxabs = pointwise.bn_grad_apply(dy.data, x.data, per_lane(a, x), per_lane(b, x), per_lane(c, x), dx,
                                          threads, mask=mask)
         return like(Blocked(dx, C, maxabs), given, threads)
 
@@ -271,9 +215,9 @@ class ReLU(Layer):
         if not isinstance(x, Blocked):
             self._out, self._mask = None, x > 0
             return x * self._mask
-        ones = _per_lane(np.ones(x.channels), x)
-        out = _like(x)
-        self._out = Blocked(out, x.channels, pointwise.affine(x.data, ones, np.zeros_like(ones), out, True,
+        ones = per_lane(np.ones(x.channels), x)
+        out = empty_like(x)
+        self._out = Blocked(out, x.channels, pointwise.affine(x.data, ones, np.zerosempty_like(ones), out, True,
                                                               threads=self.threads or default_threads()))
         return self._out
 
@@ -287,121 +231,8 @@ class ReLU(Layer):
         if self._out is None:
             return nchw(dy, threads) * self._mask
         dy = blocked(dy, threads)
-        dz = _like(dy)
+        dz = empty_like(dy)
         return Blocked(dz, dy.channels, pointwise.relu_grad(dy.data, self._out.data, dz, threads))
-
-
-def _pool_windows(x: np.ndarray, k: int, stride: int, pad: int, ceil_mode: bool, fill: float):
-    """Windows over the last two axes (H, W) of x: (..., P, Q, k, k), and the padded shape."""
-    H, W = x.shape[-2:]
-    out = lambda n: -(-(n + 2 * pad - k) // stride) + 1 if ceil_mode else (n + 2 * pad - k) // stride + 1
-    P, Q = out(H), out(W)
-    if ceil_mode:  # Caffe: the last window must start inside the input or its left padding
-        P -= (P - 1) * stride >= H + pad
-        Q -= (Q - 1) * stride >= W + pad
-    extra_h = max(0, (P - 1) * stride + k - H - 2 * pad)
-    extra_w = max(0, (Q - 1) * stride + k - W - 2 * pad)
-    xp = np.pad(x, ((0, 0),) * (x.ndim - 2) + ((pad, pad + extra_h), (pad, pad + extra_w)), constant_values=fill)
-    win = sliding_window_view(xp, (k, k), axis=(-2, -1))[..., ::stride, ::stride, :, :][..., :P, :Q, :, :]
-    return win, xp.shape
-
-
-def _clipped_window(n: int, P: int, k: int, stride: int, pad: int) -> np.ndarray:
-    """Extent of each of P pooling windows along an axis of n, clipped to the end of the padding."""
-    start = np.arange(P) * stride - pad
-    return np.minimum(start + k, n + pad) - start
-
-
-def _spatial_last(x) -> np.ndarray:
-    """A tensor with H, W as its last two axes: NCHW as it is, a Blocked one as an (N, G, L, H, W) view."""
-    return x.data.transpose(0, 1, 4, 2, 3) if isinstance(x, Blocked) else x
-
-
-def _like_input(values: np.ndarray, x, maxabs: float | None = None):
-    """Pooling results (H, W last) in the input's kind: Blocked for a Blocked input, else NCHW."""
-    if not isinstance(x, Blocked):
-        return values
-    data = aligned_empty((values.shape[0], values.shape[1], values.shape[3], values.shape[4], values.shape[2]),
-                         np.float32)
-    data[...] = values.transpose(0, 1, 3, 4, 2)
-    return Blocked(data, x.channels, maxabs)
-
-
-class MaxPool(Layer):
-    """k x k max pooling (Caffe's ceil mode optional)."""
-
-    def __init__(self, name: str, k: int, stride: int | None = None, pad: int = 0, ceil_mode: bool = False):
-        self.name, self.k, self.stride, self.pad, self.ceil = name, k, stride or k, pad, ceil_mode
-
-    def forward(self, x, train=True):
-        v = _spatial_last(x)
-        win, padded_shape = _pool_windows(v, self.k, self.stride, self.pad, self.ceil, -np.inf)
-        flat = win.reshape(*win.shape[:-2], -1)
-        arg = flat.argmax(axis=-1)
-        if train:
-            self._saved = (arg, padded_shape, v.shape, x)
-        y = np.take_along_axis(flat, arg[..., None], axis=-1)[..., 0]
-        return _like_input(y, x, max(float(y.max()), -float(y.min())) if y.size else 0.0)
-
-    def backward(self, dy):
-        arg, padded_shape, x_shape, x = self._saved
-        dy = _spatial_last(blocked(dy, 1) if isinstance(x, Blocked) else nchw(dy, 1))
-        P, Q = dy.shape[-2:]
-        k, st = self.k, self.stride
-        dxp = np.zeros(padded_shape, np.float32)
-        for r in range(k):  # one strided pass per window offset beats a scatter (np.add.at) by far
-            for s in range(k):
-                dxp[..., r:r + st * (P - 1) + 1:st, s:s + st * (Q - 1) + 1:st] += dy * (arg == r * k + s)
-        p = self.pad
-        dx = dxp[..., p:p + x_shape[-2], p:p + x_shape[-1]]
-        return _like_input(dx, x)
-
-
-class AvgPool(Layer):
-    """k x k average pooling; k=None is global average pooling to 1 x 1 (its result is NCHW: the
-    network's edge towards the classifier)."""
-
-    def __init__(self, name: str, k: int | None = None, stride: int | None = None, pad: int = 0,
-                 ceil_mode: bool = False):
-        self.name, self.k, self.stride, self.pad, self.ceil = name, k, stride, pad, ceil_mode
-
-    def forward(self, x, train=True):
-        self._input = x
-        v = _spatial_last(x)
-        self._shape = v.shape
-        if self.k is None:
-            means = v.mean(axis=(-2, -1), dtype=np.float32)
-            if isinstance(x, Blocked):
-                return np.ascontiguousarray(means.reshape(means.shape[0], -1)[:, :x.channels])[:, :, None, None]
-            return means[:, :, None, None]
-        k, st, p = self.k, self.stride or self.k, self.pad
-        win, self._padded = _pool_windows(v, k, st, p, self.ceil, 0.0)
-        # As Caffe and torch (count_include_pad): padding counts, a ceil-mode window's overhang past the
-        # right/bottom padding does not, so the divisor is the window clipped to H+pad, W+pad.
-        rows, cols = (_clipped_window(n, P, k, st, p) for n, P in zip(v.shape[-2:], win.shape[-4:-2]))
-        self._divisor = np.outer(rows, cols).astype(np.float32)
-        return _like_input(win.sum(axis=(-2, -1)) / self._divisor, self._input)
-
-    def backward(self, dy):
-        x, shape = self._input, self._shape
-        H, W = shape[-2:]
-        if self.k is None:
-            dy = nchw(dy, 1)
-            if not isinstance(x, Blocked):
-                return np.broadcast_to(dy / (H * W), shape).astype(np.float32)
-            N, G, L = shape[:3]
-            lanes = np.zeros((N, G * L), np.float32)
-            lanes[:, :x.channels] = dy.reshape(N, -1) / np.float32(H * W)
-            data = aligned_empty(x.data.shape, np.float32)
-            data[...] = lanes.reshape(N, G, 1, 1, L)
-            return Blocked(data, x.channels, float(np.abs(lanes).max()) if lanes.size else 0.0)
-        dy = _spatial_last(blocked(dy, 1) if isinstance(x, Blocked) else nchw(dy, 1))
-        k, st, p = self.k, self.stride or self.k, self.pad
-        dxp = np.zeros(self._padded, np.float32)
-        for r in range(k):
-            for s in range(k):
-                dxp[..., r:r + st * dy.shape[-2]:st, s:s + st * dy.shape[-1]:st] += dy / self._divisor
-        return _like_input(dxp[..., p:p + H, p:p + W], x)
 
 
 class Flatten(Layer):
@@ -488,9 +319,9 @@ class Residual(Sequential):
         given, x = x, blocked(x, threads)
         main = blocked(self.children[0].forward(x, train), threads)
         short = blocked(self.children[1].forward(x, train), threads) if len(self.children) > 1 else x
-        ones = _per_lane(np.ones(main.channels), main)
-        out = _like(main)
-        self._out = Blocked(out, main.channels, pointwise.affine(main.data, ones, np.zeros_like(ones), out, True,
+        ones = per_lane(np.ones(main.channels), main)
+        out = empty_like(main)
+        self._out = Blocked(out, main.channels, pointwise.affine(main.data, ones, np.zerosempty_like(ones), out, True,
                                                                  z=short.data, threads=threads))
         self._given_blocked = isinstance(given, Blocked)
         return like(self._out, given, threads)
@@ -498,7 +329,7 @@ class Residual(Sequential):
     def backward(self, dy):
         threads = self.threads or default_threads()
         given, dy = dy, blocked(dy, threads)
-        dz = _like(dy)
+        dz = empty_like(dy)
         dz = Blocked(dz, dy.channels, pointwise.relu_grad(dy.data, self._out.data, dz, threads))
         dx = self.children[0].backward(dz)
         ds = self.children[1].backward(dz) if len(self.children) > 1 else dz
@@ -507,7 +338,7 @@ class Residual(Sequential):
             return like(blocked(ds if dx is None else dx, threads), as_given, threads) if (dx, ds) != (None, None) \
                 else None
         dx, ds = blocked(dx, threads), blocked(ds, threads)
-        out = _like(dx)
+        out = empty_like(dx)
         return like(Blocked(out, dx.channels, pointwise.add(dx.data, ds.data, out, threads)), as_given, threads)
 
 
@@ -543,7 +374,7 @@ class Concat(Sequential):
             return sum(grads[1:], grads[0])
         total = grads[0]
         for g in grads[1:]:
-            out = _like(total)
+            out = empty_like(total)
             total = Blocked(out, total.channels, pointwise.add(total.data, g.data, out, threads))
         return total
 

@@ -32,7 +32,8 @@ class SGD:
         lr = self.lr if lr is None else lr
         threads = self.threads or default_threads()
         for p, v in zip(self.params, self.velocity):
-            pointwise.sgd_update(p.data, p.grad, v, lr, self.momentum, self.weight_decay if p.decay else 0.0, threads)
+            p.maxabs = pointwise.sgd_update(p.data, p.grad, v, lr, self.momentum,
+                                            self.weight_decay if p.decay else 0.0, threads)
 
     def state(self) -> dict:
         """Arrays to checkpoint."""

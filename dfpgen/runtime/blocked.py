@@ -79,16 +79,25 @@ class Blocked:
 
 @dataclass(eq=False)
 class Measured:
-    """A plain float32 array (NCHW or KCRS) and its max|.|, measured at most once."""
+    """A plain float32 array (NCHW or KCRS) and its max|.|, measured at most once. With `hint`, maxabs
+    is a guess (e.g. from the last SGD update): whoever quantizes the array checks it against the max
+    of the values it moved and redoes the work with the measured value if they differ."""
 
     data: np.ndarray
     maxabs: float | None = None
+    hint: bool = False
 
     def max_abs(self) -> float:
         """max|.| (two reductions, no temporary array)."""
         if self.maxabs is None:
             self.maxabs = max(float(self.data.max()), -float(self.data.min())) if self.data.size else 0.0
+            self.hint = False
         return self.maxabs
+
+    def measure(self) -> float:
+        """max|.| measured now, replacing any hint."""
+        self.maxabs = None
+        return self.max_abs()
 
 
 def empty_blocked(shape: tuple, threads: int | None = None, zero: bool = False) -> np.ndarray:
@@ -140,10 +149,10 @@ def fill(dst: np.ndarray, pairs: list | None, origin: np.ndarray, layout, thread
         scale = float(np.ldexp(1.0, -exp)) if bits is not None else 1.0
         maxabs = 0.0
         for src, view in pairs:
-            maxabs = max(maxabs, move(src, view, target, isa, threads, scale=scale, bits=bits, rounding=rounding,
-                                      key=key, origin=origin))
-            if np.isnan(maxabs):
-                break
+            found = move(src, view, target, isa, threads, scale=scale, bits=bits, rounding=rounding, key=key,
+                         origin=origin)
+            if not found <= maxabs:   # NaN included (max() would drop it)
+                maxabs = found
     if not np.isfinite(maxabs):
         raise NonFiniteError(f"a tensor to be quantized or laid out holds NaN or Inf (max |.| = {maxabs})")
     return maxabs

@@ -88,7 +88,10 @@ def convert_operand(op, conv_pass: Pass, role: str, operand, key: StreamKey | No
     if rounding == "stochastic" and key is None:
         key = StreamKey(*(int(v) for v in op.rng.integers(0, 2**32, 2)))
     exp = exponent_for_max(maxabs, bits)
-    fill(dst, pairs, origin, layout, threads, exp=exp, bits=bits, rounding=rounding, key=key)
+    moved = fill(dst, pairs, origin, layout, threads, exp=exp, bits=bits, rounding=rounding, key=key)
+    if isinstance(operand, Measured) and operand.hint and moved != maxabs:   # a stale hint: every element moved
+        exp = exponent_for_max(operand.measure(), bits)
+        fill(dst, pairs, origin, layout, threads, exp=exp, bits=bits, rounding=rounding, key=key)
     op.timings["quantize"] = op.timings.get("quantize", 0.0) + time.perf_counter() - start
     return dst, exp
 

@@ -1,0 +1,116 @@
+"""The blocked runtime (dfpgen/runtime/blocked.py, blocked_conv.py and the view pairs of codegen/views.py):
+every pass run on Blocked tensors and generated conversions equals Conv2d's numpy path bit for bit, for
+any shape (odd channels, strides, dilations, negative pads), rounding mode and thread count."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dfpgen import passes
+from dfpgen.core.dfp import quantize
+from dfpgen.core.spec import ConvSpec
+from dfpgen.core.stochastic import StreamKey
+from dfpgen.errors import NonFiniteError, NumericsError, ShapeError
+from dfpgen.runtime.blocked import Blocked, Measured, empty_blocked, lanes, to_blocked
+from dfpgen.runtime.blocked_conv import run_blocked
+from dfpgen.runtime.conv import Conv2d
+from strategies import general_specs
+
+
+def _operands(spec: ConvSpec, seed: int):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((spec.N, spec.C, spec.H, spec.W)).astype(np.float32)
+    w = rng.standard_normal((spec.K, spec.Cg, spec.R, spec.S)).astype(np.float32)
+    dy = rng.standard_normal((spec.N, spec.K, spec.P, spec.Q)).astype(np.float32)
+    return x, w, dy
+
+
+def _blocked_results(op: Conv2d, x, w, dy, threads: int, keys=(None, None, None)):
+    xb, dyb = to_blocked(x, threads), to_blocked(dy, threads)
+    kx, kw, kdy = keys
+    y = run_blocked(op, passes.FPROP, xb, Measured(w), (kx, kw))
+    dx = run_blocked(op, passes.BPROP, dyb, Measured(w), (kdy, kw))
+    dw = run_blocked(op, passes.WTGRAD, xb, dyb, (kx, kdy))
+    return y, dx, dw
+
+
+@settings(max_examples=30, deadline=None)
+@given(spec=general_specs(max_size=10, max_channels=20, groups=(1,)), precision=st.sampled_from(["dfp16", "fp32"]),
+       threads=st.integers(1, 3), bits=st.integers(8, 16), seed=st.integers(0, 1000))
+def test_every_pass_equals_the_numpy_path(spec, precision, threads, bits, seed):
+    op = Conv2d(spec, bits=bits, precision=precision, threads=threads)
+    x, w, dy = _operands(spec, seed)
+    y, dx, dw = _blocked_results(op, x, w, dy, threads)
+    assert isinstance(y, Blocked) and isinstance(dx, Blocked)
+    np.testing.assert_array_equal(y.nchw(threads), op.fprop(x, w))
+    np.testing.assert_array_equal(dx.nchw(threads), op.bprop(dy, w))
+    np.testing.assert_array_equal(dw, op.wtgrad(x, dy))
+    assert y.maxabs == float(np.abs(y.nchw(threads)).max())   # from the kernel's epilogue
+
+
+@pytest.mark.parametrize("spec", [ConvSpec(2, 64, 32, 9, 9, 3, 3, 1, 1, "3x3"), ConvSpec(2, 48, 80, 8, 7, 1, 1, 2, 0, "s2"),
+                                  ConvSpec(2, 3, 16, 15, 15, 7, 7, 2, 3, "rgb")], ids=lambda s: s.name)
+def test_stochastic_rounding_shares_one_key_per_tensor_and_ignores_threads(spec):
+    """x, w and dy each quantized once under their key: the same mantissas in both passes that read them,
+    equal to dfpgen.quantize with that key, whichever thread count runs it."""
+    x, w, dy = _operands(spec, 3)
+    keys = (StreamKey.of(1), StreamKey.of(2), StreamKey.of(3))
+    results = []
+    for threads in (1, 2, 3):
+        op = Conv2d(spec, bits=12, rounding="stochastic", threads=threads)
+        y, dx, dw = _blocked_results(op, x, w, dy, threads, keys)
+        results.append((y.nchw(1), dx.nchw(1), dw))
+    for later in results[1:]:
+        for a, b in zip(results[0], later):
+            np.testing.assert_array_equal(a, b)
+    # The reference: the same keys, numbering elements in the blocked x and dy the kernels read from.
+    op = Conv2d(spec, bits=12, rounding="stochastic", threads=1)
+    xb, dyb = to_blocked(x, 1), to_blocked(dy, 1)
+    qx = quantize(xb.data, 12, "stochastic", seed=keys[0])
+    qw = quantize(w, 12, "stochastic", seed=keys[1])
+    mant_x = qx.mant.transpose(0, 1, 4, 2, 3).reshape(spec.N, -1, spec.H, spec.W)[:, :spec.C]
+    from dfpgen.core.dfp import DFPTensor
+    y_ref = op.fprop(DFPTensor(np.ascontiguousarray(mant_x), qx.exp, 12), qw)
+    np.testing.assert_array_equal(results[0][0], y_ref)
+
+
+def test_blocked_round_trip_and_padding_channels():
+    for C in (1, 3, lanes(), lanes() + 5):
+        x = np.random.default_rng(C).standard_normal((2, C, 5, 4)).astype(np.float32)
+        b = to_blocked(x, 2)
+        assert b.data.shape == (2, -(-C // lanes()), 5, 4, lanes()) and b.shape == x.shape
+        flat = b.data.transpose(0, 1, 4, 2, 3).reshape(2, -1, 5, 4)
+        assert not flat[:, C:].any()                      # padding channels are zero
+        np.testing.assert_array_equal(b.nchw(3), x)
+        assert b.maxabs == float(np.abs(x).max())
+
+
+def test_a_stale_weight_hint_is_caught():
+    spec = ConvSpec(1, 32, 16, 6, 6, 3, 3, 1, 1, "hint")
+    x, w, _ = _operands(spec, 4)
+    op = Conv2d(spec, bits=10, threads=2)
+    right = run_blocked(op, passes.FPROP, to_blocked(x, 2), Measured(w)).nchw(1)
+    for hint in (float(np.abs(w).max()) * 4, float(np.abs(w).max()) / 4):
+        wrong = run_blocked(op, passes.FPROP, to_blocked(x, 2), Measured(w, hint, hint=True)).nchw(1)
+        np.testing.assert_array_equal(wrong, right)
+
+
+def test_errors_are_one_line_and_name_the_tensor():
+    spec = ConvSpec(1, 16, 16, 4, 4, 3, 3, 1, 1, "err")
+    op = Conv2d(spec, bits=10, threads=1)
+    x, w, _ = _operands(spec, 5)
+    with pytest.raises(ShapeError, match="x: expected shape"):
+        run_blocked(op, passes.FPROP, to_blocked(x[:, :8], 1), w)
+    bad = x.copy()
+    bad[0, 3, 1, 1] = np.nan
+    with pytest.raises(NonFiniteError, match="NaN"):
+        to_blocked(bad, 1)
+    with pytest.raises(NonFiniteError, match="NaN"):   # a producer's max that missed the NaN: the quantizer sees it
+        run_blocked(op, passes.FPROP, Blocked(to_blocked(x, 1).data * np.float32(np.nan), 16, 1.0), w)
+    with pytest.raises(ShapeError, match="Blocked: data must be"):
+        Blocked(np.zeros((1, 2, 4, 4, 3), np.float32), 16)
+    grouped = Conv2d(ConvSpec(1, 16, 16, 4, 4, 3, 3, 1, 1, "g", 2), bits=10, threads=1)
+    with pytest.raises(NumericsError, match="groups=2"):
+        run_blocked(grouped, passes.FPROP, to_blocked(x, 1), w[:, :8])
+    assert empty_blocked((1, 16, 2, 2)).shape[-1] == lanes()
