@@ -11,6 +11,7 @@ from dfpgen import passes
 from dfpgen.core.dfp import quantize
 from dfpgen.core.spec import ConvSpec
 from dfpgen.core.stochastic import StreamKey
+from dfpgen.core.target import resolve
 from dfpgen.errors import NonFiniteError, NumericsError, ShapeError
 from dfpgen.runtime.blocked import Blocked, Measured, empty_blocked, lanes, to_blocked
 from dfpgen.runtime.blocked_conv import run_blocked
@@ -114,3 +115,17 @@ def test_errors_are_one_line_and_name_the_tensor():
     with pytest.raises(NumericsError, match="groups=2"):
         run_blocked(grouped, passes.FPROP, to_blocked(x, 1), w[:, :8])
     assert empty_blocked((1, 16, 2, 2)).shape[-1] == lanes()
+
+
+@pytest.mark.parametrize("isa", resolve(None).isas("dfp16"))
+def test_every_host_isa_including_narrower_lanes(isa):
+    """A layer forced onto an ISA with fewer lanes than the runtime's layout (AVX-VNNI's 8 on an AVX-512
+    host) still takes and returns the runtime's blocked tensors."""
+    spec = ConvSpec(2, 40, 24, 7, 6, 3, 3, 1, 1, "isa")
+    x, w, dy = _operands(spec, 6)
+    op = Conv2d(spec, bits=13, isa=isa, threads=2)
+    y, dx, dw = _blocked_results(op, x, w, dy, 2)
+    assert y.lanes == lanes() and dx.lanes == lanes()
+    np.testing.assert_array_equal(y.nchw(2), op.fprop(x, w))
+    np.testing.assert_array_equal(dx.nchw(2), op.bprop(dy, w))
+    np.testing.assert_array_equal(dw, op.wtgrad(x, dy))

@@ -217,7 +217,7 @@ class ReLU(Layer):
             return x * self._mask
         ones = per_lane(np.ones(x.channels), x)
         out = empty_like(x)
-        self._out = Blocked(out, x.channels, pointwise.affine(x.data, ones, np.zerosempty_like(ones), out, True,
+        self._out = Blocked(out, x.channels, pointwise.affine(x.data, ones, np.zeros_like(ones), out, True,
                                                               threads=self.threads or default_threads()))
         return self._out
 
@@ -321,7 +321,7 @@ class Residual(Sequential):
         short = blocked(self.children[1].forward(x, train), threads) if len(self.children) > 1 else x
         ones = per_lane(np.ones(main.channels), main)
         out = empty_like(main)
-        self._out = Blocked(out, main.channels, pointwise.affine(main.data, ones, np.zerosempty_like(ones), out, True,
+        self._out = Blocked(out, main.channels, pointwise.affine(main.data, ones, np.zeros_like(ones), out, True,
                                                                  z=short.data, threads=threads))
         self._given_blocked = isinstance(given, Blocked)
         return like(self._out, given, threads)

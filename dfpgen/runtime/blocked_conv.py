@@ -56,7 +56,7 @@ def _unblocked(values: np.ndarray, blocked: bool, channels: int) -> np.ndarray:
 def _operand_buffer(op, conv_pass: Pass, role: str, shape: tuple, dtype) -> np.ndarray:
     """The operand layout's buffer, zeroed once and reused: each conversion rewrites the same elements,
     so margins and channel padding stay zero."""
-    buffers = op.__dict__.setdefault("_operand_buffers", {})
+    buffers = op.operand_buffers
     key = (conv_pass, role)
     if key not in buffers or buffers[key].shape != shape or buffers[key].dtype != dtype:
         buffers[key] = aligned_zeros(shape, dtype)
@@ -133,9 +133,9 @@ def run_blocked(op, conv_pass: Pass, a, b, keys: tuple = (None, None)):
 
 
 def _relaned(out: np.ndarray, shape: tuple, threads: int) -> np.ndarray:
-    """A kernel result of other lanes than the runtime's (a forced narrower ISA) in the runtime's layout."""
+    """A kernel result of other lanes than the runtime's (a forced narrower ISA) in the runtime's layout
+    (lane counts are powers of two, so one divides the other and the views always exist)."""
     data = empty_blocked(shape, zero=True)
     pairs = regroup(out.transpose(0, 1, 4, 2, 3), data.transpose(0, 1, 4, 2, 3), 1)
-    N, G, H, W, L = out.shape
-    fill(data, pairs, out, lambda v: v.transpose(0, 1, 4, 2, 3).reshape(N, G * L, H, W), threads)
+    fill(data, pairs, out, None, threads)
     return data
