@@ -118,6 +118,7 @@ def test_errors_name_the_bad_argument(call, error, words):
 @pytest.mark.parametrize("layout, access", [
     ("transpose", "gather"),    # NCHW into channels-innermost blocks: a strided innermost source
     ("pairs", "run"),           # KCRS weights into [..][lanes][elem]: two destination-contiguous dimensions
+    ("qpairs", "pairs"),        # channels-innermost rows into [..][lanes][elem]: two interleaved vectors
     ("seven", "run"),           # more dimensions than a geometry holds: one move per outermost index
 ])
 def test_vector_accesses_equal_reference(isa, rounding, layout, access):
@@ -128,6 +129,9 @@ def test_vector_accesses_equal_reference(isa, rounding, layout, access):
     elif layout == "pairs":
         x = rng.standard_normal((2 * L, 8, 1, 1)).astype(np.float32)
         view = x.reshape(2, L, 4, 2).transpose(0, 2, 1, 3)           # [KB][cpb][lanes][elem]
+    elif layout == "qpairs":
+        x = rng.standard_normal((3, 6, L)).astype(np.float32)          # [rows][q][lanes]
+        view = x.reshape(3, 3, 2, L).transpose(0, 1, 3, 2)              # [rows][q/2][lanes][2]
     else:
         x = rng.standard_normal((2 * L, 8, 3, 3)).astype(np.float32)
         view = x.reshape(2, L, 2, 2, 2, 3, 3).transpose(0, 2, 5, 6, 3, 1, 4)

@@ -511,7 +511,7 @@ def kink_pattern(net):
         if isinstance(layer, ReLU):
             out.append(layer.mask.copy())
         elif isinstance(layer, MaxPool):
-            out.append(layer._saved[0].copy())
+            out.append(layer.choice)
     return out
 
 

@@ -35,7 +35,7 @@ _ROUND_INTRINSIC = {"nearest": "round", "nearest_even": "roundeven", "chop": "tr
                     "stochastic": "floor", None: "trunc"}
 
 
-ACCESSES = ("contiguous", "gather", "run")
+ACCESSES = ("contiguous", "gather", "run", "pairs")
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,8 @@ class MovePlan:
     """One data-movement kernel: quantize (with `rounding`) or copy FP32, `vector` elements at a time,
     written to consecutive destination elements and read from the source as `access` says:
     "contiguous" (consecutive too; with vector 1, any strides), "gather" (the innermost dimension's
-    stride) or "run" (dimensions 4 and 5 form one destination-contiguous run, read with a gather)."""
+    stride), "run" (dimensions 4 and 5 form one destination-contiguous run, read with a gather) or
+    "pairs" (a run of two interleaved contiguous halves: INT16 pairs from channels-innermost FP32)."""
 
     target: Target
     isa: Isa
@@ -78,15 +79,17 @@ class Geometry:
     dst_strides: tuple
 
     def items(self, access: str) -> int:
-        """Work items: the product of the outer four extents (three for a run, whose rows are dimension 3)."""
-        return int(np.prod(self.extents[:RANK - (3 if access == "run" else 2)], dtype=np.int64))
+        """Work items: the product of the outer four extents (three for runs, whose rows are dimension 3)."""
+        return int(np.prod(self.extents[:RANK - (3 if access in ("run", "pairs") else 2)], dtype=np.int64))
 
     def access(self, vector: int) -> tuple[str, int]:
         """How the kernel reads the source and how many elements it moves at a time: whole vectors
         wherever the destination is contiguous over them, else one element at a time."""
-        (n4, n5), ss5, (ds4, ds5) = self.extents[4:], self.src_strides[5], self.dst_strides[4:]
+        (n4, n5), (ss4, ss5), (ds4, ds5) = self.extents[4:], self.src_strides[4:], self.dst_strides[4:]
         if ds5 == 1 and n5 % vector == 0:
             return ("contiguous" if ss5 == 1 else "gather"), vector
+        if ds5 == 1 and ds4 == 2 and n5 == 2 and n4 == vector and ss4 == 1:
+            return "pairs", 2 * vector
         if ds5 == 1 and n5 < vector and vector % n5 == 0 and ds4 == n5 and (n4 * n5) % vector == 0:
             return "run", vector
         return "contiguous", 1

@@ -60,41 +60,57 @@ class _Pool(Layer):
 
 
 class MaxPool(_Pool):
-    """k x k max pooling (Caffe's ceil mode optional); ties go to the first window offset."""
+    """k x k max pooling (Caffe's ceil mode optional); the gradient goes to the first window offset
+    holding the maximum."""
 
     def forward(self, x, train=True):
         a, k, st = _array(x), self.k, self.stride
         P, Q, eh, ew = _extents(a.shape[2], a.shape[3], k, st, self.pad, self.ceil)
         out = aligned_empty(a.shape[:2] + (P, Q) + a.shape[4:], np.float32)
-        arg = np.zeros(out.shape, np.uint8)
+        padded = np.empty((a.shape[0], a.shape[1], a.shape[2] + 2 * self.pad + eh, a.shape[3] + 2 * self.pad + ew)
+                          + a.shape[4:], np.float32)
 
         def work(b, e):
-            xp, o, best = _padded(a[b:e], self.pad, eh, ew, -np.inf), out[b:e], arg[b:e]
-            o[...] = _window(xp, 0, 0, st, P, Q)
-            for offset in range(1, k * k):
-                win = _window(xp, offset // k, offset % k, st, P, Q)
-                better = win > o
-                np.copyto(o, win, where=better)
-                best[better] = offset
+            padded[b:e] = _padded(a[b:e], self.pad, eh, ew, -np.inf)
+            o = out[b:e]
+            o[...] = _window(padded[b:e], 0, 0, st, P, Q)
+            for offset in range(1, k * k):   # elementwise maxima: no masked copies (slow on strided views)
+                np.maximum(o, _window(padded[b:e], offset // k, offset % k, st, P, Q), out=o)
 
         per_images(work, a.shape[0], self._threads())
-        self._input, self._arg, self._padded_shape = x, arg, (a.shape[2] + 2 * self.pad + eh, a.shape[3] + 2 * self.pad + ew)
+        self._input, self._padded_input, self._out = x, padded if train else None, out
         return _result(out, x, max(float(out.max()), -float(out.min())) if out.size else 0.0)
 
     def backward(self, dy):
-        dy, arg, x, k, st, p = self._gradient(dy), self._arg, self._input, self.k, self.stride, self.pad
+        dy, x, padded, k, st, p = self._gradient(dy), self._input, self._padded_input, self.k, self.stride, self.pad
         a = _array(x)
+        out = self._out
         dx = aligned_empty(a.shape, np.float32)
         P, Q = dy.shape[2:4]
 
         def work(b, e):
-            dxp = np.zeros((e - b, a.shape[1]) + self._padded_shape + a.shape[4:], np.float32)
+            dxp = np.zeros(padded[b:e].shape, np.float32)
+            taken = np.zeros(out[b:e].shape, bool)
             for offset in range(k * k):  # one strided pass per window offset beats a scatter (np.add.at) by far
-                _window(dxp, offset // k, offset % k, st, P, Q)[...] += np.where(arg[b:e] == offset, dy[b:e], 0)
+                hit = np.equal(_window(padded[b:e], offset // k, offset % k, st, P, Q), out[b:e])
+                hit &= ~taken
+                taken |= hit
+                _window(dxp, offset // k, offset % k, st, P, Q)[...] += dy[b:e] * hit
             dx[b:e] = dxp[:, :, p:p + a.shape[2], p:p + a.shape[3]]
 
         per_images(work, a.shape[0], self._threads())
         return _result(dx, x)
+
+    @property
+    def choice(self) -> np.ndarray:
+        """Which window offset (r*k + s) holds each output's maximum in the last training forward pass
+        (the first, on ties): the piece of a piecewise-linear net."""
+        padded, out, k, st = self._padded_input, self._out, self.k, self.stride
+        P, Q = out.shape[2:4]
+        found = np.full(out.shape, k * k, np.uint8)
+        for offset in reversed(range(k * k)):
+            found[np.equal(_window(padded, offset // k, offset % k, st, P, Q), out)] = offset
+        return found
 
 
 class AvgPool(_Pool):
