@@ -161,9 +161,10 @@ class BatchNorm(Layer):
         self.running_mean = np.zeros(channels, np.float32)
         self.running_var = np.ones(channels, np.float32)
 
-    def forward(self, x, train: bool = True, relu: bool = False):
+    def normalization(self, x: Blocked, train: bool) -> tuple[np.ndarray, np.ndarray]:
+        """The per-lane (scale, shift) that apply this batch norm to x: batch statistics in training
+        (and the running ones updated), running statistics in evaluation. Remembers what backward needs."""
         threads = self.threads or default_threads()
-        given, x = x, blocked(x, threads)
         C = x.channels
         if train:
             count = x.data.shape[0] * x.data.shape[2] * x.data.shape[3]
@@ -177,11 +178,17 @@ class BatchNorm(Layer):
             mean, var = self.running_mean.astype(np.float64), self.running_var.astype(np.float64)
         inv = 1.0 / np.sqrt(var + self.eps)
         scale = self.gamma.data * inv
+        self._saved = (x, mean, inv, None) if train else None
+        return per_lane(scale, x), per_lane(self.beta.data - mean * scale, x)
+
+    def forward(self, x, train: bool = True, relu: bool = False):
+        threads = self.threads or default_threads()
+        given, x = x, blocked(x, threads)
+        scale, shift = self.normalization(x, train)
         out = empty_like(x)
-        maxabs = pointwise.affine(x.data, per_lane(scale, x), per_lane(self.beta.data - mean * scale, x), out, relu,
-                                  threads=threads)
-        y = Blocked(out, C, maxabs)
-        self._saved = (x, mean, inv, y if relu else None) if train else None
+        y = Blocked(out, x.channels, pointwise.affine(x.data, scale, shift, out, relu, threads=threads))
+        if train and relu:
+            self._saved = self._saved[:3] + (y,)
         return like(y, given, threads)
 
     def backward(self, dy):
@@ -265,20 +272,23 @@ class Sequential(Layer):
         for child in self.children:
             yield from child.layers()
 
-    def _fuses(self, i: int, x) -> bool:
+    def _fuses(self, i: int, x, end: int) -> bool:
         """Whether child i is a batch norm that applies the ReLU after it in the same pass (blocked tensors)."""
-        return isinstance(self.children[i], BatchNorm) and i + 1 < len(self.children) \
+        return isinstance(self.children[i], BatchNorm) and i + 1 < end \
             and type(self.children[i + 1]) is ReLU and isinstance(x, Blocked)
 
-    def forward(self, x, train=True):
+    def forward(self, x, train=True, stop: int | None = None):
+        """The children applied in order (those before index `stop` only, when given: a Residual applies
+        a branch's closing batch norm itself)."""
         # An NCHW batch enters the blocked world once, here, and leaves it as the kind it came in.
         threads = self.threads or default_threads()
         self._given_blocked = isinstance(x, Blocked)
         if not self._given_blocked and getattr(x, "ndim", 0) == 4 and self._starts_blocked():
             x = to_blocked(x, threads)
         self._fused, i = set(), 0
-        while i < len(self.children):
-            if self._fuses(i, x):
+        end = len(self.children) if stop is None else range(len(self.children))[stop]
+        while i < end:
+            if self._fuses(i, x, end):
                 x = self.children[i].forward(x, train, relu=True)
                 self.children[i + 1]._out = x   # as if it ran: its mask is the fused output's sign
                 self._fused.add(i)
@@ -317,12 +327,23 @@ class Residual(Sequential):
     def forward(self, x, train=True):
         threads = self.threads or default_threads()
         given, x = x, blocked(x, threads)
-        main = blocked(self.children[0].forward(x, train), threads)
-        short = blocked(self.children[1].forward(x, train), threads) if len(self.children) > 1 else x
-        ones = per_lane(np.ones(main.channels), main)
-        out = empty_like(main)
-        self._out = Blocked(out, main.channels, pointwise.affine(main.data, ones, np.zeros_like(ones), out, True,
-                                                                 z=short.data, threads=threads))
+        branches = [self.children[0]] + ([self.children[1]] if len(self.children) > 1 else [])
+        # Each branch's closing batch norm is applied inside the join, relu(a*y + b + c*z + d): the
+        # normalized branches are never written to memory.
+        ends = [branch.children[-1] if isinstance(branch.children[-1], BatchNorm) else None for branch in branches]
+        joined = []
+        for branch, end in zip(branches, ends):
+            y = blocked(branch.forward(x, train, stop=-1 if end else None), threads)
+            a, b = end.normalization(y, train) if end else (None, None)
+            joined.append((y, a, b))
+        if len(joined) == 1:
+            joined.append((x, None, None))
+        (y, a, b), (z, c, d) = joined
+        if a is None:
+            a, b = per_lane(np.ones(y.channels), y), np.zeros(y.data.shape[1] * y.lanes, np.float32)
+        out = empty_like(y)
+        self._out = Blocked(out, y.channels, pointwise.affine(y.data, a, b, out, True, z=z.data, c=c, d=d,
+                                                              threads=threads))
         self._given_blocked = isinstance(given, Blocked)
         return like(self._out, given, threads)
 
