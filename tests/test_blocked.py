@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dfpgen import passes
-from dfpgen.core.dfp import quantize
+from dfpgen.core.dfp import DFPTensor, quantize
 from dfpgen.core.spec import ConvSpec
 from dfpgen.core.stochastic import StreamKey
 from dfpgen.core.target import resolve
@@ -16,6 +16,7 @@ from dfpgen.errors import NonFiniteError, NumericsError, ShapeError
 from dfpgen.runtime.blocked import Blocked, Measured, empty_blocked, lanes, to_blocked
 from dfpgen.runtime.blocked_conv import run_blocked
 from dfpgen.runtime.conv import Conv2d
+
 from strategies import general_specs
 
 
@@ -67,11 +68,10 @@ def test_stochastic_rounding_shares_one_key_per_tensor_and_ignores_threads(spec)
             np.testing.assert_array_equal(a, b)
     # The reference: the same keys, numbering elements in the blocked x and dy the kernels read from.
     op = Conv2d(spec, bits=12, rounding="stochastic", threads=1)
-    xb, dyb = to_blocked(x, 1), to_blocked(dy, 1)
+    xb = to_blocked(x, 1)
     qx = quantize(xb.data, 12, "stochastic", seed=keys[0])
     qw = quantize(w, 12, "stochastic", seed=keys[1])
     mant_x = qx.mant.transpose(0, 1, 4, 2, 3).reshape(spec.N, -1, spec.H, spec.W)[:, :spec.C]
-    from dfpgen.core.dfp import DFPTensor
     y_ref = op.fprop(DFPTensor(np.ascontiguousarray(mant_x), qx.exp, 12), qw)
     np.testing.assert_array_equal(results[0][0], y_ref)
 
