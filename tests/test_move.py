@@ -146,3 +146,14 @@ def test_vector_accesses_equal_reference(isa, rounding, layout, access):
 def _through(mant: np.ndarray, view: np.ndarray) -> np.ndarray:
     """The int16 mantissas of a C-contiguous float32 array, seen through the same view as the floats."""
     return np.lib.stride_tricks.as_strided(mant, view.shape, tuple(s // 2 for s in view.strides))
+
+
+@pytest.mark.parametrize("rounding", ROUNDING_MODES)
+def test_dequantized_values_for_fp32_kernels(rounding):
+    """The values a DFP tensor represents, laid out for an FP32 kernel: quantize(...).to_float(), exactly."""
+    x = (np.random.default_rng(9).standard_normal((2, 3, 5, ISAS[0].lanes)) * 7).astype(np.float32)
+    key = StreamKey.of(9)
+    ref = quantize(x, 10, rounding, seed=key)
+    out = np.empty_like(x)
+    move(x, out, TARGET, ISAS[0], 2, scale=2.0 ** -ref.exp, bits=10, rounding=rounding, key=key, dequantize=True)
+    np.testing.assert_array_equal(out, ref.to_float(np.float32))

@@ -52,6 +52,7 @@ class MovePlan:
     rounding: str | None
     vector: int
     access: str = "contiguous"
+    dequantize: bool = False   # store the represented FP32 values mant * 2**exp instead of mantissas
 
     template = "move.ll.j2"
     entry = "dfpgen_move"
@@ -65,7 +66,8 @@ class MovePlan:
 
     def summary(self) -> list[str]:
         """Comment lines for the IR header."""
-        what = f"quantize FP32 -> INT16, rounding {self.rounding}" if self.quantize else "copy FP32"
+        what = f"quantize FP32 -> {'DFP values' if self.dequantize else 'INT16'}, rounding {self.rounding}" \
+            if self.quantize else "copy FP32"
         return [f"data movement: {what}, {self.vector} element(s) per step ({self.access}), "
                 f"{self.target.cpu} {self.isa.name}"]
 
@@ -155,15 +157,16 @@ def _check(a: np.ndarray, dtype, name: str) -> None:
 
 def move(src: np.ndarray, dst: np.ndarray, target: Target, isa: Isa, threads: int, *, scale: float = 1.0,
          bits: int | None = None, rounding: str = "nearest", key: StreamKey | None = None,
-         origin: np.ndarray | None = None) -> float:
+         origin: np.ndarray | None = None, dequantize: bool = False) -> float:
     """Copy FP32 view `src` into view `dst` (same extents); with `bits`, dst is int16 and receives the
-    mantissas round(src * scale) clamped to +-(2**(bits-1)-1). `scale` must be a power of two whose
-    float32 is normal. Stochastic rounding needs `key`; it numbers elements by their position in
+    mantissas round(src * scale) clamped to +-(2**(bits-1)-1), or with `dequantize` dst is float32 and
+    receives the values those mantissas represent. `scale` (and, dequantizing, 1/scale) must be a power
+    of two whose float32 is normal. Stochastic rounding needs `key`; it numbers elements by their position in
     `origin` (the array `src` is a view of; default: src, which must then be C-contiguous). Returns
     max|src| (NaN when src holds one)."""
     _check(src, np.float32, "source")
     quantize = bits is not None
-    _check(dst, np.int16 if quantize else np.float32, "destination")
+    _check(dst, np.int16 if quantize and not dequantize else np.float32, "destination")
     if not dst.flags.writeable:
         raise ShapeError("destination: a read-only array")
     if quantize:
@@ -176,7 +179,7 @@ def move(src: np.ndarray, dst: np.ndarray, target: Target, isa: Isa, threads: in
         found = 0.0   # more dimensions than a geometry holds: one move per index of the outermost
         for i in range(src.shape[0]):
             one = move(src[i], dst[i], target, isa, threads, scale=scale, bits=bits, rounding=rounding, key=key,
-                       origin=src if origin is None else origin)
+                       origin=src if origin is None else origin, dequantize=dequantize)
             found = one if np.isnan(one) else max(found, one)
         return found
     index_base = 0
@@ -192,7 +195,7 @@ def move(src: np.ndarray, dst: np.ndarray, target: Target, isa: Isa, threads: in
     if src.size == 0:
         return 0.0
     access, vector = geometry.access(isa.lanes)
-    plan = MovePlan(target, isa, quantize, rounding if quantize else None, vector, access)
+    plan = MovePlan(target, isa, quantize, rounding if quantize else None, vector, access, quantize and dequantize)
     fn = _compiled(plan).function
     words = geometry.words(index_base)
     parts = min(threads, max(1, src.size // MIN_ITEM_WORK))

@@ -133,15 +133,21 @@ def _numpy_unblock(data: np.ndarray, channels: int) -> np.ndarray:
 
 
 def fill(dst: np.ndarray, pairs: list | None, origin: np.ndarray, layout, threads: int, *, exp: int | None = None,
-         bits: int | None = None, rounding: str = "nearest", key: StreamKey | None = None) -> float:
+         bits: int | None = None, rounding: str = "nearest", key: StreamKey | None = None,
+         dequantize: bool = False) -> float:
     """Fill `dst` from `origin` (the array every source view is taken from): move each (source,
     destination) view pair, FP32 copies or with `bits` the mantissas on exponent `exp`. Without pairs
     (or without an exponent numpy can scale by in float32), numpy quantizes `origin` as it is laid out
-    and `layout(values)` arranges the result in dst's shape. Either way stochastic rounding numbers
+    and `layout(values)` arranges the result in dst's shape. With `dequantize`, dst (float32) receives
+    the values the mantissas represent: the operand of an FP32 kernel whose tensor kind is DFP. Either way stochastic rounding numbers
     elements by their position in `origin`, so both round alike. Returns max|origin| over what moved;
     NonFiniteError on NaN/Inf."""
-    if pairs is None or (bits is not None and not -126 <= -exp <= 127):   # 2**-exp: no normal float32
-        values = origin if bits is None else quantize_with_exp(origin, exp, bits, rounding, seed=key).mant
+    normal = bits is None or (-126 <= -exp <= 127 and (not dequantize or -126 <= exp <= 127))
+    if pairs is None or not normal:   # 2**-exp (or 2**exp, dequantizing) is no normal float32: numpy
+        values = origin
+        if bits is not None:
+            q = quantize_with_exp(origin, exp, bits, rounding, seed=key)
+            values = q.to_float(np.float32) if dequantize else q.mant
         dst[...] = layout(values)
         maxabs = float(np.max(np.abs(origin))) if origin.size else 0.0
     else:
@@ -150,7 +156,7 @@ def fill(dst: np.ndarray, pairs: list | None, origin: np.ndarray, layout, thread
         maxabs = 0.0
         for src, view in pairs:
             found = move(src, view, target, isa, threads, scale=scale, bits=bits, rounding=rounding, key=key,
-                         origin=origin)
+                         origin=origin, dequantize=dequantize)
             if not found <= maxabs:   # NaN included (max() would drop it)
                 maxabs = found
     if not np.isfinite(maxabs):

@@ -78,22 +78,24 @@ def convert_operand(op, conv_pass: Pass, role: str, operand, key: StreamKey | No
     def layout(values):
         return to_layout(_unblocked(values, blocked, channels), plan)
 
-    threads, start = op.threads, time.perf_counter()
-    if not plan.int_accumulate:
+    threads, start, kind = op.threads, time.perf_counter(), tensor.kind
+    if not op.numerics.is_dfp(kind):
         fill(dst, pairs, origin, layout, threads)
         op.timings["layout"] = op.timings.get("layout", 0.0) + time.perf_counter() - start
         return dst, 0
-    kind = tensor.kind
+    # A DFP tensor: mantissas for a DFP kernel; for an FP32 kernel (the other operand is FP32) the values
+    # they represent, so every pass computes on the tensor the forward pass quantized.
     bits, rounding = op.numerics.bits_of(kind), op.numerics.rounding_of(kind)
     if rounding == "stochastic" and key is None:
         key = StreamKey(*(int(v) for v in op.rng.integers(0, 2**32, 2)))
     exp = exponent_for_max(maxabs, bits)
-    moved = fill(dst, pairs, origin, layout, threads, exp=exp, bits=bits, rounding=rounding, key=key)
+    values = not plan.int_accumulate
+    moved = fill(dst, pairs, origin, layout, threads, exp=exp, bits=bits, rounding=rounding, key=key, dequantize=values)
     if isinstance(operand, Measured) and operand.hint and moved != maxabs:   # a stale hint: every element moved
         exp = exponent_for_max(operand.measure(), bits)
-        fill(dst, pairs, origin, layout, threads, exp=exp, bits=bits, rounding=rounding, key=key)
+        fill(dst, pairs, origin, layout, threads, exp=exp, bits=bits, rounding=rounding, key=key, dequantize=values)
     op.timings["quantize"] = op.timings.get("quantize", 0.0) + time.perf_counter() - start
-    return dst, exp
+    return dst, 0 if values else exp
 
 
 def run_blocked(op, conv_pass: Pass, a, b, keys: tuple = (None, None)):
