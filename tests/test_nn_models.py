@@ -36,11 +36,12 @@ import numpy as np
 import pytest
 
 from dfpgen.core import catalog
-from dfpgen.core.dfp import DFPTensor
+from dfpgen.core.dfp import quantize
 from dfpgen.errors import CatalogError
 from dfpgen.nn import BatchNorm, Conv, LayerNumerics, Linear, Residual, SoftmaxCrossEntropy, build
+from dfpgen.nn import layers as layers_mod
 from dfpgen.nn.models import NETWORKS, Builder, cifar_resnet
-from dfpgen.runtime import conv as conv_mod
+from dfpgen.runtime.blocked import Blocked, Measured
 from dfpgen.training.data import load
 
 IMAGENET = ["resnet50", "googlenet_v1", "vgg16", "alexnet"]
@@ -210,25 +211,31 @@ def test_one_training_step_dfp16_agrees_with_fp32(torch, net_name, monkeypatch):
 
     # DFP16 with the same initial weights; every kernel call checked against torch on its quantized operands.
     kernel_errors = []
-    original_run = conv_mod.Conv2d.run
+    original_run = layers_mod.run_blocked
 
-    def checked_run(self, pass_name, a, b):
-        out, maxabs = original_run(self, pass_name, a, b)
-        assert self.precision == "dfp16" and isinstance(a, DFPTensor) and isinstance(b, DFPTensor)
-        s = self.spec
-        A, B = torch.from_numpy(a.to_float(np.float32)), torch.from_numpy(b.to_float(np.float32))
+    def dequantized_operand(op, tensor, a):
+        """The values a kernel saw: the operand as NCHW/KCRS floats, quantized as the op's numerics say."""
+        values = a.nchw(1) if isinstance(a, Blocked) else a.data if isinstance(a, Measured) else np.asarray(a)
+        return torch.from_numpy(quantize(values, op.numerics.bits_of(tensor.kind)).to_float(np.float32))
+
+    def checked_run(op, conv_pass, a, b, keys=(None, None)):
+        out = original_run(op, conv_pass, a, b, keys)
+        assert op.precision == "dfp16"
+        s, pass_name = op.spec, conv_pass.name
+        A, B = dequantized_operand(op, conv_pass.src, a), dequantized_operand(op, conv_pass.vec, b)
+        got = out.nchw(1) if isinstance(out, Blocked) else out
         if pass_name == "fprop":
             ref = F.conv2d(A, B, stride=s.stride, padding=s.pad)
-            assert maxabs == pytest.approx(float(np.abs(out).max()), rel=1e-6)
+            assert out.maxabs == pytest.approx(float(np.abs(got).max()), rel=1e-6)
         elif pass_name == "bprop":
             ref = torch.nn.grad.conv2d_input((s.N, s.C, s.H, s.W), B, A, stride=s.stride, padding=s.pad)
         else:
             ref = torch.nn.grad.conv2d_weight(A, (s.K, s.C, s.R, s.S), B, stride=s.stride, padding=s.pad)
         ref = ref.numpy()
-        kernel_errors.append((s.name, pass_name, float(np.linalg.norm(out - ref) / np.linalg.norm(ref))))
-        return out, maxabs
+        kernel_errors.append((s.name, pass_name, float(np.linalg.norm(got - ref) / np.linalg.norm(ref))))
+        return out
 
-    monkeypatch.setattr(conv_mod.Conv2d, "run", checked_run)
+    monkeypatch.setattr(layers_mod, "run_blocked", checked_run)
     net, _ = build(net_name, LayerNumerics(bits=16), seed=0)
     loss16, _ = step(net, x, y)
     g16 = weight_grads(net)

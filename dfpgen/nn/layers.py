@@ -16,6 +16,7 @@ import numpy as np
 
 from dfpgen import passes
 from dfpgen.codegen.launch import default_threads
+from dfpgen.codegen.layout import aligned_empty
 from dfpgen.core.numerics import LayerNumerics
 from dfpgen.core.spec import ConvSpec
 from dfpgen.core.stochastic import StreamKey
@@ -376,15 +377,17 @@ class Concat(Sequential):
             return np.concatenate([nchw(o, threads) for o in outs], axis=1)
         known = [o.maxabs for o in outs]
         maxabs = None if None in known else max(known)
-        return Blocked(np.concatenate([o.data for o in outs], axis=1), int(sum(o.channels for o in outs)), maxabs)
+        data = aligned_empty((outs[0].data.shape[0], sum(o.data.shape[1] for o in outs)) + outs[0].data.shape[2:],
+                             np.float32)
+        np.concatenate([o.data for o in outs], axis=1, out=data)
+        return Blocked(data, int(sum(o.channels for o in outs)), maxabs)
 
     def backward(self, dy):
         threads = self.threads or default_threads()
         if self._blocked:
             dy = blocked(dy, threads)
             bounds = [0, *(int(b) // dy.lanes for b in self._splits), dy.data.shape[1]]
-            parts = [Blocked(np.ascontiguousarray(dy.data[:, a:b]), (b - a) * dy.lanes)
-                     for a, b in zip(bounds, bounds[1:])]
+            parts = [Blocked(_aligned_copy(dy.data[:, a:b]), (b - a) * dy.lanes) for a, b in zip(bounds, bounds[1:])]
         else:
             parts = np.split(nchw(dy, threads), self._splits, axis=1)
         grads = [g for g in (b.backward(part) for b, part in zip(self.children, parts)) if g is not None]
@@ -398,6 +401,13 @@ class Concat(Sequential):
             out = empty_like(total)
             total = Blocked(out, total.channels, pointwise.add(total.data, g.data, out, threads))
         return total
+
+
+def _aligned_copy(a: np.ndarray) -> np.ndarray:
+    """A C-contiguous, 64-byte-aligned copy (what the generated kernels take)."""
+    out = aligned_empty(a.shape, a.dtype)
+    out[...] = a
+    return out
 
 
 class SoftmaxCrossEntropy:
