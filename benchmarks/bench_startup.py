@@ -21,7 +21,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 
 def input_shapes(layer, shape: tuple, found: list) -> tuple:
@@ -131,7 +130,8 @@ def main() -> None:
         times.append(r["build_s"])
         print(f"new process {i + 1}: {r['build_s']:.2f} s for {r['kernels']} kernels "
               f"({r['objects_from_cache']} objects from the cache; {r['setup_s']:.2f} s imports and network)")
-    print(f"median {statistics.median(times):.2f} s, {statistics.median(times) / warm['kernels'] * 1e3:.1f} ms a kernel")
+    median = statistics.median(times)
+    print(f"median {median:.2f} s, {median / warm['kernels'] * 1e3:.1f} ms a kernel")
 
 
 if __name__ == "__main__":

@@ -242,7 +242,8 @@ def test_the_source_hash_covers_planners_emitter_cost_model_and_templates(tmp_pa
 
 def test_the_source_hash_is_computed_once_per_process_at_import():
     code = "from dfpgen.runtime import plancache as p; print(p.source_hash.cache_info().currsize)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "1"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "1"
     digest = plancache.source_hash()
     plancache.source_hash.cache_clear()
     assert digest is not None

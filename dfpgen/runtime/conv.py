@@ -48,7 +48,8 @@ def compile(spec: ConvSpec, conv_pass: Pass | str = passes.FPROP, numerics: Nume
     `precision` defaults to that of `isa`, else dfp16. Without a blocking, the cost model's default is
     used, or with `tuned=True` the tuning database's best for this kernel at `threads` (default: all
     cores) when it has one (`dfpgen.tuning.tune.lookup`); `Kernel.source` says which. A grouped
-    layer's kernel computes one group (`spec.per_group()`); Conv2d runs it once per group.
+    layer's kernel computes one group (`spec.per_group()`); Conv2d runs it once per group. A kernel
+    built before, by any process, comes from the plan cache (`dfpgen.runtime.plancache`).
     """
     conv_pass, numerics = passes.get(conv_pass), numerics or Numerics()
     spec = spec.per_group()
