@@ -52,3 +52,8 @@ class ShapeError(DFPGenError, ValueError):
 class SizeError(DFPGenError, MemoryError):
     """A layer too large to plan or run here: its estimated memory exceeds what is available, or its
     offsets pass 2**31. A MemoryError, so code that already handles running out of memory handles it."""
+
+
+class CacheEntryError(DFPGenError):
+    """A plan-cache entry that cannot be served (damaged, unreadable, or holding another kernel); the plan cache
+    catches it and the kernel is rebuilt, so it never reaches a user."""

@@ -1,5 +1,6 @@
 """The benchmark scripts' own logic (not their timings): benchmarks/bench_overheads.py's variants,
-benchmarks/bench_dispatch.py's loops and table, and where benchmarks/common.py writes results."""
+benchmarks/bench_dispatch.py's loops and table, benchmarks/bench_startup.py's layer shapes, and where
+benchmarks/common.py writes results."""
 
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from dfpgen.tuning.measure import random_operands
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import bench_dispatch  # noqa: E402
 import bench_overheads  # noqa: E402
+import bench_startup  # noqa: E402
 import common  # noqa: E402
 
 SPEC = parse_descriptor("mb2ic40ih7oc24oh7kh3ph1")   # 20 pairs x 9 taps: flushed at bits 13
@@ -119,3 +121,26 @@ def test_results_go_to_the_directory_asked_for(tmp_path):
     assert "| 1 | 2 |" in path.read_text() and "a note" in path.read_text()
     assert '"b": 2' in (tmp_path / "out" / f"probe_{cpu}.json").read_text()
     assert {p: p.stat().st_mtime_ns for p in common.RESULTS.glob("probe_*")} == before
+
+
+@pytest.mark.parametrize("net", ["resnet50", "googlenet_v1"])
+def test_startup_finds_the_input_shape_of_every_convolution(net, monkeypatch):
+    """bench_startup walks a network's shapes without computing; a forward pass (convolutions stubbed) agrees."""
+    from dfpgen.core.numerics import LayerNumerics
+    from dfpgen.nn import build
+    from dfpgen.nn.layers import Conv
+
+    model, (C, H, W) = build(net, LayerNumerics(bits=14))
+    walked: list = []
+    out = bench_startup.input_shapes(model, (1, C, H, W), walked)
+    seen = []
+
+    def forward(layer, x, train=True):
+        seen.append((layer, x.shape))
+        s = layer.spec(x.shape)
+        return np.zeros((s.N, s.K, s.P, s.Q), np.float32)
+
+    monkeypatch.setattr(Conv, "forward", forward)
+    assert model.forward(np.zeros((1, C, H, W), np.float32), train=False).shape == out
+    assert [(layer.name, shape) for layer, shape in walked] == [(layer.name, shape) for layer, shape in seen]
+    assert len(walked) == {"resnet50": 54, "googlenet_v1": 58}[net]

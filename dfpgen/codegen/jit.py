@@ -2,7 +2,7 @@
 
 Compiled objects are cached under the user cache directory keyed by the IR's hash, the CPU name and
 feature string, and the llvmlite and dfpgen versions, so a second process loads a kernel without
-running LLVM's optimizer or code generator again.
+running LLVM's optimizer or code generator again, or parsing the IR: the object file goes straight into MCJIT.
 """
 
 from __future__ import annotations
@@ -102,24 +102,36 @@ def jit(ir: str, entry: str, target: Target, isa: Isa, use_disk_cache: bool | No
     cached = _read_cached_object(path) if use_disk_cache else None
     with _LOCK:
         tm = target_machine(target, isa)
-        module = _parse(ir)
-        if cached is None:
+        if cached is not None:
+            engine = _load_object(cached, tm)
+        else:
+            module = _parse(ir)
             optimize(module, tm)
-        engine = llvm.create_mcjit_compiler(module, tm)
+            engine = llvm.create_mcjit_compiler(module, tm)
 
-        def notify(_module, data: bytes) -> None:
-            if use_disk_cache:
-                try:
-                    atomic_write(path, hashlib.sha256(data).digest() + data)
-                except OSError:
-                    pass  # a read-only or full cache directory only costs a recompile next time
+            def notify(_module, data: bytes) -> None:
+                if use_disk_cache:
+                    try:
+                        atomic_write(path, hashlib.sha256(data).digest() + data)
+                    except OSError:
+                        pass  # a read-only or full cache directory only costs a recompile next time
 
-        engine.set_object_cache(notify, lambda _module: cached)
-        engine.finalize_object()
+            engine.set_object_cache(notify)
+            engine.finalize_object()
         address = engine.get_function_address(entry)
     if not address:
         raise CompileError(f"compiled module has no function {entry!r}")
     return Compiled(engine, signature(address), address, cached is not None)
+
+
+def _load_object(data: bytes, tm: llvm.TargetMachine) -> llvm.ExecutionEngine:
+    """An engine running a cached object file. MCJIT wants a module to start from: an empty one, so the kernel's
+    IR is never parsed (parsing was most of a cached kernel's load); the object is linked as the ones MCJIT
+    compiles are."""
+    engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), tm)
+    engine.add_object_file(llvm.ObjectFileRef.from_data(data))
+    engine.finalize_object()
+    return engine
 
 
 def assembly(ir: str, target: Target, isa: Isa) -> str:

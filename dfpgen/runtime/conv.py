@@ -18,6 +18,7 @@ from dfpgen.core.spec import ConvSpec
 from dfpgen.core.target import get_isa, resolve
 from dfpgen.errors import DTypeError, NumericsError, PlanError, ShapeError, TargetError
 from dfpgen.passes import Pass
+from dfpgen.runtime import plancache
 from dfpgen.runtime.execute import Prepared, block_src, block_vec, output_buffer
 from dfpgen.tuning.cost import default_blocking
 from dfpgen.tuning.tune import lookup
@@ -47,7 +48,8 @@ def compile(spec: ConvSpec, conv_pass: Pass | str = passes.FPROP, numerics: Nume
     `precision` defaults to that of `isa`, else dfp16. Without a blocking, the cost model's default is
     used, or with `tuned=True` the tuning database's best for this kernel at `threads` (default: all
     cores) when it has one (`dfpgen.tuning.tune.lookup`); `Kernel.source` says which. A grouped
-    layer's kernel computes one group (`spec.per_group()`); Conv2d runs it once per group.
+    layer's kernel computes one group (`spec.per_group()`); Conv2d runs it once per group. A kernel
+    built before, by any process, comes from the plan cache (`dfpgen.runtime.plancache`).
     """
     conv_pass, numerics = passes.get(conv_pass), numerics or Numerics()
     spec = spec.per_group()
@@ -58,10 +60,14 @@ def compile(spec: ConvSpec, conv_pass: Pass | str = passes.FPROP, numerics: Nume
     if blocking is None and tuned and target.is_host:
         blocking, source = lookup(spec, conv_pass, numerics, isa, threads or default_threads(), target)
     conv_pass.check_size(spec, numerics, blocking, target, isa)   # SizeError before any table is built
-    if blocking is None:
-        blocking, source = default_blocking(spec, numerics, target, isa, conv_pass), "default"
-    kernel = kernel_mod.build(conv_pass.plan(spec, numerics, blocking, target, isa))
-    kernel.source = source
+    # Keyed on the concrete blocking the database returned (or "default"), so a re-tune never meets an old entry.
+    cache_key = plancache.key(spec, conv_pass, numerics, blocking, target, isa)
+    kernel = plancache.load(cache_key)
+    if kernel is None:
+        chosen = blocking if blocking is not None else default_blocking(spec, numerics, target, isa, conv_pass)
+        kernel = kernel_mod.build(conv_pass.plan(spec, numerics, chosen, target, isa))
+        plancache.store(cache_key, kernel)
+    kernel.source = source if blocking is not None else "default"
     return kernel
 
 
