@@ -3,7 +3,7 @@ PyTorch FP32 (an equivalent torch model, when installed), at 1 thread and at all
 process. Reports images/s, ratios, and where the time goes (conv kernels per pass, quantization,
 layout transforms, everything else: batch norm, pooling, ReLU, loss, update).
 
-    python benchmarks/bench_train.py [--net resnet50] [--batch 8] [--steps 3] [--threads 1,all] [--bits 13]
+    python benchmarks/bench_train.py [--net resnet50] [--batch 8] [--steps 3] [--threads 1,all] [--bits 14]
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--threads", default="1,all")
-    ap.add_argument("--bits", type=int, default=13)
+    ap.add_argument("--bits", type=int, default=LayerNumerics().bits, help="DFP bits (default: dfpgen's, %(default)s)")
     args = ap.parse_args()
     threads_list = [default_threads() if t == "all" else int(t) for t in args.threads.split(",")]
     rows, records = [], []

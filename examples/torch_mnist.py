@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dfpgen.core.numerics import LayerNumerics
 from dfpgen.nn.optim import learning_rate
 from dfpgen.torch import convert
 from dfpgen.training.data import batches, load
@@ -50,12 +51,13 @@ def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray, batch: int = 250) -
     return correct / len(y)
 
 
-def train(seed: int, precision: str, epochs: int, batch: int, lr: float, data, verbose: bool = True) -> float:
+def train(seed: int, precision: str, epochs: int, batch: int, lr: float, data, verbose: bool = True,
+          bits: int | None = None) -> float:
     """Train one model from `seed`; returns its test accuracy."""
     torch.manual_seed(seed)
     model = SmallCNN(data.classes)
     if precision == "dfp16":
-        report = convert(model, bits=16, rounding="nearest", seed=seed)
+        report = convert(model, bits=bits, rounding="nearest", seed=seed)   # bits None: dfpgen's default
         if verbose:
             print(report)
     decay = [p for p in model.parameters() if p.dim() > 1]  # no weight decay on BN and biases
@@ -87,6 +89,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument("--bits", type=int, default=LayerNumerics().bits, help="DFP bits (default: dfpgen's, %(default)s)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads; 1 keeps torch's spin-waiting OpenMP workers off the cores dfpgen's "
                         "kernel threads use (and is faster for a network this small in FP32 too)")
@@ -94,12 +97,13 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     data = load("mnist")
-    print(f"MNIST: {len(data.train_y)} train / {len(data.test_y)} test images, {args.precision}, "
+    print(f"MNIST: {len(data.train_y)} train / {len(data.test_y)} test images, {args.precision}"
+          f"{f' ({args.bits} bits)' if args.precision == 'dfp16' else ''}, "
           f"{args.epochs} epochs of batch {args.batch}")
     accs = []
     for seed in seeds:
         start = time.perf_counter()
-        accs.append(train(seed, args.precision, args.epochs, args.batch, args.lr, data))
+        accs.append(train(seed, args.precision, args.epochs, args.batch, args.lr, data, bits=args.bits))
         print(f"{args.precision} seed {seed}: test accuracy {100 * accs[-1]:.2f}% ({time.perf_counter() - start:.0f} s)")
     spread = f" +- {100 * statistics.stdev(accs):.2f}" if len(accs) > 1 else ""
     print(f"{args.precision} mean test accuracy over {len(accs)} seed(s): {100 * statistics.mean(accs):.2f}%{spread}")

@@ -5,6 +5,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
+from dfpgen.core.dfp import DEFAULT_BITS
 from dfpgen.core.target import host
 from dfpgen.frontends.cli import main
 
@@ -19,6 +20,18 @@ def test_emit_ir_for_a_named_cpu_is_annotated_with_the_plan():
     assert "; layer res2a_branch2b: N=1 C=64 K=64 56x56" in result.output
     assert "chain 16 pair-instructions (safe 16)" in result.output
     assert "@llvm.x86.avx512.vpdpwssd.512" in result.output
+
+
+def test_the_default_bits_are_the_papers_14_and_every_width_is_selectable():
+    # No --bits: 14-bit operands, exact chains of 16 pair-instructions (LIBXSMM's add_shift=2 headroom).
+    result = invoke("emit", "--layer", "resnet50:res2a_branch2b", "--cpu", "sapphirerapids")
+    assert result.exit_code == 0, result.output
+    assert "bits x14/w14, overflow exact, chain 16 pair-instructions (safe 16)" in result.output
+    full = invoke("emit", "--layer", "resnet50:res2a_branch2b", "--cpu", "sapphirerapids", "--bits", "16")
+    assert "bits x16/w16, overflow exact, chain 1 pair-instructions (safe 1)" in full.output
+    for command in ("emit", "bench", "tune", "train", "conformance"):
+        text = " ".join(invoke(command, "--help").output.split())
+        assert f"[default: {DEFAULT_BITS}; 2<=x<=16]" in text and DEFAULT_BITS == 14, command
 
 
 def test_emit_asm_for_alderlake_uses_vex_vnni():

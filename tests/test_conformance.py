@@ -9,6 +9,7 @@ from click.testing import CliRunner
 
 from dfpgen import ConvSpec, passes
 from dfpgen.core.descriptor import parse_problem
+from dfpgen.core.dfp import DEFAULT_BITS
 from dfpgen.frontends.cli import main
 from dfpgen.verification import conformance
 
@@ -43,13 +44,23 @@ def test_the_shipped_suites_are_unchanged_copies():
 
 @pytest.mark.parametrize("suite", SUITES, ids=lambda p: p.name)
 def test_every_2d_problem_passes_all_three_passes(suite):
-    outcomes = conformance.run_suite(suite, mb=2, max_spatial=CI_MAX_SPATIAL)
+    # The full 16-bit word: chains of one instruction, FP32 partial sums in registers, the widest extremes
+    # (the default width's longer chains: test_the_default_bits_and_their_longer_chains).
+    outcomes = conformance.run_suite(suite, mb=2, max_spatial=CI_MAX_SPATIAL, bits=16)
     failed = [f"{o.line} {o.problem} [{o.pass_name}]: {o.detail}" for o in outcomes if o.status == "failed"]
     assert not failed, "\n".join(failed)
     unsupported = [o for o in outcomes if o.status == "unsupported"]
     assert len(unsupported) == three_d_lines(suite)
     assert all("3-D" in o.detail for o in unsupported)
     assert sum(o.status == "passed" for o in outcomes) > 0
+
+
+def test_the_default_bits_and_their_longer_chains():
+    # FPROP: 64 channels x 3 x 3 taps = 288 pair-instructions per output, in chains of up to safe_chain(14, 14) = 16
+    problem = parse_problem('mb2ic64ih10oc40oh10kh3ph1n"default"')
+    assert conformance.run_problem.__kwdefaults__["bits"] == DEFAULT_BITS == 14
+    outcomes = conformance.run_problem(problem, "inline")
+    assert [o.status for o in outcomes] == ["passed"] * 3
 
 
 def test_bits_13_and_the_flush_bound_path():

@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dfpgen import Conv2d, ConvSpec, passes
-from dfpgen.core.numerics import KINDS, Kind, LayerNumerics, Numerics
+from dfpgen import Conv2d, ConvSpec, passes, quantize
+from dfpgen.core.dfp import DEFAULT_BITS
+from dfpgen.core.numerics import KINDS, Kind, LayerNumerics, Numerics, layer_numerics
 from dfpgen.errors import NumericsError
 
 # The operand kinds of each pass, written out here independently of the pass definitions.
@@ -29,6 +30,35 @@ def test_kernel_numerics_take_the_bits_of_the_pass_operands(bits, bits_w, bits_g
     for p in passes.ALL:
         src, vec = KINDS_OF[p.name]
         assert n.kernel_numerics(p) == Numerics(own[src], own[vec], "nearest", "exact", None)
+
+
+def test_the_default_is_the_papers_14_bits_with_exact_chains_of_16():
+    # LIBXSMM's int16 quantizer (add_shift=2) kept two bits of headroom in the 16-bit word; with them the
+    # longest chain that cannot overflow INT32 is (2**31 - 1) // (2 * 8191**2) = 16 pair-instructions.
+    n = LayerNumerics()
+    assert n.bits == DEFAULT_BITS == 14 and (n.overflow, n.chain, n.precision) == ("exact", None, "dfp16")
+    assert [n.bits_of(k) for k in KINDS] == [14, 14, 14]
+    for p in passes.ALL:
+        k = n.kernel_numerics(p)
+        assert (k.bits_x, k.bits_w, k.effective_chain) == (14, 14, (2**31 - 1) // (2 * 8191**2)) == (14, 14, 16)
+    assert Numerics() == n.kernel_numerics(passes.FPROP)   # compile(spec)'s default kernel is Conv2d(spec)'s
+    q = quantize(np.array([3.0, -1.0, 0.5]))
+    assert q.bits == 14 and int(np.abs(q.mant).max()) <= 8191
+    assert layer_numerics().bits == 14 and layer_numerics(bits=None).bits == 14   # None keywords: the default
+
+
+@pytest.mark.parametrize("bits", range(2, 17))
+def test_every_width_stays_selectable(bits):
+    n = LayerNumerics(bits=bits)
+    assert n.bits == bits and n.kernel_numerics(passes.FPROP) == Numerics(bits, bits)
+    assert Numerics(bits, bits).effective_chain == (2**31 - 1) // (2 * (2 ** (bits - 1) - 1) ** 2)
+
+
+@pytest.mark.parametrize("bits", [1, 17, 0])
+def test_a_width_off_the_word_names_the_field_and_the_range(bits):
+    for field in ("bits", "bits_w", "bits_grad"):
+        with pytest.raises(NumericsError, match=rf"^{field}={bits}: must be an integer in 2\.\.16$"):
+            LayerNumerics(**{field: bits})
 
 
 def test_rounding_per_kind():

@@ -179,10 +179,11 @@ def test_wrap_policy_is_exact_when_data_fits(isa):
 @pytest.mark.parametrize("isa", VNNI)
 def test_saturate_emits_vpdpwssds(isa):
     spec = ConvSpec(1, 64, 17, 4, 4, 3, 3, 1, 1)
-    sat = dfpgen.compile(spec, "fprop", Numerics(overflow="saturate", chain=8), isa=isa, cpu="sapphirerapids")
+    sat = dfpgen.compile(spec, "fprop", Numerics(16, 16, overflow="saturate", chain=8), isa=isa,  # past the bound 1
+                         cpu="sapphirerapids")
     assert "vpdpwssds" in sat.asm
     assert f"vpdpwssds.{sat.plan.isa.vector_bits}" in sat.ir
-    exact = dfpgen.compile(spec, "fprop", Numerics(), isa=isa, cpu="sapphirerapids")
+    exact = dfpgen.compile(spec, "fprop", Numerics(16, 16), isa=isa, cpu="sapphirerapids")
     assert "vpdpwssds" not in exact.asm and "vpdpwssd" in exact.asm
 
 

@@ -265,8 +265,9 @@ def test_plan_arithmetic_fixed_cases(cpu, isa, bits, blocking):
 def test_fp32_partials_in_registers_only_when_they_fit():
     """Short chains may keep FP32 partial sums in registers; the planner doubles the accumulator count
     for them and falls back to the output tile when the doubled block does not fit."""
-    small = make_plan(SPEC, Numerics(), Blocking(kv=2, wb=3, hb=1), named("znver3"), "avx2")       # 2*6+3 = 15
-    large = make_plan(SPEC, Numerics(), Blocking(kv=2, wb=6, hb=1), named("znver3"), "avx2")       # 2*12+3 = 27
+    short = Numerics(16, 16)   # the full word: chains of one pair-instruction
+    small = make_plan(SPEC, short, Blocking(kv=2, wb=3, hb=1), named("znver3"), "avx2")       # 2*6+3 = 15
+    large = make_plan(SPEC, short, Blocking(kv=2, wb=6, hb=1), named("znver3"), "avx2")       # 2*12+3 = 27
     for plan in (small, large):
         check_plan(plan)
     assert not large.flush_in_registers and large.registers == 15
@@ -316,7 +317,9 @@ def _check_default(spec, numerics, target, isa):
 
 @pytest.mark.parametrize("cpu, isa, numerics", [
     (cpu, isa, numerics) for cpu, isa in CPU_ISAS
-    for numerics in ([Numerics(), Numerics(13, 13), Numerics(8, 8)] if ISAS[isa].precision == "dfp16" else [Numerics()])])
+    # the full word (chain 1, FP32 sums in registers where they fit), the default 14 bits (chain 16), 13 and 8
+    for numerics in ([Numerics(16, 16), Numerics(), Numerics(13, 13), Numerics(8, 8)] if ISAS[isa].precision == "dfp16"
+                     else [Numerics()])])
 def test_default_blocking_valid_catalog_sample(cpu, isa, numerics):
     for spec in CHEAP_SAMPLE:
         _check_default(spec, numerics, named(cpu), isa)

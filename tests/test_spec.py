@@ -10,9 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dfpgen import passes
 from dfpgen.codegen.plan import Blocking
 from dfpgen.core import catalog
-from dfpgen.core.numerics import Numerics
+from dfpgen.core.numerics import LayerNumerics, Numerics
 from dfpgen.core.spec import ConvSpec
 from dfpgen.errors import DFPGenError, NumericsError, SpecError
 from dfpgen.runtime.conv import Conv2d
@@ -140,10 +141,13 @@ def test_ref_safe_chain_table():
 
 
 def test_numerics_defaults():
+    # The paper's 14-bit mantissas (two bits of headroom in the word): exact chains of 16 pair-instructions,
+    # the same default as LayerNumerics, so compile(spec) builds the kernel Conv2d(spec) runs.
     n = Numerics()
-    assert (n.bits_x, n.bits_w, n.rounding, n.overflow, n.chain) == (16, 16, "nearest", "exact", None)
-    assert n.safe_chain == n.effective_chain == 1
-    assert n.key() == (16, 16, "nearest", "exact", 1)
+    assert (n.bits_x, n.bits_w, n.rounding, n.overflow, n.chain) == (14, 14, "nearest", "exact", None)
+    assert n.safe_chain == n.effective_chain == ref_safe_chain(14, 14) == 16
+    assert n.key() == (14, 14, "nearest", "exact", 16)
+    assert LayerNumerics().kernel_numerics(passes.FPROP) == n
     with pytest.raises(dataclasses.FrozenInstanceError):
         n.chain = 3  # type: ignore[misc]
 
@@ -175,7 +179,8 @@ def test_numerics_wrap_needs_explicit_chain():
     with pytest.raises(NumericsError, match="chain"):
         Numerics(overflow="wrap")
     assert Numerics(overflow="wrap", chain=64).effective_chain == 64
-    assert Numerics(overflow="saturate").effective_chain == 1  # saturate defaults to the safe chain
+    assert Numerics(overflow="saturate").effective_chain == 16  # saturate defaults to the safe chain (14 bits)
+    assert Numerics(16, 16, overflow="saturate").effective_chain == 1
 
 
 @pytest.mark.parametrize("policy", ("clamp", "Exact", "", None, "saturating"))

@@ -201,9 +201,10 @@ def test_linear_backward_is_float64_autograd_on_quantized_operands():
         assert torch.all((g.double() - g64.detach()).abs() <= bound), name
 
 
-def forward_within_dfp_bound(layer, x: torch.Tensor, bits: int = 16) -> torch.Tensor:
+def forward_within_dfp_bound(layer, x: torch.Tensor) -> torch.Tensor:
     """layer(x), checked against torch's FP32 layer on the layer's current weights within the fprop bound
-    of test_conv_matches_fp32_within_dfp_bound (quantization + flush + FP32 terms)."""
+    of test_conv_matches_fp32_within_dfp_bound (quantization + flush + FP32 terms) at the layer's own bits."""
+    bits, bits_w = layer.numerics.bits_of("act"), layer.numerics.bits_of("weight")
     w = layer.weight.detach()
     if isinstance(layer, DFPConv2d):
         f, xs, op_shape = conv_passes(layer.geometry, x.shape, w.shape)["fprop"], x, tuple(x.shape)
@@ -214,8 +215,8 @@ def forward_within_dfp_bound(layer, x: torch.Tensor, bits: int = 16) -> torch.Te
         ref = F.linear(x, layer.weight, layer.bias).reshape(-1, w.shape[0])
     terms = w[0].numel()   # products summed per output: C/groups x R x S, or in_features
     y = layer(x)
-    qx, qw = dequantized(xs, bits), dequantized(w, bits)
-    bound = (quant_bound(f, xs, w, ulp(xs, bits), ulp(w, bits))
+    qx, qw = dequantized(xs, bits), dequantized(w, bits_w)
+    bound = (quant_bound(f, xs, w, ulp(xs, bits), ulp(w, bits_w))
              + gamma(flushes(layer, op_shape, "fprop") + 1) * f(qx.abs(), qw.abs())
              + gamma(terms) * f(xs.double().abs(), w.double().abs()))
     err = (y.detach().double().reshape(bound.shape) - ref.detach().double().reshape(bound.shape)).abs()

@@ -16,6 +16,12 @@ from dfpgen.errors import DTypeError, NonFiniteError, NumericsError, ShapeError
 
 ROUNDING_MODES = ("nearest", "nearest_even", "stochastic", "biased", "chop")
 MIN_BITS, MAX_BITS = 2, 16
+# The default mantissa width, the paper's (Das et al.; LIBXSMM's INT16 quantizer, add_shift=2): 14 bits in the
+# 16-bit word leave two bits of headroom, so safe_chain(14, 14) = 16 pair-instructions accumulate exactly in INT32
+# between FP32 flushes. At MAX_BITS the safe chain is one instruction: every product is flushed to FP32 and DFP16
+# gains nothing over FP32.
+# Every front end (LayerNumerics, Numerics, quantize, the CLI, dfpgen.torch) reads it from here.
+DEFAULT_BITS = 14
 INT32_MAX = 2**31 - 1
 
 
@@ -60,13 +66,13 @@ class DFPTensor:
 
     mant: np.ndarray
     exp: int
-    bits: int = 16
+    bits: int = MAX_BITS   # given mantissas are valid up to the full word; quantize() defaults to DEFAULT_BITS
 
     def __post_init__(self) -> None:
         self._check(own=False)
 
     @classmethod
-    def _adopt(cls, mant: np.ndarray, exp: int, bits: int = 16) -> DFPTensor:
+    def _adopt(cls, mant: np.ndarray, exp: int, bits: int = MAX_BITS) -> DFPTensor:
         """A DFPTensor on a fresh int16 array nothing else references (quantize's own result): no copy."""
         tensor = object.__new__(cls)
         for name, value in (("mant", mant), ("exp", exp), ("bits", bits)):
@@ -228,7 +234,7 @@ def _scaled_mantissas(a: np.ndarray, exp: int, bits: int, rounding: str, seed) -
     return v.astype(np.int16)
 
 
-def quantize(x, bits: int = 16, rounding: str = "nearest", seed=None, name: str = "tensor") -> DFPTensor:
+def quantize(x, bits: int = DEFAULT_BITS, rounding: str = "nearest", seed=None, name: str = "tensor") -> DFPTensor:
     """Quantize a float array to DFP: exp from max|x|, mantissas rounded with `rounding` and saturated.
 
     `seed` drives stochastic rounding: a `StreamKey` draws element i (in C order) from the counter-based
@@ -247,7 +253,7 @@ def quantize(x, bits: int = 16, rounding: str = "nearest", seed=None, name: str 
     return DFPTensor._adopt(_scaled_mantissas(a, exp, bits, rounding, seed), exp, bits)
 
 
-def quantize_with_exp(x, exp: int, bits: int = 16, rounding: str = "nearest", seed=None,
+def quantize_with_exp(x, exp: int, bits: int = DEFAULT_BITS, rounding: str = "nearest", seed=None,
                       name: str = "tensor") -> DFPTensor:
     """Quantize a float array on a given exponent (e.g. one from a fused max-abs), saturating."""
     check_bits(bits)
@@ -256,7 +262,7 @@ def quantize_with_exp(x, exp: int, bits: int = 16, rounding: str = "nearest", se
     return DFPTensor._adopt(_scaled_mantissas(a, int(exp), bits, rounding, seed), int(exp), bits)
 
 
-def downconvert(acc, exp: int, bits: int = 16, rounding: str = "nearest", seed=None) -> DFPTensor:
+def downconvert(acc, exp: int, bits: int = DEFAULT_BITS, rounding: str = "nearest", seed=None) -> DFPTensor:
     """Down-convert integer accumulators (value acc * 2**exp) to DFP: shift right by
     bitlen(max|acc|) - (bits-1) with rounding and add the shift to the exponent."""
     check_bits(bits)
@@ -270,7 +276,7 @@ def downconvert(acc, exp: int, bits: int = 16, rounding: str = "nearest", seed=N
     return DFPTensor._adopt(_saturate(round_shift(a, shift, rounding, seed), bits), int(exp) + shift, bits)
 
 
-def downconvert_float(acc, bits: int = 16, rounding: str = "nearest", seed=None) -> DFPTensor:
+def downconvert_float(acc, bits: int = DEFAULT_BITS, rounding: str = "nearest", seed=None) -> DFPTensor:
     """Down-convert FP32 (or FP64) accumulators to DFP; the same as quantizing them."""
     return quantize(acc, bits, rounding, seed, name="accumulator")
 

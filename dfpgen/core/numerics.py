@@ -14,7 +14,7 @@ from enum import StrEnum
 
 import numpy as np
 
-from dfpgen.core.dfp import check_bits, check_rounding, safe_chain
+from dfpgen.core.dfp import DEFAULT_BITS, check_bits, check_rounding, safe_chain
 from dfpgen.errors import NumericsError
 
 OVERFLOW_POLICIES = ("exact", "saturate", "wrap")
@@ -60,8 +60,8 @@ class Numerics:
     `wrap` a chain is also allowed past that bound (saturate clamps, wrap relies on the data).
     """
 
-    bits_x: int = 16
-    bits_w: int = 16
+    bits_x: int = DEFAULT_BITS   # the same default as LayerNumerics: compile(spec) builds Conv2d(spec)'s FPROP kernel
+    bits_w: int = DEFAULT_BITS
     rounding: str = "nearest"
     overflow: str = "exact"
     chain: int | None = None
@@ -100,14 +100,15 @@ class LayerNumerics:
     """A layer's numerics, for every pass and front end: per operand kind its bits and rounding,
     which kinds are DFP at all, the overflow policy and accumulate chain, and the DFP16 ISA.
 
-    `bits` and `rounding` apply to activations; `bits_w` (default: bits) to weights, `bits_grad`
+    `bits` (default 14, two bits of headroom in the 16-bit word: see DEFAULT_BITS) and `rounding` apply to
+    activations; `bits_w` (default: bits) to weights, `bits_grad`
     (default: bits) and `grad_rounding` (default: rounding; "stochastic" is the usual choice) to
     gradients. `precision="fp32"` runs every pass in FP32 kernels; `dfp` names the kinds that are
     quantized in a dfp16 layer (the others stay FP32). Batch norm, the loss, the update and the
     master weights are always FP32, as in Das et al."""
 
     precision: str = "dfp16"
-    bits: int = 16
+    bits: int = DEFAULT_BITS      # 14: the paper's two bits of headroom (dfpgen.core.dfp.DEFAULT_BITS says why)
     bits_w: int | None = None
     bits_grad: int | None = None
     rounding: str = "nearest"

@@ -16,7 +16,7 @@ from dfpgen import passes
 from dfpgen.codegen.kernel import default_threads
 from dfpgen.codegen.plan import Blocking
 from dfpgen.core import catalog
-from dfpgen.core.dfp import ROUNDING_MODES
+from dfpgen.core.dfp import DEFAULT_BITS, MAX_BITS, MIN_BITS, ROUNDING_MODES
 from dfpgen.core.numerics import OVERFLOW_POLICIES, LayerNumerics
 from dfpgen.core.target import DFP_ISAS, ISAS, host
 from dfpgen.errors import CatalogError, DFPGenError, SpecError
@@ -174,6 +174,7 @@ def descriptor_ref(ref: str) -> bool:
 
 _BATCH_FILE = click.option("--batch-file", type=click.Path(exists=True, dir_okay=False), default=None,
                            help="A benchdnn list: one descriptor a line, # comments (with or instead of --layer).")
+_BITS = click.IntRange(MIN_BITS, MAX_BITS)   # every --bits option: any mantissa width of the 16-bit word
 _LAYER_HELP = ("Layer reference: NET, NET:NAME (or a name prefix), FILE.toml[:NAME], or a benchdnn "
                "descriptor such as mb32ic64ih56oc64oh56kh3ph1.")
 
@@ -196,8 +197,9 @@ def _parse_blocking(text: str | None):
 def _numerics_options(fn):
     """The numerics options shared by emit and bench."""
     for option in reversed([
-        click.option("--bits", type=click.IntRange(2, 16), default=16, show_default=True,
-                     help="Operand bits (input and weights) of the DFP tensors."),
+        click.option("--bits", type=_BITS, default=DEFAULT_BITS, show_default=True,
+                     help="Operand bits (input and weights) of the DFP tensors; the default, the paper's, leaves "
+                          "two bits of headroom in the 16-bit word (exact INT32 chains of 16 instructions; 1 at 16)."),
         click.option("--rounding", type=click.Choice(ROUNDING_MODES), default="nearest", show_default=True),
         click.option("--overflow", type=click.Choice(OVERFLOW_POLICIES), default="exact", show_default=True,
                      help="exact: chain <= safe_chain (proven); saturate: vpdpwssds; wrap: explicit --chain."),
@@ -526,9 +528,10 @@ class _FiniteFloat(click.FloatRange):
               help="mnist (built in: 5,000 real images, pip install 'dfpgen[data]'), synthetic, or a path: "
                    "an MNIST IDX folder, a CIFAR-10 binary folder, or an .npz file.")
 @click.option("--precision", type=click.Choice(["dfp16", "fp32"]), default="dfp16", show_default=True)
-@click.option("--bits", type=click.IntRange(2, 16), default=16, show_default=True, help="Activation bits.")
-@click.option("--bits-w", type=click.IntRange(2, 16), default=None, help="Weight bits (default: --bits).")
-@click.option("--bits-grad", type=click.IntRange(2, 16), default=None, help="Gradient bits (default: --bits).")
+@click.option("--bits", type=_BITS, default=DEFAULT_BITS, show_default=True,
+              help="Activation bits; the default, the paper's, leaves two bits of headroom in the 16-bit word.")
+@click.option("--bits-w", type=_BITS, default=None, help="Weight bits (default: --bits).")
+@click.option("--bits-grad", type=_BITS, default=None, help="Gradient bits (default: --bits).")
 @click.option("--rounding", type=click.Choice(ROUNDING_MODES), default="nearest", show_default=True)
 @click.option("--grad-rounding", type=click.Choice(ROUNDING_MODES), default=None,
               help="Rounding of gradients (default: --rounding); stochastic is a common choice.")
@@ -663,7 +666,7 @@ def _train_torch(net, data_source, numerics, epochs, batch, lr, schedule, weight
 @click.option("--max-spatial", type=click.IntRange(min=1), default=None,
               help="Scale problems whose input is larger than N x N down proportionally (filters, strides, "
                    "dilations and pads kept), for quick runs.")
-@click.option("--bits", type=click.IntRange(2, 16), default=16, show_default=True,
+@click.option("--bits", type=_BITS, default=DEFAULT_BITS, show_default=True,
               help="Bits of the random DFP mantissas (full range, extremes included).")
 @click.option("--isa", type=click.Choice(list(DFP_ISAS)), default=None, help="DFP ISA (default: this machine's best).")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Threads (default: all cores).")

@@ -153,7 +153,8 @@ class DFPConv2d(_DFPLayer, nn.Conv2d):
     """nn.Conv2d whose forward, input-gradient and weight-gradient passes run in DFP16 kernels.
 
     Takes nn.Conv2d's arguments (zero padding only; grouped layers run one generated kernel per group)
-    plus the numerics, as one `numerics=LayerNumerics(...)` or as its fields: `bits` (activations),
+    plus the numerics, as one `numerics=LayerNumerics(...)` or as its fields: `bits` (activations;
+    default LayerNumerics's, 14),
     `bits_w`, `bits_grad` (default: bits), `rounding`, `grad_rounding` (default: rounding), `overflow`,
     `isa`; and `threads` and `seed` (stochastic rounding). The bias is added in FP32 by torch.
     """

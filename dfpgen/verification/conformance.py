@@ -19,7 +19,7 @@ import numpy as np
 
 from dfpgen import passes
 from dfpgen.core.descriptor import Problem, read_list
-from dfpgen.core.dfp import DFPTensor
+from dfpgen.core.dfp import DEFAULT_BITS, DFPTensor
 from dfpgen.core.spec import ConvSpec
 from dfpgen.errors import DFPGenError, UnsupportedError
 from dfpgen.passes import DY, Pass, W, X
@@ -103,7 +103,7 @@ def check_pass(op: Conv2d, conv_pass: Pass | str, a: DFPTensor, b: DFPTensor) ->
 
 
 def run_problem(problem: Problem, suite: str, pass_list: Iterable[Pass] = passes.ALL, *, mb: int | None = 2,
-                max_spatial: int | None = None, bits: int = 16, isa: str | None = None,
+                max_spatial: int | None = None, bits: int = DEFAULT_BITS, isa: str | None = None,
                 threads: int | None = None, seed: int = 0) -> list[Outcome]:
     """Run one problem's passes; every failure becomes an Outcome, never an exception."""
     spec = problem.spec if mb is None else problem.spec.with_batch(mb)
