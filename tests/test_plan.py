@@ -360,7 +360,11 @@ def test_wtgrad_reduction_blocks_partition_the_rows(rb):
     assert all(n % row_steps == 0 for _, n in blocks)
     assert plan.blocking.rb == min(rb or plan.blocking.rb, spec.N * spec.P)
     assert [n // row_steps for _, n in blocks[:-1]] == [plan.blocking.rb] * (len(blocks) - 1)
-    assert plan.items == ceil(ceil(spec.K / plan.lanes) / 2) * spec.R * spec.S   # (vector block, r, s) items
+    # (vector block, r, s, input-channel chunk) items: 3 x 9 taps x 3 chunks of the 7 channel tiles (3, 3, 1),
+    # the fewest chunks that make WTGRAD_ITEMS = 64 items
+    tiles = ceil(spec.C / plan.blocking.wb)
+    assert plan.items == ceil(ceil(spec.K / plan.lanes) / 2) * spec.R * spec.S * 3 and tiles == 7
+    assert [d.count for d in plan.work.dims] == [3, 9, 3]
     per_block = sum(ceil(n / plan.steps_per_flush) for _, n in blocks)
     assert plan.flushes == per_block
 
@@ -468,9 +472,10 @@ def test_wide_vpdpwssd_defaults_take_fewer_loads_per_multiply_accumulate(spec, p
 # ----------------------------------------------------------------------------- the lazy call table
 
 
-def eager_grid(vectors, rows, cols, src, vec, dst, steps, rows_outer, tiles):
+def eager_grid(vectors, rows, cols, src, vec, dst, steps, rows_outer, item_cols, tiles):
     """The call table rows of one grid as CallsBuilder.grid stacked them before calls were described
-    (the reference: this copies that code; `tiles` is the builder's (h, w, v) -> index, filled in as it was)."""
+    (the reference: this copies that code; `tiles` is the builder's (h, w, v) -> index, filled in as it was),
+    and its item ends: each (vector, row) block's columns, or each of its runs of `item_cols`."""
     v0 = np.array([b[0] for b in vectors])[:, None, None]
     r0 = np.array([b[0] for b in rows])[None, :, None]
     c0 = np.array([b[0] for b in cols])[None, None, :]
@@ -493,8 +498,10 @@ def eager_grid(vectors, rows, cols, src, vec, dst, steps, rows_outer, tiles):
     block = np.stack([index, *offsets, np.full(shape, steps[0]), np.full(shape, steps[1])], axis=-1)
     if rows_outer:
         block = block.transpose(1, 0, 2, 3)
-    calls, per_item = index.size, len(cols)
-    return block.reshape(-1, 6), [per_item * k for k in range(1, calls // per_item + 1)]
+    calls, per_block = index.size, len(cols)
+    runs = item_cols if item_cols is not None else [(0, per_block)]
+    return block.reshape(-1, 6), [per_block * k + first + count for k in range(calls // per_block)
+                                  for first, count in runs]
 
 
 def eager_plan(monkeypatch, spec, numerics, blocking, cpu, isa, pass_name):
@@ -502,9 +509,9 @@ def eager_plan(monkeypatch, spec, numerics, blocking, cpu, isa, pass_name):
     from dfpgen.codegen import plan as plan_module
     grids, original = [], plan_module.CallsBuilder.grid
 
-    def recording(self, vectors, rows, cols, src, vec, dst, steps, rows_outer=False):
-        grids.append((vectors, rows, cols, src, vec, dst, steps, rows_outer))
-        return original(self, vectors, rows, cols, src, vec, dst, steps, rows_outer)
+    def recording(self, vectors, rows, cols, src, vec, dst, steps, rows_outer=False, item_cols=None):
+        grids.append((vectors, rows, cols, src, vec, dst, steps, rows_outer, item_cols))
+        return original(self, vectors, rows, cols, src, vec, dst, steps, rows_outer, item_cols)
 
     with monkeypatch.context() as m:
         m.setattr(plan_module.CallsBuilder, "grid", recording)

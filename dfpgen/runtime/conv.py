@@ -44,8 +44,8 @@ def compile(spec: ConvSpec, conv_pass: Pass | str = passes.FPROP, numerics: Nume
     SizeError, before any table is built, when its offsets pass 2**31 or its tables and blocked operands
     would not fit in the available memory (dfpgen.codegen.footprint).
 
-    `precision` defaults to that of `isa`, else dfp16. Without a blocking, the cost model's default is
-    used, or with `tuned=True` the tuning database's best for this kernel at `threads` (default: all
+    `precision` defaults to that of `isa`, else dfp16. Without a blocking, the cost model's default for
+    `threads` (default: all cores; WTGRAD's depends on it, its result never does) is used, or with `tuned=True` the tuning database's best for this kernel at `threads` (default: all
     cores) when it has one (`dfpgen.tuning.tune.lookup`); `Kernel.source` says which. A grouped
     layer's kernel computes one group (`spec.per_group()`); Conv2d runs it once per group.
     """
@@ -59,7 +59,8 @@ def compile(spec: ConvSpec, conv_pass: Pass | str = passes.FPROP, numerics: Nume
         blocking, source = lookup(spec, conv_pass, numerics, isa, threads or default_threads(), target)
     conv_pass.check_size(spec, numerics, blocking, target, isa)   # SizeError before any table is built
     if blocking is None:
-        blocking, source = default_blocking(spec, numerics, target, isa, conv_pass), "default"
+        blocking, source = default_blocking(spec, numerics, target, isa, conv_pass, threads or default_threads()), \
+            "default"
     kernel = kernel_mod.build(conv_pass.plan(spec, numerics, blocking, target, isa))
     kernel.source = source
     return kernel
