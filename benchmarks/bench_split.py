@@ -5,8 +5,9 @@ image rows x filter blocks, or of dw's vector blocks x channel chunks x taps), s
     python benchmarks/bench_split.py [--layers resnet50] [--passes fprop,bprop,wtgrad] [--batch 8] [--bits 14]
                                      [--threads 1,all] [--rounds 7] [--seconds 1.0]
 
-Both splits run the same compiled kernel (the default blocking); only which thread runs which items differs.
-At 1 thread they are the same call. The contenders and the vpdpwssd peak probe take turns call by call in
+Before: the one-thread default blocking, contiguous item ranges. After: the default blocking for the thread count
+(FPROP's and BPROP's are the one-thread one; WTGRAD's is ranked for its busiest thread) and the plan's split. At
+1 thread they are the same kernel and call. The contenders and the vpdpwssd peak probe take turns call by call in
 rounds (tuning.measure.interleaved); GMAC/s and % of the peak (x threads) are medians of per-round values.
 "busy" is the rate by the busiest thread's CPU time (time.thread_time around its kernel calls, median over
 runs): on a shared machine it leaves out the time a thread waited for a core, which wall time does not.
@@ -15,6 +16,7 @@ runs): on a shared machine it leaves out the time a thread waited for a core, wh
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -26,7 +28,7 @@ from dfpgen.core import catalog
 from dfpgen.core.target import host
 from dfpgen.runtime.execute import prepare_float
 from dfpgen.tuning.measure import interleaved, random_operands
-from dfpgen.tuning.peak import probe
+from dfpgen.tuning.peak import peaks, probe
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
 from common import write_results  # noqa: E402
@@ -40,7 +42,8 @@ def previous_shares(plan, threads: int) -> tuple:
     if plan.batch > 1 or len(work.dims) < 3:
         return tuple((r,) for r in split_items(plan.items, threads))
     groups, per = work.dims[0].count, plan.items // work.dims[0].count
-    assert work.dims[2].count == 1, "1x1 layers only: the old items were (vector block, tap)"
+    assert work.dims[1].name == "taps" and work.dims[1].count == 1, "1x1 layers only: the old items were (vector " \
+                                                                     "block, tap), today's (vector block, tap, chunk)"
     return tuple(((b * per, e * per),) for b, e in split_items(groups, threads))
 
 
@@ -88,57 +91,70 @@ def main() -> None:
             if s.R == s.S == 1 and s.shape_key() not in seen:
                 seen.add(s.shape_key())
                 specs.append(s)
+    stored = peaks()[isa].gmacs          # dfpgen peak's cached one-core rate
+    load = os.getloadavg()[0]
     peak_run, peak_macs = probe(isa)
     rows, records = [], []
     for pass_name in args.passes.split(","):
         for spec in specs:
-            kernel = compile(spec, pass_name, numerics, isa=isa)
-            plan = kernel.plan
-            ready = prepare_float(kernel, *random_operands(spec, pass_name))
-            calls = {}
+            operands = random_operands(spec, pass_name)
+            # Before: the one-thread default blocking for every thread count (WTGRAD's now follows the count).
+            first = compile(spec, pass_name, numerics, isa=isa, threads=1)
+            kernels, calls = {}, {}
             for t in threads:
-                before, after = previous_shares(plan, t), plan.split(t).shares
+                kernel = compile(spec, pass_name, numerics, isa=isa, threads=t)
+                kernels[t] = kernel
                 if t == 1:
-                    calls[(t, "both")] = runner(kernel, ready, after)
+                    calls[(t, "both")] = runner(kernel, prepare_float(kernel, *operands), kernel.plan.split(1).shares)
                 else:
-                    calls[(t, "before")] = runner(kernel, ready, before)
-                    calls[(t, "after")] = runner(kernel, ready, after)
+                    calls[(t, "before")] = runner(first, prepare_float(first, *operands), previous_shares(first.plan, t))
+                    calls[(t, "after")] = runner(kernel, prepare_float(kernel, *operands), kernel.plan.split(t).shares)
+            plan = first.plan
             named = {f"{t} {which}": run for (t, which), run in calls.items()}
             named["peak"] = peak_run
             times = {name: np.array(v) for name, v in interleaved(named, args.rounds, args.seconds).items()}
             peak = peak_macs / times["peak"] / 1e9
             rec = {"pass": pass_name, "layer": spec.name, "shape": spec.describe(), "blocking": plan.blocking.describe(),
-                   "items": plan.items, "peak_gmacs": float(np.median(peak))}
+                   "peak_gmacs": float(np.median(peak))}
             for (t, which), run in calls.items():
                 gmacs = spec.macs / times[f"{t} {which}"] / 1e9
                 busy = spec.macs / float(np.median(run.busy)) / 1e9
-                shares = before if which == "before" else plan.split(t).shares
+                kernel = first if which == "before" else kernels[t]
+                shares = previous_shares(first.plan, t) if which == "before" else kernel.plan.split(t).shares
                 rec[f"t{t}_{which}"] = {"gmacs": float(np.median(gmacs)), "pct": float(np.median(100 * gmacs / peak / t)),
-                                        "busy_gmacs": busy, "shares": [list(map(list, s)) for s in shares]}
+                                        "busy_gmacs": busy, "busy_pct": 100 * busy / stored / t,
+                                        "blocking": kernel.plan.blocking.describe(),
+                                        "shares": [list(map(list, s)) for s in shares]}
                 if which != "before":
-                    rec[f"t{t}_parts"] = list(plan.split(t).parts)
+                    rec[f"t{t}_parts"] = dict(zip((d.name for d in kernel.plan.work.dims), kernel.plan.split(t).parts))
             records.append(rec)
-            cell = lambda r: f"{r['gmacs']:.1f} ({r['pct']:.0f}%) busy {r['busy_gmacs']:.1f}"
+            cell = lambda r: f"{r['gmacs']:.1f} ({r['pct']:.0f}%) / {r['busy_gmacs']:.1f} ({r['busy_pct']:.0f}%)"
             row = [pass_name, spec.name, plan.blocking.describe()]
             for t in threads:
                 if t == 1:
                     row.append(cell(rec["t1_both"]))
                 else:
+                    after = kernels[t].plan
+                    cut = ", ".join(f"{d.name} {p}" for d, p in zip(after.work.dims, after.split(t).parts) if p > 1)
                     row += [cell(rec[f"t{t}_before"]), cell(rec[f"t{t}_after"]),
-                            " x ".join(f"{d.name} {p}" for d, p in zip(plan.work.dims, plan.split(t).parts) if p > 1)]
+                            cut + ("" if after.blocking == plan.blocking else f"; {after.blocking.describe()}")]
             rows.append(row)
             print(" | ".join(row), flush=True)
     header = ["pass", "layer", "blocking"]
     for t in threads:
-        header += [f"{t} thread GMAC/s (% peak)"] if t == 1 else \
-            [f"{t} threads before", f"{t} threads after", f"{t}-thread split (parts)"]
+        header += [f"{t} thread: wall / busy GMAC/s (% peak)"] if t == 1 else \
+            [f"{t} threads before", f"{t} threads after", f"{t}-thread split: parts (blocking if not the 1-thread one)"]
     notes = [f"ResNet-50 1x1 layers (distinct shapes), batch {args.batch}, bits {args.bits}, isa {isa}, default blockings",
-             "before: contiguous item ranges, one per thread (WTGRAD: whole vector blocks); after: the plan's "
-             "split (dfpgen.codegen.split); the same compiled kernel runs both",
+             "before: the one-thread default blocking, contiguous item ranges, one per thread (WTGRAD: whole vector "
+             "blocks); after: the default blocking for the thread count and the plan's split (dfpgen.codegen.split)",
              f"GMAC/s and % of the {isa} peak x threads: medians over {args.rounds} rounds in which the contenders "
              "and the peak probe take turns call by call",
-             "busy: MACs / the busiest thread's CPU time (median over runs): what the split does on cores it has "
-             "to itself; wall-clock GMAC/s also count the time a thread waited for a core (a shared machine)",
+             "cells: wall-clock GMAC/s (% of the probe's rate in the same rounds x threads) / busy GMAC/s (% of "
+             f"the stored peak x threads, {stored:.1f} GMAC/s a core from dfpgen peak); busy: MACs / the busiest "
+             "thread's CPU time (median over runs), what the split does on cores it has to itself, where wall time "
+             "also counts the time a thread waited for a core on a shared machine",
+             f"load average (1 min) {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end, on "
+             f"{os.cpu_count()} cores shared with other work",
              "command: python benchmarks/bench_split.py " + " ".join(sys.argv[1:])]
     path = write_results("issue21_1x1", "Issue 21: the 1x1 layers' thread split", notes, header, rows, records,
                          args.results_dir)

@@ -464,9 +464,10 @@ SPLIT_BLOCKING = Blocking(kv=2, wb=13, hb=1)
 @pytest.mark.parametrize("isa", DFP_ISAS[:1])
 @pytest.mark.parametrize("spec", SPLIT_1X1, ids=ref.shape_id)
 def test_1x1_split_bit_identical_at_any_thread_count(spec, isa):
-    """The thread split (image rows of every phase x filter blocks) at 1, 2, 3 and 5 threads, with each thread count's default
-    blocking and a fixed one: full-range 14-bit mantissas give the same bits every time, into an output
-    filled with NaN first, exact where the reference is below 2**24 and within the flush bound elsewhere."""
+    """The thread split (image rows of every phase x filter blocks) at 1, 2, 3 and 5 threads, with each
+    thread count's default blocking and a fixed one: full-range 14-bit mantissas give the same bits every
+    time, into an output filled with NaN first, exact where the reference is below 2**24 and within the
+    flush bound elsewhere."""
     rng = np.random.default_rng([sum(spec.shape_key()), 21])
     dym, wm = operands(rng, spec, 8191, 8191)
     results = []

@@ -685,8 +685,8 @@ def test_split_balances_the_work_not_the_item_count():
 def test_split_score_is_the_busiest_thread():
     """shares() returns the candidate with the smallest score, and a Split's load is that score."""
     from dfpgen.codegen import split as S
-    p = make_plan(ConvSpec(4, 256, 96, 9, 9, 1, 1), Numerics(14, 14), Blocking(kv=2, wb=3, hb=1), named("sapphirerapids"),
-                  "avx512_vnni", "fprop")
+    p = make_plan(ConvSpec(4, 256, 96, 9, 9, 1, 1), Numerics(14, 14), Blocking(kv=2, wb=3, hb=1),
+                  named("sapphirerapids"), "avx512_vnni", "fprop")
     units, costs = p.work.coordinates()
     best = p.split(3)
     for parts in S.candidates(p.work, 3):

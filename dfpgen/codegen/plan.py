@@ -135,7 +135,7 @@ class Plan:
     registers: int
     work: Work                # the items as boxes of split dimensions, for the thread split (`split`)
     notes: tuple = field(default=())
-    _splits: dict = field(default_factory=dict, repr=False, compare=False)
+    _splits: dict = field(default_factory=dict, init=False, repr=False, compare=False)   # threads -> Split
 
     def split(self, threads: int) -> Split:
         """Which items each of at most `threads` threads runs (dfpgen.codegen.split), computed once per count."""

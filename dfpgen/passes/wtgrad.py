@@ -11,9 +11,10 @@ vec = dy as pairs [N][KB][P][Qe][lanes][elem], dst = dw [KB][R][S][C][lanes].
 A tile is hb filter columns (s) x wb input channels x kv vectors of output channels. One work item
 is one (vector block, filter row r, s-block, input-channel chunk) with the chunk's input-channel tiles
 (every item owns its outputs: threads never race and need no reduction; the thread split gives each
-thread a box of vector blocks x taps x channel chunks, dfpgen.codegen.split). The reduction is cut into blocks of `rb` output
-rows, and all items of a thread take one block before the next, adding to their outputs after the
-first: a block's rows of x and dy come from memory once per thread, then from cache.
+thread a box of vector blocks x taps x channel chunks, dfpgen.codegen.split). The reduction is cut
+into blocks of `rb` output rows, and all items of a thread take one block before the next, adding to
+their outputs after the first: a block's rows of x and dy come from memory once per thread, then
+from cache.
 """
 
 from __future__ import annotations

@@ -45,8 +45,8 @@ def compile(spec: ConvSpec, conv_pass: Pass | str = passes.FPROP, numerics: Nume
     would not fit in the available memory (dfpgen.codegen.footprint).
 
     `precision` defaults to that of `isa`, else dfp16. Without a blocking, the cost model's default for
-    `threads` (default: all cores; WTGRAD's depends on it, its result never does) is used, or with `tuned=True` the tuning database's best for this kernel at `threads` (default: all
-    cores) when it has one (`dfpgen.tuning.tune.lookup`); `Kernel.source` says which. A grouped
+    `threads` (default: all cores; WTGRAD's depends on it, its result never does) is used, or with
+    `tuned=True` the tuning database's best for this kernel at `threads` when it has one (`dfpgen.tuning.tune.lookup`); `Kernel.source` says which. A grouped
     layer's kernel computes one group (`spec.per_group()`); Conv2d runs it once per group.
     """
     conv_pass, numerics = passes.get(conv_pass), numerics or Numerics()
