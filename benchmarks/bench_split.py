@@ -124,7 +124,7 @@ def main() -> None:
                 rec[f"t{t}_{which}"] = {"gmacs": float(np.median(gmacs)), "pct": float(np.median(100 * gmacs / peak / t)),
                                         "busy_gmacs": busy, "busy_pct": 100 * busy / stored / t,
                                         "blocking": kernel.plan.blocking.describe(),
-                                        "shares": [list(map(list, s)) for s in shares]}
+                                        "ranges_per_thread": [len(s) for s in shares]}
                 if which != "before":
                     rec[f"t{t}_parts"] = dict(zip((d.name for d in kernel.plan.work.dims), kernel.plan.split(t).parts))
             records.append(rec)
