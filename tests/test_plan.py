@@ -363,7 +363,11 @@ def test_wtgrad_reduction_blocks_partition_the_rows(rb):
     assert all(n % row_steps == 0 for _, n in blocks)
     assert plan.blocking.rb == min(rb or plan.blocking.rb, spec.N * spec.P)
     assert [n // row_steps for _, n in blocks[:-1]] == [plan.blocking.rb] * (len(blocks) - 1)
-    assert plan.items == ceil(ceil(spec.K / plan.lanes) / 2) * spec.R * spec.S   # (vector block, r, s) items
+    # (vector block, r, s, input-channel chunk) items: 3 x 9 taps x 3 chunks of the 7 channel tiles (3, 3, 1),
+    # the fewest chunks that make WTGRAD_ITEMS = 64 items
+    tiles = ceil(spec.C / plan.blocking.wb)
+    assert plan.items == ceil(ceil(spec.K / plan.lanes) / 2) * spec.R * spec.S * 3 and tiles == 7
+    assert [d.count for d in plan.work.dims] == [3, 9, 3]
     per_block = sum(ceil(n / plan.steps_per_flush) for _, n in blocks)
     assert plan.flushes == per_block
 
@@ -471,9 +475,10 @@ def test_wide_vpdpwssd_defaults_take_fewer_loads_per_multiply_accumulate(spec, p
 # ----------------------------------------------------------------------------- the lazy call table
 
 
-def eager_grid(vectors, rows, cols, src, vec, dst, steps, rows_outer, tiles):
+def eager_grid(vectors, rows, cols, src, vec, dst, steps, rows_outer, item_cols, tiles):
     """The call table rows of one grid as CallsBuilder.grid stacked them before calls were described
-    (the reference: this copies that code; `tiles` is the builder's (h, w, v) -> index, filled in as it was)."""
+    (the reference: this copies that code; `tiles` is the builder's (h, w, v) -> index, filled in as it was),
+    and its item ends: each (vector, row) block's columns, or each of its runs of `item_cols`."""
     v0 = np.array([b[0] for b in vectors])[:, None, None]
     r0 = np.array([b[0] for b in rows])[None, :, None]
     c0 = np.array([b[0] for b in cols])[None, None, :]
@@ -496,8 +501,10 @@ def eager_grid(vectors, rows, cols, src, vec, dst, steps, rows_outer, tiles):
     block = np.stack([index, *offsets, np.full(shape, steps[0]), np.full(shape, steps[1])], axis=-1)
     if rows_outer:
         block = block.transpose(1, 0, 2, 3)
-    calls, per_item = index.size, len(cols)
-    return block.reshape(-1, 6), [per_item * k for k in range(1, calls // per_item + 1)]
+    calls, per_block = index.size, len(cols)
+    runs = item_cols if item_cols is not None else [(0, per_block)]
+    return block.reshape(-1, 6), [per_block * k + first + count for k in range(calls // per_block)
+                                  for first, count in runs]
 
 
 def eager_plan(monkeypatch, spec, numerics, blocking, cpu, isa, pass_name):
@@ -505,9 +512,9 @@ def eager_plan(monkeypatch, spec, numerics, blocking, cpu, isa, pass_name):
     from dfpgen.codegen import plan as plan_module
     grids, original = [], plan_module.CallsBuilder.grid
 
-    def recording(self, vectors, rows, cols, src, vec, dst, steps, rows_outer=False):
-        grids.append((vectors, rows, cols, src, vec, dst, steps, rows_outer))
-        return original(self, vectors, rows, cols, src, vec, dst, steps, rows_outer)
+    def recording(self, vectors, rows, cols, src, vec, dst, steps, rows_outer=False, item_cols=None):
+        grids.append((vectors, rows, cols, src, vec, dst, steps, rows_outer, item_cols))
+        return original(self, vectors, rows, cols, src, vec, dst, steps, rows_outer, item_cols)
 
     with monkeypatch.context() as m:
         m.setattr(plan_module.CallsBuilder, "grid", recording)
@@ -596,3 +603,96 @@ def test_lazy_call_table_is_the_eager_one(monkeypatch, pass_name, cpu, isa, nume
             assert cost.predicted_cycles(plan) == pytest.approx(eager_cycles(plan, table), rel=1e-12)
             checked += 1
     assert checked >= 25
+
+
+# ------------------------------------------------------------------------------ the thread split
+
+# 1x1 layers where the split matters, with odd extents: K not a multiple of 16, few pixels, stride 2, FC.
+SPLIT_SPECS = [ConvSpec(8, 64, 64, 14, 14, 1, 1, 1, 0), ConvSpec(3, 40, 24, 7, 5, 1, 1, 1, 0),
+               ConvSpec(2, 33, 17, 5, 5, 1, 1, 2, 0), ConvSpec(5, 96, 200, 2, 3, 1, 1, 1, 0),
+               ConvSpec(8, 300, 1000, 1, 1, 1, 1, 1, 0), ConvSpec(2, 20, 40, 11, 10, 3, 3, 2, 1)]
+SPLIT_BLOCKINGS = [None, Blocking(kv=2, wb=3, hb=1, order="kn"), Blocking(kv=1, wb=4, hb=2, order="np"),
+                   Blocking(kv=3, wb=5, hb=1, rb=2)]
+
+
+def item_outputs(plan, item: int) -> set:
+    """The output vectors (dst offsets) the calls of one work item write."""
+    per = plan.items_per_batch
+    n, j = (item % plan.batch, item // plan.batch) if plan.batch_inner else (item // per, item % per)
+    out = set()
+    for t, _, _, dst, _, _ in plan.call_table[plan.item_starts[j]:plan.item_starts[j + 1]].tolist():
+        out.update(n * plan.dst_batch_stride + dst + o for offsets in plan.tiles[t].out for o in offsets)
+    return out
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3, 5])
+@pytest.mark.parametrize("pass_name", ["fprop", "bprop", "wtgrad"])
+def test_split_gives_each_thread_a_box_of_its_own_outputs(pass_name, threads):
+    """Each share of plan.split(threads) is one box of units along the plan's split dimensions (image rows x
+    filter blocks; WTGRAD: vector blocks x taps x channel chunks), its item ranges ascending and disjoint;
+    the shares cover every item once and write disjoint sets of outputs that together are all of them."""
+    target, checked = named("sapphirerapids"), 0
+    for spec in SPLIT_SPECS:
+        for blocking in SPLIT_BLOCKINGS:
+            blocking = blocking or default_blocking(spec, Numerics(14, 14), target, "avx512_vnni", pass_name, threads)
+            plan = make_plan(spec, Numerics(14, 14), blocking, target, "avx512_vnni", pass_name)
+            split = plan.split(threads)
+            units, _ = plan.work.coordinates()
+            assert 1 <= len(split.shares) <= threads and split.ranges == sum(map(len, split.shares))
+            assert len(split.parts) == len(plan.work.dims) and np.prod(split.parts) >= len(split.shares)
+            seen, written = np.zeros(plan.items, np.int64), set()
+            for share in split.shares:
+                assert all(b < e for b, e in share) and all(e0 < b1 for (_, e0), (b1, _) in zip(share, share[1:]))
+                items = np.concatenate([np.arange(b, e) for b, e in share])
+                seen[items] += 1
+                box = [np.unique(units[d, items]) for d in range(len(plan.work.dims))]
+                assert all(u[-1] - u[0] + 1 == len(u) for u in box), "a share's units along a dimension are contiguous"
+                assert np.prod([len(u) for u in box]) == len(items), "a share is a whole box"
+                outputs = set().union(*(item_outputs(plan, int(i)) for i in items))
+                assert not outputs & written, "two threads write the same output"
+                written |= outputs
+            assert (seen == 1).all()
+            assert len(written) == np.prod(plan.dst_shape) // plan.lanes
+            checked += 1
+    assert checked == len(SPLIT_SPECS) * len(SPLIT_BLOCKINGS)
+
+
+def test_split_keeps_weights_or_inputs_apart():
+    """What the split is for: an FC layer's threads own filter blocks (each reads its part of the weights, not
+    all of them); a 56x56 layer's own image rows; WTGRAD of 64 output channels at kv 2 owns dw by its two vector
+    blocks at 2 threads, and at 3 by channel chunks (input channels) rather than leave a thread idle."""
+    target = named("sapphirerapids")
+    plan = lambda spec, p, b: make_plan(spec, Numerics(14, 14), b, target, "avx512_vnni", p)
+    fc = plan(ConvSpec(8, 2048, 1000, 1, 1, 1, 1), "fprop", Blocking(kv=4, wb=1, hb=1))
+    assert fc.split(2).parts == (1, 2) and fc.split(4).parts == (1, 4)
+    big = plan(ConvSpec(8, 64, 256, 56, 56, 1, 1), "fprop", Blocking(kv=4, wb=3, hb=2))
+    assert big.split(2).parts == (2, 1) and [len(s) for s in big.split(2).shares] == [1, 1]
+    wt = plan(ConvSpec(8, 64, 64, 56, 56, 1, 1), "wtgrad", Blocking(kv=2, wb=13, hb=1))
+    assert [(d.name, d.count) for d in wt.work.dims] == [("filters", 2), ("taps", 1), ("channels", 5)]
+    assert wt.split(2).parts == (2, 1, 1) and wt.split(2).shares == (((0, 5),), ((5, 10),))
+    assert wt.split(3).parts == (1, 1, 3) and len(wt.split(3).shares) == 3
+
+
+def test_split_balances_the_work_not_the_item_count():
+    """BPROP at stride 2 of a 1x1 layer: three of the four phases have no taps, so their items cost nothing;
+    the rows are cut by cost, so each of 3 threads gets a third of the work (up to one row block), where
+    equal item counts would give one thread half of it."""
+    plan = make_plan(ConvSpec(3, 32, 32, 12, 12, 1, 1, 2, 0), Numerics(14, 14), Blocking(kv=2, wb=3, hb=1),
+                     named("sapphirerapids"), "avx512_vnni", "bprop")
+    _, costs = plan.work.coordinates()
+    loads = [sum(costs[b:e].sum() for b, e in share) for share in plan.split(3).shares]
+    assert max(loads) <= costs.sum() / 3 + costs.max() * plan.work.dims[1].count
+    assert len(plan.split(3).shares) == 3
+
+
+def test_split_score_is_the_busiest_thread():
+    """shares() returns the candidate with the smallest score, and a Split's load is that score."""
+    from dfpgen.codegen import split as S
+    p = make_plan(ConvSpec(4, 256, 96, 9, 9, 1, 1), Numerics(14, 14), Blocking(kv=2, wb=3, hb=1),
+                  named("sapphirerapids"), "avx512_vnni", "fprop")
+    units, costs = p.work.coordinates()
+    best = p.split(3)
+    for parts in S.candidates(p.work, 3):
+        assert S.score(p.work, parts, units, costs)[0] >= best.load - 1e-6
+    assert best.load == pytest.approx(S.partition(p.work, best.parts).load)
+    assert S.shares(p.work, 1).load == pytest.approx(S.partition(p.work, (1,) * len(p.work.dims)).load)

@@ -89,7 +89,7 @@ def test_a_cached_kernel_is_the_kernel_a_fresh_build_gives(conv_pass, blocking, 
 
 
 def key(**changes):
-    args = dict(spec=SPEC, conv_pass=passes.FPROP, numerics=NUMERICS, blocking=None, cpu=CPU, isa=ISA) | changes
+    args = dict(spec=SPEC, conv_pass=passes.FPROP, numerics=NUMERICS, blocking=None, cpu=CPU, isa=ISA, threads=2) | changes
     return plancache.key(target=named(args.pop("cpu")), **args)
 
 
@@ -98,6 +98,7 @@ KEY_CHANGES = {
     "rounding": dict(numerics=Numerics(bits_x=14, bits_w=14, rounding="stochastic")),
     "chain": dict(numerics=Numerics(bits_x=14, bits_w=14, chain=4)),
     "given blocking": dict(blocking=Blocking(2, 3, 1)),
+    "threads of a default blocking": dict(threads=3),
     "another blocking": dict(blocking=Blocking(2, 3, 1, unroll=2)),
     "batch": dict(spec=dataclasses.replace(SPEC, N=3)),
     "layer name": dict(spec=dataclasses.replace(SPEC, name="other")),   # the name is in the IR's comments

@@ -138,6 +138,8 @@ class CallsBuilder:
         self.parts: list = []            # Grid, or lists of explicit rows
         self.count = 0
         self.item_starts = [0]
+        self.item_costs: list = []        # per item: accumulator-steps (sum over its calls of accumulators x steps)
+        self._pending = 0
         self.tiles: dict[tuple, int] = {}
 
     def call(self, tile_key: tuple, src: int, vec: int, dst: int, steps: tuple[int, int]) -> None:
@@ -147,15 +149,19 @@ class CallsBuilder:
             self.parts.append([])
         self.parts[-1].append([index, src, vec, dst, steps[0], steps[1]])
         self.count += 1
+        self._pending += tile_key[0] * tile_key[1] * tile_key[2] * steps[1]
 
     def end_item(self) -> None:
         """Close the current work item."""
         self.item_starts.append(self.count)
+        self.item_costs.append(self._pending)
+        self._pending = 0
 
     def grid(self, vectors: list, rows: list, cols: list, src: tuple, vec: tuple, dst: tuple,
-             steps: tuple[int, int], rows_outer: bool = False) -> None:
-        """Calls for every (vector block, row block, column block), one work item per (vector, row)
-        block, vector blocks outermost, or row blocks with `rows_outer`.
+             steps: tuple[int, int], rows_outer: bool = False, item_cols: list | None = None) -> None:
+        """Calls for every (vector block, row block, column block), one work item per (vector, row) block,
+        vector blocks outermost, or row blocks with `rows_outer`; with `item_cols`, (first, count) runs
+        partitioning the column blocks, one item per run of each (vector, row) block instead.
 
         Blocks are (start, size) lists; src/vec/dst are coefficients (per vector start, row start,
         column start, constant) of the offsets, where a row coefficient may instead be a sequence of
@@ -174,10 +180,18 @@ class CallsBuilder:
         part = Grid(tuple(vectors), tuple(rows), tuple(cols), as_tuple(src), as_tuple(vec), as_tuple(dst),
                     tuple(steps), rows_outer, tiles)
         self.parts.append(part)
-        calls, per_item = part.count, len(cols)
-        if per_item:
-            self.item_starts.extend(range(self.count + per_item, self.count + calls + 1, per_item))
-        self.count += calls
+        runs = item_cols if item_cols is not None else ([(0, len(cols))] if cols else [])
+        assert [f for f, _ in runs] == [sum(n for _, n in runs[:i]) for i in range(len(runs))] and \
+            sum(n for _, n in runs) == len(cols), "item_cols must partition the column blocks in order"
+        blocks = [(v, h) for _, v in vectors for _, h in rows] if not rows_outer else \
+            [(v, h) for _, h in rows for _, v in vectors]
+        widths = np.cumsum([0] + [w for _, w in cols])
+        ends = [first + count for first, count in runs]
+        run_steps = [int(widths[e] - widths[f]) * steps[1] for f, e in zip((f for f, _ in runs), ends)]
+        for i, (v, h) in enumerate(blocks):
+            self.item_starts.extend(self.count + i * len(cols) + e for e in ends)
+            self.item_costs.extend(v * h * c for c in run_steps)
+        self.count += part.count
 
     def calls(self) -> Calls:
         """The recorded calls."""

@@ -8,7 +8,7 @@ from functools import cached_property
 import numpy as np
 
 from dfpgen.codegen import emit, jit
-from dfpgen.codegen.launch import default_threads, run_ranges, split_items
+from dfpgen.codegen.launch import default_threads, run_shares
 from dfpgen.codegen.plan import Plan
 from dfpgen.errors import ShapeError, TargetError
 
@@ -61,12 +61,12 @@ class Kernel:
         self._check("weights", blocked_w, self.plan.vec_shape)
         self._check("out", out, self.plan.dst_shape)
         fn = self.compiled().function
-        ranges = split_items(self.plan.items, threads or default_threads())
-        maxabs = np.zeros(len(ranges), dtype=np.float32)
+        split = self.plan.split(threads or default_threads())   # each thread's boxes of rows and filter blocks
+        maxabs = np.zeros(max(1, split.ranges), dtype=np.float32)
         args = (blocked_in.ctypes.data, blocked_w.ctypes.data, out.ctypes.data, self.plan.call_words.ctypes.data,
                 float(scale))
         slot = maxabs.ctypes.data
-        run_ranges(lambda i, b, e: fn(*args, slot + 4 * i, b, e), ranges)
+        run_shares(lambda i, b, e: fn(*args, slot + 4 * i, b, e), split.shares)
         return float(maxabs.max())
 
 

@@ -47,3 +47,24 @@ def run_ranges(call: Callable[[int, int, int], object], ranges: list[tuple[int, 
     futures = [_pool(len(ranges)).submit(call, i, b, e) for i, (b, e) in enumerate(ranges)]
     for f in futures:
         f.result()
+
+
+def run_shares(call: Callable[[int, int, int], object], shares) -> None:
+    """call(slot, begin, end) for each range of each share, a share's ranges in order on one thread (a
+    share per thread when there are several); `slot` numbers the ranges of all shares in order."""
+    slots, at = [], 0
+    for share in shares:
+        slots.append(range(at, at + len(share)))
+        at += len(share)
+
+    def work(i: int) -> None:
+        for slot, (b, e) in zip(slots[i], shares[i]):
+            call(slot, b, e)
+
+    if len(shares) <= 1:
+        for i in range(len(shares)):
+            work(i)
+        return
+    futures = [_pool(len(shares)).submit(work, i) for i in range(len(shares))]
+    for f in futures:
+        f.result()

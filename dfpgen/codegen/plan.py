@@ -26,13 +26,14 @@ from typing import Callable
 import numpy as np
 
 from dfpgen.codegen.calls import CALL_FIELDS, Calls, CallsBuilder, block_steps
+from dfpgen.codegen.split import Dim, Level, Split, Work, shares
 from dfpgen.core.numerics import Numerics
 from dfpgen.core.spec import ConvSpec
 from dfpgen.core.target import Isa, Target, get_isa
 from dfpgen.errors import PlanError, SizeError
 
 ORDERS = ("nk", "kn", "np")
-PLAN_FORMAT = 3   # bump when the meaning of a Plan or Blocking field changes (goes into cache keys)
+PLAN_FORMAT = 4   # bump when the meaning of a Plan or Blocking field changes (goes into cache keys)
 
 
 @dataclass(frozen=True)
@@ -132,8 +133,15 @@ class Plan:
     src_batch_stride: int
     dst_batch_stride: int
     registers: int
+    work: Work                # the items as boxes of split dimensions, for the thread split (`split`)
     notes: tuple = field(default=())
+    _splits: dict = field(default_factory=dict, init=False, repr=False, compare=False)   # threads -> Split
 
+    def split(self, threads: int) -> Split:
+        """Which items each of at most `threads` threads runs (dfpgen.codegen.split), computed once per count."""
+        if threads not in self._splits:
+            self._splits[threads] = shares(self.work, threads)
+        return self._splits[threads]
 
     @cached_property
     def call_table(self) -> np.ndarray:
@@ -350,6 +358,8 @@ class PassTables:
     notes: list
     rb: int | None = None
     reduction_blocks: list | None = None   # (begin, count) slices partitioning the step tables; default one
+    split_dims: tuple = ()        # the thread split's dimensions and item order (dfpgen.codegen.split.Dim,
+    split_levels: tuple = ()      # Level); default: one dimension, the items in order
 
 
 def finish(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target, conv_pass,
@@ -394,6 +404,15 @@ def finish(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Targe
         raise PlanError(f"register block hb={c.hb} x wb={c.wb} x kv={c.kv} needs {registers} vector registers "
                         f"({c.hb * c.wb * c.kv} accumulators + {c.kv} weights + 1 broadcast); "
                         f"{target.cpu} has {target.vector_registers}")
+    # Items cost their multiply-accumulates; a pixel reduction cut into blocks reads its operands per item range.
+    costs = tuple(cost * unroll * c.lanes * c.elem for cost in builder.item_costs)
+    per, n = len(costs), tables.batch
+    # Without dimensions of its own a pass splits its items as one dimension, in item order.
+    images, inner = Level(0, n, per, True), Level(0, per)
+    default = (Level(0, per, n), Level(0, n, 1, True)) if blocking.order == "kn" and n > 1 else (images, inner)
+    work = Work(tables.split_dims or (Dim("items", per * n, 0.0),), tables.split_levels or default, costs,
+                restream=len(blocks) > 1)
+    assert work.items == per * n and all(d.count for d in work.dims), "the split's levels are not the items"
     largest = max(max(src_steps, default=0), max(vec_steps, default=0), calls.largest_offset())
     if largest + max(tables.src_batch_stride, tables.dst_batch_stride) * tables.batch >= 2**31:
         # Pass.plan decides this from the spec before planning (footprint.check_offsets); kept as a guard.
@@ -409,4 +428,4 @@ def finish(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Targe
         chain=min(c.chain, per_flush * unroll) if c.chain else 0, tiles=tuple(tiles), calls=calls,
         item_starts=tuple(builder.item_starts), reduction_blocks=blocks, batch=tables.batch,
         src_batch_stride=tables.src_batch_stride, dst_batch_stride=tables.dst_batch_stride, registers=registers,
-        notes=tuple(tables.notes))
+        work=work, notes=tuple(tables.notes))

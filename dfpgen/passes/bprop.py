@@ -22,6 +22,7 @@ from dfpgen.codegen.calls import CallsBuilder
 from dfpgen.codegen.footprint import Geometry
 from dfpgen.codegen.layout import block_grad_output, block_weights_transposed, unblock_output
 from dfpgen.codegen.plan import Blocking, PassTables, channel_blocks, clip_block, common, split
+from dfpgen.codegen.split import batched
 from dfpgen.core.numerics import Numerics
 from dfpgen.core.spec import ConvSpec
 from dfpgen.core.target import Target
@@ -105,6 +106,11 @@ def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target,
         out = tuple(tuple(vv * out_cb + i * s.sh * out_h + j * s.sw * out_w for vv in range(v)) for i, j in pixels)
         return bcast, weights, out
 
+    # Threads own boxes of image rows (every phase's row blocks, in walk order) x filter blocks.
+    groups, size = ceil(CB / kv), 4 if elem == 1 else 2
+    row_blocks = sum(len(split(hcount, hb)) for _, _, hcount, _, _ in phases)
+    dims, levels = batched(blocking.order, s.N, row_blocks, groups, KB * src_kb * size / max(1, row_blocks),
+                           w_cb * CB * size / groups)
     strides = str(s.sh) if s.sh == s.sw else f"{s.sh}x{s.sw}"
     notes = [f"phases: {len(rows)} x {len(cols)} (stride {strides}); dy margins top {top} left {left} "
              f"bottom {bottom} right {right}"]
@@ -113,7 +119,8 @@ def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target,
         src_shape=(s.N, KB, Pp, Qp, ce), vec_shape=(CB, KB, s.R, s.S, cpb, lanes, elem),
         dst_shape=(s.N, CB, s.H, s.W, lanes), layout=BpropLayout(top, left, cpb, elem),
         src_steps=src_steps, vec_steps=vec_steps, tile_offsets=tile_offsets, calls=builder,
-        batch=s.N, src_batch_stride=KB * src_kb, dst_batch_stride=CB * out_cb, notes=notes)
+        batch=s.N, src_batch_stride=KB * src_kb, dst_batch_stride=CB * out_cb, notes=notes, split_dims=dims,
+        split_levels=levels)
 
 
 def geometry(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target, isa_name: str) -> Geometry:

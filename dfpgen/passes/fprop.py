@@ -17,6 +17,7 @@ from dfpgen.codegen.calls import CallsBuilder
 from dfpgen.codegen.footprint import Geometry
 from dfpgen.codegen.layout import block_input, block_weights, unblock_output
 from dfpgen.codegen.plan import Blocking, PassTables, channel_blocks, clip_block, common, split
+from dfpgen.codegen.split import batched
 from dfpgen.core.numerics import Numerics
 from dfpgen.core.spec import ConvSpec
 from dfpgen.core.target import Target
@@ -80,6 +81,9 @@ def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target,
         out = tuple(tuple(vv * out_kb + i * out_p + j * out_q for vv in range(v)) for i, j in pixels)
         return bcast, weights, out
 
+    # Threads own boxes of image rows x filter blocks: a row block's input rows, a block's weights.
+    groups, rows, size = ceil(KB / kv), ceil(s.P / hb), 4 if elem == 1 else 2
+    dims, levels = batched(blocking.order, s.N, rows, groups, in_n * size / rows, w_kb * KB * size / groups)
     notes = []
     if blocking.kv > KB or blocking.wb > s.Q or blocking.hb > s.P:
         notes.append(f"note: blocking clipped to the layer (kv {kv}, wb {wb}, hb {hb})")
@@ -88,7 +92,8 @@ def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target,
         src_shape=(s.N, CB, Hp, Wp, ce), vec_shape=(KB, CB, s.R, s.S, cpb, lanes, elem),
         dst_shape=(s.N, KB, s.P, s.Q, lanes), layout=FpropLayout(s.pt, s.pl, cpb, elem),
         src_steps=src_steps, vec_steps=vec_steps, tile_offsets=tile_offsets, calls=builder,
-        batch=s.N, src_batch_stride=in_n, dst_batch_stride=KB * out_kb, notes=notes)
+        batch=s.N, src_batch_stride=in_n, dst_batch_stride=KB * out_kb, notes=notes, split_dims=dims,
+        split_levels=levels)
 
 
 def geometry(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target, isa_name: str) -> Geometry:

@@ -9,10 +9,12 @@ element is (dy at q, dy at q+1) for `lanes` output channels.
 src = x as pairs [N][pt+H+pb][Wx][C][elem] (element e holds the padded x at column w + e*sw),
 vec = dy as pairs [N][KB][P][Qe][lanes][elem], dst = dw [KB][R][S][C][lanes].
 A tile is hb filter columns (s) x wb input channels x kv vectors of output channels. One work item
-is one (vector block, filter row r, s-block) with all its input-channel tiles (every item owns its
-outputs: threads never race and need no reduction). The reduction is cut into blocks of `rb` output
-rows, and all items of a thread take one block before the next, adding to their outputs after the
-first: a block's rows of x and dy come from memory once per thread, then from cache.
+is one (vector block, filter row r, s-block, input-channel chunk) with the chunk's input-channel tiles
+(every item owns its outputs: threads never race and need no reduction; the thread split gives each
+thread a box of vector blocks x taps x channel chunks, dfpgen.codegen.split). The reduction is cut
+into blocks of `rb` output rows, and all items of a thread take one block before the next, adding to
+their outputs after the first: a block's rows of x and dy come from memory once per thread, then
+from cache.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from dfpgen.codegen.calls import CallsBuilder
 from dfpgen.codegen.footprint import Geometry
 from dfpgen.codegen.layout import block_grad_output_pairs, expand_input_pairs, unblock_weight_grad
 from dfpgen.codegen.plan import Blocking, PassTables, clip_block, common, largest_divisor_at_most, split
+from dfpgen.codegen.split import Dim, Level
 from dfpgen.core.numerics import Numerics
 from dfpgen.core.spec import ConvSpec
 from dfpgen.core.target import Target
@@ -82,14 +85,20 @@ def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target,
     row_steps = Qe // unroll
     blocks = [(first * row_steps, rows * row_steps) for first, rows in split(s.N * s.P, rb)]
     builder = CallsBuilder()
-    # Rows are the (r, s-block) pairs; an item is one (vector block, row) with its input-channel tiles.
-    # Items of whole vector blocks ran no faster at one thread and would leave most cores idle on layers
-    # with few output channels (docs/experiments.md §3).
+    # Rows are the (r, s-block) pairs; an item is one (vector block, row, input-channel chunk) with the chunk's
+    # input-channel tiles. Items of whole vector blocks ran no faster at one thread and would leave most cores
+    # idle on layers with few output channels (docs/experiments.md §3); chunks make at least WTGRAD_ITEMS items
+    # where the layer has the tiles, so the thread split can give every thread a box of dw of its own.
     rows = [(r, s0, h) for r in range(s.R) for s0, h in split(s.S, hb)]
-    builder.grid(split(KB, kv), [(0, h) for _, _, h in rows], split(s.C, wb),
+    vectors, tiles = split(KB, kv), split(s.C, wb)
+    chunks = split(len(tiles), ceil(len(tiles) / min(len(tiles), ceil(WTGRAD_ITEMS / (len(vectors) * len(rows))))))
+    builder.grid(vectors, [(0, h) for _, _, h in rows], tiles,
                  src=(0, [r * s.dh * x_h + s0 * s.dw * x_w for r, s0, _ in rows], x_c, 0),
                  vec=(dy_kb, 0, 0, 0), dst=(out_kb, [r * out_r + s0 * out_s for r, s0, _ in rows], lanes, 0),
-                 steps=(0, len(src_steps)))
+                 steps=(0, len(src_steps)), item_cols=chunks)
+    size = 4 if elem == 1 else 2
+    dims = (Dim("filters", len(vectors), s.N * dy_n * size / len(vectors)), Dim("taps", len(rows), 0.0),
+            Dim("channels", len(chunks), s.N * Hp * x_h * size / len(chunks)))
 
     def tile_offsets(h: int, w: int, v: int):
         pixels = [(i, j) for i in range(h) for j in range(w)]
@@ -105,7 +114,8 @@ def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target,
         src_shape=(s.N, Hp, Wx, s.C, elem), vec_shape=(s.N, KB, s.P, Qe, lanes, elem),
         dst_shape=(KB, s.R, s.S, s.C, lanes), layout=WtgradLayout(s.pt, s.pl, Wx, Qe, elem),
         src_steps=src_steps, vec_steps=vec_steps, tile_offsets=tile_offsets, calls=builder,
-        batch=1, src_batch_stride=0, dst_batch_stride=0, notes=notes, rb=rb, reduction_blocks=blocks)
+        batch=1, src_batch_stride=0, dst_batch_stride=0, notes=notes, rb=rb, reduction_blocks=blocks,
+        split_dims=dims, split_levels=(Level(0, len(vectors)), Level(1, len(rows)), Level(2, len(chunks))))
 
 
 def _unroll(c, blocking: Blocking, q_elems: int, numerics: Numerics) -> int:
@@ -143,6 +153,11 @@ def geometry(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Tar
                     steps=s.N * s.P * (Qe // unroll),
                     calls=ceil(KB / c.kv) * s.R * ceil(s.S / c.hb) * ceil(s.C / c.wb),
                     blocks=ceil(s.N * s.P / rb), batch=1, batched=False)
+
+
+# Work items the planner makes at least (where the layer has that many input-channel tiles): enough for the
+# thread split to give every core of a large machine its own box of dw.
+WTGRAD_ITEMS = 64
 
 
 def default_unroll(q_elems: int) -> int:

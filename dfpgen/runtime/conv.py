@@ -45,11 +45,12 @@ def compile(spec: ConvSpec, conv_pass: Pass | str = passes.FPROP, numerics: Nume
     SizeError, before any table is built, when its offsets pass 2**31 or its tables and blocked operands
     would not fit in the available memory (dfpgen.codegen.footprint).
 
-    `precision` defaults to that of `isa`, else dfp16. Without a blocking, the cost model's default is
-    used, or with `tuned=True` the tuning database's best for this kernel at `threads` (default: all
-    cores) when it has one (`dfpgen.tuning.tune.lookup`); `Kernel.source` says which. A grouped
-    layer's kernel computes one group (`spec.per_group()`); Conv2d runs it once per group. A kernel
-    built before, by any process, comes from the plan cache (`dfpgen.runtime.plancache`).
+    `precision` defaults to that of `isa`, else dfp16. Without a blocking, the cost model's default for
+    `threads` (default: all cores; WTGRAD's depends on it, its result never does) is used, or with
+    `tuned=True` the tuning database's best for this kernel at `threads` when it has one
+    (`dfpgen.tuning.tune.lookup`); `Kernel.source` says which. A grouped layer's kernel computes one group
+    (`spec.per_group()`); Conv2d runs it once per group. A kernel built before, by any process, comes
+    from the plan cache (`dfpgen.runtime.plancache`).
     """
     conv_pass, numerics = passes.get(conv_pass), numerics or Numerics()
     spec = spec.per_group()
@@ -60,11 +61,13 @@ def compile(spec: ConvSpec, conv_pass: Pass | str = passes.FPROP, numerics: Nume
     if blocking is None and tuned and target.is_host:
         blocking, source = lookup(spec, conv_pass, numerics, isa, threads or default_threads(), target)
     conv_pass.check_size(spec, numerics, blocking, target, isa)   # SizeError before any table is built
-    # Keyed on the concrete blocking the database returned (or "default"), so a re-tune never meets an old entry.
-    cache_key = plancache.key(spec, conv_pass, numerics, blocking, target, isa)
+    # Keyed on the concrete blocking the database returned (or "default" and the thread count), so a re-tune
+    # never meets an old entry.
+    threads = threads or default_threads()
+    cache_key = plancache.key(spec, conv_pass, numerics, blocking, target, isa, threads)
     kernel = plancache.load(cache_key)
     if kernel is None:
-        chosen = blocking if blocking is not None else default_blocking(spec, numerics, target, isa, conv_pass)
+        chosen = blocking if blocking is not None else default_blocking(spec, numerics, target, isa, conv_pass, threads)
         kernel = kernel_mod.build(conv_pass.plan(spec, numerics, chosen, target, isa))
         plancache.store(cache_key, kernel)
     kernel.source = source if blocking is not None else "default"

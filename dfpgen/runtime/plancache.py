@@ -103,8 +103,9 @@ source_hash()
 
 
 def key(spec: ConvSpec, conv_pass: Pass, numerics: Numerics, blocking: Blocking | None, target: Target,
-        isa: str) -> PlanKey | None:
-    """The cache key of one kernel (`blocking` None: the cost model's default), or None when it must not be cached."""
+        isa: str, threads: int) -> PlanKey | None:
+    """The cache key of one kernel (`blocking` None: the cost model's default for `threads`, on which WTGRAD's
+    depends), or None when it must not be cached."""
     try:
         registered = passes.get(conv_pass.name) is conv_pass
     except PlanError:
@@ -121,7 +122,7 @@ def key(spec: ConvSpec, conv_pass: Pass, numerics: Numerics, blocking: Blocking 
         f"python={sys.version}", f"numpy={np.__version__}", f"jinja2={jinja2.__version__}",
         f"pass={conv_pass.name}", f"spec={spec!r}", f"numerics={numerics!r}", f"isa={isa}",
         f"target={cpu}|{features}|{target.is_host}|{target.llvm_features}",
-        f"blocking={'default' if blocking is None else repr(blocking)}"])
+        f"blocking={f'default for {threads} threads' if blocking is None else repr(blocking)}"])
     return PlanKey(hashlib.sha256(text.encode()).hexdigest(), spec, conv_pass, numerics, target, isa)
 
 

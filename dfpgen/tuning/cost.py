@@ -43,6 +43,9 @@ STREAMING_PENALTY = 1.1
 # so of two blocks with the same accumulators per cycle the one with fewer loads per multiply-accumulate wins;
 # at this rate kv4 x 3x2 prices below kv2 x 7x2 and kv3 x 8x1 (docs/experiments.md §3).
 VNNI_LOADS_PER_CYCLE = 0.9
+# WTGRAD defaults for several threads: the blocks within this fraction of the fastest one-thread prediction are
+# ranked again by their busiest thread (threaded_cycles).
+THREADED_MARGIN = 0.25
 # Reduction elements per step of the vpmaddwd FPROP/BPROP defaults, in vectors' worth of pairs (_pmadd_refined).
 STEP_VECTORS = 1
 
@@ -101,6 +104,16 @@ def predicted_cycles(plan: Plan) -> float:
     return float(total) * plan.batch * (STREAMING_PENALTY if streaming else 1.0)
 
 
+def threaded_cycles(plan: Plan, threads: int) -> float:
+    """Predicted cycles of the busiest of `threads` threads: predicted_cycles scaled by the part of the work,
+    kernel calls and operand traffic that its box of the plan's thread split carries (dfpgen.codegen.split)."""
+    cycles = predicted_cycles(plan)
+    if threads <= 1:
+        return cycles
+    total = plan.split(1).load
+    return cycles * plan.split(threads).load / total if total > 0 else cycles
+
+
 def efficiency(plan: Plan) -> float:
     """Useful MACs per predicted cycle, as a fraction of the instruction's peak."""
     useful = plan.spec.macs / (plan.lanes * plan.elem)   # instructions if nothing were padded or stalled
@@ -120,13 +133,20 @@ def block_shapes(spec: ConvSpec, conv_pass: Pass | str, target: Target, isa_name
 
 
 def default_blocking(spec: ConvSpec, numerics: Numerics, target: Target, isa_name: str,
-                     conv_pass: Pass | str = FPROP) -> Blocking:
+                     conv_pass: Pass | str = FPROP, threads: int = 1) -> Blocking:
     """The blocking the cost model ranks best: good speed without tuning (SizeError, before any plan, when
-    the layer's offsets pass 2**31 or the candidates' tables would not fit in memory)."""
+    the layer's offsets pass 2**31 or the candidates' tables would not fit in memory).
+
+    For a pass that reduces over pixels (WTGRAD) the ranking is of the busiest of `threads` threads
+    (threaded_cycles): its register block decides how many vector blocks dw has, so whether threads can
+    own dw by vector blocks or must share the input by channel chunks. Its result does not depend on the
+    register block (the flushes follow the unroll and reduction blocks), so neither on the thread count.
+    A channel-reducing pass keeps its one-thread ranking: its threads split image rows for every register
+    block alike, and on the vpmaddwd ISAs its channel block, which decides the flushes, follows the shape."""
     conv_pass = get(conv_pass)
     common(numerics, Blocking(), target, isa_name, spec)  # ISA and policy errors say what is wrong
     conv_pass.check_size(spec, numerics, None, target, isa_name)   # not "no register blocking fits" below
-    best, best_key = None, None
+    ranked = []
     for kv, wb, hb in block_shapes(spec, conv_pass, target, isa_name):
         blocking = Blocking(kv, wb, hb)
         try:
@@ -138,9 +158,12 @@ def default_blocking(spec: ConvSpec, numerics: Numerics, target: Target, isa_nam
         # elsewhere to the first block found, as the other defaults were measured.
         tie = (hb, -wb) if _pmadd_rules(plan) or _vnni_wide_fprop_bprop(plan) else \
             (-kv, -kv * wb * hb) if _pmadd_wtgrad(plan) else ()
-        key = (round(predicted_cycles(plan), 6),) + tie
-        if best_key is None or key < best_key:
-            best, best_key = blocking, key
+        ranked.append(((round(predicted_cycles(plan), 6),) + tie, len(ranked), blocking, plan))
+    best = min(ranked)[2] if ranked else None
+    if ranked and threads > 1 and conv_pass.reduction is Reduction.PIXELS:
+        fastest = min(ranked)[0][0]
+        best = min(((round(threaded_cycles(plan, threads), 6),) + key[1:], i, blocking)
+                   for key, i, blocking, plan in ranked if key[0] <= fastest * (1 + THREADED_MARGIN))[2]
     if best is None:
         raise PlanError(f"no register blocking fits {spec.describe()} ({conv_pass.name}) on {isa_name}")
     if _pmadd_channel_reduction(get_isa(isa_name), conv_pass):

@@ -330,7 +330,7 @@ def tune(task: Task, db: TuningDB, *, trials: int = 64, budget: float = 30.0, se
         earlier = {r.blocking: r for r in db.records(key)}
     # Operands, results and the candidates' tables must fit before anything is planned or allocated.
     task.conv_pass.check_size(task.spec, task.numerics, None, task.target, task.isa, run=True)
-    default = default_blocking(task.spec, task.numerics, task.target, task.isa, task.conv_pass)
+    default = default_blocking(task.spec, task.numerics, task.target, task.isa, task.conv_pass, task.threads)
     started = time.monotonic()
     measurer = Measurer(task)
     space = knob_space(task.spec, task.conv_pass, task.numerics, task.target, task.isa)
