@@ -156,9 +156,9 @@ def store(plan_key: PlanKey | None, kernel: Kernel) -> None:
 
 def _encode(kernel: Kernel) -> bytes:
     # The Plan's fields alone: the pass goes by name (the loader attaches the registered object, since passes
-    # compare by identity), and values built on first use (the call table) stay out.
+    # compare by identity), and values built on first use (the call table, thread splits) stay out.
     plan = kernel.plan
-    fields = {f.name: getattr(plan, f.name) for f in dataclasses.fields(Plan) if f.name != "conv_pass"}
+    fields = {f.name: getattr(plan, f.name) for f in dataclasses.fields(Plan) if f.init and f.name != "conv_pass"}
     return pickle.dumps((ENTRY_FORMAT, plan.conv_pass.name, fields, kernel.ir, kernel.entry),
                         protocol=pickle.HIGHEST_PROTOCOL)
 
