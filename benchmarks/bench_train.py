@@ -28,10 +28,10 @@ def ours(net_name: str, numerics: LayerNumerics, batch: int, steps: int, threads
     """Median step time of our runtime and the summed phase times of the timed steps."""
     net, shape = build(net_name, numerics, seed=0, threads=threads)
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((batch, *shape), dtype=np.float32)
-    y = rng.integers(0, 1000, batch)
-    loss, opt = SoftmaxCrossEntropy(), SGD(net.params, 0.01)
     convs = [layer for layer in net.layers() if isinstance(layer, (Conv, Linear))]
+    x = rng.standard_normal((batch, *shape), dtype=np.float32)
+    y = rng.integers(0, convs[-1].K, batch)   # the classifier's classes (1000 for the ImageNet networks)
+    loss, opt = SoftmaxCrossEntropy(), SGD(net.params, 0.01)
 
     def step():
         opt.zero_grad()
