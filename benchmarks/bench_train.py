@@ -1,7 +1,8 @@
 """Training-step time of ResNet-50 v1 at 224x224 on synthetic data: DFP16 vs our FP32 kernels vs
-PyTorch FP32 (an equivalent torch model, when installed), at 1 thread and at all threads, in one
-process. Reports images/s, ratios, and where the time goes (conv kernels per pass, quantization,
-layout transforms, everything else: batch norm, pooling, ReLU, loss, update).
+PyTorch FP32 (an equivalent torch model, when installed) vs that torch model converted to DFP16 layers
+by dfpgen.torch.convert, at 1 thread and at all threads, in one process. Reports images/s, ratios, and
+where the time goes (conv kernels per pass, quantization, layout transforms, everything else: batch
+norm, pooling, ReLU, loss, update).
 
     python benchmarks/bench_train.py [--net resnet50] [--batch 8] [--steps 3] [--threads 1,all] [--bits 14]
 """
@@ -27,10 +28,10 @@ def ours(net_name: str, numerics: LayerNumerics, batch: int, steps: int, threads
     """Median step time of our runtime and the summed phase times of the timed steps."""
     net, shape = build(net_name, numerics, seed=0, threads=threads)
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((batch, *shape), dtype=np.float32)
-    y = rng.integers(0, 1000, batch)
-    loss, opt = SoftmaxCrossEntropy(), SGD(net.params, 0.01)
     convs = [layer for layer in net.layers() if isinstance(layer, (Conv, Linear))]
+    x = rng.standard_normal((batch, *shape), dtype=np.float32)
+    y = rng.integers(0, convs[-1].K, batch)   # the classifier's classes (1000 for the ImageNet networks)
+    loss, opt = SoftmaxCrossEntropy(), SGD(net.params, 0.01)
 
     def step():
         opt.zero_grad()
@@ -80,34 +81,60 @@ def torch_resnet50(torch):
     return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2048, 1000))
 
 
-def torch_step_time(batch: int, steps: int, threads: int) -> float | None:
-    """Median training-step time of the PyTorch model, or None without PyTorch."""
+def torch_step_times(batch: int, steps: int, threads: int, numerics: LayerNumerics) -> dict | None:
+    """Median training-step times of the PyTorch model in FP32 and of the same model after
+    dfpgen.torch.convert at `numerics`, their steps interleaved (one load for both), with the converted
+    layers' summed phase times; None without PyTorch."""
     try:
         import torch
+        from dfpgen.torch import convert
     except ImportError:
         return None
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    model = torch_resnet50(torch)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    fp32 = torch_resnet50(torch)
+    converted = convert(fp32, numerics=numerics, threads=threads, inplace=False).model
     x, y = torch.randn(batch, 3, 224, 224), torch.randint(0, 1000, (batch,))
 
-    def step():
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(model(x), y).backward()
-        opt.step()
+    def trainer(model):
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 
-    step()
-    times = []
+        def step():
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+        return step
+
+    runs = [trainer(fp32), trainer(converted)]
+    for step in runs:
+        step()   # the converted model compiles its kernels here
+    # Layers of one shape and numerics share their ops (and timings): count each op once.
+    ops = list({id(op): op for m in converted.modules() for op in getattr(m, "ops", ())}.values())
+    for op in ops:
+        op.timings.clear()
+    times: list[list[float]] = [[], []]
     for _ in range(steps):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+        for step, spent in zip(runs, times):
+            t0 = time.perf_counter()
+            step()
+            spent.append(time.perf_counter() - t0)
+    phases: dict[str, float] = {}
+    for op in ops:
+        for k, v in op.timings.items():
+            phases[k] = phases.get(k, 0.0) + v / steps
+    return {"fp32_s": float(np.median(times[0])), "converted_s": float(np.median(times[1])), "phases": phases}
+
+
+def phase_cells(seconds: float, phases: dict) -> list[str]:
+    """The fprop/bprop/wtgrad kernel, quantize, layout and rest columns of one run."""
+    kernels = [phases.get(f"kernel {p}", 0.0) for p in ("fprop", "bprop", "wtgrad")]
+    layout = phases.get("layout", 0.0) + phases.get("unlayout", 0.0)
+    return [*(f"{k:.2f}" for k in kernels), f"{phases.get('quantize', 0.0):.2f}", f"{layout:.2f}",
+            f"{seconds - sum(phases.values()):.2f}"]
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--net", default="resnet50")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--steps", type=int, default=3)
@@ -116,34 +143,44 @@ def main() -> None:
     args = ap.parse_args()
     threads_list = [default_threads() if t == "all" else int(t) for t in args.threads.split(",")]
     rows, records = [], []
+    numerics = LayerNumerics(bits=args.bits)
     for threads in threads_list:
-        dfp = ours(args.net, LayerNumerics(bits=args.bits), args.batch, args.steps, threads)
+        dfp = ours(args.net, numerics, args.batch, args.steps, threads)
         fp32 = ours(args.net, LayerNumerics.fp32(), args.batch, args.steps, threads)
-        t_torch = torch_step_time(args.batch, args.steps, threads) if args.net == "resnet50" else None
+        tt = torch_step_times(args.batch, args.steps, threads, numerics) if args.net == "resnet50" else None
+        t_torch = tt["fp32_s"] if tt else None
         ips = lambda s: args.batch / s
         rec = {"threads": threads, "batch": args.batch, "dfp16_s": dfp["seconds"], "fp32_s": fp32["seconds"],
-               "torch_s": t_torch, "dfp16_phases": dfp["phases"], "fp32_phases": fp32["phases"]}
+               "torch_s": t_torch, "dfp16_phases": dfp["phases"], "fp32_phases": fp32["phases"],
+               "torch_converted_s": tt["converted_s"] if tt else None,
+               "torch_converted_phases": tt["phases"] if tt else None}
         records.append(rec)
+        first = len(rows)
         for name, res in (("DFP16", dfp), ("FP32 (ours)", fp32)):
-            ph = res["phases"]
-            kernels = {p: ph.get(f"kernel {p}", 0.0) for p in ("fprop", "bprop", "wtgrad")}
-            other = res["seconds"] - sum(ph.values())
             rows.append([name, threads, f"{ips(res['seconds']):.2f}", f"{res['seconds']:.2f}",
-                         *(f"{kernels[p]:.2f}" for p in kernels), f"{ph.get('quantize', 0):.2f}",
-                         f"{ph.get('layout', 0) + ph.get('unlayout', 0):.2f}", f"{other:.2f}",
+                         *phase_cells(res["seconds"], res["phases"]),
                          f"{fp32['seconds'] / res['seconds']:.2f}",
-                         f"{t_torch / res['seconds']:.2f}" if t_torch else "-"])
-        if t_torch:
+                         f"{t_torch / res['seconds']:.2f}" if t_torch else "-", ""])
+        if tt:
+            conv = tt["converted_s"]
             rows.append(["PyTorch FP32", threads, f"{ips(t_torch):.2f}", f"{t_torch:.2f}", "", "", "", "", "", "",
-                         f"{fp32['seconds'] / t_torch:.2f}", "1.00"])
-        for r in rows[-3:]:
+                         f"{fp32['seconds'] / t_torch:.2f}", "1.00", ""])
+            rows.append(["PyTorch converted", threads, f"{ips(conv):.2f}", f"{conv:.2f}",
+                         *phase_cells(conv, tt["phases"]), f"{fp32['seconds'] / conv:.2f}",
+                         f"{t_torch / conv:.2f}", f"{t_torch / conv:.2f}"])
+        else:   # no PyTorch (or no torch model of this net)
+            rows += [[name, threads, *["-"] * 11] for name in ("PyTorch FP32", "PyTorch converted")]
+        for r in rows[first:]:
             print(" | ".join(str(c) for c in r), flush=True)
     header = ["run", "threads", "images/s", "step s", "fprop s", "bprop s", "wtgrad s", "quantize s", "layout s",
-              "rest s", "speedup vs our FP32", "speedup vs PyTorch"]
+              "rest s", "speedup vs our FP32", "speedup vs PyTorch", "converted vs PyTorch FP32"]
     notes = [f"{args.net} at its ImageNet input size, batch {args.batch}, synthetic data, median of "
              f"{args.steps} steps after a warm-up step; DFP16 at {args.bits} bits (activations, weights, gradients), "
              "exact overflow policy; kernels with the default (untuned) blocking",
              "rest = batch norm, pooling, ReLU, residual adds, loss and SGD update (numpy, FP32)",
+             "PyTorch converted = the PyTorch model after dfpgen.torch.convert at the DFP16 numerics (convolutions "
+             "and the classifier in DFP16 kernels, the rest in torch FP32), its steps interleaved with PyTorch FP32's "
+             "in one process; its rest = torch's layers, autograd and the torch/numpy hand-over",
              "command: python benchmarks/bench_train.py " + " ".join(sys.argv[1:])]
     print(f"\nwrote {write_results('train', f'Training step: {args.net}', notes, header, rows, records)}")
 

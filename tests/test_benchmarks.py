@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import bench_dispatch  # noqa: E402
 import bench_overheads  # noqa: E402
 import bench_startup  # noqa: E402
+import bench_train  # noqa: E402
 import common  # noqa: E402
 
 SPEC = parse_descriptor("mb2ic40ih7oc24oh7kh3ph1")   # 20 pairs x 9 taps: flushed at bits 13
@@ -144,3 +145,37 @@ def test_startup_finds_the_input_shape_of_every_convolution(net, monkeypatch):
     assert model.forward(np.zeros((1, C, H, W), np.float32), train=False).shape == out
     assert [(layer.name, shape) for layer, shape in walked] == [(layer.name, shape) for layer, shape in seen]
     assert len(walked) == {"resnet50": 54, "googlenet_v1": 58}[net]
+# ------------------------------------------------------------------ benchmarks/bench_train.py
+
+PHASES = {"kernel fprop": 0.5, "kernel bprop": 0.25, "kernel wtgrad": 0.25, "quantize": 0.5, "layout": 0.25}
+
+
+def train_table(monkeypatch, torch_times) -> tuple[list, list, list]:
+    """bench_train.main's header, rows and records for 2 threads, on made-up step times."""
+    fake = {"fp32": {"seconds": 4.0, "phases": {"layout": 0.5}}, "dfp16": {"seconds": 2.0, "phases": PHASES}}
+    monkeypatch.setattr(bench_train, "ours", lambda net, numerics, *a: fake[numerics.precision])
+    monkeypatch.setattr(bench_train, "torch_step_times", lambda *a: torch_times)
+    written = {}
+    monkeypatch.setattr(bench_train, "write_results", lambda *a: written.update(zip(
+        ("name", "title", "notes", "header", "rows", "records"), a)) or "out.md")
+    monkeypatch.setattr(sys, "argv", ["bench_train.py", "--threads", "2", "--steps", "1"])
+    bench_train.main()
+    return written["header"], written["rows"], written["records"]
+
+
+def test_train_table_has_the_converted_torch_row(monkeypatch):
+    header, rows, records = train_table(monkeypatch, {"fp32_s": 3.0, "converted_s": 2.5, "phases": PHASES})
+    assert [r[0] for r in rows] == ["DFP16", "FP32 (ours)", "PyTorch FP32", "PyTorch converted"]
+    assert all(len(r) == len(header) for r in rows) and header[-1] == "converted vs PyTorch FP32"
+    converted = dict(zip(header, rows[3]))
+    assert converted["step s"] == "2.50" and converted["fprop s"] == "0.50" and converted["layout s"] == "0.25"
+    assert converted["rest s"] == "0.75" and converted["converted vs PyTorch FP32"] == "1.20"
+    assert dict(zip(header, rows[0]))["speedup vs PyTorch"] == "1.50"
+    assert records[0]["torch_converted_s"] == 2.5 and records[0]["torch_converted_phases"] == PHASES
+
+
+def test_train_table_without_torch_marks_its_rows(monkeypatch):
+    header, rows, records = train_table(monkeypatch, None)
+    assert [r[0] for r in rows] == ["DFP16", "FP32 (ours)", "PyTorch FP32", "PyTorch converted"]
+    assert rows[2][2:] == rows[3][2:] == ["-"] * (len(header) - 2)
+    assert dict(zip(header, rows[0]))["speedup vs PyTorch"] == "-" and records[0]["torch_s"] is None

@@ -36,6 +36,7 @@ from torch.nn import functional as F  # noqa: E402
 import dfpgen  # noqa: E402
 from dfpgen.core.target import ISAS, host  # noqa: E402
 from dfpgen.errors import DTypeError, NumericsError, PlanError, ShapeError, SpecError, TargetError  # noqa: E402
+from dfpgen.runtime.blocked_conv import run_blocked  # noqa: E402
 from dfpgen.torch import ConversionReport, DFPConv2d, DFPLinear, convert  # noqa: E402
 
 U32, U64 = 2.0**-24, 2.0**-53
@@ -528,28 +529,176 @@ def test_core_package_never_imports_torch():
     assert done.returncode == 0, done.stderr
 
 
-@pytest.mark.parametrize("dfp", [("act", "weight"), ("weight", "grad"), ()], ids=["act+weight", "weight+grad", "none"])
-def test_mixed_numerics_match_the_numpy_runtime(dfp):
-    """One LayerNumerics drives both runtimes: a DFPConv2d and a dfpgen.nn.Conv with the same numerics
-    (FP32 kinds left unquantized, their passes in FP32 kernels) give the same bits in all three passes."""
+def run_layer(layer, x: np.ndarray, dy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """y, dx and dw of one forward and backward pass of a bias-free layer."""
+    xt = torch.from_numpy(x.copy()).requires_grad_()
+    layer.weight.grad = None
+    y = layer(xt)
+    y.backward(torch.from_numpy(dy))
+    return y.detach().numpy(), xt.grad.numpy(), layer.weight.grad.numpy().reshape(layer.weight.shape)
+
+
+def conv2d_passes(layer, x, w, dy, numerics, x_shape=None):
+    """y, dx and dw from dfpgen.Conv2d on the same operands (quantized or not as it decides, with numpy)."""
+    op = dfpgen.Conv2d(layer.op(tuple(x_shape or x.shape)).spec, numerics=numerics, eager=False)
+    return op.fprop(x, w), op.bprop(dy, w), op.wtgrad(x, dy)
+
+
+@pytest.mark.parametrize("dfp", [("act", "weight"), ("weight", "grad"), ("grad",), ()],
+                         ids=["act+weight", "weight+grad", "grad", "none"])
+def test_mixed_numerics_run_every_pass_on_the_forward_operands(dfp):
+    """A mixed layer (some kinds FP32) quantizes its DFP kinds once, and every pass reads those values: an
+    FP32-kernel pass reads a DFP operand's quantized values, as Conv2d does on shared DFPTensors."""
     from dfpgen.core.numerics import LayerNumerics
-    from dfpgen.nn import Conv
 
     numerics = LayerNumerics(bits=10, dfp=dfp)
     rng = np.random.default_rng(3)
     x, w, dy = (rng.standard_normal(s).astype(np.float32) for s in ((2, 3, 6, 6), (4, 3, 3, 3), (2, 4, 6, 6)))
-    ours = Conv("c", 3, 4, 3, pad=1, numerics=numerics)
-    ours.weight.data = w.astype(np.float64)
-    y = ours.forward(x)
-    dx = ours.backward(dy)
     layer = DFPConv2d(3, 4, 3, padding=1, bias=False, numerics=numerics)
     layer.weight.data = torch.from_numpy(w)
-    xt = torch.from_numpy(x).requires_grad_()
-    yt = layer(xt)
-    yt.backward(torch.from_numpy(dy))
-    np.testing.assert_array_equal(yt.detach().numpy(), y)
-    np.testing.assert_array_equal(xt.grad.numpy(), dx)
-    np.testing.assert_array_equal(layer.weight.grad.numpy(), ours.weight.grad)
+    q = lambda a, kind: dfpgen.quantize(a, 10) if kind in dfp else a   # noqa: E731
+    want = conv2d_passes(layer, q(x, "act"), q(w, "weight"), q(dy, "grad"), numerics)
+    for got, expected in zip(run_layer(layer, x, dy), want):
+        np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("rounding", ["nearest", "chop"])
+def test_dfp_layer_matches_the_numpy_runtime(rounding):
+    """One LayerNumerics drives both runtimes: a DFPConv2d and a dfpgen.nn.Conv give the same bits in all
+    three passes. (Stochastic rounding numbers elements by position in the array quantized: NCHW here,
+    the blocked layout there, so the two draw alike only for plain arrays.)"""
+    from dfpgen.core.numerics import LayerNumerics
+    from dfpgen.nn import Conv
+
+    numerics = LayerNumerics(bits=10, rounding=rounding)
+    rng = np.random.default_rng(3)
+    x, w, dy = (rng.standard_normal(s).astype(np.float32) for s in ((2, 20, 6, 6), (4, 20, 3, 3), (2, 4, 6, 6)))
+    ours = Conv("c", 20, 4, 3, pad=1, numerics=numerics)
+    ours.weight.data = w.copy()
+    y = ours.forward(x)
+    dx = ours.backward(dy)
+    layer = DFPConv2d(20, 4, 3, padding=1, bias=False, numerics=numerics)
+    layer.weight.data = torch.from_numpy(w)
+    for got, expected in zip(run_layer(layer, x, dy), (y, dx, ours.weight.grad)):
+        np.testing.assert_array_equal(got, expected)
+
+
+BLOCKED_CASES = [  # (N, C, K, H, W, kernel, stride, pad, other nn.Conv2d options): ungrouped, run by run_blocked
+    (2, 3, 5, 9, 9, 3, 1, 1, {}),
+    (2, 4, 6, 10, 7, (3, 1), 2, 1, {}),
+    (2, 20, 36, 8, 8, 1, 2, 0, {}),                                        # channels across lane blocks
+    (1, 6, 4, 11, 9, 3, (1, 2), (2, 1), dict(dilation=(2, 1))),
+    (1, 8, 8, 7, 8, (2, 4), 1, "same", {}),
+    (2, 32, 64, 12, 12, 3, 1, 1, {}),
+]
+
+
+def blocked_case(case, rounding, seed=0, threads=None):
+    """A bias-free DFPConv2d for a case at 12 bits, and x, w, dy for it."""
+    N, C, K, H, W, ks, stride, pad, options = case
+    torch.manual_seed(seed)
+    layer = DFPConv2d(C, K, ks, stride, pad, bias=False, bits=12, rounding=rounding, threads=threads,
+                      seed=(seed,), **options)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, C, H, W)).astype(np.float32)
+    y_shape = F.conv2d(torch.from_numpy(x), layer.weight, None, layer.stride, layer.padding, layer.dilation).shape
+    return layer, x, layer.weight.detach().numpy().copy(), rng.standard_normal(tuple(y_shape)).astype(np.float32)
+
+
+@pytest.mark.parametrize("rounding", ["nearest", "nearest_even", "chop", "biased"])
+@pytest.mark.parametrize("case", BLOCKED_CASES)
+def test_blocked_path_gives_the_conv2d_results(case, rounding, monkeypatch):
+    """Quantizing with the generated kernels straight into each pass's layout (run_blocked) gives bit for bit
+    what Conv2d.fprop/bprop/wtgrad give on the same float operands (numpy quantization)."""
+    from dfpgen.frontends import torch as frontend
+
+    calls = []
+    monkeypatch.setattr(frontend, "run_blocked", lambda *a: calls.append(a[1].name) or run_blocked(*a))
+    layer, x, w, dy = blocked_case(case, rounding)
+    got = run_layer(layer, x, dy)
+    assert calls == ["fprop", "bprop", "wtgrad"]
+    for g, want in zip(got, conv2d_passes(layer, x, w, dy, layer.numerics)):
+        np.testing.assert_array_equal(g, want)
+
+
+def test_stochastic_rounding_draws_one_key_per_tensor():
+    """x and w are rounded with the first two keys of the layer's generator, dy with the third; every pass
+    that reads a tensor sees the same mantissas (dfpgen.quantize with the same StreamKey)."""
+    from dfpgen.core.stochastic import StreamKey
+
+    layer, x, w, dy = blocked_case(BLOCKED_CASES[2], "stochastic", seed=4)
+    rng = np.random.default_rng((4,))
+    kx, kw, kdy = (StreamKey(*(int(v) for v in rng.integers(0, 2**32, 2))) for _ in range(3))
+    q = lambda a, key: dfpgen.quantize(a, 12, "stochastic", seed=key)   # noqa: E731
+    want = conv2d_passes(layer, q(x, kx), q(w, kw), q(dy, kdy), layer.numerics, x.shape)
+    for g, expected in zip(run_layer(layer, x, dy), want):
+        np.testing.assert_array_equal(g, expected)
+
+
+@pytest.mark.parametrize("rounding", ["nearest", "stochastic"])
+@pytest.mark.parametrize("case", [BLOCKED_CASES[5], (4, 64, 64, 16, 16, 3, 1, 1, {})])
+def test_results_do_not_depend_on_the_thread_count(case, rounding):
+    results = []
+    for threads in (1, 2, 3):
+        layer, x, w, dy = blocked_case(case, rounding, seed=1, threads=threads)
+        assert layer.op(x.shape).threads == threads
+        results.append(run_layer(layer, x, dy))
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_linear_results_do_not_depend_on_the_thread_count():
+    results = []
+    for threads in (1, 2):
+        torch.manual_seed(0)
+        layer = DFPLinear(300, 70, bits=12, rounding="stochastic", seed=3, threads=threads)
+        x = torch.randn(40, 300, requires_grad=True)
+        y = layer(x)
+        y.backward(torch.ones_like(y))
+        results.append((y.detach(), x.grad, layer.weight.grad, layer.bias.grad))
+    for a, b in zip(*results):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+def test_non_finite_inputs_name_the_layer(groups):
+    layer = DFPConv2d(4, 4, 3, groups=groups)
+    layer.dfp_name = "features.3"
+    x = torch.randn(1, 4, 5, 5)
+    x[0, 1, 2, 3] = float("nan")
+    message = r"features.3 input: 1 NaN/Inf value\(s\), the first at index \(0, 1, 2, 3\)"
+    with pytest.raises(dfpgen.DFPGenError, match=message):
+        layer(x)
+
+
+def test_layers_sharing_an_op_run_from_two_threads():
+    """Layers of one shape share an op and its operand buffers; concurrent calls still give each its own result."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    layers, inputs = [], []
+    for seed in range(4):
+        layer, x, _, dy = blocked_case(BLOCKED_CASES[5], "nearest", seed=seed, threads=1)
+        layers.append(layer)
+        inputs.append((x, dy))
+    alone = [run_layer(layer, x, dy) for layer, (x, dy) in zip(layers, inputs)]
+    for _ in range(3):
+        with ThreadPoolExecutor(4) as pool:
+            together = list(pool.map(lambda i: run_layer(layers[i], *inputs[i]), range(4)))
+        for a, b in zip(alone, together):
+            for u, v in zip(a, b):
+                np.testing.assert_array_equal(u, v)
+
+
+def test_inputs_changed_in_place_before_backward_fail_as_in_torch():
+    """x and w are read again by the backward passes: an in-place change in between is an error, as for nn.Conv2d."""
+    layer = DFPConv2d(3, 4, 3, padding=1)
+    x = torch.randn(1, 3, 5, 5, requires_grad=True)
+    h = x * 1
+    y = layer(h)
+    h.mul_(2)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.sum().backward()
 
 
 def test_numerics_are_given_once():

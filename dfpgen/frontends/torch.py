@@ -4,12 +4,19 @@ DFP16 kernels, and `convert`, which swaps them into an existing model.
 Only this module, dfpgen.frontends.torch_zoo and dfpgen.frontends.distributed import torch (an optional
 extra: pip install 'dfpgen[torch]').
 Master weights, biases, the optimizer and every other layer stay FP32 in torch, as in Das et al.
+
+A layer's passes run through dfpgen.runtime.blocked_conv.run_blocked on zero-copy numpy views of the
+torch tensors: the generated, threaded data-movement kernels quantize x, w and dy straight into each
+pass's operand layout, and FPROP's and BPROP's blocked results come back as NCHW tensors. Grouped
+layers and layers with FP32 kinds keep the Conv2d.run path (numpy quantization).
 """
 
 from __future__ import annotations
 
 import copy
 import textwrap
+import threading
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,11 +26,14 @@ from torch.autograd.function import once_differentiable
 
 from dfpgen import passes
 from dfpgen.codegen.plan import Blocking, common
-from dfpgen.core.dfp import DFPTensor, quantize
-from dfpgen.core.numerics import LayerNumerics, layer_numerics
+from dfpgen.core.dfp import DFPTensor, _check_float_array, quantize
+from dfpgen.core.numerics import KINDS, LayerNumerics, layer_numerics
 from dfpgen.core.spec import ConvSpec
+from dfpgen.core.stochastic import StreamKey
 from dfpgen.core.target import resolve
 from dfpgen.errors import DTypeError, ShapeError, SpecError, TargetError
+from dfpgen.runtime.blocked import Blocked, Measured
+from dfpgen.runtime.blocked_conv import run_blocked
 from dfpgen.runtime.conv import Conv2d, _threads, choose_isa
 
 __all__ = ["ConversionReport", "DFPConv2d", "DFPLinear", "convert", "conv_support"]
@@ -74,7 +84,7 @@ def conv_support(kernel_size, stride=1, padding=0, dilation=1, groups=1, padding
 
 
 def _check_tensor(t: torch.Tensor, what: str, layer: str) -> np.ndarray:
-    """The tensor's data as a float32 numpy array (a view when it is contiguous: no copy)."""
+    """The tensor's data as a C-contiguous float32 numpy array (a view when it is contiguous: no copy)."""
     if t.device.type != "cpu":
         raise TargetError(f"{layer}: {what} is on device {t.device}; DFP layers run on the CPU: move the model "
                           f"and data there (.cpu())")
@@ -99,6 +109,11 @@ class _DFPLayer:
             return a   # an FP32 kind of a mixed layer: its passes run in FP32 kernels
         return quantize(a, n.bits_of(kind), n.rounding_of(kind), self.rng, name=f"{self.dfp_name} {what}")
 
+    def _key(self) -> StreamKey:
+        """The stochastic-rounding stream of one tensor, drawn from the layer's generator (so a seed repeats
+        it); one key per tensor, shared by the passes that read it, as dfpgen.nn.Conv draws them."""
+        return StreamKey(*(int(v) for v in self.rng.integers(0, 2**32, 2)))
+
     def op(self, x_shape: tuple) -> Conv2d:
         """The Conv2d that runs this layer on (N, C, H, W) inputs (a Linear's are (1, C, 1, batch)); each
         pass's kernel is compiled on its first use."""
@@ -111,6 +126,12 @@ class _DFPLayer:
             self._ops[x_shape] = _OPS[key]
         return self._ops[x_shape]
 
+    @property
+    def ops(self) -> tuple[Conv2d, ...]:
+        """The Conv2d ops this layer has run, one per input shape; layers of the same shape and numerics share
+        them, and with them their `timings` (where the time went, summed over those layers)."""
+        return tuple(self._ops.values())
+
     def __getstate__(self):
         # Compiled kernels are ctypes objects: copies and pickles (deepcopy, torch.save) recompile on use.
         state = dict(self.__dict__)
@@ -119,34 +140,105 @@ class _DFPLayer:
 
 
 class _DFPConvFunction(torch.autograd.Function):
-    """y = conv(x, w) in DFP16; the backward quantizes dy once for both bprop and wtgrad and reuses the
-    forward's quantized x and w, so all three passes see the same operands."""
+    """y = conv(x, w) in DFP16; x, w and dy are each quantized with one exponent and one stochastic-rounding
+    key shared by every pass that reads them, so all three passes see the same operands."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, layer: _DFPLayer) -> torch.Tensor:
         xn = _check_tensor(x, "input", layer.dfp_name)
         wn = _check_tensor(weight, "weight", layer.dfp_name)
         op = layer.op(tuple(xn.shape))
-        xq = layer._quantize(xn, "act", "input")
-        # Quantized on every call, never cached: a write through .data (p.data.add_(...), weight.data[...] = v)
-        # changes neither _version nor data_ptr, so no cheap key can tell that the weights changed.
-        wq = layer._quantize(wn, "weight", "weight")
-        # The input mantissas are only needed for wtgrad: int16 is half the memory autograd would keep.
-        ctx.dfp = (op, xq if ctx.needs_input_grad[1] else None, wq, layer)
-        return torch.from_numpy(np.ascontiguousarray(op.fprop(xq, wq)))
+        ctx.blocked = _runs_blocked(op)
+        if not ctx.blocked:
+            return _conv2d_forward(ctx, xn, wn, op, layer)
+        # The weights are quantized from the Parameter on every call, never cached: a write through .data
+        # (p.data.add_(...), weight.data[...] = v) changes neither _version nor data_ptr, so no cheap key
+        # could tell that they changed.
+        xm, wm = _measured(xn, layer, "input"), _measured(wn, layer, "weight")
+        keys = (layer._key(), layer._key())
+        y = _run(op, passes.FPROP, xm, wm, keys)
+        # Backward reads x and w again where they are views of the tensors (not copies): autograd keeps
+        # those, so an in-place change before backward fails there, as for nn.Conv2d, instead of quantizing
+        # other values.
+        need_x, need_w = ctx.needs_input_grad[:2]
+        ctx.save_for_backward(x if need_w and _shares(xn, x) else None, weight if need_x and _shares(wn, weight)
+                              else None)
+        ctx.dfp = (op, layer, xm if need_w else None, wm if need_x else None, keys)
+        return _nchw(y, op)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, dy: torch.Tensor):
-        op, xq, wq, layer = ctx.dfp
-        del ctx.dfp
         need_x, need_w = ctx.needs_input_grad[:2]
         if not (need_x or need_w):
+            del ctx.dfp
             return None, None, None
-        dyq = layer._quantize(_check_tensor(dy, "output gradient", layer.dfp_name), "grad", "output gradient")
-        dx = torch.from_numpy(np.ascontiguousarray(op.bprop(dyq, wq))) if need_x else None
-        dw = torch.from_numpy(np.ascontiguousarray(op.wtgrad(xq, dyq))) if need_w else None
+        if not ctx.blocked:
+            return _conv2d_backward(ctx, dy)
+        ctx.saved_tensors   # noqa: B018 -- raises if x or w changed in place since forward
+        op, layer, xm, wm, (key_x, key_w) = ctx.dfp
+        del ctx.dfp
+        dym = _measured(_check_tensor(dy, "output gradient", layer.dfp_name), layer, "output gradient")
+        key_dy = layer._key()
+        dx = _nchw(_run(op, passes.BPROP, dym, wm, (key_dy, key_w)), op) if need_x else None
+        dw = torch.from_numpy(_run(op, passes.WTGRAD, xm, dym, (key_x, key_dy))) if need_w else None
         return dx, dw, None
+
+
+def _runs_blocked(op: Conv2d) -> bool:
+    """Whether a layer's passes run through run_blocked: ungrouped (it refuses groups) and every kind DFP.
+    The others keep Conv2d.run, where a DFP operand of an FP32-kernel pass enters as its quantized values
+    and NaN passes through FP32 passes."""
+    return op.spec.groups == 1 and all(op.numerics.is_dfp(kind) for kind in KINDS)
+
+
+def _run(op: Conv2d, conv_pass, a, b, keys: tuple):
+    """run_blocked, one call per op at a time: layers of one shape share the op and its operand buffers,
+    which two threads (say two models trained side by side) must not fill at once."""
+    with op.__dict__.setdefault("_torch_lock", threading.Lock()):
+        return run_blocked(op, conv_pass, a, b, keys)
+
+
+def _shares(a: np.ndarray, t: torch.Tensor) -> bool:
+    """Whether numpy array `a` is a view of tensor t's memory (not a contiguous copy of it)."""
+    return a.ctypes.data == t.data_ptr()
+
+
+def _measured(a: np.ndarray, layer: _DFPLayer, what: str) -> Measured:
+    """a with its max|.| (the quantization's exponent, shared by every pass that reads it), measured now;
+    NaN/Inf raise NonFiniteError worded as dfpgen.quantize words it."""
+    operand = Measured(a)
+    if not np.isfinite(operand.max_abs()):
+        _check_float_array(a, f"{layer.dfp_name} {what}")
+    return operand
+
+
+def _nchw(result: Blocked, op: Conv2d) -> torch.Tensor:
+    """A blocked FPROP/BPROP result as an NCHW torch tensor (the conversion counted as layout time)."""
+    start = time.perf_counter()
+    out = torch.from_numpy(result.nchw(op.threads))
+    op.timings["layout"] = op.timings.get("layout", 0.0) + time.perf_counter() - start
+    return out
+
+
+def _conv2d_forward(ctx, xn: np.ndarray, wn: np.ndarray, op: Conv2d, layer: _DFPLayer) -> torch.Tensor:
+    """FPROP through Conv2d.run on DFPTensors (numpy quantization), for layers run_blocked does not take."""
+    xq = layer._quantize(xn, "act", "input")
+    wq = layer._quantize(wn, "weight", "weight")
+    # The input mantissas are only needed for wtgrad: int16 is half the memory autograd would keep.
+    ctx.dfp = (op, xq if ctx.needs_input_grad[1] else None, wq, layer)
+    return torch.from_numpy(np.ascontiguousarray(op.fprop(xq, wq)))
+
+
+def _conv2d_backward(ctx, dy: torch.Tensor) -> tuple:
+    """BPROP and WTGRAD through Conv2d.run, dy quantized once for both."""
+    op, xq, wq, layer = ctx.dfp
+    del ctx.dfp
+    need_x, need_w = ctx.needs_input_grad[:2]
+    dyq = layer._quantize(_check_tensor(dy, "output gradient", layer.dfp_name), "grad", "output gradient")
+    dx = torch.from_numpy(np.ascontiguousarray(op.bprop(dyq, wq))) if need_x else None
+    dw = torch.from_numpy(np.ascontiguousarray(op.wtgrad(xq, dyq))) if need_w else None
+    return dx, dw, None
 
 
 class DFPConv2d(_DFPLayer, nn.Conv2d):
