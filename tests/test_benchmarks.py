@@ -145,6 +145,8 @@ def test_startup_finds_the_input_shape_of_every_convolution(net, monkeypatch):
     assert model.forward(np.zeros((1, C, H, W), np.float32), train=False).shape == out
     assert [(layer.name, shape) for layer, shape in walked] == [(layer.name, shape) for layer, shape in seen]
     assert len(walked) == {"resnet50": 54, "googlenet_v1": 58}[net]
+
+
 # ------------------------------------------------------------------ benchmarks/bench_train.py
 
 PHASES = {"kernel fprop": 0.5, "kernel bprop": 0.25, "kernel wtgrad": 0.25, "quantize": 0.5, "layout": 0.25}
