@@ -31,7 +31,7 @@ def ours(net_name: str, numerics: LayerNumerics, batch: int, steps: int, threads
     convs = [layer for layer in net.layers() if isinstance(layer, (Conv, Linear))]
     x = rng.standard_normal((batch, *shape), dtype=np.float32)
     y = rng.integers(0, convs[-1].K, batch)   # the classifier's classes (1000 for the ImageNet networks)
-    loss, opt = SoftmaxCrossEntropy(), SGD(net.params, 0.01)
+    loss, opt = SoftmaxCrossEntropy(), SGD(net.params, 0.01, threads=threads)
 
     def step():
         opt.zero_grad()
