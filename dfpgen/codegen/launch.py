@@ -44,7 +44,9 @@ def run_ranges(call: Callable[[int, int, int], object], ranges: list[tuple[int, 
     if len(ranges) == 1:
         call(0, *ranges[0])
         return
-    futures = [_pool(len(ranges)).submit(call, i, b, e) for i, (b, e) in enumerate(ranges)]
+    # The caller runs the first range itself: one thread handoff fewer per call, which short kernels feel.
+    futures = [_pool(len(ranges) - 1).submit(call, i, b, e) for i, (b, e) in enumerate(ranges) if i]
+    call(0, *ranges[0])
     for f in futures:
         f.result()
 
@@ -65,6 +67,7 @@ def run_shares(call: Callable[[int, int, int], object], shares) -> None:
         for i in range(len(shares)):
             work(i)
         return
-    futures = [_pool(len(shares)).submit(work, i) for i in range(len(shares))]
+    futures = [_pool(len(shares) - 1).submit(work, i) for i in range(1, len(shares))]
+    work(0)
     for f in futures:
         f.result()
