@@ -87,6 +87,7 @@ def torch_step_times(batch: int, steps: int, threads: int, numerics: LayerNumeri
     layers' summed phase times; None without PyTorch."""
     try:
         import torch
+
         from dfpgen.torch import convert
     except ImportError:
         return None
