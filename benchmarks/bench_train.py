@@ -178,7 +178,10 @@ def main() -> None:
     notes = [f"{args.net} at its ImageNet input size, batch {args.batch}, synthetic data, median of "
              f"{args.steps} steps after a warm-up step; DFP16 at {args.bits} bits (activations, weights, gradients), "
              "exact overflow policy; kernels with the default (untuned) blocking",
-             "rest = batch norm, pooling, ReLU, residual adds, loss and SGD update (numpy, FP32)",
+             "quantize = operands quantized straight into the kernels' layouts (generated data-movement kernels); "
+             "layout = FP32 operands and results moved between layouts",
+             "rest = batch norm, ReLU, residual joins and SGD (generated pointwise kernels), pooling and the loss "
+             "(numpy), FP32",
              "PyTorch converted = the PyTorch model after dfpgen.torch.convert at the DFP16 numerics (convolutions "
              "and the classifier in DFP16 kernels, the rest in torch FP32), its steps interleaved with PyTorch FP32's "
              "in one process; its rest = torch's layers, autograd and the torch/numpy hand-over",
