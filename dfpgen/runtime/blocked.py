@@ -100,7 +100,7 @@ class Measured:
         return self.max_abs()
 
 
-def empty_blocked(shape: tuple, threads: int | None = None, zero: bool = False) -> np.ndarray:
+def empty_blocked(shape: tuple, zero: bool = False) -> np.ndarray:
     """A 64-byte-aligned [N][C/L][H][W][L] float32 buffer for an NCHW shape (zeroed when asked)."""
     N, C, H, W = shape
     L = lanes()
