@@ -174,7 +174,7 @@ def test_resnet50_layer(spec, isa):
     """Every distinct resnet50 layer shape (N=1, full size, the default BPROP blocking): exact with small
     mantissas, within the flush bound with full-range 16-bit ones. (FPROP, compiled by the constructor,
     gets a fixed blocking: its cost-model search is not what this file tests and takes seconds.)"""
-    op = Conv2d(spec, isa=isa, threads=THREADS, blocking={"fprop": Blocking()})
+    op = Conv2d(spec, bits=16, isa=isa, threads=THREADS, blocking={"fprop": Blocking()})
     plan = op.kernel(PASS).plan
     rng = np.random.default_rng(len(spec.name) * 7919 + spec.C)
     limit = small_limit(spec)
@@ -440,11 +440,11 @@ def test_threads_bit_identical(spec, isa):
     else:
         dym, wm = operands(rng, spec, 32767, 32767)
         dy, w = DFPTensor(dym, -8), DFPTensor(wm, -9)
-    first = Conv2d(spec, isa=isa, threads=1, precision=precision)
+    first = Conv2d(spec, bits=16, isa=isa, threads=1, precision=precision)   # full-range 16-bit mantissas
     blocking = first.kernel(PASS).plan.blocking          # the same kernel for every thread count
     results = [first.run(PASS, dy, w)]
     for threads in (2, 3, 7):
-        op = Conv2d(spec, isa=isa, threads=threads, precision=precision, blocking={PASS: blocking})
+        op = Conv2d(spec, bits=16, isa=isa, threads=threads, precision=precision, blocking={PASS: blocking})
         assert op.kernel(PASS).plan.items >= 1
         results.append(op.run(PASS, dy, w))
     for dx, m in results[1:]:

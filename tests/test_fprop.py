@@ -178,7 +178,7 @@ CATALOG_SAMPLE = _catalog_sample(CATALOG_SPECS)
 def check_catalog_layer(spec, isa):
     """Full spatial size at N=1, default blocking: exact with small mantissas, within the flush bound
     with full-range 16-bit ones."""
-    op = Conv2d(spec, isa=isa, threads=THREADS)
+    op = Conv2d(spec, bits=16, isa=isa, threads=THREADS)
     plan = op.kernels["fprop"].plan
     rng = np.random.default_rng(len(spec.name) * 7919 + spec.C)
     limit = ref.small_mant_limit(spec.C, spec.R, spec.S)
@@ -331,7 +331,7 @@ def test_threads_bit_identical(spec, isa):
         x, w = DFPTensor(xm, -8), DFPTensor(wm, -9)
     results = []
     for threads in (1, 2, 3, 7):
-        op = Conv2d(spec, isa=isa, threads=threads, precision=precision)
+        op = Conv2d(spec, bits=16, isa=isa, threads=threads, precision=precision)   # full-range 16-bit mantissas
         results.append(op.fprop_maxabs(x, w))
     for y, m in results[1:]:
         assert y.tobytes() == results[0][0].tobytes() and m == results[0][1]
@@ -553,7 +553,7 @@ def test_dfp_tensor_wider_than_numerics_is_not_silently_wrong(isa):
 @pytest.mark.parametrize("isa", DFP_ISAS[:1])
 def test_dfp_tensor_changed_in_place_is_not_stale(isa):
     spec = ConvSpec(1, 5, 7, 4, 4, 3, 3, 1, 1)
-    op = Conv2d(spec, isa=isa, threads=THREADS)
+    op = Conv2d(spec, bits=16, isa=isa, threads=THREADS)   # takes DFPTensor's default, the full word
     rng = np.random.default_rng(8)
     xm, wm = mantissas(rng, spec, 50, 50)
     x, w = DFPTensor(xm.copy(), 0), DFPTensor(wm.copy(), 0)

@@ -217,7 +217,7 @@ def test_resnet50_layer(spec, isa):
     """Every distinct resnet50 layer shape (N=1, full size, the default WTGRAD blocking): exact with small
     mantissas, within the flush bound with full-range 16-bit ones (conv1 reduces 12544 products per dw,
     6272 flushes). FPROP, compiled by the constructor, gets a fixed blocking (its search is not tested here)."""
-    op = Conv2d(spec, isa=isa, threads=THREADS, blocking={"fprop": Blocking()})
+    op = Conv2d(spec, bits=16, isa=isa, threads=THREADS, blocking={"fprop": Blocking()})
     plan = op.kernel(PASS).plan
     rng = np.random.default_rng(len(spec.name) * 7919 + spec.K)
     limit = small_limit(spec)
@@ -422,7 +422,8 @@ def test_maxabs_is_of_the_result_not_of_partial_sums(isa):
     precision = ISAS[isa].precision
     x, dy = (DFPTensor(xm, 0), DFPTensor(dym, 0)) if precision == "dfp16" else \
         (xm.astype(np.float32), dym.astype(np.float32))
-    op = Conv2d(spec, isa=isa, precision=precision, threads=THREADS, blocking={PASS: Blocking(kv=1, wb=2, hb=1, rb=spec.P)})
+    op = Conv2d(spec, bits=16, isa=isa, precision=precision, threads=THREADS,
+                blocking={PASS: Blocking(kv=1, wb=2, hb=1, rb=spec.P)})
     assert len(op.kernel(PASS).plan.reduction_blocks) == 2
     dw, m = op.run(PASS, x, dy)
     assert not np.any(dw) and m == 0.0
@@ -473,11 +474,11 @@ def test_threads_bit_identical(spec, isa):
     else:
         xm, dym = operands(rng, spec, 32767, 32767)
         x, dy = DFPTensor(xm, -8), DFPTensor(dym, -9)
-    first = Conv2d(spec, isa=isa, threads=1, precision=precision)
+    first = Conv2d(spec, bits=16, isa=isa, threads=1, precision=precision)   # full-range 16-bit mantissas
     blocking = first.kernel(PASS).plan.blocking          # the same kernel for every thread count
     results = [first.run(PASS, x, dy)]
     for threads in (2, 3, 7):
-        op = Conv2d(spec, isa=isa, threads=threads, precision=precision, blocking={PASS: blocking})
+        op = Conv2d(spec, bits=16, isa=isa, threads=threads, precision=precision, blocking={PASS: blocking})
         results.append(op.run(PASS, x, dy))
     for dw, m in results[1:]:
         assert dw.tobytes() == results[0][0].tobytes() and m == results[0][1]

@@ -100,12 +100,11 @@ class LayerNumerics:
     """A layer's numerics, for every pass and front end: per operand kind its bits and rounding,
     which kinds are DFP at all, the overflow policy and accumulate chain, and the DFP16 ISA.
 
-    `bits` (default 14, two bits of headroom in the 16-bit word: see DEFAULT_BITS) and `rounding` apply to
-    activations; `bits_w` (default: bits) to weights, `bits_grad`
-    (default: bits) and `grad_rounding` (default: rounding; "stochastic" is the usual choice) to
-    gradients. `precision="fp32"` runs every pass in FP32 kernels; `dfp` names the kinds that are
-    quantized in a dfp16 layer (the others stay FP32). Batch norm, the loss, the update and the
-    master weights are always FP32, as in Das et al."""
+    `bits` (default 14, two bits of headroom in the 16-bit word: see DEFAULT_BITS) and `rounding` apply
+    to activations; `bits_w` (default: bits) to weights, `bits_grad` (default: bits) and `grad_rounding`
+    (default: rounding; "stochastic" is the usual choice) to gradients. `precision="fp32"` runs every
+    pass in FP32 kernels; `dfp` names the kinds that are quantized in a dfp16 layer (the others stay
+    FP32). Batch norm, the loss, the update and the master weights are always FP32, as in Das et al."""
 
     precision: str = "dfp16"
     bits: int = DEFAULT_BITS      # 14: the paper's two bits of headroom (dfpgen.core.dfp.DEFAULT_BITS says why)

@@ -16,7 +16,7 @@ from dfpgen import passes
 from dfpgen.codegen.kernel import default_threads
 from dfpgen.codegen.plan import Blocking
 from dfpgen.core import catalog
-from dfpgen.core.dfp import DEFAULT_BITS, MAX_BITS, MIN_BITS, ROUNDING_MODES
+from dfpgen.core.dfp import DEFAULT_BITS, MAX_BITS, MIN_BITS, ROUNDING_MODES, safe_chain
 from dfpgen.core.numerics import OVERFLOW_POLICIES, LayerNumerics
 from dfpgen.core.target import DFP_ISAS, ISAS, host
 from dfpgen.errors import CatalogError, DFPGenError, SpecError
@@ -199,7 +199,9 @@ def _numerics_options(fn):
     for option in reversed([
         click.option("--bits", type=_BITS, default=DEFAULT_BITS, show_default=True,
                      help="Operand bits (input and weights) of the DFP tensors; the default, the paper's, leaves "
-                          "two bits of headroom in the 16-bit word (exact INT32 chains of 16 instructions; 1 at 16)."),
+                          "two bits of headroom in the 16-bit word (exact INT32 chains of "
+                          f"{safe_chain(DEFAULT_BITS, DEFAULT_BITS)} instructions; "
+                          f"{safe_chain(MAX_BITS, MAX_BITS)} at {MAX_BITS})."),
         click.option("--rounding", type=click.Choice(ROUNDING_MODES), default="nearest", show_default=True),
         click.option("--overflow", type=click.Choice(OVERFLOW_POLICIES), default="exact", show_default=True,
                      help="exact: chain <= safe_chain (proven); saturate: vpdpwssds; wrap: explicit --chain."),
