@@ -25,10 +25,10 @@ from dfpgen.core.catalog import select
 from dfpgen.core.dfp import max_mantissa
 from dfpgen.core.target import ISAS, host
 from dfpgen.errors import PlanError, ShapeError, TargetError
-from dfpgen.runtime.execute import prepare
 
 import oracle_backward as ref
 from refusals import assert_wider_operands_refused
+from splits import assert_some_share_has_several_ranges, assert_split_bit_identical
 
 PASS = "bprop"
 HOST = host()
@@ -456,9 +456,6 @@ def test_threads_bit_identical(spec, isa):
 SPLIT_1X1 = [ConvSpec(3, 40, 24, 7, 5, 1, 1, 1, 0), ConvSpec(2, 33, 17, 5, 5, 1, 1, 2, 0),
              ConvSpec(2, 200, 96, 4, 4, 1, 1, 2, 0), ConvSpec(4, 64, 64, 14, 14, 1, 1, 1, 0),
              ConvSpec(4, 520, 260, 1, 1, 1, 1, 1, 0)]
-# Besides each thread count's default: two vector blocks of 64 channels, which 3 and 5 threads split by
-# channel chunks in WTGRAD (a share of several item ranges), or FPROP and BPROP by rows.
-SPLIT_BLOCKING = Blocking(kv=2, wb=13, hb=1)
 
 
 @pytest.mark.parametrize("isa", DFP_ISAS[:1])
@@ -470,26 +467,13 @@ def test_1x1_split_bit_identical_at_any_thread_count(spec, isa):
     flush bound elsewhere."""
     rng = np.random.default_rng([sum(spec.shape_key()), 21])
     dym, wm = operands(rng, spec, 8191, 8191)
-    results = []
-    for threads, blocking in ((t, b) for t in (1, 2, 3, 5) for b in (None, SPLIT_BLOCKING)):
-        kernel = Conv2d(spec, bits=14, isa=isa, threads=threads, blocking={PASS: blocking}, eager=False).kernel(PASS)
-        assert (len(kernel.plan.split(threads).shares) > 1) == (threads > 1)
-        ready = prepare(kernel, dym.astype(np.int16), wm.astype(np.int16))
-        ready.out.fill(np.nan)                          # an output no share writes stays NaN
-        ready.run(2.0**-12, threads)
-        assert not np.isnan(ready.result()).any()     # (the bound check lets NaN through)
-        check_dfp(ready.result(), dym, wm, spec, kernel.plan.flushes, -12, f"{threads} threads, {blocking}")
-        results.append(ready.result())
-    assert all(r.tobytes() == results[0].tobytes() for r in results[1:])
+    assert_split_bit_identical(spec, isa, PASS, dym, wm,
+                               lambda got, flushes, what: check_dfp(got, dym, wm, spec, flushes, -12, what))
 
 
 def test_1x1_split_cases_include_shares_of_several_ranges():
     """The cases above run shares of several item ranges (boxes that are not contiguous in item order)."""
-    isa = DFP_ISAS[0]
-    ranges = [len(share) for spec in SPLIT_1X1 for t in (2, 3, 5) for b in (None, SPLIT_BLOCKING)
-              for share in Conv2d(spec, bits=14, isa=isa, threads=t, blocking={PASS: b},
-                                  eager=False).kernel(PASS).plan.split(t).shares]
-    assert max(ranges) > 1
+    assert_some_share_has_several_ranges(SPLIT_1X1, DFP_ISAS[0], PASS)
 
 
 # ----------------------------------------------------------------------- worst-case overflow
