@@ -48,6 +48,17 @@ def settings() -> Settings:
     )
 
 
+def openmp_wait_policy() -> str | None:
+    """OMP_WAIT_POLICY as set now (None when unset): how idle OpenMP threads (PyTorch's) wait."""
+    return os.environ.get("OMP_WAIT_POLICY") or None
+
+
+def prefer_passive_openmp() -> None:
+    """Set OMP_WAIT_POLICY=PASSIVE unless a policy is set: an OpenMP runtime loaded afterwards (PyTorch's) then
+    lets its idle threads sleep instead of spinning on the cores dfpgen's kernel threads need."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 @dataclass(frozen=True)
 class World:
     """This process's place in a torchrun job: its rank, the number of ranks, and the ranks on this machine."""

@@ -8,6 +8,8 @@ import pytest
 
 # Kernels compiled by the tests must not land in (or come from) the user's cache.
 os.environ.setdefault("DFPGEN_CACHE_DIR", tempfile.mkdtemp(prefix="dfpgen-test-cache-"))
+# Test modules import torch before dfpgen.torch; idle torch threads must not spin on the cores the DFP layers use.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def pytest_addoption(parser):

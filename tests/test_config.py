@@ -85,3 +85,15 @@ def test_cli_commands_say_so_in_one_line(tmp_path, monkeypatch):
     monkeypatch.setenv("DFPGEN_CACHE_DIR", str(tmp_path / "file" / "cache"))
     result = CliRunner().invoke(main, ["peak"])
     assert result.exit_code == 1 and result.output.strip().count("\n") == 0 and "DFPGEN_CACHE_DIR" in result.output
+
+
+def test_passive_openmp_is_a_default_the_user_can_override(monkeypatch):
+    from dfpgen.config import openmp_wait_policy, prefer_passive_openmp
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    assert openmp_wait_policy() is None
+    prefer_passive_openmp()
+    assert openmp_wait_policy() == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    prefer_passive_openmp()
+    assert openmp_wait_policy() == "ACTIVE"

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -619,6 +620,60 @@ def test_blocked_path_gives_the_conv2d_results(case, rounding, monkeypatch):
     assert calls == ["fprop", "bprop", "wtgrad"]
     for g, want in zip(got, conv2d_passes(layer, x, w, dy, layer.numerics)):
         np.testing.assert_array_equal(g, want)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("case", [BLOCKED_CASES[0], BLOCKED_CASES[2], BLOCKED_CASES[5]])
+def test_channels_last_tensors_stay_channels_last_with_the_same_values(case, threads):
+    """A channels-last x (and dy) is read in place and y and dx come back channels-last, as nn.Conv2d keeps
+    the memory format; the values are the NCHW run's bit for bit."""
+    layer, x, w, dy = blocked_case(case, "nearest", threads=threads)
+    want = run_layer(layer, x, dy)
+    xt = torch.from_numpy(x).to(memory_format=torch.channels_last).requires_grad_()
+    layer.weight.grad = None
+    y = layer(xt)
+    assert y.is_contiguous(memory_format=torch.channels_last) or y.shape[1] == 1
+    y.backward(torch.from_numpy(dy).to(memory_format=torch.channels_last))
+    assert xt.grad.is_contiguous(memory_format=torch.channels_last) or x.shape[1] == 1
+    for got, expected in zip((y.detach().numpy(), xt.grad.numpy(), layer.weight.grad.numpy()), want):
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_stochastic_rounding_numbers_elements_by_memory_position():
+    """Stochastic draws go by an element's position in memory: a channels-last x rounds as dfpgen.quantize
+    rounds its NHWC array under the same key."""
+    from dfpgen.core.stochastic import StreamKey
+
+    layer, x, w, dy = blocked_case(BLOCKED_CASES[2], "stochastic", seed=4)
+    rng = np.random.default_rng((4,))
+    kx, kw, kdy = (StreamKey(*(int(v) for v in rng.integers(0, 2**32, 2))) for _ in range(3))
+    nhwc = lambda a: np.ascontiguousarray(a.transpose(0, 2, 3, 1))   # noqa: E731
+    q = lambda a, key: dfpgen.quantize(a, 12, "stochastic", seed=key)   # noqa: E731
+    xq = q(nhwc(x), kx).to_float().transpose(0, 3, 1, 2)
+    dyq = q(nhwc(dy), kdy).to_float().transpose(0, 3, 1, 2)
+    want = conv2d_passes(layer, xq, q(w, kw), dyq, layer.numerics, x.shape)
+    xt = torch.from_numpy(x).to(memory_format=torch.channels_last).requires_grad_()
+    y = layer(xt)
+    y.backward(torch.from_numpy(dy).to(memory_format=torch.channels_last))
+    for got, expected in zip((y.detach().numpy(), xt.grad.numpy(), layer.weight.grad.numpy()), want):
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_torch_imported_first_warns_once_about_spinning_threads(monkeypatch):
+    """With torch loaded before dfpgen.torch and OMP_WAIT_POLICY unset, a multi-threaded DFP layer says once
+    how to stop torch's OpenMP threads from spinning on its cores; a single thread never warns."""
+    from dfpgen.frontends import torch as frontend
+
+    monkeypatch.setattr(frontend, "_TORCH_SPINS", True)
+    monkeypatch.setattr(frontend, "_spin_warned", False)
+    layer, x, w, dy = blocked_case(BLOCKED_CASES[0], "nearest", threads=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        run_layer(layer, x, dy)
+    layer, x, w, dy = blocked_case(BLOCKED_CASES[0], "nearest", threads=2)
+    with pytest.warns(RuntimeWarning, match="OMP_WAIT_POLICY=PASSIVE") as caught:
+        run_layer(layer, x, dy)
+    assert len(caught) == 1
 
 
 def test_stochastic_rounding_draws_one_key_per_tensor():

@@ -14,13 +14,25 @@ layers and layers with FP32 kinds keep the Conv2d.run path (numpy quantization).
 from __future__ import annotations
 
 import copy
+import sys
 import textwrap
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
+
+from dfpgen.config import openmp_wait_policy, prefer_passive_openmp
+
+# After each parallel region PyTorch's OpenMP threads spin, waiting for the next one, on the cores that
+# dfpgen's kernel threads need: a converted model ran 1.35x slower on 2 cores (docs/experiments.md §9).
+# The policy is read once, when torch loads its OpenMP runtime, so it is set here unless torch came first.
+_TORCH_SPINS = "torch" in sys.modules and openmp_wait_policy() is None
+if "torch" not in sys.modules:
+    prefer_passive_openmp()
+
+import torch  # noqa: E402  # isort: skip
 from torch import nn
 from torch.autograd.function import once_differentiable
 
@@ -35,6 +47,8 @@ from dfpgen.errors import DTypeError, ShapeError, SpecError, TargetError
 from dfpgen.runtime.blocked import Blocked, Measured
 from dfpgen.runtime.blocked_conv import run_blocked
 from dfpgen.runtime.conv import Conv2d, _threads, choose_isa
+
+_spin_warned = False
 
 __all__ = ["ConversionReport", "DFPConv2d", "DFPLinear", "convert", "conv_support"]
 
@@ -83,14 +97,23 @@ def conv_support(kernel_size, stride=1, padding=0, dilation=1, groups=1, padding
                 pad_bottom=pads[1], pad_w=pads[2], pad_right=pads[3])
 
 
-def _check_tensor(t: torch.Tensor, what: str, layer: str) -> np.ndarray:
-    """The tensor's data as a C-contiguous float32 numpy array (a view when it is contiguous: no copy)."""
+def _check_tensor(t: torch.Tensor, what: str, layer: str, channels_last: bool = False) -> np.ndarray:
+    """The tensor's data as a float32 numpy array: a view of a contiguous tensor, or with `channels_last` of a
+    channels-last one too (its strides kept), else a C-contiguous copy."""
     if t.device.type != "cpu":
         raise TargetError(f"{layer}: {what} is on device {t.device}; DFP layers run on the CPU: move the model "
                           f"and data there (.cpu())")
     if t.dtype != torch.float32:
         raise DTypeError(f"{layer}: {what} has dtype {t.dtype}; DFP layers take torch.float32 only")
-    return t.detach().contiguous().numpy()
+    t = t.detach()
+    if channels_last and _is_channels_last(t):
+        return t.numpy()
+    return t.contiguous().numpy()
+
+
+def _is_channels_last(t: torch.Tensor) -> bool:
+    """Whether a 4-D tensor is laid out NHWC (and not also NCHW: then either view is the same memory)."""
+    return t.dim() == 4 and not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last)
 
 
 class _DFPLayer:
@@ -145,7 +168,7 @@ class _DFPConvFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, layer: _DFPLayer) -> torch.Tensor:
-        xn = _check_tensor(x, "input", layer.dfp_name)
+        xn = _check_tensor(x, "input", layer.dfp_name, channels_last=True)
         wn = _check_tensor(weight, "weight", layer.dfp_name)
         op = layer.op(tuple(xn.shape))
         ctx.blocked = _runs_blocked(op)
@@ -154,7 +177,7 @@ class _DFPConvFunction(torch.autograd.Function):
         # The weights are quantized from the Parameter on every call, never cached: a write through .data
         # (p.data.add_(...), weight.data[...] = v) changes neither _version nor data_ptr, so no cheap key
         # could tell that they changed.
-        xm, wm = _measured(xn, layer, "input"), _measured(wn, layer, "weight")
+        xm, wm = _measured(xn, x, layer, "input"), _measured(wn, weight, layer, "weight")
         keys = (layer._key(), layer._key())
         y = _run(op, passes.FPROP, xm, wm, keys)
         # Backward reads x and w again where they are views of the tensors (not copies): autograd keeps
@@ -164,7 +187,7 @@ class _DFPConvFunction(torch.autograd.Function):
         ctx.save_for_backward(x if need_w and _shares(xn, x) else None, weight if need_x and _shares(wn, weight)
                               else None)
         ctx.dfp = (op, layer, xm if need_w else None, wm if need_x else None, keys)
-        return _nchw(y, op)
+        return _as_tensor(y, op, channels_last=_is_channels_last(x))
 
     @staticmethod
     @once_differentiable
@@ -178,9 +201,11 @@ class _DFPConvFunction(torch.autograd.Function):
         ctx.saved_tensors   # noqa: B018 -- raises if x or w changed in place since forward
         op, layer, xm, wm, (key_x, key_w) = ctx.dfp
         del ctx.dfp
-        dym = _measured(_check_tensor(dy, "output gradient", layer.dfp_name), layer, "output gradient")
+        dym = _measured(_check_tensor(dy, "output gradient", layer.dfp_name, channels_last=True), dy, layer,
+                        "output gradient")
         key_dy = layer._key()
-        dx = _nchw(_run(op, passes.BPROP, dym, wm, (key_dy, key_w)), op) if need_x else None
+        dx = _as_tensor(_run(op, passes.BPROP, dym, wm, (key_dy, key_w)), op, channels_last=_is_channels_last(dy)) \
+            if need_x else None
         dw = torch.from_numpy(_run(op, passes.WTGRAD, xm, dym, (key_x, key_dy))) if need_w else None
         return dx, dw, None
 
@@ -195,8 +220,21 @@ def _runs_blocked(op: Conv2d) -> bool:
 def _run(op: Conv2d, conv_pass, a, b, keys: tuple):
     """run_blocked, one call per op at a time: layers of one shape share the op and its operand buffers,
     which two threads (say two models trained side by side) must not fill at once."""
+    if op.threads > 1 and _TORCH_SPINS:
+        _warn_spinning(op.threads)
     with op.__dict__.setdefault("_torch_lock", threading.Lock()):
         return run_blocked(op, conv_pass, a, b, keys)
+
+
+def _warn_spinning(threads: int) -> None:
+    """Say once that torch's busy-waiting OpenMP threads slow the DFP layers, and how to stop them."""
+    global _spin_warned
+    if not _spin_warned:
+        _spin_warned = True
+        warnings.warn(f"dfpgen.torch: torch was imported first with OMP_WAIT_POLICY unset, so its idle OpenMP "
+                      f"threads spin on the cores the DFP layers' {threads} threads need; set "
+                      f"OMP_WAIT_POLICY=PASSIVE in the environment, or import dfpgen.torch before torch",
+                      RuntimeWarning, stacklevel=5)
 
 
 def _shares(a: np.ndarray, t: torch.Tensor) -> bool:
@@ -204,19 +242,25 @@ def _shares(a: np.ndarray, t: torch.Tensor) -> bool:
     return a.ctypes.data == t.data_ptr()
 
 
-def _measured(a: np.ndarray, layer: _DFPLayer, what: str) -> Measured:
-    """a with its max|.| (the quantization's exponent, shared by every pass that reads it), measured now;
-    NaN/Inf raise NonFiniteError worded as dfpgen.quantize words it."""
-    operand = Measured(a)
+def _measured(a: np.ndarray, t: torch.Tensor, layer: _DFPLayer, what: str) -> Measured:
+    """a (a view or copy of tensor t) with its max|.| (the quantization's exponent, shared by every pass that
+    reads it), measured now in one pass over t on torch's threads; NaN/Inf raise NonFiniteError worded as
+    dfpgen.quantize words it."""
+    if not a.size:
+        return Measured(a, 0.0)
+    low, high = torch.aminmax(t.detach())
+    operand = Measured(a, max(float(high), -float(low)))
     if not np.isfinite(operand.max_abs()):
         _check_float_array(a, f"{layer.dfp_name} {what}")
     return operand
 
 
-def _nchw(result: Blocked, op: Conv2d) -> torch.Tensor:
-    """A blocked FPROP/BPROP result as an NCHW torch tensor (the conversion counted as layout time)."""
+def _as_tensor(result: Blocked, op: Conv2d, channels_last: bool) -> torch.Tensor:
+    """A blocked FPROP/BPROP result as a torch tensor, channels-last when the pass's input was (as nn.Conv2d
+    keeps the memory format), else NCHW; the conversion counts as layout time."""
     start = time.perf_counter()
-    out = torch.from_numpy(result.nchw(op.threads))
+    out = torch.empty(result.shape, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    result.unblock_into(out.numpy(), op.threads)
     op.timings["layout"] = op.timings.get("layout", 0.0) + time.perf_counter() - start
     return out
 

@@ -72,7 +72,14 @@ class Blocked:
 
     def nchw(self, threads: int) -> np.ndarray:
         """The tensor as a new C-contiguous float32 NCHW array."""
-        out = np.empty(self.shape, np.float32)
+        return self.unblock_into(np.empty(self.shape, np.float32), threads)
+
+    def unblock_into(self, out: np.ndarray, threads: int) -> np.ndarray:
+        """Write the tensor into `out`, a float32 array of the NCHW shape in any layout (a channels-last
+        view moves 16-channel runs instead of gathering); returns out."""
+        if out.shape != self.shape or out.dtype != np.float32:
+            raise ShapeError(f"Blocked: expected a float32 destination of shape {self.shape}, got {out.dtype} "
+                             f"{out.shape}")
         fill(out, unblock_rows(self.data, out), self.data, lambda a: _numpy_unblock(a, self.channels), threads)
         return out
 
@@ -98,6 +105,17 @@ class Measured:
         """max|.| measured now, replacing any hint."""
         self.maxabs = None
         return self.max_abs()
+
+
+def is_dense(a: np.ndarray) -> bool:
+    """Whether `a` fills its memory without gaps or overlaps in some axis order (NCHW, channels-last, ...)."""
+    return a.size == 0 or a.flags.c_contiguous or a.transpose(memory_axes(a)).flags.c_contiguous
+
+
+def memory_axes(a: np.ndarray) -> tuple:
+    """a's axes from the largest stride to the smallest: a.transpose(memory_axes(a)) walks a's memory in order
+    when a is dense."""
+    return tuple(sorted(range(a.ndim), key=lambda axis: (-a.strides[axis], axis)))
 
 
 def empty_blocked(shape: tuple, zero: bool = False) -> np.ndarray:
@@ -145,9 +163,10 @@ def fill(dst: np.ndarray, pairs: list | None, origin: np.ndarray, layout, thread
     normal = bits is None or (-126 <= -exp <= 127 and (not dequantize or -126 <= exp <= 127))
     if pairs is None or not normal:   # 2**-exp (or 2**exp, dequantizing) is no normal float32: numpy
         values = origin
-        if bits is not None:
-            q = quantize_with_exp(origin, exp, bits, rounding, seed=key)
-            values = q.to_float(np.float32) if dequantize else q.mant
+        if bits is not None:   # in memory order: stochastic draws number elements by memory position, as moves do
+            axes = memory_axes(origin)
+            q = quantize_with_exp(origin.transpose(axes), exp, bits, rounding, seed=key)
+            values = (q.to_float(np.float32) if dequantize else q.mant).transpose(np.argsort(axes))
         dst[...] = layout(values)
         maxabs = float(np.max(np.abs(origin))) if origin.size else 0.0
     else:

@@ -19,7 +19,7 @@ from dfpgen.core.dfp import exponent_for_max
 from dfpgen.core.stochastic import StreamKey
 from dfpgen.errors import NumericsError, ShapeError
 from dfpgen.passes import Pass
-from dfpgen.runtime.blocked import Blocked, Measured, empty_blocked, fill, lanes
+from dfpgen.runtime.blocked import Blocked, Measured, empty_blocked, fill, is_dense, lanes
 
 
 def _origin(operand, tensor, spec) -> tuple[np.ndarray, bool, float]:
@@ -31,9 +31,10 @@ def _origin(operand, tensor, spec) -> tuple[np.ndarray, bool, float]:
                              f"({spec.describe()}), got {operand.shape}")
         return operand.data, True, operand.max_abs()
     if isinstance(operand, Measured):
-        if operand.data.dtype != np.float32 or operand.data.shape != shape or not operand.data.flags.c_contiguous:
-            raise ShapeError(f"{tensor.name}: expected a C-contiguous float32 array of shape {shape}, got "
-                             f"{operand.data.dtype} {operand.data.shape}")
+        if operand.data.dtype != np.float32 or operand.data.shape != shape or not is_dense(operand.data):
+            raise ShapeError(f"{tensor.name}: expected a dense (NCHW or channels-last) float32 array of shape "
+                             f"{shape}, got {operand.data.dtype} {operand.data.shape} with strides "
+                             f"{operand.data.strides}")
         return operand.data, False, operand.max_abs()
     a = np.asarray(operand)
     if a.dtype.kind != "f":
