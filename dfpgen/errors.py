@@ -57,3 +57,7 @@ class SizeError(DFPGenError, MemoryError):
 class CacheEntryError(DFPGenError):
     """A plan-cache entry that cannot be served (damaged, unreadable, or holding another kernel); the plan cache
     catches it and the kernel is rebuilt, so it never reaches a user."""
+
+
+class PrecisionScheduleError(DFPGenError, ValueError):
+    """A bad precision schedule: a malformed --precision-ladder, a rung out of range, a bad MuPPET parameter."""

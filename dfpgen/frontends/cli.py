@@ -550,6 +550,11 @@ class _FiniteFloat(click.FloatRange):
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="runs/latest", show_default=True,
               help="Folder for log.csv, checkpoint.npz, summary.json and curves.png.")
 @click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.npz (same configuration).")
+@click.option("--schedule-precision", "precision_policy", type=click.Choice(["muppet"]), default=None,
+              help="Climb 8 -> 12 -> 14 -> 16 bits -> FP32 when MuPPET's gradient-diversity policy says so "
+                   "(r=3, p=2; docs/precision.md). --bits is then the rung's.")
+@click.option("--precision-ladder", "ladder_text", default=None, metavar="BITS:EPOCHS,...,BITS:*",
+              help="Fixed precision ladder, e.g. 8:2,12:2,16:* (epochs per rung, the last open-ended; fp32 allowed).")
 @click.option("--backend", type=click.Choice(["numpy", "torch"]), default="numpy", show_default=True,
               help="numpy: dfpgen's own runtime. torch: PyTorch modules with DFP16 layers (dfpgen.frontends.torch), "
                    "data-parallel with --nproc (pip install 'dfpgen[torch]').")
@@ -557,7 +562,8 @@ class _FiniteFloat(click.FloatRange):
               help="Processes for --backend torch: each takes a shard of every global batch (torch.distributed, gloo).")
 @_usage_errors
 def train_cmd(net, data_source, precision, bits, bits_w, bits_grad, rounding, grad_rounding, dfp_kinds, epochs,
-              batch, lr, schedule, weight_decay, seed, limit, threads, out_dir, resume, backend, nproc):
+              batch, lr, schedule, weight_decay, seed, limit, threads, out_dir, resume, precision_policy, ladder_text,
+              backend, nproc):
     """Train a network with DFP16 (or FP32) kernels in every convolution pass.
 
     Writes a CSV log per epoch, an atomic checkpoint after every epoch, a summary and a plot of loss
@@ -566,6 +572,7 @@ def train_cmd(net, data_source, precision, bits, bits_w, bits_grad, rounding, gr
     """
     numerics = LayerNumerics(precision, bits, bits_w, bits_grad, rounding, grad_rounding,
                              dfp=tuple(k.strip() for k in dfp_kinds.split(",") if k.strip()))
+    precision_schedule = _precision_schedule(precision_policy, ladder_text, precision, backend)
     if backend == "torch":
         _check_nproc(nproc, batch)
         _train_torch(net, data_source, numerics, epochs, batch, lr, schedule, weight_decay, seed, limit, threads,
@@ -575,18 +582,35 @@ def train_cmd(net, data_source, precision, bits, bits_w, bits_grad, rounding, gr
         raise click.UsageError(f"--nproc {nproc}: data-parallel runs need --backend torch (numpy runs one process)")
     from dfpgen.training.train import TrainConfig
 
-    config = TrainConfig(net, data_source, numerics, epochs, batch, lr, 0.9, weight_decay, schedule, seed, limit)
+    config = TrainConfig(net, data_source, numerics, epochs, batch, lr, 0.9, weight_decay, schedule, seed, limit,
+                         precision_schedule)
     try:
         _train_numpy(config, threads, out_dir, resume)
     except OSError as exc:
         raise _os_error(exc) from None
 
 
+def _precision_schedule(policy: str | None, ladder_text: str | None, precision: str, backend: str):
+    """The run's precision schedule from --schedule-precision / --precision-ladder (None for neither)."""
+    from dfpgen.training.precision import MuppetSchedule, parse_ladder
+
+    if policy is None and ladder_text is None:
+        return None
+    option = "--schedule-precision" if policy else "--precision-ladder"
+    if policy and ladder_text is not None:
+        raise click.UsageError("--schedule-precision and --precision-ladder are mutually exclusive: give one")
+    if precision != "dfp16":
+        raise click.UsageError(f"{option}: the ladder sets the precision per rung; drop --precision {precision}")
+    if backend != "numpy":
+        raise click.UsageError(f"{option}: precision schedules run on --backend numpy only")
+    return MuppetSchedule() if policy else parse_ladder(ladder_text)
+
+
 def _train_numpy(config, threads, out_dir: str, resume: bool) -> None:
     """`train --backend numpy`: epochs with a progress bar, a checkpoint and the log after each, then the plot."""
     from dfpgen.training.train import Trainer, write_log
 
-    net, numerics, epochs, batch, lr = config.net, config.numerics, config.epochs, config.batch, config.lr
+    net, epochs, batch, lr = config.net, config.epochs, config.batch, config.lr
     schedule, seed, precision = config.schedule, config.seed, config.numerics.precision
     trainer = Trainer(config, threads=threads)   # bad data or network: reported before --out is created
     out = _output_dir(out_dir, "--out")          # before any training: a bad --out must not cost an epoch
@@ -596,7 +620,8 @@ def _train_numpy(config, threads, out_dir: str, resume: bool) -> None:
         click.echo(f"resumed from {checkpoint} after epoch {trainer.epoch}", err=True)
     d = trainer.data
     click.echo(f"{net} on {d.name} ({len(d.train_y)} train / {len(d.test_y)} test, {d.input_shape}), "
-               f"{numerics.describe()}, batch {batch}, lr {lr} {schedule}, seed {seed}", err=True)
+               f"{trainer.numerics().describe()}{_schedule_note(config.precision_schedule)}, batch {batch}, "
+               f"lr {lr} {schedule}, seed {seed}", err=True)
     steps = trainer.steps_per_epoch()
     while trainer.epoch < epochs:
         state = {"loss": float("nan"), "ips": 0.0}
@@ -607,6 +632,8 @@ def _train_numpy(config, threads, out_dir: str, resume: bool) -> None:
                 state["loss"], state["ips"] = loss, ips
                 bar.update(1)
             log = trainer.train_epoch(progress)
+        if trainer.switches and trainer.switches[-1].epoch == log.epoch:
+            click.echo(_switch_line(trainer.switches[-1]), err=True)
         out.mkdir(parents=True, exist_ok=True)
         trainer.save(checkpoint)
         write_log(out / "log.csv", trainer.history)
@@ -616,15 +643,38 @@ def _train_numpy(config, threads, out_dir: str, resume: bool) -> None:
     final = trainer.history[-1] if trainer.history else None
     summary = {"config": config.to_json(), "epochs": trainer.epoch,
                "test_acc": final.test_acc if final else None, "test_loss": final.test_loss if final else None}
+    if config.precision_schedule:
+        summary["switches"] = [s.to_dict() for s in trainer.switches]
+        summary["final_rung"] = config.precision_schedule.rungs[trainer.precision.rung]
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     try:
         from dfpgen.training.plot import training_curves
         from dfpgen.training.train import read_log
-        training_curves({f"{net} {precision}": read_log(out / "log.csv")}, str(out / "curves.png"))
+        label = _schedule_label(config.precision_schedule) or precision
+        training_curves({f"{net} {label}": read_log(out / "log.csv")}, str(out / "curves.png"))
     except DFPGenError as exc:
         click.echo(f"no plot: {exc}", err=True)
     click.echo(f"final test accuracy {100 * final.test_acc:.2f}% ({out})" if final else "nothing trained")
+
+
+def _switch_line(switch) -> str:
+    """One log line for a precision switch."""
+    why = (f" (diversity ratio {switch.diversity_ratio:.4g} > threshold {switch.threshold:.4g})"
+           if switch.diversity_ratio is not None else "")
+    return f"epoch {switch.epoch}: precision {switch.from_rung} -> {switch.to_rung}{why}"
+
+
+def _schedule_label(schedule) -> str | None:
+    """A short name of a precision schedule for plot legends."""
+    if schedule is None:
+        return None
+    return "muppet" if schedule.to_json()["kind"] == "muppet" else f"ladder {schedule.text()}"
+
+
+def _schedule_note(schedule) -> str:
+    """', precision schedule ...' for the run's opening line ('' without one)."""
+    return f" (precision schedule: {_schedule_label(schedule)})" if schedule else ""
 
 
 def _check_nproc(nproc: int, batch: int) -> None:

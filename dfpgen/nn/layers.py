@@ -426,3 +426,16 @@ class SoftmaxCrossEntropy:
         g = self._probs.copy()
         g[np.arange(len(self._labels)), self._labels] -= 1
         return (g / len(self._labels)).astype(np.float32)
+
+
+def set_numerics(net: Layer, numerics: LayerNumerics) -> int:
+    """Switch every convolution and fully connected layer in `net` to `numerics` (a precision schedule's next rung);
+    their kernels are rebuilt on next use, from the plan cache when built before. Returns the layers changed."""
+    changed = 0
+    for layer in net.layers():
+        conv = layer.conv if isinstance(layer, Linear) else layer   # layers() does not list a Linear's inner Conv
+        if isinstance(conv, Conv) and conv.numerics != numerics:
+            conv.numerics = numerics
+            conv._ops.clear()   # ops hold compiled kernels for the old numerics; op() rebuilds them lazily
+            changed += 1
+    return changed

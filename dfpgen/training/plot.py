@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from dfpgen.errors import DFPGenError
@@ -78,16 +79,34 @@ def roofline(points: list[dict], peaks: dict[str, float], path: str, title: str)
     return path
 
 
+def precision_switches(rows: list[dict]) -> list[tuple[float, str]]:
+    """(epoch, 'from->to') of each precision switch a log's rows record (switch_to set; 32 bits is FP32)."""
+    def name(bits: float) -> str:
+        return "fp32" if bits == 32 else f"{bits:g}"
+    return [(r["epoch"], f"{name(r['switch_from'])}->{name(r['switch_to'])}") for r in rows
+            if math.isfinite(r.get("switch_to", math.nan))]
+
+
+def _mark_switches(ax, rows: list[dict], color) -> None:
+    """A labelled vertical line between the epoch a switch follows and the first epoch at the new precision."""
+    for epoch, label in precision_switches(rows):
+        ax.axvline(epoch + 0.5, linestyle=":", linewidth=1, color=color)
+        ax.text(epoch + 0.5, 0.98, f" {label}", rotation=90, va="top", ha="right", fontsize=7, color=color,
+                transform=ax.get_xaxis_transform())
+
+
 def training_curves(runs: dict[str, list[dict]], path: str, title: str = "") -> str:
-    """Training loss and test accuracy per epoch, one line per run (rows as read from CSV logs); returns the
-    file written (a folder gets curves.png, see output_path)."""
+    """Training loss and test accuracy per epoch, one line per run (rows as read from CSV logs), precision switches
+    as labelled vertical lines; returns the file written (a folder gets curves.png, see output_path)."""
     plt = _pyplot()
     path = output_path(path, "curves.png")
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4), dpi=110)
     for name, rows in runs.items():
         epochs = [r["epoch"] for r in rows]
-        ax_loss.plot(epochs, [r["train_loss"] for r in rows], marker="o", markersize=3, label=name)
+        line, = ax_loss.plot(epochs, [r["train_loss"] for r in rows], marker="o", markersize=3, label=name)
         ax_acc.plot(epochs, [100 * r["test_acc"] for r in rows], marker="o", markersize=3, label=name)
+        for ax in (ax_loss, ax_acc):
+            _mark_switches(ax, rows, line.get_color())
     ax_loss.set(xlabel="epoch", ylabel="training loss", yscale="log")
     ax_acc.set(xlabel="epoch", ylabel="test accuracy (%)")
     for ax in (ax_loss, ax_acc):

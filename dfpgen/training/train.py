@@ -21,13 +21,17 @@ import numpy as np
 from dfpgen.core.numerics import LayerNumerics
 from dfpgen.errors import DFPGenError
 from dfpgen.files import atomic_write
-from dfpgen.nn.layers import BatchNorm, Conv, Linear, SoftmaxCrossEntropy
+from dfpgen.nn.layers import BatchNorm, Conv, Linear, SoftmaxCrossEntropy, set_numerics
 from dfpgen.nn.models import build
 from dfpgen.nn.optim import SGD, learning_rate
 from dfpgen.training.data import Dataset, batches, load
+from dfpgen.training.precision import PrecisionSchedule, PrecisionState, Switch, rung_bits
 
 CHECKPOINT_FORMAT = 1
 LOG_FIELDS = ("epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds", "images_per_s")
+# With a precision schedule: the rung trained at (bits, 32 = FP32), MuPPET's max/current diversity ratio on the
+# epochs it checks, and the switch made after the epoch (nan where there is none).
+PRECISION_FIELDS = ("rung", "gd_ratio", "switch_from", "switch_to")
 
 
 class CheckpointError(DFPGenError, RuntimeError):
@@ -57,6 +61,7 @@ class TrainConfig:
     schedule: str = "cosine"
     seed: int = 0
     limit: int | None = None
+    precision_schedule: PrecisionSchedule | None = None   # MuppetSchedule or FixedLadder (dfpgen.training.precision)
 
     def __post_init__(self) -> None:
         # A NaN or infinite rate would only surface epochs later as non-finite weights: refuse it here.
@@ -79,6 +84,7 @@ class TrainConfig:
         """A JSON-able form."""
         d = dataclasses.asdict(self)
         d["numerics"] = dataclasses.asdict(self.numerics)
+        d["precision_schedule"] = self.precision_schedule.to_json() if self.precision_schedule else None
         return d
 
     def matches(self, other: dict) -> list[str]:
@@ -99,6 +105,10 @@ class EpochLog:
     test_acc: float
     seconds: float
     images_per_s: float
+    rung: int | None = None          # PRECISION_FIELDS: None without a precision schedule
+    gd_ratio: float | None = None
+    switch_from: int | None = None
+    switch_to: int | None = None
 
 
 class Trainer:
@@ -107,7 +117,10 @@ class Trainer:
     def __init__(self, config: TrainConfig, dataset: Dataset | None = None, threads: int | None = None):
         self.config = config
         self.data = dataset or load(config.data, limit=config.limit)
-        self.net, shape = build(config.net, config.numerics, config.seed, threads, self.data.input_shape,
+        self.schedule = config.precision_schedule
+        self.precision = PrecisionState() if self.schedule else None
+        self.switches: list[Switch] = []
+        self.net, shape = build(config.net, self.numerics(), config.seed, threads, self.data.input_shape,
                                 self.data.classes)
         if tuple(shape) != tuple(self.data.input_shape):
             raise DFPGenError(f"network {config.net} takes inputs {shape}, data {self.data.name} has "
@@ -121,6 +134,25 @@ class Trainer:
         self.norms = [layer for layer in self.net.layers() if isinstance(layer, BatchNorm)]
         self.epoch = 0
         self.history: list[EpochLog] = []
+
+    def numerics(self) -> LayerNumerics:
+        """The numerics training runs at now: the schedule's current rung, else the config's."""
+        if self.schedule is None:
+            return self.config.numerics
+        return self.schedule.numerics(self.config.numerics, self.precision)
+
+    def _observe_precision(self) -> dict:
+        """Let the schedule see the epoch's last gradients (MuPPET samples every parameter's, policy.py's update);
+        switch the network's numerics if it climbs. Returns the epoch's PRECISION_FIELDS."""
+        rung = self.schedule.rungs[self.precision.rung]
+        self.precision, switch = self.schedule.observe_epoch(self.precision, self.epoch,
+                                                             {p.name: p.grad for p in self.params})
+        if switch:
+            self.switches.append(switch)
+            set_numerics(self.net, self.numerics())
+        return {"rung": rung_bits(rung), "gd_ratio": self.precision.last_ratio,
+                "switch_from": rung_bits(switch.from_rung) if switch else None,
+                "switch_to": rung_bits(switch.to_rung) if switch else None}
 
     def steps_per_epoch(self) -> int:
         """Optimizer steps in one epoch (the last partial batch is dropped)."""
@@ -164,8 +196,9 @@ class Trainer:
         seconds = time.perf_counter() - start
         test_loss, test_acc = self.evaluate(self.data.test_x, self.data.test_y)
         self.epoch += 1
+        precision = self._observe_precision() if self.schedule else {}
         log = EpochLog(self.epoch, learning_rate(c.schedule, c.lr, epoch, c.epochs), float(np.mean(losses)),
-                       correct / max(seen, 1), test_loss, test_acc, seconds, seen / seconds)
+                       correct / max(seen, 1), test_loss, test_acc, seconds, seen / seconds, **precision)
         self.history.append(log)
         return log
 
@@ -183,8 +216,14 @@ class Trainer:
         """Write a checkpoint atomically (a kill mid-write leaves the previous one intact)."""
         meta = {"format": CHECKPOINT_FORMAT, "epoch": self.epoch, "config": self.config.to_json(),
                 "history": [dataclasses.asdict(h) for h in self.history]}
+        arrays = self.state()
+        if self.schedule:
+            # The policy's state goes with the weights: a resumed run must take the same switches.
+            state = self.precision.to_dict()
+            arrays.update({f"precision/{name}": g for name, g in state.pop("sum_grads").items()})
+            meta["precision"] = {"state": state, "switches": [s.to_dict() for s in self.switches]}
         buffer = io.BytesIO()
-        np.savez(buffer, __meta__=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **self.state())
+        np.savez(buffer, __meta__=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
         atomic_write(Path(path), buffer.getvalue())
 
     def restore(self, path: Path) -> None:
@@ -215,15 +254,34 @@ class Trainer:
             bn.running_var[...] = arrays[f"bn/{bn.name}/var"]
         self.epoch = meta["epoch"]
         self.history = [EpochLog(**h) for h in meta["history"]]
+        if self.schedule:
+            self._restore_precision(path, meta, arrays)
+
+    def _restore_precision(self, path: Path, meta: dict, arrays: dict) -> None:
+        """The schedule's state and switches from a checkpoint, and the network at the saved rung."""
+        if "precision" not in meta:
+            raise CheckpointError(f"checkpoint {path} has no precision schedule state")
+        state = dict(meta["precision"]["state"])
+        state["sum_grads"] = {k[len("precision/"):]: v for k, v in arrays.items() if k.startswith("precision/")}
+        self.precision = PrecisionState.from_dict(state)
+        self.switches = [Switch.from_dict(s) for s in meta["precision"]["switches"]]
+        set_numerics(self.net, self.numerics())
 
 
 def write_log(path: Path, history: list[EpochLog]) -> None:
     """The per-epoch CSV log (rewritten whole and atomically each epoch)."""
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=LOG_FIELDS)
+    scheduled = any(h.rung is not None for h in history)   # precision columns only for scheduled runs
+    writer = csv.DictWriter(out, fieldnames=LOG_FIELDS + (PRECISION_FIELDS if scheduled else ()))
     writer.writeheader()
     for h in history:
-        writer.writerow({k: (round(v, 6) if isinstance(v, float) else v) for k, v in dataclasses.asdict(h).items()})
+        row = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in dataclasses.asdict(h).items()}
+        for k in PRECISION_FIELDS:
+            if scheduled and row[k] is None:
+                row[k] = "nan"   # read_log reads every cell as a number
+            elif not scheduled:
+                del row[k]
+        writer.writerow(row)
     atomic_write(Path(path), out.getvalue().encode())
 
 
