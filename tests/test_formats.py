@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import dfpgen
 import dfpgen.formats as F
 from dfpgen.core import dfp
 from dfpgen.errors import FormatError, NumericsError
@@ -411,3 +412,61 @@ def test_malformed_names_raise_one_line_listing_the_valid_ones(bad):
     for valid in ("posit<n>_<es> (n 2..16, es 0..3)", "fp8_e4m3", "fp8_e5m2", "bf16", "fp16", "mxint8", "mxfp8_e4m3",
                   "mxfp8_e5m2", "mxfp6_e2m3", "mxfp6_e3m2", "mxfp4", "dfp<bits> (bits 2..16)"):
         assert valid in message
+
+
+# --- posit(8, 0) on the INT16 kernels (issue 23 item 3) ---------------------------------------------------
+
+def test_posit8_0_is_exactly_a_dfp14_tensor():
+    fmt = F.get("posit8_0")
+    t = fmt.to_dfp(fmt.values())
+    assert (t.exp, t.bits, int(np.abs(t.mant).max())) == (-6, 14, 4096)
+    np.testing.assert_array_equal(t.to_float(np.float64), fmt.values())
+    x = np.random.default_rng(8).standard_normal(1000) * 20
+    np.testing.assert_array_equal(fmt.to_dfp(x).to_float(np.float64), fmt.quantize(x))
+    assert [F.get(f"posit{n}_0").dfp_bits() for n in (4, 8, 9, 10)] == [6, 14, 16, None]
+    with pytest.raises(NumericsError, match="posit8_1"):
+        F.get("posit8_1").to_dfp(x)
+    with pytest.raises(NumericsError, match="NaR"):
+        fmt.to_dfp(np.array([1.0, np.nan]))
+
+
+def quire_passes(x: np.ndarray, w: np.ndarray, dy: np.ndarray, pad: int) -> dict:
+    """The three passes of a stride-1 convolution on integer mantissas, summed exactly in int64 (the quire)."""
+    (N, C, H, W), (K, _, R, S) = x.shape, w.shape
+    P, Q = dy.shape[2:]
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    dyp = np.pad(dy, ((0, 0), (0, 0), (R - 1 - pad,) * 2, (S - 1 - pad,) * 2))
+    y, dx, dw = np.zeros((N, K, P, Q), np.int64), np.zeros(x.shape, np.int64), np.zeros(w.shape, np.int64)
+    for r in range(R):
+        for s in range(S):
+            y += np.einsum("nchw,kc->nkhw", xp[:, :, r:r + P, s:s + Q], w[:, :, r, s])
+            dx += np.einsum("nkhw,kc->nchw", dyp[:, :, R - 1 - r:R - 1 - r + H, S - 1 - s:S - 1 - s + W], w[:, :, r, s])
+            dw[:, :, r, s] = np.einsum("nkpq,ncpq->kc", dy, xp[:, :, r:r + P, s:s + Q])
+    return {"fprop": y, "bprop": dx, "wtgrad": dw}
+
+
+def test_posit8_0_on_the_int16_kernels_is_the_quire_rounded_once():
+    """posit(8, 0) operands as DFP14 tensors, through the generated INT16 kernels, with one INT32 chain
+    over each whole reduction: every |mantissa| <= 4096, so a pair-instruction adds at most 2**25 and INT32
+    holds the exact sum (the quire) while sum|products| < 2**31, which the data is checked for. The one
+    flush then rounds that sum to FP32 once: bit for bit the quire rounded to float32, in all three passes,
+    also where sums pass 2**24 and FP32 must round."""
+    fmt = F.get("posit8_0")
+    spec = dfpgen.ConvSpec(N=1, C=64, K=16, H=8, W=8, R=3, S=3, stride=1, pad=1)
+    rng = np.random.default_rng(23)
+    x = fmt.to_dfp(rng.standard_normal((1, 64, 8, 8)) * 20)
+    w = fmt.to_dfp(rng.standard_normal((16, 64, 3, 3)) * 20)
+    dy = fmt.to_dfp(rng.standard_normal((1, 16, 8, 8)) * 20)
+    mant = {t: a.mant.astype(np.int64) for t, a in (("x", x), ("w", w), ("dy", dy))}
+    quire = quire_passes(mant["x"], mant["w"], mant["dy"], spec.pad)
+    bound = quire_passes(np.abs(mant["x"]), np.abs(mant["w"]), np.abs(mant["dy"]), spec.pad)
+    assert max(int(v.max()) for v in bound.values()) < 2 ** 31          # INT32 never wraps on this data
+    op = dfpgen.Conv2d(spec, bits=14, chain=1 << 16, overflow="wrap", threads=1)
+    rounded = 0
+    for name, a, b in (("fprop", x, w), ("bprop", dy, w), ("wtgrad", x, dy)):
+        assert op.kernel(name).plan.flushes == 1, f"{name}: the reduction is not one INT32 chain"
+        exact = quire[name].astype(np.float64) * 2.0 ** (a.exp + b.exp)
+        got = op.run(name, a, b)[0]
+        np.testing.assert_array_equal(got, exact.astype(np.float32), err_msg=name)
+        rounded += int((exact != exact.astype(np.float32)).sum())
+    assert rounded > 0          # some sums needed more than FP32's 24 bits: the single rounding was exercised

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dfpgen.core.dfp import MAX_BITS, DFPTensor, max_mantissa
+from dfpgen.errors import NonFiniteError, NumericsError
 from dfpgen.formats.base import as_float64, check_patterns, finite_values, pattern_dtype
 
 MIN_N, MAX_N = 2, 16
@@ -126,3 +128,25 @@ class Posit:
     def values(self) -> np.ndarray:
         """Every finite value of this posit, ascending."""
         return finite_values(decode_table(self.n, self.es))
+
+    def dfp_bits(self) -> int | None:
+        """The DFP mantissa width holding every value exactly at exponent log2(minpos), or None if none does
+        (true for es = 0 and n <= 9: posit(8, 0) needs 14 bits, its values being k * 2**-6 with |k| <= 4096)."""
+        mant = self.values() / self.minpos
+        top = int(mant[-1])
+        if not np.array_equal(mant, np.rint(mant)) or top > max_mantissa(MAX_BITS):
+            return None
+        return top.bit_length() + 1
+
+    def to_dfp(self, x) -> DFPTensor:
+        """`x` rounded to this posit, as the DFPTensor holding exactly those values (exponent log2(minpos))."""
+        bits = self.dfp_bits()
+        if bits is None:
+            raise NumericsError(f"{self.name}: its values are not all on one DFP grid of at most {MAX_BITS} bits "
+                                f"(only es = 0 posits of n <= 9 bits are)")
+        q = self.quantize(x)
+        if np.isnan(q).any():
+            raise NonFiniteError(f"{self.name}: {int(np.isnan(q).sum())} NaR value(s) (from NaN/Inf), which DFP "
+                                 f"cannot hold")
+        exp = -((self.n - 2) << self.es)
+        return DFPTensor._adopt(np.ldexp(q, -exp).astype(np.int16), exp, bits)
