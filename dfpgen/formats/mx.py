@@ -11,6 +11,7 @@ padded with zeros, which change no block maximum.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -105,7 +106,7 @@ class MX:
         return (f"{self.name}: OCP MX v1.0, {self.block} x {self.element.name} (emax_elem {self.element.emax}) "
                 f"sharing an E8M0 scale 2^-127..2^127; elements nearest even, clamped to +-{self.element.max_finite:g}")
 
-    def _blocks(self, a: np.ndarray, axis) -> tuple[np.ndarray, callable]:
+    def _blocks(self, a: np.ndarray, axis) -> tuple[np.ndarray, Callable]:
         """`a` as (..., nblocks, block) with the blocked axes last (zero-padded), and the inverse map."""
         axes = _axes(a.ndim, axis)
         rest = [d for d in range(a.ndim) if d not in axes]

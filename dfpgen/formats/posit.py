@@ -67,6 +67,12 @@ class Posit:
     n: int
     es: int
 
+    def __post_init__(self) -> None:
+        ok = all(isinstance(v, int) and not isinstance(v, bool) for v in (self.n, self.es))
+        if not (ok and MIN_N <= self.n <= MAX_N and 0 <= self.es <= MAX_ES):
+            raise NumericsError(f"posit({self.n!r}, {self.es!r}): n must be an integer in {MIN_N}..{MAX_N} "
+                                f"and es in 0..{MAX_ES}")
+
     @property
     def name(self) -> str:
         """The registry name, posit<n>_<es>."""
