@@ -13,6 +13,10 @@ class NonFiniteError(NumericsError):
     """A tensor to be quantized holds NaN or Inf."""
 
 
+class FormatError(NumericsError):
+    """An unknown or malformed number-format name (dfpgen.formats.get): the message lists the valid ones."""
+
+
 class DTypeError(DFPGenError, TypeError):
     """An array has the wrong element type (e.g. integers where floats are required)."""
 

@@ -18,7 +18,7 @@ def test_resources_are_found_through_the_package():
     assert resources.files("dfpgen.specs").joinpath("benchdnn", "shapes_resnet_50").is_file()
 
 
-SUBPACKAGES = ["core", "passes", "codegen", "runtime", "tuning", "training", "nn", "frontends", "verification"]
+SUBPACKAGES = ["core", "passes", "codegen", "runtime", "tuning", "training", "nn", "frontends", "verification", "formats"]
 
 
 @pytest.mark.skipif(not (ROOT / "pyproject.toml").exists(), reason="not a source checkout")
