@@ -44,7 +44,7 @@ from dfpgen.core.spec import ConvSpec
 from dfpgen.core.stochastic import StreamKey
 from dfpgen.core.target import resolve
 from dfpgen.errors import DTypeError, ShapeError, SpecError, TargetError
-from dfpgen.runtime.blocked import Blocked, Measured
+from dfpgen.runtime.blocked import Blocked, Measured, memory_axes
 from dfpgen.runtime.blocked_conv import run_blocked
 from dfpgen.runtime.conv import Conv2d, _threads, choose_isa
 
@@ -248,7 +248,8 @@ def _measured(a: np.ndarray, t: torch.Tensor, layer: _DFPLayer, what: str) -> Me
     dfpgen.quantize words it."""
     if not a.size:
         return Measured(a, 0.0)
-    low, high = torch.aminmax(t.detach())
+    # In memory order: torch reduces a channels-last tensor viewed as NCHW 20x slower than the same memory as NHWC.
+    low, high = torch.aminmax(t.detach().permute(*memory_axes(a)))
     operand = Measured(a, max(float(high), -float(low)))
     if not np.isfinite(operand.max_abs()):
         _check_float_array(a, f"{layer.dfp_name} {what}")
