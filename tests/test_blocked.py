@@ -97,6 +97,47 @@ def test_a_stale_weight_hint_is_caught():
         np.testing.assert_array_equal(wrong, right)
 
 
+def _channels_last(a: np.ndarray) -> np.ndarray:
+    """The same values with NHWC (KRSC) memory: a dense array whose strides are not C order."""
+    return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+
+
+@pytest.mark.parametrize("rounding", ["nearest", "stochastic"])
+@pytest.mark.parametrize("spec", [ConvSpec(2, 20, 36, 7, 6, 3, 3, 1, 1, "odd"), ConvSpec(3, 64, 1000, 1, 1, 1, 1, 1, 0, "fc")],
+                         ids=lambda s: s.name)
+def test_channels_last_operands_and_weight_gradients_in_any_layout(spec, rounding):
+    """Channels-last (dense, strided) x, w and dy are read in place, and WTGRAD writes dw into a channels-last
+    out=: the values are the C-contiguous run's, with stochastic draws numbered by memory position (so
+    equal to rounding the NHWC arrays)."""
+    x, w, dy = _operands(spec, 8)
+    op = Conv2d(spec, bits=11, rounding=rounding, threads=2)
+    kx, kw, kdy = StreamKey(1, 2), StreamKey(3, 4), StreamKey(5, 6)
+    x_cl, w_cl, dy_cl = _channels_last(x), _channels_last(w), _channels_last(dy)
+    dw = _channels_last(np.zeros_like(w))
+    y = run_blocked(op, passes.FPROP, Measured(x_cl), Measured(w_cl), (kx, kw)).nchw(1)
+    dx = run_blocked(op, passes.BPROP, Measured(dy_cl), Measured(w_cl), (kdy, kw)).nchw(1)
+    assert run_blocked(op, passes.WTGRAD, Measured(x_cl), Measured(dy_cl), (kx, kdy), out=dw) is dw
+    if rounding == "stochastic":   # the NHWC arrays rounded as dfpgen.quantize rounds them, then the numpy path
+        q = lambda a, key: quantize(np.ascontiguousarray(a.transpose(0, 2, 3, 1)), 11, rounding, seed=key)  # noqa
+        x, w, dy = (DFPTensor(q(a, k).mant.transpose(0, 3, 1, 2).copy(), q(a, k).exp, 11)
+                    for a, k in ((x, kx), (w, kw), (dy, kdy)))
+    np.testing.assert_array_equal(y, op.fprop(x, w))
+    np.testing.assert_array_equal(dx, op.bprop(dy, w))
+    np.testing.assert_array_equal(dw, op.wtgrad(x, dy))
+
+
+def test_bad_out_is_one_line():
+    spec = ConvSpec(1, 16, 16, 4, 4, 3, 3, 1, 1, "out")
+    op = Conv2d(spec, bits=10, threads=1)
+    x, w, dy = _operands(spec, 5)
+    with pytest.raises(ShapeError, match=r"out=: expected a dense, writeable float32 array of shape \(16, 16, 3, 3\)"):
+        run_blocked(op, passes.WTGRAD, x, dy, out=np.zeros((16, 16, 3, 3), np.float64))
+    with pytest.raises(ShapeError, match="out=: expected a dense"):
+        run_blocked(op, passes.WTGRAD, x, dy, out=np.zeros((16, 16, 3, 6), np.float32)[..., ::2])
+    with pytest.raises(ShapeError, match="only weight gradients take out="):
+        run_blocked(op, passes.FPROP, x, w, out=np.zeros((1, 16, 4, 4), np.float32))
+
+
 def test_errors_are_one_line_and_name_the_tensor():
     spec = ConvSpec(1, 16, 16, 4, 4, 3, 3, 1, 1, "err")
     op = Conv2d(spec, bits=10, threads=1)

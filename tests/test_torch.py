@@ -625,16 +625,19 @@ def test_blocked_path_gives_the_conv2d_results(case, rounding, monkeypatch):
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("case", [BLOCKED_CASES[0], BLOCKED_CASES[2], BLOCKED_CASES[5]])
 def test_channels_last_tensors_stay_channels_last_with_the_same_values(case, threads):
-    """A channels-last x (and dy) is read in place and y and dx come back channels-last, as nn.Conv2d keeps
-    the memory format; the values are the NCHW run's bit for bit."""
+    """A channels-last model (x, dy and the weight) is read in place; y and dx come back channels-last, as
+    nn.Conv2d keeps the memory format, and dw in the weight's; the values are the NCHW run's bit for bit."""
     layer, x, w, dy = blocked_case(case, "nearest", threads=threads)
     want = run_layer(layer, x, dy)
+    layer.to(memory_format=torch.channels_last)
+    assert layer.weight.is_contiguous(memory_format=torch.channels_last)
     xt = torch.from_numpy(x).to(memory_format=torch.channels_last).requires_grad_()
     layer.weight.grad = None
     y = layer(xt)
     assert y.is_contiguous(memory_format=torch.channels_last) or y.shape[1] == 1
     y.backward(torch.from_numpy(dy).to(memory_format=torch.channels_last))
     assert xt.grad.is_contiguous(memory_format=torch.channels_last) or x.shape[1] == 1
+    assert layer.weight.grad.is_contiguous(memory_format=torch.channels_last)
     for got, expected in zip((y.detach().numpy(), xt.grad.numpy(), layer.weight.grad.numpy()), want):
         np.testing.assert_array_equal(got, expected)
 

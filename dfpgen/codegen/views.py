@@ -173,24 +173,66 @@ def wtgrad_vec(source: np.ndarray, blocked: bool, dst: np.ndarray, plan: Plan) -
     return _regrouped(pieces)
 
 
+def _radix_boxes(extent: int, radices: tuple) -> list[tuple[int, tuple, tuple]]:
+    """Indices 0..extent of an axis written mixed-radix over `radices` (outermost first) as boxes of whole
+    sub-blocks: (first index, the box's extent per digit, the slice per digit). A block that is only partly
+    used (channels that are not a whole number of blocks) becomes one box per digit."""
+    boxes, start, prefix = [], 0, ()
+    for level, radix in enumerate(radices):
+        inner = int(np.prod(radices[level + 1:], dtype=np.int64))
+        whole = (extent - start) // inner
+        if whole:
+            spans = [(d, 1) for d in prefix] + [(0, whole)] + [(0, r) for r in radices[level + 1:]]
+            boxes.append((start, tuple(n for _, n in spans), tuple(slice(b, b + n) for b, n in spans)))
+            start += whole * inner
+        if start == extent:
+            break
+        prefix += (whole,)
+    return boxes
+
+
+def _split_all(a: np.ndarray, axis: int, extents: tuple) -> np.ndarray:
+    """View axis `axis` as consecutive axes of `extents` (their product is its extent), never copying."""
+    for i in range(len(extents) - 1):
+        a = split(a, axis + i, extents[i], int(np.prod(extents[i + 1:], dtype=np.int64)))
+    return a
+
+
+def radix_pairs(plain: np.ndarray, blocked: np.ndarray, digits: tuple, plain_first: bool = True) -> list:
+    """Pairs between a plain array and a blocked view whose axes are plain's axes written mixed-radix: plain's
+    axis i becomes digits[i] consecutive axes of `blocked`, whose extents are the radices (the blocked side may
+    hold more than plain: channel padding, left alone). Partial blocks become extra pairs, so any channel
+    count moves. Each pair is (plain piece, blocked piece), or the other way round without `plain_first`."""
+    per_axis, at = [], 0
+    for axis, count in enumerate(digits):
+        radices = blocked.shape[at:at + count]
+        per_axis.append(_radix_boxes(plain.shape[axis], radices))
+        at += count
+    pairs = []
+    for combo in np.ndindex(*(len(boxes) for boxes in per_axis)):
+        piece, slices = plain, ()
+        for axis in reversed(range(len(digits))):    # splitting later axes first keeps earlier axis numbers
+            start, extents, digit_slices = per_axis[axis][combo[axis]]
+            piece = _split_all(take(piece, axis, start, start + int(np.prod(extents, dtype=np.int64))), axis,
+                               extents)
+            slices = digit_slices + slices
+        pairs.append((piece, blocked[slices]) if plain_first else (blocked[slices], piece))
+    return pairs
+
+
 def fprop_vec(w: np.ndarray, blocked: bool, dst: np.ndarray, plan: Plan) -> list | None:
-    """FPROP's w (KCRS): [KB][CB][R][S][cpb][lanes][elem]; only whole blocks (else None: numpy)."""
-    KB, CB, R, S, cpb, lanes, elem = dst.shape
-    K, C = w.shape[:2]
-    if blocked or K != KB * lanes or C != CB * cpb * elem:
+    """FPROP's w (KCRS, any strides): [KB][CB][R][S][cpb][lanes][elem], K = (KB, lanes), C = (CB, cpb, elem)."""
+    if blocked:
         return None
-    src = w.reshape(KB, lanes, CB, cpb, elem, R, S)
-    return [(src, dst.transpose(0, 5, 1, 4, 6, 2, 3))]
+    return radix_pairs(w, dst.transpose(0, 5, 1, 4, 6, 2, 3), (2, 3, 1, 1))
 
 
 def bprop_vec(w: np.ndarray, blocked: bool, dst: np.ndarray, plan: Plan) -> list | None:
-    """BPROP's w^T: [CB][KB][R][S][cpb][lanes][elem], lanes over C, pairs over K; only whole blocks."""
-    CB, KB, R, S, cpb, lanes, elem = dst.shape
-    K, C = w.shape[:2]
-    if blocked or K != KB * cpb * elem or C != CB * lanes:
+    """BPROP's w^T: [CB][KB][R][S][cpb][lanes][elem], lanes over C, pairs over K: K = (KB, cpb, elem),
+    C = (CB, lanes)."""
+    if blocked:
         return None
-    src = w.reshape(KB, cpb, elem, CB, lanes, R, S)
-    return [(src, dst.transpose(1, 4, 6, 0, 5, 2, 3))]
+    return radix_pairs(w, dst.transpose(1, 4, 6, 0, 5, 2, 3), (3, 2, 1, 1))
 
 
 def unblock_rows(blocked_out: np.ndarray, nchw: np.ndarray) -> list | None:
@@ -200,8 +242,5 @@ def unblock_rows(blocked_out: np.ndarray, nchw: np.ndarray) -> list | None:
 
 
 def unblock_weight_grad(dw: np.ndarray, kcrs: np.ndarray) -> list | None:
-    """WTGRAD's [KB][R][S][C][lanes] result into a KCRS array; only whole blocks of K."""
-    KB, R, S, C, lanes = dw.shape
-    if kcrs.shape[0] != KB * lanes:
-        return None
-    return [(dw.transpose(0, 4, 3, 1, 2), kcrs.reshape(KB, lanes, C, R, S))]
+    """WTGRAD's [KB][R][S][C][lanes] result into a KCRS array (any strides), K = (KB, lanes)."""
+    return radix_pairs(kcrs, dw.transpose(0, 4, 3, 1, 2), (2, 1, 1, 1), plain_first=False)

@@ -7,8 +7,14 @@ Master weights, biases, the optimizer and every other layer stay FP32 in torch, 
 
 A layer's passes run through dfpgen.runtime.blocked_conv.run_blocked on zero-copy numpy views of the
 torch tensors: the generated, threaded data-movement kernels quantize x, w and dy straight into each
-pass's operand layout, and FPROP's and BPROP's blocked results come back as NCHW tensors. Grouped
-layers and layers with FP32 kinds keep the Conv2d.run path (numpy quantization).
+pass's operand layout, and FPROP's and BPROP's blocked results come back as tensors of the input's memory
+format. A channels-last model (`model.to(memory_format=torch.channels_last)`) is the fast one: its
+tensors move in 16-channel runs, where NCHW needs gathers. Grouped layers and layers with FP32 kinds keep
+the Conv2d.run path (numpy quantization).
+
+Importing dfpgen.torch before torch sets OMP_WAIT_POLICY=PASSIVE (unless set), so torch's idle OpenMP
+threads sleep instead of spinning on the cores the DFP kernels run on; imported after torch, a
+multi-threaded layer warns once.
 """
 
 from __future__ import annotations
@@ -169,11 +175,12 @@ class _DFPConvFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, layer: _DFPLayer) -> torch.Tensor:
         xn = _check_tensor(x, "input", layer.dfp_name, channels_last=True)
-        wn = _check_tensor(weight, "weight", layer.dfp_name)
         op = layer.op(tuple(xn.shape))
         ctx.blocked = _runs_blocked(op)
+        # Generated conversions read any dense layout in place; the numpy path takes C-contiguous arrays.
+        wn = _check_tensor(weight, "weight", layer.dfp_name, channels_last=ctx.blocked)
         if not ctx.blocked:
-            return _conv2d_forward(ctx, xn, wn, op, layer)
+            return _conv2d_forward(ctx, np.ascontiguousarray(xn), wn, op, layer)
         # The weights are quantized from the Parameter on every call, never cached: a write through .data
         # (p.data.add_(...), weight.data[...] = v) changes neither _version nor data_ptr, so no cheap key
         # could tell that they changed.
@@ -187,6 +194,8 @@ class _DFPConvFunction(torch.autograd.Function):
         ctx.save_for_backward(x if need_w and _shares(xn, x) else None, weight if need_x and _shares(wn, weight)
                               else None)
         ctx.dfp = (op, layer, xm if need_w else None, wm if need_x else None, keys)
+        ctx.weight_layout = (tuple(weight.shape), torch.channels_last if _is_channels_last(weight) else
+                             torch.contiguous_format)
         return _as_tensor(y, op, channels_last=_is_channels_last(x))
 
     @staticmethod
@@ -206,7 +215,11 @@ class _DFPConvFunction(torch.autograd.Function):
         key_dy = layer._key()
         dx = _as_tensor(_run(op, passes.BPROP, dym, wm, (key_dy, key_w)), op, channels_last=_is_channels_last(dy)) \
             if need_x else None
-        dw = torch.from_numpy(_run(op, passes.WTGRAD, xm, dym, (key_x, key_dy))) if need_w else None
+        dw = None
+        if need_w:   # in the weight's memory format, which autograd would otherwise copy it into
+            shape, memory_format = ctx.weight_layout
+            dw = torch.empty(shape, memory_format=memory_format)
+            _run(op, passes.WTGRAD, xm, dym, (key_x, key_dy), out=dw.numpy())
         return dx, dw, None
 
 
@@ -217,13 +230,13 @@ def _runs_blocked(op: Conv2d) -> bool:
     return op.spec.groups == 1 and all(op.numerics.is_dfp(kind) for kind in KINDS)
 
 
-def _run(op: Conv2d, conv_pass, a, b, keys: tuple):
+def _run(op: Conv2d, conv_pass, a, b, keys: tuple, out: np.ndarray | None = None):
     """run_blocked, one call per op at a time: layers of one shape share the op and its operand buffers,
     which two threads (say two models trained side by side) must not fill at once."""
     if op.threads > 1 and _TORCH_SPINS:
         _warn_spinning(op.threads)
     with op.__dict__.setdefault("_torch_lock", threading.Lock()):
-        return run_blocked(op, conv_pass, a, b, keys)
+        return run_blocked(op, conv_pass, a, b, keys, out)
 
 
 def _warn_spinning(threads: int) -> None:

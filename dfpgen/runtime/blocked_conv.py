@@ -99,40 +99,54 @@ def convert_operand(op, conv_pass: Pass, role: str, operand, key: StreamKey | No
     return dst, 0 if values else exp
 
 
-def run_blocked(op, conv_pass: Pass, a, b, keys: tuple = (None, None)):
+def run_blocked(op, conv_pass: Pass, a, b, keys: tuple = (None, None), out: np.ndarray | None = None):
     """Run one pass of `op` on (src, vec) operands given as Blocked tensors or float arrays; returns a
-    Blocked result (FPROP, BPROP) or a KCRS float32 array (WTGRAD). `keys`: the stochastic-rounding
-    streams of the two operands (pass the same key wherever one tensor feeds two passes)."""
+    Blocked result (FPROP, BPROP) or a KCRS float32 array (WTGRAD; written into `out` when given, a dense
+    array of that shape in any layout, e.g. a channels-last weight's gradient). `keys`: the
+    stochastic-rounding streams of the two operands (pass the same key wherever one tensor feeds two passes)."""
     if op.spec.groups != 1:
         raise NumericsError(f"layer {op.spec.name or '-'}: blocked execution runs ungrouped layers; "
                             f"groups={op.spec.groups} goes through Conv2d.run")
     kernel = op.kernel(conv_pass)
     plan = kernel.plan
+    shape = conv_pass.result.shape(op.spec)
+    blocked_result = conv_pass.result_views is True
+    if out is not None and blocked_result:
+        raise ShapeError(f"out=: {conv_pass.name} returns a Blocked tensor; only weight gradients take out=")
+    found = None if blocked_result else _result_array(out, shape)
     src, e_src = convert_operand(op, conv_pass, "src", a, keys[0])
     vec, e_vec = convert_operand(op, conv_pass, "vec", b, keys[1])
     scale = np.ldexp(1.0, e_src + e_vec)
     normal = 2.0**-126 <= scale < 2.0**127
-    blocked_result = conv_pass.result_views is True
-    out = aligned_empty(plan.dst_shape, np.float32) if blocked_result else \
+    dst = aligned_empty(plan.dst_shape, np.float32) if blocked_result else \
         _operand_buffer(op, conv_pass, "dst", plan.dst_shape, np.float32)
     start = time.perf_counter()
-    maxabs = kernel.run(src, vec, out, float(scale) if normal else 1.0, op.threads)
+    maxabs = kernel.run(src, vec, dst, float(scale) if normal else 1.0, op.threads)
     op.timings[f"kernel {conv_pass.name}"] = op.timings.get(f"kernel {conv_pass.name}", 0.0) + \
         time.perf_counter() - start
     if not normal:   # 2**(e_src+e_vec) is no normal float32: scale in float64 after the kernel, exactly
-        out[...] = (out.astype(np.float64) * scale).astype(np.float32)
+        dst[...] = (dst.astype(np.float64) * scale).astype(np.float32)
         maxabs = float(np.float32(maxabs * scale))
     start = time.perf_counter()
-    shape = conv_pass.result.shape(op.spec)
     if blocked_result:
-        result = out if plan.lanes == lanes() else _relaned(out, shape, op.threads)
+        result = dst if plan.lanes == lanes() else _relaned(dst, shape, op.threads)
         found = Blocked(result, shape[1], maxabs)
     else:
-        found = np.empty(shape, np.float32)
-        views = conv_pass.result_views(out, found) if conv_pass.result_views else None
-        fill(found, views, out, lambda values: conv_pass.from_dst(values, plan), op.threads)
+        views = conv_pass.result_views(dst, found) if conv_pass.result_views else None
+        fill(found, views, dst, lambda values: conv_pass.from_dst(values, plan), op.threads)
     op.timings["layout"] = op.timings.get("layout", 0.0) + time.perf_counter() - start
     return found
+
+
+def _result_array(given: np.ndarray | None, shape: tuple) -> np.ndarray:
+    """`given` checked as a dense, writeable float32 array of `shape`, or a new C-contiguous one."""
+    if given is None:
+        return np.empty(shape, np.float32)
+    if not isinstance(given, np.ndarray) or given.dtype != np.float32 or given.shape != shape \
+            or not is_dense(given) or not given.flags.writeable:
+        got = f"{given.dtype} {given.shape}" if isinstance(given, np.ndarray) else type(given).__name__
+        raise ShapeError(f"out=: expected a dense, writeable float32 array of shape {shape}, got {got}")
+    return given
 
 
 def _relaned(out: np.ndarray, shape: tuple, threads: int) -> np.ndarray:
