@@ -10,6 +10,7 @@ norm, pooling, ReLU, loss, update).
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 import time
 from pathlib import Path
@@ -17,11 +18,14 @@ from pathlib import Path
 import numpy as np
 
 from dfpgen.codegen.kernel import default_threads
+from dfpgen.config import openmp_wait_policy, prefer_passive_openmp
 from dfpgen.nn import SGD, LayerNumerics, SoftmaxCrossEntropy, build
 from dfpgen.nn.layers import Conv, Linear
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import write_results  # noqa: E402
+
+prefer_passive_openmp()   # before torch loads, as importing dfpgen.torch first would do
 
 
 def ours(net_name: str, numerics: LayerNumerics, batch: int, steps: int, threads: int) -> dict:
@@ -81,10 +85,13 @@ def torch_resnet50(torch):
     return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2048, 1000))
 
 
+MEMORY_FORMATS = ("NCHW", "channels-last")
+
+
 def torch_step_times(batch: int, steps: int, threads: int, numerics: LayerNumerics) -> dict | None:
-    """Median training-step times of the PyTorch model in FP32 and of the same model after
-    dfpgen.torch.convert at `numerics`, their steps interleaved (one load for both), with the converted
-    layers' summed phase times; None without PyTorch."""
+    """Per memory format (NCHW, channels-last), median training-step times of the PyTorch model in FP32 and of
+    the same model after dfpgen.torch.convert at `numerics`, all four interleaved step by step (one load for
+    all), with the converted layers' summed phase times; None without PyTorch."""
     try:
         import torch
 
@@ -93,37 +100,46 @@ def torch_step_times(batch: int, steps: int, threads: int, numerics: LayerNumeri
         return None
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    fp32 = torch_resnet50(torch)
-    converted = convert(fp32, numerics=numerics, threads=threads, inplace=False).model
+    model = torch_resnet50(torch)
     x, y = torch.randn(batch, 3, 224, 224), torch.randint(0, 1000, (batch,))
+    runs = {}
+    for fmt in MEMORY_FORMATS:
+        memory = torch.channels_last if fmt == "channels-last" else torch.contiguous_format
+        fp32 = copy.deepcopy(model).to(memory_format=memory)
+        converted = convert(fp32, numerics=numerics, threads=threads, inplace=False).model
+        runs[fmt, "fp32"] = (fp32, x.to(memory_format=memory))
+        runs[fmt, "converted"] = (converted, x.to(memory_format=memory))
 
-    def trainer(model):
+    def trainer(model, inputs):
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 
         def step():
             opt.zero_grad()
-            torch.nn.functional.cross_entropy(model(x), y).backward()
+            torch.nn.functional.cross_entropy(model(inputs), y).backward()
             opt.step()
         return step
 
-    runs = [trainer(fp32), trainer(converted)]
-    for step in runs:
-        step()   # the converted model compiles its kernels here
-    # Layers of one shape and numerics share their ops (and timings): count each op once.
-    ops = list({id(op): op for m in converted.modules() for op in getattr(m, "ops", ())}.values())
-    for op in ops:
-        op.timings.clear()
-    times: list[list[float]] = [[], []]
+    steppers = {key: trainer(*run) for key, run in runs.items()}
+    for step in steppers.values():
+        step()   # the converted models compile their kernels here
+    # Layers of one shape and numerics share their ops (and timings): count each op once, per model.
+    ops = {key: list({id(op): op for m in runs[key][0].modules() for op in getattr(m, "ops", ())}.values())
+           for key in runs if key[1] == "converted"}
+    times: dict = {key: [] for key in runs}
+    phases: dict = {fmt: {} for fmt in MEMORY_FORMATS}
     for _ in range(steps):
-        for step, spent in zip(runs, times):
+        for key, step in steppers.items():
+            for op in ops.get(key, ()):
+                op.timings.clear()
             t0 = time.perf_counter()
             step()
-            spent.append(time.perf_counter() - t0)
-    phases: dict[str, float] = {}
-    for op in ops:
-        for k, v in op.timings.items():
-            phases[k] = phases.get(k, 0.0) + v / steps
-    return {"fp32_s": float(np.median(times[0])), "converted_s": float(np.median(times[1])), "phases": phases}
+            times[key].append(time.perf_counter() - t0)
+            for op in ops.get(key, ()):
+                for k, v in op.timings.items():
+                    phases[key[0]][k] = phases[key[0]].get(k, 0.0) + v / steps
+    return {fmt: {"fp32_s": float(np.median(times[fmt, "fp32"])),
+                  "converted_s": float(np.median(times[fmt, "converted"])), "phases": phases[fmt]}
+            for fmt in MEMORY_FORMATS}
 
 
 def phase_cells(seconds: float, phases: dict) -> list[str]:
@@ -149,32 +165,31 @@ def main() -> None:
         dfp = ours(args.net, numerics, args.batch, args.steps, threads)
         fp32 = ours(args.net, LayerNumerics.fp32(), args.batch, args.steps, threads)
         tt = torch_step_times(args.batch, args.steps, threads, numerics) if args.net == "resnet50" else None
-        t_torch = tt["fp32_s"] if tt else None
+        t_torch = min(r["fp32_s"] for r in tt.values()) if tt else None   # the faster PyTorch FP32 layout
         ips = lambda s: args.batch / s
-        rec = {"threads": threads, "batch": args.batch, "dfp16_s": dfp["seconds"], "fp32_s": fp32["seconds"],
-               "torch_s": t_torch, "dfp16_phases": dfp["phases"], "fp32_phases": fp32["phases"],
-               "torch_converted_s": tt["converted_s"] if tt else None,
-               "torch_converted_phases": tt["phases"] if tt else None}
-        records.append(rec)
+        records.append({"threads": threads, "batch": args.batch, "dfp16_s": dfp["seconds"], "fp32_s": fp32["seconds"],
+                        "torch_s": t_torch, "dfp16_phases": dfp["phases"], "fp32_phases": fp32["phases"],
+                        "torch": tt})
         first = len(rows)
         for name, res in (("DFP16", dfp), ("FP32 (ours)", fp32)):
             rows.append([name, threads, f"{ips(res['seconds']):.2f}", f"{res['seconds']:.2f}",
                          *phase_cells(res["seconds"], res["phases"]),
                          f"{fp32['seconds'] / res['seconds']:.2f}",
                          f"{t_torch / res['seconds']:.2f}" if t_torch else "-", ""])
-        if tt:
-            conv = tt["converted_s"]
-            rows.append(["PyTorch FP32", threads, f"{ips(t_torch):.2f}", f"{t_torch:.2f}", "", "", "", "", "", "",
-                         f"{fp32['seconds'] / t_torch:.2f}", "1.00", ""])
-            rows.append(["PyTorch converted", threads, f"{ips(conv):.2f}", f"{conv:.2f}",
-                         *phase_cells(conv, tt["phases"]), f"{fp32['seconds'] / conv:.2f}",
-                         f"{t_torch / conv:.2f}", f"{t_torch / conv:.2f}"])
-        else:   # no PyTorch (or no torch model of this net)
-            rows += [[name, threads, *["-"] * 11] for name in ("PyTorch FP32", "PyTorch converted")]
+        for fmt in MEMORY_FORMATS:
+            if not tt:   # no PyTorch (or no torch model of this net)
+                rows += [[f"PyTorch {kind} ({fmt})", threads, *["-"] * 11] for kind in ("FP32", "converted")]
+                continue
+            base, conv = tt[fmt]["fp32_s"], tt[fmt]["converted_s"]
+            rows.append([f"PyTorch FP32 ({fmt})", threads, f"{ips(base):.2f}", f"{base:.2f}", "", "", "", "", "",
+                         "", f"{fp32['seconds'] / base:.2f}", f"{t_torch / base:.2f}", ""])
+            rows.append([f"PyTorch converted ({fmt})", threads, f"{ips(conv):.2f}", f"{conv:.2f}",
+                         *phase_cells(conv, tt[fmt]["phases"]), f"{fp32['seconds'] / conv:.2f}",
+                         f"{t_torch / conv:.2f}", f"{base / conv:.2f}"])
         for r in rows[first:]:
             print(" | ".join(str(c) for c in r), flush=True)
     header = ["run", "threads", "images/s", "step s", "fprop s", "bprop s", "wtgrad s", "quantize s", "layout s",
-              "rest s", "speedup vs our FP32", "speedup vs PyTorch", "converted vs PyTorch FP32"]
+              "rest s", "speedup vs our FP32", "speedup vs PyTorch", "converted vs PyTorch FP32 (same layout)"]
     notes = [f"{args.net} at its ImageNet input size, batch {args.batch}, synthetic data, median of "
              f"{args.steps} steps after a warm-up step; DFP16 at {args.bits} bits (activations, weights, gradients), "
              "exact overflow policy; kernels with the default (untuned) blocking",
@@ -183,8 +198,12 @@ def main() -> None:
              "rest = batch norm, ReLU, residual joins and SGD (generated pointwise kernels), pooling and the loss "
              "(numpy), FP32",
              "PyTorch converted = the PyTorch model after dfpgen.torch.convert at the DFP16 numerics (convolutions "
-             "and the classifier in DFP16 kernels, the rest in torch FP32), its steps interleaved with PyTorch FP32's "
-             "in one process; its rest = torch's layers, autograd and the torch/numpy hand-over",
+             "and the classifier in DFP16 kernels, the rest in torch FP32); its rest = torch's layers, autograd and "
+             "the torch/numpy hand-over. Both PyTorch models run NCHW and channels-last "
+             "(model.to(memory_format=torch.channels_last)), the four steps interleaved in one process; "
+             "speedup vs PyTorch is against the faster PyTorch FP32 layout",
+             f"OMP_WAIT_POLICY={openmp_wait_policy()} for every PyTorch run (dfpgen.torch's default: idle torch "
+             "threads sleep instead of spinning on the cores dfpgen's threads use)",
              "command: python benchmarks/bench_train.py " + " ".join(sys.argv[1:])]
     print(f"\nwrote {write_results('train', f'Training step: {args.net}', notes, header, rows, records)}")
 

@@ -165,19 +165,25 @@ def train_table(monkeypatch, torch_times) -> tuple[list, list, list]:
     return written["header"], written["rows"], written["records"]
 
 
-def test_train_table_has_the_converted_torch_row(monkeypatch):
-    header, rows, records = train_table(monkeypatch, {"fp32_s": 3.0, "converted_s": 2.5, "phases": PHASES})
-    assert [r[0] for r in rows] == ["DFP16", "FP32 (ours)", "PyTorch FP32", "PyTorch converted"]
-    assert all(len(r) == len(header) for r in rows) and header[-1] == "converted vs PyTorch FP32"
+def test_train_table_has_both_torch_layouts_and_their_converted_rows(monkeypatch):
+    """Each layout's converted model is compared with the same layout's FP32; ours with the faster FP32."""
+    torch_times = {"NCHW": {"fp32_s": 3.0, "converted_s": 2.5, "phases": PHASES},
+                   "channels-last": {"fp32_s": 2.5, "converted_s": 2.0, "phases": PHASES}}
+    header, rows, records = train_table(monkeypatch, torch_times)
+    assert [r[0] for r in rows] == ["DFP16", "FP32 (ours)", "PyTorch FP32 (NCHW)", "PyTorch converted (NCHW)",
+                                    "PyTorch FP32 (channels-last)", "PyTorch converted (channels-last)"]
+    assert all(len(r) == len(header) for r in rows) and header[-1] == "converted vs PyTorch FP32 (same layout)"
     converted = dict(zip(header, rows[3]))
     assert converted["step s"] == "2.50" and converted["fprop s"] == "0.50" and converted["layout s"] == "0.25"
-    assert converted["rest s"] == "0.75" and converted["converted vs PyTorch FP32"] == "1.20"
-    assert dict(zip(header, rows[0]))["speedup vs PyTorch"] == "1.50"
-    assert records[0]["torch_converted_s"] == 2.5 and records[0]["torch_converted_phases"] == PHASES
+    assert converted["rest s"] == "0.75" and converted["converted vs PyTorch FP32 (same layout)"] == "1.20"
+    assert dict(zip(header, rows[5]))["converted vs PyTorch FP32 (same layout)"] == "1.25"
+    assert dict(zip(header, rows[0]))["speedup vs PyTorch"] == "1.25"   # 2.5 s, the faster layout, over 2.0 s
+    assert records[0]["torch_s"] == 2.5 and records[0]["torch"] == torch_times
 
 
 def test_train_table_without_torch_marks_its_rows(monkeypatch):
     header, rows, records = train_table(monkeypatch, None)
-    assert [r[0] for r in rows] == ["DFP16", "FP32 (ours)", "PyTorch FP32", "PyTorch converted"]
-    assert rows[2][2:] == rows[3][2:] == ["-"] * (len(header) - 2)
+    assert [r[0] for r in rows][2:] == ["PyTorch FP32 (NCHW)", "PyTorch converted (NCHW)",
+                                        "PyTorch FP32 (channels-last)", "PyTorch converted (channels-last)"]
+    assert all(r[2:] == ["-"] * (len(header) - 2) for r in rows[2:])
     assert dict(zip(header, rows[0]))["speedup vs PyTorch"] == "-" and records[0]["torch_s"] is None
