@@ -4,7 +4,6 @@ reproducibility, resuming at a saved rung)."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
