@@ -19,6 +19,7 @@ import bench_dispatch  # noqa: E402
 import bench_overheads  # noqa: E402
 import bench_startup  # noqa: E402
 import bench_train  # noqa: E402
+import bench_wordlength  # noqa: E402
 import common  # noqa: E402
 
 SPEC = parse_descriptor("mb2ic40ih7oc24oh7kh3ph1")   # 20 pairs x 9 taps: flushed at bits 13
@@ -181,3 +182,26 @@ def test_train_table_without_torch_marks_its_rows(monkeypatch):
     assert [r[0] for r in rows] == ["DFP16", "FP32 (ours)", "PyTorch FP32", "PyTorch converted"]
     assert rows[2][2:] == rows[3][2:] == ["-"] * (len(header) - 2)
     assert dict(zip(header, rows[0]))["speedup vs PyTorch"] == "-" and records[0]["torch_s"] is None
+
+
+# ------------------------------------------------------------------ benchmarks/bench_wordlength.py
+
+
+def test_wordlength_table_has_every_width_and_the_ratios(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["bench_wordlength.py", "--layers", "mb1ic8ih6oc8oh6kh3ph1", "--bits", "8,13,16",
+                                      "--seconds", "0.01", "--rounds", "2", "--results-dir", str(tmp_path)])
+    bench_wordlength.main()
+    text = (tmp_path / f"wordlength_{host().cpu}.md").read_text()
+    assert "| dfp8 GMAC/s | dfp13 GMAC/s | dfp16 GMAC/s |" in text and "dfp8 / dfp13" in text
+    assert "vpdpbusd8" in text and "**median**" in text
+
+
+def test_wordlength_skips_the_int8_row_without_a_vpdpbusd_isa(monkeypatch):
+    from dfpgen.core import target
+
+    if any(isa.instruction == "vpdpbusd" for isa in target.ISAS.values()):
+        monkeypatch.setattr(bench_wordlength, "ISAS", {n: i for n, i in target.ISAS.items()
+                                                       if i.instruction != "vpdpbusd"})
+    assert bench_wordlength.int8_isa() == (None, "no vpdpbusd ISA in dfpgen.core.target.ISAS yet (the INT8 kernels "
+                                                 "are not merged)")
+    assert target.ISAS[bench_wordlength.int16_isa()].instruction in ("vpdpwssd", "vpmaddwd")
