@@ -42,6 +42,17 @@ def distinct(specs):
     return out
 
 
+def our_kernel(spec, pass_name, numerics, isa_name, threads, db=None, tune_seconds: float = 0.0):
+    """Our kernel for one measurement, and where its blocking came from: with a tuning `db`, tuned for
+    `tune_seconds` first; else the tuning database's blocking where it has one, else the cost model's default."""
+    if db is None:
+        k = compile(spec, pass_name, numerics, isa=isa_name, threads=threads, tuned=True)
+        return k, k.source
+    best = tune(Task(spec, pass_name, numerics, isa_name, threads, host()), db, budget=tune_seconds).best
+    return compile(spec, pass_name, numerics, isa=isa_name, blocking=best.blocking if best else None,
+                   threads=threads), "tuned" if best else "default"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--passes", default="fprop,bprop,wtgrad")
@@ -66,13 +77,7 @@ def main() -> None:
         db = TuningDB(args.db)
 
     def kernel(spec, pass_name, numerics, isa_name, threads):
-        """Our kernel for one measurement, and where its blocking came from."""
-        if db is None:
-            k = compile(spec, pass_name, numerics, isa=isa_name, threads=threads, tuned=True)
-            return k, k.source
-        best = tune(Task(spec, pass_name, numerics, isa_name, threads, host()), db, budget=args.tune).best
-        return compile(spec, pass_name, numerics, isa=isa_name, blocking=best.blocking if best else None,
-                       threads=threads), "tuned" if best else "default"
+        return our_kernel(spec, pass_name, numerics, isa_name, threads, db, args.tune)
 
     bits_list = [int(b) for b in args.bits.split(",")]
     thread_list = [default_threads() if t == "all" else int(t) for t in args.threads.split(",")]

@@ -19,7 +19,9 @@ import bench_dispatch  # noqa: E402
 import bench_overheads  # noqa: E402
 import bench_startup  # noqa: E402
 import bench_train  # noqa: E402
+import bench_wordlength  # noqa: E402
 import common  # noqa: E402
+import precision_study  # noqa: E402
 
 SPEC = parse_descriptor("mb2ic40ih7oc24oh7kh3ph1")   # 20 pairs x 9 taps: flushed at bits 13
 ISA = host().best_isa("dfp16")
@@ -187,3 +189,54 @@ def test_train_table_without_torch_marks_its_rows(monkeypatch):
                                         "PyTorch FP32 (channels-last)", "PyTorch converted (channels-last)"]
     assert all(r[2:] == ["-"] * (len(header) - 2) for r in rows[2:])
     assert dict(zip(header, rows[0]))["speedup vs PyTorch"] == "-" and records[0]["torch_s"] is None
+
+
+# ------------------------------------------------------------------ benchmarks/bench_wordlength.py
+
+
+def test_wordlength_table_has_every_width_and_the_ratios(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["bench_wordlength.py", "--layers", "mb1ic8ih6oc8oh6kh3ph1", "--bits", "8,13,16",
+                                      "--seconds", "0.01", "--rounds", "2", "--results-dir", str(tmp_path)])
+    bench_wordlength.main()
+    text = (tmp_path / f"wordlength_{host().cpu}.md").read_text()
+    assert "| dfp8 GMAC/s | dfp13 GMAC/s | dfp16 GMAC/s |" in text and "dfp8 / dfp13" in text
+    assert "vpdpbusd8" in text and "**median**" in text
+
+
+def test_wordlength_skips_the_int8_row_without_a_vpdpbusd_isa(monkeypatch):
+    from dfpgen.core import target
+
+    if any(isa.instruction == "vpdpbusd" for isa in target.ISAS.values()):
+        monkeypatch.setattr(bench_wordlength, "ISAS", {n: i for n, i in target.ISAS.items()
+                                                       if i.instruction != "vpdpbusd"})
+    assert bench_wordlength.int8_isa() == (None, "no vpdpbusd ISA in dfpgen.core.target.ISAS yet (the INT8 kernels "
+                                                 "are not merged)")
+    assert target.ISAS[bench_wordlength.int16_isa()].instruction in ("vpdpwssd", "vpmaddwd")
+
+
+# ------------------------------------------------------------------ benchmarks/precision_study.py
+
+
+def test_time_to_target_sums_the_training_seconds_up_to_the_first_epoch_there():
+    from dfpgen.training.train import EpochLog
+
+    history = [EpochLog(e, 0.1, 1.0, 0.5, 1.0, acc, seconds, 100.0)
+               for e, acc, seconds in ((1, 0.90, 2.0), (2, 0.95, 3.0), (3, 0.94, 1.0), (4, 0.97, 1.0))]
+    assert precision_study.time_to(history, 95.0) == (5.0, 2)
+    assert precision_study.time_to(history, 97.5) == (None, None)
+
+
+def test_precision_study_writes_the_table_with_the_switches(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["precision_study.py", "--net", "lenet", "--epochs", "2", "--limit", "64",
+                                      "--seeds", "0", "--runs", "fp32,ladder", "--ladder", "8:1,fp32:*",
+                                      "--results-dir", str(tmp_path)])
+    precision_study.main()
+    text = (tmp_path / f"precision_study_{host().cpu}.md").read_text()
+    assert "| ladder | ladder 8:1,fp32:* |" in text and "s0: 1 8->fp32" in text
+    assert (tmp_path / "precision_study" / "ladder_seed0" / "log.csv").exists()
+    assert (tmp_path / "precision_study.png").exists()
+
+
+def test_precision_study_refuses_an_unknown_run():
+    with pytest.raises(ValueError, match="--runs 'fp16': expected some of fp32, dfp16, muppet, ladder"):
+        precision_study.run_setup("fp16", "8:1,16:*")

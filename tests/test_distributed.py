@@ -32,6 +32,9 @@ the weights' and the input images' quantization, which only the FP32 comparison 
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import os
 import subprocess
 import sys
@@ -50,6 +53,7 @@ from dfpgen.core.numerics import LayerNumerics  # noqa: E402
 from dfpgen.frontends import distributed, torch_zoo  # noqa: E402
 from dfpgen.frontends.cli import main as cli  # noqa: E402
 from dfpgen.nn import layers as L  # noqa: E402
+from dfpgen.training.precision import MuppetSchedule  # noqa: E402
 
 RUN = dict(data="mnist", limit=128, batch=32, lr=0.05, seed=0)
 
@@ -182,6 +186,20 @@ def test_cli_train_torch_backend_in_process(tmp_path):
     assert (out / "weights_rank0.npz").exists() and (out / "log_rank0.csv").read_text().count("\n") == 3
 
 
+def test_cli_train_torch_backend_climbs_a_precision_ladder(tmp_path):
+    out = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["train", "--backend", "torch", "--net", "lenet", "--epochs", "3", "--limit", "64",
+                                      "--batch", "32", "--out", str(out), "--threads", "1",
+                                      "--precision-ladder", "8:1,12:1,fp32:*"])
+    assert result.exit_code == 0, result.output
+    assert "epoch 1: precision 8 -> 12" in result.output and "epoch 2: precision 12 -> fp32" in result.output
+    rows = list(csv.DictReader(io.StringIO((out / "log_rank0.csv").read_text())))
+    assert [int(r["rung"]) for r in rows] == [8, 8, 12, 12, 32, 32]   # two steps per epoch
+    summary = json.loads((out / "summary.json").read_text())
+    assert [(s["epoch"], s["from"], s["to"]) for s in summary["switches"]] == [(1, 8, 12), (2, 12, "fp32")]
+    assert summary["final_rung"] == "fp32" and summary["config"]["precision_schedule"]["kind"] == "ladder"
+
+
 def test_cli_train_torch_backend_launches_torchrun(tmp_path, monkeypatch):
     seen = {}
 
@@ -203,9 +221,11 @@ def test_cli_train_torch_backend_launches_torchrun(tmp_path, monkeypatch):
 
 def test_config_round_trips_through_json(tmp_path):
     numerics = LayerNumerics(bits_w=12, grad_rounding="stochastic", dfp=("act", "grad"))
-    config = distributed.DistConfig(net="resnet8", steps=3, lr=1, numerics=numerics, out="x")
+    config = distributed.DistConfig(net="resnet8", steps=3, lr=1, numerics=numerics, out="x",
+                                    precision_schedule=MuppetSchedule(r=2).to_json())
     assert config.lr == 1.0 and isinstance(config.lr, float)  # JSON may write a float as 1
     assert distributed.DistConfig.load(config.save(tmp_path / "c.json")) == config
+    assert config.precision() == MuppetSchedule(r=2)
     (tmp_path / "partial.json").write_text('{"net": "resnet8"}')
     assert distributed.DistConfig.load(tmp_path / "partial.json") == distributed.DistConfig(net="resnet8")
 
@@ -226,6 +246,10 @@ def test_config_round_trips_through_json(tmp_path):
     ('{"out": null}', "out None"),
     ('{"lr": NaN}', "lr=nan: must be a finite number > 0"),
     ('{"momentum": 1.5}', "momentum=1.5: must be a number in [0, 1)"),
+    ('{"precision_schedule": {"kind": "adaptive"}}', "precision_schedule: PrecisionScheduleError: kind='adaptive'"),
+    ('{"precision_schedule": {"kind": "ladder"}}', "precision_schedule: KeyError"),
+    ('{"precision_schedule": "muppet"}', "precision_schedule 'muppet': expected an object"),
+    ('{"precision_schedule": {"kind": "muppet"}, "numerics": {"precision": "fp32"}}', "must be 'dfp16'"),
 ])
 def test_bad_config_file_is_one_line_naming_it(tmp_path, capsys, text, names):
     path = tmp_path / "config.json"

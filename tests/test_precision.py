@@ -330,7 +330,6 @@ def test_cli_muppet_logs_the_ratio_at_each_check(data_source, tmp_path):
     (["--schedule-precision", "muppet", "--precision-ladder", "8:1,16:*"], "mutually exclusive"),
     (["--precision-ladder", "8:1,16:2"], "epochs '2' in '16:2'"),
     (["--precision-ladder", "8:1,16:*", "--precision", "fp32"], "drop --precision fp32"),
-    (["--precision-ladder", "8:1,16:*", "--backend", "torch"], "--backend numpy only"),
     (["--schedule-precision", "adaptive"], "'adaptive' is not 'muppet'"),
 ])
 def test_cli_schedule_errors_are_one_line(args, message, tmp_path):

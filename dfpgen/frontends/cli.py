@@ -572,11 +572,11 @@ def train_cmd(net, data_source, precision, bits, bits_w, bits_grad, rounding, gr
     """
     numerics = LayerNumerics(precision, bits, bits_w, bits_grad, rounding, grad_rounding,
                              dfp=tuple(k.strip() for k in dfp_kinds.split(",") if k.strip()))
-    precision_schedule = _precision_schedule(precision_policy, ladder_text, precision, backend)
+    precision_schedule = _precision_schedule(precision_policy, ladder_text, precision)
     if backend == "torch":
         _check_nproc(nproc, batch)
         _train_torch(net, data_source, numerics, epochs, batch, lr, schedule, weight_decay, seed, limit, threads,
-                     out_dir, resume, nproc)
+                     out_dir, resume, nproc, precision_schedule)
         return
     if nproc != 1:
         raise click.UsageError(f"--nproc {nproc}: data-parallel runs need --backend torch (numpy runs one process)")
@@ -590,7 +590,7 @@ def train_cmd(net, data_source, precision, bits, bits_w, bits_grad, rounding, gr
         raise _os_error(exc) from None
 
 
-def _precision_schedule(policy: str | None, ladder_text: str | None, precision: str, backend: str):
+def _precision_schedule(policy: str | None, ladder_text: str | None, precision: str):
     """The run's precision schedule from --schedule-precision / --precision-ladder (None for neither)."""
     from dfpgen.training.precision import MuppetSchedule, parse_ladder
 
@@ -601,8 +601,6 @@ def _precision_schedule(policy: str | None, ladder_text: str | None, precision: 
         raise click.UsageError("--schedule-precision and --precision-ladder are mutually exclusive: give one")
     if precision != "dfp16":
         raise click.UsageError(f"{option}: the ladder sets the precision per rung; drop --precision {precision}")
-    if backend != "numpy":
-        raise click.UsageError(f"{option}: precision schedules run on --backend numpy only")
     return MuppetSchedule() if policy else parse_ladder(ladder_text)
 
 
@@ -691,7 +689,7 @@ def _check_nproc(nproc: int, batch: int) -> None:
 
 
 def _train_torch(net, data_source, numerics, epochs, batch, lr, schedule, weight_decay, seed, limit, threads,
-                 out_dir, resume, nproc) -> None:
+                 out_dir, resume, nproc, precision_schedule=None) -> None:
     """`train --backend torch`: dfpgen.frontends.distributed in this process (--nproc 1) or under torchrun."""
     if resume:
         raise click.UsageError("--resume: --backend torch writes final weights, not resumable checkpoints; "
@@ -702,7 +700,8 @@ def _train_torch(net, data_source, numerics, epochs, batch, lr, schedule, weight
         raise click.UsageError(f"--backend torch needs PyTorch ({exc}): pip install 'dfpgen[torch]'") from None
     config = DistConfig(net=net, data=data_source, epochs=epochs, batch=batch, lr=lr, weight_decay=weight_decay,
                         schedule=schedule, seed=seed, limit=limit, numerics=numerics, threads=threads,
-                        out=str(out_dir))
+                        out=str(out_dir),
+                        precision_schedule=precision_schedule.to_json() if precision_schedule else None)
     status = launch(config, nproc)
     if status:
         raise click.ClickException(f"--backend torch run failed (exit status {status}); see the messages above")

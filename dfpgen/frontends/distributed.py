@@ -37,13 +37,14 @@ from torch import nn
 
 from dfpgen.config import torchrun_world
 from dfpgen.core.numerics import LayerNumerics
-from dfpgen.errors import DFPGenError, NumericsError
+from dfpgen.errors import DFPGenError, NumericsError, PrecisionScheduleError
 from dfpgen.files import atomic_write
-from dfpgen.frontends.torch import convert
+from dfpgen.frontends.torch import PrecisionHook, convert
 from dfpgen.frontends.torch_zoo import build_model
 from dfpgen.nn.models import NETWORKS
 from dfpgen.nn.optim import SCHEDULES, learning_rate
 from dfpgen.training.data import batches, load
+from dfpgen.training.precision import rung_bits, schedule_from_json
 from dfpgen.training.train import TrainConfig, TrainConfigError
 
 LOG_FIELDS = ("step", "epoch", "lr", "loss", "train_acc", "seconds")
@@ -77,11 +78,14 @@ class DistConfig:
     numerics: LayerNumerics = LayerNumerics()   # precision "fp32" leaves every layer in torch FP32 (the baseline)
     threads: int | None = None
     out: str = "runs/distributed"
+    # A precision schedule's to_json() (MuppetSchedule, FixedLadder: dfpgen.training.precision), or None.
+    precision_schedule: dict | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "numerics", _numerics(self.numerics))
+        self.precision()   # a bad schedule definition fails here, naming the field
         for f in fields(self):
-            if f.name == "numerics":
+            if f.name in ("numerics", "precision_schedule"):
                 continue
             value = getattr(self, f.name)
             kind = f.type.split(" | ")[0]  # the annotations are strings: "int", "float | None", ...
@@ -100,6 +104,21 @@ class DistConfig:
             TrainConfig(**{name: getattr(self, name) for name in ("lr", "momentum", "weight_decay")})
         except TrainConfigError as exc:
             raise DistributedError(str(exc)) from None
+
+    def precision(self):
+        """The precision schedule `precision_schedule` defines (None without one); DistributedError if it is bad."""
+        if self.precision_schedule is None:
+            return None
+        if not isinstance(self.precision_schedule, dict):
+            raise DistributedError(f"precision_schedule {self.precision_schedule!r}: expected an object (a "
+                                   f"schedule's to_json()) or null")
+        if self.numerics.precision != "dfp16":
+            raise DistributedError(f"precision_schedule: the rungs set the precision; numerics.precision must be "
+                                   f"'dfp16', not {self.numerics.precision!r}")
+        try:
+            return schedule_from_json(self.precision_schedule)
+        except (PrecisionScheduleError, KeyError, TypeError) as exc:
+            raise DistributedError(f"precision_schedule: {type(exc).__name__}: {exc}") from None
 
     def save(self, path: Path) -> Path:
         """Write this configuration to `path` as JSON (atomically) and return the path."""
@@ -198,9 +217,11 @@ def _train(c: DistConfig, rank: int, world: int, local_world: int) -> dict:
     if shape != tuple(data.input_shape):
         raise DistributedError(f"--net {c.net} takes inputs {shape}, the data has {data.input_shape}: "
                                f"use --data synthetic for the ImageNet networks")
-    report = None
+    report, schedule = None, c.precision()
     if c.numerics.precision == "dfp16":
         report = convert(model, numerics=c.numerics, threads=threads, seed=(c.seed, rank))
+    # DDP leaves every rank the same averaged gradients, so every rank's schedule takes the same switches.
+    hook = PrecisionHook(model, schedule, c.numerics) if schedule else None
     ddp = _ddp(model) if world > 1 else model
     # As the numpy runtime: weight decay on convolution and fully-connected weights only.
     decay = [p for p in model.parameters() if p.dim() > 1]
@@ -239,9 +260,12 @@ def _train(c: DistConfig, rank: int, world: int, local_world: int) -> dict:
             if not np.isfinite(loss_sum):
                 raise DistributedError(f"loss became {loss_sum} at step {step}: lower --lr or raise --bits")
             rows.append({"step": step, "epoch": epoch, "lr": round(lr, 8), "loss": round(loss_sum, 6),
-                         "train_acc": round(right / c.batch, 6), "seconds": round(time.perf_counter() - start, 3)})
+                         "train_acc": round(right / c.batch, 6), "seconds": round(time.perf_counter() - start, 3)}
+                        | ({"rung": rung_bits(hook.rung)} if hook else {}))
         if rank == 0 and rows:
             print(f"epoch {epoch + 1}: step {step}/{total} loss {rows[-1]['loss']:.4f}", file=sys.stderr)
+        if hook and step == (epoch + 1) * per_epoch:   # a whole epoch: its last step's gradients are still there
+            _observe_epoch(hook, epoch + 1, rank, world)
     seconds = time.perf_counter() - start
     test_loss, test_acc = evaluate(model, data.test_x, data.test_y, rank, world)
     _write_outputs(out, rank, model, rows)
@@ -249,10 +273,25 @@ def _train(c: DistConfig, rank: int, world: int, local_world: int) -> dict:
                "final_loss": rows[-1]["loss"] if rows else None, "test_loss": test_loss, "test_acc": test_acc,
                "seconds": seconds, "images_per_s": step * c.batch / max(seconds, 1e-9),
                "converted": report.converted if report else [], "kept": report.kept if report else []}
+    if hook:
+        summary["switches"] = [s.to_dict() for s in hook.switches]
+        summary["final_rung"] = hook.rung
     if rank == 0:
         atomic_write(out / "summary.json", json.dumps(summary, indent=2).encode())
         print(f"final test accuracy {100 * test_acc:.2f}% ({out})", file=sys.stderr)
     return summary
+
+
+def _observe_epoch(hook: PrecisionHook, epoch: int, rank: int, world: int) -> None:
+    """End an epoch for the precision schedule; check every rank is still at the same rung (they see the same
+    gradients, so a difference means the ranks no longer train one model)."""
+    switch = hook.end_epoch(epoch)
+    if rank == 0 and switch:
+        print(f"epoch {epoch}: precision {switch.from_rung} -> {switch.to_rung}", file=sys.stderr)
+    # Rungs only climb one at a time from one state: the sum is world x rung only when every rank agrees.
+    if _all_sum([hook.state.rung], world)[0] != world * hook.state.rung:
+        raise DistributedError(f"epoch {epoch}: the ranks' precision schedules disagree (rank {rank} at rung "
+                               f"{hook.rung})")
 
 
 def _ddp(model: nn.Module) -> nn.Module:
@@ -272,7 +311,7 @@ def _write_outputs(out: Path, rank: int, model: nn.Module, rows: list[dict]) -> 
     np.savez(buffer, **{k: v.detach().numpy() for k, v in model.state_dict().items()})
     atomic_write(out / f"weights_rank{rank}.npz", buffer.getvalue())
     text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=LOG_FIELDS)
+    writer = csv.DictWriter(text, fieldnames=LOG_FIELDS + (("rung",) if rows and "rung" in rows[0] else ()))
     writer.writeheader()
     writer.writerows(rows)
     atomic_write(out / f"log_rank{rank}.csv", text.getvalue().encode())

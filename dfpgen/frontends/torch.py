@@ -49,14 +49,16 @@ from dfpgen.core.numerics import KINDS, LayerNumerics, layer_numerics
 from dfpgen.core.spec import ConvSpec
 from dfpgen.core.stochastic import StreamKey
 from dfpgen.core.target import resolve
-from dfpgen.errors import DTypeError, ShapeError, SpecError, TargetError
+from dfpgen.errors import DTypeError, NumericsError, ShapeError, SpecError, TargetError
 from dfpgen.runtime.blocked import Blocked, Measured, memory_axes
 from dfpgen.runtime.blocked_conv import run_blocked
 from dfpgen.runtime.conv import Conv2d, _threads, choose_isa
+from dfpgen.training.precision import PrecisionSchedule, PrecisionState, Switch
 
 _spin_warned = False
 
-__all__ = ["ConversionReport", "DFPConv2d", "DFPLinear", "convert", "conv_support"]
+__all__ = ["ConversionReport", "DFPConv2d", "DFPLinear", "PrecisionHook", "convert", "conv_support", "gradients",
+           "set_numerics"]
 
 # Compiled ops shared by every layer of the process: a kernel depends only on the shape and the numerics,
 # so ResNet-50's many identical blocks compile each kernel once. The spec carries no layer name because the
@@ -501,3 +503,59 @@ def convert(model: nn.Module, bits: int | None = None, rounding: str | None = No
             model.get_submodule(parent_name)._modules[child_name] = new
     report.model = twins.get(id(model), model)
     return report
+
+
+# -------------------------------------------------------------------------------- precision schedules
+
+
+def set_numerics(model: nn.Module, numerics: LayerNumerics) -> int:
+    """Switch every DFP layer of `model` to `numerics` (a precision schedule's next rung); returns the layers
+    changed. Their ops are rebuilt on next use, from the process's op cache when that shape and numerics ran."""
+    if not isinstance(numerics, LayerNumerics):
+        raise NumericsError(f"numerics={numerics!r}: must be a dfpgen.LayerNumerics (a schedule's rung)")
+    # As at construction: numerics no pass can run, or an ISA this host lacks, fail here (and leave every layer
+    # as it was), not at the next batch.
+    _check_options(numerics, None)
+    layers = [m for m in model.modules() if isinstance(m, _DFPLayer) and m.numerics != numerics]
+    for layer in layers:
+        layer.numerics = numerics
+        layer._ops = {}
+    return len(layers)
+
+
+def gradients(model: nn.Module) -> dict[str, np.ndarray]:
+    """{name: p.grad as numpy} of every parameter that has a gradient (what a precision schedule samples)."""
+    return {name: p.grad.detach().numpy() for name, p in model.named_parameters() if p.grad is not None}
+
+
+class PrecisionHook:
+    """Runs a precision schedule (dfpgen.training.precision's MuppetSchedule or FixedLadder) over a converted
+    model: sets the current rung's numerics, and after each epoch feeds the last step's gradients to the
+    schedule and applies the switch it makes. `state` (a PrecisionState) resumes a run where it stood."""
+
+    def __init__(self, model: nn.Module, schedule: PrecisionSchedule, base: LayerNumerics | None = None,
+                 state: PrecisionState | None = None, switches: tuple[Switch, ...] = ()):
+        self.model, self.schedule = model, schedule
+        self.base = layer_numerics(base)   # the numerics every DFP rung starts from (rounding, overflow, isa)
+        self.state = PrecisionState() if state is None else state
+        self.switches = list(switches)
+        set_numerics(model, self.numerics)
+
+    @property
+    def numerics(self) -> LayerNumerics:
+        """The current rung's numerics."""
+        return self.schedule.numerics(self.base, self.state)
+
+    @property
+    def rung(self):
+        """The current rung: bits, or 'fp32'."""
+        return self.schedule.rungs[self.state.rung]
+
+    def end_epoch(self, epoch: int) -> Switch | None:
+        """After epoch `epoch` (1-based) and before the next zero_grad: let the schedule see every parameter's
+        gradient and switch the model's DFP layers if it climbs; returns the Switch, or None."""
+        self.state, switch = self.schedule.observe_epoch(self.state, epoch, gradients(self.model))
+        if switch:
+            self.switches.append(switch)
+            set_numerics(self.model, self.numerics)
+        return switch
