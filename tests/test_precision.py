@@ -336,3 +336,21 @@ def test_cli_schedule_errors_are_one_line(args, message, tmp_path):
     result = invoke("train", "--net", "lenet", "--limit", 64, "--epochs", 1, "--out", tmp_path / "run", *args)
     assert result.exit_code != 0 and message in result.output, result.output
     assert "Traceback" not in result.output and not (tmp_path / "run").exists()
+
+
+def test_the_schedule_samples_gradients_with_weight_decay(data_source, data64, monkeypatch):
+    """As MuPPET's quant_sgd leaves it in p.grad: the gradient plus weight_decay * w on the decayed weights
+    (convolution and fully connected), the bare gradient elsewhere (batch norm, biases)."""
+    cfg = TrainConfig(net="lenet", data=data_source, epochs=1, batch=32, limit=64, weight_decay=0.25,
+                      precision_schedule=MuppetSchedule())
+    trainer = Trainer(cfg, dataset=data64, threads=1)
+    seen = {}
+    observe = MuppetSchedule.observe_epoch
+    monkeypatch.setattr(MuppetSchedule, "observe_epoch",
+                        lambda self, state, epoch, grads: seen.update(grads) or observe(self, state, epoch, grads))
+    trainer.train_epoch()
+    assert seen.keys() == {p.name for p in trainer.params}
+    for p in trainer.params:
+        want = p.grad + np.float32(0.25) * p.data if p.decay else p.grad
+        np.testing.assert_array_equal(seen[p.name], want)
+    assert any(p.decay for p in trainer.params) and any(not p.decay for p in trainer.params)

@@ -4,6 +4,7 @@ reproducibility, resuming at a saved rung)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -119,3 +120,14 @@ def test_a_hook_resumes_at_the_saved_rung():
     assert hook.rung == 14 and {layer.numerics.bits for layer in dfp_layers(model)} == {14}
     runs = train(model, hook, 2, first=3)
     assert [(rung, s and (s.epoch, s.to_rung)) for rung, s in runs] == [(14, None), (14, (4, 16))]
+
+
+def test_sampled_gradients_carry_weight_decay_on_weights_only():
+    """gradients(model, wd): p.grad + wd * p for weights (dim > 1), the bare p.grad for biases."""
+    model = tiny()
+    F.cross_entropy(model(torch.randn(4, 3, 8, 8)), torch.randint(0, 4, (4,))).backward()
+    sampled = gradients(model, 0.5)
+    for name, p in model.named_parameters():
+        want = p.grad + 0.5 * p.detach() if p.dim() > 1 else p.grad
+        np.testing.assert_array_equal(sampled[name], want.numpy())
+    assert any(p.dim() <= 1 for p in model.parameters())

@@ -221,7 +221,7 @@ def _train(c: DistConfig, rank: int, world: int, local_world: int) -> dict:
     if c.numerics.precision == "dfp16":
         report = convert(model, numerics=c.numerics, threads=threads, seed=(c.seed, rank))
     # DDP leaves every rank the same averaged gradients, so every rank's schedule takes the same switches.
-    hook = PrecisionHook(model, schedule, c.numerics) if schedule else None
+    hook = PrecisionHook(model, schedule, c.numerics, weight_decay=c.weight_decay) if schedule else None
     ddp = _ddp(model) if world > 1 else model
     # As the numpy runtime: weight decay on convolution and fully-connected weights only.
     decay = [p for p in model.parameters() if p.dim() > 1]

@@ -523,19 +523,23 @@ def set_numerics(model: nn.Module, numerics: LayerNumerics) -> int:
     return len(layers)
 
 
-def gradients(model: nn.Module) -> dict[str, np.ndarray]:
-    """{name: p.grad as numpy} of every parameter that has a gradient (what a precision schedule samples)."""
-    return {name: p.grad.detach().numpy() for name, p in model.named_parameters() if p.grad is not None}
+def gradients(model: nn.Module, weight_decay: float = 0.0) -> dict[str, np.ndarray]:
+    """{name: gradient as numpy} of every parameter that has one, what a precision schedule samples: p.grad plus
+    weight_decay * p for the convolution and fully connected weights (dim > 1), which dfpgen's runtimes decay,
+    as MuPPET's quant_sgd leaves the decayed gradient in p.grad."""
+    return {name: (p.grad + weight_decay * p.detach() if weight_decay and p.dim() > 1 else p.grad).detach().numpy()
+            for name, p in model.named_parameters() if p.grad is not None}
 
 
 class PrecisionHook:
     """Runs a precision schedule (dfpgen.training.precision's MuppetSchedule or FixedLadder) over a converted
-    model: sets the current rung's numerics, and after each epoch feeds the last step's gradients to the
-    schedule and applies the switch it makes. `state` (a PrecisionState) resumes a run where it stood."""
+    model: sets the current rung's numerics, and after each epoch feeds the last step's gradients (with the
+    optimizer's `weight_decay` on weights, see gradients()) to the schedule and applies the switch it makes.
+    `state` (a PrecisionState) resumes a run where it stood."""
 
     def __init__(self, model: nn.Module, schedule: PrecisionSchedule, base: LayerNumerics | None = None,
-                 state: PrecisionState | None = None, switches: tuple[Switch, ...] = ()):
-        self.model, self.schedule = model, schedule
+                 state: PrecisionState | None = None, switches: tuple[Switch, ...] = (), weight_decay: float = 0.0):
+        self.model, self.schedule, self.weight_decay = model, schedule, weight_decay
         self.base = layer_numerics(base)   # the numerics every DFP rung starts from (rounding, overflow, isa)
         self.state = PrecisionState() if state is None else state
         self.switches = list(switches)
@@ -554,7 +558,7 @@ class PrecisionHook:
     def end_epoch(self, epoch: int) -> Switch | None:
         """After epoch `epoch` (1-based) and before the next zero_grad: let the schedule see every parameter's
         gradient and switch the model's DFP layers if it climbs; returns the Switch, or None."""
-        self.state, switch = self.schedule.observe_epoch(self.state, epoch, gradients(self.model))
+        self.state, switch = self.schedule.observe_epoch(self.state, epoch, gradients(self.model, self.weight_decay))
         if switch:
             self.switches.append(switch)
             set_numerics(self.model, self.numerics)

@@ -145,14 +145,19 @@ class Trainer:
         """Let the schedule see the epoch's last gradients (MuPPET samples every parameter's, policy.py's update);
         switch the network's numerics if it climbs. Returns the epoch's PRECISION_FIELDS."""
         rung = self.schedule.rungs[self.precision.rung]
-        self.precision, switch = self.schedule.observe_epoch(self.precision, self.epoch,
-                                                             {p.name: p.grad for p in self.params})
+        self.precision, switch = self.schedule.observe_epoch(self.precision, self.epoch, self.sampled_gradients())
         if switch:
             self.switches.append(switch)
             set_numerics(self.net, self.numerics())
         return {"rung": rung_bits(rung), "gd_ratio": self.precision.last_ratio,
                 "switch_from": rung_bits(switch.from_rung) if switch else None,
                 "switch_to": rung_bits(switch.to_rung) if switch else None}
+
+    def sampled_gradients(self) -> dict[str, np.ndarray]:
+        """What a precision schedule samples after an epoch: each parameter's last gradient plus its weight decay
+        term, the tensor MuPPET's quant_sgd leaves in p.grad (docs/precision.md)."""
+        decay = self.config.weight_decay
+        return {p.name: p.grad + np.float32(decay) * p.data if p.decay and decay else p.grad for p in self.params}
 
     def steps_per_epoch(self) -> int:
         """Optimizer steps in one epoch (the last partial batch is dropped)."""
