@@ -16,7 +16,7 @@ from dfpgen.passes import make_plan
 GOLDEN = Path(__file__).parent / "golden"
 
 # Small kernels that exercise every template branch: VNNI with row/column/channel tails and several
-# flushes, AVX2 with stride and one flush, and the FP32 baseline.
+# flushes, AVX2 with stride and one flush, the FP32 baseline, and INT8 VNNI with its correction.
 CASES = {
     "vnni_tails_sapphirerapids": (ConvSpec(2, 6, 40, 3, 3, 3, 3, 1, 1, "tails"), Numerics(14, 14),
                                   Blocking(kv=2, wb=2, hb=2), "sapphirerapids", "avx512_vnni"),
@@ -26,6 +26,9 @@ CASES = {
                             Blocking(kv=1, wb=3, hb=1), "znver3", "avx2"),
     "fp32_avx2_1x1_znver3": (ConvSpec(1, 8, 16, 4, 4, 1, 1, 1, 0, "pw"), Numerics(),
                              Blocking(kv=2, wb=4, hb=1), "znver3", "fp32_avx2"),
+    # vpdpbusd: offset src, the correction table and vectors, tails, and a short chain (several flushes).
+    "int8_tails_flushes_znver4": (ConvSpec(2, 10, 40, 3, 3, 3, 3, 1, 1, "i8"), Numerics(8, 8, chain=6),
+                                  Blocking(kv=2, wb=2, hb=2), "znver4", "avx512_vnni_int8"),
 }
 # BPROP with stride 2 (four phases, one without taps) and WTGRAD with odd Q (a zero-padded q pair).
 PASS_CASES = {
