@@ -226,3 +226,30 @@ def test_float_operands_through_conv2d():
     qx, qw = dfpgen.quantize(x, 8), dfpgen.quantize(w, 8)
     np.testing.assert_array_equal(y, ref.exact_to_f32(ref.conv_int(qx.mant, qw.mant, spec.stride, spec.pad),
                                                       qx.exp + qw.exp))
+
+
+# ------------------------------------------------------------------------ tuning, cost model, peak
+
+
+def test_knob_space_plans_for_int8_and_halves_the_predicted_cycles():
+    from dfpgen.tuning.cost import default_blocking, predicted_cycles
+    from dfpgen.tuning.tune import knob_space, rank_by_cost
+
+    spec = select("resnet50:res3a_branch2b")[0]
+    cpu = named("znver4")
+    space = knob_space(spec, "fprop", Numerics(8, 8), cpu, "avx512_vnni_int8")
+    ranked = rank_by_cost(space, spec, "fprop", Numerics(8, 8), cpu, "avx512_vnni_int8")
+    assert space and ranked
+    b8 = default_blocking(spec, Numerics(8, 8), cpu, "avx512_vnni_int8", "fprop", 1)
+    b13 = default_blocking(spec, Numerics(13, 13), cpu, "avx512_vnni", "fprop", 1)
+    c8 = predicted_cycles(make_plan(spec, Numerics(8, 8), b8, cpu, "avx512_vnni_int8", "fprop"))
+    c13 = predicted_cycles(make_plan(spec, Numerics(13, 13), b13, cpu, "avx512_vnni", "fprop"))
+    assert 0.4 < c8 / c13 < 0.6            # four products an instruction instead of two
+
+
+def test_peak_probe_of_vpdpbusd_counts_four_products():
+    from dfpgen.tuning.peak import probe_ir
+
+    ir = probe_ir("avx512_vnni_int8", 4)
+    assert ir.count("asm \"vpdpbusd") == 4 and "<64 x i8>" in ir
+    assert "avx512_vnni_int8" in named("znver4").all_isas() and "avx512_vnni_int8" not in named("znver3").all_isas()

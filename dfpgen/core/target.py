@@ -127,6 +127,10 @@ class Target:
         return [n for n, i in ISAS.items()
                 if i.precision == precision and (precision == "fp32" or i.accepts_bits(bits)) and self.supports(n)]
 
+    def all_isas(self) -> list[str]:
+        """Every ISA this CPU can run, of any precision and operand width, in preference order."""
+        return [n for n in ISAS if self.supports(n)]
+
     def best_isa(self, precision: str = "dfp16", bits: int = 16) -> str:
         """The preferred ISA of one precision for this CPU (for operands of `bits` bits)."""
         found = self.isas(precision, bits)
