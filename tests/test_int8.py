@@ -15,7 +15,9 @@ from dfpgen.core.dfp import offset_reduction_limit, safe_chain
 from dfpgen.core.target import ISAS, get_isa, host, named
 from dfpgen.errors import NumericsError, PlanError, TargetError
 from dfpgen.passes import make_plan
+from dfpgen.runtime.execute import prepare
 
+import oracle_backward as ob
 import oracle_fprop as ref
 
 HOST = host()
@@ -23,6 +25,8 @@ INT8_ISAS = [n for n in ISAS if ISAS[n].group == 4]
 HOST_INT8 = [n for n in HOST.isas("dfp16", bits=8) if n in INT8_ISAS]
 EMIT = named("sapphirerapids")
 THREADS = 2
+CHANNEL_PASSES = ["fprop", "bprop"]
+PASSES = CHANNEL_PASSES
 needs_vnni = pytest.mark.skipif(not HOST_INT8, reason="the host has no VNNI: 8-bit data runs on the INT16 kernels")
 
 # Strided, padded, 1x1, channel and filter tails, and a layer wider than one channel block.
@@ -160,8 +164,9 @@ def test_mantissas_wider_than_a_byte_are_refused():
 
 @pytest.mark.parametrize("cpu, isa", [("sapphirerapids", "avx512_vnni_int8"), ("znver4", "avx512_vnni_int8"),
                                       ("sapphirerapids", "avx_vnni_int8"), ("alderlake", "avx_vnni_int8")])
-def test_cross_emitted_fprop_runs_vpdpbusd(cpu, isa):
-    kernel = dfpgen.compile(ConvSpec(1, 32, 32, 8, 8, 3, 3, 1, 1), "fprop", Numerics(8, 8), isa=isa, cpu=cpu)
+@pytest.mark.parametrize("pass_name", PASSES)
+def test_cross_emitted_kernels_run_vpdpbusd(pass_name, cpu, isa):
+    kernel = dfpgen.compile(ConvSpec(1, 32, 32, 8, 8, 3, 3, 2, 1), pass_name, Numerics(8, 8), isa=isa, cpu=cpu)
     asm = kernel.asm
     assert "vpdpbusd" in asm and "vpdpwssd" not in asm and not kernel.executable
     if cpu == "alderlake":            # no AVX-512: the VEX form
@@ -172,23 +177,62 @@ def test_cross_emitted_fprop_runs_vpdpbusd(cpu, isa):
 # ------------------------------------------------------------------------------ kernels, exact
 
 
+def _operands(rng, spec, pass_name, limit=127):
+    """Mantissas of a pass's (src, vec) with both extremes present, and its exact integer result and
+    sum of |products| (the independent oracles)."""
+    shapes = {"fprop": ((spec.N, spec.C, spec.H, spec.W), (spec.K, spec.C, spec.R, spec.S)),
+              "bprop": ((spec.N, spec.K, spec.P, spec.Q), (spec.K, spec.C, spec.R, spec.S)),
+              "wtgrad": ((spec.N, spec.C, spec.H, spec.W), (spec.N, spec.K, spec.P, spec.Q))}[pass_name]
+    a, b = (ref.random_mant(rng, shape, limit) for shape in shapes)
+    a.flat[0], b.flat[-1] = -limit, limit
+    if pass_name == "fprop":
+        f = lambda x, y: ref.conv_int(x, y, spec.stride, spec.pad)
+    elif pass_name == "bprop":
+        f = lambda x, y: ob.bprop_int(x, y, spec.H, spec.W, spec.stride, spec.pad)
+    else:
+        f = lambda x, y: ob.wtgrad_int(x, y, spec.R, spec.S, spec.stride, spec.pad)
+    return a, b, f(a, b), f(np.abs(a).astype(np.int64), np.abs(b).astype(np.int64))
+
+
+def _run(kernel, a, b, threads=THREADS):
+    ready = prepare(kernel, a, b)
+    ready.run(1.0, threads)
+    return ready.result()
+
+
+def _exact_where_small(y, exact, absc, flushes):
+    """Exact where the sum of |products| < 2**24; within the flush bound elsewhere (one flush: exact INT32)."""
+    small = absc < 2**24
+    np.testing.assert_array_equal(y[small], exact[small].astype(np.float32))
+    assert (np.abs(y - exact) <= ref.dfp_bound(absc, flushes, 1.0)).all()
+
+
 @needs_vnni
 @pytest.mark.parametrize("isa", HOST_INT8)
 @pytest.mark.parametrize("spec", SHAPES, ids=lambda s: s.name)
-def test_fprop_exact_against_the_integer_reference(spec, isa):
+@pytest.mark.parametrize("pass_name", PASSES)
+def test_exact_against_the_integer_reference(pass_name, spec, isa):
     rng = np.random.default_rng([spec.C, spec.K, spec.R])
-    xm, wm = _mantissas(rng, spec)
-    op = Conv2d(spec, bits=8, isa=isa, threads=THREADS)
-    plan = op.kernels["fprop"].plan
-    assert plan.isa.name == isa and plan.flushes == 1
-    y = op.fprop(DFPTensor(xm, -3, 8), DFPTensor(wm, -5, 8))
-    _check(y, xm, wm, spec, plan.flushes, -8)
+    a, b, exact, absc = _operands(rng, spec, pass_name)
+    kernel = dfpgen.compile(spec, pass_name, Numerics(8, 8), isa=isa)
+    assert kernel.plan.isa.name == isa and kernel.plan.corrected
+    _exact_where_small(_run(kernel, a, b), exact, absc, kernel.plan.flushes)
 
 
 @needs_vnni
 @pytest.mark.parametrize("spec", CATALOG, ids=lambda s: s.name)
-def test_fprop_catalog_layers_exact(spec):
+@pytest.mark.parametrize("pass_name", PASSES)
+def test_catalog_layers_exact(pass_name, spec):
     rng = np.random.default_rng(spec.C)
+    a, b, exact, absc = _operands(rng, spec, pass_name)
+    kernel = dfpgen.compile(spec, pass_name, Numerics(8, 8), isa=HOST_INT8[0])
+    _exact_where_small(_run(kernel, a, b), exact, absc, kernel.plan.flushes)
+
+
+@needs_vnni
+@pytest.mark.parametrize("spec", CATALOG[:1], ids=lambda s: s.name)
+def test_fprop_through_conv2d_with_dfp_tensors(spec):
+    rng = np.random.default_rng(spec.K)
     xm, wm = _mantissas(rng, spec)
     op = Conv2d(spec, bits=8, isa=HOST_INT8[0], threads=THREADS)
     y = op.fprop(DFPTensor(xm, -2, 8), DFPTensor(wm, -6, 8))
@@ -200,20 +244,18 @@ def test_fprop_catalog_layers_exact(spec):
                                       Blocking(kv=2, wb=5, hb=1, cpb=8, unroll=2, order="kn"),
                                       Blocking(kv=1, wb=3, hb=2, order="np")], ids=Blocking.describe)
 @pytest.mark.parametrize("chain", [None, 3])
-def test_fprop_exact_for_any_blocking_and_with_flushes(blocking, chain):
+@pytest.mark.parametrize("pass_name", CHANNEL_PASSES)
+def test_exact_for_any_blocking_and_with_flushes(pass_name, blocking, chain):
     """A short chain makes several flushes per output: the correction rides only the first one."""
-    spec = ConvSpec(2, 45, 40, 7, 9, 3, 3, 1, 1, name="flushes")
+    spec = ConvSpec(2, 45, 40, 7, 9, 3, 3, 2, 1, name="flushes")
     rng = np.random.default_rng(11)
-    xm, wm = _mantissas(rng, spec, 20, 20)            # every partial sum below 2**24: exact
+    a, b, exact, _ = _operands(rng, spec, pass_name, 20)     # every partial sum below 2**24: exact
     numerics = Numerics(8, 8, chain=chain) if chain else Numerics(8, 8)
-    kernel = dfpgen.compile(spec, "fprop", numerics, isa=HOST_INT8[0], blocking=blocking)
+    kernel = dfpgen.compile(spec, pass_name, numerics, isa=HOST_INT8[0], blocking=blocking)
     if chain:
         assert kernel.plan.flushes > 1
-    from dfpgen.runtime.execute import prepare
     for threads in (1, 3):
-        ready = prepare(kernel, xm, wm)
-        ready.run(1.0, threads)
-        np.testing.assert_array_equal(ready.result(), ref.conv_int(xm, wm, spec.stride, spec.pad).astype(np.float32))
+        np.testing.assert_array_equal(_run(kernel, a, b, threads), exact.astype(np.float32))
 
 
 @needs_vnni

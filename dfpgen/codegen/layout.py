@@ -126,20 +126,29 @@ def block_grad_output(dy: np.ndarray, plan: Plan) -> np.ndarray:
     """bprop src: NCHW dy -> [N][KB][Pp][Qp][cpb*elem], zero margins where phases read outside dy."""
     N, KB, Pp, Qp, ce = plan.src_shape
     s, lay = plan.spec, plan.layout
-    dst = aligned_zeros(plan.src_shape, plan.storage)
-    dy = _pad_axis(np.asarray(dy, dtype=plan.storage), 1, KB * ce)
+    dst = _src_buffer(plan)
+    dy = _src_values(_pad_axis(np.asarray(dy), 1, KB * ce), plan)
     dst[:, :, lay.top:lay.top + s.P, lay.left:lay.left + s.Q, :] = \
         dy.reshape(N, KB, ce, s.P, s.Q).transpose(0, 1, 3, 4, 2)
     return dst
 
 
 def block_weights_transposed(w: np.ndarray, plan: Plan) -> np.ndarray:
-    """bprop vec: KCRS w -> [CB][KB][R][S][cpb][lanes][elem], lanes over C and pairs over K."""
-    CB, KB, R, S, cpb, lanes, elem = plan.vec_shape
-    w = np.asarray(w, dtype=plan.storage)
+    """bprop vec: KCRS w -> [CB][KB][R][S][cpb][lanes][elem], lanes over C and pairs over K (and on
+    unsigned-src ISAs, past the KB blocks, one correction vector per phase)."""
+    CB, KBv, R, S, cpb, lanes, elem = plan.vec_shape
+    phases = plan.layout.phases
+    KB = KBv - -(-len(phases) // (R * S * cpb))           # the extra blocks hold one vector per phase
+    w = _narrowed(w, plan.vec_storage)
     w = _pad_axis(_pad_axis(w, 0, KB * cpb * elem), 1, CB * lanes)
-    dst = aligned_empty(plan.vec_shape, plan.storage)
-    dst[...] = w.reshape(KB, cpb, elem, CB, lanes, R, S).transpose(3, 0, 5, 6, 1, 4, 2)
+    dst = (aligned_zeros if phases else aligned_empty)(plan.vec_shape, plan.vec_storage)
+    dst[:, :KB] = w.reshape(KB, cpb, elem, CB, lanes, R, S).transpose(3, 0, 5, 6, 1, 4, 2)
+    if phases:
+        for i, (rows, cols) in enumerate(phases):
+            sums = w[:, :, list(rows)][..., list(cols)].sum(axis=(0, 2, 3), dtype=np.int64)
+            block, vector = divmod(i, R * S * cpb)
+            dst[(slice(None), KB + block) + np.unravel_index(vector, (R, S, cpb))] = \
+                _corrections(sums.reshape(CB, lanes), plan)
     return dst
 
 
