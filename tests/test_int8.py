@@ -26,7 +26,7 @@ HOST_INT8 = [n for n in HOST.isas("dfp16", bits=8) if n in INT8_ISAS]
 EMIT = named("sapphirerapids")
 THREADS = 2
 CHANNEL_PASSES = ["fprop", "bprop"]
-PASSES = CHANNEL_PASSES
+PASSES = CHANNEL_PASSES + ["wtgrad"]
 needs_vnni = pytest.mark.skipif(not HOST_INT8, reason="the host has no VNNI: 8-bit data runs on the INT16 kernels")
 
 # Strided, padded, 1x1, channel and filter tails, and a layer wider than one channel block.
@@ -295,3 +295,21 @@ def test_peak_probe_of_vpdpbusd_counts_four_products():
     ir = probe_ir("avx512_vnni_int8", 4)
     assert ir.count("asm \"vpdpbusd") == 4 and "<64 x i8>" in ir
     assert "avx512_vnni_int8" in named("znver4").all_isas() and "avx512_vnni_int8" not in named("znver3").all_isas()
+
+
+@needs_vnni
+@pytest.mark.parametrize("spec, blocking, chain", [
+    (ConvSpec(2, 45, 40, 7, 9, 3, 3, 2, 1), Blocking(kv=1, wb=1, hb=1, unroll=1, rb=1), None),
+    (ConvSpec(2, 45, 40, 7, 9, 3, 3, 2, 1), Blocking(kv=2, wb=3, hb=2, unroll=2, rb=3), 3),
+    (ConvSpec(3, 17, 33, 9, 10, 3, 3, 1, 1), Blocking(kv=3, wb=2, hb=3, rb=4), None),
+    (ConvSpec(8, 20, 20, 1, 1, 1, 1), Blocking(kv=2, wb=4, hb=1, rb=1), None),   # more blocks than vectors of an image
+], ids=["rb1", "rb3-chain3", "rb4", "fc-rb1"])
+def test_wtgrad_exact_over_reduction_blocks(spec, blocking, chain):
+    """Every reduction block's first chain starts from that block's correction."""
+    rng = np.random.default_rng(5)
+    a, b, exact, _ = _operands(rng, spec, "wtgrad", 20)
+    numerics = Numerics(8, 8, chain=chain) if chain else Numerics(8, 8)
+    kernel = dfpgen.compile(spec, "wtgrad", numerics, isa=HOST_INT8[0], blocking=blocking)
+    assert len(kernel.plan.reduction_blocks) > 1 and kernel.plan.vec_shape[0] > spec.N
+    for threads in (1, 2):
+        np.testing.assert_array_equal(_run(kernel, a, b, threads), exact.astype(np.float32))

@@ -157,22 +157,31 @@ def expand_input_pairs(x: np.ndarray, plan: Plan) -> np.ndarray:
     N, Hp, Wx, C, elem = plan.src_shape
     s, st, lay = plan.spec, plan.spec.sw, plan.layout
     width = Wx + st * (elem - 1)
-    padded = np.zeros((N, C, Hp, width), dtype=plan.storage)
+    padded = np.zeros((N, C, Hp, width), dtype=plan.storage if plan.src_storage == plan.storage else np.int16)
     rows, cols = _fitted(s.H, lay.top, Hp), _fitted(s.W, lay.left, width)
     padded[:, :, lay.top:lay.top + rows, lay.left:lay.left + cols] = \
-        np.asarray(x, dtype=plan.storage)[:, :, :rows, :cols]
-    dst = aligned_empty(plan.src_shape, plan.storage)
+        np.asarray(x, dtype=padded.dtype)[:, :, :rows, :cols]
+    padded = _src_values(padded, plan)             # every zero, padding included, as the ISA stores it
+    dst = aligned_empty(plan.src_shape, plan.src_storage)
     for e in range(elem):
         dst[..., e] = padded[:, :, :, e * st:e * st + Wx].transpose(0, 2, 3, 1)
     return dst
 
 
 def block_grad_output_pairs(dy: np.ndarray, plan: Plan) -> np.ndarray:
-    """wtgrad vec: NCHW dy -> [N][KB][P][Qe][lanes][elem], pairs along q, zero-padded in K and q."""
-    N, KB, P, Qe, lanes, elem = plan.vec_shape
-    dy = _pad_axis(_pad_axis(np.asarray(dy, dtype=plan.storage), 1, KB * lanes), 3, Qe * elem)
-    dst = aligned_empty(plan.vec_shape, plan.storage)
-    dst[...] = dy.reshape(N, KB, lanes, P, Qe, elem).transpose(0, 1, 3, 4, 2, 5)
+    """wtgrad vec: NCHW dy -> [N][KB][P][Qe][lanes][elem], pairs along q, zero-padded in K and q (and on
+    unsigned-src ISAs, in extra images past N, one correction vector per reduction block)."""
+    _, KB, P, Qe, lanes, elem = plan.vec_shape
+    N = plan.spec.N
+    dy = _pad_axis(_pad_axis(_narrowed(dy, plan.vec_storage), 1, KB * lanes), 3, Qe * elem)
+    dst = (aligned_zeros if plan.corrected else aligned_empty)(plan.vec_shape, plan.vec_storage)
+    dst[:N] = dy.reshape(N, KB, lanes, P, Qe, elem).transpose(0, 1, 3, 4, 2, 5)
+    if plan.corrected:
+        row_sums = dy.sum(axis=3, dtype=np.int64).transpose(0, 2, 1).reshape(N * P, KB * lanes)
+        for b, (first, rows) in enumerate(plan.layout.block_rows):
+            image, vector = divmod(b, P * Qe)
+            dst[(N + image, slice(None)) + divmod(vector, Qe)] = \
+                _corrections(row_sums[first:first + rows].sum(axis=0).reshape(KB, lanes), plan)
     return dst
 
 
