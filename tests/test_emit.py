@@ -36,6 +36,10 @@ PASS_CASES = {
                               Blocking(kv=1, wb=2, hb=1), "skylake-avx512", "avx512", "bprop"),
     "wtgrad_q_pairs_znver3": (ConvSpec(2, 3, 8, 5, 5, 3, 3, 1, 1, "g"), Numerics(12, 12),
                               Blocking(kv=1, wb=3, hb=1, unroll=3), "znver3", "avx2", "wtgrad"),
+    # vpdpbusd WTGRAD: quads along q and one correction per reduction block.
+    "int8_wtgrad_blocks_sapphirerapids": (ConvSpec(2, 3, 8, 5, 9, 3, 3, 1, 1, "g8"), Numerics(8, 8),
+                                          Blocking(kv=1, wb=3, hb=1, unroll=2, rb=2), "sapphirerapids",
+                                          "avx512_vnni_int8", "wtgrad"),
 }
 CASES.update({name: case[:5] for name, case in PASS_CASES.items()})
 PASS_OF = {name: case[5] for name, case in PASS_CASES.items()}
