@@ -313,3 +313,24 @@ def test_wtgrad_exact_over_reduction_blocks(spec, blocking, chain):
     assert len(kernel.plan.reduction_blocks) > 1 and kernel.plan.vec_shape[0] > spec.N
     for threads in (1, 2):
         np.testing.assert_array_equal(_run(kernel, a, b, threads), exact.astype(np.float32))
+
+
+def _catalog_sweep() -> list[ConvSpec]:
+    seen = {}
+    for net in ("resnet50", "googlenet_v1", "vgg16", "alexnet"):
+        for spec in select(net, batch=1):
+            seen.setdefault(spec.shape_key(), spec)
+    return list(seen.values())
+
+
+@pytest.mark.slow
+@needs_vnni
+@pytest.mark.parametrize("spec", _catalog_sweep(), ids=lambda s: s.name.replace("/", "."))
+@pytest.mark.parametrize("pass_name", PASSES)
+def test_catalog_sweep_exact(pass_name, spec):
+    """Every distinct layer of resnet50, googlenet_v1, vgg16 and alexnet at N=1, full-range 8-bit mantissas
+    (slow: run with -m slow)."""
+    rng = np.random.default_rng(len(spec.name) * 7919 + spec.C)
+    a, b, exact, absc = _operands(rng, spec, pass_name)
+    kernel = dfpgen.compile(spec, pass_name, Numerics(8, 8), isa=HOST_INT8[0])
+    _exact_where_small(_run(kernel, a, b), exact, absc, kernel.plan.flushes)
