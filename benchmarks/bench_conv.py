@@ -139,7 +139,9 @@ def main() -> None:
                    f"{med('ratio_fp32'):.2f}", f"{med('ratio_torch'):.2f}" if sel[0]["torch"] else "-"] + \
                   [f"{med(f'ratio_dfp{b}'):.2f}" for b in bits_list if b != ref]
         rows.append(summary)
-    notes = [f"passes {args.passes}, batch {args.batch}, layers {args.layers} (distinct shapes), DFP isa per bits {', '.join(f'{b}: {i}' for b, i in isa_of.items())}, FP32 isa {fp32_isa}",
+    per_bits = ", ".join(f"{b}: {i}" for b, i in isa_of.items())
+    notes = [f"passes {args.passes}, batch {args.batch}, layers {args.layers} (distinct shapes), DFP isa per bits "
+             f"{per_bits}, FP32 isa {fp32_isa}",
              f"the contenders and the peak probes take turns call by call in {args.rounds} rounds per layer; each "
              "number is the median over rounds of that round's median (ratios and % peak are taken within a "
              "round first)",

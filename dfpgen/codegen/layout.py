@@ -57,8 +57,8 @@ def _narrowed(a, dtype: str, offset: int = 0) -> np.ndarray:
     info = np.iinfo(dtype)
     low, high = (int(a.min()), int(a.max())) if a.size else (0, 0)
     if low + offset < info.min or high + offset > info.max:
-        raise NumericsError(f"mantissas in {low}..{high}: the {dtype} layout holds {info.min - offset}..{info.max - offset} "
-                            f"(quantize with bits <= 8)")
+        raise NumericsError(f"mantissas in {low}..{high}: the {dtype} layout holds "
+                            f"{info.min - offset}..{info.max - offset} (quantize with bits <= 8)")
     return (a.astype(np.int16) + offset).astype(dtype)
 
 

@@ -13,7 +13,7 @@ class Isa:
     """One instruction-set path: how a kernel multiplies and accumulates, and on which vector width."""
 
     name: str
-    precision: str            # "dfp16" (INT16 pairs into INT32) or "fp32"
+    precision: str            # "dfp16" (DFP mantissas into INT32: INT16 pairs, or INT8 quads) or "fp32"
     lanes: int                # 32-bit lanes per vector
     instruction: str          # what to look for in the assembly
     requires: tuple           # alternatives: the CPU must have every feature of at least one tuple
@@ -22,6 +22,8 @@ class Isa:
     group: int = 2            # reduction elements per 32-bit lane and instruction: 2 INT16, 4 INT8, 1 FP32
     max_bits: int = 16        # widest DFP mantissa (sign included) its operands may hold
     src_offset: int = 0       # added to every src (broadcast) element so it fits the unsigned operand
+    src_storage: str = "int16"   # numpy dtype of the blocked src (broadcast) operand
+    vec_storage: str = "int16"   # numpy dtype of the blocked vec (vector) operand
 
     @property
     def kind(self) -> str:
@@ -31,19 +33,9 @@ class Isa:
         return "vnni" if self.instruction in VNNI_INSTRUCTIONS else "pmadd"
 
     @property
-    def src_storage(self) -> str:
-        """numpy dtype of the blocked src (broadcast) operand."""
-        return "float32" if self.precision == "fp32" else "uint8" if self.group == 4 else "int16"
-
-    @property
-    def vec_storage(self) -> str:
-        """numpy dtype of the blocked vec (vector) operand."""
-        return "float32" if self.precision == "fp32" else "int8" if self.group == 4 else "int16"
-
-    @property
     def storage_bytes(self) -> int:
         """Bytes of one operand element in the blocked layouts."""
-        return 4 // self.group if self.precision != "fp32" else 4
+        return 4 // self.group
 
     def accepts_bits(self, bits: int) -> bool:
         """Whether DFP mantissas of `bits` bits fit this ISA's operands."""
@@ -72,17 +64,19 @@ _NO_VNNI = "-avx512vnni,-avxvnni"
 # saturating the offset sum would not saturate the true sum, so they are not `saturating`.
 ISAS = {
     "avx512_vnni_int8": Isa("avx512_vnni_int8", "dfp16", 16, "vpdpbusd", (("avx512f", "avx512bw", "avx512vnni"),),
-                            group=4, max_bits=8, src_offset=_UNSIGNED_OFFSET),
+                            group=4, max_bits=8, src_offset=_UNSIGNED_OFFSET, src_storage="uint8", vec_storage="int8"),
     "avx_vnni_int8": Isa("avx_vnni_int8", "dfp16", 8, "vpdpbusd", (("avxvnni",), ("avx512vl", "avx512vnni")),
-                         group=4, max_bits=8, src_offset=_UNSIGNED_OFFSET),
+                         group=4, max_bits=8, src_offset=_UNSIGNED_OFFSET, src_storage="uint8", vec_storage="int8"),
     "avx512_vnni": Isa("avx512_vnni", "dfp16", 16, "vpdpwssd", (("avx512f", "avx512bw", "avx512vnni"),), True,
                        _KEEP_DPWSSD),
     "avx_vnni": Isa("avx_vnni", "dfp16", 8, "vpdpwssd", (("avxvnni",), ("avx512vl", "avx512vnni")), True,
                     _KEEP_DPWSSD),
     "avx512": Isa("avx512", "dfp16", 16, "vpmaddwd", (("avx512f", "avx512bw"),), llvm_features=_NO_VNNI),
     "avx2": Isa("avx2", "dfp16", 8, "vpmaddwd", (("avx2",),), llvm_features=_NO_VNNI),
-    "fp32_avx512": Isa("fp32_avx512", "fp32", 16, "vfmadd231ps", (("avx512f",),), group=1),
-    "fp32_avx2": Isa("fp32_avx2", "fp32", 8, "vfmadd231ps", (("avx2", "fma"),), group=1),
+    "fp32_avx512": Isa("fp32_avx512", "fp32", 16, "vfmadd231ps", (("avx512f",),), group=1,
+                       src_storage="float32", vec_storage="float32"),
+    "fp32_avx2": Isa("fp32_avx2", "fp32", 8, "vfmadd231ps", (("avx2", "fma"),), group=1,
+                     src_storage="float32", vec_storage="float32"),
 }
 DFP_ISAS = tuple(n for n, i in ISAS.items() if i.precision == "dfp16")
 FP32_ISAS = tuple(n for n, i in ISAS.items() if i.precision == "fp32")

@@ -32,7 +32,7 @@ class Peak:
 
     isa: str
     instruction: str
-    gmacs: float           # billions of multiply-accumulates per second (an INT16 pair counts as two, an INT8 quad as four)
+    gmacs: float           # billions of multiply-accumulates per second (an INT16 pair counts two, an INT8 quad four)
     accumulators: int
 
 
