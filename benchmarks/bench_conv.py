@@ -8,6 +8,10 @@ are medians of per-round values, so the drift of a shared machine stays out of t
                                     [--bits 16,14,13,12] [--threads 1,all] [--tune SECONDS] [--db PATH]
                                     [--seconds 1.0] [--rounds 5]
 
+Each bits value runs on --isa, else on this machine's best ISA for that width: 8 bits and fewer on the
+INT8 vpdpbusd kernels where the CPU has VNNI (e.g. `--bits 8,13 --passes fprop --threads 1` compares
+them with the 13-bit INT16 kernels; the DFP8/DFP13 column is that speed-up, per round).
+
 Without --tune every kernel (ours, DFP and FP32 alike) uses the tuning database's blocking when it has
 one, else the cost model's default. With --tune each of our kernels is first tuned for SECONDS (the
 same search as `dfpgen tune`, into --db or the user's database). The table says which.
@@ -61,7 +65,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--bits", default="16,14,13,12")
     ap.add_argument("--threads", default="1,all", help="comma list; 'all' = every core")
-    ap.add_argument("--isa", default=None, help="DFP ISA (default: this machine's best)")
+    ap.add_argument("--isa", default=None,
+                    help="DFP ISA for every bits value (default: this machine's best for each width)")
     ap.add_argument("--seconds", type=float, default=1.0,
                     help="minimum timing time per contender and layer, over all rounds")
     ap.add_argument("--rounds", type=int, default=5,
@@ -81,21 +86,21 @@ def main() -> None:
 
     bits_list = [int(b) for b in args.bits.split(",")]
     thread_list = [default_threads() if t == "all" else int(t) for t in args.threads.split(",")]
-    isa = args.isa or host().best_isa("dfp16")
+    isa_of = {bits: args.isa or host().best_isa("dfp16", bits=bits) for bits in bits_list}
     fp32_isa = host().best_isa("fp32")
     peak = peaks()
     specs = distinct([s for ref in args.layers.split(",") for s in catalog.select(ref, batch=args.batch)])
     records, rows = [], []
     passes = args.passes.split(",")
-    probes = {name: probe(name) for name in (isa, fp32_isa)}
+    probes = {name: probe(name) for name in dict.fromkeys(list(isa_of.values()) + [fp32_isa])}
     for pass_name, threads, spec in ((p, t, s) for p in passes for t in thread_list for s in specs):
             x, w = random_operands(spec, pass_name)
             rec = {"pass": pass_name, "layer": spec.name, "threads": threads, "batch": spec.N,
                    "gmac": spec.macs / 1e9}
             calls, isas = {}, {}
             for bits in bits_list:
-                k, source = kernel(spec, pass_name, Numerics(bits, bits), isa, threads)
-                calls[f"dfp{bits}"], isas[f"dfp{bits}"] = kernel_call(k, x, w, threads), isa
+                k, source = kernel(spec, pass_name, Numerics(bits, bits), isa_of[bits], threads)
+                calls[f"dfp{bits}"], isas[f"dfp{bits}"] = kernel_call(k, x, w, threads), isa_of[bits]
                 rec[f"dfp{bits}_blocking"] = f"{k.plan.blocking.describe()} ({source})"
             k32, source = kernel(spec, pass_name, Numerics(), fp32_isa, threads)
             calls["fp32"], isas["fp32"] = kernel_call(k32, x, w, threads), fp32_isa
@@ -116,25 +121,32 @@ def main() -> None:
             ref = bits_list[min(2, len(bits_list) - 1)]
             # Ratios per round, then the median: each round's contenders ran within a second of each other.
             rec["ratio_fp32"] = median(times["fp32"] / times[f"dfp{ref}"])
+            for b in (b for b in bits_list if b != ref):
+                rec[f"ratio_dfp{b}"] = median(times[f"dfp{ref}"] / times[f"dfp{b}"])
             rec["ratio_torch"] = median(times["torch"] / times[f"dfp{ref}"]) if torch_run else None
             rec.setdefault("torch", None)
             records.append(rec)
             row = [pass_name, spec.name, threads] + [f"{rec[f'dfp{b}']:.1f} ({rec[f'dfp{b}_pct']:.0f}%)" for b in bits_list]
             row += [f"{rec['fp32']:.1f} ({rec['fp32_pct']:.0f}%)", f"{rec['torch']:.1f}" if torch_run else "-",
                     f"{rec['ratio_fp32']:.2f}", f"{rec['ratio_torch']:.2f}" if torch_run else "-"]
+            row += [f"{rec[f'ratio_dfp{b}']:.2f}" for b in bits_list if b != ref]
             rows.append(row)
             print(" | ".join(str(c) for c in row), flush=True)
     ref = bits_list[min(2, len(bits_list) - 1)]
     header = ["pass", "layer", "threads"] + [f"DFP{b} GMAC/s (% peak)" for b in bits_list] + \
-             ["FP32 GMAC/s (% peak)", "torch FP32 GMAC/s", f"DFP{ref} / FP32", f"DFP{ref} / torch"]
+             ["FP32 GMAC/s (% peak)", "torch FP32 GMAC/s", f"DFP{ref} / FP32", f"DFP{ref} / torch"] + \
+             [f"DFP{b} / DFP{ref}" for b in bits_list if b != ref]
     for pass_name, threads in ((p, t) for p in passes for t in thread_list):
         sel = [r for r in records if r["threads"] == threads and r["pass"] == pass_name]
         med = lambda key: float(np.median([r[key] for r in sel]))
         summary = [pass_name, "**median**", threads] + [f"{med(f'dfp{b}'):.1f}" for b in bits_list] + \
                   [f"{med('fp32'):.1f}", f"{med('torch'):.1f}" if sel[0]["torch"] else "-",
-                   f"{med('ratio_fp32'):.2f}", f"{med('ratio_torch'):.2f}" if sel[0]["torch"] else "-"]
+                   f"{med('ratio_fp32'):.2f}", f"{med('ratio_torch'):.2f}" if sel[0]["torch"] else "-"] + \
+                  [f"{med(f'ratio_dfp{b}'):.2f}" for b in bits_list if b != ref]
         rows.append(summary)
-    notes = [f"passes {args.passes}, batch {args.batch}, layers {args.layers} (distinct shapes), DFP isa {isa}, FP32 isa {fp32_isa}",
+    per_bits = ", ".join(f"{b}: {i}" for b, i in isa_of.items())
+    notes = [f"passes {args.passes}, batch {args.batch}, layers {args.layers} (distinct shapes), DFP isa per bits "
+             f"{per_bits}, FP32 isa {fp32_isa}",
              f"the contenders and the peak probes take turns call by call in {args.rounds} rounds per layer; each "
              "number is the median over rounds of that round's median (ratios and % peak are taken within a "
              "round first)",

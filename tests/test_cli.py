@@ -64,7 +64,7 @@ def test_emit_reports_bad_requests_cleanly():
 def test_peak_and_bench_json(tmp_path, monkeypatch):
     monkeypatch.setenv("DFPGEN_CACHE_DIR", str(tmp_path))
     peaks = json.loads(invoke("peak", "--json").output)
-    assert set(peaks) == set(host().isas("dfp16") + host().isas("fp32"))
+    assert set(peaks) == set(host().all_isas())
     assert all(p["gmacs"] > 0 for p in peaks.values())
     result = invoke("bench", "--layer", "resnet50:res5a_branch2b", "--batch", "1", "--threads", "1",
                     "--bits", "13", "--json")
@@ -88,7 +88,7 @@ def test_peak_cache_of_the_wrong_shape_is_remeasured_and_rewritten(tmp_path, mon
         measured.append(name)
         return peak.Peak(name, "insn", 10.0, 12)
     monkeypatch.setattr(peak, "measure", fake_measure)
-    names = host().isas("dfp16") + host().isas("fp32")
+    names = host().all_isas()
     peak.peaks()                                            # a good cache file, to learn its key
     path = peak._cache_path(host())
     key = json.loads(path.read_text())["key"]

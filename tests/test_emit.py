@@ -16,7 +16,7 @@ from dfpgen.passes import make_plan
 GOLDEN = Path(__file__).parent / "golden"
 
 # Small kernels that exercise every template branch: VNNI with row/column/channel tails and several
-# flushes, AVX2 with stride and one flush, and the FP32 baseline.
+# flushes, AVX2 with stride and one flush, the FP32 baseline, and INT8 VNNI with its correction.
 CASES = {
     "vnni_tails_sapphirerapids": (ConvSpec(2, 6, 40, 3, 3, 3, 3, 1, 1, "tails"), Numerics(14, 14),
                                   Blocking(kv=2, wb=2, hb=2), "sapphirerapids", "avx512_vnni"),
@@ -26,6 +26,9 @@ CASES = {
                             Blocking(kv=1, wb=3, hb=1), "znver3", "avx2"),
     "fp32_avx2_1x1_znver3": (ConvSpec(1, 8, 16, 4, 4, 1, 1, 1, 0, "pw"), Numerics(),
                              Blocking(kv=2, wb=4, hb=1), "znver3", "fp32_avx2"),
+    # vpdpbusd: offset src, the correction table and vectors, tails, and a short chain (several flushes).
+    "int8_tails_flushes_znver4": (ConvSpec(2, 10, 40, 3, 3, 3, 3, 1, 1, "i8"), Numerics(8, 8, chain=6),
+                                  Blocking(kv=2, wb=2, hb=2), "znver4", "avx512_vnni_int8"),
 }
 # BPROP with stride 2 (four phases, one without taps) and WTGRAD with odd Q (a zero-padded q pair).
 PASS_CASES = {
@@ -33,6 +36,10 @@ PASS_CASES = {
                               Blocking(kv=1, wb=2, hb=1), "skylake-avx512", "avx512", "bprop"),
     "wtgrad_q_pairs_znver3": (ConvSpec(2, 3, 8, 5, 5, 3, 3, 1, 1, "g"), Numerics(12, 12),
                               Blocking(kv=1, wb=3, hb=1, unroll=3), "znver3", "avx2", "wtgrad"),
+    # vpdpbusd WTGRAD: quads along q and one correction per reduction block.
+    "int8_wtgrad_blocks_sapphirerapids": (ConvSpec(2, 3, 8, 5, 9, 3, 3, 1, 1, "g8"), Numerics(8, 8),
+                                          Blocking(kv=1, wb=3, hb=1, unroll=2, rb=2), "sapphirerapids",
+                                          "avx512_vnni_int8", "wtgrad"),
 }
 CASES.update({name: case[:5] for name, case in PASS_CASES.items()})
 PASS_OF = {name: case[5] for name, case in PASS_CASES.items()}

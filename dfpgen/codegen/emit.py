@@ -42,14 +42,21 @@ def ir_types(isa: Isa, saturating: bool = False, vex_only: bool = False) -> dict
         return types | {"elem": "float", "scalar": "float", "acc": fvec, "wvec": fvec,
                         "bvec": fvec, "mac_intrinsic": "", "elem_bytes": 4, "asm_broadcast": "vbroadcastss",
                         "asm_mac": "vfmadd231ps"}
-    acc, wvec = f"<{lanes} x i32>", f"<{2 * lanes} x i16>"
+    acc = f"<{lanes} x i32>"
     saturate = "s" if saturating else ""
+    # Without {vex} the assembler picks the EVEX (AVX512-VNNI) form, which AVX-VNNI-only CPUs lack.
+    vex = "{vex}\\09" if vex_only else ""
+    if isa.instruction == "vpdpbusd":
+        # Always inline-assembly steps (ASM_STEP_INSTRUCTIONS), so no intrinsic: bytes, four per lane.
+        return types | {"elem": "i8", "scalar": "i32", "acc": acc, "wvec": f"<{4 * lanes} x i8>", "bvec": acc,
+                        "mac_intrinsic": "", "elem_bytes": 1, "asm_broadcast": "vpbroadcastd",
+                        "asm_mac": vex + "vpdpbusd"}
+    wvec = f"<{2 * lanes} x i16>"
     asm_mac = ""
     if isa.kind == "vnni":
         name = f"llvm.x86.avx512.vpdpwssd{saturate}.{32 * lanes}"
         decl = f"{acc} @{name}({acc}, {wvec}, {wvec})"
-        # Without {vex} the assembler picks the EVEX (AVX512-VNNI) form, which AVX-VNNI-only CPUs lack.
-        asm_mac = ("{vex}\\09" if vex_only else "") + f"vpdpwssd{saturate}"
+        asm_mac = vex + f"vpdpwssd{saturate}"
     else:
         name = "llvm.x86.avx512.pmaddw.d.512" if lanes == 16 else "llvm.x86.avx2.pmadd.wd"
         decl = f"{acc} @{name}({wvec}, {wvec})"

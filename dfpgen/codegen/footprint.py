@@ -38,7 +38,7 @@ class Geometry:
     src_shape: tuple
     vec_shape: tuple
     dst_shape: tuple
-    storage_bytes: int    # bytes of a src/vec element: 2 (INT16) or 4 (FP32)
+    storage_bytes: int    # bytes of a src/vec element: 2 (INT16), 1 (INT8) or 4 (FP32)
     steps: int            # length of the step tables
     calls: int            # rows of the call table
     blocks: int           # reduction blocks

@@ -47,19 +47,18 @@ class Kernel:
             self._compiled = jit.jit(self.ir, self.entry, self.plan.target, self.plan.isa)
         return self._compiled
 
-    def _check(self, name: str, a: np.ndarray, shape: tuple) -> None:
-        if a.dtype != np.dtype(self.plan.storage if name != "out" else "float32") or a.shape != shape \
-                or not a.flags.c_contiguous:
-            raise ShapeError(f"{name}: expected a C-contiguous {self.plan.storage if name != 'out' else 'float32'} "
+    def _check(self, name: str, a: np.ndarray, shape: tuple, dtype: str) -> None:
+        if a.dtype != np.dtype(dtype) or a.shape != shape or not a.flags.c_contiguous:
+            raise ShapeError(f"{name}: expected a C-contiguous {dtype} "
                              f"array of shape {shape}, got {a.dtype} {a.shape}"
                              f"{'' if a.flags.c_contiguous else ' (not contiguous)'}")
 
     def run(self, blocked_in: np.ndarray, blocked_w: np.ndarray, out: np.ndarray, scale: float = 1.0,
             threads: int | None = None) -> float:
         """Run every work item on blocked operands, writing `out`; returns max|out| (the fused epilogue)."""
-        self._check("input", blocked_in, self.plan.src_shape)
-        self._check("weights", blocked_w, self.plan.vec_shape)
-        self._check("out", out, self.plan.dst_shape)
+        self._check("input", blocked_in, self.plan.src_shape, self.plan.src_storage)
+        self._check("weights", blocked_w, self.plan.vec_shape, self.plan.vec_storage)
+        self._check("out", out, self.plan.dst_shape, "float32")
         fn = self.compiled().function
         split = self.plan.split(threads or default_threads())   # each thread's boxes of rows and filter blocks
         maxabs = np.zeros(max(1, split.ranges), dtype=np.float32)

@@ -6,6 +6,10 @@ wtgrad  src x  [N][pt+H+pb][Wx][C][elem] (q-pairs)  vec dy [N][KB][P][Qe][lanes]
 INT16 pairs are innermost so one 32-bit broadcast feeds a lane pair. Channel counts that are not
 block multiples are padded with zeros, never rejected. Shapes and margins come from the Plan.
 A negative bottom/right pad (rows or columns no window reads) crops the copy instead.
+
+On the INT8 ISAs (`elem` 4: vpdpbusd) the src is stored as unsigned bytes x + offset, so its padding
+holds the offset (a zero), and the vec's extra channel block holds each output channel's INT32
+correction -offset x sum(vec over the reduction) in its first vector (dfpgen/passes/fprop.py).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from dfpgen.codegen.plan import Plan
+from dfpgen.errors import NumericsError
 
 ALIGNMENT = 64  # bytes: one cache line, one zmm register
 
@@ -35,6 +40,39 @@ def aligned_empty(shape: tuple, dtype) -> np.ndarray:
     return _aligned(shape, dtype, np.empty)
 
 
+def _src_buffer(plan: Plan) -> np.ndarray:
+    """An aligned src layout holding zeros as the ISA stores them (its src offset)."""
+    dst = aligned_zeros(plan.src_shape, plan.src_storage)
+    if plan.isa.src_offset:
+        dst.fill(plan.isa.src_offset)
+    return dst
+
+
+def _narrowed(a, dtype: str, offset: int = 0) -> np.ndarray:
+    """Mantissas as a layout of `dtype` stores them (plus `offset`); NumericsError when one does not fit."""
+    dtype = np.dtype(dtype)
+    if dtype.itemsize >= 2:
+        return np.asarray(a, dtype=dtype)
+    a = np.asarray(a)
+    info = np.iinfo(dtype)
+    low, high = (int(a.min()), int(a.max())) if a.size else (0, 0)
+    if low + offset < info.min or high + offset > info.max:
+        raise NumericsError(f"mantissas in {low}..{high}: the {dtype} layout holds "
+                            f"{info.min - offset}..{info.max - offset} (quantize with bits <= 8)")
+    return (a.astype(np.int16) + offset).astype(dtype)
+
+
+def _src_values(x, plan: Plan) -> np.ndarray:
+    """src mantissas (or FP32 values) as the src layout stores them."""
+    return _narrowed(x, plan.src_storage, plan.isa.src_offset)
+
+
+def _corrections(sums: np.ndarray, plan: Plan) -> np.ndarray:
+    """Per output lane, the INT32 correction -offset x sum(vec), as the bytes of one vector: (..., lanes, 4)."""
+    corr = (-plan.isa.src_offset * sums.astype(np.int64)).astype(np.int32)
+    return corr.view(np.int8).reshape(corr.shape + (4,))
+
+
 def _pad_axis(a: np.ndarray, axis: int, size: int) -> np.ndarray:
     if a.shape[axis] == size:
         return a
@@ -54,8 +92,8 @@ def block_input(x: np.ndarray, plan: Plan) -> np.ndarray:
     """NCHW input (INT16 mantissas or FP32) -> the plan's blocked, zero-padded input layout."""
     N, CB, Hp, Wp, ce = plan.src_shape
     s, lay = plan.spec, plan.layout
-    dst = aligned_zeros(plan.src_shape, plan.storage)
-    x = _pad_axis(np.asarray(x, dtype=plan.storage), 1, CB * ce)
+    dst = _src_buffer(plan)
+    x = _src_values(_pad_axis(np.asarray(x), 1, CB * ce), plan)   # padded channels hold a stored zero too
     rows, cols = _fitted(s.H, lay.top, Hp), _fitted(s.W, lay.left, Wp)
     dst[:, :, lay.top:lay.top + rows, lay.left:lay.left + cols, :] = \
         x[:, :, :rows, :cols].reshape(N, CB, ce, rows, cols).transpose(0, 1, 3, 4, 2)
@@ -63,12 +101,16 @@ def block_input(x: np.ndarray, plan: Plan) -> np.ndarray:
 
 
 def block_weights(w: np.ndarray, plan: Plan) -> np.ndarray:
-    """KCRS weights -> the plan's blocked layout [KB][CB][R][S][cpb][lanes][elem]."""
-    KB, CB, R, S, cpb, lanes, elem = plan.vec_shape
-    w = np.asarray(w, dtype=plan.storage)
+    """KCRS weights -> the plan's blocked layout [KB][CB][R][S][cpb][lanes][elem] (and the corrections'
+    channel block [KB][CB] on unsigned-src ISAs)."""
+    KB, CBv, R, S, cpb, lanes, elem = plan.vec_shape
+    CB = CBv - int(plan.corrected)
+    w = _narrowed(w, plan.vec_storage)
     w = _pad_axis(_pad_axis(w, 0, KB * lanes), 1, CB * cpb * elem)
-    dst = aligned_empty(plan.vec_shape, plan.storage)
-    dst[...] = w.reshape(KB, lanes, CB, cpb, elem, R, S).transpose(0, 2, 5, 6, 3, 1, 4)
+    dst = (aligned_zeros if plan.corrected else aligned_empty)(plan.vec_shape, plan.vec_storage)
+    dst[:, :CB] = w.reshape(KB, lanes, CB, cpb, elem, R, S).transpose(0, 2, 5, 6, 3, 1, 4)
+    if plan.corrected:
+        dst[:, CB, 0, 0, 0] = _corrections(w.sum(axis=(1, 2, 3), dtype=np.int64).reshape(KB, lanes), plan)
     return dst
 
 
@@ -84,20 +126,29 @@ def block_grad_output(dy: np.ndarray, plan: Plan) -> np.ndarray:
     """bprop src: NCHW dy -> [N][KB][Pp][Qp][cpb*elem], zero margins where phases read outside dy."""
     N, KB, Pp, Qp, ce = plan.src_shape
     s, lay = plan.spec, plan.layout
-    dst = aligned_zeros(plan.src_shape, plan.storage)
-    dy = _pad_axis(np.asarray(dy, dtype=plan.storage), 1, KB * ce)
+    dst = _src_buffer(plan)
+    dy = _src_values(_pad_axis(np.asarray(dy), 1, KB * ce), plan)
     dst[:, :, lay.top:lay.top + s.P, lay.left:lay.left + s.Q, :] = \
         dy.reshape(N, KB, ce, s.P, s.Q).transpose(0, 1, 3, 4, 2)
     return dst
 
 
 def block_weights_transposed(w: np.ndarray, plan: Plan) -> np.ndarray:
-    """bprop vec: KCRS w -> [CB][KB][R][S][cpb][lanes][elem], lanes over C and pairs over K."""
-    CB, KB, R, S, cpb, lanes, elem = plan.vec_shape
-    w = np.asarray(w, dtype=plan.storage)
+    """bprop vec: KCRS w -> [CB][KB][R][S][cpb][lanes][elem], lanes over C and pairs over K (and on
+    unsigned-src ISAs, past the KB blocks, one correction vector per phase)."""
+    CB, KBv, R, S, cpb, lanes, elem = plan.vec_shape
+    phases = plan.layout.phases
+    KB = KBv - -(-len(phases) // (R * S * cpb))           # the extra blocks hold one vector per phase
+    w = _narrowed(w, plan.vec_storage)
     w = _pad_axis(_pad_axis(w, 0, KB * cpb * elem), 1, CB * lanes)
-    dst = aligned_empty(plan.vec_shape, plan.storage)
-    dst[...] = w.reshape(KB, cpb, elem, CB, lanes, R, S).transpose(3, 0, 5, 6, 1, 4, 2)
+    dst = (aligned_zeros if phases else aligned_empty)(plan.vec_shape, plan.vec_storage)
+    dst[:, :KB] = w.reshape(KB, cpb, elem, CB, lanes, R, S).transpose(3, 0, 5, 6, 1, 4, 2)
+    if phases:
+        for i, (rows, cols) in enumerate(phases):
+            sums = w[:, :, list(rows)][..., list(cols)].sum(axis=(0, 2, 3), dtype=np.int64)
+            block, vector = divmod(i, R * S * cpb)
+            dst[(slice(None), KB + block) + np.unravel_index(vector, (R, S, cpb))] = \
+                _corrections(sums.reshape(CB, lanes), plan)
     return dst
 
 
@@ -106,22 +157,31 @@ def expand_input_pairs(x: np.ndarray, plan: Plan) -> np.ndarray:
     N, Hp, Wx, C, elem = plan.src_shape
     s, st, lay = plan.spec, plan.spec.sw, plan.layout
     width = Wx + st * (elem - 1)
-    padded = np.zeros((N, C, Hp, width), dtype=plan.storage)
+    padded = np.zeros((N, C, Hp, width), dtype=plan.storage if plan.src_storage == plan.storage else np.int16)
     rows, cols = _fitted(s.H, lay.top, Hp), _fitted(s.W, lay.left, width)
     padded[:, :, lay.top:lay.top + rows, lay.left:lay.left + cols] = \
-        np.asarray(x, dtype=plan.storage)[:, :, :rows, :cols]
-    dst = aligned_empty(plan.src_shape, plan.storage)
+        np.asarray(x, dtype=padded.dtype)[:, :, :rows, :cols]
+    padded = _src_values(padded, plan)             # every zero, padding included, as the ISA stores it
+    dst = aligned_empty(plan.src_shape, plan.src_storage)
     for e in range(elem):
         dst[..., e] = padded[:, :, :, e * st:e * st + Wx].transpose(0, 2, 3, 1)
     return dst
 
 
 def block_grad_output_pairs(dy: np.ndarray, plan: Plan) -> np.ndarray:
-    """wtgrad vec: NCHW dy -> [N][KB][P][Qe][lanes][elem], pairs along q, zero-padded in K and q."""
-    N, KB, P, Qe, lanes, elem = plan.vec_shape
-    dy = _pad_axis(_pad_axis(np.asarray(dy, dtype=plan.storage), 1, KB * lanes), 3, Qe * elem)
-    dst = aligned_empty(plan.vec_shape, plan.storage)
-    dst[...] = dy.reshape(N, KB, lanes, P, Qe, elem).transpose(0, 1, 3, 4, 2, 5)
+    """wtgrad vec: NCHW dy -> [N][KB][P][Qe][lanes][elem], pairs along q, zero-padded in K and q (and on
+    unsigned-src ISAs, in extra images past N, one correction vector per reduction block)."""
+    _, KB, P, Qe, lanes, elem = plan.vec_shape
+    N = plan.spec.N
+    dy = _pad_axis(_pad_axis(_narrowed(dy, plan.vec_storage), 1, KB * lanes), 3, Qe * elem)
+    dst = (aligned_zeros if plan.corrected else aligned_empty)(plan.vec_shape, plan.vec_storage)
+    dst[:N] = dy.reshape(N, KB, lanes, P, Qe, elem).transpose(0, 1, 3, 4, 2, 5)
+    if plan.corrected:
+        row_sums = dy.sum(axis=3, dtype=np.int64).transpose(0, 2, 1).reshape(N * P, KB * lanes)
+        for b, (first, rows) in enumerate(plan.layout.block_rows):
+            image, vector = divmod(b, P * Qe)
+            dst[(N + image, slice(None)) + divmod(vector, Qe)] = \
+                _corrections(row_sums[first:first + rows].sum(axis=0).reshape(KB, lanes), plan)
     return dst
 
 

@@ -27,6 +27,7 @@ import numpy as np
 
 from dfpgen.codegen.calls import CALL_FIELDS, Calls, CallsBuilder, block_steps
 from dfpgen.codegen.split import Dim, Level, Split, Work, shares
+from dfpgen.core.dfp import offset_reduction_limit
 from dfpgen.core.numerics import Numerics
 from dfpgen.core.spec import ConvSpec
 from dfpgen.core.target import Isa, Target, get_isa
@@ -77,7 +78,9 @@ class Tile:
     """One register-block shape: h x w broadcast elements x v vectors, with every constant offset.
 
     bcast[p][k]: src offset of reduction element p for broadcast k (k = i*w + j), from the call's base;
-    weights[p][v]: vec offset of element p for vector v; out[k][v]: dst offset of broadcast k, vector v.
+    weights[p][v]: vec offset of element p for vector v; out[k][v]: dst offset of broadcast k, vector v;
+    corr[v]: vec offset of vector v's INT32 correction (ISAs with an unsigned src, else empty), added to
+    the call's vec base and the plan's `correction_steps` entry of the call's first step.
     """
 
     h: int
@@ -86,6 +89,7 @@ class Tile:
     bcast: tuple
     weights: tuple
     out: tuple
+    corr: tuple = ()
 
     @property
     def name(self) -> str:
@@ -108,7 +112,7 @@ class Plan:
     target: Target
     isa: Isa
     conv_pass: object         # the dfpgen.passes.Pass planned
-    elem: int                 # reduction channels per broadcast element: 2 (INT16 pair) or 1 (FP32)
+    elem: int                 # reduction channels per broadcast element: the ISA's group (2 INT16, 4 INT8, 1 FP32)
     lanes: int
     cpb: int
     unroll: int
@@ -135,6 +139,8 @@ class Plan:
     registers: int
     work: Work                # the items as boxes of split dimensions, for the thread split (`split`)
     notes: tuple = field(default=())
+    correction_steps: tuple = field(default=())   # per step t: where the INT32 correction of a call whose slice
+                                                  # starts at t lies, from the call's vec base (unsigned-src ISAs)
     _splits: dict = field(default_factory=dict, init=False, repr=False, compare=False)   # threads -> Split
 
     def split(self, threads: int) -> Split:
@@ -206,8 +212,23 @@ class Plan:
 
     @property
     def storage(self) -> str:
-        """numpy dtype name of the src and vec layouts."""
-        return "int16" if self.int_accumulate else "float32"
+        """numpy dtype name of the src and vec layouts (the vec's where they differ: see src_storage)."""
+        return self.isa.vec_storage
+
+    @property
+    def src_storage(self) -> str:
+        """numpy dtype name of the src layout (uint8, offset, on the INT8 ISAs)."""
+        return self.isa.src_storage
+
+    @property
+    def vec_storage(self) -> str:
+        """numpy dtype name of the vec layout."""
+        return self.isa.vec_storage
+
+    @property
+    def corrected(self) -> bool:
+        """Whether the src is stored offset and each call's first chain starts from a correction vector."""
+        return bool(self.correction_steps)
 
     def tile(self, h: int, w: int, v: int) -> Tile:
         """The Tile of one shape."""
@@ -231,9 +252,10 @@ class Plan:
             f"{', each step one inline-assembly block' if self.asm_steps else ''}",
         ]
         if self.int_accumulate:
+            unit = "pair-instructions" if self.elem == 2 else f"{self.elem}-product instructions"
             lines.append(
                 f"numerics: bits x{n.bits_x}/w{n.bits_w}, overflow {n.overflow}, chain {self.chain} "
-                f"pair-instructions (safe {n.safe_chain}), flush INT32->FP32 every {self.steps_per_flush} "
+                f"{unit} (safe {n.safe_chain_on(self.isa)}), flush INT32->FP32 every {self.steps_per_flush} "
                 f"steps, at most {self.flushes} flushes per output, FP32 partial sums in "
                 f"{'registers' if self.flush_in_registers else 'the output tile'}")
         lines.append(f"work: {self.items} items ({self.batch} x {self.items_per_batch}), {self.call_count} "
@@ -250,7 +272,7 @@ def register_need(h: int, w: int, v: int, fp32_partials: bool = False) -> int:
 # vpdpwssd and FMA reduction steps are one inline-assembly block each (instructions in plan order), since LLVM's
 # scheduler hoists later weight loads and spills AVX-512's 31-register blocks; the vpmaddwd paths keep LLVM's
 # schedule with pinned sums (templates/conv.ll.j2), as hand-scheduled ones ran no faster (docs/experiments.md §2, §8).
-ASM_STEP_INSTRUCTIONS = ("vpdpwssd", "vfmadd231ps")
+ASM_STEP_INSTRUCTIONS = ("vpdpwssd", "vpdpbusd", "vfmadd231ps")
 
 # Flushing into the output tile in memory (L1) keeps the whole register file for INT32 accumulators
 # and costs a load and a store per accumulator and flush (docs/numerics.md "Flushes to FP32"; measured
@@ -300,12 +322,27 @@ def common(numerics: Numerics, blocking: Blocking, target: Target, isa_name: str
         value = getattr(b, name)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
             raise PlanError(f"{name}={value!r}: must be an integer >= 1 or None (the planner's choice)")
-    int_acc = isa.precision == "dfp16"
+    int_acc = isa.precision != "fp32"
+    if int_acc:
+        for name in ("bits_x", "bits_w"):
+            if not isa.accepts_bits(getattr(numerics, name)):
+                raise PlanError(f"{name}={getattr(numerics, name)}: isa={isa.name!r} ({isa.instruction}) takes "
+                                f"operands of at most {isa.max_bits} bits; use an INT16 ISA for wider mantissas")
     if numerics.overflow == "saturate" and int_acc and not isa.saturating:
         raise PlanError(f"overflow='saturate' needs a saturating multiply-accumulate (vpdpwssds); "
                         f"isa={isa.name!r} has none: use avx512_vnni or avx_vnni, or overflow='exact'")
-    return Common(isa, 2 if int_acc else 1, isa.lanes, numerics.effective_chain if int_acc else 0,
-                  b.kv, b.wb, b.hb)
+    return Common(isa, isa.group, isa.lanes, numerics.chain_on(isa) if int_acc else 0, b.kv, b.wb, b.hb)
+
+
+def check_correction(c: Common, numerics: Numerics, products: int, what: str) -> None:
+    """PlanError when an unsigned-src ISA's correction could overflow INT32: the first chain of a call
+    starts at -offset x (sum of the vec operand over the whole reduction of `products` products)."""
+    if not c.isa.src_offset:
+        return
+    limit = offset_reduction_limit(numerics.bits_w, c.isa.src_offset)
+    if products > limit:
+        raise PlanError(f"{what}={products}: isa={c.isa.name!r} stores the src offset by {c.isa.src_offset}, so one "
+                        f"output may reduce at most {limit} products (bits_w={numerics.bits_w}); use an INT16 ISA")
 
 
 def channel_blocks(c: Common, blocking: Blocking, channels: int, numerics: Numerics) -> tuple[int, int, int]:
@@ -360,6 +397,8 @@ class PassTables:
     reduction_blocks: list | None = None   # (begin, count) slices partitioning the step tables; default one
     split_dims: tuple = ()        # the thread split's dimensions and item order (dfpgen.codegen.split.Dim,
     split_levels: tuple = ()      # Level); default: one dimension, the items in order
+    correction_steps: list | None = None        # unsigned-src ISAs: Plan.correction_steps
+    correction_vectors: Callable | None = None  # unsigned-src ISAs: v -> a tile's corr offsets (Tile.corr)
 
 
 def finish(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target, conv_pass,
@@ -398,7 +437,8 @@ def finish(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Targe
     for key, _ in sorted(builder.tiles.items(), key=lambda kv: kv[1]):
         h, w, v = key
         bcast, weights, out = tables.tile_offsets(h, w, v)
-        tiles.append(Tile(h, w, v, bcast, weights, out))
+        corr = tables.correction_vectors(v) if tables.correction_vectors else ()
+        tiles.append(Tile(h, w, v, bcast, weights, out, corr))
         registers = max(registers, register_need(h, w, v, in_registers))
     if registers > target.vector_registers:
         raise PlanError(f"register block hb={c.hb} x wb={c.wb} x kv={c.kv} needs {registers} vector registers "
@@ -428,4 +468,4 @@ def finish(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Targe
         chain=min(c.chain, per_flush * unroll) if c.chain else 0, tiles=tuple(tiles), calls=calls,
         item_starts=tuple(builder.item_starts), reduction_blocks=blocks, batch=tables.batch,
         src_batch_stride=tables.src_batch_stride, dst_batch_stride=tables.dst_batch_stride, registers=registers,
-        work=work, notes=tuple(tables.notes))
+        work=work, notes=tuple(tables.notes), correction_steps=tuple(tables.correction_steps or ()))

@@ -44,10 +44,18 @@ def max_mantissa(bits: int) -> int:
     return 2 ** (check_bits(bits) - 1) - 1
 
 
-def safe_chain(bits_a: int, bits_b: int) -> int:
-    """Longest chain of pair-instructions (two products per INT32 lane each) that cannot overflow INT32."""
-    worst_pair = 2 * max_mantissa(bits_a) * max_mantissa(bits_b)
-    return INT32_MAX // worst_pair
+def safe_chain(bits_a: int, bits_b: int, group: int = 2, offset: int = 0) -> int:
+    """Longest chain of instructions (`group` products per INT32 lane each; pair-instructions by default)
+    that cannot overflow INT32, the `a` operand stored as mantissa + `offset` (vpdpbusd's unsigned bytes)."""
+    worst = group * (max_mantissa(bits_a) + offset) * max_mantissa(bits_b)
+    return INT32_MAX // worst
+
+
+def offset_reduction_limit(bits_b: int, offset: int) -> int:
+    """The most products one output may reduce when its `a` operand is stored offset by `offset` and the
+    correction -offset x sum(b) of the whole reduction starts its first chain: every partial sum is then
+    sum_done(a*b) - offset * sum_rest(b), at most offset * max|b| per product (offset > max|a|)."""
+    return INT32_MAX // (offset * max_mantissa(bits_b))
 
 
 def _rng(seed) -> np.random.Generator:

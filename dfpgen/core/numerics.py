@@ -90,6 +90,22 @@ class Numerics:
         """The chain the kernel uses."""
         return self.chain if self.chain is not None else self.safe_chain
 
+    def safe_chain_on(self, isa) -> int:
+        """The safe chain in instructions of `isa` (a dfpgen.core.target.Isa): its products per lane and the
+        offset its src operand is stored with (vpdpbusd: 4 products of x + 128 in 0..255 by w)."""
+        return safe_chain(self.bits_x, self.bits_w, isa.group, isa.src_offset)
+
+    def chain_on(self, isa) -> int:
+        """The chain a kernel on `isa` uses; NumericsError when an explicit chain passes its safe bound
+        under overflow='exact'."""
+        safe = self.safe_chain_on(isa)
+        if self.chain is None:
+            return safe
+        if self.overflow == "exact" and self.chain > safe:
+            raise NumericsError(f"chain={self.chain}: overflow='exact' on isa={isa.name!r} allows at most "
+                                f"{safe} instructions for bits x{self.bits_x}/w{self.bits_w}")
+        return self.chain
+
     def key(self) -> tuple:
         """Everything about the numerics that changes the generated code."""
         return (self.bits_x, self.bits_w, self.rounding, self.overflow, self.effective_chain)

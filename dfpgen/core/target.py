@@ -13,19 +13,33 @@ class Isa:
     """One instruction-set path: how a kernel multiplies and accumulates, and on which vector width."""
 
     name: str
-    precision: str            # "dfp16" (INT16 pairs into INT32) or "fp32"
+    precision: str            # "dfp16" (DFP mantissas into INT32: INT16 pairs, or INT8 quads) or "fp32"
     lanes: int                # 32-bit lanes per vector
     instruction: str          # what to look for in the assembly
     requires: tuple           # alternatives: the CPU must have every feature of at least one tuple
     saturating: bool = False  # has a saturating multiply-accumulate (vpdpwssds)
     llvm_features: str = ""   # LLVM feature changes that make the kernel keep exactly this instruction
+    group: int = 2            # reduction elements per 32-bit lane and instruction: 2 INT16, 4 INT8, 1 FP32
+    max_bits: int = 16        # widest DFP mantissa (sign included) its operands may hold
+    src_offset: int = 0       # added to every src (broadcast) element so it fits the unsigned operand
+    src_storage: str = "int16"   # numpy dtype of the blocked src (broadcast) operand
+    vec_storage: str = "int16"   # numpy dtype of the blocked vec (vector) operand
 
     @property
     def kind(self) -> str:
-        """How it multiplies: "vnni" (vpdpwssd), "pmadd" (vpmaddwd + vpaddd) or "fma" (FP32)."""
+        """How it multiplies: "vnni" (vpdpwssd, vpdpbusd), "pmadd" (vpmaddwd + vpaddd) or "fma" (FP32)."""
         if self.precision == "fp32":
             return "fma"
-        return "vnni" if self.instruction == "vpdpwssd" else "pmadd"
+        return "vnni" if self.instruction in VNNI_INSTRUCTIONS else "pmadd"
+
+    @property
+    def storage_bytes(self) -> int:
+        """Bytes of one operand element in the blocked layouts."""
+        return 4 // self.group
+
+    def accepts_bits(self, bits: int) -> bool:
+        """Whether DFP mantissas of `bits` bits fit this ISA's operands."""
+        return bits <= self.max_bits
 
     @property
     def vector_bits(self) -> int:
@@ -37,19 +51,32 @@ class Isa:
 # chains; our register blocks keep many independent chains in flight, so that split only halves the
 # multiply-accumulate rate. "+fast-dpwssd" keeps vpdpwssd (checked in tests/test_jit.py).
 _KEEP_DPWSSD = "+fast-dpwssd"
+# The accumulate-in-place VNNI instructions: INT16 pairs (vpdpwssd) and unsigned x signed bytes (vpdpbusd).
+VNNI_INSTRUCTIONS = ("vpdpwssd", "vpdpbusd")
+# vpdpbusd multiplies unsigned by signed bytes: the src (activations in FPROP, the broadcast side) is stored
+# as x + 128 in 0..255 and the kernel subtracts 128 x the sum of the vec operand (docs/numerics.md, INT8).
+_UNSIGNED_OFFSET = 128
 # Without VNNI turned off, LLVM fuses vpmaddwd + vpaddd into vpdpwssd on CPUs that have it.
 _NO_VNNI = "-avx512vnni,-avxvnni"
 
-# The order is the preference when choosing for a host: fastest first.
+# The order is the preference when choosing for a host: fastest first. The INT8 ISAs take operands of
+# at most 8 bits, so they are chosen only for such numerics (Target.isas(bits=)). vpdpbusds exists, but
+# saturating the offset sum would not saturate the true sum, so they are not `saturating`.
 ISAS = {
+    "avx512_vnni_int8": Isa("avx512_vnni_int8", "dfp16", 16, "vpdpbusd", (("avx512f", "avx512bw", "avx512vnni"),),
+                            group=4, max_bits=8, src_offset=_UNSIGNED_OFFSET, src_storage="uint8", vec_storage="int8"),
+    "avx_vnni_int8": Isa("avx_vnni_int8", "dfp16", 8, "vpdpbusd", (("avxvnni",), ("avx512vl", "avx512vnni")),
+                         group=4, max_bits=8, src_offset=_UNSIGNED_OFFSET, src_storage="uint8", vec_storage="int8"),
     "avx512_vnni": Isa("avx512_vnni", "dfp16", 16, "vpdpwssd", (("avx512f", "avx512bw", "avx512vnni"),), True,
                        _KEEP_DPWSSD),
     "avx_vnni": Isa("avx_vnni", "dfp16", 8, "vpdpwssd", (("avxvnni",), ("avx512vl", "avx512vnni")), True,
                     _KEEP_DPWSSD),
     "avx512": Isa("avx512", "dfp16", 16, "vpmaddwd", (("avx512f", "avx512bw"),), llvm_features=_NO_VNNI),
     "avx2": Isa("avx2", "dfp16", 8, "vpmaddwd", (("avx2",),), llvm_features=_NO_VNNI),
-    "fp32_avx512": Isa("fp32_avx512", "fp32", 16, "vfmadd231ps", (("avx512f",),)),
-    "fp32_avx2": Isa("fp32_avx2", "fp32", 8, "vfmadd231ps", (("avx2", "fma"),)),
+    "fp32_avx512": Isa("fp32_avx512", "fp32", 16, "vfmadd231ps", (("avx512f",),), group=1,
+                       src_storage="float32", vec_storage="float32"),
+    "fp32_avx2": Isa("fp32_avx2", "fp32", 8, "vfmadd231ps", (("avx2", "fma"),), group=1,
+                     src_storage="float32", vec_storage="float32"),
 }
 DFP_ISAS = tuple(n for n, i in ISAS.items() if i.precision == "dfp16")
 FP32_ISAS = tuple(n for n, i in ISAS.items() if i.precision == "fp32")
@@ -88,13 +115,19 @@ class Target:
         """Whether this CPU can execute `isa`."""
         return any(all(f in self.features for f in alt) for alt in get_isa(isa).requires)
 
-    def isas(self, precision: str = "dfp16") -> list[str]:
-        """The ISAs of one precision this CPU can run, best first."""
-        return [n for n, i in ISAS.items() if i.precision == precision and self.supports(n)]
+    def isas(self, precision: str = "dfp16", bits: int = 16) -> list[str]:
+        """The ISAs of one precision this CPU can run for operands of `bits` bits, best first (the INT8
+        ISAs only when bits <= 8, so a caller that names no bits keeps the INT16 kernels)."""
+        return [n for n, i in ISAS.items()
+                if i.precision == precision and (precision == "fp32" or i.accepts_bits(bits)) and self.supports(n)]
 
-    def best_isa(self, precision: str = "dfp16") -> str:
-        """The preferred ISA of one precision for this CPU."""
-        found = self.isas(precision)
+    def all_isas(self) -> list[str]:
+        """Every ISA this CPU can run, of any precision and operand width, in preference order."""
+        return [n for n in ISAS if self.supports(n)]
+
+    def best_isa(self, precision: str = "dfp16", bits: int = 16) -> str:
+        """The preferred ISA of one precision for this CPU (for operands of `bits` bits)."""
+        found = self.isas(precision, bits)
         if not found:
             raise TargetError(f"CPU {self.cpu!r} has none of the {precision} ISAs "
                               f"({', '.join(n for n, i in ISAS.items() if i.precision == precision)})")

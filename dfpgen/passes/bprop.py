@@ -10,6 +10,10 @@ each phase gets its own slice of the step tables and no zero-inserted dy is ever
 src = dy blocked [N][KB][T+P+B][L+Q+R'][kpb*elem] (zero-padded by the planner's margins),
 vec = w transposed [CB][KB][R][S][kpb][lanes][elem] (output channels are now C, reduction is K),
 dst = dx [N][CB][H][W][lanes]. A tile is hb x wb input pixels of one phase x kv vectors of channels.
+
+On the INT8 ISAs dy is stored as dy + 128, margins included, and w^T has extra reduction blocks per
+channel block holding one INT32 correction vector per phase, -128 x sum_{k, taps of the phase} w[k, c]:
+every pixel of a phase reads all of the phase's taps, so the correction depends on the phase only.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from dfpgen.codegen import views
 from dfpgen.codegen.calls import CallsBuilder
 from dfpgen.codegen.footprint import Geometry
 from dfpgen.codegen.layout import block_grad_output, block_weights_transposed, unblock_output
-from dfpgen.codegen.plan import Blocking, PassTables, channel_blocks, clip_block, common, split
+from dfpgen.codegen.plan import Blocking, PassTables, channel_blocks, check_correction, clip_block, common, split
 from dfpgen.codegen.split import batched
 from dfpgen.core.numerics import Numerics
 from dfpgen.core.spec import ConvSpec
@@ -38,6 +42,7 @@ class BpropLayout:
     left: int
     cpb: int
     elem: int
+    phases: tuple = ()    # unsigned-src ISAs: per phase (row taps r, column taps s), for the corrections
 
 
 def _phase_taps(extent: int, phase: int, taps: int, pad: int, stride: int, dilation: int, outputs: int):
@@ -55,6 +60,7 @@ def _blocks(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Targ
     the channel block, unroll, block counts (output-gradient channels KB, input vectors CB) and the
     taps of each row and column phase."""
     c = common(numerics, blocking, target, isa_name, spec)
+    check_correction(c, numerics, spec.K * spec.R * spec.S, "K*R*S")
     cpb, unroll, KB = channel_blocks(c, blocking, spec.K, numerics)
     CB = ceil(spec.C / c.lanes)
     s = spec
@@ -75,7 +81,7 @@ def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target,
     src_kb = Pp * src_h
     w_s = cpb * lanes * elem
     w_r, w_kb = s.S * w_s, s.R * s.S * w_s
-    w_cb = KB * w_kb
+    w_cb = (KB + _extra_blocks(c, cpb, s, rows, cols)) * w_kb
     out_w, out_h = lanes, s.W * lanes
     out_cb = s.H * out_h
 
@@ -107,20 +113,36 @@ def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target,
         return bcast, weights, out
 
     # Threads own boxes of image rows (every phase's row blocks, in walk order) x filter blocks.
-    groups, size = ceil(CB / kv), 4 if elem == 1 else 2
+    groups, size = ceil(CB / kv), c.isa.storage_bytes
     row_blocks = sum(len(split(hcount, hb)) for _, _, hcount, _, _ in phases)
     dims, levels = batched(blocking.order, s.N, row_blocks, groups, KB * src_kb * size / max(1, row_blocks),
                            w_cb * CB * size / groups)
     strides = str(s.sh) if s.sh == s.sw else f"{s.sh}x{s.sw}"
     notes = [f"phases: {len(rows)} x {len(cols)} (stride {strides}); dy margins top {top} left {left} "
              f"bottom {bottom} right {right}"]
+    correction, taps = {}, ()
+    if c.isa.src_offset:
+        # Phase i's correction vector is the i-th vector past the KB blocks of weights of a channel block.
+        correction = {"correction_steps": [KB * w_kb + i * lanes * elem for i, (*_, (_, count)) in enumerate(phases)
+                                           for _ in range(count)],
+                      "correction_vectors": lambda v: tuple(vv * w_cb for vv in range(v))}
+        taps = tuple((tuple(r for r, _ in rows[ph][0]), tuple(t for t, _ in cols[pw][0])) for ph, pw, *_ in phases)
+        notes.append(f"correction: dy stored + {c.isa.src_offset} (unsigned bytes); each call's first chain starts "
+                     f"from -{c.isa.src_offset} x sum(w) over K and its phase's taps, one vector per phase after "
+                     f"the weights of each channel block")
     return PassTables(
         common=c, cpb=cpb, unroll=unroll,
-        src_shape=(s.N, KB, Pp, Qp, ce), vec_shape=(CB, KB, s.R, s.S, cpb, lanes, elem),
-        dst_shape=(s.N, CB, s.H, s.W, lanes), layout=BpropLayout(top, left, cpb, elem),
+        src_shape=(s.N, KB, Pp, Qp, ce),
+        vec_shape=(CB, KB + _extra_blocks(c, cpb, s, rows, cols), s.R, s.S, cpb, lanes, elem),
+        dst_shape=(s.N, CB, s.H, s.W, lanes), layout=BpropLayout(top, left, cpb, elem, taps),
         src_steps=src_steps, vec_steps=vec_steps, tile_offsets=tile_offsets, calls=builder,
         batch=s.N, src_batch_stride=KB * src_kb, dst_batch_stride=CB * out_cb, notes=notes, split_dims=dims,
-        split_levels=levels)
+        split_levels=levels, **correction)
+
+
+def _extra_blocks(c, cpb: int, s: ConvSpec, rows: list, cols: list) -> int:
+    """Reduction blocks of w^T past the weights that hold one correction vector per phase (unsigned-src ISAs)."""
+    return ceil(len(rows) * len(cols) / (s.R * s.S * cpb)) if c.isa.src_offset else 0
 
 
 def geometry(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target, isa_name: str) -> Geometry:
@@ -132,8 +154,9 @@ def geometry(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Tar
     steps = sum(KB * len(rtaps) * len(staps) * (cpb // unroll) for rtaps, *_ in rows for staps, *_ in cols)
     calls = sum(ceil(CB / c.kv) * ceil(hcount / c.hb) * ceil(wcount / c.wb)
                 for _, hcount, *_ in rows for _, wcount, *_ in cols)
-    return Geometry(src_shape=(s.N, KB, Pp, Qp, cpb * elem), vec_shape=(CB, KB, s.R, s.S, cpb, lanes, elem),
-                    dst_shape=(s.N, CB, s.H, s.W, lanes), storage_bytes=4 if elem == 1 else 2,
+    return Geometry(src_shape=(s.N, KB, Pp, Qp, cpb * elem),
+                    vec_shape=(CB, KB + _extra_blocks(c, cpb, s, rows, cols), s.R, s.S, cpb, lanes, elem),
+                    dst_shape=(s.N, CB, s.H, s.W, lanes), storage_bytes=c.isa.storage_bytes,
                     steps=steps, calls=calls, blocks=1, batch=s.N, batched=True)
 
 

@@ -5,6 +5,11 @@ y[n,k,p,q] = sum_{c,r,s} x[n,c,p*sh+r*dh-pt, q*sw+s*dw-pl] * w[k,c,r,s].
 src = x blocked [N][CB][pt+H+pb][pl+W+pr][cpb*elem] (zero-padded), vec = w blocked
 [KB][CB][R][S][cpb][lanes][elem], dst = y [N][KB][P][Q][lanes]. A tile is hb output rows x wb output
 columns x kv vectors of output channels; one work item is (channel group, row block) of one image.
+
+On the INT8 ISAs (vpdpbusd: unsigned src bytes x signed vec bytes) x is stored as x + 128, padding
+included (so a padded pixel still means 0), and vec has one more channel block per filter block whose
+first vector holds -128 x sum_{c,r,s} w[k] as INT32: every call's first chain starts from it, so the
+inner loop stays pure vpdpbusd and the correction costs one load per accumulator and call.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from dfpgen.codegen import views
 from dfpgen.codegen.calls import CallsBuilder
 from dfpgen.codegen.footprint import Geometry
 from dfpgen.codegen.layout import block_input, block_weights, unblock_output
-from dfpgen.codegen.plan import Blocking, PassTables, channel_blocks, clip_block, common, split
+from dfpgen.codegen.plan import Blocking, PassTables, channel_blocks, check_correction, clip_block, common, split
 from dfpgen.codegen.split import batched
 from dfpgen.core.numerics import Numerics
 from dfpgen.core.spec import ConvSpec
@@ -39,9 +44,15 @@ def _blocks(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Targ
     """What plan() and geometry() both start from: the validated register block clipped to the layer,
     the channel block, unroll and block counts (input channels CB, output vectors KB)."""
     c = common(numerics, blocking, target, isa_name, spec)
+    check_correction(c, numerics, spec.C * spec.R * spec.S, "C*R*S")
     cpb, unroll, CB = channel_blocks(c, blocking, spec.C, numerics)
     KB = ceil(spec.K / c.lanes)
     return clip_block(c, KB, spec.P, spec.Q), cpb, unroll, CB, KB
+
+
+def _vec_blocks(c, CB: int) -> int:
+    """Channel blocks of the blocked weights: one more for the correction on unsigned-src ISAs."""
+    return CB + (1 if c.isa.src_offset else 0)
 
 
 def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target, isa_name: str) -> PassTables:
@@ -55,7 +66,7 @@ def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target,
     in_n = CB * in_cb
     w_s = cpb * lanes * elem
     w_r, w_cb = s.S * w_s, s.R * s.S * w_s
-    w_kb = CB * w_cb
+    w_kb = _vec_blocks(c, CB) * w_cb
     out_q, out_p = lanes, s.Q * lanes
     out_kb = s.P * out_p
 
@@ -82,18 +93,29 @@ def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target,
         return bcast, weights, out
 
     # Threads own boxes of image rows x filter blocks: a row block's input rows, a block's weights.
-    groups, rows, size = ceil(KB / kv), ceil(s.P / hb), 4 if elem == 1 else 2
+    groups, rows, size = ceil(KB / kv), ceil(s.P / hb), c.isa.storage_bytes
     dims, levels = batched(blocking.order, s.N, rows, groups, in_n * size / rows, w_kb * KB * size / groups)
     notes = []
     if blocking.kv > KB or blocking.wb > s.Q or blocking.hb > s.P:
         notes.append(f"note: blocking clipped to the layer (kv {kv}, wb {wb}, hb {hb})")
+    if c.isa.src_offset:
+        notes.append(f"correction: x stored + {c.isa.src_offset} (unsigned bytes); each call's first chain starts "
+                     f"from -{c.isa.src_offset} x sum(w) of its output channels, in an extra channel block of w")
     return PassTables(
         common=c, cpb=cpb, unroll=unroll,
-        src_shape=(s.N, CB, Hp, Wp, ce), vec_shape=(KB, CB, s.R, s.S, cpb, lanes, elem),
+        src_shape=(s.N, CB, Hp, Wp, ce), vec_shape=(KB, _vec_blocks(c, CB), s.R, s.S, cpb, lanes, elem),
         dst_shape=(s.N, KB, s.P, s.Q, lanes), layout=FpropLayout(s.pt, s.pl, cpb, elem),
         src_steps=src_steps, vec_steps=vec_steps, tile_offsets=tile_offsets, calls=builder,
         batch=s.N, src_batch_stride=in_n, dst_batch_stride=KB * out_kb, notes=notes, split_dims=dims,
-        split_levels=levels)
+        split_levels=levels, **_correction(c, CB * w_cb, w_kb, len(src_steps)))
+
+
+def _correction(c, at: int, w_kb: int, steps: int) -> dict:
+    """The correction tables of unsigned-src ISAs: every call starts at step 0 of its filter block, whose
+    correction vector is the first of the extra channel block, `at` past the block's weights."""
+    if not c.isa.src_offset:
+        return {}
+    return {"correction_steps": [at] * steps, "correction_vectors": lambda v: tuple(vv * w_kb for vv in range(v))}
 
 
 def geometry(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target, isa_name: str) -> Geometry:
@@ -101,8 +123,8 @@ def geometry(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Tar
     c, cpb, unroll, CB, KB = _blocks(spec, numerics, blocking, target, isa_name)
     s, elem, lanes = spec, c.elem, c.lanes
     Hp, Wp, ce = s.pt + s.H + s.pb, s.pl + s.W + s.pr, cpb * elem
-    return Geometry(src_shape=(s.N, CB, Hp, Wp, ce), vec_shape=(KB, CB, s.R, s.S, cpb, lanes, elem),
-                    dst_shape=(s.N, KB, s.P, s.Q, lanes), storage_bytes=4 if elem == 1 else 2,
+    return Geometry(src_shape=(s.N, CB, Hp, Wp, ce), vec_shape=(KB, _vec_blocks(c, CB), s.R, s.S, cpb, lanes, elem),
+                    dst_shape=(s.N, KB, s.P, s.Q, lanes), storage_bytes=c.isa.storage_bytes,
                     steps=CB * s.R * s.S * (cpb // unroll),
                     calls=ceil(KB / c.kv) * ceil(s.P / c.hb) * ceil(s.Q / c.wb), blocks=1, batch=s.N, batched=True)
 

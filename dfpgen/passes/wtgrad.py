@@ -15,6 +15,11 @@ thread a box of vector blocks x taps x channel chunks, dfpgen.codegen.split). Th
 into blocks of `rb` output rows, and all items of a thread take one block before the next, adding to
 their outputs after the first: a block's rows of x and dy come from memory once per thread, then
 from cache.
+
+On the INT8 ISAs the groups along q are quads, x is stored as x + 128 (padding included), and dy has
+extra images after the N real ones holding, per reduction block and output channel, the INT32
+correction -128 x sum of dy over the block's rows: each call's first chain in a block starts from it,
+so every block's partial sum is exact before the FP32 add, as with INT16.
 """
 
 from __future__ import annotations
@@ -28,7 +33,8 @@ from dfpgen.codegen import views
 from dfpgen.codegen.calls import CallsBuilder
 from dfpgen.codegen.footprint import Geometry
 from dfpgen.codegen.layout import block_grad_output_pairs, expand_input_pairs, unblock_weight_grad
-from dfpgen.codegen.plan import Blocking, PassTables, clip_block, common, largest_divisor_at_most, split
+from dfpgen.codegen.plan import (Blocking, PassTables, check_correction, clip_block, common, largest_divisor_at_most,
+                                  split)
 from dfpgen.codegen.split import Dim, Level
 from dfpgen.core.numerics import Numerics
 from dfpgen.core.spec import ConvSpec
@@ -47,6 +53,7 @@ class WtgradLayout:
     x_width: int
     q_elems: int
     elem: int
+    block_rows: tuple = ()   # unsigned-src ISAs: (first, count) output rows of N x P per reduction block
 
 
 def _blocks(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target, isa_name: str):
@@ -83,7 +90,9 @@ def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target,
     vec_steps = (image * dy_n + row * dy_p + group * unroll * dy_q).ravel().tolist()
     rb = _rows(s, blocking, elem, Qe, x_h)
     row_steps = Qe // unroll
-    blocks = [(first * row_steps, rows * row_steps) for first, rows in split(s.N * s.P, rb)]
+    block_rows = split(s.N * s.P, rb)
+    blocks = [(first * row_steps, rows * row_steps) for first, rows in block_rows]
+    check_correction(c, numerics, rb * Qe * elem, "rb*Q")
     builder = CallsBuilder()
     # Rows are the (r, s-block) pairs; an item is one (vector block, row, input-channel chunk) with the chunk's
     # input-channel tiles. Items of whole vector blocks ran no faster at one thread and would leave most cores
@@ -96,7 +105,7 @@ def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target,
                  src=(0, [r * s.dh * x_h + s0 * s.dw * x_w for r, s0, _ in rows], x_c, 0),
                  vec=(dy_kb, 0, 0, 0), dst=(out_kb, [r * out_r + s0 * out_s for r, s0, _ in rows], lanes, 0),
                  steps=(0, len(src_steps)), item_cols=chunks)
-    size = 4 if elem == 1 else 2
+    size = c.isa.storage_bytes
     dims = (Dim("filters", len(vectors), s.N * dy_n * size / len(vectors)), Dim("taps", len(rows), 0.0),
             Dim("channels", len(chunks), s.N * Hp * x_h * size / len(chunks)))
 
@@ -107,15 +116,33 @@ def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target,
         out = tuple(tuple(vv * out_kb + i * out_s + j * lanes for vv in range(v)) for i, j in pixels)
         return bcast, weights, out
 
+    group_name = "q-pairs" if elem == 2 else f"q-groups of {elem}" if elem > 1 else "columns"
     notes = [f"reduction over N x P x Q = {s.N} x {s.P} x {s.Q} as {len(src_steps)} steps of {unroll} "
-             f"{'q-pairs' if elem == 2 else 'columns'}, in {len(blocks)} blocks of {rb} rows"]
+             f"{group_name}, in {len(blocks)} blocks of {rb} rows"]
+    correction = {}
+    if c.isa.src_offset:
+        # Block b's correction vectors sit at vector b of the extra images, at every vector block's offset.
+        at = [s.N * dy_n + (b // (s.P * Qe)) * dy_n + (b % (s.P * Qe)) * dy_q for b in range(len(blocks))]
+        correction = {"correction_steps": [at[b] for b, (_, count) in enumerate(blocks) for _ in range(count)],
+                      "correction_vectors": lambda v: tuple(vv * dy_kb for vv in range(v))}
+        notes.append(f"correction: x stored + {c.isa.src_offset} (unsigned bytes); each call's first chain in a "
+                     f"block starts from -{c.isa.src_offset} x sum(dy) over the block's rows, in "
+                     f"{_extra_images(c, s, Qe, len(blocks))} extra images of dy")
     return PassTables(
         common=c, cpb=1, unroll=unroll,
-        src_shape=(s.N, Hp, Wx, s.C, elem), vec_shape=(s.N, KB, s.P, Qe, lanes, elem),
-        dst_shape=(KB, s.R, s.S, s.C, lanes), layout=WtgradLayout(s.pt, s.pl, Wx, Qe, elem),
+        src_shape=(s.N, Hp, Wx, s.C, elem),
+        vec_shape=(s.N + _extra_images(c, s, Qe, len(blocks)), KB, s.P, Qe, lanes, elem),
+        dst_shape=(KB, s.R, s.S, s.C, lanes),
+        layout=WtgradLayout(s.pt, s.pl, Wx, Qe, elem, tuple(block_rows) if c.isa.src_offset else ()),
         src_steps=src_steps, vec_steps=vec_steps, tile_offsets=tile_offsets, calls=builder,
         batch=1, src_batch_stride=0, dst_batch_stride=0, notes=notes, rb=rb, reduction_blocks=blocks,
-        split_dims=dims, split_levels=(Level(0, len(vectors)), Level(1, len(rows)), Level(2, len(chunks))))
+        split_dims=dims, split_levels=(Level(0, len(vectors)), Level(1, len(rows)), Level(2, len(chunks))),
+        **correction)
+
+
+def _extra_images(c, s: ConvSpec, Qe: int, blocks: int) -> int:
+    """Images of dy past the N real ones holding one correction vector per reduction block (unsigned-src ISAs)."""
+    return ceil(blocks / (s.P * Qe)) if c.isa.src_offset else 0
 
 
 def _unroll(c, blocking: Blocking, q_elems: int, numerics: Numerics) -> int:
@@ -136,7 +163,7 @@ def _rows(s: ConvSpec, blocking: Blocking, elem: int, Qe: int, x_h: int) -> int:
     """Output rows per reduction block: the blocking's rb, else the default, at most N x P."""
     rb = blocking.rb
     if rb is None:
-        rb = default_rows(s.N * s.P, Qe, s.K * s.C * s.R * s.S * 4) if elem == 2 else \
+        rb = default_rows(s.N * s.P, Qe, s.K * s.C * s.R * s.S * 4) if elem > 1 else \
             fp32_default_rows(s.N * s.P, x_h * 4, s.R_extent, s.sh, Qe)
     if not isinstance(rb, int) or rb < 1:
         raise PlanError(f"rb={rb!r}: must be an integer >= 1 (output rows per reduction block)")
@@ -148,8 +175,9 @@ def geometry(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Tar
     c, unroll, Qe, KB, Hp, Wx = _blocks(spec, numerics, blocking, target, isa_name)
     s, elem, lanes = spec, c.elem, c.lanes
     rb = _rows(s, blocking, elem, Qe, Wx * s.C * elem)
-    return Geometry(src_shape=(s.N, Hp, Wx, s.C, elem), vec_shape=(s.N, KB, s.P, Qe, lanes, elem),
-                    dst_shape=(KB, s.R, s.S, s.C, lanes), storage_bytes=4 if elem == 1 else 2,
+    vec_images = s.N + _extra_images(c, s, Qe, ceil(s.N * s.P / rb))
+    return Geometry(src_shape=(s.N, Hp, Wx, s.C, elem), vec_shape=(vec_images, KB, s.P, Qe, lanes, elem),
+                    dst_shape=(KB, s.R, s.S, s.C, lanes), storage_bytes=c.isa.storage_bytes,
                     steps=s.N * s.P * (Qe // unroll),
                     calls=ceil(KB / c.kv) * s.R * ceil(s.S / c.hb) * ceil(s.C / c.wb),
                     blocks=ceil(s.N * s.P / rb), batch=1, batched=False)

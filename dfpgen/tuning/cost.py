@@ -17,6 +17,9 @@ from dfpgen.passes import FPROP, Pass, Reduction, get
 
 # Multiply-accumulate instructions retired per cycle: VNNI and FMA issue on two ports; the
 # vpmaddwd + vpaddd pair costs two vector ops, so it retires slower (docs/experiments.md §1).
+# Rates are in instructions, and an instruction does Isa.group products per lane: vpdpbusd issues like
+# vpdpwssd (kind "vnni") with four products instead of two, so its plans need half the steps and the
+# model prices them at twice the MAC rate (the probes measured 234 vs 117 GMAC/s on one Zen 4 core).
 MAC_RATE = {"vnni": 2.0, "fma": 2.0, "pmadd": 1.6}
 LOADS_PER_CYCLE = 2.0
 STEP_OVERHEAD = 2.0      # table loads, pointer arithmetic and the loop branch of one reduction step
@@ -99,7 +102,7 @@ def predicted_cycles(plan: Plan) -> float:
     np.add.at(step_totals, tiles, (calls * counts).sum(axis=1))
     np.add.at(flush_totals, tiles, (calls * np.maximum(1, -(-counts // plan.steps_per_flush))).sum(axis=1))
     streaming = pmadd and plan.blocking.order != "np" and \
-        plan.src_batch_stride * np.dtype(plan.storage).itemsize > L2_IMAGE_BYTES
+        plan.src_batch_stride * np.dtype(plan.src_storage).itemsize > L2_IMAGE_BYTES
     total = sum(int(s) * step + int(f) * flush for (step, flush), s, f in zip(per_tile, step_totals, flush_totals))
     return float(total) * plan.batch * (STREAMING_PENALTY if streaming else 1.0)
 

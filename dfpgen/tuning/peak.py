@@ -32,7 +32,7 @@ class Peak:
 
     isa: str
     instruction: str
-    gmacs: float           # billions of multiply-accumulates per second (INT16 pairs count as two)
+    gmacs: float           # billions of multiply-accumulates per second (an INT16 pair counts two, an INT8 quad four)
     accumulators: int
 
 
@@ -60,7 +60,7 @@ def probe(isa_name: str, target: Target | None = None, seconds: float = 0.2):
     a = aligned_zeros((64,), np.int32)
     b = aligned_zeros((64,), np.int32)
     sink = aligned_zeros((acc * isa.lanes,), np.int32)
-    macs_per_iter = acc * isa.lanes * (2 if isa.precision == "dfp16" else 1)
+    macs_per_iter = acc * isa.lanes * isa.group
     iters = 1 << 16
     while True:  # grow until one run takes a measurable time
         dt = _timed(fn, a, b, sink, iters)
@@ -103,7 +103,7 @@ def peaks(remeasure: bool = False, target: Target | None = None) -> dict[str, Pe
         raise TargetError(f"peaks can only be measured on the host, not {target.cpu!r}")
     path = _cache_path(target)
     key = {"format": PEAK_FORMAT, "dfpgen": __version__, "cpu": target.cpu, "features": target.key()[1]}
-    names = target.isas("dfp16") + target.isas("fp32")
+    names = target.all_isas()
     if not remeasure and path.exists():
         try:
             cached = _from_cache(json.loads(path.read_text()), key, names)

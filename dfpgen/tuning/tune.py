@@ -51,8 +51,8 @@ def knob_space(spec: ConvSpec, conv_pass: Pass | str, numerics: Numerics, target
     """Every blocking worth planning for one kernel: register blocks that fit, channel blocks, unrolls,
     orders (passes reducing over channels), reduction blocks (passes reducing over pixels)."""
     conv_pass, isa = get(conv_pass), get_isa(isa_name)
-    lanes, elem = isa.lanes, (2 if isa.precision == "dfp16" else 1)
-    chain = numerics.effective_chain if isa.precision == "dfp16" else 1 << 30
+    lanes, elem = isa.lanes, isa.group
+    chain = numerics.chain_on(isa) if isa.precision != "fp32" else 1 << 30
     rbs = [None]
     if conv_pass.reduction is Reduction.PIXELS:
         cpbs, unrolls, orders = [None], [None] + [u for u in (2, 4, 8, 16) if u <= chain], ["nk"]
