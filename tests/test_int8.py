@@ -334,3 +334,31 @@ def test_catalog_sweep_exact(pass_name, spec):
     a, b, exact, absc = _operands(rng, spec, pass_name)
     kernel = dfpgen.compile(spec, pass_name, Numerics(8, 8), isa=HOST_INT8[0])
     _exact_where_small(_run(kernel, a, b), exact, absc, kernel.plan.flushes)
+
+
+# ------------------------------------------------------------------------------------------ runtime selection
+
+@pytest.mark.parametrize("bits, bits_w", [(8, 8), (6, 8), (8, 12), (13, 13)])
+def test_layers_take_vpdpbusd_exactly_when_every_operand_has_8_bits_or_fewer(bits, bits_w):
+    """Conv2d picks each pass's ISA from its operands' bits: the INT8 kernels where both fit 8 bits and the
+    host has VNNI, the INT16 kernels otherwise (a host without VNNI keeps them for 8-bit data too)."""
+    from dfpgen import passes
+    from dfpgen.runtime.blocked import to_blocked
+    from dfpgen.runtime.blocked_conv import run_blocked
+
+    spec = ConvSpec(2, 24, 32, 6, 6, 3, 3, 1, 1, "pick")
+    op = Conv2d(spec, bits=bits, bits_w=bits_w, threads=2)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 24, 6, 6)).astype(np.float32)
+    w = rng.standard_normal((32, 24, 3, 3)).astype(np.float32)
+    dy = rng.standard_normal((2, 32, 6, 6)).astype(np.float32)
+    for conv_pass in passes.ALL:
+        n = op.pass_numerics(conv_pass)
+        narrow = max(n.bits_x, n.bits_w) <= 8
+        want = "vpdpbusd" if narrow and HOST_INT8 else ISAS[HOST.best_isa("dfp16")].instruction
+        assert op.kernel(conv_pass).plan.isa.instruction == want
+    # The blocked runtime moves the offset layouts (with numpy) and gives Conv2d's results.
+    np.testing.assert_array_equal(run_blocked(op, passes.FPROP, to_blocked(x, 2), w).nchw(1), op.fprop(x, w))
+    np.testing.assert_array_equal(run_blocked(op, passes.BPROP, to_blocked(dy, 2), w).nchw(1), op.bprop(dy, w))
+    np.testing.assert_array_equal(run_blocked(op, passes.WTGRAD, to_blocked(x, 2), to_blocked(dy, 2)),
+                                  op.wtgrad(x, dy))

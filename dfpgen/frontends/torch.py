@@ -384,10 +384,11 @@ def _check_options(numerics: LayerNumerics, threads) -> int | None:
     kernels = passes.kernel_numerics(numerics)
     if numerics.precision == "dfp16":
         target = resolve(None)
-        isa = choose_isa(target, "dfp16", numerics.isa)
         # The planner's own ISA checks (saturate needs vpdpwssds), which Conv2d meets when it compiles eagerly;
-        # they read no shape, so a 1x1 layer stands in for the shapes the first batch brings.
+        # they read no shape, so a 1x1 layer stands in for the shapes the first batch brings. Each pass's ISA
+        # follows its operands' bits (8 and fewer: vpdpbusd where the CPU has VNNI).
         for kernel_numerics in kernels.values():
+            isa = choose_isa(target, "dfp16", numerics.isa, max(kernel_numerics.bits_x, kernel_numerics.bits_w))
             common(kernel_numerics, Blocking(), target, isa, ConvSpec(1, 1, 1, 1, 1, 1, 1))
     return threads
 

@@ -72,7 +72,8 @@ def convert_operand(op, conv_pass: Pass, role: str, operand, key: StreamKey | No
     views = conv_pass.src_views if role == "src" else conv_pass.vec_views
     to_layout = conv_pass.to_src if role == "src" else conv_pass.to_vec
     origin, blocked, maxabs = _origin(operand, tensor, op.spec)
-    dst = _operand_buffer(op, conv_pass, role, plan.src_shape if role == "src" else plan.vec_shape, plan.storage)
+    dst = _operand_buffer(op, conv_pass, role, *((plan.src_shape, plan.src_storage) if role == "src" else
+                                                 (plan.vec_shape, plan.vec_storage)))
     pairs = views(origin, blocked, dst, plan) if views is not None and op.spec.groups == 1 else None
     channels = tensor.shape(op.spec)[1]
 

@@ -24,14 +24,15 @@ from dfpgen.tuning.cost import default_blocking
 from dfpgen.tuning.tune import lookup
 
 
-def choose_isa(target, precision: str = "dfp16", isa: str | None = None) -> str:
-    """The ISA to use: the caller's, else DFPGEN_ISA (when it fits the precision), else the target's best."""
+def choose_isa(target, precision: str = "dfp16", isa: str | None = None, bits: int = 16) -> str:
+    """The ISA to use: the caller's, else DFPGEN_ISA (when it fits the precision and operands of `bits` bits),
+    else the target's best for them (vpdpbusd for 8 bits and fewer where the CPU has VNNI)."""
     if precision not in PRECISIONS:
         raise TargetError(f"precision={precision!r}: must be one of {', '.join(PRECISIONS)}")
     forced = settings().isa
-    if isa is None and forced and get_isa(forced).precision == precision:
+    if isa is None and forced and get_isa(forced).precision == precision and get_isa(forced).accepts_bits(bits):
         isa = forced
-    isa = isa or target.best_isa(precision)
+    isa = isa or target.best_isa(precision, bits)
     if get_isa(isa).precision != precision:
         raise TargetError(f"isa={isa!r} computes {get_isa(isa).precision}, not {precision}")
     target.check_isa(isa)
@@ -56,7 +57,7 @@ def compile(spec: ConvSpec, conv_pass: Pass | str = passes.FPROP, numerics: Nume
     spec = spec.per_group()
     target = resolve(cpu)
     precision = precision or (get_isa(isa).precision if isa else "dfp16")
-    isa = choose_isa(target, precision, isa)
+    isa = choose_isa(target, precision, isa, max(numerics.bits_x, numerics.bits_w))
     source = "given"
     if blocking is None and tuned and target.is_host:
         blocking, source = lookup(spec, conv_pass, numerics, isa, threads or default_threads(), target)
@@ -136,7 +137,8 @@ class Conv2d:
         precision, isa = self.numerics.pass_precision(conv_pass), self.isa
         if isa is not None and self.precision == "dfp16" and precision == "fp32" and get_isa(isa).precision == "dfp16":
             isa = None   # a DFP16 ISA names the DFP16 kernels of a layer some of whose passes are FP32
-        return choose_isa(resolve(None), precision, isa)
+        numerics = self.pass_numerics(conv_pass)
+        return choose_isa(resolve(None), precision, isa, max(numerics.bits_x, numerics.bits_w))
 
     def pass_numerics(self, conv_pass: Pass | str) -> Numerics:
         """The Numerics of one pass's kernel: the bits of its two operands, the policy and chain."""
