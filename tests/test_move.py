@@ -118,7 +118,9 @@ def test_errors_name_the_bad_argument(call, error, words):
 @pytest.mark.parametrize("layout, access", [
     ("transpose", "gather"),    # NCHW into channels-innermost blocks: a strided innermost source
     ("pairs", "run"),           # KCRS weights into [..][lanes][elem]: two destination-contiguous dimensions
-    ("qpairs", "pairs"),        # channels-innermost rows into [..][lanes][elem]: two interleaved vectors
+    ("qpairs", "interleave"),   # channels-innermost rows into [..][lanes][elem]: two interleaved vectors
+    ("qquads", "interleave"),   # the same in quads ([..][lanes][4], the INT8 ISAs' WTGRAD layouts)
+    ("qquads_rows", "interleave"),   # quads whose lanes merge with the columns: several vectors per row
     ("seven", "run"),           # more dimensions than a geometry holds: one move per outermost index
 ])
 def test_vector_accesses_equal_reference(isa, rounding, layout, access):
@@ -132,6 +134,12 @@ def test_vector_accesses_equal_reference(isa, rounding, layout, access):
     elif layout == "qpairs":
         x = rng.standard_normal((3, 6, L)).astype(np.float32)          # [rows][q][lanes]
         view = x.reshape(3, 3, 2, L).transpose(0, 1, 3, 2)              # [rows][q/2][lanes][2]
+    elif layout == "qquads_rows":
+        x = rng.standard_normal((3, 4, 3, L)).astype(np.float32)       # [q][rows][cols][lanes]
+        view = x.reshape(1, 4, 3 * 3 * L).transpose(0, 2, 1)            # [1][rows*cols*lanes][4 q]
+    elif layout == "qquads":
+        x = rng.standard_normal((3, 8, L)).astype(np.float32)          # [rows][q][lanes]
+        view = x.reshape(3, 2, 4, L).transpose(0, 1, 3, 2)              # [rows][q/4][lanes][4]
     else:
         x = rng.standard_normal((2 * L, 8, 3, 3)).astype(np.float32)
         view = x.reshape(2, L, 2, 2, 2, 3, 3).transpose(0, 2, 5, 6, 3, 1, 4)

@@ -109,9 +109,15 @@ def block_weights(w: np.ndarray, plan: Plan) -> np.ndarray:
     w = _pad_axis(_pad_axis(w, 0, KB * lanes), 1, CB * cpb * elem)
     dst = (aligned_zeros if plan.corrected else aligned_empty)(plan.vec_shape, plan.vec_storage)
     dst[:, :CB] = w.reshape(KB, lanes, CB, cpb, elem, R, S).transpose(0, 2, 5, 6, 3, 1, 4)
-    if plan.corrected:
-        dst[:, CB, 0, 0, 0] = _corrections(w.sum(axis=(1, 2, 3), dtype=np.int64).reshape(KB, lanes), plan)
+    weight_corrections(dst, plan)
     return dst
+
+
+def weight_corrections(dst: np.ndarray, plan: Plan) -> None:
+    """FPROP's vec on unsigned-src ISAs: each output channel's correction, from the blocked weights in dst."""
+    if plan.corrected:
+        CB = dst.shape[1] - 1
+        dst[:, CB, 0, 0, 0] = _corrections(dst[:, :CB].sum(axis=(1, 2, 3, 4, 6), dtype=np.int64), plan)
 
 
 def unblock_output(y: np.ndarray, plan: Plan) -> np.ndarray:
@@ -138,18 +144,30 @@ def block_weights_transposed(w: np.ndarray, plan: Plan) -> np.ndarray:
     unsigned-src ISAs, past the KB blocks, one correction vector per phase)."""
     CB, KBv, R, S, cpb, lanes, elem = plan.vec_shape
     phases = plan.layout.phases
-    KB = KBv - -(-len(phases) // (R * S * cpb))           # the extra blocks hold one vector per phase
+    KB = transposed_weight_blocks(plan)                  # the extra blocks hold one vector per phase
     w = _narrowed(w, plan.vec_storage)
     w = _pad_axis(_pad_axis(w, 0, KB * cpb * elem), 1, CB * lanes)
     dst = (aligned_zeros if phases else aligned_empty)(plan.vec_shape, plan.vec_storage)
     dst[:, :KB] = w.reshape(KB, cpb, elem, CB, lanes, R, S).transpose(3, 0, 5, 6, 1, 4, 2)
-    if phases:
-        for i, (rows, cols) in enumerate(phases):
-            sums = w[:, :, list(rows)][..., list(cols)].sum(axis=(0, 2, 3), dtype=np.int64)
-            block, vector = divmod(i, R * S * cpb)
-            dst[(slice(None), KB + block) + np.unravel_index(vector, (R, S, cpb))] = \
-                _corrections(sums.reshape(CB, lanes), plan)
+    transposed_weight_corrections(dst, plan)
     return dst
+
+
+def transposed_weight_blocks(plan: Plan) -> int:
+    """BPROP's KB: the vec layout's K blocks that hold weights (past them, the phases' correction vectors)."""
+    _, KBv, R, S, cpb, _, _ = plan.vec_shape
+    return KBv - -(-len(plan.layout.phases) // (R * S * cpb))
+
+
+def transposed_weight_corrections(dst: np.ndarray, plan: Plan) -> None:
+    """BPROP's vec on unsigned-src ISAs: one correction vector per phase, summing the blocked weights in dst
+    over K and the phase's taps."""
+    _, _, R, S, cpb, _, _ = dst.shape
+    KB = transposed_weight_blocks(plan)
+    for i, (rows, cols) in enumerate(plan.layout.phases):
+        sums = dst[:, :KB][:, :, list(rows)][:, :, :, list(cols)].sum(axis=(1, 2, 3, 4, 6), dtype=np.int64)
+        block, vector = divmod(i, R * S * cpb)
+        dst[(slice(None), KB + block) + np.unravel_index(vector, (R, S, cpb))] = _corrections(sums, plan)
 
 
 def expand_input_pairs(x: np.ndarray, plan: Plan) -> np.ndarray:
@@ -176,13 +194,26 @@ def block_grad_output_pairs(dy: np.ndarray, plan: Plan) -> np.ndarray:
     dy = _pad_axis(_pad_axis(_narrowed(dy, plan.vec_storage), 1, KB * lanes), 3, Qe * elem)
     dst = (aligned_zeros if plan.corrected else aligned_empty)(plan.vec_shape, plan.vec_storage)
     dst[:N] = dy.reshape(N, KB, lanes, P, Qe, elem).transpose(0, 1, 3, 4, 2, 5)
-    if plan.corrected:
-        row_sums = dy.sum(axis=3, dtype=np.int64).transpose(0, 2, 1).reshape(N * P, KB * lanes)
-        for b, (first, rows) in enumerate(plan.layout.block_rows):
-            image, vector = divmod(b, P * Qe)
-            dst[(N + image, slice(None)) + divmod(vector, Qe)] = \
-                _corrections(row_sums[first:first + rows].sum(axis=0).reshape(KB, lanes), plan)
+    grad_output_corrections(dst, plan)
     return dst
+
+
+def grad_output_corrections(dst: np.ndarray, plan: Plan) -> None:
+    """WTGRAD's vec on unsigned-src ISAs: in the images past N, one correction vector per reduction block
+    (a range of the N*P rows), summing the blocked dy in dst over the block's rows and q."""
+    if not plan.corrected:
+        return
+    N, (_, KB, P, Qe, lanes, _) = plan.spec.N, dst.shape
+    # Over q first with (lanes, elem) rows contiguous, in int32 (at most Qe * 127 per entry): numpy reduces
+    # int8 over two separated axes an order of magnitude slower.
+    per_q = dst[:N].reshape(N * KB * P, Qe, lanes * dst.shape[5]).sum(axis=1, dtype=np.int32)
+    row_sums = per_q.reshape(N, KB, P, lanes, -1).sum(axis=4, dtype=np.int64).transpose(0, 2, 1, 3).reshape(
+        N * P, KB, lanes)
+    running = np.concatenate([np.zeros((1, KB, lanes), np.int64), np.cumsum(row_sums, axis=0)])
+    first, rows = np.array(plan.layout.block_rows, dtype=np.int64).reshape(-1, 2).T
+    image, vector = np.divmod(np.arange(len(first)), P * Qe)
+    # Block b's vector sits in image N + b // (P*Qe) at row, column divmod(b % (P*Qe), Qe): all at once.
+    dst[N + image, :, vector // Qe, vector % Qe] = _corrections(running[first + rows] - running[first], plan)
 
 
 def unblock_weight_grad(dw: np.ndarray, plan: Plan) -> np.ndarray:

@@ -35,7 +35,8 @@ _ROUND_INTRINSIC = {"nearest": "round", "nearest_even": "roundeven", "chop": "tr
                     "stochastic": "floor", None: "trunc"}
 
 
-ACCESSES = ("contiguous", "gather", "run", "pairs")
+INTERLEAVES = (2, 4)   # INT16 pairs, INT8 quads
+ACCESSES = ("contiguous", "gather", "run", "interleave")
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,8 @@ class MovePlan:
     written to consecutive destination elements and read from the source as `access` says:
     "contiguous" (consecutive too; with vector 1, any strides), "gather" (the innermost dimension's
     stride), "run" (dimensions 4 and 5 form one destination-contiguous run, read with a gather) or
-    "pairs" (a run of two interleaved contiguous halves: INT16 pairs from channels-innermost FP32)."""
+    "interleave" (a run of `interleave` contiguous source runs, element by element: INT16 pairs or INT8 quads
+    from channels-innermost FP32)."""
 
     target: Target
     isa: Isa
@@ -53,6 +55,9 @@ class MovePlan:
     vector: int
     access: str = "contiguous"
     dequantize: bool = False   # store the represented FP32 values mant * 2**exp instead of mantissas
+    storage_bits: int = 16     # mantissas as INT16, or as bytes (the INT8 ISAs' layouts)
+    offset: int = 0            # added to each stored byte: vpdpbusd's unsigned operand holds mant + 128
+    interleave: int = 1        # source runs an "interleave" access weaves together (2 or 4)
 
     template = "move.ll.j2"
     entry = "dfpgen_move"
@@ -66,8 +71,9 @@ class MovePlan:
 
     def summary(self) -> list[str]:
         """Comment lines for the IR header."""
-        what = f"quantize FP32 -> {'DFP values' if self.dequantize else 'INT16'}, rounding {self.rounding}" \
-            if self.quantize else "copy FP32"
+        stored = "DFP values" if self.dequantize else "INT16" if self.storage_bits == 16 else \
+            f"bytes + {self.offset}" if self.offset else "INT8"
+        what = f"quantize FP32 -> {stored}, rounding {self.rounding}" if self.quantize else "copy FP32"
         return [f"data movement: {what}, {self.vector} element(s) per step ({self.access}), "
                 f"{self.target.cpu} {self.isa.name}"]
 
@@ -82,7 +88,7 @@ class Geometry:
 
     def items(self, access: str) -> int:
         """Work items: the product of the outer four extents (three for runs, whose rows are dimension 3)."""
-        return int(np.prod(self.extents[:RANK - (3 if access in ("run", "pairs") else 2)], dtype=np.int64))
+        return int(np.prod(self.extents[:RANK - (3 if access in ("run", "interleave") else 2)], dtype=np.int64))
 
     def access(self, vector: int) -> tuple[str, int]:
         """How the kernel reads the source and how many elements it moves at a time: whole vectors
@@ -90,8 +96,8 @@ class Geometry:
         (n4, n5), (ss4, ss5), (ds4, ds5) = self.extents[4:], self.src_strides[4:], self.dst_strides[4:]
         if ds5 == 1 and n5 % vector == 0:
             return ("contiguous" if ss5 == 1 else "gather"), vector
-        if ds5 == 1 and ds4 == 2 and n5 == 2 and n4 == vector and ss4 == 1:
-            return "pairs", 2 * vector
+        if ds5 == 1 and n5 in INTERLEAVES and ds4 == n5 and n4 % vector == 0 and ss4 == 1:
+            return "interleave", n5 * vector
         if ds5 == 1 and n5 < vector and vector % n5 == 0 and ds4 == n5 and (n4 * n5) % vector == 0:
             return "run", vector
         return "contiguous", 1
@@ -155,18 +161,36 @@ def _check(a: np.ndarray, dtype, name: str) -> None:
         raise DTypeError(f"{name}: expected a {np.dtype(dtype)} array, got {got}")
 
 
+def _storage(dst: np.ndarray, mantissas: bool, bits: int | None, offset: int) -> np.dtype:
+    """The destination's dtype, checked: float32 for values, else int16 or (mantissas of at most 8 bits, with
+    `offset` keeping them in range) int8/uint8."""
+    allowed = (np.int16, np.int8, np.uint8) if mantissas else (np.float32,)
+    if not isinstance(dst, np.ndarray) or dst.dtype not in allowed:
+        got = dst.dtype if isinstance(dst, np.ndarray) else type(dst).__name__
+        raise DTypeError(f"destination: expected a {' or '.join(np.dtype(t).name for t in allowed)} array, got {got}")
+    if mantissas and dst.dtype.itemsize == 1:
+        info, top = np.iinfo(dst.dtype), max_mantissa(bits)
+        if -top + offset < info.min or top + offset > info.max:
+            raise DTypeError(f"destination: {dst.dtype} holds {info.min}..{info.max}; {bits}-bit mantissas plus "
+                             f"offset {offset} need {offset - top}..{offset + top}")
+    elif offset:
+        raise DTypeError(f"offset={offset}: only byte destinations take an offset")
+    return dst.dtype
+
+
 def move(src: np.ndarray, dst: np.ndarray, target: Target, isa: Isa, threads: int, *, scale: float = 1.0,
          bits: int | None = None, rounding: str = "nearest", key: StreamKey | None = None,
-         origin: np.ndarray | None = None, dequantize: bool = False) -> float:
+         origin: np.ndarray | None = None, dequantize: bool = False, offset: int = 0) -> float:
     """Copy FP32 view `src` into view `dst` (same extents); with `bits`, dst is int16 and receives the
-    mantissas round(src * scale) clamped to +-(2**(bits-1)-1), or with `dequantize` dst is float32 and
+    mantissas round(src * scale) clamped to +-(2**(bits-1)-1) (an int8/uint8 dst: as bytes, plus `offset`,
+    as the INT8 ISAs store their unsigned operand), or with `dequantize` dst is float32 and
     receives the values those mantissas represent. `scale` (and, dequantizing, 1/scale) must be a power
     of two whose float32 is normal. Stochastic rounding needs `key`; it numbers elements by their position in
     `origin` (the array `src` is a view of; default: src, which must then be C-contiguous). Returns
     max|src| (NaN when src holds one)."""
     _check(src, np.float32, "source")
     quantize = bits is not None
-    _check(dst, np.int16 if quantize and not dequantize else np.float32, "destination")
+    storage = _storage(dst, quantize and not dequantize, bits, offset)
     if not dst.flags.writeable:
         raise ShapeError("destination: a read-only array")
     if quantize:
@@ -179,7 +203,7 @@ def move(src: np.ndarray, dst: np.ndarray, target: Target, isa: Isa, threads: in
         found = 0.0   # more dimensions than a geometry holds: one move per index of the outermost
         for i in range(src.shape[0]):
             one = move(src[i], dst[i], target, isa, threads, scale=scale, bits=bits, rounding=rounding, key=key,
-                       origin=src if origin is None else origin, dequantize=dequantize)
+                       origin=src if origin is None else origin, dequantize=dequantize, offset=offset)
             found = one if np.isnan(one) else max(found, one)
         return found
     index_base = 0
@@ -195,7 +219,9 @@ def move(src: np.ndarray, dst: np.ndarray, target: Target, isa: Isa, threads: in
     if src.size == 0:
         return 0.0
     access, vector = geometry.access(isa.lanes)
-    plan = MovePlan(target, isa, quantize, rounding if quantize else None, vector, access, quantize and dequantize)
+    plan = MovePlan(target, isa, quantize, rounding if quantize else None, vector, access, quantize and dequantize,
+                    8 * storage.itemsize if quantize and not dequantize else 16, offset,
+                    geometry.extents[5] if access == "interleave" else 1)
     fn = _compiled(plan).function
     words = geometry.words(index_base)
     parts = min(threads, max(1, src.size // MIN_ITEM_WORK))

@@ -17,12 +17,12 @@ that cannot be written as a few views returns None, and the caller converts with
 
 from __future__ import annotations
 
-from functools import wraps
 from math import gcd
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from dfpgen.codegen.layout import transposed_weight_blocks
 from dfpgen.codegen.plan import Plan
 
 
@@ -93,15 +93,6 @@ def fitted(extent: int, low: int, room: int) -> int:
     return max(0, min(extent, room - low))
 
 
-def _movable(views):
-    """None (convert with numpy) for plans whose layouts the move kernels cannot write: they store INT16
-    mantissas or FP32, not the INT8 ISAs' offset bytes and correction vectors."""
-    @wraps(views)
-    def checked(source: np.ndarray, blocked: bool, dst: np.ndarray, plan: Plan) -> list | None:
-        return None if plan.corrected else views(source, blocked, dst, plan)
-    return checked
-
-
 def _channels_last_pairs(source: np.ndarray, blocked: bool, dst: np.ndarray, plan: Plan) -> list | None:
     """Source (N, C, H, W) into dst [N][CB][top+H+..][left+W+..][width]: fprop's x, bprop's dy."""
     N, CB, Hp, Wp, width = dst.shape
@@ -112,13 +103,11 @@ def _channels_last_pairs(source: np.ndarray, blocked: bool, dst: np.ndarray, pla
     return regroup(src[:, :, :, :rows, :cols], inside, 1)
 
 
-@_movable
 def fprop_src(source: np.ndarray, blocked: bool, dst: np.ndarray, plan: Plan) -> list | None:
     """FPROP's x: [N][CB][pt+H+pb][pl+W+pr][cpb*elem]."""
     return _channels_last_pairs(source, blocked, dst, plan)
 
 
-@_movable
 def bprop_src(source: np.ndarray, blocked: bool, dst: np.ndarray, plan: Plan) -> list | None:
     """BPROP's dy: [N][KB][top+P+..][left+Q+..][cpb*elem]."""
     return _channels_last_pairs(source, blocked, dst, plan)
@@ -129,7 +118,6 @@ def _with_axis(a: np.ndarray, extent: int, step: int) -> np.ndarray:
     return as_strided(a, a.shape + (extent,), a.strides + (step * a.strides[-1],), writeable=a.flags.writeable)
 
 
-@_movable
 def wtgrad_src(source: np.ndarray, blocked: bool, dst: np.ndarray, plan: Plan) -> list | None:
     """WTGRAD's x: [N][pt+H+pb][Wx][C][elem], element e at column w holding padded x at w + e*sw.
     Columns where every element reads x move as one view with an element axis (whole destination
@@ -169,10 +157,10 @@ def _regrouped(pieces: list) -> list | None:
     return pairs
 
 
-@_movable
 def wtgrad_vec(source: np.ndarray, blocked: bool, dst: np.ndarray, plan: Plan) -> list | None:
     """WTGRAD's dy: [N][KB][P][Qe][lanes][elem], pairs of consecutive q innermost. Whole pairs move as
     one view with an element axis; a last odd q on its own."""
+    dst = dst[:plan.spec.N]   # the INT8 ISAs' corrections follow in extra images (vec_finish writes them)
     N, KB, P, Qe, lanes, elem = dst.shape
     src = grouped(source, blocked, lanes, _channels(plan.conv_pass.vec, plan))
     Q = src.shape[4]
@@ -234,20 +222,21 @@ def radix_pairs(plain: np.ndarray, blocked: np.ndarray, digits: tuple, plain_fir
     return pairs
 
 
-@_movable
 def fprop_vec(w: np.ndarray, blocked: bool, dst: np.ndarray, plan: Plan) -> list | None:
     """FPROP's w (KCRS, any strides): [KB][CB][R][S][cpb][lanes][elem], K = (KB, lanes), C = (CB, cpb, elem)."""
     if blocked:
         return None
+    if plan.corrected:   # the INT8 ISAs' corrections fill one more channel block (vec_finish writes them)
+        dst = dst[:, :-1]
     return radix_pairs(w, dst.transpose(0, 5, 1, 4, 6, 2, 3), (2, 3, 1, 1))
 
 
-@_movable
 def bprop_vec(w: np.ndarray, blocked: bool, dst: np.ndarray, plan: Plan) -> list | None:
     """BPROP's w^T: [CB][KB][R][S][cpb][lanes][elem], lanes over C, pairs over K: K = (KB, cpb, elem),
     C = (CB, lanes)."""
     if blocked:
         return None
+    dst = dst[:, :transposed_weight_blocks(plan)]   # past them, the INT8 ISAs' corrections (vec_finish)
     return radix_pairs(w, dst.transpose(1, 4, 6, 0, 5, 2, 3), (3, 2, 1, 1))
 
 

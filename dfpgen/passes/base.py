@@ -78,6 +78,9 @@ class Pass:
     # (source, source is blocked, operand buffer, plan) -> [(source view, buffer view)], or None for numpy.
     src_views: Callable | None = None
     vec_views: Callable | None = None
+    # (vec buffer, plan): writes what the vec layout derives from its values once they are in place (the INT8
+    # ISAs' corrections, dfpgen/codegen/layout.py); to_vec calls it too, so both paths end alike.
+    vec_finish: Callable | None = None
     # How the FP32 result leaves the kernel: True when its layout is already the runtime's blocked
     # [N][C/L][H][W][L] (dfpgen/runtime/blocked.py); else (result buffer, KCRS array) -> view pairs or None.
     result_views: Callable | bool | None = None

@@ -24,7 +24,8 @@ from math import ceil
 from dfpgen.codegen import views
 from dfpgen.codegen.calls import CallsBuilder
 from dfpgen.codegen.footprint import Geometry
-from dfpgen.codegen.layout import block_grad_output, block_weights_transposed, unblock_output
+from dfpgen.codegen.layout import (block_grad_output, block_weights_transposed, transposed_weight_corrections,
+                                   unblock_output)
 from dfpgen.codegen.plan import Blocking, PassTables, channel_blocks, check_correction, clip_block, common, split
 from dfpgen.codegen.split import batched
 from dfpgen.core.numerics import Numerics
@@ -166,5 +167,5 @@ DEFINITION = Pass(
     reduced=("K", "R", "S"), block_axes=("C", "W", "H"),
     planner=plan, to_src=block_grad_output, to_vec=block_weights_transposed, from_dst=unblock_output,
     reference=reference.bprop, geometry=geometry,
-    src_views=views.bprop_src, vec_views=views.bprop_vec, result_views=True,
+    src_views=views.bprop_src, vec_views=views.bprop_vec, vec_finish=transposed_weight_corrections, result_views=True,
 )

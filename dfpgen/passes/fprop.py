@@ -20,7 +20,7 @@ from math import ceil
 from dfpgen.codegen import views
 from dfpgen.codegen.calls import CallsBuilder
 from dfpgen.codegen.footprint import Geometry
-from dfpgen.codegen.layout import block_input, block_weights, unblock_output
+from dfpgen.codegen.layout import block_input, block_weights, unblock_output, weight_corrections
 from dfpgen.codegen.plan import Blocking, PassTables, channel_blocks, check_correction, clip_block, common, split
 from dfpgen.codegen.split import batched
 from dfpgen.core.numerics import Numerics
@@ -135,5 +135,5 @@ DEFINITION = Pass(
     reduced=("C", "R", "S"), block_axes=("K", "Q", "P"),
     planner=plan, to_src=block_input, to_vec=block_weights, from_dst=unblock_output,
     reference=reference.fprop, geometry=geometry,
-    src_views=views.fprop_src, vec_views=views.fprop_vec, result_views=True,
+    src_views=views.fprop_src, vec_views=views.fprop_vec, vec_finish=weight_corrections, result_views=True,
 )

@@ -32,9 +32,10 @@ import numpy as np
 from dfpgen.codegen import views
 from dfpgen.codegen.calls import CallsBuilder
 from dfpgen.codegen.footprint import Geometry
-from dfpgen.codegen.layout import block_grad_output_pairs, expand_input_pairs, unblock_weight_grad
+from dfpgen.codegen.layout import (block_grad_output_pairs, expand_input_pairs, grad_output_corrections,
+                                   unblock_weight_grad)
 from dfpgen.codegen.plan import (Blocking, PassTables, check_correction, clip_block, common, largest_divisor_at_most,
-                                  split)
+                                 split)
 from dfpgen.codegen.split import Dim, Level
 from dfpgen.core.numerics import Numerics
 from dfpgen.core.spec import ConvSpec
@@ -228,5 +229,5 @@ DEFINITION = Pass(
     reduced=("N", "P", "Q"), block_axes=("K", "C", "S"),
     planner=plan, to_src=expand_input_pairs, to_vec=block_grad_output_pairs, from_dst=unblock_weight_grad,
     reference=reference.wtgrad, geometry=geometry,
-    src_views=views.wtgrad_src, vec_views=views.wtgrad_vec, result_views=views.unblock_weight_grad,
+    src_views=views.wtgrad_src, vec_views=views.wtgrad_vec, vec_finish=grad_output_corrections, result_views=views.unblock_weight_grad,
 )

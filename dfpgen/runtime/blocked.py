@@ -152,12 +152,13 @@ def _numpy_unblock(data: np.ndarray, channels: int) -> np.ndarray:
 
 def fill(dst: np.ndarray, pairs: list | None, origin: np.ndarray, layout, threads: int, *, exp: int | None = None,
          bits: int | None = None, rounding: str = "nearest", key: StreamKey | None = None,
-         dequantize: bool = False) -> float:
+         dequantize: bool = False, offset: int = 0) -> float:
     """Fill `dst` from `origin` (the array every source view is taken from): move each (source,
     destination) view pair, FP32 copies or with `bits` the mantissas on exponent `exp`. Without pairs
     (or without an exponent numpy can scale by in float32), numpy quantizes `origin` as it is laid out
     and `layout(values)` arranges the result in dst's shape. With `dequantize`, dst (float32) receives
-    the values the mantissas represent: the operand of an FP32 kernel whose tensor kind is DFP. Either way stochastic rounding numbers
+    the values the mantissas represent: the operand of an FP32 kernel whose tensor kind is DFP. Byte
+    destinations (the INT8 ISAs) store mantissa + `offset`. Either way stochastic rounding numbers
     elements by their position in `origin`, so both round alike. Returns max|origin| over what moved;
     NonFiniteError on NaN/Inf."""
     normal = bits is None or (-126 <= -exp <= 127 and (not dequantize or -126 <= exp <= 127))
@@ -175,7 +176,7 @@ def fill(dst: np.ndarray, pairs: list | None, origin: np.ndarray, layout, thread
         maxabs = 0.0
         for src, view in pairs:
             found = move(src, view, target, isa, threads, scale=scale, bits=bits, rounding=rounding, key=key,
-                         origin=origin, dequantize=dequantize)
+                         origin=origin, dequantize=dequantize, offset=offset)
             if not found <= maxabs:   # NaN included (max() would drop it)
                 maxabs = found
     if not np.isfinite(maxabs):

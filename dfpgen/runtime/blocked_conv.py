@@ -54,13 +54,15 @@ def _unblocked(values: np.ndarray, blocked: bool, channels: int) -> np.ndarray:
     return values.transpose(0, 1, 4, 2, 3).reshape(N, G * L, H, W)[:, :channels]
 
 
-def _operand_buffer(op, conv_pass: Pass, role: str, shape: tuple, dtype) -> np.ndarray:
-    """The operand layout's buffer, zeroed once and reused: each conversion rewrites the same elements,
-    so margins and channel padding stay zero."""
+def _operand_buffer(op, conv_pass: Pass, role: str, shape: tuple, dtype, zero: int = 0) -> np.ndarray:
+    """The operand layout's buffer, filled once with `zero` (a stored zero: the INT8 ISAs' src holds 128) and
+    reused: each conversion rewrites the same elements, so margins and channel padding keep it."""
     buffers = op.operand_buffers
     key = (conv_pass, role)
     if key not in buffers or buffers[key].shape != shape or buffers[key].dtype != dtype:
         buffers[key] = aligned_zeros(shape, dtype)
+        if zero:
+            buffers[key].fill(zero)
     return buffers[key]
 
 
@@ -72,8 +74,9 @@ def convert_operand(op, conv_pass: Pass, role: str, operand, key: StreamKey | No
     views = conv_pass.src_views if role == "src" else conv_pass.vec_views
     to_layout = conv_pass.to_src if role == "src" else conv_pass.to_vec
     origin, blocked, maxabs = _origin(operand, tensor, op.spec)
+    offset = plan.isa.src_offset if role == "src" and plan.int_accumulate else 0
     dst = _operand_buffer(op, conv_pass, role, *((plan.src_shape, plan.src_storage) if role == "src" else
-                                                 (plan.vec_shape, plan.vec_storage)))
+                                                 (plan.vec_shape, plan.vec_storage)), zero=offset)
     pairs = views(origin, blocked, dst, plan) if views is not None and op.spec.groups == 1 else None
     channels = tensor.shape(op.spec)[1]
 
@@ -92,10 +95,14 @@ def convert_operand(op, conv_pass: Pass, role: str, operand, key: StreamKey | No
         key = StreamKey(*(int(v) for v in op.rng.integers(0, 2**32, 2)))
     exp = exponent_for_max(maxabs, bits)
     values = not plan.int_accumulate
-    moved = fill(dst, pairs, origin, layout, threads, exp=exp, bits=bits, rounding=rounding, key=key, dequantize=values)
+    moved = fill(dst, pairs, origin, layout, threads, exp=exp, bits=bits, rounding=rounding, key=key, dequantize=values,
+                 offset=offset)
     if isinstance(operand, Measured) and operand.hint and moved != maxabs:   # a stale hint: every element moved
         exp = exponent_for_max(operand.measure(), bits)
-        fill(dst, pairs, origin, layout, threads, exp=exp, bits=bits, rounding=rounding, key=key, dequantize=values)
+        fill(dst, pairs, origin, layout, threads, exp=exp, bits=bits, rounding=rounding, key=key, dequantize=values,
+             offset=offset)
+    if role == "vec" and conv_pass.vec_finish is not None and plan.int_accumulate:
+        conv_pass.vec_finish(dst, plan)
     op.timings["quantize"] = op.timings.get("quantize", 0.0) + time.perf_counter() - start
     return dst, 0 if values else exp
 
