@@ -165,3 +165,33 @@ def test_dequantized_values_for_fp32_kernels(rounding):
     out = np.empty_like(x)
     move(x, out, TARGET, ISAS[0], 2, scale=2.0 ** -ref.exp, bits=10, rounding=rounding, key=key, dequantize=True)
     np.testing.assert_array_equal(out, ref.to_float(np.float32))
+
+
+@pytest.mark.parametrize("rounding", ROUNDING_MODES)
+@pytest.mark.parametrize("dtype, offset", [(np.int8, 0), (np.uint8, 128)])
+@pytest.mark.parametrize("layout", ["contiguous", "quads"])
+def test_byte_mantissas_with_the_int8_offset(rounding, dtype, offset, layout):
+    """Bytes for the INT8 ISAs: mantissa + offset (vpdpbusd's unsigned operand holds mant + 128), exactly
+    dfpgen.quantize's mantissas, through contiguous and interleaved (quad) accesses."""
+    L, rng = ISAS[0].lanes, np.random.default_rng(3)
+    x = (rng.standard_normal((3, 8, L)) * 4).astype(np.float32)
+    view = x if layout == "contiguous" else x.reshape(3, 2, 4, L).transpose(0, 1, 3, 2)
+    dst = np.zeros(view.shape, dtype)
+    key = StreamKey.of(4)
+    ref = quantize(x, 7, rounding, seed=key)
+    maxabs = move(view, dst, TARGET, ISAS[0], 2, scale=2.0 ** -ref.exp, bits=7, rounding=rounding, key=key, origin=x,
+                  offset=offset)
+    want = ref.mant.astype(np.int16) + offset
+    np.testing.assert_array_equal(dst.astype(np.int16), want if layout == "contiguous" else
+                                  want.reshape(3, 2, 4, L).transpose(0, 1, 3, 2))
+    assert maxabs == float(np.abs(x).max())
+
+
+def test_byte_destinations_refuse_what_they_cannot_hold():
+    x = np.ones((4, 16), np.float32)
+    with pytest.raises(DTypeError, match=r"uint8 holds 0..255; 9-bit mantissas plus offset 128 need -127..383"):
+        move(x, np.zeros((4, 16), np.uint8), TARGET, ISAS[0], 1, bits=9, offset=128)
+    with pytest.raises(DTypeError, match="only byte destinations take an offset"):
+        move(x, np.zeros((4, 16), np.int16), TARGET, ISAS[0], 1, bits=8, offset=128)
+    with pytest.raises(DTypeError, match="expected a int16 or int8 or uint8 array"):
+        move(x, np.zeros((4, 16), np.int32), TARGET, ISAS[0], 1, bits=8)
