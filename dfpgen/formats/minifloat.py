@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -54,6 +55,8 @@ class MiniFloat:
     name: str = ""
     scaling: str = "none"      # quantize()'s default: "none", "pow2" or "amax" (a per-tensor scale)
     saturate: bool = False     # quantize()'s default overflow rule
+    # How a dot product of these values accumulates: products summed in FP32 (as FP8 hardware does).
+    accumulation: ClassVar[str] = "fp32"
 
     def __post_init__(self) -> None:
         if self.specials not in SPECIALS or self.scaling not in SCALINGS:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -95,6 +96,8 @@ class MX:
     element: MiniFloat | IntElement
     name: str
     block: int = 32
+    # How a dot product accumulates: products summed in FP32 (the MX spec's dot product, section 6.2).
+    accumulation: ClassVar[str] = "fp32"
 
     @property
     def bits(self) -> int:

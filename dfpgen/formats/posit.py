@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -66,6 +67,8 @@ class Posit:
 
     n: int
     es: int
+    # How a dot product of these values accumulates: exactly, in a quire, rounded once at the end.
+    accumulation: ClassVar[str] = "quire"
 
     def __post_init__(self) -> None:
         ok = all(isinstance(v, int) and not isinstance(v, bool) for v in (self.n, self.es))
