@@ -19,6 +19,7 @@ import numpy as np
 from dfpgen import formats as registry
 from dfpgen.core.dfp import DEFAULT_BITS, check_bits, check_rounding, safe_chain
 from dfpgen.errors import FormatError, NumericsError
+from dfpgen.formats.registry import PATTERNS
 
 OVERFLOW_POLICIES = ("exact", "saturate", "wrap")
 PRECISIONS = ("dfp16", "fp32")
@@ -37,6 +38,7 @@ class Kind(StrEnum):
 
 KINDS = tuple(Kind)
 FORMATS_FORM = "NAME (every kind) or KIND=NAME,... (KIND: act, weight, grad)"
+_FORMS = f"expected {FORMATS_FORM}; valid formats are {', '.join(PATTERNS)}"
 
 
 def _check_formats(formats) -> tuple:
@@ -50,16 +52,17 @@ def _check_formats(formats) -> tuple:
     chosen = {}
     for kind, name in pairs:
         if kind not in KINDS:
-            raise FormatError(f"formats: tensor kind {kind!r} is not one of {', '.join(KINDS)}")
+            raise FormatError(f"formats: tensor kind {kind!r} is not one of {', '.join(KINDS)}; {_FORMS}")
         if Kind(kind) in chosen:
-            raise FormatError(f"formats: tensor kind {kind!r} is given twice")
+            raise FormatError(f"formats: tensor kind {kind!r} is given twice; {_FORMS}")
         registry.get(name)   # FormatError listing the valid names
         chosen[Kind(kind)] = name
     return tuple((k, chosen[k]) for k in KINDS if k in chosen)
 
 
 def parse_formats(text: str) -> tuple:
-    """--format's value, NAME or KIND=NAME,..., as LayerNumerics.formats; FormatError naming the bad item."""
+    """--format's value, NAME or KIND=NAME,..., as LayerNumerics.formats; FormatError naming the bad item
+    (and listing the valid formats) otherwise."""
     items = [item.strip() for item in str(text).split(",")]
     if len(items) == 1 and "=" not in items[0]:
         return _check_formats({k: items[0] for k in KINDS})
@@ -67,25 +70,9 @@ def parse_formats(text: str) -> tuple:
     for item in items:
         kind, sep, name = (part.strip() for part in item.partition("="))
         if not sep or not kind or not name:
-            raise FormatError(f"--format {text!r}: item {item!r} is not KIND=NAME; expected {FORMATS_FORM}")
+            raise FormatError(f"{text!r}: item {item!r} is not KIND=NAME; {_FORMS}")
         pairs.append((kind, name))
     return _check_formats(pairs)
-
-
-def _check_chain(chain) -> int | None:
-    """`chain` as an int (numpy integers too), or None; NumericsError unless it is an integer >= 1."""
-    if chain is None:
-        return None
-    if not isinstance(chain, (int, np.integer)) or isinstance(chain, (bool, np.bool_)) or chain < 1:
-        raise NumericsError(f"chain={chain!r}: must be an integer >= 1")
-    return int(chain)
-
-
-def check_overflow(overflow) -> str:
-    """Return `overflow` if it is a known policy, else raise NumericsError."""
-    if overflow not in OVERFLOW_POLICIES:
-        raise NumericsError(f"overflow={overflow!r}: must be one of {', '.join(OVERFLOW_POLICIES)}")
-    return overflow
 
 
 @dataclass(frozen=True)
