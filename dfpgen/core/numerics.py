@@ -75,6 +75,22 @@ def parse_formats(text: str) -> tuple:
     return _check_formats(pairs)
 
 
+def _check_chain(chain) -> int | None:
+    """`chain` as an int (numpy integers too), or None; NumericsError unless it is an integer >= 1."""
+    if chain is None:
+        return None
+    if not isinstance(chain, (int, np.integer)) or isinstance(chain, (bool, np.bool_)) or chain < 1:
+        raise NumericsError(f"chain={chain!r}: must be an integer >= 1")
+    return int(chain)
+
+
+def check_overflow(overflow) -> str:
+    """Return `overflow` if it is a known policy, else raise NumericsError."""
+    if overflow not in OVERFLOW_POLICIES:
+        raise NumericsError(f"overflow={overflow!r}: must be one of {', '.join(OVERFLOW_POLICIES)}")
+    return overflow
+
+
 @dataclass(frozen=True)
 class Numerics:
     """How the integer arithmetic is done: operand bits, output rounding, overflow policy, chain.

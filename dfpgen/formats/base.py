@@ -35,6 +35,19 @@ def finite_values(table: np.ndarray) -> np.ndarray:
     return np.unique(v)
 
 
+def pow2(k) -> np.ndarray:
+    """2.0**k for integer k in -1022..1023 (clipped there), as float64, built from the exponent field: a
+    multiply by it is an exact ldexp as long as the product is a normal float64, and far faster."""
+    k = np.clip(np.asarray(k), -1022, 1023).astype(np.int64)
+    return ((k + 1023) << 52).view(np.float64)
+
+
+def floor_log2(mag: np.ndarray) -> np.ndarray:
+    """floor(log2 m) of float64 magnitudes read from the exponent field: exact for normal values; -1023 for
+    0 and float64 subnormals, 1024 for Inf and NaN."""
+    return ((mag.view(np.int64) >> 52) & 0x7FF) - 1023
+
+
 def pattern_dtype(width: int):
     """The unsigned integer dtype encode() returns for a `width`-bit format."""
     return np.uint8 if width <= 8 else np.uint16

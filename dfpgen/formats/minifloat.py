@@ -20,7 +20,7 @@ from typing import ClassVar
 import numpy as np
 
 from dfpgen.errors import NumericsError
-from dfpgen.formats.base import as_float64, check_patterns, finite_values, pattern_dtype
+from dfpgen.formats.base import as_float64, check_patterns, finite_values, floor_log2, pattern_dtype, pow2
 
 SPECIALS = ("ieee", "fn", "none")
 SCALINGS = ("none", "pow2", "amax")
@@ -101,9 +101,9 @@ class MiniFloat:
         a = as_float64(x)
         with np.errstate(all="ignore"):
             mag = np.abs(a)
-            _, e = np.frexp(mag)
-            step = np.maximum(e - 1, self.emin) - self.man_bits     # the ulp's exponent (subnormals share emin's)
-            q = np.ldexp(np.rint(np.ldexp(mag, -step)), step)       # np.rint: ties to even
+            # The ulp's exponent (subnormals share emin's; zeros and float64 subnormals read below emin).
+            step = np.maximum(floor_log2(mag), self.emin) - self.man_bits
+            q = np.rint(mag * pow2(-step)) * pow2(step)              # np.rint: ties to even
             over = q > self.max_finite
             if sat or self.specials == "none":
                 q[over] = self.max_finite
