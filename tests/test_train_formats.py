@@ -14,7 +14,7 @@ from dfpgen.errors import FormatError, NumericsError
 from dfpgen.frontends.cli import main
 from dfpgen.runtime.blocked import to_blocked
 from dfpgen.runtime.blocked_conv import convert_operand
-from dfpgen.training.data import Dataset, load
+from dfpgen.training.data import load
 from dfpgen.training.train import TrainConfig, Trainer
 
 # C and K above 32 and not multiples of it, so MX blocks are full and partial along every reduction axis.
@@ -159,9 +159,24 @@ def test_posit_results_are_rounded_once_to_the_kind_they_become(conv_pass):
 # ------------------------------------------------------------------------------------------ training
 
 @pytest.fixture(scope="module")
-def data32():
-    ds = load("synthetic", limit=32)
-    return Dataset(ds.name, ds.train_x, ds.train_y, ds.test_x[:32], ds.test_y[:32], ds.classes)
+def digits(tmp_path_factory) -> str:
+    """A small MNIST-shaped .npz (32 training and 16 test images of 10 noisy prototypes)."""
+    rng = np.random.default_rng(0)
+    protos = rng.uniform(0, 255, (10, 28, 28))
+
+    def sample(n):
+        y = rng.integers(0, 10, n)
+        return np.clip(protos[y] + rng.normal(0, 60, (n, 28, 28)), 0, 255).astype(np.uint8), y
+
+    (tx, ty), (vx, vy) = sample(32), sample(16)
+    path = tmp_path_factory.mktemp("data") / "digits.npz"
+    np.savez(path, x_train=tx, y_train=ty, x_test=vx, y_test=vy)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def data32(digits):
+    return load(digits)
 
 
 FP8 = LayerNumerics(formats={"act": "fp8_e4m3", "weight": "fp8_e4m3", "grad": "fp8_e5m2"})
@@ -169,8 +184,8 @@ FP8 = LayerNumerics(formats={"act": "fp8_e4m3", "weight": "fp8_e4m3", "grad": "f
 
 @pytest.mark.parametrize("numerics", [FP8, all_kinds("mxint8"), LayerNumerics(formats={"grad": "posit16_1"})],
                          ids=["fp8", "mxint8", "dfp-with-posit-grads"])
-def test_resume_with_formats_is_bit_identical(numerics, data32, tmp_path):
-    cfg = TrainConfig("lenet", "synthetic", numerics, epochs=2, batch=16, limit=32, schedule="step")
+def test_resume_with_formats_is_bit_identical(numerics, digits, data32, tmp_path):
+    cfg = TrainConfig("lenet", digits, numerics, epochs=2, batch=16, limit=32, schedule="step")
     whole = Trainer(cfg, dataset=data32, threads=1)
     whole.train_epoch()
     whole.save(tmp_path / "c.npz")
@@ -180,7 +195,7 @@ def test_resume_with_formats_is_bit_identical(numerics, data32, tmp_path):
     resumed.train_epoch()
     a, b = whole.state(), resumed.state()
     assert sorted(a) == sorted(b) and all(np.array_equal(a[k], b[k]) for k in a)
-    other = TrainConfig("lenet", "synthetic", all_kinds("posit8_1"), epochs=2, batch=16, limit=32, schedule="step")
+    other = TrainConfig("lenet", digits, all_kinds("posit8_1"), epochs=2, batch=16, limit=32, schedule="step")
     assert other.matches(json.loads(json.dumps(cfg.to_json()))) == ["numerics"]
 
 
@@ -188,9 +203,9 @@ def invoke(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
-def test_cli_train_with_formats_runs_end_to_end_and_resumes(tmp_path):
+def test_cli_train_with_formats_runs_end_to_end_and_resumes(digits, tmp_path):
     out = tmp_path / "run"
-    common = ["train", "--net", "lenet", "--data", "synthetic", "--limit", 32, "--batch", 16, "--out", out,
+    common = ["train", "--net", "lenet", "--data", digits, "--limit", 32, "--batch", 16, "--out", out,
               "--format", "act=posit8_1,weight=posit8_1,grad=posit16_1"]
     first = invoke(*common, "--epochs", 1)
     assert first.exit_code == 0, first.output
@@ -230,8 +245,8 @@ def test_cli_rejects_bad_formats_and_conflicts_in_one_line(args, message, tmp_pa
     assert not (tmp_path / "o").exists()
 
 
-def test_cli_format_compatible_options_are_accepted(tmp_path):
-    result = invoke("train", "--net", "lenet", "--data", "synthetic", "--limit", 16, "--batch", 16, "--epochs", 1,
+def test_cli_format_compatible_options_are_accepted(digits, tmp_path):
+    result = invoke("train", "--net", "lenet", "--data", digits, "--limit", 16, "--batch", 16, "--epochs", 1,
                     "--out", tmp_path / "o", "--format", "grad=fp8_e5m2", "--bits", 12, "--precision", "dfp16")
     assert result.exit_code == 0, result.output
     assert "DFP: act,weight); emulated grad=fp8_e5m2" in result.output
