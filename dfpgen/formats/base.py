@@ -36,10 +36,9 @@ def finite_values(table: np.ndarray) -> np.ndarray:
 
 
 def pow2(k) -> np.ndarray:
-    """2.0**k for integer k in -1022..1023 (clipped there), as float64, built from the exponent field: a
-    multiply by it is an exact ldexp as long as the product is a normal float64, and far faster."""
-    k = np.clip(np.asarray(k), -1022, 1023).astype(np.int64)
-    return ((k + 1023) << 52).view(np.float64)
+    """2.0**k for integers k in -1022..1023 (the caller keeps them there), as float64 built from the exponent
+    field: multiplying by it is an exact ldexp while the product stays a normal float64, and far faster."""
+    return ((np.asarray(k, np.int64) + 1023) << 52).view(np.float64)
 
 
 def floor_log2(mag: np.ndarray) -> np.ndarray:

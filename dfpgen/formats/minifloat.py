@@ -101,8 +101,9 @@ class MiniFloat:
         a = as_float64(x)
         with np.errstate(all="ignore"):
             mag = np.abs(a)
-            # The ulp's exponent (subnormals share emin's; zeros and float64 subnormals read below emin).
-            step = np.maximum(floor_log2(mag), self.emin) - self.man_bits
+            # The ulp's exponent (subnormals share emin's; zeros and float64 subnormals read below emin; Inf
+            # and NaN, read as 1024, are held at 1023 so that both powers of two below stay in range).
+            step = np.maximum(np.minimum(floor_log2(mag), 1023), self.emin) - self.man_bits
             q = np.rint(mag * pow2(-step)) * pow2(step)              # np.rint: ties to even
             over = q > self.max_finite
             if sat or self.specials == "none":
