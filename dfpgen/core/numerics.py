@@ -16,7 +16,7 @@ from enum import StrEnum
 
 import numpy as np
 
-from dfpgen import formats as registry
+from dfpgen import formats as number_formats
 from dfpgen.core.dfp import DEFAULT_BITS, check_bits, check_rounding, safe_chain
 from dfpgen.errors import FormatError, NumericsError
 from dfpgen.formats.registry import PATTERNS
@@ -55,7 +55,7 @@ def _check_formats(formats) -> tuple:
             raise FormatError(f"formats: tensor kind {kind!r} is not one of {', '.join(KINDS)}; {_FORMS}")
         if Kind(kind) in chosen:
             raise FormatError(f"formats: tensor kind {kind!r} is given twice; {_FORMS}")
-        registry.get(name)   # FormatError listing the valid names
+        number_formats.get(name)   # FormatError listing the valid names
         chosen[Kind(kind)] = name
     return tuple((k, chosen[k]) for k in KINDS if k in chosen)
 
@@ -210,7 +210,7 @@ class LayerNumerics:
     def format_of(self, kind: str):
         """The emulated format object of one operand kind (dfpgen.formats.get), or None."""
         name = self.format_name(kind)
-        return None if name is None else registry.get(name)
+        return None if name is None else number_formats.get(name)
 
     def is_dfp(self, kind: str) -> bool:
         """Whether tensors of this kind are quantized to DFP (not FP32, not an emulated format)."""
