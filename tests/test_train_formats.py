@@ -2,6 +2,7 @@
 per-pass operand rounding (MX blocked along each pass's reduction axis), the posit result rounding, FP32
 accumulation bounds, `dfpgen train --format` and its errors, and exact resume."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -14,6 +15,7 @@ from dfpgen.errors import FormatError, NumericsError
 from dfpgen.frontends.cli import main
 from dfpgen.runtime.blocked import to_blocked
 from dfpgen.runtime.blocked_conv import convert_operand
+from dfpgen.runtime.emulated import result_kind
 from dfpgen.training.data import load
 from dfpgen.training.train import TrainConfig, Trainer
 
@@ -154,6 +156,17 @@ def test_posit_results_are_rounded_once_to_the_kind_they_become(conv_pass):
     assert np.array_equal(got, result.quantize(plain))
     # Where the FP32 sum is exact (all of it here but a few elements at most) this is the quire's result.
     assert np.mean(result.quantize(exact) == got) > 0.99
+
+
+def test_result_kinds_come_from_the_pass_definition_and_a_new_pass_runs_with_formats():
+    assert [result_kind(p) for p in passes.ALL] == ["act", "grad", "grad"]
+    custom = dataclasses.replace(passes.FPROP, name="fprop_again", order=99)
+    ops = operands()
+    op = Conv2d(SPEC, numerics=all_kinds("posit8_1"), threads=1, eager=False)
+    assert np.array_equal(op.run(custom, ops["x"], ops["w"])[0], op.run(passes.FPROP, ops["x"], ops["w"])[0])
+    mx = Conv2d(SPEC, numerics=all_kinds("mxint8"), threads=1, eager=False)
+    with pytest.raises(NumericsError, match=r"^mxint8: pass 'fprop_again' has no MX blocking axes"):
+        mx.run(custom, ops["x"], ops["w"])
 
 
 # ------------------------------------------------------------------------------------------ training

@@ -12,19 +12,19 @@ from __future__ import annotations
 import numpy as np
 
 from dfpgen.core.numerics import Kind, LayerNumerics
+from dfpgen.errors import NumericsError
 from dfpgen.formats import BLOCK_AXES, MX
 from dfpgen.passes import Pass, Tensor
 from dfpgen.runtime.blocked import Blocked
-
-# The kind each pass's result becomes: FPROP's y is the next layer's activation, BPROP's dx and
-# WTGRAD's dw are gradients.
-RESULT_KINDS = {"fprop": Kind.ACT, "bprop": Kind.GRAD, "wtgrad": Kind.GRAD}
 
 
 def operand_values(numerics: LayerNumerics, conv_pass: Pass, tensor: Tensor, values: np.ndarray) -> np.ndarray:
     """Operand `tensor` of `conv_pass` (NCHW or KCRS values) rounded to its kind's format, as float32."""
     fmt = numerics.format_of(tensor.kind)
     if isinstance(fmt, MX):   # a block format: 32 elements along the pass's reduction axis share a scale
+        if conv_pass.name not in BLOCK_AXES:
+            raise NumericsError(f"{fmt.name}: pass {conv_pass.name!r} has no MX blocking axes in "
+                                f"dfpgen.formats.BLOCK_AXES (passes: {', '.join(BLOCK_AXES)})")
         rounded = fmt.quantize(values, BLOCK_AXES[conv_pass.name][tensor.name])
     else:
         rounded = fmt.quantize(values)
@@ -32,10 +32,16 @@ def operand_values(numerics: LayerNumerics, conv_pass: Pass, tensor: Tensor, val
     return rounded.astype(np.float32)
 
 
+def result_kind(conv_pass: Pass) -> Kind:
+    """The kind a pass's result becomes: a pass that reads gradients makes gradients (BPROP's dx, WTGRAD's
+    dw), one that does not makes the next layer's activations (FPROP's y)."""
+    return Kind.GRAD if any(t.kind == Kind.GRAD for t in conv_pass.operands) else Kind.ACT
+
+
 def result_format(numerics: LayerNumerics, conv_pass: Pass):
     """The format a pass's result is rounded to once, the quire's final rounding: the format of the kind
     the result becomes when that format accumulates in a quire (posits); else None (the result stays FP32)."""
-    fmt = numerics.format_of(RESULT_KINDS[conv_pass.name])
+    fmt = numerics.format_of(result_kind(conv_pass))
     return fmt if fmt is not None and fmt.accumulation == "quire" else None
 
 
