@@ -6,6 +6,7 @@ import datetime as _dt
 import json
 import os
 import platform
+import time
 from pathlib import Path
 
 import llvmlite
@@ -60,3 +61,26 @@ def write_results(name: str, title: str, notes: list[str], header: list[str], ro
     stem.with_suffix(".md").write_text("\n".join(md))
     stem.with_suffix(".json").write_text(json.dumps({"machine": info, "records": records}, indent=1))
     return stem.with_suffix(".md")
+
+
+def train_seeds(name: str, numerics, net: str, epochs: int, seeds: list[int], batch: int, lr: float, data,
+                out: Path) -> tuple[list[float], dict[str, list[dict]]]:
+    """Train `net` at `numerics` once per seed (the seed fixes data order and initial weights, so every numerics
+    sees the same), writing out/<name>_seed<seed>/log.csv and printing a line per run; returns the final test
+    accuracies (%) and the logs' rows by run label."""
+    from dfpgen.training.train import TrainConfig, Trainer, read_log, write_log
+
+    finals, curves = [], {}
+    for seed in seeds:
+        trainer = Trainer(TrainConfig(net, data.name, numerics, epochs, batch, lr, seed=seed), dataset=data)
+        start = time.perf_counter()
+        while trainer.epoch < epochs:
+            log = trainer.train_epoch()
+        run_dir = out / f"{name}_seed{seed}"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_log(run_dir / "log.csv", trainer.history)
+        curves[f"{name} seed {seed}"] = read_log(run_dir / "log.csv")
+        finals.append(100 * log.test_acc)
+        print(f"{name} seed {seed}: test accuracy {100 * log.test_acc:.2f}% "
+              f"({time.perf_counter() - start:.0f} s, {log.images_per_s:.0f} img/s)", flush=True)
+    return finals, curves

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -20,10 +19,9 @@ from dfpgen.core.dfp import safe_chain
 from dfpgen.nn import LayerNumerics
 from dfpgen.training.data import load
 from dfpgen.training.plot import training_curves
-from dfpgen.training.train import TrainConfig, Trainer, read_log, write_log
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, write_results  # noqa: E402
+from common import RESULTS, train_seeds, write_results  # noqa: E402
 
 RUNS = {   # DFP16 at the defaults every front end uses (14 bits: the paper's two bits of headroom)
     "fp32": LayerNumerics.fp32(),
@@ -47,19 +45,8 @@ def main() -> None:
     finals: dict[str, list[float]] = {}
     curves = {}
     for name in args.runs.split(","):
-        for seed in seeds:
-            config = TrainConfig(args.net, "mnist", RUNS[name], args.epochs, args.batch, args.lr, seed=seed)
-            trainer = Trainer(config, dataset=data)
-            start = time.perf_counter()
-            while trainer.epoch < args.epochs:
-                log = trainer.train_epoch()
-            run_dir = out / f"{name}_seed{seed}"
-            run_dir.mkdir(parents=True, exist_ok=True)
-            write_log(run_dir / "log.csv", trainer.history)
-            curves[f"{name} seed {seed}"] = read_log(run_dir / "log.csv")
-            finals.setdefault(name, []).append(100 * log.test_acc)
-            print(f"{name} seed {seed}: test accuracy {100 * log.test_acc:.2f}% "
-                  f"({time.perf_counter() - start:.0f} s, {log.images_per_s:.0f} img/s)", flush=True)
+        finals[name], runs = train_seeds(name, RUNS[name], args.net, args.epochs, seeds, args.batch, args.lr, data, out)
+        curves.update(runs)
     default = RUNS["dfp16"]
     dfp16 = f"DFP16 ({default.bits} bits, exact INT32 chains of {safe_chain(default.bits, default.bits)})"
     training_curves(curves, str(RESULTS / "mnist_parity.png"),

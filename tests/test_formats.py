@@ -104,6 +104,25 @@ def test_posit_rounds_at_and_beside_every_boundary(n, es):
             assert [posit_round(float(v), n, es) for v in x] == want.tolist()
 
 
+@pytest.mark.parametrize("n,es", POSITS)
+def test_posit_float32_inputs_round_by_lookup_exactly_as_float64(n, es):
+    """float32 arrays (training's operands) round by a table lookup on their bit pattern: the same results at
+    every boundary, one float32 step either side, on random values over float32's range, and at the specials."""
+    fmt = F.get(f"posit{n}_{es}")
+    p = np.arange(1, (1 << (n - 1)) - 1)
+    mid = posit_table(n + 1, es)[2 * p + 1]
+    assert np.array_equal(mid.astype(np.float32), mid)    # every boundary is a float32
+    mid = mid.astype(np.float32)
+    rng = np.random.default_rng(n * 10 + es)
+    spread = (rng.standard_normal(2000) * np.exp(rng.uniform(-87, 87, 2000))).astype(np.float32)
+    specials = np.array([0, 1e-45, 1e-38, 3.4e38, np.inf, np.nan], np.float32)
+    x = np.concatenate([mid, np.nextafter(mid, np.float32(0)), np.nextafter(mid, np.float32(np.inf)), spread,
+                        specials])
+    x = np.concatenate([x, -x])
+    got = fmt.quantize(x)
+    assert got.dtype == np.float64 and np.array_equal(got, fmt.quantize(x.astype(np.float64)), equal_nan=True)
+
+
 @pytest.mark.parametrize("n,es", [(8, 0), (8, 1), (8, 2), (16, 1), (16, 3), (12, 2)])
 def test_posit_random_values_against_bit_string_rounding(n, es):
     rng = np.random.default_rng(n * 10 + es)
@@ -121,6 +140,8 @@ def test_posit_specials(n, es):
     assert not np.signbit(q[1])                       # one zero: -0 gives +0
     assert np.isnan(fmt.quantize(np.array([np.nan, np.inf, -np.inf]))).all()
     assert fmt.encode(np.array([np.nan, np.inf, -np.inf, -0.0])).tolist() == [1 << (n - 1)] * 3 + [0]
+    for scalar in (3.3, np.float32(-0.7), 0.0):     # 0-d inputs give 0-d results
+        assert fmt.quantize(scalar).shape == () and fmt.quantize(scalar) == fmt.quantize(np.array([scalar]))[0]
 
 
 # --- minifloat reference -----------------------------------------------------------------------------

@@ -584,6 +584,38 @@ def test_dfp_layer_matches_the_numpy_runtime(rounding):
         np.testing.assert_array_equal(got, expected)
 
 
+@pytest.mark.parametrize("formats", ["posit8_1", "act=fp8_e4m3,weight=fp8_e4m3,grad=fp8_e5m2", "mxint8",
+                                     "grad=posit16_1"])
+def test_format_layer_matches_the_numpy_runtime(formats):
+    """Emulated formats (issue 23): a DFPConv2d with LayerNumerics(formats=...) gives the bits of dfpgen.nn.Conv
+    in all three passes (Conv2d.run there, run_blocked here: the same per-pass rounding, MX blocked along each
+    pass's reduction axis, and the same once-rounded posit results), and its forward pass is the FP32 kernel
+    on the operands as the formats' own quantize rounds them."""
+    from dfpgen.core.numerics import LayerNumerics, parse_formats
+    from dfpgen.nn import Conv
+
+    numerics = LayerNumerics(formats=parse_formats(formats))
+    rng = np.random.default_rng(4)
+    x, w, dy = (rng.standard_normal(s).astype(np.float32) for s in ((2, 40, 6, 6), (36, 40, 3, 3), (2, 36, 6, 6)))
+    ours = Conv("c", 40, 36, 3, pad=1, numerics=numerics)
+    ours.weight.data = w.copy()
+    y = ours.forward(x)
+    dx = ours.backward(dy)
+    layer = DFPConv2d(40, 36, 3, padding=1, bias=False, numerics=numerics)
+    layer.weight.data = torch.from_numpy(w)
+    assert "formats=" in repr(layer)
+    results = run_layer(layer, x, dy)
+    for got, expected in zip(results, (y, dx, ours.weight.grad)):
+        np.testing.assert_array_equal(got, expected)
+    rounded = [numerics.format_of(k) for k in ("act", "weight")]
+    if all(rounded) and not isinstance(rounded[0], dfpgen.formats.MX):
+        plain = dfpgen.Conv2d(layer.op(x.shape).spec, numerics=LayerNumerics.fp32(), eager=False)
+        want = plain.fprop(*(f.quantize(a).astype(np.float32) for f, a in zip(rounded, (x, w))))
+        if numerics.format_of("act").accumulation == "quire":
+            want = rounded[0].quantize(want).astype(np.float32)
+        np.testing.assert_array_equal(results[0], want)
+
+
 BLOCKED_CASES = [  # (N, C, K, H, W, kernel, stride, pad, other nn.Conv2d options): ungrouped, run by run_blocked
     (2, 3, 5, 9, 9, 3, 1, 1, {}),
     (2, 4, 6, 10, 7, (3, 1), 2, 1, {}),

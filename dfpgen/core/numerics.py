@@ -4,7 +4,9 @@ how one kernel's integer arithmetic is done (`Numerics`, which a pass derives fr
 A layer's operands come in three kinds: activations, weights and gradients. Each kind is DFP (INT16
 mantissas of `bits` bits with a shared exponent, quantized with its rounding) or FP32. A pass reads
 two kinds (FPROP: act x weight, BPROP: grad x weight, WTGRAD: act x grad, as dfpgen.passes defines);
-it runs in DFP16 kernels when both are DFP, else in FP32 kernels. docs/numerics.md has the details.
+it runs in DFP16 kernels when both are DFP, else in FP32 kernels. A kind may instead hold an emulated
+number format (`formats`: posits, FP8, bf16/fp16, MX; dfpgen.formats): its passes run in FP32 kernels on
+the operands' rounded values. docs/numerics.md and docs/formats.md have the details.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from enum import StrEnum
 
 import numpy as np
 
+from dfpgen import formats as number_formats
 from dfpgen.core.dfp import DEFAULT_BITS, check_bits, check_rounding, safe_chain
-from dfpgen.errors import NumericsError
+from dfpgen.errors import FormatError, NumericsError
+from dfpgen.formats.registry import PATTERNS
 
 OVERFLOW_POLICIES = ("exact", "saturate", "wrap")
 PRECISIONS = ("dfp16", "fp32")
@@ -33,6 +37,42 @@ class Kind(StrEnum):
 
 
 KINDS = tuple(Kind)
+FORMATS_FORM = "NAME (every kind) or KIND=NAME,... (KIND: act, weight, grad)"
+_FORMS = f"expected {FORMATS_FORM}; valid formats are {', '.join(PATTERNS)}"
+
+
+def _check_formats(formats) -> tuple:
+    """`formats` ({kind: name} or (kind, name) pairs) as ((Kind, name), ...) in KINDS order; FormatError
+    naming the bad kind or name (and listing the valid formats) otherwise."""
+    pairs = formats.items() if isinstance(formats, dict) else formats
+    if isinstance(pairs, str) or not isinstance(pairs, (tuple, list, type({}.items()))) or \
+            not all(isinstance(p, (tuple, list)) and len(p) == 2 for p in pairs):
+        raise FormatError(f"formats={formats!r}: must be a dict {{kind: format name}} or (kind, name) pairs, "
+                          f"kinds among {', '.join(KINDS)}")
+    chosen = {}
+    for kind, name in pairs:
+        if kind not in KINDS:
+            raise FormatError(f"formats: tensor kind {kind!r} is not one of {', '.join(KINDS)}; {_FORMS}")
+        if Kind(kind) in chosen:
+            raise FormatError(f"formats: tensor kind {kind!r} is given twice; {_FORMS}")
+        number_formats.get(name)   # FormatError listing the valid names
+        chosen[Kind(kind)] = name
+    return tuple((k, chosen[k]) for k in KINDS if k in chosen)
+
+
+def parse_formats(text: str) -> tuple:
+    """--format's value, NAME or KIND=NAME,..., as LayerNumerics.formats; FormatError naming the bad item
+    (and listing the valid formats) otherwise."""
+    items = [item.strip() for item in str(text).split(",")]
+    if len(items) == 1 and "=" not in items[0]:
+        return _check_formats({k: items[0] for k in KINDS})
+    pairs = []
+    for item in items:
+        kind, sep, name = (part.strip() for part in item.partition("="))
+        if not sep or not kind or not name:
+            raise FormatError(f"{text!r}: item {item!r} is not KIND=NAME; {_FORMS}")
+        pairs.append((kind, name))
+    return _check_formats(pairs)
 
 
 def _check_chain(chain) -> int | None:
@@ -120,7 +160,10 @@ class LayerNumerics:
     to activations; `bits_w` (default: bits) to weights, `bits_grad` (default: bits) and `grad_rounding`
     (default: rounding; "stochastic" is the usual choice) to gradients. `precision="fp32"` runs every
     pass in FP32 kernels; `dfp` names the kinds that are quantized in a dfp16 layer (the others stay
-    FP32). Batch norm, the loss, the update and the master weights are always FP32, as in Das et al."""
+    FP32). `formats` ({kind: name} or (kind, name) pairs, names as dfpgen.formats.get takes them) gives
+    kinds an emulated number format instead of DFP: a pass reading one runs in FP32 kernels on the operands
+    rounded to their formats (docs/formats.md, Training with formats). Batch norm, the loss, the update and
+    the master weights are always FP32, as in Das et al."""
 
     precision: str = "dfp16"
     bits: int = DEFAULT_BITS      # 14: the paper's two bits of headroom (dfpgen.core.dfp.DEFAULT_BITS says why)
@@ -132,6 +175,7 @@ class LayerNumerics:
     chain: int | None = None
     dfp: tuple = KINDS
     isa: str | None = None        # the DFP16 ISA; None: DFPGEN_ISA, else the host's best
+    formats: tuple = ()           # ((kind, format name), ...): kinds held in an emulated format, not DFP
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -153,6 +197,13 @@ class LayerNumerics:
         if unknown:
             raise NumericsError(f"dfp={sorted(unknown)}: tensor kinds must be among {', '.join(KINDS)}")
         object.__setattr__(self, "dfp", tuple(Kind(k) for k in KINDS if k in self.dfp))
+        object.__setattr__(self, "formats", _check_formats(self.formats))
+        if self.formats and self.precision == "fp32":
+            raise NumericsError(f"formats={self.formats!r}: precision='fp32' keeps every kind FP32; drop one of them")
+        for kind, field in ((Kind.WEIGHT, "bits_w"), (Kind.GRAD, "bits_grad")):
+            if self.format_name(kind) and getattr(self, field) is not None:
+                raise NumericsError(f"{field}={getattr(self, field)}: {kind} tensors have the format "
+                                    f"{self.format_name(kind)}, not DFP bits; drop one of them")
 
     @classmethod
     def fp32(cls) -> "LayerNumerics":
@@ -168,9 +219,18 @@ class LayerNumerics:
         """Rounding mode of one operand kind."""
         return (self.grad_rounding or self.rounding) if Kind(kind) is Kind.GRAD else self.rounding
 
+    def format_name(self, kind: str) -> str | None:
+        """The emulated format of one operand kind, by name, or None (DFP or FP32, as `dfp` says)."""
+        return dict(self.formats).get(Kind(kind))
+
+    def format_of(self, kind: str):
+        """The emulated format object of one operand kind (dfpgen.formats.get), or None."""
+        name = self.format_name(kind)
+        return None if name is None else number_formats.get(name)
+
     def is_dfp(self, kind: str) -> bool:
-        """Whether tensors of this kind are quantized to DFP."""
-        return self.precision == "dfp16" and kind in self.dfp
+        """Whether tensors of this kind are quantized to DFP (not FP32, not an emulated format)."""
+        return self.precision == "dfp16" and kind in self.dfp and self.format_name(kind) is None
 
     def pass_precision(self, conv_pass) -> str:
         """'dfp16' or 'fp32': the kernels one pass (a dfpgen.passes.Pass) runs in."""
@@ -187,9 +247,13 @@ class LayerNumerics:
         """One line for logs."""
         if self.precision == "fp32":
             return "fp32"
+        emulated = f"emulated {', '.join(f'{k}={name}' for k, name in self.formats)} (FP32 kernels)"
+        if len(self.formats) == len(KINDS):
+            return emulated
+        dfp = ','.join(k for k in self.dfp if self.is_dfp(k))
         return (f"dfp16 (act {self.bits} / weight {self.bits_of(Kind.WEIGHT)} / grad {self.bits_of(Kind.GRAD)} "
                 f"bits, rounding {self.rounding}, grad rounding {self.rounding_of(Kind.GRAD)}, {self.overflow}; "
-                f"DFP: {','.join(self.dfp)})")
+                f"DFP: {dfp})" + (f"; {emulated}" if self.formats else ""))
 
     def arguments(self) -> str:
         """The keyword arguments that rebuild these numerics (bits, and every field off its default), e.g.

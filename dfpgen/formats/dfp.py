@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -17,6 +18,8 @@ class Dfp:
 
     bits: int = dfp.DEFAULT_BITS
     rounding: str = "nearest"
+    # How a dot product accumulates: INT32 chains of mantissa products, flushed to FP32 (numerics.md).
+    accumulation: ClassVar[str] = "int32"
 
     def __post_init__(self) -> None:
         dfp.check_bits(self.bits)

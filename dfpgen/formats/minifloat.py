@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
 from dfpgen.errors import NumericsError
-from dfpgen.formats.base import as_float64, check_patterns, finite_values, pattern_dtype
+from dfpgen.formats.base import as_float64, check_patterns, finite_values, floor_log2, pattern_dtype, pow2
 
 SPECIALS = ("ieee", "fn", "none")
 SCALINGS = ("none", "pow2", "amax")
@@ -54,6 +55,8 @@ class MiniFloat:
     name: str = ""
     scaling: str = "none"      # quantize()'s default: "none", "pow2" or "amax" (a per-tensor scale)
     saturate: bool = False     # quantize()'s default overflow rule
+    # How a dot product of these values accumulates: products summed in FP32 (as FP8 hardware does).
+    accumulation: ClassVar[str] = "fp32"
 
     def __post_init__(self) -> None:
         if self.specials not in SPECIALS or self.scaling not in SCALINGS:
@@ -98,9 +101,10 @@ class MiniFloat:
         a = as_float64(x)
         with np.errstate(all="ignore"):
             mag = np.abs(a)
-            _, e = np.frexp(mag)
-            step = np.maximum(e - 1, self.emin) - self.man_bits     # the ulp's exponent (subnormals share emin's)
-            q = np.ldexp(np.rint(np.ldexp(mag, -step)), step)       # np.rint: ties to even
+            # The ulp's exponent (subnormals share emin's; zeros and float64 subnormals read below emin; Inf
+            # and NaN, read as 1024, are held at 1023 so that both powers of two below stay in range).
+            step = np.maximum(np.minimum(floor_log2(mag), 1023), self.emin) - self.man_bits
+            q = np.rint(mag * pow2(-step)) * pow2(step)              # np.rint: ties to even
             over = q > self.max_finite
             if sat or self.specials == "none":
                 q[over] = self.max_finite

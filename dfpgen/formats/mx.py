@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
 from dfpgen.errors import NumericsError, ShapeError
-from dfpgen.formats.base import as_float64, check_patterns, pattern_dtype
+from dfpgen.formats.base import as_float64, check_patterns, pattern_dtype, pow2
 from dfpgen.formats.minifloat import FP4_E2M1, FP6_E2M3, FP6_E3M2, FP8_E4M3, FP8_E5M2, MiniFloat
 
 SCALE_EMIN, SCALE_EMAX = -127, 127     # E8M0's exponents; 0xFF is NaN
@@ -51,8 +52,8 @@ class IntElement:
         a = as_float64(x)
         top = (1 << (self.bits - 1)) - 1
         with np.errstate(invalid="ignore"):
-            k = np.clip(np.rint(np.ldexp(a, self.frac_bits)), -top, top)
-        return np.copysign(np.ldexp(k, -self.frac_bits), a)
+            k = np.clip(np.rint(a * 2.0 ** self.frac_bits), -top, top)
+        return np.copysign(k * 2.0 ** -self.frac_bits, a)
 
     def encode(self, x, saturate: bool = True) -> np.ndarray:
         """Two's complement patterns of `x` rounded to this element (always clamped)."""
@@ -95,6 +96,8 @@ class MX:
     element: MiniFloat | IntElement
     name: str
     block: int = 32
+    # How a dot product accumulates: products summed in FP32 (the MX spec's dot product, section 6.2).
+    accumulation: ClassVar[str] = "fp32"
 
     @property
     def bits(self) -> int:
@@ -146,8 +149,8 @@ class MX:
         blocks, back = self._blocks(a, axis)
         shared = self._shared_exp(blocks)[..., None]
         exp = np.where(np.isnan(shared), 0, shared).astype(np.int64)
-        with np.errstate(invalid="ignore"):
-            q = np.ldexp(self.element.round(np.ldexp(blocks, -exp), saturate=True), exp)
+        with np.errstate(invalid="ignore"):   # exp in -127..127: multiplying by pow2 is an exact ldexp
+            q = self.element.round(blocks * pow2(-exp), saturate=True) * pow2(exp)
         q = np.where(np.isnan(shared), np.nan, q)
         return back(q)
 

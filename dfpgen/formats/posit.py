@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -60,12 +61,34 @@ def _rounding_tables(n: int, es: int) -> tuple[np.ndarray, np.ndarray]:
     return positives, bounds
 
 
+@functools.lru_cache(maxsize=None)
+def _float32_tables(n: int, es: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """The rounding of float32 magnitudes by their bit pattern's top bits: every rounding boundary is an
+    (n+1)-bit posit, a normal float32 (|exponent| <= 120) with at most n-2-es fraction bits, so its pattern
+    ends in `shift` = 23 - max(n-2-es, 0) zero bits. A magnitude whose pattern is k << shift rounds as `exact[k]`
+    says; one strictly between k << shift and (k+1) << shift crosses no boundary and rounds as `inside[k]`.
+    Both tables come from the float64 quantizer (float32, read-only; NaN/Inf patterns give NaN)."""
+    shift = 23 - max(n - 2 - es, 0)
+    keys = np.arange(1 << (31 - shift), dtype=np.uint32) << np.uint32(shift)
+    posit = Posit(n, es)
+    tables = []
+    for offset in (0, 1):
+        with np.errstate(invalid="ignore"):   # the NaN patterns
+            mag = (keys + np.uint32(offset)).view(np.float32).astype(np.float64)
+        table = posit.quantize(mag).astype(np.float32)
+        table.setflags(write=False)
+        tables.append(table)
+    return tables[0], tables[1], shift
+
+
 @dataclass(frozen=True)
 class Posit:
     """posit(n, es): n-bit posit with es exponent bits, 2 <= n <= 16, 0 <= es <= 3."""
 
     n: int
     es: int
+    # How a dot product of these values accumulates: exactly, in a quire, rounded once at the end.
+    accumulation: ClassVar[str] = "quire"
 
     def __post_init__(self) -> None:
         ok = all(isinstance(v, int) and not isinstance(v, bool) for v in (self.n, self.es))
@@ -110,13 +133,24 @@ class Posit:
 
     def quantize(self, x) -> np.ndarray:
         """`x` rounded to this posit, as float64 of the same shape (NaR as NaN; posits are unscaled)."""
+        if isinstance(x, np.ndarray) and x.dtype == np.float32:
+            return self._quantize_float32(x)
         a = as_float64(x)
         positives, _ = _rounding_tables(self.n, self.es)
         with np.errstate(invalid="ignore"):
             out = np.copysign(positives[self._index(np.abs(a))], a)
-        out[a == 0] = 0.0
-        out[~np.isfinite(a)] = np.nan
-        return out
+        # np.where, not item assignment: a 0-d input makes `out` a numpy scalar.
+        return np.where(a == 0, 0.0, np.where(np.isfinite(a), out, np.nan))
+
+    def _quantize_float32(self, x: np.ndarray) -> np.ndarray:
+        """quantize() of a float32 array by table lookup on its bit pattern (training's hot path): exact, as
+        `_float32_tables` says why."""
+        exact, inside, shift = _float32_tables(self.n, self.es)
+        bits = np.ascontiguousarray(x).view(np.uint32) & np.uint32(0x7FFFFFFF)
+        key = bits >> np.uint32(shift)
+        on_grid = (bits & np.uint32((1 << shift) - 1)) == 0
+        mag = np.where(on_grid, exact[key], inside[key])
+        return np.copysign(mag, x).astype(np.float64)
 
     def encode(self, x) -> np.ndarray:
         """The bit patterns of `x` rounded to this posit (NaR for NaN/Inf)."""

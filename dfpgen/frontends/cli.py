@@ -11,15 +11,16 @@ import time
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from dfpgen import passes
 from dfpgen.codegen.kernel import default_threads
 from dfpgen.codegen.plan import Blocking
 from dfpgen.core import catalog
 from dfpgen.core.dfp import DEFAULT_BITS, MAX_BITS, MIN_BITS, ROUNDING_MODES, safe_chain
-from dfpgen.core.numerics import OVERFLOW_POLICIES, LayerNumerics
+from dfpgen.core.numerics import KINDS, OVERFLOW_POLICIES, Kind, LayerNumerics, parse_formats
 from dfpgen.core.target import DFP_ISAS, ISAS, host
-from dfpgen.errors import CatalogError, DFPGenError, SpecError
+from dfpgen.errors import CatalogError, DFPGenError, FormatError, SpecError
 from dfpgen.passes import NAMES as PASSES
 from dfpgen.runtime.conv import compile as dfpgen_compile
 from dfpgen.version import __version__
@@ -539,6 +540,12 @@ class _FiniteFloat(click.FloatRange):
               help="Rounding of gradients (default: --rounding); stochastic is a common choice.")
 @click.option("--dfp", "dfp_kinds", default="act,weight,grad", show_default=True,
               help="Which tensors are DFP; a pass with an FP32 operand runs in FP32 kernels.")
+@click.option("--format", "format_text", default=None, metavar="NAME|KIND=NAME,...",
+              help="Emulated number formats instead of DFP, for every kind (posit8_0) or per kind "
+                   "(act=posit8_1,weight=posit8_1,grad=posit16_1; kinds act, weight, grad): posits, fp8_e4m3, "
+                   "fp8_e5m2, bf16, fp16, MX (mxint8, mxfp8_e4m3, ...). Emulated: passes reading such a kind run "
+                   "in FP32 kernels on operands rounded to their formats (posit results rounded once, as a quire "
+                   "would); docs/formats.md.")
 @click.option("--epochs", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--batch", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--lr", type=_FiniteFloat(min=0, min_open=True), default=0.05, show_default=True)
@@ -561,17 +568,19 @@ class _FiniteFloat(click.FloatRange):
 @click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True,
               help="Processes for --backend torch: each takes a shard of every global batch (torch.distributed, gloo).")
 @_usage_errors
-def train_cmd(net, data_source, precision, bits, bits_w, bits_grad, rounding, grad_rounding, dfp_kinds, epochs,
-              batch, lr, schedule, weight_decay, seed, limit, threads, out_dir, resume, precision_policy, ladder_text,
-              backend, nproc):
-    """Train a network with DFP16 (or FP32) kernels in every convolution pass.
+def train_cmd(net, data_source, precision, bits, bits_w, bits_grad, rounding, grad_rounding, dfp_kinds, format_text,
+              epochs, batch, lr, schedule, weight_decay, seed, limit, threads, out_dir, resume, precision_policy,
+              ladder_text, backend, nproc):
+    """Train a network with DFP16 (or FP32) kernels in every convolution pass, or with emulated number
+    formats per tensor kind (--format: posits, FP8, bf16/fp16, MX, rounded in numpy for FP32 kernels).
 
     Writes a CSV log per epoch, an atomic checkpoint after every epoch, a summary and a plot of loss
     and accuracy into --out. `--resume` continues the same trajectory: data order and stochastic
     rounding are seeded by (seed, epoch, step), and kernels give the same bits for any thread count.
     """
+    formats = _formats(format_text, precision_policy or ladder_text)
     numerics = LayerNumerics(precision, bits, bits_w, bits_grad, rounding, grad_rounding,
-                             dfp=tuple(k.strip() for k in dfp_kinds.split(",") if k.strip()))
+                             dfp=tuple(k.strip() for k in dfp_kinds.split(",") if k.strip()), formats=formats)
     precision_schedule = _precision_schedule(precision_policy, ladder_text, precision)
     if backend == "torch":
         _check_nproc(nproc, batch)
@@ -588,6 +597,40 @@ def train_cmd(net, data_source, precision, bits, bits_w, bits_grad, rounding, gr
         _train_numpy(config, threads, out_dir, resume)
     except OSError as exc:
         raise _os_error(exc) from None
+
+
+# The train options that set DFP numerics, and the tensor kinds each sets: with --format they must not
+# also name a kind that has a format.
+_DFP_OPTIONS = (("precision", "--precision fp32", KINDS), ("bits", "--bits", (Kind.ACT,)),
+                ("bits_w", "--bits-w", (Kind.WEIGHT,)), ("bits_grad", "--bits-grad", (Kind.GRAD,)),
+                ("grad_rounding", "--grad-rounding", (Kind.GRAD,)))
+
+
+def _formats(text: str | None, scheduled) -> tuple:
+    """--format's kinds and names (LayerNumerics.formats), refusing a malformed or unknown format (the message
+    lists the valid ones) and the DFP options that would set a kind it gives a format."""
+    if text is None:
+        return ()
+    try:
+        formats = parse_formats(text)
+    except FormatError as exc:
+        raise click.BadParameter(str(exc), param_hint="--format") from None
+    ctx, kinds = click.get_current_context(), dict(formats)
+    for param, option, sets in _DFP_OPTIONS:
+        given = ctx.params[param] == "fp32" if param == "precision" else \
+            ctx.get_parameter_source(param) not in (ParameterSource.DEFAULT, None)
+        clash = [k for k in sets if k in kinds]
+        if given and clash:
+            raise click.UsageError(f"--format {text!r} gives {', '.join(f'{k} {kinds[k]}' for k in clash)}; "
+                                   f"{option} also sets {'/'.join(clash)}: drop one of them")
+    named = {k.strip() for k in ctx.params["dfp_kinds"].split(",")} & set(kinds)
+    if ctx.get_parameter_source("dfp_kinds") is not ParameterSource.DEFAULT and named:
+        raise click.UsageError(f"--format {text!r}: --dfp names {', '.join(sorted(named))}, which it gives a format; "
+                               f"drop it from --dfp")
+    if scheduled:
+        raise click.UsageError(f"--format {text!r}: precision schedules climb DFP bits; drop --format or the "
+                               f"schedule")
+    return formats
 
 
 def _precision_schedule(policy: str | None, ladder_text: str | None, precision: str):
@@ -649,7 +692,8 @@ def _train_numpy(config, threads, out_dir: str, resume: bool) -> None:
     try:
         from dfpgen.training.plot import training_curves
         from dfpgen.training.train import read_log
-        label = _schedule_label(config.precision_schedule) or precision
+        label = _schedule_label(config.precision_schedule) or \
+            (" ".join(f"{k}={n}" for k, n in config.numerics.formats) or precision)
         training_curves({f"{net} {label}": read_log(out / "log.csv")}, str(out / "curves.png"))
     except DFPGenError as exc:
         click.echo(f"no plot: {exc}", err=True)

@@ -19,6 +19,7 @@ from dfpgen.core.dfp import exponent_for_max
 from dfpgen.core.stochastic import StreamKey
 from dfpgen.errors import NumericsError, ShapeError
 from dfpgen.passes import Pass
+from dfpgen.runtime import emulated
 from dfpgen.runtime.blocked import Blocked, Measured, empty_blocked, fill, is_dense, lanes
 
 
@@ -84,6 +85,13 @@ def convert_operand(op, conv_pass: Pass, role: str, operand, key: StreamKey | No
         return to_layout(_unblocked(values, blocked, channels), plan)
 
     threads, start, kind = op.threads, time.perf_counter(), tensor.kind
+    if op.numerics.format_of(kind) is not None:
+        # An emulated format (dfpgen.runtime.emulated): the FP32 kernel's operand is the tensor rounded to
+        # it in numpy, blocked along this pass's reduction axis for MX, then laid out.
+        values = emulated.operand_values(op.numerics, conv_pass, tensor, _unblocked(origin, blocked, channels))
+        fill(dst, None, values, lambda v: to_layout(v, plan), threads)
+        op.timings["quantize"] = op.timings.get("quantize", 0.0) + time.perf_counter() - start
+        return dst, 0
     if not op.numerics.is_dfp(kind):
         fill(dst, pairs, origin, layout, threads)
         op.timings["layout"] = op.timings.get("layout", 0.0) + time.perf_counter() - start

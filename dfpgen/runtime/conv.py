@@ -18,7 +18,7 @@ from dfpgen.core.spec import ConvSpec
 from dfpgen.core.target import get_isa, resolve
 from dfpgen.errors import DTypeError, NumericsError, PlanError, ShapeError, TargetError
 from dfpgen.passes import Pass
-from dfpgen.runtime import plancache
+from dfpgen.runtime import emulated, plancache
 from dfpgen.runtime.execute import Prepared, block_src, block_vec, output_buffer
 from dfpgen.tuning.cost import default_blocking
 from dfpgen.tuning.tune import lookup
@@ -167,7 +167,7 @@ class Conv2d:
         self.timings["quantize"] = self.timings.get("quantize", 0.0) + time.perf_counter() - start
         return q
 
-    def _operand(self, a, tensor, dfp: bool):
+    def _operand(self, a, conv_pass: Pass, tensor, dfp: bool):
         kind, shape = tensor.kind, tensor.shape(self.spec)
         if isinstance(a, DFPTensor):
             bits = self.numerics.bits_of(kind)
@@ -188,6 +188,10 @@ class Conv2d:
         if tuple(mant.shape) != shape:
             raise ShapeError(f"{tensor.name}: expected shape {shape} for layer {self.spec.name or '-'} "
                              f"({self.spec.describe()}), got {tuple(mant.shape)}")
+        if not isinstance(a, DFPTensor) and self.numerics.format_of(kind) is not None:
+            # An emulated format (dfpgen.runtime.emulated): the FP32 kernel reads the values rounded to it,
+            # for MX blocked along this pass's reduction axis.
+            mant = emulated.operand_values(self.numerics, conv_pass, tensor, mant)
         return mant, exp
 
     def _blocked(self, operand, conv_pass: Pass, role: tuple, convert):
@@ -210,8 +214,8 @@ class Conv2d:
         conv_pass = passes.get(conv_pass)
         kernel = self.kernel(conv_pass)
         dfp = kernel.plan.int_accumulate
-        src, e_src = self._operand(a, conv_pass.src, dfp)
-        vec, e_vec = self._operand(b, conv_pass.vec, dfp)
+        src, e_src = self._operand(a, conv_pass, conv_pass.src, dfp)
+        vec, e_vec = self._operand(b, conv_pass, conv_pass.vec, dfp)
         groups = self.spec.groups
         scale = np.ldexp(1.0, e_src + e_vec)
         normal = 2.0**-126 <= scale < 2.0**127
@@ -237,6 +241,9 @@ class Conv2d:
         if not normal:  # 2**(e_src+e_vec) is no normal float32: scale in float64 after the kernel, exactly
             result = (result.astype(np.float64) * scale).astype(np.float32)
             maxabs = float(np.float32(maxabs * scale))
+        if emulated.result_format(self.numerics, conv_pass) is not None:   # a posit's quire: one rounding
+            result = emulated.round_result(self.numerics, conv_pass, result)
+            maxabs = float(np.max(np.abs(result))) if result.size else 0.0
         spent["quantize"] = t1 - t0
         spent["unlayout"] += clock() - t_end
         for phase, seconds in spent.items():

@@ -84,6 +84,8 @@ class TrainConfig:
         """A JSON-able form."""
         d = dataclasses.asdict(self)
         d["numerics"] = dataclasses.asdict(self.numerics)
+        if not self.numerics.formats:   # as before formats existed, so earlier checkpoints still resume
+            del d["numerics"]["formats"]
         d["precision_schedule"] = self.precision_schedule.to_json() if self.precision_schedule else None
         return d
 
