@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from dfpgen import ConvSpec, passes
 from dfpgen.core.descriptor import parse_problem
 from dfpgen.core.dfp import DEFAULT_BITS
+from dfpgen.core.target import get_isa, host
 from dfpgen.frontends.cli import main
 from dfpgen.verification import conformance
 
@@ -53,6 +54,19 @@ def test_every_2d_problem_passes_all_three_passes(suite):
     assert len(unsupported) == three_d_lines(suite)
     assert all("3-D" in o.detail for o in unsupported)
     assert sum(o.status == "passed" for o in outcomes) > 0
+
+
+INT8_ISAS = [n for n in host().isas("dfp16", bits=8) if get_isa(n).instruction == "vpdpbusd"]
+
+
+@pytest.mark.skipif(not INT8_ISAS, reason="no VNNI on this host: 8-bit data runs on the INT16 kernels")
+@pytest.mark.parametrize("suite", SUITES, ids=lambda p: p.name)
+def test_every_2d_problem_passes_all_three_passes_on_vpdpbusd(suite):
+    # 8-bit operands take the INT8 kernels by default: offset bytes, their corrections, quads along the reduction.
+    outcomes = conformance.run_suite(suite, mb=2, max_spatial=CI_MAX_SPATIAL, bits=8)
+    failed = [f"{o.line} {o.problem} [{o.pass_name}]: {o.detail}" for o in outcomes if o.status == "failed"]
+    assert not failed, "\n".join(failed)
+    assert sum(o.status == "unsupported" for o in outcomes) == three_d_lines(suite)
 
 
 def test_the_default_bits_and_their_longer_chains():
