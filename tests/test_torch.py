@@ -569,19 +569,26 @@ def test_dfp_layer_matches_the_numpy_runtime(rounding):
     three passes. (Stochastic rounding numbers elements by position in the array quantized: NCHW here,
     the blocked layout there, so the two draw alike only for plain arrays.)"""
     from dfpgen.core.numerics import LayerNumerics
+
+    layer, results, expected, _ = torch_and_numpy_runtime(LayerNumerics(bits=10, rounding=rounding), 20, 4, seed=3)
+    for got, want in zip(results, expected):
+        np.testing.assert_array_equal(got, want)
+
+
+def torch_and_numpy_runtime(numerics, C: int, K: int, seed: int):
+    """A bias-free 3x3 DFPConv2d and dfpgen.nn.Conv with the same weights and numerics, run on the same x and dy:
+    (the torch layer, its y/dx/dw, the numpy runtime's y/dx/dw, the operands x/w/dy)."""
     from dfpgen.nn import Conv
 
-    numerics = LayerNumerics(bits=10, rounding=rounding)
-    rng = np.random.default_rng(3)
-    x, w, dy = (rng.standard_normal(s).astype(np.float32) for s in ((2, 20, 6, 6), (4, 20, 3, 3), (2, 4, 6, 6)))
-    ours = Conv("c", 20, 4, 3, pad=1, numerics=numerics)
+    rng = np.random.default_rng(seed)
+    x, w, dy = (rng.standard_normal(s).astype(np.float32) for s in ((2, C, 6, 6), (K, C, 3, 3), (2, K, 6, 6)))
+    ours = Conv("c", C, K, 3, pad=1, numerics=numerics)
     ours.weight.data = w.copy()
     y = ours.forward(x)
     dx = ours.backward(dy)
-    layer = DFPConv2d(20, 4, 3, padding=1, bias=False, numerics=numerics)
+    layer = DFPConv2d(C, K, 3, padding=1, bias=False, numerics=numerics)
     layer.weight.data = torch.from_numpy(w)
-    for got, expected in zip(run_layer(layer, x, dy), (y, dx, ours.weight.grad)):
-        np.testing.assert_array_equal(got, expected)
+    return layer, run_layer(layer, x, dy), (y, dx, ours.weight.grad), (x, w, dy)
 
 
 @pytest.mark.parametrize("formats", ["posit8_1", "act=fp8_e4m3,weight=fp8_e4m3,grad=fp8_e5m2", "mxint8",
@@ -592,21 +599,12 @@ def test_format_layer_matches_the_numpy_runtime(formats):
     pass's reduction axis, and the same once-rounded posit results), and its forward pass is the FP32 kernel
     on the operands as the formats' own quantize rounds them."""
     from dfpgen.core.numerics import LayerNumerics, parse_formats
-    from dfpgen.nn import Conv
 
     numerics = LayerNumerics(formats=parse_formats(formats))
-    rng = np.random.default_rng(4)
-    x, w, dy = (rng.standard_normal(s).astype(np.float32) for s in ((2, 40, 6, 6), (36, 40, 3, 3), (2, 36, 6, 6)))
-    ours = Conv("c", 40, 36, 3, pad=1, numerics=numerics)
-    ours.weight.data = w.copy()
-    y = ours.forward(x)
-    dx = ours.backward(dy)
-    layer = DFPConv2d(40, 36, 3, padding=1, bias=False, numerics=numerics)
-    layer.weight.data = torch.from_numpy(w)
+    layer, results, expected, (x, w, dy) = torch_and_numpy_runtime(numerics, 40, 36, seed=4)
     assert "formats=" in repr(layer)
-    results = run_layer(layer, x, dy)
-    for got, expected in zip(results, (y, dx, ours.weight.grad)):
-        np.testing.assert_array_equal(got, expected)
+    for got, want in zip(results, expected):
+        np.testing.assert_array_equal(got, want)
     rounded = [numerics.format_of(k) for k in ("act", "weight")]
     if all(rounded) and not isinstance(rounded[0], dfpgen.formats.MX):
         plain = dfpgen.Conv2d(layer.op(x.shape).spec, numerics=LayerNumerics.fp32(), eager=False)
