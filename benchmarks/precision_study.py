@@ -48,14 +48,14 @@ def time_to(history, target: float) -> tuple[float | None, int | None]:
     return None, None
 
 
-def warm_up(net: str, setups: dict, batch: int) -> None:
+def warm_up(net: str, setups: dict, batch: int, source: str = "mnist") -> None:
     """Compile every kernel the runs will use (each rung's, at the training and evaluation shapes) before any
     timing, so no run's seconds include compilation that another run then reuses from the cache."""
     numerics = {n for n, _ in setups.values()}
     numerics |= {rung_numerics(n, r) for n, schedule in setups.values() if schedule for r in schedule.rungs}
-    data = load("mnist", limit=batch)
+    data = load(source, limit=batch)
     for n in numerics:
-        Trainer(TrainConfig(net, "mnist", n, 1, batch, seed=0, limit=batch), dataset=data).train_epoch()
+        Trainer(TrainConfig(net, source, n, 1, batch, seed=0, limit=batch), dataset=data).train_epoch()
 
 
 def train_one(config: TrainConfig, data, out: Path) -> dict:
@@ -75,6 +75,7 @@ def train_one(config: TrainConfig, data, out: Path) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--net", default="resnet8")
+    ap.add_argument("--data", default="mnist", help="built-in 'mnist' (pip install 'dfpgen[data]') or a dataset path")
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--limit", type=int, default=1000, help="training images used (of 4,000)")
     ap.add_argument("--seeds", default="0,1,2")
@@ -89,15 +90,15 @@ def main() -> None:
     setups = {name: run_setup(name, args.ladder) for name in names}   # a bad --runs or --ladder fails now
     results = Path(args.results_dir) if args.results_dir else RESULTS
     start = time.perf_counter()
-    warm_up(args.net, setups, args.batch)
+    warm_up(args.net, setups, args.batch, args.data)
     print(f"kernels compiled in {time.perf_counter() - start:.0f} s", flush=True)
-    data = load("mnist", limit=args.limit)
+    data = load(args.data, limit=args.limit)
     seeds = [int(s) for s in args.seeds.split(",")]
     records, curves, targets = [], {}, {}
     for seed in seeds:
         for name in names:
             numerics, schedule = setups[name]
-            config = TrainConfig(args.net, "mnist", numerics, args.epochs, args.batch, args.lr, seed=seed,
+            config = TrainConfig(args.net, args.data, numerics, args.epochs, args.batch, args.lr, seed=seed,
                                  limit=args.limit, precision_schedule=schedule)
             print(f"{name} seed {seed}", flush=True)
             run_dir = results / "precision_study" / f"{name}_seed{seed}"
@@ -120,7 +121,8 @@ def main() -> None:
                     f"{args.net} on MNIST ({args.limit} train), {args.epochs} epochs: FP32, DFP16, MuPPET, "
                     f"ladder {args.ladder}")
     rows = [table_row(name, setups[name], [r for r in records if r["run"] == name], records) for name in names]
-    notes = [f"{args.net}, built-in MNIST ({args.limit} training images, 1,000 test), {args.epochs} epochs, batch "
+    data_name = "built-in MNIST" if args.data == "mnist" else args.data
+    notes = [f"{args.net}, {data_name} ({args.limit} training images, 1,000 test), {args.epochs} epochs, batch "
              f"{args.batch}, SGD momentum 0.9, lr {args.lr} cosine, weight decay 5e-4, seeds {args.seeds}; "
              "identical data order and initial weights per seed across runs",
              f"target: each seed's FP32 final test accuracy minus {args.margin} points; time to target = training "

