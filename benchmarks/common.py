@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import datetime as _dt
 import json
 import os
@@ -16,6 +17,18 @@ import dfpgen
 from dfpgen.core.target import host
 
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def training_study_parser(doc: str, net: str, epochs: int, runs) -> argparse.ArgumentParser:
+    """The options every MNIST training study shares: --net, --epochs, --seeds, --batch, --lr, --runs."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--net", default=net)
+    ap.add_argument("--epochs", type=int, default=epochs)
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=0.05)
+    ap.add_argument("--runs", default=",".join(runs))
+    return ap
 
 
 def machine() -> dict:

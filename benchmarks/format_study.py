@@ -11,7 +11,6 @@ seed-averaged curves.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -24,7 +23,7 @@ from dfpgen.training.plot import training_curves
 from dfpgen.training.train import read_log
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, train_seeds, write_results  # noqa: E402
+from common import RESULTS, train_seeds, training_study_parser, write_results  # noqa: E402
 
 FP8 = "act=fp8_e4m3,weight=fp8_e4m3,grad=fp8_e5m2"   # E4M3 forward, E5M2 gradients (per-tensor pow2 scales)
 RUNS = {
@@ -50,13 +49,7 @@ def mean_curve(runs: list[list[dict]]) -> list[dict]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--net", default="lenet")
-    ap.add_argument("--epochs", type=int, default=6)
-    ap.add_argument("--seeds", default="0,1,2")
-    ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--lr", type=float, default=0.05)
-    ap.add_argument("--runs", default=",".join(RUNS))
+    ap = training_study_parser(__doc__, "lenet", 6, RUNS)
     ap.add_argument("--from-logs", action="store_true",
                     help="Rebuild the table and plot from the logs of an earlier run of the same settings (no training).")
     args = ap.parse_args()

@@ -9,7 +9,6 @@ all runs.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from dfpgen.training.data import load
 from dfpgen.training.plot import training_curves
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, train_seeds, write_results  # noqa: E402
+from common import RESULTS, train_seeds, training_study_parser, write_results  # noqa: E402
 
 RUNS = {   # DFP16 at the defaults every front end uses (14 bits: the paper's two bits of headroom)
     "fp32": LayerNumerics.fp32(),
@@ -31,13 +30,7 @@ RUNS = {   # DFP16 at the defaults every front end uses (14 bits: the paper's tw
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--net", default="resnet8")
-    ap.add_argument("--epochs", type=int, default=8)
-    ap.add_argument("--seeds", default="0,1,2")
-    ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--lr", type=float, default=0.05)
-    ap.add_argument("--runs", default=",".join(RUNS))
+    ap = training_study_parser(__doc__, "resnet8", 8, RUNS)
     args = ap.parse_args()
     data = load("mnist")
     seeds = [int(s) for s in args.seeds.split(",")]

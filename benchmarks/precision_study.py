@@ -10,7 +10,6 @@ accuracy, the training seconds until the test accuracy first reaches the same se
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -24,7 +23,7 @@ from dfpgen.training.precision import MuppetSchedule, parse_ladder, rung_numeric
 from dfpgen.training.train import TrainConfig, Trainer, read_log, write_log
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, write_results  # noqa: E402
+from common import RESULTS, training_study_parser, write_results  # noqa: E402
 
 RUN_NAMES = ("fp32", "dfp16", "muppet", "ladder")   # fp32 first: it sets each seed's target
 
@@ -73,17 +72,11 @@ def train_one(config: TrainConfig, data, out: Path) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--net", default="resnet8")
+    ap = training_study_parser(__doc__, "resnet8", 30, RUN_NAMES)
     ap.add_argument("--data", default="mnist", help="built-in 'mnist' (pip install 'dfpgen[data]') or a dataset path")
-    ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--limit", type=int, default=1000, help="training images used (of 4,000)")
-    ap.add_argument("--seeds", default="0,1,2")
-    ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--lr", type=float, default=0.05)
     ap.add_argument("--ladder", default="8:2,12:2,14:2,16:*", help="the fixed ladder run's --precision-ladder")
     ap.add_argument("--margin", type=float, default=0.5, help="target: the seed's FP32 final accuracy minus this")
-    ap.add_argument("--runs", default=",".join(RUN_NAMES))
     ap.add_argument("--results-dir", default=None, help="default: benchmarks/results")
     args = ap.parse_args()
     names = args.runs.split(",")
