@@ -1,6 +1,7 @@
 """Max and average pooling for the numpy runtime, on NCHW arrays and Blocked tensors alike: both keep H
 and W on axes 2 and 3 ([N][C][H][W] and [N][C/L][H][W][L]), so one strided pass per window offset
-serves both, and images split across threads."""
+serves both, and images split across threads. Max pooling of Blocked tensors runs in generated kernels
+instead (dfpgen/runtime/pooling.py), which give the same bits."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import numpy as np
 from dfpgen.codegen.launch import default_threads
 from dfpgen.codegen.layout import aligned_empty
 from dfpgen.nn.base import Layer, blocked, nchw, per_images
+from dfpgen.codegen.maxpool import NONE
 from dfpgen.runtime.blocked import Blocked
+from dfpgen.runtime.pooling import maxpool_backward, maxpool_forward
 
 
 def _extents(H: int, W: int, k: int, stride: int, pad: int, ceil_mode: bool) -> tuple[int, int, int, int]:
@@ -66,6 +69,12 @@ class MaxPool(_Pool):
     def forward(self, x, train=True):
         a, k, st = _array(x), self.k, self.stride
         P, Q, eh, ew = _extents(a.shape[2], a.shape[3], k, st, self.pad, self.ceil)
+        if isinstance(x, Blocked):   # the generated kernels keep each output's chosen offset, not the input
+            out, choice, maxabs = maxpool_forward(a, k, st, self.pad, P, Q, self._threads())
+            self._input, self._padded_input, self._out = x, None, out
+            self._choice = choice if train else None
+            return _result(out, x, maxabs)
+        self._choice = None
         out = aligned_empty(a.shape[:2] + (P, Q) + a.shape[4:], np.float32)
         padded = np.empty((a.shape[0], a.shape[1], a.shape[2] + 2 * self.pad + eh, a.shape[3] + 2 * self.pad + ew)
                           + a.shape[4:], np.float32)
@@ -84,6 +93,9 @@ class MaxPool(_Pool):
     def backward(self, dy):
         dy, x, padded, k, st, p = self._gradient(dy), self._input, self._padded_input, self.k, self.stride, self.pad
         a = _array(x)
+        if self._choice is not None:
+            dx, maxabs = maxpool_backward(dy, self._choice, k, st, p, a.shape[2], a.shape[3], self._threads())
+            return _result(dx, x, maxabs)
         out = self._out
         dx = aligned_empty(a.shape, np.float32)
         P, Q = dy.shape[2:4]
@@ -104,7 +116,9 @@ class MaxPool(_Pool):
     @property
     def choice(self) -> np.ndarray:
         """Which window offset (r*k + s) holds each output's maximum in the last training forward pass
-        (the first, on ties): the piece of a piecewise-linear net."""
+        (the first, on ties; k*k where a window holds only padding): the piece of a piecewise-linear net."""
+        if self._choice is not None:
+            return np.where(self._choice == NONE, self.k * self.k, self._choice).astype(np.uint8)
         padded, out, k, st = self._padded_input, self._out, self.k, self.stride
         P, Q = out.shape[2:4]
         found = np.full(out.shape, k * k, np.uint8)

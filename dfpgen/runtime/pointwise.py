@@ -94,7 +94,9 @@ def host_lanes() -> tuple[int, ...]:
     return tuple(sorted({get_isa(n).lanes for n in host().isas("dfp16")}, reverse=True))
 
 
-def _isa_for(fn: str, name: str, lanes: int) -> str:
+def isa_for(fn: str, name: str, lanes: int) -> str:
+    """The DFP ISA whose vectors have `lanes` floats (the blocked tensors' last axis); a one-line error
+    naming `fn`'s argument `name` when this host has none."""
     isa = _lanes_isa(lanes)
     if isa:
         return isa
@@ -119,7 +121,7 @@ def _float32(fn: str, name: str, a, writable: bool) -> np.ndarray:
     return a
 
 
-def _blocked(fn: str, name: str, a, like: tuple | None = None) -> np.ndarray:
+def check_blocked(fn: str, name: str, a, like: tuple | None = None) -> np.ndarray:
     """Check a blocked tensor argument (shape `like` when given); one-line errors name it."""
     _float32(fn, name, a, False)
     if like is not None and a.shape != like:
@@ -143,13 +145,13 @@ def _channel(fn: str, name: str, a, channels: int) -> np.ndarray:
 def _run(fn: str, op: Op, tensors: dict, channels: dict, threads: int | None, **flags):
     """Check and run a blocked op; returns (per-channel sums [sum][CB*L] or None, max|result|)."""
     first, *rest = tensors
-    shape = _blocked(fn, first, tensors[first]).shape
+    shape = check_blocked(fn, first, tensors[first]).shape
     for name in rest:
-        _blocked(fn, name, tensors[name], shape)
+        check_blocked(fn, name, tensors[name], shape)
     N, CB, H, W, L = shape
     for name, a in channels.items():
         _channel(fn, name, a, CB * L)
-    k = _kernel(op, _isa_for(fn, first, L), tuple(sorted(flags.items())))
+    k = _kernel(op, isa_for(fn, first, L), tuple(sorted(flags.items())))
     for o in k.plan.operands:
         if o.written:
             _float32(fn, o.name, tensors[o.name], True)
@@ -226,7 +228,7 @@ def sgd_update(w: np.ndarray, g: np.ndarray, v: np.ndarray, lr: float, momentum:
             raise ShapeError(f"{fn}: {name}: shape {a.shape}; must be {w.shape}, the shape of w")
     if w.size == 0:
         return 0.0
-    isa = host().best_isa("dfp16") if lanes is None else _isa_for(fn, "lanes", lanes)
+    isa = host().best_isa("dfp16") if lanes is None else isa_for(fn, "lanes", lanes)
     k = _kernel(SGD, isa, (("decay", weight_decay != 0),))
     scalars = {n: np.array([s], np.float32) for n, s in (("lr", lr), ("momentum", momentum),
                                                          ("weight_decay", weight_decay))}
