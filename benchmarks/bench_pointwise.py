@@ -1,10 +1,11 @@
-"""Pointwise kernels (dfpgen/runtime/pointwise.py) against the numpy expressions they replace, in GB/s.
+"""Pointwise kernels (dfpgen/runtime/pointwise.py) and max pooling (dfpgen/runtime/pooling.py) against the numpy
+code they replace, in GB/s.
 
     python benchmarks/bench_pointwise.py [--shapes 8x4x56x56,8x16x56x56] [--threads 1,2] [--repeats 7]
 
 Each op runs on blocked FP32 tensors (N, CB, H, W, L), L the host DFP ISA's lanes; SGD on flat arrays of
 as many elements. GB/s counts each tensor read or written once (float32), per-channel vectors not
-counted; time is the median of `--repeats` calls after one warm-up. The numpy column is the same result
+counted (max pooling: its byte of chosen offsets per output counted too); time is the median of `--repeats` calls after one warm-up. The numpy column is the same result
 computed by numpy (one thread) on the same blocked arrays, including max|result| where the op returns
 it (the DFP caller needs it for the next exponent). Results go to benchmarks/results/pointwise_<cpu>.md
 and .json.
@@ -22,7 +23,9 @@ import numpy as np
 
 from dfpgen.codegen.layout import aligned_empty
 from dfpgen.core.target import get_isa, host
+from dfpgen.nn import MaxPool
 from dfpgen.runtime import pointwise as pw
+from dfpgen.runtime.pooling import maxpool_backward, maxpool_forward
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import write_results  # noqa: E402
@@ -85,7 +88,22 @@ def cases(shape: tuple, rng: np.random.Generator) -> list[tuple]:
         w.__isub__(np.float32(0.01) * v)
         return _numpy_max(w)
 
+    # ResNet-50's pool1 window; numpy: the layer's own code on the same arrays (NCHW-style, one thread).
+    N, CB, H, W, L = shape
+    P, Q = (H - 1) // 2 + 1, (W - 1) // 2 + 1
+    pooled = (P * Q) / (H * W) * 1.25   # y or dy (float32) and the chosen offsets (a byte each), per input element
+    numpy_pool = MaxPool("numpy", 3, 2, 1)
+    numpy_pool.threads = 1
+    y, choice, _ = maxpool_forward(x, 3, 2, 1, P, Q, 1)
+    dy_pool = aligned_empty(y.shape, np.float32)
+    dy_pool[...] = rng.standard_normal(y.shape, dtype=np.float32)
+    numpy_pool.forward(np.array(x))
+
     return [
+        ("max pool 3x3/2 forward", 1 + pooled, lambda t: maxpool_forward(x, 3, 2, 1, P, Q, t),
+         lambda: numpy_pool.forward(x)),
+        ("max pool 3x3/2 backward", 1 + pooled, lambda t: maxpool_backward(dy_pool, choice, 3, 2, 1, H, W, t),
+         lambda: numpy_pool.backward(dy_pool)),
         ("channel_sums", 1, lambda t: pw.channel_sums(x, t), lambda: (x.mean(axis=AXES), x.var(axis=AXES))),
         ("affine + relu (BN apply)", 2, lambda t: pw.affine(x, a, b, out, relu=True, threads=t), np_affine),
         ("affine + z + relu (residual)", 3, lambda t: pw.affine(x, a, b, out, True, z=z, threads=t), np_residual),
@@ -126,7 +144,7 @@ def main() -> None:
         copy = timed(lambda: np.copyto(dst, src), args.repeats)
         ceilings.append(f"{text}x{lanes}: {2 * src.nbytes / copy / 1e9:.1f}")
         for name, moved, ours, ref in cases(shape, rng):
-            nbytes = moved * int(np.prod(shape)) * 4
+            nbytes = int(moved * int(np.prod(shape)) * 4)
             t_np = timed(ref, args.repeats)
             t_ours = [timed(lambda: ours(t), args.repeats) for t in threads]
             rec = {"shape": list(shape), "op": name, "bytes": nbytes, "numpy_s": t_np,
