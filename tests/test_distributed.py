@@ -1,6 +1,7 @@
 """dfpgen.frontends.distributed: 2-process torchrun training against one process over the same global batches,
 the run's JSON configuration, the dfpgen.nn -> torch translation (dfpgen.frontends.torch_zoo), and
-`dfpgen train --backend torch`.
+`dfpgen train --backend torch`: the numpy backend's log.csv, summary, plot and precision switches, and
+`--resume` bit for bit.
 
 Tolerances
 ----------
@@ -33,8 +34,10 @@ the weights' and the input images' quantization, which only the FP32 comparison 
 from __future__ import annotations
 
 import csv
+import importlib.util
 import io
 import json
+import math
 import os
 import subprocess
 import sys
@@ -53,9 +56,13 @@ from dfpgen.core.numerics import LayerNumerics  # noqa: E402
 from dfpgen.frontends import distributed, torch_zoo  # noqa: E402
 from dfpgen.frontends.cli import main as cli  # noqa: E402
 from dfpgen.nn import layers as L  # noqa: E402
+from dfpgen.training.plot import precision_switches  # noqa: E402
 from dfpgen.training.precision import MuppetSchedule  # noqa: E402
+from dfpgen.training.train import PRECISION_FIELDS, read_log  # noqa: E402
 
 RUN = dict(data="mnist", limit=128, batch=32, lr=0.05, seed=0)
+HAVE_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
+TIMING = ("seconds", "images_per_s")
 
 
 def _run(out, nproc: int, **fields) -> dict:
@@ -101,6 +108,7 @@ def test_ranks_end_with_identical_weights(runs, net, prec, steps):
     logs = [(folder / f"log_rank{r}.csv").read_text().splitlines() for r in (0, 1)]
     assert len(logs[0]) == 1 + steps and [l.split(",")[:5] for l in logs[0]] == [l.split(",")[:5] for l in logs[1]]
     assert (folder / "summary.json").exists()  # the same global losses on both ranks (only seconds differ)
+    assert [r["epoch"] for r in read_log(folder / "log.csv")] == [1.0]   # rank 0's, one row per epoch
 
 
 def test_fp32_data_parallel_equals_one_process(runs):
@@ -198,6 +206,124 @@ def test_cli_train_torch_backend_climbs_a_precision_ladder(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert [(s["epoch"], s["from"], s["to"]) for s in summary["switches"]] == [(1, 8, 12), (2, 12, "fp32")]
     assert summary["final_rung"] == "fp32" and summary["config"]["precision_schedule"]["kind"] == "ladder"
+    # log.csv as the numpy backend writes it: one row per epoch, the precision columns, the switches.
+    log = read_log(out / "log.csv")
+    assert [r["epoch"] for r in log] == [1, 2, 3] and set(PRECISION_FIELDS) <= set(log[0])
+    assert [r["rung"] for r in log] == [8, 12, 32] and precision_switches(log) == [(1, "8->12"), (2, "12->fp32")]
+    assert all(math.isnan(r["gd_ratio"]) for r in log) and math.isnan(log[2]["switch_to"])
+    assert summary["test_acc"] == pytest.approx(log[-1]["test_acc"], abs=1e-6) and summary["epochs"] == 3
+    assert all(0 <= r["train_acc"] <= 1 and r["train_loss"] > 0 and r["images_per_s"] > 0 for r in log)
+    if HAVE_MATPLOTLIB:
+        assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        plotted = CliRunner().invoke(cli, ["plot", str(out), "-o", str(tmp_path / "again.png")])
+        assert plotted.exit_code == 0 and (tmp_path / "again.png").exists(), plotted.output
+
+
+def assert_same_log(run, other):
+    """The two runs' log.csv rows are equal but for the timings (NaN equal to NaN)."""
+    untimed = lambda folder: [{k: v for k, v in r.items() if k not in TIMING} for r in read_log(folder / "log.csv")]
+    np.testing.assert_equal(untimed(run), untimed(other))
+
+
+TORCH_MUPPET = ["train", "--backend", "torch", "--net", "lenet", "--limit", "64", "--batch", "32", "--threads", "1",
+                "--schedule", "constant", "--schedule-precision", "muppet"]
+
+
+@pytest.fixture(scope="module")
+def resumed(tmp_path_factory):
+    """A MuPPET run of 3 epochs in one go, and one of 2 epochs resumed to 3: the resumed run must restore the
+    gradient sums of an unfinished window (MuPPET checks after epoch 3) and the generators of stochastically
+    rounded gradients. (--schedule constant: with cosine, the rate of every step depends on --epochs.)"""
+    base = tmp_path_factory.mktemp("resume")
+    whole, part = base / "whole", base / "part"
+    runs = [CliRunner().invoke(cli, [*TORCH_MUPPET, "--out", str(out), "--epochs", epochs, *more])
+            for out, epochs, more in ((whole, "3", []), (part, "2", []), (part, "3", ["--resume"]))]
+    for result in runs:
+        assert result.exit_code == 0, result.output
+    return whole, part, runs[2].output
+
+
+def test_cli_torch_backend_logs_muppet_ratio(resumed):
+    log = read_log(resumed[0] / "log.csv")
+    assert [r["rung"] for r in log] == [8, 8, 8]
+    assert math.isnan(log[0]["gd_ratio"]) and log[2]["gd_ratio"] == 1.0   # epoch 3: the first check sets the max
+    summary = json.loads((resumed[0] / "summary.json").read_text())
+    assert summary["switches"] == [] and summary["final_rung"] == 8
+
+
+def test_cli_torch_backend_resume_is_bit_identical(resumed):
+    whole, part, output = resumed
+    assert "resumed from" in output and "after epoch 2" in output
+    a, b = np.load(whole / "weights_rank0.npz"), np.load(part / "weights_rank0.npz")
+    assert a.files == b.files and all(np.array_equal(a[k], b[k]) for k in a.files)   # parameters and BN buffers
+    assert_same_log(part, whole)
+    steps = [[line.split(",")[:5] for line in (run / "log_rank0.csv").read_text().splitlines()]
+             for run in (whole, part)]
+    assert steps[0] == steps[1] and len(steps[0]) == 1 + 6
+
+
+def test_interrupted_run_resumes_bit_identical(tmp_path, monkeypatch):
+    """Killed right after epoch 1's checkpoint, resumed with its own --epochs: the cosine rates, the data order and
+    the stochastic rounding (a ladder's rungs round gradients stochastically) go on as if nothing happened."""
+    fields = dict(RUN, net="lenet", limit=64, epochs=2, threads=1, precision_schedule={"kind": "ladder",
+                                                                                        "steps": [[8, 1], [12, None]]})
+    whole = distributed.run(distributed.DistConfig(**fields, out=str(tmp_path / "whole")))
+    save = distributed._save_checkpoint
+
+    def killed(*args):
+        save(*args)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(distributed, "_save_checkpoint", killed)
+    with pytest.raises(KeyboardInterrupt):
+        distributed.run(distributed.DistConfig(**fields, out=str(tmp_path / "part")))
+    monkeypatch.setattr(distributed, "_save_checkpoint", save)
+    resumed = distributed.run(distributed.DistConfig(**fields, out=str(tmp_path / "part"), resume=True))
+    a, b = (np.load(tmp_path / run / "weights_rank0.npz") for run in ("whole", "part"))
+    assert all(np.array_equal(a[k], b[k]) for k in a.files)
+    assert (whole["test_loss"], whole["switches"]) == (resumed["test_loss"], resumed["switches"])
+    assert_same_log(tmp_path / "part", tmp_path / "whole")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--epochs", "4", "--lr", "0.1"], "CheckpointError: checkpoint {ckpt} was written by another configuration "
+                                       "(differs in lr)"),
+    (["--epochs", "4", "--precision-ladder", "8:1,16:*"], "differs in precision_schedule"),
+    (["--epochs", "4", "--nproc", "2"], "DistributedError: checkpoint {ckpt} was written by 1 process(es), this run "
+                                        "has 2: resume it with --nproc 1"),
+])
+def test_cli_torch_backend_refuses_a_resume_of_another_run(resumed, args, message):
+    part = resumed[1]
+    before = (part / "checkpoint.npz").read_bytes()
+    options = [a for a in TORCH_MUPPET if a not in ("--schedule-precision", "muppet")] if "--precision-ladder" in args \
+        else TORCH_MUPPET
+    result = CliRunner().invoke(cli, [*options, "--out", str(part), "--resume", *args])
+    assert result.exit_code == 1 and result.output.count("\n") == 1, result.output
+    assert message.format(ckpt=part / "checkpoint.npz") in result.output
+    assert (part / "checkpoint.npz").read_bytes() == before
+
+
+def test_resume_across_backends_is_refused(resumed, tmp_path):
+    part = resumed[1]
+    numpy_run = CliRunner().invoke(cli, [a for a in TORCH_MUPPET if a not in ("--backend", "torch")] +
+                                   ["--out", str(part), "--epochs", "4", "--resume"])
+    assert numpy_run.exit_code == 1 and "written by --backend torch; resume it with that backend" in numpy_run.output
+    missing = CliRunner().invoke(cli, [*TORCH_MUPPET, "--out", str(tmp_path), "--epochs", "1", "--resume"])
+    assert missing.exit_code == 1 and "does not exist" in missing.output and missing.output.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_two_process_resume_is_bit_identical(tmp_path):
+    common = ["train", "--backend", "torch", "--nproc", "2", "--net", "lenet", "--limit", "64", "--batch", "32",
+              "--threads", "1", "--schedule", "constant", "--precision-ladder", "8:1,12:*"]
+    for out, epochs, more in ((tmp_path / "whole", "2", []), (tmp_path / "part", "1", []),
+                              (tmp_path / "part", "2", ["--resume"])):
+        result = CliRunner().invoke(cli, [*common, "--out", str(out), "--epochs", epochs, *more],
+                                    env={"OMP_NUM_THREADS": "1"})
+        assert result.exit_code == 0, result.output
+    for r in (0, 1):   # every rank's stochastic-rounding generators were saved and restored
+        a, b = (np.load(tmp_path / run / f"weights_rank{r}.npz") for run in ("whole", "part"))
+        assert all(np.array_equal(a[k], b[k]) for k in a.files)
 
 
 def test_cli_train_torch_backend_launches_torchrun(tmp_path, monkeypatch):
@@ -272,7 +398,6 @@ def test_entry_point_usage_and_missing_file_exit_status(tmp_path, capsys):
 
 @pytest.mark.parametrize("args, message", [
     (["--nproc", "2"], "--nproc 2"),
-    (["--backend", "torch", "--resume"], "--resume"),
 ])
 def test_cli_options_the_backend_cannot_honor(args, message):
     result = CliRunner().invoke(cli, ["train", *args])

@@ -556,7 +556,9 @@ class _FiniteFloat(click.FloatRange):
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Threads (default: all cores).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="runs/latest", show_default=True,
               help="Folder for log.csv, checkpoint.npz, summary.json and curves.png.")
-@click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.npz (same configuration).")
+@click.option("--resume", is_flag=True,
+              help="Continue from OUT/checkpoint.npz, written after every epoch by either backend: the same "
+                   "configuration (--epochs may grow; --backend torch: the same --nproc), the same trajectory.")
 @click.option("--schedule-precision", "precision_policy", type=click.Choice(["muppet"]), default=None,
               help="Climb 8 -> 12 -> 14 -> 16 bits -> FP32 when MuPPET's gradient-diversity policy says so "
                    "(r=3, p=2; docs/precision.md). --bits is then the rung's.")
@@ -652,7 +654,7 @@ def _train_numpy(config, threads, out_dir: str, resume: bool) -> None:
     from dfpgen.training.train import Trainer, write_log
 
     net, epochs, batch, lr = config.net, config.epochs, config.batch, config.lr
-    schedule, seed, precision = config.schedule, config.seed, config.numerics.precision
+    schedule, seed = config.schedule, config.seed
     trainer = Trainer(config, threads=threads)   # bad data or network: reported before --out is created
     out = _output_dir(out_dir, "--out")          # before any training: a bad --out must not cost an epoch
     checkpoint = out / "checkpoint.npz"
@@ -674,13 +676,11 @@ def _train_numpy(config, threads, out_dir: str, resume: bool) -> None:
                 bar.update(1)
             log = trainer.train_epoch(progress)
         if trainer.switches and trainer.switches[-1].epoch == log.epoch:
-            click.echo(_switch_line(trainer.switches[-1]), err=True)
+            click.echo(trainer.switches[-1].describe(), err=True)
         out.mkdir(parents=True, exist_ok=True)
         trainer.save(checkpoint)
         write_log(out / "log.csv", trainer.history)
-        click.echo(f"epoch {log.epoch}: train loss {log.train_loss:.4f} acc {100 * log.train_acc:.2f}%  "
-                   f"test loss {log.test_loss:.4f} acc {100 * log.test_acc:.2f}%  {log.images_per_s:.0f} img/s",
-                   err=True)
+        click.echo(log.line(), err=True)
     final = trainer.history[-1] if trainer.history else None
     summary = {"config": config.to_json(), "epochs": trainer.epoch,
                "test_acc": final.test_acc if final else None, "test_loss": final.test_loss if final else None}
@@ -690,33 +690,18 @@ def _train_numpy(config, threads, out_dir: str, resume: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     try:
-        from dfpgen.training.plot import training_curves
-        from dfpgen.training.train import read_log
-        label = _schedule_label(config.precision_schedule) or \
-            (" ".join(f"{k}={n}" for k, n in config.numerics.formats) or precision)
-        training_curves({f"{net} {label}": read_log(out / "log.csv")}, str(out / "curves.png"))
+        from dfpgen.training.plot import run_curves
+        run_curves(out, net, config.numerics, config.precision_schedule)
     except DFPGenError as exc:
         click.echo(f"no plot: {exc}", err=True)
     click.echo(f"final test accuracy {100 * final.test_acc:.2f}% ({out})" if final else "nothing trained")
 
 
-def _switch_line(switch) -> str:
-    """One log line for a precision switch."""
-    why = (f" (diversity ratio {switch.diversity_ratio:.4g} > threshold {switch.threshold:.4g})"
-           if switch.diversity_ratio is not None else "")
-    return f"epoch {switch.epoch}: precision {switch.from_rung} -> {switch.to_rung}{why}"
-
-
-def _schedule_label(schedule) -> str | None:
-    """A short name of a precision schedule for plot legends."""
-    if schedule is None:
-        return None
-    return "muppet" if schedule.to_json()["kind"] == "muppet" else f"ladder {schedule.text()}"
-
-
 def _schedule_note(schedule) -> str:
     """', precision schedule ...' for the run's opening line ('' without one)."""
-    return f" (precision schedule: {_schedule_label(schedule)})" if schedule else ""
+    from dfpgen.training.precision import schedule_label
+
+    return f" (precision schedule: {schedule_label(schedule)})" if schedule else ""
 
 
 def _check_nproc(nproc: int, batch: int) -> None:
@@ -735,16 +720,13 @@ def _check_nproc(nproc: int, batch: int) -> None:
 def _train_torch(net, data_source, numerics, epochs, batch, lr, schedule, weight_decay, seed, limit, threads,
                  out_dir, resume, nproc, precision_schedule=None) -> None:
     """`train --backend torch`: dfpgen.frontends.distributed in this process (--nproc 1) or under torchrun."""
-    if resume:
-        raise click.UsageError("--resume: --backend torch writes final weights, not resumable checkpoints; "
-                               "drop --resume or use --backend numpy")
     try:
         from dfpgen.frontends.distributed import DistConfig, launch
     except ImportError as exc:
         raise click.UsageError(f"--backend torch needs PyTorch ({exc}): pip install 'dfpgen[torch]'") from None
     config = DistConfig(net=net, data=data_source, epochs=epochs, batch=batch, lr=lr, weight_decay=weight_decay,
                         schedule=schedule, seed=seed, limit=limit, numerics=numerics, threads=threads,
-                        out=str(out_dir),
+                        out=str(out_dir), resume=resume,
                         precision_schedule=precision_schedule.to_json() if precision_schedule else None)
     status = launch(config, nproc)
     if status:

@@ -6,6 +6,12 @@
 `torchrun --nproc_per_node N -m dfpgen.frontends.distributed DIR/config.json`, which runs `run` on
 every rank (with --nproc 1 it calls `run` in this process).
 
+DIR gets what a numpy-backend run writes: log.csv (one row per epoch, dfpgen.training.train's format,
+with the precision columns under a schedule), checkpoint.npz after every whole epoch, summary.json and
+curves.png; and per rank the final weights_rank{r}.npz and the per-step log_rank{r}.csv. With `resume`
+a run continues from DIR/checkpoint.npz: weights, batch norm buffers, momentum, the precision schedule's
+state and switches, every rank's stochastic-rounding generators and torch's RNG, the logs so far.
+
 Every rank builds the same network (a dfpgen.nn catalog network translated to torch modules by
 dfpgen.frontends.torch_zoo, with the numpy runtime's initial weights), converts its convolutions and
 fully-connected layers to DFP16 and wraps it in DDP, which all-reduces the FP32 gradients. Each global
@@ -26,7 +32,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -39,16 +45,22 @@ from dfpgen.config import torchrun_world
 from dfpgen.core.numerics import LayerNumerics
 from dfpgen.errors import DFPGenError, NumericsError, PrecisionScheduleError
 from dfpgen.files import atomic_write
-from dfpgen.frontends.torch import PrecisionHook, convert
+from dfpgen.frontends.torch import DFPConv2d, DFPLinear, PrecisionHook, convert
 from dfpgen.frontends.torch_zoo import build_model
 from dfpgen.nn.models import NETWORKS
 from dfpgen.nn.optim import SCHEDULES, learning_rate
 from dfpgen.training.data import batches, load
-from dfpgen.training.precision import rung_bits, schedule_from_json
-from dfpgen.training.train import TrainConfig, TrainConfigError
+from dfpgen.training.precision import rung_bits, schedule_from_json, schedule_label
+from dfpgen.training.train import (CheckpointError, EpochLog, TrainConfig, TrainConfigError, check_arrays,
+                                   precision_checkpoint, precision_fields, precision_from_checkpoint, read_checkpoint,
+                                   write_checkpoint, write_log)
 
-LOG_FIELDS = ("step", "epoch", "lr", "loss", "train_acc", "seconds")
+LOG_FIELDS = ("step", "epoch", "lr", "loss", "train_acc", "seconds")   # the per-step log_rank{r}.csv
 CONFIG_FILE = "config.json"
+CHECKPOINT_FILE = "checkpoint.npz"
+# What a resumed run may change: its length (as --epochs on the numpy backend; --steps too), where the
+# folder is, the threads (dfpgen's kernels give the same bits for any count) and the resume flag itself.
+RESUME_FREE = ("epochs", "steps", "threads", "out", "resume")
 USAGE = ("usage: torchrun --nproc_per_node N -m dfpgen.frontends.distributed CONFIG.json "
          "(dfpgen train --backend torch --nproc N writes OUT/config.json and runs this)")
 
@@ -80,6 +92,7 @@ class DistConfig:
     out: str = "runs/distributed"
     # A precision schedule's to_json() (MuppetSchedule, FixedLadder: dfpgen.training.precision), or None.
     precision_schedule: dict | None = None
+    resume: bool = False   # continue from out/checkpoint.npz (written after every whole epoch)
 
     def __post_init__(self):
         object.__setattr__(self, "numerics", _numerics(self.numerics))
@@ -93,7 +106,7 @@ class DistConfig:
                 continue
             if kind == "float" and type(value) is int:
                 object.__setattr__(self, f.name, value := float(value))  # JSON writes 1.0 as 1
-            if type(value) is not {"int": int, "float": float, "str": str}[kind]:
+            if type(value) is not {"int": int, "float": float, "str": str, "bool": bool}[kind]:
                 raise DistributedError(f"{f.name} {value!r}: expected {kind}{' or null' if 'None' in f.type else ''}")
             if f.name in _CHOICES and value not in _CHOICES[f.name]:
                 raise DistributedError(f"{f.name} {value!r}: expected one of {', '.join(_CHOICES[f.name])}")
@@ -220,9 +233,6 @@ def _train(c: DistConfig, rank: int, world: int, local_world: int) -> dict:
     report, schedule = None, c.precision()
     if c.numerics.precision == "dfp16":
         report = convert(model, numerics=c.numerics, threads=threads, seed=(c.seed, rank))
-    # DDP leaves every rank the same averaged gradients, so every rank's schedule takes the same switches.
-    hook = PrecisionHook(model, schedule, c.numerics, weight_decay=c.weight_decay) if schedule else None
-    ddp = _ddp(model) if world > 1 else model
     # As the numpy runtime: weight decay on convolution and fully-connected weights only.
     decay = [p for p in model.parameters() if p.dim() > 1]
     rest = [p for p in model.parameters() if p.dim() <= 1]
@@ -231,18 +241,30 @@ def _train(c: DistConfig, rank: int, world: int, local_world: int) -> dict:
     per_epoch = len(data.train_y) // c.batch
     if per_epoch == 0:
         raise DistributedError(f"--batch {c.batch} exceeds the {len(data.train_y)} training samples")
-    total = c.steps or c.epochs * per_epoch
     out = Path(c.out)
+    progress = _Progress()
+    if c.resume:   # before the hook and DDP: the hook sets the saved rung, DDP starts from the saved weights
+        progress = _restore(c, rank, world, model, opt)
+    # DDP leaves every rank the same averaged gradients, so every rank's schedule takes the same switches.
+    hook = PrecisionHook(model, schedule, c.numerics, state=progress.precision, switches=progress.switches,
+                         weight_decay=c.weight_decay) if schedule else None
+    ddp = _ddp(model) if world > 1 else model
+    total = c.steps or c.epochs * per_epoch
     out.mkdir(parents=True, exist_ok=True)
     if rank == 0:
+        if c.resume:
+            print(f"resumed from {out / CHECKPOINT_FILE} after epoch {progress.epoch}", file=sys.stderr)
+        note = f" (precision schedule: {schedule_label(schedule)})" if schedule else ""
         print(f"{c.net} on {data.name} ({len(data.train_y)} train / {len(data.test_y)} test), {world} rank(s) x "
-              f"{threads} thread(s), global batch {c.batch}, {total} steps, {c.numerics.describe()}", file=sys.stderr)
+              f"{threads} thread(s), global batch {c.batch}, {total} steps, "
+              f"{(hook.numerics if hook else c.numerics).describe()}{note}", file=sys.stderr)
         if report is not None:
             print(report, file=sys.stderr)
-    rows, step, start = [], 0, time.perf_counter()
-    for epoch in range(-(-total // per_epoch)):
+    step, start = progress.step, time.perf_counter() - (progress.rows[-1]["seconds"] if progress.rows else 0.0)
+    for epoch in range(progress.epoch, -(-total // per_epoch)):
+        epoch_start, losses, correct = time.perf_counter(), [], 0
         for xb, yb in batches(data.train_x, data.train_y, c.batch, c.seed, epoch):
-            if step == total:
+            if step >= total:
                 break
             lr = learning_rate(c.schedule, c.lr, step / total, 1)
             for group in opt.param_groups:
@@ -259,39 +281,158 @@ def _train(c: DistConfig, rank: int, world: int, local_world: int) -> dict:
             loss_sum, right = _all_sum([float(loss.detach()) / world, int((logits.argmax(1) == y).sum())], world)
             if not np.isfinite(loss_sum):
                 raise DistributedError(f"loss became {loss_sum} at step {step}: lower --lr or raise --bits")
-            rows.append({"step": step, "epoch": epoch, "lr": round(lr, 8), "loss": round(loss_sum, 6),
-                         "train_acc": round(right / c.batch, 6), "seconds": round(time.perf_counter() - start, 3)}
-                        | ({"rung": rung_bits(hook.rung)} if hook else {}))
-        if rank == 0 and rows:
-            print(f"epoch {epoch + 1}: step {step}/{total} loss {rows[-1]['loss']:.4f}", file=sys.stderr)
-        if hook and step == (epoch + 1) * per_epoch:   # a whole epoch: its last step's gradients are still there
-            _observe_epoch(hook, epoch + 1, rank, world)
-    seconds = time.perf_counter() - start
-    test_loss, test_acc = evaluate(model, data.test_x, data.test_y, rank, world)
-    _write_outputs(out, rank, model, rows)
-    summary = {"config": asdict(c), "world_size": world, "threads": threads, "steps": step,
-               "final_loss": rows[-1]["loss"] if rows else None, "test_loss": test_loss, "test_acc": test_acc,
-               "seconds": seconds, "images_per_s": step * c.batch / max(seconds, 1e-9),
+            losses.append(loss_sum)
+            correct += int(right)
+            progress.rows.append({"step": step, "epoch": epoch, "lr": round(lr, 8), "loss": round(loss_sum, 6),
+                                  "train_acc": round(right / c.batch, 6),
+                                  "seconds": round(time.perf_counter() - start, 3)}
+                                 | ({"rung": rung_bits(hook.rung)} if hook else {}))
+        seconds = time.perf_counter() - epoch_start
+        # As the numpy backend: evaluate at the rung trained at, then let the schedule see the last gradients.
+        test_loss, test_acc = evaluate(model, data.test_x, data.test_y, rank, world)
+        whole = step == (epoch + 1) * per_epoch   # with --steps a last partial epoch is logged, not observed
+        precision = {}
+        if hook:
+            rung = hook.rung
+            switch = _observe_epoch(hook, epoch + 1, rank, world) if whole else None
+            precision = precision_fields(rung, hook.state if whole else None, switch)
+        seen = len(losses) * c.batch
+        progress.history.append(EpochLog(epoch + 1, learning_rate(c.schedule, c.lr, epoch * per_epoch / total, 1),
+                                         float(np.mean(losses)), correct / seen, test_loss, test_acc, seconds,
+                                         seen / seconds, **precision))
+        progress.epoch, progress.step = epoch + 1, step
+        if whole:   # a partial epoch is not resumable: a resumed run redoes it from the last whole one
+            _save_checkpoint(out / CHECKPOINT_FILE, c, rank, world, model, opt, hook, progress)
+        if rank == 0:
+            write_log(out / "log.csv", progress.history)
+            print(progress.history[-1].line(), file=sys.stderr)
+    _write_outputs(out, rank, model, progress.rows)
+    return _summary(c, rank, world, threads, report, hook, progress)
+
+
+@dataclass
+class _Progress:
+    """Where a run stands after its last epoch: what a checkpoint saves and a resumed run starts from."""
+
+    epoch: int = 0
+    step: int = 0
+    history: list = field(default_factory=list)   # EpochLog per epoch: log.csv
+    rows: list = field(default_factory=list)      # per step: log_rank{r}.csv
+    precision: object = None                      # the schedule's PrecisionState (None: its first)
+    switches: tuple = ()
+
+
+def _summary(c: DistConfig, rank: int, world: int, threads: int, report, hook, run: _Progress) -> dict:
+    """summary.json (rank 0 writes it, and the plot): the config, the final epoch's test loss and accuracy,
+    training seconds and images/s over every epoch, the converted layers, and a schedule's switches."""
+    final = run.history[-1] if run.history else None
+    seconds = sum(h.seconds for h in run.history)
+    summary = {"config": asdict(c), "world_size": world, "threads": threads, "epochs": run.epoch, "steps": run.step,
+               "final_loss": run.rows[-1]["loss"] if run.rows else None,
+               "test_loss": final.test_loss if final else None, "test_acc": final.test_acc if final else None,
+               "seconds": seconds, "images_per_s": run.step * c.batch / max(seconds, 1e-9),
                "converted": report.converted if report else [], "kept": report.kept if report else []}
     if hook:
         summary["switches"] = [s.to_dict() for s in hook.switches]
         summary["final_rung"] = hook.rung
     if rank == 0:
+        out = Path(c.out)
         atomic_write(out / "summary.json", json.dumps(summary, indent=2).encode())
-        print(f"final test accuracy {100 * test_acc:.2f}% ({out})", file=sys.stderr)
+        try:
+            from dfpgen.training.plot import run_curves
+            run_curves(out, c.net, c.numerics, hook.schedule if hook else None)
+        except DFPGenError as exc:   # matplotlib missing: the run itself succeeded
+            print(f"no plot: {exc}", file=sys.stderr)
+        print(f"final test accuracy {100 * final.test_acc:.2f}% ({out})" if final else "nothing trained",
+              file=sys.stderr)
     return summary
 
 
-def _observe_epoch(hook: PrecisionHook, epoch: int, rank: int, world: int) -> None:
-    """End an epoch for the precision schedule; check every rank is still at the same rung (they see the same
-    gradients, so a difference means the ranks no longer train one model)."""
+def _observe_epoch(hook: PrecisionHook, epoch: int, rank: int, world: int):
+    """End an epoch for the precision schedule and return its switch (or None); check every rank is still at the
+    same rung (they see the same gradients, so a difference means the ranks no longer train one model)."""
     switch = hook.end_epoch(epoch)
     if rank == 0 and switch:
-        print(f"epoch {epoch}: precision {switch.from_rung} -> {switch.to_rung}", file=sys.stderr)
+        print(switch.describe(), file=sys.stderr)
     # Rungs only climb one at a time from one state: the sum is world x rung only when every rank agrees.
     if _all_sum([hook.state.rung], world)[0] != world * hook.state.rung:
         raise DistributedError(f"epoch {epoch}: the ranks' precision schedules disagree (rank {rank} at rung "
                                f"{hook.rung})")
+    return switch
+
+
+# ------------------------------------------------------------------------------------------ resume
+
+
+def read_resume(config: DistConfig, world: int, arrays: bool = True) -> tuple[dict, dict]:
+    """(meta, arrays) of the checkpoint `config` resumes from on `world` ranks (arrays=False: the meta only).
+    CheckpointError for a missing or damaged one, one of another backend, or of another configuration
+    (naming the fields); DistributedError for one written by another number of processes."""
+    path = Path(config.out) / CHECKPOINT_FILE
+    meta, saved = read_checkpoint(path, asdict(config), RESUME_FREE, backend="torch", arrays=arrays)
+    if meta.get("world_size") != world:
+        # Each rank quantizes its own shard with its own generators: another world size is another trajectory.
+        raise DistributedError(f"checkpoint {path} was written by {meta.get('world_size')} process(es), this run "
+                               f"has {world}: resume it with --nproc {meta.get('world_size')}")
+    return meta, saved
+
+
+def _dfp_layers(model: nn.Module) -> list:
+    """The model's DFP layers, in module order: each draws stochastic rounding from its own generator."""
+    return [m for m in model.modules() if isinstance(m, (DFPConv2d, DFPLinear))]
+
+
+def _save_checkpoint(path: Path, c: DistConfig, rank: int, world: int, model: nn.Module, opt, hook,
+                     run: _Progress) -> None:
+    """checkpoint.npz (rank 0 writes it atomically; every rank must call this): the weights and buffers, SGD's
+    momentum, the schedule's state, every rank's generators and the logs so far. The rest is the same on every
+    rank (DDP's averaged gradients, SyncBatchNorm's global statistics), so rank 0's copy stands for all."""
+    # No catalog network draws from torch's generator today (no dropout); it is saved so one that does resumes too.
+    rng = {"dfp": [m.rng.bit_generator.state for m in _dfp_layers(model)], "torch": torch.get_rng_state().numpy()}
+    ranks = [rng]
+    if world > 1:
+        ranks = [None] * world
+        dist.all_gather_object(ranks, rng)
+    if rank != 0:
+        return
+    arrays = {f"model/{k}": v.detach().numpy() for k, v in model.state_dict().items()}
+    state = opt.state_dict()
+    arrays.update({f"optim/{i}/{name}": value.numpy() for i, entry in state["state"].items()
+                   for name, value in entry.items()})
+    arrays.update({f"torch_rng/{r}": s["torch"] for r, s in enumerate(ranks)})
+    meta = {"epoch": run.epoch, "step": run.step, "config": asdict(c), "world_size": world,
+            "history": [asdict(h) for h in run.history], "step_log": run.rows,
+            "optimizer": state["param_groups"], "rng": [s["dfp"] for s in ranks]}
+    if hook:
+        meta["precision"], schedule_arrays = precision_checkpoint(hook.state, hook.switches)
+        arrays.update(schedule_arrays)
+    write_checkpoint(path, meta, arrays, backend="torch")
+
+
+def _restore(c: DistConfig, rank: int, world: int, model: nn.Module, opt) -> _Progress:
+    """Load out/checkpoint.npz into the model, optimizer and this rank's generators; returns where it stood."""
+    path = Path(c.out) / CHECKPOINT_FILE
+    meta, arrays = read_resume(c, world)
+    names = list(model.state_dict())
+    optim = [k for k in arrays if k.startswith("optim/")]
+    check_arrays(path, arrays, [f"model/{k}" for k in names] + [f"torch_rng/{rank}"])
+    layers = _dfp_layers(model)
+    if len(meta["rng"][rank]) != len(layers):
+        raise CheckpointError(f"checkpoint {path} holds {len(meta['rng'][rank])} DFP layers' generators, the model "
+                              f"has {len(layers)}")
+    model.load_state_dict({k: torch.from_numpy(arrays[f"model/{k}"]) for k in names})
+    momentum = {}
+    for key in optim:   # optim/{parameter index}/{name}: SGD's momentum_buffer
+        _, index, name = key.split("/", 2)
+        momentum.setdefault(int(index), {})[name] = torch.from_numpy(arrays[key])
+    opt.load_state_dict({"state": momentum, "param_groups": meta["optimizer"]})
+    for layer, state in zip(layers, meta["rng"][rank]):
+        layer.rng.bit_generator.state = state
+    torch.set_rng_state(torch.from_numpy(arrays[f"torch_rng/{rank}"]))
+    run = _Progress(meta["epoch"], meta["step"], [EpochLog(**h) for h in meta["history"]], meta["step_log"])
+    if c.precision_schedule is not None:
+        run.precision, run.switches = precision_from_checkpoint(path, meta, arrays)
+    return run
 
 
 def _ddp(model: nn.Module) -> nn.Module:
@@ -329,9 +470,12 @@ def free_port() -> int:
 
 def launch(config: DistConfig, nproc: int = 1) -> int:
     """Run `config` in this process (nproc 1) or on nproc ranks under torch.distributed.run on the loopback
-    (every rank reads OUT/config.json); returns the exit status, 0 when every rank succeeded."""
+    (every rank reads OUT/config.json); returns the exit status, 0 when every rank succeeded. A resume whose
+    checkpoint does not fit raises here (CheckpointError, DistributedError)."""
     if type(nproc) is not int or nproc < 1:
         raise DistributedError(f"nproc {nproc!r}: expected a positive integer")
+    if config.resume:   # a checkpoint that cannot be resumed is one line here, before any rank starts
+        read_resume(config, nproc, arrays=False)
     if nproc == 1:
         return _guarded(lambda: run(config))
     path = config.save(Path(config.out) / CONFIG_FILE)

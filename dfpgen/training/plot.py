@@ -116,3 +116,15 @@ def training_curves(runs: dict[str, list[dict]], path: str, title: str = "") -> 
         fig.suptitle(title)
     _save(plt, fig, path)
     return path
+
+
+
+def run_curves(out: Path, net: str, numerics, schedule=None) -> str:
+    """Write `out`/curves.png from `out`/log.csv, one training run's curves (either backend), labelled with the
+    network and its precision schedule, formats or precision; returns the file written. Raises PlotError
+    without matplotlib, LogError for a damaged log."""
+    from dfpgen.training.precision import schedule_label
+    from dfpgen.training.train import read_log
+
+    label = schedule_label(schedule) or " ".join(f"{k}={n}" for k, n in numerics.formats) or numerics.precision
+    return training_curves({f"{net} {label}": read_log(Path(out) / "log.csv")}, str(Path(out) / "curves.png"))

@@ -87,6 +87,12 @@ class Switch:
         """Rebuild from `to_dict`."""
         return cls(d["epoch"], d["from"], d["to"], d.get("diversity_ratio"), d.get("threshold"))
 
+    def describe(self) -> str:
+        """One log line: the epoch, the rungs, and MuPPET's ratio and threshold when a check made it."""
+        why = (f" (diversity ratio {self.diversity_ratio:.4g} > threshold {self.threshold:.4g})"
+               if self.diversity_ratio is not None else "")
+        return f"epoch {self.epoch}: precision {self.from_rung} -> {self.to_rung}{why}"
+
 
 @dataclass(frozen=True)
 class PrecisionState:
@@ -274,6 +280,14 @@ def parse_ladder(text: str) -> FixedLadder:
         return FixedLadder(tuple(steps))
     except PrecisionScheduleError as exc:
         raise PrecisionScheduleError(f"--precision-ladder {text!r}: {exc}; expected {LADDER_FORM}") from None
+
+
+def schedule_label(schedule) -> str | None:
+    """A short name of a precision schedule for plot legends and run headers ('muppet', 'ladder 8:2,16:*'); None
+    for no schedule."""
+    if schedule is None:
+        return None
+    return "muppet" if schedule.to_json()["kind"] == "muppet" else f"ladder {schedule.text()}"
 
 
 def schedule_from_json(d: dict | None):

@@ -91,8 +91,14 @@ class TrainConfig:
 
     def matches(self, other: dict) -> list[str]:
         """Fields of a saved config that differ from this one (epochs may grow when resuming)."""
-        mine = json.loads(json.dumps(self.to_json()))
-        return [k for k in mine if k != "epochs" and mine[k] != other.get(k)]
+        return config_differences(self.to_json(), other, free=("epochs",))
+
+
+def config_differences(mine: dict, saved: dict, free: tuple[str, ...] = ()) -> list[str]:
+    """Fields of JSON config `mine` that a saved one holds differently, leaving out the `free` ones (those a
+    resumed run may change, such as its length)."""
+    mine = json.loads(json.dumps(mine))   # tuples as lists, as the saved JSON has them
+    return [k for k in mine if k not in free and mine[k] != saved.get(k)]
 
 
 @dataclass
@@ -111,6 +117,11 @@ class EpochLog:
     gd_ratio: float | None = None
     switch_from: int | None = None
     switch_to: int | None = None
+
+    def line(self) -> str:
+        """The epoch's one-line report: training and test loss and accuracy, images per second."""
+        return (f"epoch {self.epoch}: train loss {self.train_loss:.4f} acc {100 * self.train_acc:.2f}%  "
+                f"test loss {self.test_loss:.4f} acc {100 * self.test_acc:.2f}%  {self.images_per_s:.0f} img/s")
 
 
 class Trainer:
@@ -151,9 +162,7 @@ class Trainer:
         if switch:
             self.switches.append(switch)
             set_numerics(self.net, self.numerics())
-        return {"rung": rung_bits(rung), "gd_ratio": self.precision.last_ratio,
-                "switch_from": rung_bits(switch.from_rung) if switch else None,
-                "switch_to": rung_bits(switch.to_rung) if switch else None}
+        return precision_fields(rung, self.precision, switch)
 
     def sampled_gradients(self) -> dict[str, np.ndarray]:
         """What a precision schedule samples after an epoch: each parameter's last gradient plus its weight decay
@@ -221,38 +230,19 @@ class Trainer:
 
     def save(self, path: Path) -> None:
         """Write a checkpoint atomically (a kill mid-write leaves the previous one intact)."""
-        meta = {"format": CHECKPOINT_FORMAT, "epoch": self.epoch, "config": self.config.to_json(),
+        meta = {"epoch": self.epoch, "config": self.config.to_json(),
                 "history": [dataclasses.asdict(h) for h in self.history]}
         arrays = self.state()
         if self.schedule:
-            # The policy's state goes with the weights: a resumed run must take the same switches.
-            state = self.precision.to_dict()
-            arrays.update({f"precision/{name}": g for name, g in state.pop("sum_grads").items()})
-            meta["precision"] = {"state": state, "switches": [s.to_dict() for s in self.switches]}
-        buffer = io.BytesIO()
-        np.savez(buffer, __meta__=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
-        atomic_write(Path(path), buffer.getvalue())
+            meta["precision"], schedule_arrays = precision_checkpoint(self.precision, self.switches)
+            arrays.update(schedule_arrays)
+        write_checkpoint(path, meta, arrays)
 
     def restore(self, path: Path) -> None:
         """Load a checkpoint of the same configuration and continue after its last epoch."""
         path = Path(path)
-        if not path.exists():
-            raise CheckpointError(f"checkpoint {path} does not exist")
-        try:
-            with np.load(path) as saved:
-                meta = json.loads(bytes(saved["__meta__"]).decode())
-                arrays = {k: saved[k] for k in saved.files if k != "__meta__"}
-        except Exception as exc:  # zip, pickle and JSON errors all mean the same thing to the user
-            raise CheckpointError(f"checkpoint {path} is unreadable ({type(exc).__name__}: {exc})") from None
-        if meta.get("format") != CHECKPOINT_FORMAT:
-            raise CheckpointError(f"checkpoint {path} has format {meta.get('format')}, expected {CHECKPOINT_FORMAT}")
-        differ = self.config.matches(meta["config"])
-        if differ:
-            raise CheckpointError(f"checkpoint {path} was written by another configuration (differs in "
-                                  f"{', '.join(differ)})")
-        missing = set(self.state()) - set(arrays)
-        if missing:
-            raise CheckpointError(f"checkpoint {path} lacks {len(missing)} arrays, e.g. {sorted(missing)[0]}")
+        meta, arrays = read_checkpoint(path, self.config.to_json(), free=("epochs",))
+        check_arrays(path, arrays, self.state())
         for p in self.params:
             p.data[...] = arrays[f"param/{p.name}"]
         self.optimizer.load_state(arrays)
@@ -266,13 +256,76 @@ class Trainer:
 
     def _restore_precision(self, path: Path, meta: dict, arrays: dict) -> None:
         """The schedule's state and switches from a checkpoint, and the network at the saved rung."""
-        if "precision" not in meta:
-            raise CheckpointError(f"checkpoint {path} has no precision schedule state")
-        state = dict(meta["precision"]["state"])
-        state["sum_grads"] = {k[len("precision/"):]: v for k, v in arrays.items() if k.startswith("precision/")}
-        self.precision = PrecisionState.from_dict(state)
-        self.switches = [Switch.from_dict(s) for s in meta["precision"]["switches"]]
+        self.precision, self.switches = precision_from_checkpoint(path, meta, arrays)
         set_numerics(self.net, self.numerics())
+
+
+def precision_fields(rung, state: PrecisionState | None = None, switch: Switch | None = None) -> dict:
+    """An epoch's PRECISION_FIELDS: the rung trained at, the ratio of the schedule's check after it (None
+    without one: no check that epoch, or no state) and the switch made after it."""
+    return {"rung": rung_bits(rung), "gd_ratio": state.last_ratio if state else None,
+            "switch_from": rung_bits(switch.from_rung) if switch else None,
+            "switch_to": rung_bits(switch.to_rung) if switch else None}
+
+
+def write_checkpoint(path: Path, meta: dict, arrays: dict[str, np.ndarray], backend: str = "numpy") -> None:
+    """A checkpoint: `arrays` and the JSON-able `meta` (its config, epoch, history, ...) in one .npz, written
+    atomically (a kill mid-write leaves the previous one intact); `backend` is the runtime that wrote it."""
+    meta = {"format": CHECKPOINT_FORMAT, **({"backend": backend} if backend != "numpy" else {}), **meta}
+    buffer = io.BytesIO()
+    np.savez(buffer, __meta__=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
+    atomic_write(Path(path), buffer.getvalue())
+
+
+def read_checkpoint(path: Path, config: dict, free: tuple[str, ...] = (), backend: str = "numpy",
+                    arrays: bool = True) -> tuple[dict, dict[str, np.ndarray]]:
+    """(meta, arrays) of a checkpoint written by `backend` under JSON config `config` (the `free` fields may
+    differ); with arrays=False only the meta is read. Raises CheckpointError, naming the file, for a missing,
+    unreadable or foreign checkpoint, and naming the fields of one written by another configuration."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        with np.load(path) as saved:
+            meta = json.loads(bytes(saved["__meta__"]).decode())
+            loaded = {k: saved[k] for k in saved.files if k != "__meta__"} if arrays else {}
+    except Exception as exc:  # zip, pickle and JSON errors all mean the same thing to the user
+        raise CheckpointError(f"checkpoint {path} is unreadable ({type(exc).__name__}: {exc})") from None
+    if meta.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"checkpoint {path} has format {meta.get('format')}, expected {CHECKPOINT_FORMAT}")
+    if meta.get("backend", "numpy") != backend:   # numpy checkpoints predate the field
+        raise CheckpointError(f"checkpoint {path} was written by --backend {meta.get('backend', 'numpy')}; "
+                              f"resume it with that backend, not --backend {backend}")
+    differ = config_differences(config, meta["config"], free)
+    if differ:
+        raise CheckpointError(f"checkpoint {path} was written by another configuration (differs in "
+                              f"{', '.join(differ)})")
+    return meta, loaded
+
+
+def check_arrays(path: Path, arrays: dict, wanted) -> None:
+    """CheckpointError, naming one, when a checkpoint's `arrays` lack any of the `wanted` names."""
+    missing = set(wanted) - set(arrays)
+    if missing:
+        raise CheckpointError(f"checkpoint {path} lacks {len(missing)} arrays, e.g. {sorted(missing)[0]}")
+
+
+def precision_checkpoint(state: PrecisionState, switches: list[Switch]) -> tuple[dict, dict[str, np.ndarray]]:
+    """A precision schedule's state and switches for a checkpoint: (its meta entry, its arrays, the gradient sums
+    of an unfinished MuPPET window). The policy's state goes with the weights: a resumed run must take the same
+    switches."""
+    state = state.to_dict()
+    arrays = {f"precision/{name}": g for name, g in state.pop("sum_grads").items()}
+    return {"state": state, "switches": [s.to_dict() for s in switches]}, arrays
+
+
+def precision_from_checkpoint(path: Path, meta: dict, arrays: dict) -> tuple[PrecisionState, list[Switch]]:
+    """The schedule state and switches `precision_checkpoint` put in a checkpoint; CheckpointError without them."""
+    if "precision" not in meta:
+        raise CheckpointError(f"checkpoint {path} has no precision schedule state")
+    state = dict(meta["precision"]["state"])
+    state["sum_grads"] = {k[len("precision/"):]: v for k, v in arrays.items() if k.startswith("precision/")}
+    return PrecisionState.from_dict(state), [Switch.from_dict(s) for s in meta["precision"]["switches"]]
 
 
 def write_log(path: Path, history: list[EpochLog]) -> None:
