@@ -17,6 +17,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from dfpgen.core import expansion
 from dfpgen.core.dfp import MAX_BITS, DFPTensor, max_mantissa
 from dfpgen.errors import NonFiniteError, NumericsError
 from dfpgen.formats.base import as_float64, check_patterns, finite_values, pattern_dtype
@@ -151,6 +152,37 @@ class Posit:
         on_grid = (bits & np.uint32((1 << shift) - 1)) == 0
         mag = np.where(on_grid, exact[key], inside[key])
         return np.copysign(mag, x).astype(np.float64)
+
+    def round_sum(self, terms) -> np.ndarray:
+        """The exact elementwise sum of float64-exact arrays `terms` rounded once to this posit, as float64: a
+        quire's rounding (NaR, as NaN, wherever a term is NaN or infinite)."""
+        arrays = [as_float64(t, "terms") for t in terms]
+        bad = ~np.logical_and.reduce([np.isfinite(t) for t in arrays])
+        if bad.any():
+            arrays = [np.where(bad, 0.0, t) for t in arrays]
+        exact = expansion.of_terms(arrays)
+        sign = expansion.sign(exact)
+        # |sum| beyond [minpos, maxpos] rounds to the end it passes, so clipping leaves a float32 near it.
+        near = np.clip(np.abs(expansion.approximate(exact)), self.minpos, self.maxpos).astype(np.float32)
+        if len(exact) == 1:   # one float64 term: a rounded difference has the exact difference's sign
+            side = np.sign(np.abs(exact[0]) - near)
+        else:                 # |sum| as an expansion (negation is exact), compared exactly
+            side = expansion.sign(expansion.grow([c * sign for c in exact], -near.astype(np.float64)))
+        out = np.where(sign == 0, 0.0, sign * self._round_near(near, side))
+        return np.where(bad, np.nan, out)
+
+    def _round_near(self, near: np.ndarray, side: np.ndarray) -> np.ndarray:
+        """The rounding of magnitudes m given as a positive normal float32 `near` within one float32 step of m
+        and side = sign(m - near). Every rounding boundary is a float32 (`_float32_tables`), so an m beside
+        `near` lies strictly between two neighbouring float32s, with no boundary between them: it rounds as
+        the table's `inside` entry of the lower one (`near`, or the float32 below it), and m == near as
+        near itself does."""
+        exact, inside, shift = _float32_tables(self.n, self.es)
+        bits = near.view(np.uint32)
+        lower = np.where(side < 0, bits - np.uint32(1), bits)
+        key = lower >> np.uint32(shift)
+        on_grid = (side == 0) & ((bits & np.uint32((1 << shift) - 1)) == 0)
+        return np.where(on_grid, exact[key], inside[key]).astype(np.float64)
 
     def encode(self, x) -> np.ndarray:
         """The bit patterns of `x` rounded to this posit (NaR for NaN/Inf)."""
