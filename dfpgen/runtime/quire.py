@@ -53,6 +53,8 @@ def widths(a_bits: int, b_bits: int, length: int) -> tuple[int, int]:
 def slices(values: np.ndarray, top: int, low: int, width: int) -> list[np.ndarray]:
     """`values` (float64, |v| < 2**top, multiples of 2**low) as exact slices of `width` bits that sum to them:
     slice i holds the bits in [2**(top - (i+1) width), 2**(top - i width)), with the values' signs."""
+    if top - width <= low:   # one slice holds every bit
+        return [values]
     out, rest, high = [], values, top
     while high > low:
         unit = high - width
@@ -64,6 +66,55 @@ def slices(values: np.ndarray, top: int, low: int, width: int) -> list[np.ndarra
     return out
 
 
+def _padded(x: np.ndarray, s: ConvSpec) -> np.ndarray:
+    """x with the spec's zero padding (a negative bottom or right pad crops)."""
+    xp = np.pad(x, ((0, 0), (0, 0), (s.pt, max(0, s.pb)), (s.pl, max(0, s.pr))))
+    return xp[:, :, :s.pt + s.H + s.pb, :s.pl + s.W + s.pr]
+
+
+def _columns(x: np.ndarray, s: ConvSpec) -> np.ndarray:
+    """im2col of one group's x: row (n, p, q) holds the input window [c][r][s] output (p, q) reads."""
+    win = np.lib.stride_tricks.sliding_window_view(_padded(x, s), (s.R_extent, s.S_extent), axis=(2, 3))
+    win = win[:, :, ::s.sh, ::s.sw, ::s.dh, ::s.dw][:, :, :s.P, :s.Q]
+    return win.transpose(0, 2, 3, 1, 4, 5).reshape(s.N * s.P * s.Q, -1)
+
+
+def _fprop(x: np.ndarray, w: np.ndarray, s: ConvSpec) -> np.ndarray:
+    y = _columns(x, s) @ w.reshape(s.K, -1).T
+    return y.reshape(s.N, s.P, s.Q, s.K).transpose(0, 3, 1, 2)
+
+
+def _wtgrad(x: np.ndarray, dy: np.ndarray, s: ConvSpec) -> np.ndarray:
+    return (dy.transpose(1, 0, 2, 3).reshape(s.K, -1) @ _columns(x, s)).reshape(s.K, s.C, s.R, s.S)
+
+
+def _bprop(dy: np.ndarray, w: np.ndarray, s: ConvSpec) -> np.ndarray:
+    cols = (dy.transpose(0, 2, 3, 1).reshape(-1, s.K) @ w.reshape(s.K, -1)).reshape(s.N, s.P, s.Q, s.C, s.R, s.S)
+    dx = np.zeros((s.N, s.C, s.pt + s.H + max(0, s.pb) + s.R_extent, s.pl + s.W + max(0, s.pr) + s.S_extent))
+    for r in range(s.R):          # col2im: each tap's products land on its strided input positions
+        for t in range(s.S):
+            h0, w0 = r * s.dh, t * s.dw
+            dx[:, :, h0:h0 + s.sh * s.P:s.sh, w0:w0 + s.sw * s.Q:s.sw] += cols[..., r, t].transpose(0, 3, 1, 2)
+    return dx[:, :, s.pt:s.pt + s.H, s.pl:s.pl + s.W]
+
+
+# Each pass as one float64 GEMM (im2col, BLAS): exact on slices whatever order BLAS adds in, as said above.
+_GEMMS = {"fprop": _fprop, "bprop": _bprop, "wtgrad": _wtgrad}
+
+
+def convolve(conv_pass: Pass, spec: ConvSpec, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The pass on float64 a, b, summed in float64 by BLAS, group by group; a pass not built in here runs its
+    numpy reference."""
+    if conv_pass.name not in _GEMMS:
+        return conv_pass.reference(a, b, spec)
+    gemm, g = _GEMMS[conv_pass.name], spec.groups
+    if g == 1:
+        return gemm(a, b, spec)
+    one = spec.per_group()
+    parts = zip(np.split(a, g, axis=conv_pass.src.group_axis), np.split(b, g, axis=conv_pass.vec.group_axis))
+    return np.concatenate([gemm(ai, bi, one) for ai, bi in parts], axis=conv_pass.result.group_axis)
+
+
 def exact_terms(conv_pass: Pass, spec: ConvSpec, a: np.ndarray, b: np.ndarray) -> list[np.ndarray]:
     """float64 arrays of the pass's result shape whose elementwise sum is exactly the pass on finite a, b."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
@@ -71,7 +122,7 @@ def exact_terms(conv_pass: Pass, spec: ConvSpec, a: np.ndarray, b: np.ndarray) -
     if ea is None or eb is None:
         return [np.zeros(conv_pass.result.shape(spec))]
     wa, wb = widths(ea[0] - ea[1], eb[0] - eb[1], conv_pass.reduction_length(spec))
-    return [conv_pass.reference(sa, sb, spec) for sa in slices(a, *ea, wa) for sb in slices(b, *eb, wb)]
+    return [convolve(conv_pass, spec, sa, sb) for sa in slices(a, *ea, wa) for sb in slices(b, *eb, wb)]
 
 
 def run(conv_pass: Pass, spec: ConvSpec, a: np.ndarray, b: np.ndarray, fmt) -> np.ndarray:
