@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from dfpgen import Conv2d, ConvSpec, formats, passes
 from dfpgen.core import expansion
 from dfpgen.core.numerics import LayerNumerics
+from dfpgen.errors import NumericsError
 from dfpgen.nn.layers import Conv
 from dfpgen.runtime import quire
 from dfpgen.runtime.blocked import to_blocked
@@ -312,3 +313,10 @@ def test_a_training_layer_with_posits_gives_the_quire_results():
     dx_nchw = dx if isinstance(dx, np.ndarray) else dx.nchw(1)
     assert np.array_equal(dx_nchw, rounded(exact["bprop"], "posit16_1"))
     assert np.array_equal(layer.weight.grad, rounded(exact["wtgrad"], "posit16_1"))
+
+
+def test_operands_beyond_the_exact_range_are_refused():
+    spec = ConvSpec(N=1, C=1, K=1, H=1, W=1, R=1, S=1)
+    huge, one = np.full((1, 1, 1, 1), 2.0**500), np.ones((1, 1, 1, 1))
+    with pytest.raises(NumericsError, match=r"^fprop: operand a has values beyond 2\*\*\+-400"):
+        quire.exact_terms(passes.FPROP, spec, huge, one)

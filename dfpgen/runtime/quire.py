@@ -3,13 +3,14 @@
 A posit quire adds the products of a dot product without rounding and rounds the finished sum once. A
 pass here gives exactly that result for operand values exact in float64 (posits up to 16 bits, and the
 FP8, MX, bf16/fp16, DFP and FP32 values a mixed pass may pair with them). Each operand is split,
-Ozaki-style, into slices: the bits of its values in consecutive bands of `width` bits below a
-per-tensor power of two. A product of slices of widths wa and wb is a multiple of the pair's grid (the
-product of the bands' lowest bits) below 2**(wa + wb) grid units, so a reduction of L products with
+Ozaki-style, into slices: the bits of its values in consecutive bands of `width` bits below a per-tensor
+power of two. A product of slices of widths wa and wb is a multiple of the pair's grid (the product of
+the bands' lowest bits) below 2**(wa + wb) grid units, so a reduction of L products with
 wa + wb + ceil(log2 L) <= 53 has every partial sum a multiple of the grid below 2**53 of it: exact in
-float64, in whatever order BLAS adds. The pass's float64 numpy reference (dfpgen.verification.reference)
-computes each slice pair; the pairs' results are exact float64 terms whose sum Posit.round_sum rounds once
-(dfpgen.core.expansion). Most tensors need one or two slices: the widths follow the values present.
+float64, in whatever order and with whatever FMAs BLAS adds. Each slice pair is one im2col float64 GEMM;
+the pairs' results are exact float64 terms whose sum Posit.round_sum rounds once (dfpgen.core.expansion).
+The widths follow the values present, so most tensors need one slice: LeNet's posit(8, 1) and
+posit(16, 1) passes are one GEMM each.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dfpgen.errors import NumericsError
 from dfpgen.passes import Pass
 
 MANTISSA = 53   # float64's significand bits
+RANGE = 400     # operand magnitudes within 2**+-RANGE: slices, their products and sums stay normal float64
 
 
 def extent(values: np.ndarray) -> tuple[int, int] | None:
@@ -121,6 +123,10 @@ def exact_terms(conv_pass: Pass, spec: ConvSpec, a: np.ndarray, b: np.ndarray) -
     ea, eb = extent(a), extent(b)
     if ea is None or eb is None:
         return [np.zeros(conv_pass.result.shape(spec))]
+    for name, (top, low) in (("a", ea), ("b", eb)):
+        if not -RANGE <= low < top <= RANGE:   # keeps every slice, product and sum a normal float64
+            raise NumericsError(f"{conv_pass.name}: operand {name} has values beyond 2**+-{RANGE} (2**{low} to "
+                                f"2**{top}); the exact passes take float32 values")
     wa, wb = widths(ea[0] - ea[1], eb[0] - eb[1], conv_pass.reduction_length(spec))
     return [convolve(conv_pass, spec, sa, sb) for sa in slices(a, *ea, wa) for sb in slices(b, *eb, wb)]
 
