@@ -16,11 +16,12 @@ from hypothesis import strategies as st
 from dfpgen import Conv2d, ConvSpec, formats, passes
 from dfpgen.core import expansion
 from dfpgen.core.numerics import LayerNumerics
+from dfpgen.core.stochastic import StreamKey
 from dfpgen.errors import NumericsError
 from dfpgen.nn.layers import Conv
 from dfpgen.runtime import quire
 from dfpgen.runtime.blocked import to_blocked
-from dfpgen.runtime.blocked_conv import run_blocked
+from dfpgen.runtime.blocked_conv import convert_operand, operand_values, run_blocked
 from strategies import general_specs
 from test_formats import posit_table
 
@@ -320,3 +321,30 @@ def test_operands_beyond_the_exact_range_are_refused():
     huge, one = np.full((1, 1, 1, 1), 2.0**500), np.ones((1, 1, 1, 1))
     with pytest.raises(NumericsError, match=r"^fprop: operand a has values beyond 2\*\*\+-400"):
         quire.exact_terms(passes.FPROP, spec, huge, one)
+
+
+@pytest.mark.parametrize("rounding", ["nearest", "stochastic"])
+def test_dfp_operands_of_a_posit_pass_are_the_values_the_fp32_kernel_would_read(rounding):
+    """act and weight DFP, gradients posit(16, 1): BPROP's and WTGRAD's results are posits, so their DFP operands
+    (w, x) are quantized in numpy for the quire. They are exactly what convert_operand lays out for the FP32
+    kernel, stochastic draws included (one stream key per tensor), and the passes are their exact sums rounded."""
+    numerics = LayerNumerics(grad_rounding="nearest", rounding=rounding, formats={"grad": "posit16_1"})
+    spec = ConvSpec(N=2, C=20, K=6, H=5, W=5, R=3, S=3, pad=1)
+    rng = np.random.default_rng(9)
+    x, w = spread(rng, (2, 20, 5, 5), 4).astype(np.float32), spread(rng, (6, 20, 3, 3), 4).astype(np.float32)
+    dy = spread(rng, (2, 6, 5, 5), 8).astype(np.float32)
+    op = Conv2d(spec, numerics=numerics, threads=1, eager=False)
+    key = StreamKey(12, 34)
+    xb = to_blocked(x, 1)
+    for conv_pass, role, operand in ((passes.BPROP, "vec", w), (passes.WTGRAD, "src", xb)):
+        mine = operand_values(op, conv_pass, role, operand, key)
+        laid_out, exp = convert_operand(op, conv_pass, role, operand, key)
+        to_layout = conv_pass.to_vec if role == "vec" else conv_pass.to_src
+        assert exp == 0 and np.array_equal(to_layout(mine, op.kernel(conv_pass).plan), laid_out)
+    wq, xq = operand_values(op, passes.BPROP, "vec", w, key), operand_values(op, passes.WTGRAD, "src", xb, key)
+    dyq = formats.get("posit16_1").quantize(dy)
+    exact = exact_passes(xq, wq, dyq, spec)
+    assert np.array_equal(run_blocked(op, passes.BPROP, to_blocked(dy, 1), w, (None, key)).nchw(1),
+                          rounded(exact["bprop"], "posit16_1"))
+    assert np.array_equal(run_blocked(op, passes.WTGRAD, xb, to_blocked(dy, 1), (key, None)),
+                          rounded(exact["wtgrad"], "posit16_1"))
