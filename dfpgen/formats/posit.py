@@ -170,7 +170,7 @@ class Posit:
         if not all(np.isfinite(t).all() for t in arrays):
             bad = ~np.logical_and.reduce([np.isfinite(t) for t in arrays])
             arrays = [np.where(bad, 0.0, t) for t in arrays]
-        if len(arrays) == 1:   # one float64 term is the exact sum
+        if len(arrays) == 1:   # one float64 term is the exact sum (and has its sign)
             sign, magnitude = arrays[0], np.abs(arrays[0])
             near = self._near(magnitude)
             side = magnitude - near   # a rounded difference has the exact difference's sign

@@ -9,8 +9,8 @@ the bands' lowest bits) below 2**(wa + wb) grid units, so a reduction of L produ
 wa + wb + ceil(log2 L) <= 53 has every partial sum a multiple of the grid below 2**53 of it: exact in
 float64, in whatever order and with whatever FMAs BLAS adds. Each slice pair is one im2col float64 GEMM;
 the pairs' results are exact float64 terms whose sum Posit.round_sum rounds once (dfpgen.core.expansion).
-The widths follow the values present, so most tensors need one slice: LeNet's posit(8, 1) and
-posit(16, 1) passes are one GEMM each.
+The widths follow the values present, so most tensors need one slice (in our LeNet runs every posit(8, 1)
+and posit(16, 1) pass was one GEMM). docs/formats.md, The quire, has the whole argument.
 """
 
 from __future__ import annotations
@@ -82,15 +82,18 @@ def _columns(x: np.ndarray, s: ConvSpec) -> np.ndarray:
 
 
 def _fprop(x: np.ndarray, w: np.ndarray, s: ConvSpec) -> np.ndarray:
+    """y = im2col(x) w^T, as NCHW."""
     y = _columns(x, s) @ w.reshape(s.K, -1).T
     return y.reshape(s.N, s.P, s.Q, s.K).transpose(0, 3, 1, 2)
 
 
 def _wtgrad(x: np.ndarray, dy: np.ndarray, s: ConvSpec) -> np.ndarray:
+    """dw = dy^T im2col(x), as KCRS."""
     return (dy.transpose(1, 0, 2, 3).reshape(s.K, -1) @ _columns(x, s)).reshape(s.K, s.C, s.R, s.S)
 
 
 def _bprop(dy: np.ndarray, w: np.ndarray, s: ConvSpec) -> np.ndarray:
+    """dx = col2im(dy w), as NCHW: each dx element sums at most the reduction's products, so it stays exact."""
     cols = (dy.transpose(0, 2, 3, 1).reshape(-1, s.K) @ w.reshape(s.K, -1)).reshape(s.N, s.P, s.Q, s.C, s.R, s.S)
     dx = np.zeros((s.N, s.C, s.pt + s.H + max(0, s.pb) + s.R_extent, s.pl + s.W + max(0, s.pr) + s.S_extent))
     for r in range(s.R):          # col2im: each tap's products land on its strided input positions
