@@ -19,7 +19,7 @@ from dfpgen.core.numerics import LayerNumerics
 from dfpgen.core.stochastic import StreamKey
 from dfpgen.errors import NumericsError
 from dfpgen.nn.layers import Conv
-from dfpgen.runtime import quire
+from dfpgen.runtime import blas, quire
 from dfpgen.runtime.blocked import to_blocked
 from dfpgen.runtime.blocked_conv import convert_operand, operand_values, run_blocked
 from strategies import general_specs
@@ -348,3 +348,11 @@ def test_dfp_operands_of_a_posit_pass_are_the_values_the_fp32_kernel_would_read(
                           rounded(exact["bprop"], "posit16_1"))
     assert np.array_equal(run_blocked(op, passes.WTGRAD, xb, to_blocked(dy, 1), (key, None)),
                           rounded(exact["wtgrad"], "posit16_1"))
+
+
+def test_the_gemms_run_on_one_blas_thread_and_the_count_comes_back():
+    found = blas.openblas()   # None where numpy links another BLAS: then one_thread does nothing
+    before = int(found[0]()) if found else None
+    with blas.one_thread():
+        assert found is None or int(found[0]()) == 1
+    assert found is None or int(found[0]()) == before

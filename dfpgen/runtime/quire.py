@@ -7,8 +7,9 @@ Ozaki-style, into slices: the bits of its values in consecutive bands of `width`
 power of two. A product of slices of widths wa and wb is a multiple of the pair's grid (the product of
 the bands' lowest bits) below 2**(wa + wb) grid units, so a reduction of L products with
 wa + wb + ceil(log2 L) <= 53 has every partial sum a multiple of the grid below 2**53 of it: exact in
-float64, in whatever order and with whatever FMAs BLAS adds. Each slice pair is one im2col float64 GEMM;
-the pairs' results are exact float64 terms whose sum Posit.round_sum rounds once (dfpgen.core.expansion).
+float64, in whatever order and with whatever FMAs BLAS adds. Each slice pair is one im2col float64 GEMM
+(numpy's BLAS, on one thread: dfpgen.runtime.blas); the pairs' results are exact float64 terms whose sum
+Posit.round_sum rounds once (dfpgen.core.expansion).
 The widths follow the values present, so most tensors need one slice (in our LeNet runs every posit(8, 1)
 and posit(16, 1) pass was one GEMM). docs/formats.md, The quire, has the whole argument.
 """
@@ -22,6 +23,7 @@ import numpy as np
 from dfpgen.core.spec import ConvSpec
 from dfpgen.errors import NumericsError
 from dfpgen.passes import Pass
+from dfpgen.runtime import blas
 
 MANTISSA = 53   # float64's significand bits
 RANGE = 400     # operand magnitudes within 2**+-RANGE: slices, their products and sums stay normal float64
@@ -131,7 +133,8 @@ def exact_terms(conv_pass: Pass, spec: ConvSpec, a: np.ndarray, b: np.ndarray) -
             raise NumericsError(f"{conv_pass.name}: operand {name} has values beyond 2**+-{RANGE} (2**{low} to "
                                 f"2**{top}); the exact passes take float32 values")
     wa, wb = widths(ea[0] - ea[1], eb[0] - eb[1], conv_pass.reduction_length(spec))
-    return [convolve(conv_pass, spec, sa, sb) for sa in slices(a, *ea, wa) for sb in slices(b, *eb, wb)]
+    with blas.one_thread():   # BLAS's own threads would fight the runtime's for the cores
+        return [convolve(conv_pass, spec, sa, sb) for sa in slices(a, *ea, wa) for sb in slices(b, *eb, wb)]
 
 
 def run(conv_pass: Pass, spec: ConvSpec, a: np.ndarray, b: np.ndarray, fmt) -> np.ndarray:
