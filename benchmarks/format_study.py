@@ -1,7 +1,7 @@
 """Issue 23's number-format study: one small CNN trained on the built-in MNIST data (5,000 real images, 4,000 for
 training) with identical hyper-parameters, data order and initial weights per seed in FP32, DFP16 at dfpgen's
 default numerics, and emulated posits, FP8 and MX formats (dfpgen.runtime.emulated: FP32 kernels on operands
-rounded per pass; posit pass results rounded once, as a quire would). Writes every run's log, a table of final
+rounded per pass; posit pass results the exact sum rounded once, as a quire gives). Writes every run's log, a table of final
 test accuracies (mean, spread, difference to FP32, flagging drops of more than 0.5 points) and one plot of the
 seed-averaged curves.
 
@@ -83,8 +83,8 @@ def main() -> None:
              f"{args.epochs} epochs, batch {args.batch}, SGD momentum 0.9, lr {args.lr} cosine, weight decay 5e-4; "
              "identical data order and initial weights per seed across formats",
              "emulated formats: FP32 kernels on operands rounded to the format per pass (MX blocks of 32 along each "
-             "pass's reduction axis; FP8 with per-tensor power-of-two scales); posit pass results rounded once to "
-             "the result kind's posit (the quire's rounding, of an FP32 sum); batch norm, loss, update and master "
+             "pass's reduction axis; FP8 with per-tensor power-of-two scales); posit pass results are the exact sum "
+             "rounded once to the result kind's posit (a quire); batch norm, loss, update and master "
              "weights FP32 (docs/formats.md, Training with formats)",
              f"std: population standard deviation over seeds; flagged: mean more than {FLAG_BELOW} points below fp32",
              f"plot: format_study.png (seed means); logs: formats/<run>_seed<seed>/log.csv; {seconds:.0f} s of "

@@ -37,6 +37,7 @@ from torch.nn import functional as F  # noqa: E402
 import dfpgen  # noqa: E402
 from dfpgen.core.target import ISAS, host  # noqa: E402
 from dfpgen.errors import DTypeError, NumericsError, PlanError, ShapeError, SpecError, TargetError  # noqa: E402
+from dfpgen.runtime import quire  # noqa: E402
 from dfpgen.runtime.blocked_conv import run_blocked  # noqa: E402
 from dfpgen.torch import ConversionReport, DFPConv2d, DFPLinear, convert  # noqa: E402
 
@@ -596,8 +597,9 @@ def torch_and_numpy_runtime(numerics, C: int, K: int, seed: int):
 def test_format_layer_matches_the_numpy_runtime(formats):
     """Emulated formats (issue 23): a DFPConv2d with LayerNumerics(formats=...) gives the bits of dfpgen.nn.Conv
     in all three passes (Conv2d.run there, run_blocked here: the same per-pass rounding, MX blocked along each
-    pass's reduction axis, and the same once-rounded posit results), and its forward pass is the FP32 kernel
-    on the operands as the formats' own quantize rounds them."""
+    pass's reduction axis, and the same posit quire results), and its forward pass is the FP32 kernel (for a
+    posit result, the exact sum rounded once: tests/test_quire.py) on the operands as the formats' own
+    quantize rounds them."""
     from dfpgen.core.numerics import LayerNumerics, parse_formats
 
     numerics = LayerNumerics(formats=parse_formats(formats))
@@ -607,10 +609,12 @@ def test_format_layer_matches_the_numpy_runtime(formats):
         np.testing.assert_array_equal(got, want)
     rounded = [numerics.format_of(k) for k in ("act", "weight")]
     if all(rounded) and not isinstance(rounded[0], dfpgen.formats.MX):
-        plain = dfpgen.Conv2d(layer.op(x.shape).spec, numerics=LayerNumerics.fp32(), eager=False)
-        want = plain.fprop(*(f.quantize(a).astype(np.float32) for f, a in zip(rounded, (x, w))))
+        spec = layer.op(x.shape).spec
+        xq, wq = (f.quantize(a).astype(np.float32) for f, a in zip(rounded, (x, w)))
         if numerics.format_of("act").accumulation == "quire":
-            want = rounded[0].quantize(want).astype(np.float32)
+            want = quire.run(dfpgen.passes.FPROP, spec, xq, wq, rounded[0])
+        else:
+            want = dfpgen.Conv2d(spec, numerics=LayerNumerics.fp32(), eager=False).fprop(xq, wq)
         np.testing.assert_array_equal(results[0], want)
 
 

@@ -139,7 +139,9 @@ def test_fp32_kernel_on_rounded_operands_meets_the_float64_reference_within_the_
 @pytest.mark.parametrize("conv_pass", passes.ALL, ids=lambda p: p.name)
 def test_posit_results_are_rounded_once_to_the_kind_they_become(conv_pass):
     """The quire's one rounding: FPROP's y to the activations' posit, BPROP's dx and WTGRAD's dw to the
-    gradients'. The FP32 sum it rounds is within the FP32 bound of the exact (quire) sum."""
+    gradients', of the exact sum (tests/test_quire.py checks it against Fractions on harder data). Here the
+    operands are multiples of 2**-19 below 2**6, so the float64 reference is exact; the FP32 kernels' sum is
+    not, and rounding it gives other posits in a few elements."""
     numerics = LayerNumerics(formats={"act": "posit8_1", "weight": "posit8_1", "grad": "posit16_1"})
     ops = operands(2)
     a, b = ops[conv_pass.src.name], ops[conv_pass.vec.name]
@@ -149,13 +151,11 @@ def test_posit_results_are_rounded_once_to_the_kind_they_become(conv_pass):
     op = Conv2d(SPEC, numerics=numerics, threads=1, eager=False)
     got, maxabs = op.run(conv_pass, a, b)
     result = formats.get("posit8_1" if conv_pass is passes.FPROP else "posit16_1")
-    assert np.array_equal(result.quantize(got), got) and maxabs == np.abs(got).max()
+    assert np.array_equal(got, result.quantize(exact)) and maxabs == np.abs(got).max()
     plain = Conv2d(SPEC, numerics=LayerNumerics.fp32(), threads=1, eager=False).run(
         conv_pass, qa.astype(np.float32), qb.astype(np.float32))[0]
     assert np.all(np.abs(plain - exact) <= fp32_bound(conv_pass, qa, qb))
-    assert np.array_equal(got, result.quantize(plain))
-    # Where the FP32 sum is exact (all of it here but a few elements at most) this is the quire's result.
-    assert np.mean(result.quantize(exact) == got) > 0.99
+    assert np.mean(result.quantize(plain) == got) > 0.99
 
 
 def test_result_kinds_come_from_the_pass_definition_and_a_new_pass_runs_with_formats():

@@ -17,6 +17,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from dfpgen.core import expansion
 from dfpgen.core.dfp import MAX_BITS, DFPTensor, max_mantissa
 from dfpgen.errors import NonFiniteError, NumericsError
 from dfpgen.formats.base import as_float64, check_patterns, finite_values, pattern_dtype
@@ -79,6 +80,15 @@ def _float32_tables(n: int, es: int) -> tuple[np.ndarray, np.ndarray, int]:
         table.setflags(write=False)
         tables.append(table)
     return tables[0], tables[1], shift
+
+
+@functools.lru_cache(maxsize=None)
+def _float32_rounding(n: int, es: int) -> tuple[np.ndarray, int]:
+    """`_float32_tables`' inside and exact tables end to end (one gather: exact[k] is entry k + len/2), and shift."""
+    exact, inside, shift = _float32_tables(n, es)
+    table = np.concatenate([inside, exact])
+    table.setflags(write=False)
+    return table, shift
 
 
 @dataclass(frozen=True)
@@ -151,6 +161,45 @@ class Posit:
         on_grid = (bits & np.uint32((1 << shift) - 1)) == 0
         mag = np.where(on_grid, exact[key], inside[key])
         return np.copysign(mag, x).astype(np.float64)
+
+    def round_sum(self, terms) -> np.ndarray:
+        """The exact elementwise sum of float64-exact arrays `terms` rounded once to this posit, as float64: a
+        quire's rounding (NaR, as NaN, wherever a term is NaN or infinite)."""
+        arrays = [t if isinstance(t, np.ndarray) and t.dtype == np.float64 else as_float64(t, "terms") for t in terms]
+        bad = None
+        if not all(np.isfinite(t).all() for t in arrays):
+            bad = ~np.logical_and.reduce([np.isfinite(t) for t in arrays])
+            arrays = [np.where(bad, 0.0, t) for t in arrays]
+        if len(arrays) == 1:   # one float64 term is the exact sum (and has its sign)
+            sign, magnitude = arrays[0], np.abs(arrays[0])
+            near = self._near(magnitude)
+            side = magnitude - near   # a rounded difference has the exact difference's sign
+        else:
+            exact = expansion.of_terms(arrays)
+            sign = expansion.sign(exact)
+            near = self._near(np.abs(expansion.approximate(exact)))
+            # |sum| as an expansion (negation is exact), compared exactly with near
+            side = expansion.sign(expansion.grow([c * sign for c in exact], -near.astype(np.float64)))
+        out = np.where(sign == 0, 0.0, np.copysign(self._round_near(near, side), sign))
+        return out if bad is None else np.where(bad, np.nan, out)
+
+    def _near(self, approx: np.ndarray) -> np.ndarray:
+        """A float32 within one float32 step of each |sum|, from a float64 `approx` within a few float64 ulps
+        of it. Magnitudes beyond [minpos, maxpos] round to the end they pass, so clipping keeps their rounding
+        and keeps the float32 normal."""
+        return np.clip(approx, self.minpos, self.maxpos).astype(np.float32)
+
+    def _round_near(self, near: np.ndarray, side: np.ndarray) -> np.ndarray:
+        """The rounding (float32) of magnitudes m given as a positive normal float32 `near` within one float32
+        step of m and the sign of m - near (`side`). Every rounding boundary is a float32 (`_float32_tables`), so
+        an m beside `near` lies strictly between two neighbouring float32s with no boundary between them: it
+        rounds as the `inside` entry of the lower one (`near`, or the float32 below it); m == near rounds as
+        near itself does."""
+        table, shift = _float32_rounding(self.n, self.es)
+        bits = near.view(np.uint32)
+        key = (bits - (side < 0).astype(np.uint32)) >> np.uint32(shift)
+        on_grid = (side == 0) & ((bits & np.uint32((1 << shift) - 1)) == 0)
+        return table[key + on_grid * np.uint32(len(table) // 2)]
 
     def encode(self, x) -> np.ndarray:
         """The bit patterns of `x` rounded to this posit (NaR for NaN/Inf)."""

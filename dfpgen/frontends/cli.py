@@ -544,8 +544,8 @@ class _FiniteFloat(click.FloatRange):
               help="Emulated number formats instead of DFP, for every kind (posit8_0) or per kind "
                    "(act=posit8_1,weight=posit8_1,grad=posit16_1; kinds act, weight, grad): posits, fp8_e4m3, "
                    "fp8_e5m2, bf16, fp16, MX (mxint8, mxfp8_e4m3, ...). Emulated: passes reading such a kind run "
-                   "in FP32 kernels on operands rounded to their formats (posit results rounded once, as a quire "
-                   "would); docs/formats.md.")
+                   "in FP32 kernels on operands rounded to their formats; a pass whose result is a posit sums "
+                   "exactly and rounds once (a quire); docs/formats.md.")
 @click.option("--epochs", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--batch", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--lr", type=_FiniteFloat(min=0, min_open=True), default=0.05, show_default=True)
@@ -574,7 +574,8 @@ def train_cmd(net, data_source, precision, bits, bits_w, bits_grad, rounding, gr
               epochs, batch, lr, schedule, weight_decay, seed, limit, threads, out_dir, resume, precision_policy,
               ladder_text, backend, nproc):
     """Train a network with DFP16 (or FP32) kernels in every convolution pass, or with emulated number
-    formats per tensor kind (--format: posits, FP8, bf16/fp16, MX, rounded in numpy for FP32 kernels).
+    formats per tensor kind (--format: posits, FP8, bf16/fp16, MX, rounded in numpy for FP32 kernels;
+    posit results are exact sums rounded once, as a quire gives).
 
     Writes a CSV log per epoch, an atomic checkpoint after every epoch, a summary and a plot of loss
     and accuracy into --out. `--resume` continues the same trajectory: data order and stochastic

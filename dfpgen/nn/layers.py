@@ -23,7 +23,7 @@ from dfpgen.core.stochastic import StreamKey
 from dfpgen.errors import ShapeError
 from dfpgen.nn.base import Layer, Param, blocked, empty_like, like, nchw, per_lane
 from dfpgen.nn.pooling import AvgPool, MaxPool
-from dfpgen.runtime import emulated, pointwise
+from dfpgen.runtime import pointwise
 from dfpgen.runtime.blocked import Blocked, to_blocked
 from dfpgen.runtime.blocked_conv import run_blocked
 from dfpgen.runtime.conv import Conv2d
@@ -90,7 +90,7 @@ class Conv(Layer):
         op = self.op(spec)
         w = self.weight.measured()
         keys = (self._key(op), self._key(op))
-        y = _run(op, passes.FPROP, xb, w, keys)
+        y = run_blocked(op, passes.FPROP, xb, w, keys)
         if self.bias is not None:
             y = Blocked(y.data, y.channels, pointwise.affine(y.data, per_lane(np.ones(self.K), y),
                                                              per_lane(self.bias.data, y), y.data, False,
@@ -106,18 +106,12 @@ class Conv(Layer):
         op = self.op(spec)
         dyb = blocked(dy, threads)
         key_dy = self._key(op)
-        self.weight.grad += _run(op, passes.WTGRAD, xb, dyb, (key_x, key_dy))
+        self.weight.grad += run_blocked(op, passes.WTGRAD, xb, dyb, (key_x, key_dy))
         if self.bias is not None:
             self.bias.grad += pointwise.channel_sums(dyb.data, threads)[0][:self.K].astype(np.float32)
         if not self.input_grad:
             return None
-        return like(_run(op, passes.BPROP, dyb, w, (key_dy, key_w)), dy if was_blocked else None, threads)
-
-
-def _run(op: Conv2d, conv_pass, a, b, keys: tuple):
-    """One pass through run_blocked, its result rounded once where the layer's format has a quire (posits:
-    dfpgen.runtime.emulated)."""
-    return emulated.round_result(op.numerics, conv_pass, run_blocked(op, conv_pass, a, b, keys))
+        return like(run_blocked(op, passes.BPROP, dyb, w, (key_dy, key_w)), dy if was_blocked else None, threads)
 
 
 class Linear(Layer):

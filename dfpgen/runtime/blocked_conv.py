@@ -19,8 +19,8 @@ from dfpgen.core.dfp import exponent_for_max
 from dfpgen.core.stochastic import StreamKey
 from dfpgen.errors import NumericsError, ShapeError
 from dfpgen.passes import Pass
-from dfpgen.runtime import emulated
-from dfpgen.runtime.blocked import Blocked, Measured, empty_blocked, fill, is_dense, lanes
+from dfpgen.runtime import emulated, quire
+from dfpgen.runtime.blocked import Blocked, Measured, empty_blocked, fill, is_dense, lanes, to_blocked
 
 
 def _origin(operand, tensor, spec) -> tuple[np.ndarray, bool, float]:
@@ -115,6 +115,45 @@ def convert_operand(op, conv_pass: Pass, role: str, operand, key: StreamKey | No
     return dst, 0 if values else exp
 
 
+def operand_values(op, conv_pass: Pass, role: str, operand, key: StreamKey | None) -> np.ndarray:
+    """Operand `role` of a pass as the NCHW or KCRS float32 values an FP32 kernel reads from convert_operand:
+    rounded to its kind's emulated format, quantized to DFP and read back (the same numpy rounding, `fill`
+    numbering stochastic draws alike), or as it is (an FP32 kind)."""
+    tensor = conv_pass.src if role == "src" else conv_pass.vec
+    origin, blocked, maxabs = _origin(operand, tensor, op.spec)
+    channels, kind, start = tensor.shape(op.spec)[1], tensor.kind, time.perf_counter()
+    values = _unblocked(origin, blocked, channels)
+    if op.numerics.format_of(kind) is not None:
+        values = emulated.operand_values(op.numerics, conv_pass, tensor, values)
+    elif op.numerics.is_dfp(kind):
+        bits, rounding = op.numerics.bits_of(kind), op.numerics.rounding_of(kind)
+        if rounding == "stochastic" and key is None:
+            key = StreamKey(*(int(v) for v in op.rng.integers(0, 2**32, 2)))
+        if isinstance(operand, Measured) and operand.hint:   # a guessed max|.| would set another exponent
+            maxabs = operand.measure()
+        values = np.empty(tensor.shape(op.spec), np.float32)
+        fill(values, None, origin, lambda v: _unblocked(v, blocked, channels), op.threads,
+             exp=exponent_for_max(maxabs, bits), bits=bits, rounding=rounding, key=key, dequantize=True)
+    op.timings["quantize"] = op.timings.get("quantize", 0.0) + time.perf_counter() - start
+    return values
+
+
+def _run_quire(op, conv_pass: Pass, fmt, a, b, keys: tuple, out: np.ndarray | None):
+    """run_blocked for a pass that accumulates in `fmt`'s quire (dfpgen.runtime.quire): the exact result of
+    the values an FP32 kernel would read, rounded once, as a Blocked tensor or into the KCRS `out`."""
+    src = operand_values(op, conv_pass, "src", a, keys[0])
+    vec = operand_values(op, conv_pass, "vec", b, keys[1])
+    start = time.perf_counter()
+    result = quire.run(conv_pass, op.spec, src, vec, fmt)
+    phase = f"kernel {conv_pass.name}"
+    op.timings[phase] = op.timings.get(phase, 0.0) + time.perf_counter() - start
+    if conv_pass.result_views is True:
+        return to_blocked(result, op.threads)
+    found = _result_array(out, result.shape)
+    found[...] = result
+    return found
+
+
 def run_blocked(op, conv_pass: Pass, a, b, keys: tuple = (None, None), out: np.ndarray | None = None):
     """Run one pass of `op` on (src, vec) operands given as Blocked tensors or float arrays; returns a
     Blocked result (FPROP, BPROP) or a KCRS float32 array (WTGRAD; written into `out` when given, a dense
@@ -130,6 +169,9 @@ def run_blocked(op, conv_pass: Pass, a, b, keys: tuple = (None, None), out: np.n
     if out is not None and blocked_result:
         raise ShapeError(f"out=: {conv_pass.name} returns a Blocked tensor; only weight gradients take out=")
     found = None if blocked_result else _result_array(out, shape)
+    fmt = emulated.result_format(op.numerics, conv_pass)
+    if fmt is not None:   # a posit's quire: the exact result, rounded once
+        return _run_quire(op, conv_pass, fmt, a, b, keys, found)
     src, e_src = convert_operand(op, conv_pass, "src", a, keys[0])
     vec, e_vec = convert_operand(op, conv_pass, "vec", b, keys[1])
     scale = np.ldexp(1.0, e_src + e_vec)

@@ -18,7 +18,7 @@ from dfpgen.core.spec import ConvSpec
 from dfpgen.core.target import get_isa, resolve
 from dfpgen.errors import DTypeError, NumericsError, PlanError, ShapeError, TargetError
 from dfpgen.passes import Pass
-from dfpgen.runtime import emulated, plancache
+from dfpgen.runtime import emulated, plancache, quire
 from dfpgen.runtime.execute import Prepared, block_src, block_vec, output_buffer
 from dfpgen.tuning.cost import default_blocking
 from dfpgen.tuning.tune import lookup
@@ -212,6 +212,9 @@ class Conv2d:
         clock = time.perf_counter
         t0 = clock()
         conv_pass = passes.get(conv_pass)
+        fmt = emulated.result_format(self.numerics, conv_pass)
+        if fmt is not None:   # a posit's quire: the exact result, rounded once
+            return self._run_quire(conv_pass, fmt, a, b)
         kernel = self.kernel(conv_pass)
         dfp = kernel.plan.int_accumulate
         src, e_src = self._operand(a, conv_pass, conv_pass.src, dfp)
@@ -241,14 +244,25 @@ class Conv2d:
         if not normal:  # 2**(e_src+e_vec) is no normal float32: scale in float64 after the kernel, exactly
             result = (result.astype(np.float64) * scale).astype(np.float32)
             maxabs = float(np.float32(maxabs * scale))
-        if emulated.result_format(self.numerics, conv_pass) is not None:   # a posit's quire: one rounding
-            result = emulated.round_result(self.numerics, conv_pass, result)
-            maxabs = float(np.max(np.abs(result))) if result.size else 0.0
         spent["quantize"] = t1 - t0
         spent["unlayout"] += clock() - t_end
         for phase, seconds in spent.items():
             self.timings[phase] = self.timings.get(phase, 0.0) + seconds
         return result, maxabs
+
+    def _run_quire(self, conv_pass: Pass, fmt, a, b) -> tuple[np.ndarray, float]:
+        """run() of a pass that accumulates in `fmt`'s quire (dfpgen.runtime.quire): on the values an FP32
+        kernel would read, the exact result rounded once. A format operand forces FP32 kernels, so no DFP
+        mantissas reach here."""
+        start = time.perf_counter()
+        src, _ = self._operand(a, conv_pass, conv_pass.src, False)
+        vec, _ = self._operand(b, conv_pass, conv_pass.vec, False)
+        rounded = time.perf_counter()
+        result = quire.run(conv_pass, self.spec, src, vec, fmt)
+        self.timings["quantize"] = self.timings.get("quantize", 0.0) + rounded - start
+        phase = f"kernel {conv_pass.name}"
+        self.timings[phase] = self.timings.get(phase, 0.0) + time.perf_counter() - rounded
+        return result, float(np.max(np.abs(result))) if result.size else 0.0
 
     def fprop_maxabs(self, x, w) -> tuple[np.ndarray, float]:
         """Forward pass; also returns max|y| from the kernel's fused epilogue (no extra pass over y)."""
