@@ -1,9 +1,8 @@
 """One BLAS thread for the quire's float64 GEMMs (dfpgen.runtime.quire).
 
 numpy's OpenBLAS keeps worker threads that spin for a while after each call. Between the quire's GEMMs
-the runtime's own kernels run on every core, and the two fight over them: on two shared cores a LeNet
-posit(8, 0) epoch ran at about 200 images/s with OpenBLAS's default threads and at about 950 with one
-(the FP32-kernel emulation: about 980). `one_thread()` sets numpy's OpenBLAS to one thread for a block
+the runtime's own kernels run on every core, and the two fight over them (docs/formats.md, The quire, has
+the measurement). `one_thread()` sets numpy's OpenBLAS to one thread for a block
 and restores the count after; where numpy links another BLAS, or its OpenBLAS is not found beside numpy,
 it does nothing. The count is process-wide, so BLAS calls in other threads run single-threaded meanwhile.
 """
