@@ -9,6 +9,7 @@ import pytest
 
 import dfpgen
 from dfpgen import Blocking, Conv2d, ConvSpec, DFPTensor, Numerics
+from dfpgen.codegen.lanesum import lane_sums
 from dfpgen.codegen.layout import block_input, block_weights
 from dfpgen.core.catalog import select
 from dfpgen.core.dfp import offset_reduction_limit, safe_chain
@@ -362,3 +363,19 @@ def test_layers_take_vpdpbusd_exactly_when_every_operand_has_8_bits_or_fewer(bit
     np.testing.assert_array_equal(run_blocked(op, passes.BPROP, to_blocked(dy, 2), w).nchw(1), op.bprop(dy, w))
     np.testing.assert_array_equal(run_blocked(op, passes.WTGRAD, to_blocked(x, 2), to_blocked(dy, 2)),
                                   op.wtgrad(x, dy))
+
+
+@pytest.mark.parametrize("isa", INT8_ISAS)
+@pytest.mark.parametrize("rows, count", [(1, 0), (3, 1), (4, 3), (7, 16)])
+def test_lane_sums_equal_numpy(isa, rows, count):
+    """The corrections' lane sums (a generated kernel on the host, numpy for other CPUs): every byte of a
+    lane's quads over a row's vectors, rows any stride apart (the correction blocks between them left out)."""
+    lanes, rng = get_isa(isa).lanes, np.random.default_rng(rows * 10 + count)
+    a = rng.integers(-128, 128, (rows, count + 2, lanes, 4), dtype=np.int8)
+    a[0, :count] = -128                                # the most negative sums the bytes can make
+    view = a[:, 1:count + 1]
+    want = view.sum(axis=(1, 3), dtype=np.int64)
+    for target in ([HOST] if HOST.supports(isa) else []) + [EMIT]:
+        got = lane_sums(view, target, get_isa(isa))
+        assert got.dtype == np.int64 and got.shape == (rows, lanes)
+        np.testing.assert_array_equal(got, want)

@@ -14,8 +14,11 @@ correction -offset x sum(vec over the reduction) in its first vector (dfpgen/pas
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
+from dfpgen.codegen.lanesum import lane_sums
 from dfpgen.codegen.plan import Plan
 from dfpgen.errors import NumericsError
 
@@ -73,6 +76,13 @@ def _corrections(sums: np.ndarray, plan: Plan) -> np.ndarray:
     return corr.view(np.int8).reshape(corr.shape + (4,))
 
 
+def _vec_sums(dst: np.ndarray, rows: int, count: int, plan: Plan) -> np.ndarray:
+    """int64 (rows, lanes) sums of the vec bytes in dst seen as (rows, vectors, lanes, 4), over each row's first
+    `count` vectors (the rest, corrections, left out)."""
+    lanes, elem = dst.shape[-2:]
+    return lane_sums(dst.reshape(rows, -1, lanes, elem)[:, :count], plan.target, plan.isa)
+
+
 def _pad_axis(a: np.ndarray, axis: int, size: int) -> np.ndarray:
     if a.shape[axis] == size:
         return a
@@ -116,8 +126,8 @@ def block_weights(w: np.ndarray, plan: Plan) -> np.ndarray:
 def weight_corrections(dst: np.ndarray, plan: Plan) -> None:
     """FPROP's vec on unsigned-src ISAs: each output channel's correction, from the blocked weights in dst."""
     if plan.corrected:
-        CB = dst.shape[1] - 1
-        dst[:, CB, 0, 0, 0] = _corrections(dst[:, :CB].sum(axis=(1, 2, 3, 4, 6), dtype=np.int64), plan)
+        KB, CBv, R, S, cpb = dst.shape[:5]
+        dst[:, CBv - 1, 0, 0, 0] = _corrections(_vec_sums(dst, KB, (CBv - 1) * R * S * cpb, plan), plan)
 
 
 def unblock_output(y: np.ndarray, plan: Plan) -> np.ndarray:
@@ -162,10 +172,14 @@ def transposed_weight_blocks(plan: Plan) -> int:
 def transposed_weight_corrections(dst: np.ndarray, plan: Plan) -> None:
     """BPROP's vec on unsigned-src ISAs: one correction vector per phase, summing the blocked weights in dst
     over K and the phase's taps."""
-    _, _, R, S, cpb, _, _ = dst.shape
+    CB, KBv, R, S, cpb, lanes, _ = dst.shape
     KB = transposed_weight_blocks(plan)
+    if not plan.layout.phases:
+        return
+    # Per tap first (one pass over the bytes), then each phase's taps: a few vectors per channel block.
+    taps = _vec_sums(dst, CB * KBv * R * S, cpb, plan).reshape(CB, KBv, R, S, lanes)[:, :KB].sum(axis=1)
     for i, (rows, cols) in enumerate(plan.layout.phases):
-        sums = dst[:, :KB][:, :, list(rows)][:, :, :, list(cols)].sum(axis=(1, 2, 3, 4, 6), dtype=np.int64)
+        sums = taps[:, list(rows)][:, :, list(cols)].sum(axis=(1, 2))
         block, vector = divmod(i, R * S * cpb)
         dst[(slice(None), KB + block) + np.unravel_index(vector, (R, S, cpb))] = _corrections(sums, plan)
 
@@ -204,16 +218,26 @@ def grad_output_corrections(dst: np.ndarray, plan: Plan) -> None:
     if not plan.corrected:
         return
     N, (_, KB, P, Qe, lanes, _) = plan.spec.N, dst.shape
-    # Over q first with (lanes, elem) rows contiguous, in int32 (at most Qe * 127 per entry): numpy reduces
-    # int8 over two separated axes an order of magnitude slower.
-    per_q = dst[:N].reshape(N * KB * P, Qe, lanes * dst.shape[5]).sum(axis=1, dtype=np.int32)
-    row_sums = per_q.reshape(N, KB, P, lanes, -1).sum(axis=4, dtype=np.int64).transpose(0, 2, 1, 3).reshape(
+    row_sums = _vec_sums(dst[:N], N * KB * P, Qe, plan).reshape(N, KB, P, lanes).transpose(0, 2, 1, 3).reshape(
         N * P, KB, lanes)
-    running = np.concatenate([np.zeros((1, KB, lanes), np.int64), np.cumsum(row_sums, axis=0)])
-    first, rows = np.array(plan.layout.block_rows, dtype=np.int64).reshape(-1, 2).T
+    first, partition, image, row, column = _correction_places(plan.layout.block_rows, N * P, P, Qe)
+    if partition:   # the planner's blocks tile the rows in order: one reduction, no running sums
+        sums = np.add.reduceat(row_sums, first, axis=0)
+    else:
+        running = np.concatenate([np.zeros((1, KB, lanes), np.int64), np.cumsum(row_sums, axis=0)])
+        sums = running[first + np.array(plan.layout.block_rows, np.int64).reshape(-1, 2)[:, 1]] - running[first]
+    dst[N + image, :, row, column] = _corrections(sums, plan)
+
+
+@lru_cache(maxsize=256)
+def _correction_places(block_rows: tuple, total: int, P: int, Qe: int) -> tuple:
+    """WTGRAD's reduction blocks: their first rows, whether they tile 0..total in order, and where each
+    block's correction vector sits (block b: image N + b // (P*Qe), row and column divmod(b % (P*Qe), Qe))."""
+    first, rows = np.array(block_rows, dtype=np.int64).reshape(-1, 2).T
+    partition = bool(len(first)) and first[0] == 0 and bool(np.all(rows > 0)) and \
+        bool(np.all(first[1:] == first[:-1] + rows[:-1])) and int(first[-1] + rows[-1]) == total
     image, vector = np.divmod(np.arange(len(first)), P * Qe)
-    # Block b's vector sits in image N + b // (P*Qe) at row, column divmod(b % (P*Qe), Qe): all at once.
-    dst[N + image, :, vector // Qe, vector % Qe] = _corrections(running[first + rows] - running[first], plan)
+    return first, partition, image, vector // Qe, vector % Qe
 
 
 def unblock_weight_grad(dw: np.ndarray, plan: Plan) -> np.ndarray:
