@@ -195,3 +195,57 @@ def test_byte_destinations_refuse_what_they_cannot_hold():
         move(x, np.zeros((4, 16), np.int16), TARGET, ISAS[0], 1, bits=8, offset=128)
     with pytest.raises(DTypeError, match="expected a int16 or int8 or uint8 array"):
         move(x, np.zeros((4, 16), np.int32), TARGET, ISAS[0], 1, bits=8)
+
+
+def _windows(x: np.ndarray, cols: int, group: int) -> np.ndarray:
+    """[rows][cols][L][group] view of x [rows][cols+group-1][L]: element e at column w reads x's column w + e,
+    as WTGRAD's x layout at stride 1 does."""
+    return np.lib.stride_tricks.as_strided(x, (x.shape[0], cols, x.shape[2], group),
+                                           (x.strides[0], x.strides[1], x.strides[2], x.strides[1]))
+
+
+@pytest.mark.parametrize("isa", ISAS, ids=lambda i: i.name)
+@pytest.mark.parametrize("rounding", ROUNDING_MODES)
+@pytest.mark.parametrize("dtype, offset, group", [(np.uint8, 128, 4), (np.int8, 0, 4), (np.int16, 0, 2)])
+@pytest.mark.parametrize("threads", [1, 3])
+def test_packed_sliding_windows_equal_reference(isa, rounding, dtype, offset, group, threads):
+    """Overlapping runs packed into INT8 quads or INT16 pairs, each source run quantized once and reused by the
+    next vector: the mantissas dfpgen.quantize gives each source element, wherever it lands."""
+    L, bits = isa.lanes, 7 if dtype != np.int16 else 12
+    x = (np.random.default_rng(group).standard_normal((5, 9 + group - 1, L)) * 6).astype(np.float32)
+    view = _windows(x, 9, group)
+    dst = np.zeros(view.shape, dtype)
+    geometry = plan_geometry(view, dst)
+    assert geometry.access(L) == ("interleave", group * L) and geometry.slides(group * L)
+    assert MovePlan(TARGET, isa, True, rounding, group * L, "interleave", storage_bits=8 * dst.itemsize,
+                    interleave=group).packed
+    key = StreamKey.of(group, threads)
+    ref = quantize(x, bits, rounding, seed=key)
+    maxabs = move(view, dst, TARGET, isa, threads, scale=2.0 ** -ref.exp, bits=bits, rounding=rounding, key=key,
+                  origin=x, offset=offset)
+    want = _windows(ref.mant.astype(np.int32) + offset, 9, group)
+    np.testing.assert_array_equal(dst.astype(np.int32), want)
+    assert maxabs == float(np.abs(x).max())
+
+
+@pytest.mark.parametrize("rounding", ROUNDING_MODES)
+@pytest.mark.parametrize("dtype, offset, group, bits", [(np.uint8, 128, 4, 8), (np.int8, 0, 4, 6),
+                                                         (np.int16, 0, 2, 13), (np.float32, 0, 4, None)])
+def test_spread_writes_one_element_of_each_group(rounding, dtype, offset, group, bits):
+    """A contiguous source run into every group-th element (the edge columns of WTGRAD's layouts): masked
+    vector stores, exact, the other elements left as they were."""
+    L = ISAS[0].lanes
+    x = (np.random.default_rng(1).standard_normal((3, 4, 2 * L)) * 3).astype(np.float32)
+    full = np.full((3, 4, 2 * L, group), 77, dtype)
+    view = full[..., group - 1]
+    assert plan_geometry(x, view).access(L) == ("spread", L)
+    key = StreamKey.of(group)
+    if bits is None:
+        move(x, view, TARGET, ISAS[0], 2)
+        want = x
+    else:
+        ref = quantize(x, bits, rounding, seed=key)
+        move(x, view, TARGET, ISAS[0], 2, scale=2.0 ** -ref.exp, bits=bits, rounding=rounding, key=key, offset=offset)
+        want = ref.mant.astype(np.int32) + offset
+    np.testing.assert_array_equal(full[..., group - 1], want)
+    assert np.all(full[..., :group - 1] == 77)

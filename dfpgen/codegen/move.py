@@ -12,7 +12,7 @@ for any thread count.
 from __future__ import annotations
 
 import ctypes
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
@@ -36,7 +36,7 @@ _ROUND_INTRINSIC = {"nearest": "round", "nearest_even": "roundeven", "chop": "tr
 
 
 INTERLEAVES = (2, 4)   # INT16 pairs, INT8 quads
-ACCESSES = ("contiguous", "gather", "run", "interleave")
+ACCESSES = ("contiguous", "gather", "run", "interleave", "spread")
 
 
 @dataclass(frozen=True)
@@ -44,9 +44,10 @@ class MovePlan:
     """One data-movement kernel: quantize (with `rounding`) or copy FP32, `vector` elements at a time,
     written to consecutive destination elements and read from the source as `access` says:
     "contiguous" (consecutive too; with vector 1, any strides), "gather" (the innermost dimension's
-    stride), "run" (dimensions 4 and 5 form one destination-contiguous run, read with a gather) or
+    stride), "run" (dimensions 4 and 5 form one destination-contiguous run, read with a gather),
     "interleave" (a run of `interleave` contiguous source runs, element by element: INT16 pairs or INT8 quads
-    from channels-innermost FP32)."""
+    from channels-innermost FP32) or "spread" (a contiguous source run into every `interleave`-th destination
+    element: one element of each pair or quad, written with a masked store)."""
 
     target: Target
     isa: Isa
@@ -57,12 +58,20 @@ class MovePlan:
     dequantize: bool = False   # store the represented FP32 values mant * 2**exp instead of mantissas
     storage_bits: int = 16     # mantissas as INT16, or as bytes (the INT8 ISAs' layouts)
     offset: int = 0            # added to each stored byte: vpdpbusd's unsigned operand holds mant + 128
-    interleave: int = 1        # source runs an "interleave" access weaves together (2 or 4)
+    interleave: int = 1        # source runs an "interleave" access weaves together, or a "spread" skips (2 or 4)
+    slide: bool = False        # packed: a vector's runs 1.. are the previous vector's runs 0.. (reused)
 
     template = "move.ll.j2"
     entry = "dfpgen_move"
     draw_bits = DRAW_BITS
     draw_unit = "0x3E70000000000000"   # 2**-24, as LLVM spells a float constant
+
+    @property
+    def packed(self) -> bool:
+        """Whether an "interleave" quantizes each source run on its own and packs a lane's mantissas into one
+        32-bit word (INT16 pairs, INT8 quads) instead of interleaving floats."""
+        return self.access == "interleave" and self.quantize and not self.dequantize and \
+            self.storage_bits * self.interleave == 32
 
     @property
     def round_intrinsic(self) -> str:
@@ -100,7 +109,19 @@ class Geometry:
             return "interleave", n5 * vector
         if ds5 == 1 and n5 < vector and vector % n5 == 0 and ds4 == n5 and (n4 * n5) % vector == 0:
             return "run", vector
+        # One element of every pair or quad (the edges of WTGRAD's layouts, where the others read padding):
+        # whole source vectors, stored into every ds5-th destination element under a mask.
+        if ss5 == 1 and ds5 in INTERLEAVES and n5 % vector == 0:
+            return "spread", vector
         return "contiguous", 1
+
+    def slides(self, vector: int) -> bool:
+        """Whether an "interleave" of `vector` elements may reuse runs: the next vector along a row reads its
+        run g where this one read run g+1 (WTGRAD's x at stride 1, whose element e reads column w + e), and a
+        row holds more than one vector."""
+        (n4, n5), (ss4, ss5) = self.extents[4:], self.src_strides[4:]
+        step = vector // n5 * ss4
+        return ss5 == step and n4 * n5 > vector
 
     def words(self, index_base: int) -> np.ndarray:
         """The geometry as the kernel reads it: int64 extents, src strides, dst strides, index base."""
@@ -133,8 +154,15 @@ def plan_geometry(src: np.ndarray, dst: np.ndarray) -> Geometry:
     padded to RANK."""
     if src.shape != dst.shape:
         raise ShapeError(f"data movement: source view {src.shape} and destination view {dst.shape} differ")
-    dims = [(n, s, d) for n, s, d in zip(src.shape, _strides(src, "source"), _strides(dst, "destination"))
-            if n != 1]
+    return _geometry(src.shape, _strides(src, "source"), _strides(dst, "destination"))
+
+
+# A training step moves the same views step after step (only the arrays behind them change): their geometries
+# and kernels are looked up by shape and strides, which costs a small part of planning them again.
+@lru_cache(maxsize=4096)
+def _geometry(shape: tuple, src_strides: tuple, dst_strides: tuple) -> Geometry:
+    """plan_geometry's answer for views of `shape` with these element strides."""
+    dims = [(n, s, d) for n, s, d in zip(shape, src_strides, dst_strides) if n != 1]
     # Any loop order moves the same elements (stochastic draws go by source position), so the destination's
     # order is taken: sequential writes, whole vectors wherever it is contiguous (gathering the source).
     merged = _merged(_merged(dims), sort=True)
@@ -148,6 +176,19 @@ def plan_geometry(src: np.ndarray, dst: np.ndarray) -> Geometry:
 def _compiled(plan: MovePlan) -> jit.Compiled:
     ir = emit.environment().get_template(plan.template).render(plan=plan, entry=plan.entry, version=__version__)
     return jit.jit(ir, plan.entry, plan.target, plan.isa, signature=MOVE_SIGNATURE)
+
+
+@lru_cache(maxsize=4096)
+def _kernel(geometry: Geometry, target: Target, isa: Isa, quantize: bool, rounding: str | None, dequantize: bool,
+            storage_bits: int, offset: int) -> tuple:
+    """The compiled kernel moving `geometry` (its function) and its number of work items."""
+    access, vector = geometry.access(isa.lanes)
+    plan = MovePlan(target, isa, quantize, rounding, vector, access, dequantize, storage_bits, offset,
+                    geometry.extents[5] if access == "interleave" else
+                    geometry.dst_strides[5] if access == "spread" else 1)
+    if plan.packed and geometry.slides(vector):
+        plan = replace(plan, slide=True)
+    return _compiled(plan).function, geometry.items(access)
 
 
 def render(plan: MovePlan) -> str:
@@ -164,18 +205,28 @@ def _check(a: np.ndarray, dtype, name: str) -> None:
 def _storage(dst: np.ndarray, mantissas: bool, bits: int | None, offset: int) -> np.dtype:
     """The destination's dtype, checked: float32 for values, else int16 or (mantissas of at most 8 bits, with
     `offset` keeping them in range) int8/uint8."""
+    if not isinstance(dst, np.ndarray):
+        raise DTypeError(f"destination: expected a {_allowed(mantissas)} array, got {type(dst).__name__}")
+    return _checked_storage(dst.dtype, mantissas, bits, offset)
+
+
+def _allowed(mantissas: bool) -> str:
+    return "int16 or int8 or uint8" if mantissas else "float32"
+
+
+@lru_cache(maxsize=256)
+def _checked_storage(dtype: np.dtype, mantissas: bool, bits: int | None, offset: int) -> np.dtype:
     allowed = (np.int16, np.int8, np.uint8) if mantissas else (np.float32,)
-    if not isinstance(dst, np.ndarray) or dst.dtype not in allowed:
-        got = dst.dtype if isinstance(dst, np.ndarray) else type(dst).__name__
-        raise DTypeError(f"destination: expected a {' or '.join(np.dtype(t).name for t in allowed)} array, got {got}")
-    if mantissas and dst.dtype.itemsize == 1:
-        info, top = np.iinfo(dst.dtype), max_mantissa(bits)
+    if dtype not in allowed:
+        raise DTypeError(f"destination: expected a {_allowed(mantissas)} array, got {dtype}")
+    if mantissas and dtype.itemsize == 1:
+        info, top = np.iinfo(dtype), max_mantissa(bits)
         if -top + offset < info.min or top + offset > info.max:
-            raise DTypeError(f"destination: {dst.dtype} holds {info.min}..{info.max}; {bits}-bit mantissas plus "
+            raise DTypeError(f"destination: {dtype} holds {info.min}..{info.max}; {bits}-bit mantissas plus "
                              f"offset {offset} need {offset - top}..{offset + top}")
     elif offset:
         raise DTypeError(f"offset={offset}: only byte destinations take an offset")
-    return dst.dtype
+    return dtype
 
 
 def move(src: np.ndarray, dst: np.ndarray, target: Target, isa: Isa, threads: int, *, scale: float = 1.0,
@@ -218,14 +269,11 @@ def move(src: np.ndarray, dst: np.ndarray, target: Target, isa: Isa, threads: in
             raise SizeError(f"stochastic rounding numbers at most 2**32 elements, the source has {origin.size}")
     if src.size == 0:
         return 0.0
-    access, vector = geometry.access(isa.lanes)
-    plan = MovePlan(target, isa, quantize, rounding if quantize else None, vector, access, quantize and dequantize,
-                    8 * storage.itemsize if quantize and not dequantize else 16, offset,
-                    geometry.extents[5] if access == "interleave" else 1)
-    fn = _compiled(plan).function
+    fn, items = _kernel(geometry, target, isa, quantize, rounding if quantize else None, quantize and dequantize,
+                        8 * storage.itemsize if quantize and not dequantize else 16, offset)
     words = geometry.words(index_base)
     parts = min(threads, max(1, src.size // MIN_ITEM_WORK))
-    ranges = split_items(geometry.items(access), parts)
+    ranges = split_items(items, parts)
     slots = np.zeros(len(ranges), np.float32)
     top = float(max_mantissa(bits)) if quantize else 0.0
     k0, k1 = (key.k0, key.k1) if key is not None else (0, 0)
