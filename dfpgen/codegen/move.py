@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
+from numpy.lib.array_utils import byte_bounds
 
 from dfpgen.codegen import emit, jit
 from dfpgen.codegen.launch import run_ranges, split_items
@@ -229,6 +230,65 @@ def _checked_storage(dtype: np.dtype, mantissas: bool, bits: int | None, offset:
     return dtype
 
 
+@dataclass(frozen=True)
+class MoveStep:
+    """One kernel launch of a program: a geometry between two views, placed by byte offsets from the first
+    element of the origin (the array every source view is taken from) and of the destination buffer."""
+
+    src_offset: int
+    dst_offset: int
+    geometry: Geometry
+    size: int
+
+
+@dataclass(frozen=True)
+class MoveProgram:
+    """The launches that move (source view, destination view) pairs, independent of where the arrays live:
+    views depend only on the arrays' shapes and strides, so a conversion plans its program once and runs it
+    on every new origin of the same layout (dfpgen/runtime/blocked.py)."""
+
+    steps: tuple
+
+    @staticmethod
+    def of(pairs: list, origin: np.ndarray, dst: np.ndarray) -> MoveProgram:
+        """The program of `pairs`, whose sources are views of `origin` and destinations views of `dst`."""
+        steps: list = []
+        for src, view in pairs:
+            _check(src, np.float32, "source")
+            if view.dtype != dst.dtype:
+                raise DTypeError(f"destination view: {view.dtype}, but the buffer holds {dst.dtype}")
+            # Offsets replace the views when the program runs on other arrays: a view must lie in its array.
+            _inside(src, origin, "source view", "origin")
+            _inside(view, dst, "destination view", "destination")
+            _steps(src, view, src.ctypes.data - origin.ctypes.data, view.ctypes.data - dst.ctypes.data, steps)
+        return MoveProgram(tuple(steps))
+
+
+def _inside(view: np.ndarray, array: np.ndarray, name: str, of: str) -> None:
+    """ShapeError unless every element of `view` lies in `array`'s memory (a view of it, not a copy)."""
+    if view.size == 0:
+        return
+    low, high = byte_bounds(view)
+    start, end = byte_bounds(array)
+    if low < start or high > end:
+        raise ShapeError(f"data movement: a {name} lies outside the {of} array (a copy, not a view of it)")
+
+
+def _steps(src: np.ndarray, view: np.ndarray, src_offset: int, dst_offset: int, steps: list) -> None:
+    """Append the launches of one pair: one, or with more dimensions than a geometry holds, one per index of
+    the outermost."""
+    try:
+        geometry = plan_geometry(src, view)
+    except PlanError:
+        if src.ndim <= RANK:
+            raise
+        for i in range(src.shape[0]):
+            _steps(src[i], view[i], src_offset + i * src.strides[0], dst_offset + i * view.strides[0], steps)
+        return
+    if src.size:
+        steps.append(MoveStep(src_offset, dst_offset, geometry, src.size))
+
+
 def move(src: np.ndarray, dst: np.ndarray, target: Target, isa: Isa, threads: int, *, scale: float = 1.0,
          bits: int | None = None, rounding: str = "nearest", key: StreamKey | None = None,
          origin: np.ndarray | None = None, dequantize: bool = False, offset: int = 0) -> float:
@@ -240,43 +300,50 @@ def move(src: np.ndarray, dst: np.ndarray, target: Target, isa: Isa, threads: in
     `origin` (the array `src` is a view of; default: src, which must then be C-contiguous). Returns
     max|src| (NaN when src holds one)."""
     _check(src, np.float32, "source")
+    _storage(dst, bits is not None and not dequantize, bits, offset)
+    if bits is not None and rounding == "stochastic" and origin is None and not src.flags.c_contiguous and \
+            key is not None:
+        raise ShapeError("source: stochastic rounding numbers elements by position; pass origin= for a view")
+    origin = src if origin is None else origin
+    program = MoveProgram.of([(src, dst)], origin, dst)
+    return run_program(program, origin, dst, target, isa, threads, scale=scale, bits=bits, rounding=rounding,
+                       key=key, dequantize=dequantize, offset=offset)
+
+
+def run_program(program: MoveProgram, origin: np.ndarray, dst: np.ndarray, target: Target, isa: Isa, threads: int,
+                *, scale: float = 1.0, bits: int | None = None, rounding: str = "nearest",
+                key: StreamKey | None = None, dequantize: bool = False, offset: int = 0) -> float:
+    """Run a program's moves from `origin` into `dst` (arrays of the layouts it was planned for), as `move`
+    moves one pair; returns max|.| over the moved elements (NaN when one is NaN)."""
+    _check(origin, np.float32, "source")
     quantize = bits is not None
     storage = _storage(dst, quantize and not dequantize, bits, offset)
     if not dst.flags.writeable:
         raise ShapeError("destination: a read-only array")
     if quantize:
         check_rounding(rounding)
-    try:
-        geometry = plan_geometry(src, dst)
-    except PlanError:
-        if src.ndim <= RANK:
-            raise
-        found = 0.0   # more dimensions than a geometry holds: one move per index of the outermost
-        for i in range(src.shape[0]):
-            one = move(src[i], dst[i], target, isa, threads, scale=scale, bits=bits, rounding=rounding, key=key,
-                       origin=src if origin is None else origin, dequantize=dequantize, offset=offset)
-            found = one if np.isnan(one) else max(found, one)
-        return found
-    index_base = 0
-    if quantize and rounding == "stochastic":
+    stochastic = quantize and rounding == "stochastic"
+    if stochastic:
         if key is None:
             raise PlanError("stochastic rounding in a generated quantizer needs a StreamKey (key=)")
-        origin = src if origin is None else origin
-        if origin is src and not src.flags.c_contiguous:
-            raise ShapeError("source: stochastic rounding numbers elements by position; pass origin= for a view")
-        index_base = (src.ctypes.data - origin.ctypes.data) // 4
-        if index_base < 0 or origin.size >= INDEX_LIMIT:
+        if origin.size >= INDEX_LIMIT:
             raise SizeError(f"stochastic rounding numbers at most 2**32 elements, the source has {origin.size}")
-    if src.size == 0:
-        return 0.0
-    fn, items = _kernel(geometry, target, isa, quantize, rounding if quantize else None, quantize and dequantize,
-                        8 * storage.itemsize if quantize and not dequantize else 16, offset)
-    words = geometry.words(index_base)
-    parts = min(threads, max(1, src.size // MIN_ITEM_WORK))
-    ranges = split_items(items, parts)
-    slots = np.zeros(len(ranges), np.float32)
+    kind = (target, isa, quantize, rounding if quantize else None, quantize and dequantize,
+            8 * storage.itemsize if quantize and not dequantize else 16, offset)
     top = float(max_mantissa(bits)) if quantize else 0.0
     k0, k1 = (key.k0, key.k1) if key is not None else (0, 0)
-    args = (src.ctypes.data, dst.ctypes.data, words.ctypes.data, float(scale), top, k0, k1)
-    run_ranges(lambda i, b, e: fn(*args, slots.ctypes.data + 4 * i, b, e), ranges)
-    return float(slots.max())
+    src_base, dst_base, found = origin.ctypes.data, dst.ctypes.data, 0.0
+    for step in program.steps:
+        if stochastic and step.src_offset < 0:
+            raise SizeError("stochastic rounding numbers elements from the origin's first: a source view starts "
+                            "before it")
+        fn, items = _kernel(step.geometry, *kind)
+        words = step.geometry.words(step.src_offset // 4)
+        ranges = split_items(items, min(threads, max(1, step.size // MIN_ITEM_WORK)))
+        slots = np.zeros(len(ranges), np.float32)
+        args = (src_base + step.src_offset, dst_base + step.dst_offset, words.ctypes.data, float(scale), top, k0, k1)
+        run_ranges(lambda i, b, e: fn(*args, slots.ctypes.data + 4 * i, b, e), ranges)
+        one = float(slots.max())
+        if not one <= found:   # NaN included (max() would drop it)
+            found = one
+    return found
