@@ -1,7 +1,8 @@
-"""Lane sums of the INT8 ISAs' vec operands: per output lane, the sum of its signed bytes over a run of
-vectors, in a generated kernel (templates/lanesum.ll.j2). The corrections -offset x sum(vec) of each pass
-(dfpgen/codegen/layout.py) start from these sums; numpy's int8 reductions over the blocked layouts took
-longer than the kernels they serve on small layers."""
+"""The INT8 ISAs' corrections in a generated kernel (templates/lanesum.ll.j2): each output lane's INT32
+-offset x sum(vec), summed from the vec bytes already in the layout and written into it. A pass plans a
+`CorrectionTable` per layout (which vectors each correction sums, where it goes: dfpgen/codegen/layout.py);
+one kernel call then writes every correction of the operand. numpy's int8 reductions over the blocked layouts
+and its indexing took longer than the convolution kernels they serve on small layers."""
 
 from __future__ import annotations
 
@@ -16,54 +17,80 @@ from dfpgen.core.target import Isa, Target
 from dfpgen.errors import ShapeError
 from dfpgen.version import __version__
 
-# (src, out, vectors per row, row stride in bytes, first row, end row)
-LANESUM_SIGNATURE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64,
-                                     ctypes.c_int64, ctypes.c_int64)
+# (buffer, outputs, segments, number of outputs, factor)
+CORRECTIONS_SIGNATURE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
+                                         ctypes.c_int32)
 GROUP = 4   # bytes per lane and vector: vpdpbusd's quads
-WAYS = 2    # independent accumulators per row: two vectors in flight per iteration
 
 
 @dataclass(frozen=True)
 class LaneSumPlan:
-    """One lane-sum kernel: `lanes` 32-bit lanes of `GROUP` signed bytes per vector, `ways` accumulators."""
+    """The corrections kernel for vectors of `lanes` 32-bit lanes of `GROUP` signed bytes."""
 
     target: Target
     isa: Isa
     lanes: int
-    ways: int = WAYS
 
     template = "lanesum.ll.j2"
-    entry = "dfpgen_lanesums"
+    entry = "dfpgen_corrections"
 
     def summary(self) -> list[str]:
         """Comment lines for the IR header."""
-        return [f"lane sums: {self.lanes} lanes of {GROUP} signed bytes per vector, {self.ways} accumulators, "
-                f"{self.target.cpu} {self.isa.name}"]
+        return [f"INT8 corrections: lane sums of {self.lanes} lanes x {GROUP} signed bytes per vector, times a "
+                f"factor, {self.target.cpu} {self.isa.name}"]
+
+
+@dataclass(frozen=True, eq=False)
+class CorrectionTable:
+    """Where each correction of a vec layout goes and what it sums, in vectors of `lanes` x 4 bytes from the
+    layout's start: `outputs` [n, 3] (destination vector, first segment, segments) and `segments` [m, 2]
+    (first vector, vectors)."""
+
+    lanes: int
+    outputs: np.ndarray
+    segments: np.ndarray
+
+    @staticmethod
+    def of(lanes: int, outputs: list) -> CorrectionTable:
+        """A table from [(destination vector, [(first vector, vectors), ...]), ...]."""
+        rows, segments = [], []
+        for dst, parts in outputs:
+            rows.append((dst, len(segments), len(parts)))
+            segments += parts
+        return CorrectionTable(lanes, np.array(rows, np.int64).reshape(-1, 3),
+                               np.array(segments, np.int64).reshape(-1, 2))
 
 
 def render(plan: LaneSumPlan) -> str:
-    """The IR of a lane-sum kernel (for inspection and tests)."""
+    """The IR of a corrections kernel (for inspection and tests)."""
     return emit.environment().get_template(plan.template).render(plan=plan, entry=plan.entry, version=__version__)
 
 
 @lru_cache(maxsize=None)
 def _compiled(plan: LaneSumPlan) -> jit.Compiled:
-    return jit.jit(render(plan), plan.entry, plan.target, plan.isa, signature=LANESUM_SIGNATURE)
+    return jit.jit(render(plan), plan.entry, plan.target, plan.isa, signature=CORRECTIONS_SIGNATURE)
 
 
-def lane_sums(view: np.ndarray, target: Target, isa: Isa) -> np.ndarray:
-    """int64 (rows, lanes) sums over axes 1 and 3 of an int8 view (rows, count, lanes, 4) whose rows are
-    C-contiguous (the rows themselves any positive stride apart): in the generated kernel on the host, else
-    in numpy."""
-    if view.dtype != np.int8 or view.ndim != 4 or view.shape[3] != GROUP:
-        raise ShapeError(f"lane sums: expected an int8 (rows, count, lanes, {GROUP}) view, got {view.dtype} "
-                         f"{view.shape}")
-    rows, count, lanes, _ = view.shape
-    inner = view[0] if rows else view.reshape(count, lanes, GROUP)
-    if not target.is_host or rows == 0 or view.strides[0] <= 0 or not inner.flags.c_contiguous:
-        return view.sum(axis=(1, 3), dtype=np.int64)
-    out = np.empty((rows, lanes), np.int32)
-    # Each sum has at most count * 4 terms of |b| <= 128: within int32 for any layout whose corrections fit it.
-    _compiled(LaneSumPlan(target, isa, lanes)).function(view.ctypes.data, out.ctypes.data, count, view.strides[0],
-                                                        0, rows)
-    return out.astype(np.int64)
+def write_corrections(buf: np.ndarray, table: CorrectionTable, factor: int, target: Target, isa: Isa) -> None:
+    """buf (a C-contiguous int8 layout) gets, at each output of `table`, factor x the lane sums of its segments
+    as `lanes` INT32s: in the generated kernel on the host, else in numpy."""
+    V = table.lanes * GROUP
+    if buf.dtype != np.int8 or not buf.flags.c_contiguous or not buf.flags.writeable:
+        raise ShapeError(f"corrections: expected a writeable C-contiguous int8 layout, got {buf.dtype}")
+    ends = np.concatenate([table.outputs[:, 0:1] + 1, (table.segments[:, 0:1] + table.segments[:, 1:2])]) \
+        if len(table.outputs) else np.zeros((0, 1), np.int64)
+    if ends.size and int(ends.max()) * V > buf.nbytes:
+        raise ShapeError(f"corrections: the table reaches past the layout's {buf.nbytes} bytes")
+    if target.is_host:
+        outputs = table.outputs * np.array([V, 1, 1], np.int64)
+        segments = table.segments * np.array([V, 1], np.int64)
+        _compiled(LaneSumPlan(target, isa, table.lanes)).function(
+            buf.ctypes.data, outputs.ctypes.data, segments.ctypes.data, len(outputs), int(factor))
+        return
+    vectors = buf.reshape(-1, table.lanes, GROUP)
+    words = buf.reshape(-1, table.lanes * GROUP).view(np.int32)
+    for dst, first, count in table.outputs:
+        total = np.zeros(table.lanes, np.int64)
+        for start, n in table.segments[first:first + count]:
+            total += vectors[start:start + n].sum(axis=(0, 2), dtype=np.int64)
+        words[dst] = (factor * total).astype(np.int32)
