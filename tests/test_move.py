@@ -197,11 +197,11 @@ def test_byte_destinations_refuse_what_they_cannot_hold():
         move(x, np.zeros((4, 16), np.int32), TARGET, ISAS[0], 1, bits=8)
 
 
-def _windows(x: np.ndarray, cols: int, group: int) -> np.ndarray:
-    """[rows][cols][L][group] view of x [rows][cols+group-1][L]: element e at column w reads x's column w + e,
-    as WTGRAD's x layout at stride 1 does."""
+def _windows(x: np.ndarray, cols: int, group: int, stride: int = 1) -> np.ndarray:
+    """[rows][cols][L][group] view of x [rows][..][L]: element e at column j reads x's column (j + e) * stride,
+    as WTGRAD's x layout does at stride 1, and along one column phase at a larger stride."""
     return np.lib.stride_tricks.as_strided(x, (x.shape[0], cols, x.shape[2], group),
-                                           (x.strides[0], x.strides[1], x.strides[2], x.strides[1]))
+                                           (x.strides[0], stride * x.strides[1], x.strides[2], stride * x.strides[1]))
 
 
 @pytest.mark.parametrize("isa", ISAS, ids=lambda i: i.name)
@@ -216,7 +216,7 @@ def test_packed_sliding_windows_equal_reference(isa, rounding, dtype, offset, gr
     view = _windows(x, 9, group)
     dst = np.zeros(view.shape, dtype)
     geometry = plan_geometry(view, dst)
-    assert geometry.access(L) == ("interleave", group * L) and geometry.slides(group * L)
+    assert geometry.access(L) == ("interleave", group * L) and geometry.slides(group * L) == "lanes"
     assert MovePlan(TARGET, isa, True, rounding, group * L, "interleave", storage_bits=8 * dst.itemsize,
                     interleave=group).packed
     key = StreamKey.of(group, threads)
@@ -249,3 +249,22 @@ def test_spread_writes_one_element_of_each_group(rounding, dtype, offset, group,
         want = ref.mant.astype(np.int32) + offset
     np.testing.assert_array_equal(full[..., group - 1], want)
     assert np.all(full[..., :group - 1] == 77)
+
+
+@pytest.mark.parametrize("rounding", ROUNDING_MODES)
+@pytest.mark.parametrize("dtype, offset, group", [(np.uint8, 128, 4), (np.int16, 0, 2)])
+@pytest.mark.parametrize("threads", [1, 3])
+def test_packed_windows_sliding_across_rows(rounding, dtype, offset, group, threads):
+    """A column phase of WTGRAD's x at stride 2: one vector per row, each row the previous one shifted by a run,
+    so the runs carry from row to row within an item; exact, at any thread count."""
+    L, bits = ISAS[0].lanes, 7 if dtype != np.int16 else 12
+    x = (np.random.default_rng(7).standard_normal((3, 2, 2 * (6 + group), L)) * 6).astype(np.float32)
+    view = _windows(x.reshape(6, -1, L), 6, group, stride=2).reshape(3, 2, 6, L, group)
+    dst = np.zeros(view.shape, dtype)
+    assert plan_geometry(view, dst).slides(group * L) == "rows"
+    key = StreamKey.of(group, threads, 2)
+    ref = quantize(x, bits, rounding, seed=key)
+    move(view, dst, TARGET, ISAS[0], threads, scale=2.0 ** -ref.exp, bits=bits, rounding=rounding, key=key, origin=x,
+         offset=offset)
+    want = _windows((ref.mant.astype(np.int32) + offset).reshape(6, -1, L), 6, group, stride=2)
+    np.testing.assert_array_equal(dst.astype(np.int32), want.reshape(view.shape))

@@ -44,11 +44,15 @@ class LaneSumPlan:
 class CorrectionTable:
     """Where each correction of a vec layout goes and what it sums, in vectors of `lanes` x 4 bytes from the
     layout's start: `outputs` [n, 3] (destination vector, first segment, segments) and `segments` [m, 2]
-    (first vector, vectors)."""
+    (first vector, vectors); the kernel reads them with the vectors as byte offsets (`kernel_outputs`,
+    `kernel_segments`), and `extent` is the vectors a layout needs for the table to stay inside it."""
 
     lanes: int
     outputs: np.ndarray
     segments: np.ndarray
+    kernel_outputs: np.ndarray
+    kernel_segments: np.ndarray
+    extent: int
 
     @staticmethod
     def of(lanes: int, outputs: list) -> CorrectionTable:
@@ -57,8 +61,13 @@ class CorrectionTable:
         for dst, parts in outputs:
             rows.append((dst, len(segments), len(parts)))
             segments += parts
-        return CorrectionTable(lanes, np.array(rows, np.int64).reshape(-1, 3),
-                               np.array(segments, np.int64).reshape(-1, 2))
+        rows = np.array(rows, np.int64).reshape(-1, 3)
+        segments = np.array(segments, np.int64).reshape(-1, 2)
+        V = lanes * GROUP
+        extent = max([int(rows[:, 0].max()) + 1 if len(rows) else 0] +
+                     ([int((segments[:, 0] + segments[:, 1]).max())] if len(segments) else []))
+        return CorrectionTable(lanes, rows, segments, rows * np.array([V, 1, 1], np.int64),
+                               segments * np.array([V, 1], np.int64), extent)
 
 
 def render(plan: LaneSumPlan) -> str:
@@ -74,18 +83,14 @@ def _compiled(plan: LaneSumPlan) -> jit.Compiled:
 def write_corrections(buf: np.ndarray, table: CorrectionTable, factor: int, target: Target, isa: Isa) -> None:
     """buf (a C-contiguous int8 layout) gets, at each output of `table`, factor x the lane sums of its segments
     as `lanes` INT32s: in the generated kernel on the host, else in numpy."""
-    V = table.lanes * GROUP
     if buf.dtype != np.int8 or not buf.flags.c_contiguous or not buf.flags.writeable:
         raise ShapeError(f"corrections: expected a writeable C-contiguous int8 layout, got {buf.dtype}")
-    ends = np.concatenate([table.outputs[:, 0:1] + 1, (table.segments[:, 0:1] + table.segments[:, 1:2])]) \
-        if len(table.outputs) else np.zeros((0, 1), np.int64)
-    if ends.size and int(ends.max()) * V > buf.nbytes:
+    if table.extent * table.lanes * GROUP > buf.nbytes:
         raise ShapeError(f"corrections: the table reaches past the layout's {buf.nbytes} bytes")
     if target.is_host:
-        outputs = table.outputs * np.array([V, 1, 1], np.int64)
-        segments = table.segments * np.array([V, 1], np.int64)
         _compiled(LaneSumPlan(target, isa, table.lanes)).function(
-            buf.ctypes.data, outputs.ctypes.data, segments.ctypes.data, len(outputs), int(factor))
+            buf.ctypes.data, table.kernel_outputs.ctypes.data, table.kernel_segments.ctypes.data,
+            len(table.outputs), int(factor))
         return
     vectors = buf.reshape(-1, table.lanes, GROUP)
     words = buf.reshape(-1, table.lanes * GROUP).view(np.int32)

@@ -60,7 +60,8 @@ class MovePlan:
     storage_bits: int = 16     # mantissas as INT16, or as bytes (the INT8 ISAs' layouts)
     offset: int = 0            # added to each stored byte: vpdpbusd's unsigned operand holds mant + 128
     interleave: int = 1        # source runs an "interleave" access weaves together, or a "spread" skips (2 or 4)
-    slide: bool = False        # packed: a vector's runs 1.. are the previous vector's runs 0.. (reused)
+    slide: str = ""            # packed: "lanes" (or "rows") when a vector's runs 1.. are the previous vector's
+                               # (the previous row's) runs 0.., which it reuses
 
     template = "move.ll.j2"
     entry = "dfpgen_move"
@@ -116,13 +117,17 @@ class Geometry:
             return "spread", vector
         return "contiguous", 1
 
-    def slides(self, vector: int) -> bool:
-        """Whether an "interleave" of `vector` elements may reuse runs: the next vector along a row reads its
-        run g where this one read run g+1 (WTGRAD's x at stride 1, whose element e reads column w + e), and a
-        row holds more than one vector."""
-        (n4, n5), (ss4, ss5) = self.extents[4:], self.src_strides[4:]
-        step = vector // n5 * ss4
-        return ss5 == step and n4 * n5 > vector
+    def slides(self, vector: int) -> str:
+        """How an "interleave" of `vector` elements may reuse runs: "lanes" when the next vector along a row
+        reads its run g where this one read run g+1 (WTGRAD's x at stride 1, whose element e reads column
+        w + e) and a row holds several vectors; "rows" when a row is one vector and the next row is the one
+        shifted so (a column phase of WTGRAD's x at a larger stride); else ""."""
+        (n3, n4, n5), (ss3, ss4, ss5) = self.extents[3:], self.src_strides[3:]
+        if ss5 == vector // n5 * ss4 and n4 * n5 > vector:
+            return "lanes"
+        if n4 * n5 == vector and ss5 == ss3 and n3 > 1:
+            return "rows"
+        return ""
 
     def words(self, index_base: int) -> np.ndarray:
         """The geometry as the kernel reads it: int64 extents, src strides, dst strides, index base."""
@@ -187,8 +192,8 @@ def _kernel(geometry: Geometry, target: Target, isa: Isa, quantize: bool, roundi
     plan = MovePlan(target, isa, quantize, rounding, vector, access, dequantize, storage_bits, offset,
                     geometry.extents[5] if access == "interleave" else
                     geometry.dst_strides[5] if access == "spread" else 1)
-    if plan.packed and geometry.slides(vector):
-        plan = replace(plan, slide=True)
+    if plan.packed:
+        plan = replace(plan, slide=geometry.slides(vector))
     return _compiled(plan).function, geometry.items(access)
 
 
@@ -230,15 +235,17 @@ def _checked_storage(dtype: np.dtype, mantissas: bool, bits: int | None, offset:
     return dtype
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class MoveStep:
     """One kernel launch of a program: a geometry between two views, placed by byte offsets from the first
-    element of the origin (the array every source view is taken from) and of the destination buffer."""
+    element of the origin (the array every source view is taken from) and of the destination buffer, and the
+    geometry as the kernel reads it (`words`, numbering stochastic draws from the origin's first element)."""
 
     src_offset: int
     dst_offset: int
     geometry: Geometry
     size: int
+    words: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -286,7 +293,9 @@ def _steps(src: np.ndarray, view: np.ndarray, src_offset: int, dst_offset: int, 
             _steps(src[i], view[i], src_offset + i * src.strides[0], dst_offset + i * view.strides[0], steps)
         return
     if src.size:
-        steps.append(MoveStep(src_offset, dst_offset, geometry, src.size))
+        words = geometry.words(src_offset // 4)
+        words.flags.writeable = False
+        steps.append(MoveStep(src_offset, dst_offset, geometry, src.size, words))
 
 
 def move(src: np.ndarray, dst: np.ndarray, target: Target, isa: Isa, threads: int, *, scale: float = 1.0,
@@ -338,10 +347,10 @@ def run_program(program: MoveProgram, origin: np.ndarray, dst: np.ndarray, targe
             raise SizeError("stochastic rounding numbers elements from the origin's first: a source view starts "
                             "before it")
         fn, items = _kernel(step.geometry, *kind)
-        words = step.geometry.words(step.src_offset // 4)
         ranges = split_items(items, min(threads, max(1, step.size // MIN_ITEM_WORK)))
         slots = np.zeros(len(ranges), np.float32)
-        args = (src_base + step.src_offset, dst_base + step.dst_offset, words.ctypes.data, float(scale), top, k0, k1)
+        args = (src_base + step.src_offset, dst_base + step.dst_offset, step.words.ctypes.data, float(scale), top,
+                k0, k1)
         run_ranges(lambda i, b, e: fn(*args, slots.ctypes.data + 4 * i, b, e), ranges)
         one = float(slots.max())
         if not one <= found:   # NaN included (max() would drop it)

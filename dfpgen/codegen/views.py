@@ -130,9 +130,12 @@ def wtgrad_src(source: np.ndarray, blocked: bool, dst: np.ndarray, plan: Plan) -
     inner_first, inner_last = lay.left, min(Wx, lay.left + cols - (elem - 1) * st)   # x column w - left + e*st
     pieces = []
     if inner_last > inner_first:
-        x_cols = src[..., inner_first - lay.left:inner_last - lay.left]
-        inside = dst[:, lay.top:lay.top + rows, inner_first:inner_last].transpose(0, 3, 1, 2, 4)
-        pieces.append((_with_axis(x_cols, elem, st), split(inside, 1, 1, C)))
+        # One piece per column phase modulo the stride: along a phase's columns, element e+1 of a column is
+        # element e of the next one, so the move quantizes each x element once (MovePlan.slide).
+        for phase in range(inner_first, min(inner_first + st, inner_last)):
+            x_cols = src[..., phase - lay.left:inner_last - lay.left:st]
+            inside = dst[:, lay.top:lay.top + rows, phase:inner_last:st].transpose(0, 3, 1, 2, 4)
+            pieces.append((_with_axis(x_cols, elem, 1), split(inside, 1, 1, C)))
     else:
         inner_first = inner_last = 0
     for e in range(elem):
