@@ -319,6 +319,20 @@ def move(src: np.ndarray, dst: np.ndarray, target: Target, isa: Isa, threads: in
                        key=key, dequantize=dequantize, offset=offset)
 
 
+@lru_cache(maxsize=4096)
+def _launches(program: MoveProgram, target: Target, isa: Isa, quantize: bool, rounding: str | None,
+              dequantize: bool, storage_bits: int, offset: int, threads: int) -> tuple:
+    """A program's launches for one kind of move and thread count: (kernel, item ranges, source and destination
+    byte offsets, the words' address, first max|.| slot) each, and the slots they fill; the same every step."""
+    launches, slots = [], 0
+    for step in program.steps:
+        fn, items = _kernel(step.geometry, target, isa, quantize, rounding, dequantize, storage_bits, offset)
+        ranges = tuple(split_items(items, min(threads, max(1, step.size // MIN_ITEM_WORK))))
+        launches.append((fn, ranges, step.src_offset, step.dst_offset, step.words.ctypes.data, slots))
+        slots += len(ranges)
+    return tuple(launches), slots
+
+
 def run_program(program: MoveProgram, origin: np.ndarray, dst: np.ndarray, target: Target, isa: Isa, threads: int,
                 *, scale: float = 1.0, bits: int | None = None, rounding: str = "nearest",
                 key: StreamKey | None = None, dequantize: bool = False, offset: int = 0) -> float:
@@ -337,22 +351,20 @@ def run_program(program: MoveProgram, origin: np.ndarray, dst: np.ndarray, targe
             raise PlanError("stochastic rounding in a generated quantizer needs a StreamKey (key=)")
         if origin.size >= INDEX_LIMIT:
             raise SizeError(f"stochastic rounding numbers at most 2**32 elements, the source has {origin.size}")
-    kind = (target, isa, quantize, rounding if quantize else None, quantize and dequantize,
-            8 * storage.itemsize if quantize and not dequantize else 16, offset)
+    if stochastic and program.steps and min(step.src_offset for step in program.steps) < 0:
+        raise SizeError("stochastic rounding numbers elements from the origin's first: a source view starts before it")
+    launches, slot_count = _launches(program, target, isa, quantize, rounding if quantize else None,
+                                     quantize and dequantize, 8 * storage.itemsize if quantize and not dequantize
+                                     else 16, offset, threads)
     top = float(max_mantissa(bits)) if quantize else 0.0
     k0, k1 = (key.k0, key.k1) if key is not None else (0, 0)
-    src_base, dst_base, found = origin.ctypes.data, dst.ctypes.data, 0.0
-    for step in program.steps:
-        if stochastic and step.src_offset < 0:
-            raise SizeError("stochastic rounding numbers elements from the origin's first: a source view starts "
-                            "before it")
-        fn, items = _kernel(step.geometry, *kind)
-        ranges = split_items(items, min(threads, max(1, step.size // MIN_ITEM_WORK)))
-        slots = np.zeros(len(ranges), np.float32)
-        args = (src_base + step.src_offset, dst_base + step.dst_offset, step.words.ctypes.data, float(scale), top,
-                k0, k1)
-        run_ranges(lambda i, b, e: fn(*args, slots.ctypes.data + 4 * i, b, e), ranges)
-        one = float(slots.max())
-        if not one <= found:   # NaN included (max() would drop it)
-            found = one
-    return found
+    src_base, dst_base, scale = origin.ctypes.data, dst.ctypes.data, float(scale)
+    slots = np.zeros(max(slot_count, 1), np.float32)
+    at = slots.ctypes.data
+    for fn, ranges, src_offset, dst_offset, words, first in launches:
+        args = (src_base + src_offset, dst_base + dst_offset, words, scale, top, k0, k1)
+        if len(ranges) == 1:
+            fn(*args, at + 4 * first, *ranges[0])
+        else:
+            run_ranges(lambda i, b, e: fn(*args, at + 4 * (first + i), b, e), ranges)
+    return float(slots.max())   # NaN when any slot holds one
