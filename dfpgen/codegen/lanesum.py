@@ -13,7 +13,7 @@ from functools import lru_cache
 import numpy as np
 
 from dfpgen.codegen import emit, jit
-from dfpgen.core.target import Isa, Target
+from dfpgen.core.target import Isa, Target, get_isa, host
 from dfpgen.errors import ShapeError
 from dfpgen.version import __version__
 
@@ -66,8 +66,8 @@ class CorrectionTable:
         V = lanes * GROUP
         extent = max([int(rows[:, 0].max()) + 1 if len(rows) else 0] +
                      ([int((segments[:, 0] + segments[:, 1]).max())] if len(segments) else []))
-        return CorrectionTable(lanes, rows, segments, rows * np.array([V, 1, 1], np.int64),
-                               segments * np.array([V, 1], np.int64), extent)
+        return CorrectionTable(lanes, rows, segments, np.ascontiguousarray(rows * np.array([V, 1, 1], np.int64)),
+                               np.ascontiguousarray(segments * np.array([V, 1], np.int64)), extent)
 
 
 def render(plan: LaneSumPlan) -> str:
@@ -80,6 +80,13 @@ def _compiled(plan: LaneSumPlan) -> jit.Compiled:
     return jit.jit(render(plan), plan.entry, plan.target, plan.isa, signature=CORRECTIONS_SIGNATURE)
 
 
+@lru_cache(maxsize=None)
+def _host_function(isa_name: str, lanes: int):
+    """The host's corrections kernel, looked up by name: plans unpickled from the plan cache each carry their own
+    Target, and comparing those (feature sets of hundreds of names) took longer than the kernel on small layers."""
+    return _compiled(LaneSumPlan(host(), get_isa(isa_name), lanes)).function
+
+
 def write_corrections(buf: np.ndarray, table: CorrectionTable, factor: int, target: Target, isa: Isa) -> None:
     """buf (a C-contiguous int8 layout) gets, at each output of `table`, factor x the lane sums of its segments
     as `lanes` INT32s: in the generated kernel on the host, else in numpy."""
@@ -88,9 +95,9 @@ def write_corrections(buf: np.ndarray, table: CorrectionTable, factor: int, targ
     if table.extent * table.lanes * GROUP > buf.nbytes:
         raise ShapeError(f"corrections: the table reaches past the layout's {buf.nbytes} bytes")
     if target.is_host:
-        _compiled(LaneSumPlan(target, isa, table.lanes)).function(
-            buf.ctypes.data, table.kernel_outputs.ctypes.data, table.kernel_segments.ctypes.data,
-            len(table.outputs), int(factor))
+        _host_function(isa.name, table.lanes)(buf.ctypes.data, table.kernel_outputs.ctypes.data,
+                                              table.kernel_segments.ctypes.data, len(table.kernel_outputs),
+                                              int(factor))
         return
     vectors = buf.reshape(-1, table.lanes, GROUP)
     words = buf.reshape(-1, table.lanes * GROUP).view(np.int32)
