@@ -268,3 +268,33 @@ def test_packed_windows_sliding_across_rows(rounding, dtype, offset, group, thre
          offset=offset)
     want = _windows((ref.mant.astype(np.int32) + offset).reshape(6, -1, L), 6, group, stride=2)
     np.testing.assert_array_equal(dst.astype(np.int32), want.reshape(view.shape))
+
+
+@pytest.mark.parametrize("rounding", ROUNDING_MODES)
+@pytest.mark.parametrize("dtype, offset, group, runs, first", [(np.uint8, 128, 4, 3, 1), (np.uint8, 128, 4, 2, 0),
+                                                               (np.int8, 0, 4, 3, 0), (np.int16, 0, 2, 1, 0),
+                                                               (np.float32, 0, 4, 2, 1)])
+def test_partial_groups_fill_their_first_elements(rounding, dtype, offset, group, runs, first):
+    """`runs` contiguous source runs into elements first..first+runs of each group (WTGRAD's edge columns and last
+    q's): packed and stored under a mask into mantissas, element by element into FP32; the rest untouched."""
+    L = ISAS[0].lanes
+    x = (np.random.default_rng(runs).standard_normal((3, runs, 2 * L)) * 5).astype(np.float32)
+    full = np.full((3, 2 * L, group), 77, dtype)
+    view = full[..., first:first + runs]
+    src = x.transpose(0, 2, 1)
+    # one run has no run axis left: one element of each group, a "spread"
+    assert plan_geometry(src, view).access(L) == (("partial", group * L) if runs > 1 else ("spread", L))
+    key = StreamKey.of(runs, first)
+    if dtype == np.float32:
+        move(src, view, TARGET, ISAS[0], 2)
+        want = src
+    else:
+        bits = 7 if dtype != np.int16 else 12
+        ref = quantize(x, bits, rounding, seed=key)
+        move(src, view, TARGET, ISAS[0], 2, scale=2.0 ** -ref.exp, bits=bits, rounding=rounding, key=key, origin=x,
+             offset=offset)
+        want = ref.mant.astype(np.int32).transpose(0, 2, 1) + offset
+    np.testing.assert_array_equal(full[..., first:first + runs], want)
+    untouched = np.ones(group, bool)
+    untouched[first:first + runs] = False
+    assert np.all(full[..., untouched] == 77)

@@ -37,7 +37,7 @@ _ROUND_INTRINSIC = {"nearest": "round", "nearest_even": "roundeven", "chop": "tr
 
 
 INTERLEAVES = (2, 4)   # INT16 pairs, INT8 quads
-ACCESSES = ("contiguous", "gather", "run", "interleave", "spread")
+ACCESSES = ("contiguous", "gather", "run", "interleave", "spread", "partial")
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,9 @@ class MovePlan:
     stride), "run" (dimensions 4 and 5 form one destination-contiguous run, read with a gather),
     "interleave" (a run of `interleave` contiguous source runs, element by element: INT16 pairs or INT8 quads
     from channels-innermost FP32) or "spread" (a contiguous source run into every `interleave`-th destination
-    element: one element of each pair or quad, written with a masked store)."""
+    element: one element of each pair or quad, written with a masked store) or "partial" (`runs` contiguous
+    source runs into the first `runs` elements of each group of `interleave`, packed and stored under a mask:
+    the layouts' edge columns and last q's, where the group's other elements hold padding))."""
 
     target: Target
     isa: Isa
@@ -60,6 +62,7 @@ class MovePlan:
     storage_bits: int = 16     # mantissas as INT16, or as bytes (the INT8 ISAs' layouts)
     offset: int = 0            # added to each stored byte: vpdpbusd's unsigned operand holds mant + 128
     interleave: int = 1        # source runs an "interleave" access weaves together, or a "spread" skips (2 or 4)
+    runs: int = 0              # "partial": the source runs woven into each group (fewer than `interleave`)
     slide: str = ""            # packed: "lanes" (or "rows") when a vector's runs 1.. are the previous vector's
                                # (the previous row's) runs 0.., which it reuses
 
@@ -72,7 +75,7 @@ class MovePlan:
     def packed(self) -> bool:
         """Whether an "interleave" quantizes each source run on its own and packs a lane's mantissas into one
         32-bit word (INT16 pairs, INT8 quads) instead of interleaving floats."""
-        return self.access == "interleave" and self.quantize and not self.dequantize and \
+        return self.access in ("interleave", "partial") and self.quantize and not self.dequantize and \
             self.storage_bits * self.interleave == 32
 
     @property
@@ -99,7 +102,8 @@ class Geometry:
 
     def items(self, access: str) -> int:
         """Work items: the product of the outer four extents (three for runs, whose rows are dimension 3)."""
-        return int(np.prod(self.extents[:RANK - (3 if access in ("run", "interleave") else 2)], dtype=np.int64))
+        return int(np.prod(self.extents[:RANK - (3 if access in ("run", "interleave", "partial") else 2)],
+                           dtype=np.int64))
 
     def access(self, vector: int) -> tuple[str, int]:
         """How the kernel reads the source and how many elements it moves at a time: whole vectors
@@ -111,6 +115,10 @@ class Geometry:
             return "interleave", n5 * vector
         if ds5 == 1 and n5 < vector and vector % n5 == 0 and ds4 == n5 and (n4 * n5) % vector == 0:
             return "run", vector
+        # The first n5 elements of each pair or quad from n5 contiguous runs (WTGRAD's edge columns and last q's,
+        # where the group's other elements read padding): packed words under a mask (mantissas only, _kernel).
+        if ds5 == 1 and ss4 == 1 and ds4 in INTERLEAVES and n5 < ds4 and n4 % vector == 0:
+            return "partial", ds4 * vector
         # One element of every pair or quad (the edges of WTGRAD's layouts, where the others read padding):
         # whole source vectors, stored into every ds5-th destination element under a mask.
         if ss5 == 1 and ds5 in INTERLEAVES and n5 % vector == 0:
@@ -189,9 +197,13 @@ def _kernel(geometry: Geometry, target: Target, isa: Isa, quantize: bool, roundi
             storage_bits: int, offset: int) -> tuple:
     """The compiled kernel moving `geometry` (its function) and its number of work items."""
     access, vector = geometry.access(isa.lanes)
-    plan = MovePlan(target, isa, quantize, rounding, vector, access, dequantize, storage_bits, offset,
-                    geometry.extents[5] if access == "interleave" else
-                    geometry.dst_strides[5] if access == "spread" else 1)
+    group = geometry.dst_strides[4] if access == "partial" else geometry.extents[5] if access == "interleave" else \
+        geometry.dst_strides[5] if access == "spread" else 1
+    plan = MovePlan(target, isa, quantize, rounding, vector, access, dequantize, storage_bits, offset, group,
+                    geometry.extents[5] if access == "partial" else 0)
+    if access == "partial" and not plan.packed:   # FP32 or narrower-than-a-word groups: element by element
+        plan = replace(plan, access="contiguous", vector=1, interleave=1, runs=0)
+        access = "contiguous"
     if plan.packed:
         plan = replace(plan, slide=geometry.slides(vector))
     return _compiled(plan).function, geometry.items(access)

@@ -138,52 +138,23 @@ def wtgrad_src(source: np.ndarray, blocked: bool, dst: np.ndarray, plan: Plan) -
             pieces.append((_with_axis(x_cols, elem, 1), split(inside, 1, 1, C)))
     else:
         inner_first = inner_last = 0
-    runs = []   # edge runs (element e, first dst column, columns)
-    for e in range(elem):
-        first = max(0, lay.left - e * st)                 # dst column of x's column first + e*st - left
-        last = min(Wx, lay.left + cols - e * st)
-        for a, b in ((first, min(last, inner_first)), (max(first, inner_last), last)):
-            if b > a:
-                runs.append((e, a, b - a))
-    for group in _edge_groups(runs, st, dst.strides[2] // dst.itemsize, elem):
-        e, a, n = group[0]
-        x_first = a + e * st - lay.left
-        x_run = src[..., x_first:x_first + n]
-        inside = dst[:, lay.top:lay.top + rows, a:a + n, :, e].transpose(0, 3, 1, 2)
-        if len(group) == 2:   # the second run as an axis of extent 2: one move for both
-            e2, a2, _ = group[1]
-            x_run = _with_step(x_run, (a2 - a + (e2 - e) * st) * x_run.strides[-1])
-            inside = _with_step(inside, (a2 - a) * dst.strides[2] + (e2 - e) * dst.strides[4])
-        pieces.append((x_run, split(inside, 1, 1, C)))
+    # Edge columns: those whose elements read x only in part, the rest padding. Neighbouring columns reading
+    # the same elements move together, each group of elements at once ("partial" moves).
+    edges: list = []   # (first column, columns, first element, elements)
+    for w in [*range(0, inner_first), *range(inner_last, Wx)]:
+        valid = [e for e in range(elem) if 0 <= w + e * st - lay.left < cols]
+        if not valid:
+            continue
+        e0, n = valid[0], len(valid)   # contiguous: x's columns are a range
+        if edges and edges[-1][0] + edges[-1][1] == w and edges[-1][2:] == (e0, n):
+            edges[-1] = (edges[-1][0], edges[-1][1] + 1, e0, n)
+        else:
+            edges.append((w, 1, e0, n))
+    for a, count, e0, n in edges:
+        x_first = a + e0 * st - lay.left
+        inside = dst[:, lay.top:lay.top + rows, a:a + count, :, e0:e0 + n].transpose(0, 3, 1, 2, 4)
+        pieces.append((_with_axis(src[..., x_first:x_first + count], n, st), split(inside, 1, 1, C)))
     return _regrouped(pieces)
-
-
-def _with_step(a: np.ndarray, step: int) -> np.ndarray:
-    """a with a new last axis of extent 2 whose index 1 is `step` bytes further on."""
-    return as_strided(a, a.shape + (2,), a.strides + (step,), writeable=a.flags.writeable)
-
-
-def _edge_groups(runs: list, st: int, column: int, elem: int) -> list:
-    """WTGRAD's edge runs (element e, first column, columns) in moves of one or two runs: two runs of one length
-    whose second lies further on in x and in the layout by more than a column's element step move as one
-    (a left edge with the right edge of the same element first), so every move stays a vector one ("spread")
-    and the edges take about half the launches."""
-    def fits(r, s) -> bool:
-        return r[2] == s[2] and s[1] + s[0] * st >= r[1] + r[0] * st and (s[1] - r[1]) * column + s[0] - r[0] > elem
-
-    groups, free = [], list(runs)
-    for same in (True, False):
-        rest = []
-        while free:
-            r = free.pop(0)
-            j = next((j for j, s in enumerate(free) if (not same or s[0] == r[0]) and (fits(r, s) or fits(s, r))), None)
-            if j is None:
-                rest.append(r)
-                continue
-            s = free.pop(j)
-            groups.append((r, s) if fits(r, s) else (s, r))
-        free = rest
-    return groups + [(r,) for r in free]
 
 
 def _regrouped(pieces: list) -> list | None:
@@ -209,9 +180,10 @@ def wtgrad_vec(source: np.ndarray, blocked: bool, dst: np.ndarray, plan: Plan) -
     if whole:
         inside = dst[:, :, :, :whole].transpose(0, 1, 4, 2, 3, 5)
         pieces.append((split(src[..., :whole * elem], 4, whole, elem), inside))
-    if whole < Qe:
-        for e in range(min(elem, Q - whole * elem)):
-            pieces.append((src[..., whole * elem + e], dst[:, :, :, whole, :, e].transpose(0, 1, 3, 2)))
+    tail = min(elem, Q - whole * elem) if whole < Qe else 0
+    if tail:   # the last q's: the first elements of the last pair or quad, one move
+        pieces.append((src[..., whole * elem:whole * elem + tail],
+                       dst[:, :, :, whole, :, :tail].transpose(0, 1, 3, 2, 4)))
     return _regrouped(pieces)
 
 
