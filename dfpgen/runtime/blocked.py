@@ -161,8 +161,7 @@ def program(cache: dict, key: tuple, make, origin: np.ndarray, dst: np.ndarray) 
 
 
 def fill(dst: np.ndarray, pairs: list | MoveProgram | None, origin: np.ndarray, layout, threads: int, *,
-         exp: int | None = None,
-         bits: int | None = None, rounding: str = "nearest", key: StreamKey | None = None,
+         exp: int | None = None, bits: int | None = None, rounding: str = "nearest", key: StreamKey | None = None,
          dequantize: bool = False, offset: int = 0) -> float:
     """Fill `dst` from `origin` (the array every source view is taken from): move each (source,
     destination) view pair (or run their MoveProgram, planned for arrays of these layouts), FP32 copies or
@@ -185,8 +184,8 @@ def fill(dst: np.ndarray, pairs: list | MoveProgram | None, origin: np.ndarray, 
     else:
         target, isa = host_isa()
         scale = float(np.ldexp(1.0, -exp)) if bits is not None else 1.0
-        program = pairs if isinstance(pairs, MoveProgram) else MoveProgram.of(pairs, origin, dst)
-        maxabs = run_program(program, origin, dst, target, isa, threads, scale=scale, bits=bits, rounding=rounding,
+        moves = pairs if isinstance(pairs, MoveProgram) else MoveProgram.of(pairs, origin, dst)
+        maxabs = run_program(moves, origin, dst, target, isa, threads, scale=scale, bits=bits, rounding=rounding,
                              key=key, dequantize=dequantize, offset=offset)
     if not np.isfinite(maxabs):
         raise NonFiniteError(f"a tensor to be quantized or laid out holds NaN or Inf (max |.| = {maxabs})")
