@@ -47,10 +47,10 @@ class MovePlan:
     "contiguous" (consecutive too; with vector 1, any strides), "gather" (the innermost dimension's
     stride), "run" (dimensions 4 and 5 form one destination-contiguous run, read with a gather),
     "interleave" (a run of `interleave` contiguous source runs, element by element: INT16 pairs or INT8 quads
-    from channels-innermost FP32) or "spread" (a contiguous source run into every `interleave`-th destination
+    from channels-innermost FP32), "spread" (a contiguous source run into every `interleave`-th destination
     element: one element of each pair or quad, written with a masked store) or "partial" (`runs` contiguous
     source runs into the first `runs` elements of each group of `interleave`, packed and stored under a mask:
-    the layouts' edge columns and last q's, where the group's other elements hold padding))."""
+    the layouts' edge columns and last q's, where the group's other elements hold padding)."""
 
     target: Target
     isa: Isa
@@ -73,8 +73,8 @@ class MovePlan:
 
     @property
     def packed(self) -> bool:
-        """Whether an "interleave" quantizes each source run on its own and packs a lane's mantissas into one
-        32-bit word (INT16 pairs, INT8 quads) instead of interleaving floats."""
+        """Whether an "interleave" (or "partial") quantizes each source run on its own and packs a lane's
+        mantissas into one 32-bit word (INT16 pairs, INT8 quads) instead of interleaving floats."""
         return self.access in ("interleave", "partial") and self.quantize and not self.dequantize and \
             self.storage_bits * self.interleave == 32
 
