@@ -243,3 +243,19 @@ def test_precision_study_writes_the_table_with_the_switches(tmp_path, monkeypatc
 def test_precision_study_refuses_an_unknown_run():
     with pytest.raises(ValueError, match="--runs 'fp16': expected some of fp32, dfp16, muppet, ladder"):
         precision_study.run_setup("fp16", "8:1,16:*")
+
+
+# ------------------------------------------------------------------ benchmarks/bench_step8.py
+
+
+def test_step8_table_has_the_three_contenders_and_the_phases(tmp_path, monkeypatch):
+    import bench_step8
+
+    monkeypatch.setattr(sys, "argv", ["bench_step8.py", "--net", "lenet", "--batch", "2", "--steps", "1", "--rounds",
+                                      "1", "--results-dir", str(tmp_path)])
+    bench_step8.main()
+    text = (tmp_path / f"step8_{host().cpu}.md").read_text()
+    assert "| contender | ms/step | FP32 / this | kernel fprop | kernel bprop | kernel wtgrad | quantize |" in text
+    names = list(bench_step8.contenders())
+    assert names[0] == "FP32" and all(f"| {name} |" in text for name in names)
+    assert names[1].endswith(host().best_isa("dfp16")) and names[-1].endswith(host().best_isa("dfp16", bits=8))

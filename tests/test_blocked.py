@@ -51,6 +51,26 @@ def test_every_pass_equals_the_numpy_path(spec, precision, threads, bits, seed):
     assert y.maxabs == float(np.abs(y.nchw(threads)).max())   # from the kernel's epilogue
 
 
+EIGHT_BIT_ISAS = resolve(None).isas("dfp16", bits=8)   # the INT8 ISAs (where the host has VNNI), then the INT16 ones
+
+
+@settings(max_examples=40, deadline=None)
+@given(spec=general_specs(max_size=12, max_channels=20, groups=(1,)), isa=st.sampled_from(EIGHT_BIT_ISAS),
+       threads=st.integers(1, 3), rounding=st.sampled_from(["nearest", "chop"]), seed=st.integers(0, 1000))
+def test_eight_bit_layouts_through_views_equal_the_numpy_path(spec, isa, threads, rounding, seed):
+    """8-bit data on the INT8 kernels (quads: packed, sliding, partial and spread moves, the corrections kernel)
+    and on the INT16 kernels, at every vector width the host runs: the blocked runtime's generated moves give
+    Conv2d's numpy-laid-out results, for any stride, padding, dilation and odd extents (edge columns, last q's)."""
+    op = Conv2d(spec, bits=8, isa=isa, rounding=rounding, threads=threads, seed=seed)
+    x, w, dy = _operands(spec, seed)
+    keys = tuple(StreamKey.of(seed, i) for i in range(3))
+    y, dx, dw = _blocked_results(op, x, w, dy, threads, keys)
+    qx, qw, qdy = (quantize(a, 8, rounding, seed=k) for a, k in zip((x, w, dy), keys))
+    np.testing.assert_array_equal(y.nchw(threads), op.fprop(qx, qw))
+    np.testing.assert_array_equal(dx.nchw(threads), op.bprop(qdy, qw))
+    np.testing.assert_array_equal(dw, op.wtgrad(qx, qdy))
+
+
 @pytest.mark.parametrize("spec", [ConvSpec(2, 64, 32, 9, 9, 3, 3, 1, 1, "3x3"), ConvSpec(2, 48, 80, 8, 7, 1, 1, 2, 0, "s2"),
                                   ConvSpec(2, 3, 16, 15, 15, 7, 7, 2, 3, "rgb")], ids=lambda s: s.name)
 def test_stochastic_rounding_shares_one_key_per_tensor_and_ignores_threads(spec):

@@ -9,7 +9,7 @@ import pytest
 
 import dfpgen
 from dfpgen import Blocking, Conv2d, ConvSpec, DFPTensor, Numerics
-from dfpgen.codegen.layout import block_input, block_weights
+from dfpgen.codegen.layout import block_input, block_weights, transposed_weight_blocks
 from dfpgen.core.catalog import select
 from dfpgen.core.dfp import offset_reduction_limit, safe_chain
 from dfpgen.core.target import ISAS, get_isa, host, named
@@ -362,3 +362,48 @@ def test_layers_take_vpdpbusd_exactly_when_every_operand_has_8_bits_or_fewer(bit
     np.testing.assert_array_equal(run_blocked(op, passes.BPROP, to_blocked(dy, 2), w).nchw(1), op.bprop(dy, w))
     np.testing.assert_array_equal(run_blocked(op, passes.WTGRAD, to_blocked(x, 2), to_blocked(dy, 2)),
                                   op.wtgrad(x, dy))
+
+
+
+def _reference_corrections(dst, plan, conv_pass):
+    """The corrections as numpy computed them before the generated kernel (sums over the blocked bytes)."""
+    def corr(sums):
+        return (-128 * sums.astype(np.int64)).astype(np.int32).view(np.int8).reshape(sums.shape + (4,))
+    if conv_pass == "fprop":
+        CB = dst.shape[1] - 1
+        dst[:, CB, 0, 0, 0] = corr(dst[:, :CB].sum(axis=(1, 2, 3, 4, 6), dtype=np.int64))
+    elif conv_pass == "bprop":
+        _, _, R, S, cpb, _, _ = dst.shape
+        KB = transposed_weight_blocks(plan)
+        for i, (rows, cols) in enumerate(plan.layout.phases):
+            sums = dst[:, :KB][:, :, list(rows)][:, :, :, list(cols)].sum(axis=(1, 2, 3, 4, 6), dtype=np.int64)
+            block, vector = divmod(i, R * S * cpb)
+            dst[(slice(None), KB + block) + np.unravel_index(vector, (R, S, cpb))] = corr(sums)
+    else:
+        N, (_, KB, P, Qe, lanes, _) = plan.spec.N, dst.shape
+        rows = dst[:N].sum(axis=(3, 5), dtype=np.int64).transpose(0, 2, 1, 3).reshape(N * P, KB, lanes)
+        for b, (first, count) in enumerate(plan.layout.block_rows):
+            image, vector = divmod(b, P * Qe)
+            dst[N + image, :, vector // Qe, vector % Qe] = corr(rows[first:first + count].sum(axis=0))
+
+
+@pytest.mark.parametrize("isa", INT8_ISAS)
+@pytest.mark.parametrize("spec", SHAPES + [ConvSpec(3, 40, 36, 9, 9, 3, 3, 2, 1, name="s2wide")], ids=lambda s: s.name)
+@pytest.mark.parametrize("pass_name", PASSES)
+def test_corrections_equal_numpy_sums(pass_name, spec, isa):
+    """Each pass's corrections table (which vectors each correction sums, where it goes), run by the generated
+    kernel on the host and by numpy for a named CPU, equals the sums numpy takes over the blocked layout."""
+    conv_pass = dfpgen.passes.get(pass_name)
+    targets = [t for t in (HOST, EMIT) if t.supports(isa)]
+    for target in targets:
+        plan = make_plan(spec, Numerics(8, 8), Blocking(rb=2) if pass_name == "wtgrad" else Blocking(), target,
+                         isa, pass_name)
+        if not plan.corrected:
+            continue
+        rng = np.random.default_rng(spec.C)
+        dst = rng.integers(-128, 128, plan.vec_shape, dtype=np.int8)
+        dst.reshape(-1)[:plan.vec_shape[-1] * 4] = -128   # the largest sums the bytes can make
+        want = dst.copy()
+        _reference_corrections(want, plan, pass_name)
+        conv_pass.vec_finish(dst, plan)
+        np.testing.assert_array_equal(dst, want)

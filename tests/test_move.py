@@ -195,3 +195,106 @@ def test_byte_destinations_refuse_what_they_cannot_hold():
         move(x, np.zeros((4, 16), np.int16), TARGET, ISAS[0], 1, bits=8, offset=128)
     with pytest.raises(DTypeError, match="expected a int16 or int8 or uint8 array"):
         move(x, np.zeros((4, 16), np.int32), TARGET, ISAS[0], 1, bits=8)
+
+
+def _windows(x: np.ndarray, cols: int, group: int, stride: int = 1) -> np.ndarray:
+    """[rows][cols][L][group] view of x [rows][..][L]: element e at column j reads x's column (j + e) * stride,
+    as WTGRAD's x layout does at stride 1, and along one column phase at a larger stride."""
+    return np.lib.stride_tricks.as_strided(x, (x.shape[0], cols, x.shape[2], group),
+                                           (x.strides[0], stride * x.strides[1], x.strides[2], stride * x.strides[1]))
+
+
+@pytest.mark.parametrize("isa", ISAS, ids=lambda i: i.name)
+@pytest.mark.parametrize("rounding", ROUNDING_MODES)
+@pytest.mark.parametrize("dtype, offset, group", [(np.uint8, 128, 4), (np.int8, 0, 4), (np.int16, 0, 2)])
+@pytest.mark.parametrize("threads", [1, 3])
+def test_packed_sliding_windows_equal_reference(isa, rounding, dtype, offset, group, threads):
+    """Overlapping runs packed into INT8 quads or INT16 pairs, each source run quantized once and reused by the
+    next vector: the mantissas dfpgen.quantize gives each source element, wherever it lands."""
+    L, bits = isa.lanes, 7 if dtype != np.int16 else 12
+    x = (np.random.default_rng(group).standard_normal((5, 9 + group - 1, L)) * 6).astype(np.float32)
+    view = _windows(x, 9, group)
+    dst = np.zeros(view.shape, dtype)
+    geometry = plan_geometry(view, dst)
+    assert geometry.access(L) == ("interleave", group * L) and geometry.slides(group * L) == "lanes"
+    assert MovePlan(TARGET, isa, True, rounding, group * L, "interleave", storage_bits=8 * dst.itemsize,
+                    interleave=group).packed
+    key = StreamKey.of(group, threads)
+    ref = quantize(x, bits, rounding, seed=key)
+    maxabs = move(view, dst, TARGET, isa, threads, scale=2.0 ** -ref.exp, bits=bits, rounding=rounding, key=key,
+                  origin=x, offset=offset)
+    want = _windows(ref.mant.astype(np.int32) + offset, 9, group)
+    np.testing.assert_array_equal(dst.astype(np.int32), want)
+    assert maxabs == float(np.abs(x).max())
+
+
+@pytest.mark.parametrize("rounding", ROUNDING_MODES)
+@pytest.mark.parametrize("dtype, offset, group, bits", [(np.uint8, 128, 4, 8), (np.int8, 0, 4, 6),
+                                                         (np.int16, 0, 2, 13), (np.float32, 0, 4, None)])
+def test_spread_writes_one_element_of_each_group(rounding, dtype, offset, group, bits):
+    """A contiguous source run into every group-th element (the edge columns of WTGRAD's layouts): masked
+    vector stores, exact, the other elements left as they were."""
+    L = ISAS[0].lanes
+    x = (np.random.default_rng(1).standard_normal((3, 4, 2 * L)) * 3).astype(np.float32)
+    full = np.full((3, 4, 2 * L, group), 77, dtype)
+    view = full[..., group - 1]
+    assert plan_geometry(x, view).access(L) == ("spread", L)
+    key = StreamKey.of(group)
+    if bits is None:
+        move(x, view, TARGET, ISAS[0], 2)
+        want = x
+    else:
+        ref = quantize(x, bits, rounding, seed=key)
+        move(x, view, TARGET, ISAS[0], 2, scale=2.0 ** -ref.exp, bits=bits, rounding=rounding, key=key, offset=offset)
+        want = ref.mant.astype(np.int32) + offset
+    np.testing.assert_array_equal(full[..., group - 1], want)
+    assert np.all(full[..., :group - 1] == 77)
+
+
+@pytest.mark.parametrize("rounding", ROUNDING_MODES)
+@pytest.mark.parametrize("dtype, offset, group", [(np.uint8, 128, 4), (np.int16, 0, 2)])
+@pytest.mark.parametrize("threads", [1, 3])
+def test_packed_windows_sliding_across_rows(rounding, dtype, offset, group, threads):
+    """A column phase of WTGRAD's x at stride 2: one vector per row, each row the previous one shifted by a run,
+    so the runs carry from row to row within an item; exact, at any thread count."""
+    L, bits = ISAS[0].lanes, 7 if dtype != np.int16 else 12
+    x = (np.random.default_rng(7).standard_normal((3, 2, 2 * (6 + group), L)) * 6).astype(np.float32)
+    view = _windows(x.reshape(6, -1, L), 6, group, stride=2).reshape(3, 2, 6, L, group)
+    dst = np.zeros(view.shape, dtype)
+    assert plan_geometry(view, dst).slides(group * L) == "rows"
+    key = StreamKey.of(group, threads, 2)
+    ref = quantize(x, bits, rounding, seed=key)
+    move(view, dst, TARGET, ISAS[0], threads, scale=2.0 ** -ref.exp, bits=bits, rounding=rounding, key=key, origin=x,
+         offset=offset)
+    want = _windows((ref.mant.astype(np.int32) + offset).reshape(6, -1, L), 6, group, stride=2)
+    np.testing.assert_array_equal(dst.astype(np.int32), want.reshape(view.shape))
+
+
+@pytest.mark.parametrize("rounding", ROUNDING_MODES)
+@pytest.mark.parametrize("dtype, offset, group, runs, first", [(np.uint8, 128, 4, 3, 1), (np.uint8, 128, 4, 2, 0),
+                                                               (np.int8, 0, 4, 3, 0), (np.int16, 0, 2, 1, 0),
+                                                               (np.float32, 0, 4, 2, 1)])
+def test_partial_groups_fill_their_first_elements(rounding, dtype, offset, group, runs, first):
+    """`runs` contiguous source runs into elements first..first+runs of each group (WTGRAD's edge columns and last
+    q's): packed and stored under a mask into mantissas, element by element into FP32; the rest untouched."""
+    L = ISAS[0].lanes
+    x = (np.random.default_rng(runs).standard_normal((3, runs, 2 * L)) * 5).astype(np.float32)
+    full = np.full((3, 2 * L, group), 77, dtype)
+    view = full[..., first:first + runs]
+    src = x.transpose(0, 2, 1)
+    # one run has no run axis left: one element of each group, a "spread"
+    assert plan_geometry(src, view).access(L) == (("partial", group * L) if runs > 1 else ("spread", L))
+    key = StreamKey.of(runs, first)
+    if dtype == np.float32:
+        move(src, view, TARGET, ISAS[0], 2)
+        want = src
+    else:
+        bits = 7 if dtype != np.int16 else 12
+        ref = quantize(x, bits, rounding, seed=key)
+        move(src, view, TARGET, ISAS[0], 2, scale=2.0 ** -ref.exp, bits=bits, rounding=rounding, key=key, origin=x,
+             offset=offset)
+        want = ref.mant.astype(np.int32).transpose(0, 2, 1) + offset
+    np.testing.assert_array_equal(full[..., first:first + runs], want)
+    untouched = np.ones(group, bool)
+    untouched[first:first + runs] = False
+    assert np.all(full[..., untouched] == 77)

@@ -14,8 +14,11 @@ correction -offset x sum(vec over the reduction) in its first vector (dfpgen/pas
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
+from dfpgen.codegen.lanesum import CorrectionTable, write_corrections
 from dfpgen.codegen.plan import Plan
 from dfpgen.errors import NumericsError
 
@@ -67,10 +70,9 @@ def _src_values(x, plan: Plan) -> np.ndarray:
     return _narrowed(x, plan.src_storage, plan.isa.src_offset)
 
 
-def _corrections(sums: np.ndarray, plan: Plan) -> np.ndarray:
-    """Per output lane, the INT32 correction -offset x sum(vec), as the bytes of one vector: (..., lanes, 4)."""
-    corr = (-plan.isa.src_offset * sums.astype(np.int64)).astype(np.int32)
-    return corr.view(np.int8).reshape(corr.shape + (4,))
+def _write_corrections(dst: np.ndarray, table: CorrectionTable, plan: Plan) -> None:
+    """Each output lane's INT32 correction -offset x sum(vec) into dst, as `table` places and sums them."""
+    write_corrections(dst, table, -plan.isa.src_offset, plan.target, plan.isa)
 
 
 def _pad_axis(a: np.ndarray, axis: int, size: int) -> np.ndarray:
@@ -116,8 +118,16 @@ def block_weights(w: np.ndarray, plan: Plan) -> np.ndarray:
 def weight_corrections(dst: np.ndarray, plan: Plan) -> None:
     """FPROP's vec on unsigned-src ISAs: each output channel's correction, from the blocked weights in dst."""
     if plan.corrected:
-        CB = dst.shape[1] - 1
-        dst[:, CB, 0, 0, 0] = _corrections(dst[:, :CB].sum(axis=(1, 2, 3, 4, 6), dtype=np.int64), plan)
+        _write_corrections(dst, _weight_table(dst.shape), plan)
+
+
+@lru_cache(maxsize=256)
+def _weight_table(shape: tuple) -> CorrectionTable:
+    """FPROP: filter block kb's correction, the first vector of its last channel block, sums the blocks before."""
+    KB, CBv, R, S, cpb, lanes, _ = shape
+    block = R * S * cpb
+    return CorrectionTable.of(lanes, [((kb * CBv + CBv - 1) * block, [(kb * CBv * block, (CBv - 1) * block)])
+                                      for kb in range(KB)])
 
 
 def unblock_output(y: np.ndarray, plan: Plan) -> np.ndarray:
@@ -162,12 +172,30 @@ def transposed_weight_blocks(plan: Plan) -> int:
 def transposed_weight_corrections(dst: np.ndarray, plan: Plan) -> None:
     """BPROP's vec on unsigned-src ISAs: one correction vector per phase, summing the blocked weights in dst
     over K and the phase's taps."""
-    _, _, R, S, cpb, _, _ = dst.shape
-    KB = transposed_weight_blocks(plan)
-    for i, (rows, cols) in enumerate(plan.layout.phases):
-        sums = dst[:, :KB][:, :, list(rows)][:, :, :, list(cols)].sum(axis=(1, 2, 3, 4, 6), dtype=np.int64)
-        block, vector = divmod(i, R * S * cpb)
-        dst[(slice(None), KB + block) + np.unravel_index(vector, (R, S, cpb))] = _corrections(sums, plan)
+    if plan.layout.phases:
+        _write_corrections(dst, _transposed_table(dst.shape, transposed_weight_blocks(plan), plan.layout.phases),
+                           plan)
+
+
+@lru_cache(maxsize=256)
+def _transposed_table(shape: tuple, KB: int, phases: tuple) -> CorrectionTable:
+    """BPROP: per channel block and phase i, the vector i past the KB weight blocks sums the phase's taps (cpb
+    vectors each, consecutive taps of a row as one run) of every weight block."""
+    CB, KBv, R, S, cpb, lanes, _ = shape
+    outputs = []
+    for cb in range(CB):
+        for i, (rows, cols) in enumerate(phases):
+            parts: list = []
+            for kb in range(KB):
+                for r in rows:
+                    for s in cols:
+                        start = (((cb * KBv + kb) * R + r) * S + s) * cpb
+                        if parts and parts[-1][0] + parts[-1][1] == start:
+                            parts[-1] = (parts[-1][0], parts[-1][1] + cpb)
+                        else:
+                            parts.append((start, cpb))
+            outputs.append(((cb * KBv + KB) * R * S * cpb + i, parts))
+    return CorrectionTable.of(lanes, outputs)
 
 
 def expand_input_pairs(x: np.ndarray, plan: Plan) -> np.ndarray:
@@ -201,19 +229,26 @@ def block_grad_output_pairs(dy: np.ndarray, plan: Plan) -> np.ndarray:
 def grad_output_corrections(dst: np.ndarray, plan: Plan) -> None:
     """WTGRAD's vec on unsigned-src ISAs: in the images past N, one correction vector per reduction block
     (a range of the N*P rows), summing the blocked dy in dst over the block's rows and q."""
-    if not plan.corrected:
-        return
-    N, (_, KB, P, Qe, lanes, _) = plan.spec.N, dst.shape
-    # Over q first with (lanes, elem) rows contiguous, in int32 (at most Qe * 127 per entry): numpy reduces
-    # int8 over two separated axes an order of magnitude slower.
-    per_q = dst[:N].reshape(N * KB * P, Qe, lanes * dst.shape[5]).sum(axis=1, dtype=np.int32)
-    row_sums = per_q.reshape(N, KB, P, lanes, -1).sum(axis=4, dtype=np.int64).transpose(0, 2, 1, 3).reshape(
-        N * P, KB, lanes)
-    running = np.concatenate([np.zeros((1, KB, lanes), np.int64), np.cumsum(row_sums, axis=0)])
-    first, rows = np.array(plan.layout.block_rows, dtype=np.int64).reshape(-1, 2).T
-    image, vector = np.divmod(np.arange(len(first)), P * Qe)
-    # Block b's vector sits in image N + b // (P*Qe) at row, column divmod(b % (P*Qe), Qe): all at once.
-    dst[N + image, :, vector // Qe, vector % Qe] = _corrections(running[first + rows] - running[first], plan)
+    if plan.corrected:
+        _write_corrections(dst, _grad_output_table(plan.spec.N, dst.shape, plan.layout.block_rows), plan)
+
+
+@lru_cache(maxsize=256)
+def _grad_output_table(N: int, shape: tuple, block_rows: tuple) -> CorrectionTable:
+    """WTGRAD: block b's correction for filter block kb sits in image N + b // (P*Qe) at row, column
+    divmod(b % (P*Qe), Qe) and sums the block's rows of dy (Qe vectors each), one run per image it spans."""
+    _, KB, P, Qe, lanes, _ = shape
+    outputs = []
+    for b, (first, rows) in enumerate(block_rows):
+        for kb in range(KB):
+            parts, row = [], first
+            while row < first + rows:
+                n, p = divmod(row, P)
+                span = min(P - p, first + rows - row)
+                parts.append((((n * KB + kb) * P + p) * Qe, span * Qe))
+                row += span
+            outputs.append((((N + b // (P * Qe)) * KB + kb) * P * Qe + b % (P * Qe), parts))
+    return CorrectionTable.of(lanes, outputs)
 
 
 def unblock_weight_grad(dw: np.ndarray, plan: Plan) -> np.ndarray:

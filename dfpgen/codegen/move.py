@@ -12,10 +12,11 @@ for any thread count.
 from __future__ import annotations
 
 import ctypes
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
+from numpy.lib.array_utils import byte_bounds
 
 from dfpgen.codegen import emit, jit
 from dfpgen.codegen.launch import run_ranges, split_items
@@ -36,7 +37,7 @@ _ROUND_INTRINSIC = {"nearest": "round", "nearest_even": "roundeven", "chop": "tr
 
 
 INTERLEAVES = (2, 4)   # INT16 pairs, INT8 quads
-ACCESSES = ("contiguous", "gather", "run", "interleave")
+ACCESSES = ("contiguous", "gather", "run", "interleave", "spread", "partial")
 
 
 @dataclass(frozen=True)
@@ -44,9 +45,12 @@ class MovePlan:
     """One data-movement kernel: quantize (with `rounding`) or copy FP32, `vector` elements at a time,
     written to consecutive destination elements and read from the source as `access` says:
     "contiguous" (consecutive too; with vector 1, any strides), "gather" (the innermost dimension's
-    stride), "run" (dimensions 4 and 5 form one destination-contiguous run, read with a gather) or
+    stride), "run" (dimensions 4 and 5 form one destination-contiguous run, read with a gather),
     "interleave" (a run of `interleave` contiguous source runs, element by element: INT16 pairs or INT8 quads
-    from channels-innermost FP32)."""
+    from channels-innermost FP32), "spread" (a contiguous source run into every `interleave`-th destination
+    element: one element of each pair or quad, written with a masked store) or "partial" (`runs` contiguous
+    source runs into the first `runs` elements of each group of `interleave`, packed and stored under a mask:
+    the layouts' edge columns and last q's, where the group's other elements hold padding)."""
 
     target: Target
     isa: Isa
@@ -57,12 +61,22 @@ class MovePlan:
     dequantize: bool = False   # store the represented FP32 values mant * 2**exp instead of mantissas
     storage_bits: int = 16     # mantissas as INT16, or as bytes (the INT8 ISAs' layouts)
     offset: int = 0            # added to each stored byte: vpdpbusd's unsigned operand holds mant + 128
-    interleave: int = 1        # source runs an "interleave" access weaves together (2 or 4)
+    interleave: int = 1        # source runs an "interleave" access weaves together, or a "spread" skips (2 or 4)
+    runs: int = 0              # "partial": the source runs woven into each group (fewer than `interleave`)
+    slide: str = ""            # packed: "lanes" (or "rows") when a vector's runs 1.. are the previous vector's
+                               # (the previous row's) runs 0.., which it reuses
 
     template = "move.ll.j2"
     entry = "dfpgen_move"
     draw_bits = DRAW_BITS
     draw_unit = "0x3E70000000000000"   # 2**-24, as LLVM spells a float constant
+
+    @property
+    def packed(self) -> bool:
+        """Whether an "interleave" (or "partial") quantizes each source run on its own and packs a lane's
+        mantissas into one 32-bit word (INT16 pairs, INT8 quads) instead of interleaving floats."""
+        return self.access in ("interleave", "partial") and self.quantize and not self.dequantize and \
+            self.storage_bits * self.interleave == 32
 
     @property
     def round_intrinsic(self) -> str:
@@ -88,7 +102,8 @@ class Geometry:
 
     def items(self, access: str) -> int:
         """Work items: the product of the outer four extents (three for runs, whose rows are dimension 3)."""
-        return int(np.prod(self.extents[:RANK - (3 if access in ("run", "interleave") else 2)], dtype=np.int64))
+        return int(np.prod(self.extents[:RANK - (3 if access in ("run", "interleave", "partial") else 2)],
+                           dtype=np.int64))
 
     def access(self, vector: int) -> tuple[str, int]:
         """How the kernel reads the source and how many elements it moves at a time: whole vectors
@@ -100,7 +115,27 @@ class Geometry:
             return "interleave", n5 * vector
         if ds5 == 1 and n5 < vector and vector % n5 == 0 and ds4 == n5 and (n4 * n5) % vector == 0:
             return "run", vector
+        # The first n5 elements of each pair or quad from n5 contiguous runs (WTGRAD's edge columns and last q's,
+        # where the group's other elements read padding): packed words under a mask (mantissas only, _kernel).
+        if ds5 == 1 and ss4 == 1 and ds4 in INTERLEAVES and n5 < ds4 and n4 % vector == 0:
+            return "partial", ds4 * vector
+        # One element of every pair or quad (the edges of WTGRAD's layouts, where the others read padding):
+        # whole source vectors, stored into every ds5-th destination element under a mask.
+        if ss5 == 1 and ds5 in INTERLEAVES and n5 % vector == 0:
+            return "spread", vector
         return "contiguous", 1
+
+    def slides(self, vector: int) -> str:
+        """How an "interleave" of `vector` elements may reuse runs: "lanes" when the next vector along a row
+        reads its run g where this one read run g+1 (WTGRAD's x at stride 1, whose element e reads column
+        w + e) and a row holds several vectors; "rows" when a row is one vector and the next row is the one
+        shifted so (a column phase of WTGRAD's x at a larger stride); else ""."""
+        (n3, n4, n5), (ss3, ss4, ss5) = self.extents[3:], self.src_strides[3:]
+        if ss5 == vector // n5 * ss4 and n4 * n5 > vector:
+            return "lanes"
+        if n4 * n5 == vector and ss5 == ss3 and n3 > 1:
+            return "rows"
+        return ""
 
     def words(self, index_base: int) -> np.ndarray:
         """The geometry as the kernel reads it: int64 extents, src strides, dst strides, index base."""
@@ -133,8 +168,15 @@ def plan_geometry(src: np.ndarray, dst: np.ndarray) -> Geometry:
     padded to RANK."""
     if src.shape != dst.shape:
         raise ShapeError(f"data movement: source view {src.shape} and destination view {dst.shape} differ")
-    dims = [(n, s, d) for n, s, d in zip(src.shape, _strides(src, "source"), _strides(dst, "destination"))
-            if n != 1]
+    return _geometry(src.shape, _strides(src, "source"), _strides(dst, "destination"))
+
+
+# A training step moves the same views step after step (only the arrays behind them change): their geometries
+# and kernels are looked up by shape and strides, which costs a small part of planning them again.
+@lru_cache(maxsize=4096)
+def _geometry(shape: tuple, src_strides: tuple, dst_strides: tuple) -> Geometry:
+    """plan_geometry's answer for views of `shape` with these element strides."""
+    dims = [(n, s, d) for n, s, d in zip(shape, src_strides, dst_strides) if n != 1]
     # Any loop order moves the same elements (stochastic draws go by source position), so the destination's
     # order is taken: sequential writes, whole vectors wherever it is contiguous (gathering the source).
     merged = _merged(_merged(dims), sort=True)
@@ -148,6 +190,23 @@ def plan_geometry(src: np.ndarray, dst: np.ndarray) -> Geometry:
 def _compiled(plan: MovePlan) -> jit.Compiled:
     ir = emit.environment().get_template(plan.template).render(plan=plan, entry=plan.entry, version=__version__)
     return jit.jit(ir, plan.entry, plan.target, plan.isa, signature=MOVE_SIGNATURE)
+
+
+@lru_cache(maxsize=4096)
+def _kernel(geometry: Geometry, target: Target, isa: Isa, quantize: bool, rounding: str | None, dequantize: bool,
+            storage_bits: int, offset: int) -> tuple:
+    """The compiled kernel moving `geometry` (its function) and its number of work items."""
+    access, vector = geometry.access(isa.lanes)
+    group = geometry.dst_strides[4] if access == "partial" else geometry.extents[5] if access == "interleave" else \
+        geometry.dst_strides[5] if access == "spread" else 1
+    plan = MovePlan(target, isa, quantize, rounding, vector, access, dequantize, storage_bits, offset, group,
+                    geometry.extents[5] if access == "partial" else 0)
+    if access == "partial" and not plan.packed:   # FP32 or narrower-than-a-word groups: element by element
+        plan = replace(plan, access="contiguous", vector=1, interleave=1, runs=0)
+        access = "contiguous"
+    if plan.packed:
+        plan = replace(plan, slide=geometry.slides(vector))
+    return _compiled(plan).function, geometry.items(access)
 
 
 def render(plan: MovePlan) -> str:
@@ -164,18 +223,91 @@ def _check(a: np.ndarray, dtype, name: str) -> None:
 def _storage(dst: np.ndarray, mantissas: bool, bits: int | None, offset: int) -> np.dtype:
     """The destination's dtype, checked: float32 for values, else int16 or (mantissas of at most 8 bits, with
     `offset` keeping them in range) int8/uint8."""
+    if not isinstance(dst, np.ndarray):
+        raise DTypeError(f"destination: expected a {_allowed(mantissas)} array, got {type(dst).__name__}")
+    return _checked_storage(dst.dtype, mantissas, bits, offset)
+
+
+def _allowed(mantissas: bool) -> str:
+    return "int16 or int8 or uint8" if mantissas else "float32"
+
+
+@lru_cache(maxsize=256)
+def _checked_storage(dtype: np.dtype, mantissas: bool, bits: int | None, offset: int) -> np.dtype:
     allowed = (np.int16, np.int8, np.uint8) if mantissas else (np.float32,)
-    if not isinstance(dst, np.ndarray) or dst.dtype not in allowed:
-        got = dst.dtype if isinstance(dst, np.ndarray) else type(dst).__name__
-        raise DTypeError(f"destination: expected a {' or '.join(np.dtype(t).name for t in allowed)} array, got {got}")
-    if mantissas and dst.dtype.itemsize == 1:
-        info, top = np.iinfo(dst.dtype), max_mantissa(bits)
+    if dtype not in allowed:
+        raise DTypeError(f"destination: expected a {_allowed(mantissas)} array, got {dtype}")
+    if mantissas and dtype.itemsize == 1:
+        info, top = np.iinfo(dtype), max_mantissa(bits)
         if -top + offset < info.min or top + offset > info.max:
-            raise DTypeError(f"destination: {dst.dtype} holds {info.min}..{info.max}; {bits}-bit mantissas plus "
+            raise DTypeError(f"destination: {dtype} holds {info.min}..{info.max}; {bits}-bit mantissas plus "
                              f"offset {offset} need {offset - top}..{offset + top}")
     elif offset:
         raise DTypeError(f"offset={offset}: only byte destinations take an offset")
-    return dst.dtype
+    return dtype
+
+
+@dataclass(frozen=True, eq=False)
+class MoveStep:
+    """One kernel launch of a program: a geometry between two views, placed by byte offsets from the first
+    element of the origin (the array every source view is taken from) and of the destination buffer, and the
+    geometry as the kernel reads it (`words`, numbering stochastic draws from the origin's first element)."""
+
+    src_offset: int
+    dst_offset: int
+    geometry: Geometry
+    size: int
+    words: np.ndarray
+
+
+@dataclass(frozen=True)
+class MoveProgram:
+    """The launches that move (source view, destination view) pairs, independent of where the arrays live:
+    views depend only on the arrays' shapes and strides, so a conversion plans its program once and runs it
+    on every new origin of the same layout (dfpgen/runtime/blocked.py)."""
+
+    steps: tuple
+
+    @staticmethod
+    def of(pairs: list, origin: np.ndarray, dst: np.ndarray) -> MoveProgram:
+        """The program of `pairs`, whose sources are views of `origin` and destinations views of `dst`."""
+        steps: list = []
+        for src, view in pairs:
+            _check(src, np.float32, "source")
+            if view.dtype != dst.dtype:
+                raise DTypeError(f"destination view: {view.dtype}, but the buffer holds {dst.dtype}")
+            # Offsets replace the views when the program runs on other arrays: a view must lie in its array.
+            _inside(src, origin, "source view", "origin")
+            _inside(view, dst, "destination view", "destination")
+            _steps(src, view, src.ctypes.data - origin.ctypes.data, view.ctypes.data - dst.ctypes.data, steps)
+        return MoveProgram(tuple(steps))
+
+
+def _inside(view: np.ndarray, array: np.ndarray, name: str, of: str) -> None:
+    """ShapeError unless every element of `view` lies in `array`'s memory (a view of it, not a copy)."""
+    if view.size == 0:
+        return
+    low, high = byte_bounds(view)
+    start, end = byte_bounds(array)
+    if low < start or high > end:
+        raise ShapeError(f"data movement: a {name} lies outside the {of} array (a copy, not a view of it)")
+
+
+def _steps(src: np.ndarray, view: np.ndarray, src_offset: int, dst_offset: int, steps: list) -> None:
+    """Append the launches of one pair: one, or with more dimensions than a geometry holds, one per index of
+    the outermost."""
+    try:
+        geometry = plan_geometry(src, view)
+    except PlanError:
+        if src.ndim <= RANK:
+            raise
+        for i in range(src.shape[0]):
+            _steps(src[i], view[i], src_offset + i * src.strides[0], dst_offset + i * view.strides[0], steps)
+        return
+    if src.size:
+        words = geometry.words(src_offset // 4)
+        words.flags.writeable = False
+        steps.append(MoveStep(src_offset, dst_offset, geometry, src.size, words))
 
 
 def move(src: np.ndarray, dst: np.ndarray, target: Target, isa: Isa, threads: int, *, scale: float = 1.0,
@@ -189,46 +321,62 @@ def move(src: np.ndarray, dst: np.ndarray, target: Target, isa: Isa, threads: in
     `origin` (the array `src` is a view of; default: src, which must then be C-contiguous). Returns
     max|src| (NaN when src holds one)."""
     _check(src, np.float32, "source")
+    _storage(dst, bits is not None and not dequantize, bits, offset)
+    if bits is not None and rounding == "stochastic" and origin is None and not src.flags.c_contiguous and \
+            key is not None:
+        raise ShapeError("source: stochastic rounding numbers elements by position; pass origin= for a view")
+    origin = src if origin is None else origin
+    program = MoveProgram.of([(src, dst)], origin, dst)
+    return run_program(program, origin, dst, target, isa, threads, scale=scale, bits=bits, rounding=rounding,
+                       key=key, dequantize=dequantize, offset=offset)
+
+
+@lru_cache(maxsize=4096)
+def _launches(program: MoveProgram, target: Target, isa: Isa, quantize: bool, rounding: str | None,
+              dequantize: bool, storage_bits: int, offset: int, threads: int) -> tuple:
+    """A program's launches for one kind of move and thread count: (kernel, item ranges, source and destination
+    byte offsets, the words' address, first max|.| slot) each, and the slots they fill; the same every step."""
+    launches, slots = [], 0
+    for step in program.steps:
+        fn, items = _kernel(step.geometry, target, isa, quantize, rounding, dequantize, storage_bits, offset)
+        ranges = tuple(split_items(items, min(threads, max(1, step.size // MIN_ITEM_WORK))))
+        launches.append((fn, ranges, step.src_offset, step.dst_offset, step.words.ctypes.data, slots))
+        slots += len(ranges)
+    return tuple(launches), slots
+
+
+def run_program(program: MoveProgram, origin: np.ndarray, dst: np.ndarray, target: Target, isa: Isa, threads: int,
+                *, scale: float = 1.0, bits: int | None = None, rounding: str = "nearest",
+                key: StreamKey | None = None, dequantize: bool = False, offset: int = 0) -> float:
+    """Run a program's moves from `origin` into `dst` (arrays of the layouts it was planned for), as `move`
+    moves one pair; returns max|.| over the moved elements (NaN when one is NaN)."""
+    _check(origin, np.float32, "source")
     quantize = bits is not None
     storage = _storage(dst, quantize and not dequantize, bits, offset)
     if not dst.flags.writeable:
         raise ShapeError("destination: a read-only array")
     if quantize:
         check_rounding(rounding)
-    try:
-        geometry = plan_geometry(src, dst)
-    except PlanError:
-        if src.ndim <= RANK:
-            raise
-        found = 0.0   # more dimensions than a geometry holds: one move per index of the outermost
-        for i in range(src.shape[0]):
-            one = move(src[i], dst[i], target, isa, threads, scale=scale, bits=bits, rounding=rounding, key=key,
-                       origin=src if origin is None else origin, dequantize=dequantize, offset=offset)
-            found = one if np.isnan(one) else max(found, one)
-        return found
-    index_base = 0
-    if quantize and rounding == "stochastic":
+    stochastic = quantize and rounding == "stochastic"
+    if stochastic:
         if key is None:
             raise PlanError("stochastic rounding in a generated quantizer needs a StreamKey (key=)")
-        origin = src if origin is None else origin
-        if origin is src and not src.flags.c_contiguous:
-            raise ShapeError("source: stochastic rounding numbers elements by position; pass origin= for a view")
-        index_base = (src.ctypes.data - origin.ctypes.data) // 4
-        if index_base < 0 or origin.size >= INDEX_LIMIT:
+        if origin.size >= INDEX_LIMIT:
             raise SizeError(f"stochastic rounding numbers at most 2**32 elements, the source has {origin.size}")
-    if src.size == 0:
-        return 0.0
-    access, vector = geometry.access(isa.lanes)
-    plan = MovePlan(target, isa, quantize, rounding if quantize else None, vector, access, quantize and dequantize,
-                    8 * storage.itemsize if quantize and not dequantize else 16, offset,
-                    geometry.extents[5] if access == "interleave" else 1)
-    fn = _compiled(plan).function
-    words = geometry.words(index_base)
-    parts = min(threads, max(1, src.size // MIN_ITEM_WORK))
-    ranges = split_items(geometry.items(access), parts)
-    slots = np.zeros(len(ranges), np.float32)
+    if stochastic and program.steps and min(step.src_offset for step in program.steps) < 0:
+        raise SizeError("stochastic rounding numbers elements from the origin's first: a source view starts before it")
+    launches, slot_count = _launches(program, target, isa, quantize, rounding if quantize else None,
+                                     quantize and dequantize, 8 * storage.itemsize if quantize and not dequantize
+                                     else 16, offset, threads)
     top = float(max_mantissa(bits)) if quantize else 0.0
     k0, k1 = (key.k0, key.k1) if key is not None else (0, 0)
-    args = (src.ctypes.data, dst.ctypes.data, words.ctypes.data, float(scale), top, k0, k1)
-    run_ranges(lambda i, b, e: fn(*args, slots.ctypes.data + 4 * i, b, e), ranges)
-    return float(slots.max())
+    src_base, dst_base, scale = origin.ctypes.data, dst.ctypes.data, float(scale)
+    slots = np.zeros(max(slot_count, 1), np.float32)
+    at = slots.ctypes.data
+    for fn, ranges, src_offset, dst_offset, words, first in launches:
+        args = (src_base + src_offset, dst_base + dst_offset, words, scale, top, k0, k1)
+        if len(ranges) == 1:
+            fn(*args, at + 4 * first, *ranges[0])
+        else:
+            run_ranges(lambda i, b, e: fn(*args, at + 4 * (first + i), b, e), ranges)
+    return float(slots.max())   # NaN when any slot holds one

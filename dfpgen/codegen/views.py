@@ -130,19 +130,30 @@ def wtgrad_src(source: np.ndarray, blocked: bool, dst: np.ndarray, plan: Plan) -
     inner_first, inner_last = lay.left, min(Wx, lay.left + cols - (elem - 1) * st)   # x column w - left + e*st
     pieces = []
     if inner_last > inner_first:
-        x_cols = src[..., inner_first - lay.left:inner_last - lay.left]
-        inside = dst[:, lay.top:lay.top + rows, inner_first:inner_last].transpose(0, 3, 1, 2, 4)
-        pieces.append((_with_axis(x_cols, elem, st), split(inside, 1, 1, C)))
+        # One piece per column phase modulo the stride: along a phase's columns, element e+1 of a column is
+        # element e of the next one, so the move quantizes each x element once (MovePlan.slide).
+        for phase in range(inner_first, min(inner_first + st, inner_last)):
+            x_cols = src[..., phase - lay.left:inner_last - lay.left:st]
+            inside = dst[:, lay.top:lay.top + rows, phase:inner_last:st].transpose(0, 3, 1, 2, 4)
+            pieces.append((_with_axis(x_cols, elem, 1), split(inside, 1, 1, C)))
     else:
         inner_first = inner_last = 0
-    for e in range(elem):
-        first = max(0, lay.left - e * st)                 # dst column of x's column first + e*st - left
-        last = min(Wx, lay.left + cols - e * st)
-        for a, b in ((first, min(last, inner_first)), (max(first, inner_last), last)):
-            if b > a:
-                x_first = a + e * st - lay.left
-                inside = dst[:, lay.top:lay.top + rows, a:b, :, e].transpose(0, 3, 1, 2)
-                pieces.append((src[..., x_first:x_first + b - a], split(inside, 1, 1, C)))
+    # Edge columns: those whose elements read x only in part, the rest padding. Neighbouring columns reading
+    # the same elements move together, each group of elements at once ("partial" moves).
+    edges: list = []   # (first column, columns, first element, elements)
+    for w in [*range(0, inner_first), *range(inner_last, Wx)]:
+        valid = [e for e in range(elem) if 0 <= w + e * st - lay.left < cols]
+        if not valid:
+            continue
+        e0, n = valid[0], len(valid)   # contiguous: x's columns are a range
+        if edges and edges[-1][0] + edges[-1][1] == w and edges[-1][2:] == (e0, n):
+            edges[-1] = (edges[-1][0], edges[-1][1] + 1, e0, n)
+        else:
+            edges.append((w, 1, e0, n))
+    for a, count, e0, n in edges:
+        x_first = a + e0 * st - lay.left
+        inside = dst[:, lay.top:lay.top + rows, a:a + count, :, e0:e0 + n].transpose(0, 3, 1, 2, 4)
+        pieces.append((_with_axis(src[..., x_first:x_first + count], n, st), split(inside, 1, 1, C)))
     return _regrouped(pieces)
 
 
@@ -169,9 +180,10 @@ def wtgrad_vec(source: np.ndarray, blocked: bool, dst: np.ndarray, plan: Plan) -
     if whole:
         inside = dst[:, :, :, :whole].transpose(0, 1, 4, 2, 3, 5)
         pieces.append((split(src[..., :whole * elem], 4, whole, elem), inside))
-    if whole < Qe:
-        for e in range(min(elem, Q - whole * elem)):
-            pieces.append((src[..., whole * elem + e], dst[:, :, :, whole, :, e].transpose(0, 1, 3, 2)))
+    tail = min(elem, Q - whole * elem) if whole < Qe else 0
+    if tail:   # the last q's: the first elements of the last pair or quad, one move
+        pieces.append((src[..., whole * elem:whole * elem + tail],
+                       dst[:, :, :, whole, :, :tail].transpose(0, 1, 3, 2, 4)))
     return _regrouped(pieces)
 
 

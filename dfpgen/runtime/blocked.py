@@ -18,7 +18,7 @@ from functools import lru_cache
 import numpy as np
 
 from dfpgen.codegen.layout import aligned_empty, aligned_zeros
-from dfpgen.codegen.move import move
+from dfpgen.codegen.move import MoveProgram, run_program
 from dfpgen.codegen.views import regroup, split, unblock_rows
 from dfpgen.core.dfp import quantize_with_exp
 from dfpgen.core.stochastic import StreamKey
@@ -150,11 +150,22 @@ def _numpy_unblock(data: np.ndarray, channels: int) -> np.ndarray:
     return data.transpose(0, 1, 4, 2, 3).reshape(N, G * L, H, W)[:, :channels]
 
 
-def fill(dst: np.ndarray, pairs: list | None, origin: np.ndarray, layout, threads: int, *, exp: int | None = None,
-         bits: int | None = None, rounding: str = "nearest", key: StreamKey | None = None,
+def program(cache: dict, key: tuple, make, origin: np.ndarray, dst: np.ndarray) -> MoveProgram | None:
+    """The MoveProgram of the view pairs `make()` returns for `origin` and `dst` (None: no views), planned once
+    per `key` and layouts of the two arrays: their views, and so the program, depend on nothing else."""
+    key = (*key, origin.shape, origin.strides, origin.dtype, dst.shape, dst.strides, dst.dtype)
+    if key not in cache:
+        pairs = make()
+        cache[key] = None if pairs is None else MoveProgram.of(pairs, origin, dst)
+    return cache[key]
+
+
+def fill(dst: np.ndarray, pairs: list | MoveProgram | None, origin: np.ndarray, layout, threads: int, *,
+         exp: int | None = None, bits: int | None = None, rounding: str = "nearest", key: StreamKey | None = None,
          dequantize: bool = False, offset: int = 0) -> float:
     """Fill `dst` from `origin` (the array every source view is taken from): move each (source,
-    destination) view pair, FP32 copies or with `bits` the mantissas on exponent `exp`. Without pairs
+    destination) view pair (or run their MoveProgram, planned for arrays of these layouts), FP32 copies or
+    with `bits` the mantissas on exponent `exp`. Without pairs
     (or without an exponent numpy can scale by in float32), numpy quantizes `origin` as it is laid out
     and `layout(values)` arranges the result in dst's shape. With `dequantize`, dst (float32) receives
     the values the mantissas represent: the operand of an FP32 kernel whose tensor kind is DFP. Byte
@@ -173,12 +184,9 @@ def fill(dst: np.ndarray, pairs: list | None, origin: np.ndarray, layout, thread
     else:
         target, isa = host_isa()
         scale = float(np.ldexp(1.0, -exp)) if bits is not None else 1.0
-        maxabs = 0.0
-        for src, view in pairs:
-            found = move(src, view, target, isa, threads, scale=scale, bits=bits, rounding=rounding, key=key,
-                         origin=origin, dequantize=dequantize, offset=offset)
-            if not found <= maxabs:   # NaN included (max() would drop it)
-                maxabs = found
+        moves = pairs if isinstance(pairs, MoveProgram) else MoveProgram.of(pairs, origin, dst)
+        maxabs = run_program(moves, origin, dst, target, isa, threads, scale=scale, bits=bits, rounding=rounding,
+                             key=key, dequantize=dequantize, offset=offset)
     if not np.isfinite(maxabs):
         raise NonFiniteError(f"a tensor to be quantized or laid out holds NaN or Inf (max |.| = {maxabs})")
     return maxabs

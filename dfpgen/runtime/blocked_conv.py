@@ -20,7 +20,7 @@ from dfpgen.core.stochastic import StreamKey
 from dfpgen.errors import NumericsError, ShapeError
 from dfpgen.passes import Pass
 from dfpgen.runtime import emulated, quire
-from dfpgen.runtime.blocked import Blocked, Measured, empty_blocked, fill, is_dense, lanes, to_blocked
+from dfpgen.runtime.blocked import Blocked, Measured, empty_blocked, fill, is_dense, lanes, program, to_blocked
 
 
 def _origin(operand, tensor, spec) -> tuple[np.ndarray, bool, float]:
@@ -78,7 +78,8 @@ def convert_operand(op, conv_pass: Pass, role: str, operand, key: StreamKey | No
     offset = plan.isa.src_offset if role == "src" and plan.int_accumulate else 0
     dst = _operand_buffer(op, conv_pass, role, *((plan.src_shape, plan.src_storage) if role == "src" else
                                                  (plan.vec_shape, plan.vec_storage)), zero=offset)
-    pairs = views(origin, blocked, dst, plan) if views is not None and op.spec.groups == 1 else None
+    pairs = program(op.move_programs, (conv_pass, role, blocked), lambda: views(origin, blocked, dst, plan),
+                    origin, dst) if views is not None and op.spec.groups == 1 else None
     channels = tensor.shape(op.spec)[1]
 
     def layout(values):
@@ -190,7 +191,8 @@ def run_blocked(op, conv_pass: Pass, a, b, keys: tuple = (None, None), out: np.n
         result = dst if plan.lanes == lanes() else _relaned(dst, shape, op.threads)
         found = Blocked(result, shape[1], maxabs)
     else:
-        views = conv_pass.result_views(dst, found) if conv_pass.result_views else None
+        views = program(op.move_programs, (conv_pass, "dst"), lambda: conv_pass.result_views(dst, found), dst,
+                        found) if conv_pass.result_views else None
         fill(found, views, dst, lambda values: conv_pass.from_dst(values, plan), op.threads)
     op.timings["layout"] = op.timings.get("layout", 0.0) + time.perf_counter() - start
     return found

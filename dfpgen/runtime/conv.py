@@ -118,6 +118,7 @@ class Conv2d:
         self._kernels: dict[Pass, Kernel] = {}
         self._layouts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self.operand_buffers: dict = {}   # (pass, role) -> the blocked runtime's reused operand buffers
+        self.move_programs: dict = {}     # the blocked runtime's conversions, by pass, role and layouts
         self.timings: dict[str, float] = {}
         passes.kernel_numerics(numerics)   # a chain too long for some pass's bits is reported now
         for conv_pass in passes.ALL:
