@@ -190,3 +190,25 @@ def test_every_host_isa_including_narrower_lanes(isa):
     np.testing.assert_array_equal(y.nchw(2), op.fprop(x, w))
     np.testing.assert_array_equal(dx.nchw(2), op.bprop(dy, w))
     np.testing.assert_array_equal(dw, op.wtgrad(x, dy))
+
+
+@pytest.mark.parametrize("precision", ["dfp16", "fp32"])
+def test_prepared_conversions_follow_each_operand_layout(precision):
+    """The op keeps one prepared conversion per operand layout: new data, then channels-last operands, then
+    NCHW again (Measured keeps an array's layout), each equal to a fresh op's results."""
+    spec = ConvSpec(2, 24, 40, 7, 6, 3, 3, 1, 1, "cache")
+    op = Conv2d(spec, precision=precision, threads=2)
+    for seed, channels_last in ((1, False), (2, False), (3, True), (4, False)):
+        x, w, dy = _operands(spec, seed)
+        if channels_last:
+            x, w, dy = (np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2) for a in (x, w, dy))
+        fresh = Conv2d(spec, precision=precision, threads=1)
+        mx, mw, mdy = Measured(x), Measured(w), Measured(dy)
+        y, dx, dw = (run_blocked(op, p, a, b) for p, a, b in ((passes.FPROP, mx, mw), (passes.BPROP, mdy, mw),
+                                                                (passes.WTGRAD, mx, mdy)))
+        np.testing.assert_array_equal(y.nchw(1), fresh.fprop(x, w))
+        np.testing.assert_array_equal(dx.nchw(1), fresh.bprop(dy, w))
+        np.testing.assert_array_equal(dw, fresh.wtgrad(x, dy))
+    conversions = {key[:2] for key in op.move_programs}
+    assert len(conversions) == 7   # six operands and WTGRAD's result
+    assert len(op.move_programs) == 6 * 2 + 1   # two layouts of each operand, one of dw (C-contiguous), no more
