@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_formats import posit_table
 
 from dfpgen import Conv2d, ConvSpec, formats, passes
 from dfpgen.core import expansion
@@ -22,8 +23,8 @@ from dfpgen.nn.layers import Conv
 from dfpgen.runtime import blas, quire
 from dfpgen.runtime.blocked import to_blocked
 from dfpgen.runtime.blocked_conv import convert_operand, operand_values, run_blocked
+
 from strategies import general_specs
-from test_formats import posit_table
 
 POSITS = ["posit8_0", "posit8_1", "posit8_2", "posit12_3", "posit16_1", "posit16_2"]
 

@@ -58,7 +58,8 @@ def test_formats_are_normalized_shown_and_rebuildable():
     n = LayerNumerics(formats={"grad": "posit16_1", "act": "posit8_1", "weight": "posit8_1"})
     assert n.formats == (("act", "posit8_1"), ("weight", "posit8_1"), ("grad", "posit16_1"))
     assert n == LayerNumerics(formats=parse_formats("act=posit8_1,weight=posit8_1,grad=posit16_1"))
-    assert n.describe() == "emulated act=posit8_1, weight=posit8_1, grad=posit16_1 (FP32 kernels)"
+    assert n.describe() == ("emulated act=posit8_1, weight=posit8_1, grad=posit16_1 (FP32 kernels; posit results "
+                            "summed exactly, as a quire)")
     assert eval(f"LayerNumerics({n.arguments()})") == n and hash(n) == hash(eval(f"LayerNumerics({n.arguments()})"))
     assert [n.pass_precision(p) for p in passes.ALL] == ["fp32"] * 3 and not any(n.is_dfp(k) for k in KINDS)
     mixed = LayerNumerics(formats={"grad": "fp8_e5m2"})

@@ -247,7 +247,9 @@ class LayerNumerics:
         """One line for logs."""
         if self.precision == "fp32":
             return "fp32"
-        emulated = f"emulated {', '.join(f'{k}={name}' for k, name in self.formats)} (FP32 kernels)"
+        quire = any(self.format_of(k).accumulation == "quire" for k, _ in self.formats)
+        engine = "FP32 kernels; posit results summed exactly, as a quire" if quire else "FP32 kernels"
+        emulated = f"emulated {', '.join(f'{k}={name}' for k, name in self.formats)} ({engine})"
         if len(self.formats) == len(KINDS):
             return emulated
         dfp = ','.join(k for k in self.dfp if self.is_dfp(k))

@@ -9,8 +9,8 @@ import numpy as np
 
 from dfpgen.codegen.launch import default_threads
 from dfpgen.codegen.layout import aligned_empty
-from dfpgen.nn.base import Layer, blocked, nchw, per_images
 from dfpgen.codegen.maxpool import NONE
+from dfpgen.nn.base import Layer, blocked, nchw, per_images
 from dfpgen.runtime.blocked import Blocked
 from dfpgen.runtime.pooling import maxpool_backward, maxpool_forward
 
