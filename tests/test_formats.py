@@ -8,6 +8,7 @@ rounding to the nearest value in the decoded table. MX: the OCP MX v1.0 formulas
 
 import dataclasses
 import math
+from fractions import Fraction
 from functools import lru_cache
 
 import numpy as np
@@ -52,16 +53,18 @@ def posit_table(n: int, es: int) -> np.ndarray:
     return np.array([posit_value(p, n, es) for p in range(1 << n)])
 
 
-def posit_round(x: float, n: int, es: int) -> int:
-    """The pattern a finite x rounds to: its exact posit bit string cut to n bits, nearest even."""
+def posit_round(x, n: int, es: int) -> int:
+    """The pattern a finite x (a float, or an exact dyadic Fraction) rounds to: its exact posit bit string cut to
+    n bits, nearest even."""
     if x == 0:
         return 0
-    a = abs(x)
-    scale = math.frexp(a)[1] - 1
+    a = abs(Fraction(x))                                   # exact for floats too
+    scale = a.numerator.bit_length() - a.denominator.bit_length()
+    scale -= Fraction(2) ** scale > a                      # floor(log2 a)
     k, e = divmod(scale, 2 ** es)
     regime = "1" * (k + 1) + "0" if k >= 0 else "0" * (-k) + "1"
-    frac, frac_bits = a / math.ldexp(1.0, scale) - 1.0, ""
-    while frac:                                 # a double's fraction ends within 1074 bits
+    frac, frac_bits = a / Fraction(2) ** scale - 1, ""
+    while frac:                                            # dyadic: the bit string ends
         frac *= 2
         frac_bits += "1" if frac >= 1 else "0"
         frac -= frac >= 1

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_formats import posit_table
+from test_formats import posit_round, posit_table
 
 from dfpgen import Conv2d, ConvSpec, formats, passes
 from dfpgen.core import expansion
@@ -33,25 +33,7 @@ POSITS = ["posit8_0", "posit8_1", "posit8_2", "posit12_3", "posit16_1", "posit16
 
 def posit_round_exact(q: Fraction, n: int, es: int) -> float:
     """The value an exact dyadic q rounds to in posit(n, es): its posit bit string cut to n bits, nearest even."""
-    if q == 0:
-        return 0.0
-    a = abs(q)
-    scale = a.numerator.bit_length() - a.denominator.bit_length()
-    scale -= Fraction(2) ** scale > a                                # floor(log2 a)
-    k, e = divmod(scale, 2 ** es)
-    regime = "1" * (k + 1) + "0" if k >= 0 else "0" * (-k) + "1"
-    frac, frac_bits = a / Fraction(2) ** scale - 1, ""
-    while frac:                                                      # dyadic: the bit string ends
-        frac *= 2
-        frac_bits += "1" if frac >= 1 else "0"
-        frac -= frac >= 1
-    body = regime + (format(e, f"0{es}b") if es else "") + frac_bits
-    kept = int(body[:n - 1].ljust(n - 1, "0"), 2)
-    if body[n - 1:n] == "1" and ("1" in body[n:] or kept & 1):
-        kept += 1
-    kept = min(max(kept, 1), (1 << (n - 1)) - 1)                     # never 0, never NaR
-    value = posit_table(n, es)[kept]
-    return value if q > 0 else -value
+    return float(posit_table(n, es)[posit_round(q, n, es)])
 
 
 def exact_passes(x: np.ndarray, w: np.ndarray, dy: np.ndarray, spec: ConvSpec) -> dict:
