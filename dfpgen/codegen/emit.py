@@ -65,6 +65,13 @@ def ir_types(isa: Isa, saturating: bool = False, vex_only: bool = False) -> dict
                     "asm_broadcast": "vpbroadcastd", "asm_mac": asm_mac}
 
 
+def render_kind(plan, **values) -> str:
+    """LLVM IR text of a plan of the other kernel kinds (data movement, pointwise, max pooling, corrections): its
+    template rendered with the plan, its entry and dfpgen's version, plus `values`."""
+    return environment().get_template(plan.template).render(plan=plan, entry=plan.entry, version=__version__,
+                                                            **values)
+
+
 def render(plan: Plan) -> str:
     """LLVM IR text of the kernel for `plan`."""
     template = environment().get_template(plan.template)

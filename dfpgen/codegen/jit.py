@@ -18,7 +18,7 @@ import llvmlite.binding as llvm
 
 from dfpgen.config import settings
 from dfpgen.core.target import Isa, Target, ensure_llvm
-from dfpgen.errors import CompileError
+from dfpgen.errors import CompileError, TargetError
 from dfpgen.files import atomic_write
 from dfpgen.version import __version__
 
@@ -91,6 +91,14 @@ def _read_cached_object(path: Path) -> bytes | None:
         return None
     digest, payload = data[:_DIGEST], data[_DIGEST:]
     return payload if payload and hashlib.sha256(payload).digest() == digest else None
+
+
+def jit_on_host(plan, ir: str, signature, what: str) -> Compiled:
+    """jit() for a plan of the other kernel kinds (its target, isa and entry); TargetError, naming `what`, unless
+    the plan's ISA runs on this host."""
+    if not (plan.target.is_host and plan.target.supports(plan.isa.name)):
+        raise TargetError(f"{what}: isa {plan.isa.name!r} on cpu {plan.target.cpu!r} cannot run here")
+    return jit(ir, plan.entry, plan.target, plan.isa, signature=signature)
 
 
 def jit(ir: str, entry: str, target: Target, isa: Isa, use_disk_cache: bool | None = None,

@@ -15,7 +15,6 @@ import numpy as np
 from dfpgen.codegen import emit, jit
 from dfpgen.core.target import Isa, Target, get_isa, host
 from dfpgen.errors import ShapeError
-from dfpgen.version import __version__
 
 # (buffer, outputs, segments, number of outputs, factor)
 CORRECTIONS_SIGNATURE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
@@ -72,12 +71,12 @@ class CorrectionTable:
 
 def render(plan: LaneSumPlan) -> str:
     """The IR of a corrections kernel (for inspection and tests)."""
-    return emit.environment().get_template(plan.template).render(plan=plan, entry=plan.entry, version=__version__)
+    return emit.render_kind(plan)
 
 
 @lru_cache(maxsize=None)
 def _compiled(plan: LaneSumPlan) -> jit.Compiled:
-    return jit.jit(render(plan), plan.entry, plan.target, plan.isa, signature=CORRECTIONS_SIGNATURE)
+    return jit.jit_on_host(plan, render(plan), CORRECTIONS_SIGNATURE, "INT8 corrections")
 
 
 @lru_cache(maxsize=None)

@@ -25,11 +25,10 @@ from functools import lru_cache
 import numpy as np
 
 from dfpgen.codegen import jit
-from dfpgen.codegen.emit import environment
+from dfpgen.codegen.emit import render_kind
 from dfpgen.codegen.launch import run_ranges, split_items
 from dfpgen.core.target import Isa, Target, get_isa, host
-from dfpgen.errors import PlanError, TargetError
-from dfpgen.version import __version__
+from dfpgen.errors import PlanError
 
 SIGNATURE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
                              ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64,
@@ -92,7 +91,7 @@ def plan(direction: str, k: int, stride: int, pad: int, isa: str | Isa | None = 
 
 def render(p: MaxPoolPlan) -> str:
     """LLVM IR text of a max-pooling kernel."""
-    return environment().get_template(p.template).render(plan=p, version=__version__)
+    return render_kind(p)
 
 
 @dataclass
@@ -118,7 +117,5 @@ class MaxPoolKernel:
 @lru_cache(maxsize=None)
 def kernel(p: MaxPoolPlan) -> MaxPoolKernel:
     """The compiled kernel for a plan, once per process (the object cache spares LLVM across processes)."""
-    if not (p.target.is_host and p.target.supports(p.isa.name)):
-        raise TargetError(f"max pooling: isa {p.isa.name!r} on cpu {p.target.cpu!r} cannot run here")
     ir = render(p)
-    return MaxPoolKernel(p, ir, jit.jit(ir, p.entry, p.target, p.isa, signature=SIGNATURE))
+    return MaxPoolKernel(p, ir, jit.jit_on_host(p, ir, SIGNATURE, "max pooling"))

@@ -24,7 +24,6 @@ from dfpgen.core.dfp import check_rounding, max_mantissa
 from dfpgen.core.stochastic import DRAW_BITS, INDEX_LIMIT, StreamKey
 from dfpgen.core.target import Isa, Target
 from dfpgen.errors import DTypeError, PlanError, ShapeError, SizeError
-from dfpgen.version import __version__
 
 RANK = 6            # dimensions of a geometry; the outer four are work items
 MIN_ITEM_WORK = 1 << 15   # elements per thread below which more threads cost more than they save
@@ -188,8 +187,7 @@ def _geometry(shape: tuple, src_strides: tuple, dst_strides: tuple) -> Geometry:
 
 @lru_cache(maxsize=None)
 def _compiled(plan: MovePlan) -> jit.Compiled:
-    ir = emit.environment().get_template(plan.template).render(plan=plan, entry=plan.entry, version=__version__)
-    return jit.jit(ir, plan.entry, plan.target, plan.isa, signature=MOVE_SIGNATURE)
+    return jit.jit_on_host(plan, render(plan), MOVE_SIGNATURE, "data movement")
 
 
 @lru_cache(maxsize=4096)
@@ -211,7 +209,7 @@ def _kernel(geometry: Geometry, target: Target, isa: Isa, quantize: bool, roundi
 
 def render(plan: MovePlan) -> str:
     """The IR of a data-movement kernel (for inspection and tests)."""
-    return emit.environment().get_template(plan.template).render(plan=plan, entry=plan.entry, version=__version__)
+    return emit.render_kind(plan)
 
 
 def _check(a: np.ndarray, dtype, name: str) -> None:

@@ -26,11 +26,10 @@ from typing import Callable
 import numpy as np
 
 from dfpgen.codegen import jit
-from dfpgen.codegen.emit import environment
+from dfpgen.codegen.emit import render_kind
 from dfpgen.codegen.launch import default_threads, run_ranges, split_items
 from dfpgen.core.target import Isa, Target, get_isa, host
-from dfpgen.errors import PlanError, TargetError
-from dfpgen.version import __version__
+from dfpgen.errors import PlanError
 
 SIGNATURE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
                              ctypes.c_int64, ctypes.c_int64, ctypes.c_int64)
@@ -311,7 +310,7 @@ def render(p: PointwisePlan) -> str:
     types = {"fvec": f"<{lanes} x float>", "dvec": f"<{lanes} x double>", "ivec": f"<{lanes} x i32>",
              "mvec": f"<{lanes} x i1>", "lvec": f"<{lanes} x i64>", "fsuffix": f"v{lanes}f32",
              "isuffix": f"v{lanes}i32", "align": 4 * lanes}
-    return environment().get_template(p.template).render(plan=p, t=types, entry=p.entry, version=__version__)
+    return render_kind(p, t=types)
 
 
 # ------------------------------------------------------------------ compiled kernels
@@ -344,7 +343,5 @@ class PointwiseKernel:
 @lru_cache(maxsize=None)
 def kernel(p: PointwisePlan) -> PointwiseKernel:
     """The compiled kernel for a plan, once per process (the object cache spares LLVM across processes)."""
-    if not (p.target.is_host and p.target.supports(p.isa.name)):
-        raise TargetError(f"pointwise {p.op.name}: isa {p.isa.name!r} on cpu {p.target.cpu!r} cannot run here")
     ir = render(p)
-    return PointwiseKernel(p, ir, jit.jit(ir, p.entry, p.target, p.isa, signature=SIGNATURE))
+    return PointwiseKernel(p, ir, jit.jit_on_host(p, ir, SIGNATURE, f"pointwise {p.op.name}"))

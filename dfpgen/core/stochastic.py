@@ -52,6 +52,11 @@ class StreamKey:
         state = _splitmix64(state)
         return cls(state & 0xFFFFFFFF, state >> 32)
 
+    @classmethod
+    def drawn(cls, rng: np.random.Generator) -> StreamKey:
+        """A key drawn from a generator (a layer's, reseeded per step): the same seed draws the same keys."""
+        return cls(*(int(v) for v in rng.integers(0, 2**32, 2)))
+
     def child(self, *parts: int) -> StreamKey:
         """A key derived from this one and more parts (e.g. one tensor role of a layer's step key)."""
         return StreamKey.of(self.k0, self.k1, *parts)

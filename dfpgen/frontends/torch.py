@@ -143,7 +143,7 @@ class _DFPLayer:
     def _key(self) -> StreamKey:
         """The stochastic-rounding stream of one tensor, drawn from the layer's generator (so a seed repeats
         it); one key per tensor, shared by the passes that read it, as dfpgen.nn.Conv draws them."""
-        return StreamKey(*(int(v) for v in self.rng.integers(0, 2**32, 2)))
+        return StreamKey.drawn(self.rng)
 
     def op(self, x_shape: tuple) -> Conv2d:
         """The Conv2d that runs this layer on (N, C, H, W) inputs (a Linear's are (1, C, 1, batch)); each

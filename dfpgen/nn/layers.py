@@ -81,7 +81,7 @@ class Conv(Layer):
     def _key(op: Conv2d) -> StreamKey:
         """The stochastic-rounding stream of one tensor: drawn from the op's generator, so reseeding repeats it.
         A tensor read by two passes is quantized with one key, so both see the same mantissas."""
-        return StreamKey(*(int(v) for v in op.rng.integers(0, 2**32, 2)))
+        return StreamKey.drawn(op.rng)
 
     def forward(self, x, train: bool = True):
         threads = self.threads or default_threads()

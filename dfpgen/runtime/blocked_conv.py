@@ -67,6 +67,14 @@ def _operand_buffer(op, conv_pass: Pass, role: str, shape: tuple, dtype, zero: i
     return buffers[key]
 
 
+def _dfp_rounding(op, kind, key: StreamKey | None) -> tuple[int, str, StreamKey | None]:
+    """A DFP kind's bits, rounding and stochastic stream: a tensor without a key draws one from the op's generator."""
+    rounding = op.numerics.rounding_of(kind)
+    if rounding == "stochastic" and key is None:
+        key = StreamKey.drawn(op.rng)
+    return op.numerics.bits_of(kind), rounding, key
+
+
 def convert_operand(op, conv_pass: Pass, role: str, operand, key: StreamKey | None) -> tuple[np.ndarray, int]:
     """Operand `role` ("src" or "vec") of a pass in the kernel's layout, and its exponent (0 for FP32)."""
     kernel = op.kernel(conv_pass)
@@ -99,9 +107,7 @@ def convert_operand(op, conv_pass: Pass, role: str, operand, key: StreamKey | No
         return dst, 0
     # A DFP tensor: mantissas for a DFP kernel; for an FP32 kernel (the other operand is FP32) the values
     # they represent, so every pass computes on the tensor the forward pass quantized.
-    bits, rounding = op.numerics.bits_of(kind), op.numerics.rounding_of(kind)
-    if rounding == "stochastic" and key is None:
-        key = StreamKey(*(int(v) for v in op.rng.integers(0, 2**32, 2)))
+    bits, rounding, key = _dfp_rounding(op, kind, key)
     exp = exponent_for_max(maxabs, bits)
     values = not plan.int_accumulate
     moved = fill(dst, pairs, origin, layout, threads, exp=exp, bits=bits, rounding=rounding, key=key, dequantize=values,
@@ -127,9 +133,7 @@ def operand_values(op, conv_pass: Pass, role: str, operand, key: StreamKey | Non
     if op.numerics.format_of(kind) is not None:
         values = emulated.operand_values(op.numerics, conv_pass, tensor, values)
     elif op.numerics.is_dfp(kind):
-        bits, rounding = op.numerics.bits_of(kind), op.numerics.rounding_of(kind)
-        if rounding == "stochastic" and key is None:
-            key = StreamKey(*(int(v) for v in op.rng.integers(0, 2**32, 2)))
+        bits, rounding, key = _dfp_rounding(op, kind, key)
         if isinstance(operand, Measured) and operand.hint:   # a guessed max|.| would set another exponent
             maxabs = operand.measure()
         values = np.empty(tensor.shape(op.spec), np.float32)

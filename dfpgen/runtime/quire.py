@@ -20,6 +20,7 @@ import math
 
 import numpy as np
 
+from dfpgen import passes
 from dfpgen.core.spec import ConvSpec
 from dfpgen.errors import NumericsError
 from dfpgen.passes import Pass
@@ -106,15 +107,15 @@ def _bprop(dy: np.ndarray, w: np.ndarray, s: ConvSpec) -> np.ndarray:
 
 
 # Each pass as one float64 GEMM (im2col, BLAS): exact on slices whatever order BLAS adds in, as said above.
-_GEMMS = {"fprop": _fprop, "bprop": _bprop, "wtgrad": _wtgrad}
+_GEMMS = {passes.FPROP: _fprop, passes.BPROP: _bprop, passes.WTGRAD: _wtgrad}
 
 
 def convolve(conv_pass: Pass, spec: ConvSpec, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """The pass on float64 a, b, summed in float64 by BLAS, group by group; a pass not built in here runs its
     numpy reference."""
-    if conv_pass.name not in _GEMMS:
+    if conv_pass not in _GEMMS:
         return conv_pass.reference(a, b, spec)
-    gemm, g = _GEMMS[conv_pass.name], spec.groups
+    gemm, g = _GEMMS[conv_pass], spec.groups
     if g == 1:
         return gemm(a, b, spec)
     one = spec.per_group()
