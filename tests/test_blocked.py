@@ -2,19 +2,22 @@
 every pass run on Blocked tensors and generated conversions equals Conv2d's numpy path bit for bit, for
 any shape (odd channels, strides, dilations, negative pads), rounding mode and thread count."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dfpgen import passes
+from dfpgen.codegen.plan import ResultLayout
 from dfpgen.core.dfp import DFPTensor, quantize
 from dfpgen.core.spec import ConvSpec
 from dfpgen.core.stochastic import StreamKey
-from dfpgen.core.target import resolve
-from dfpgen.errors import NonFiniteError, NumericsError, ShapeError
+from dfpgen.core.target import get_isa, resolve
+from dfpgen.errors import NonFiniteError, NumericsError, PlanError, ShapeError
 from dfpgen.runtime.blocked import Blocked, Measured, empty_blocked, lanes, to_blocked
-from dfpgen.runtime.blocked_conv import run_blocked
+from dfpgen.runtime.blocked_conv import Converted, convert_ahead, run_blocked
 from dfpgen.runtime.conv import Conv2d
 
 from strategies import general_specs
@@ -154,8 +157,8 @@ def test_bad_out_is_one_line():
         run_blocked(op, passes.WTGRAD, x, dy, out=np.zeros((16, 16, 3, 3), np.float64))
     with pytest.raises(ShapeError, match="out=: expected a dense"):
         run_blocked(op, passes.WTGRAD, x, dy, out=np.zeros((16, 16, 3, 6), np.float32)[..., ::2])
-    with pytest.raises(ShapeError, match="only weight gradients take out="):
-        run_blocked(op, passes.FPROP, x, w, out=np.zeros((1, 16, 4, 4), np.float32))
+    with pytest.raises(ShapeError, match=r"out=: expected a dense, writeable float32 array of shape \(1, 16, 4, 4\)"):
+        run_blocked(op, passes.FPROP, x, w, out=np.zeros((1, 16, 4, 5), np.float32))
 
 
 def test_errors_are_one_line_and_name_the_tensor():
@@ -176,6 +179,64 @@ def test_errors_are_one_line_and_name_the_tensor():
     with pytest.raises(NumericsError, match="groups=2"):
         run_blocked(grouped, passes.FPROP, to_blocked(x, 1), w[:, :8])
     assert empty_blocked((1, 16, 2, 2)).shape[-1] == lanes()
+
+
+@settings(max_examples=25, deadline=None)
+@given(spec=general_specs(max_size=10, max_channels=3, groups=(1,)), whole_blocks=st.booleans(),
+       isa=st.sampled_from(resolve(None).isas("dfp16") + resolve(None).isas("fp32")),
+       tiny=st.booleans(), threads=st.integers(1, 3), seed=st.integers(0, 1000))
+def test_results_written_into_a_channels_last_out(spec, whole_blocks, isa, tiny, threads, seed):
+    """FPROP and BPROP given a channels-last `out` write it: in place from a CHANNELS_LAST kernel when the
+    channels are whole blocks of lanes, else through a conversion; an NCHW `out` through a conversion. All
+    equal the blocked result bit for bit, for any geometry, ISA (DFP16 and FP32 kernels) and thread count,
+    and for results whose scale is no normal float32 (`tiny`: rescaled after the kernel)."""
+    if whole_blocks:
+        spec = dataclasses.replace(spec, C=spec.C * lanes(), K=spec.K * lanes())
+    op = Conv2d(spec, bits=12, precision=get_isa(isa).precision, isa=isa, threads=threads)
+    x, w, dy = _operands(spec, seed)
+    if tiny:
+        x, w = x * np.float32(2.0**-70), w * np.float32(2.0**-70)
+    for conv_pass, a, b in ((passes.FPROP, x, w), (passes.BPROP, dy, w)):
+        want = run_blocked(op, conv_pass, Measured(a), Measured(b)).nchw(threads)
+        N, C, H, W = want.shape
+        for out in (np.full((N, H, W, C), np.nan, np.float32).transpose(0, 3, 1, 2),
+                    np.full(want.shape, np.nan, np.float32)):
+            assert run_blocked(op, conv_pass, Measured(a), Measured(b), out=out) is out
+            np.testing.assert_array_equal(out, want)
+        lanes_of_kernel = op.kernel(conv_pass).plan.lanes
+        in_place = (conv_pass, ResultLayout.CHANNELS_LAST) in op._laid_out
+        assert in_place == (C % lanes_of_kernel == 0)
+        if in_place:
+            assert op.kernel(conv_pass, ResultLayout.CHANNELS_LAST).plan.dst_shape == (N, H, W, C)
+
+
+def test_a_channels_last_result_needs_whole_blocks_and_wtgrad_has_one_layout():
+    spec = ConvSpec(1, 16, 20, 4, 4, 3, 3, 1, 1, "cl")
+    op = Conv2d(spec, bits=12, threads=1)
+    with pytest.raises(PlanError, match="result_layout='channels-last': 20 result channels are not a multiple of "
+                                        "the 16 lanes"):
+        op.kernel(passes.FPROP, ResultLayout.CHANNELS_LAST)
+    with pytest.raises(PlanError, match="result_layout='channels-last': WTGRAD writes dw"):
+        op.kernel(passes.WTGRAD, ResultLayout.CHANNELS_LAST)
+
+
+def test_an_operand_converted_ahead_is_the_one_the_pass_would_convert():
+    """convert_ahead's layout is what run_blocked converts at the pass (stochastic rounding on the same key), and
+    run_blocked refuses one converted for another pass, role or op in one line."""
+    spec = ConvSpec(2, 32, 48, 7, 7, 3, 3, 1, 1, "ahead")
+    x, w, dy = _operands(spec, 7)
+    op = Conv2d(spec, bits=12, rounding="stochastic", threads=2)
+    key = StreamKey.of(1, 2)
+    ahead = convert_ahead(op, passes.BPROP, "vec", Measured(w), key)
+    assert isinstance(ahead, Converted)
+    dx = run_blocked(op, passes.BPROP, Measured(dy), ahead, (StreamKey.of(3, 4), key)).nchw(2)
+    fresh = Conv2d(spec, bits=12, rounding="stochastic", threads=1)
+    np.testing.assert_array_equal(dx, run_blocked(fresh, passes.BPROP, Measured(dy), Measured(w),
+                                                  (StreamKey.of(3, 4), key)).nchw(1))
+    with pytest.raises(ShapeError, match="fprop vec: got an operand converted for bprop vec$"):
+        run_blocked(op, passes.FPROP, Measured(x), ahead)
+    with pytest.raises(ShapeError, match="bprop vec: got an operand converted for bprop vec of another layer"):
+        run_blocked(fresh, passes.BPROP, Measured(dy), ahead)
 
 
 @pytest.mark.parametrize("isa", resolve(None).isas("dfp16"))

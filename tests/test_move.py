@@ -151,6 +151,34 @@ def test_vector_accesses_equal_reference(isa, rounding, layout, access):
         assert plan_geometry(view, dst).access(L)[0] == access
 
 
+@pytest.mark.parametrize("isa", ISAS, ids=lambda i: i.name)
+@pytest.mark.parametrize("rounding", ["nearest", "stochastic"])
+@pytest.mark.parametrize("layout", ["blocks", "qpairs"])
+@pytest.mark.parametrize("threads", [1, 3])
+def test_a_channels_last_source_is_read_in_its_own_order(isa, rounding, layout, threads):
+    """NHWC x into 32-channel blocks (FPROP's x) and NHWC dy into q-pairs per 16-channel block (WTGRAD's dy):
+    the destination takes whole cache lines per row, so the channel-block dimension, which continues the
+    source's contiguous run, becomes the row loop and the pixel the work item; the mantissas are the same."""
+    rng = np.random.default_rng(9)
+    if layout == "blocks":
+        x = rng.standard_normal((2, 5, 7, 128)).astype(np.float32)            # NHWC, 4 blocks of 32 channels
+        view = x.reshape(2, 35, 4, 32).transpose(0, 2, 1, 3)                    # [N][CB][HW][32]
+        row, run = 4, 32
+    else:
+        x = rng.standard_normal((2, 3, 8, 64)).astype(np.float32)             # NHWC, 4 blocks of 16 channels
+        view = x.reshape(2, 3, 4, 2, 4, 16).transpose(0, 4, 1, 2, 5, 3)        # [N][KB][P][Q/2][16][2]
+        row, run = 3, 16
+    dst = np.empty(view.shape, np.int16)
+    geometry = plan_geometry(view, dst)
+    assert geometry.src_strides[row] == run and geometry.extents[row] == 4   # the channel blocks are the rows
+    key = StreamKey.of(11)
+    ref, _ = _quantized_move(x, view, dst, 12, rounding, key, isa, threads, origin=x)
+    np.testing.assert_array_equal(dst, _through(ref.mant, view))
+    if layout == "blocks":   # 16-channel runs of INT16 are half a cache line: the destination's order stays
+        narrow = plan_geometry(view[..., :16], np.empty(view.shape[:-1] + (16,), np.int16))
+        assert narrow.src_strides[row] == 128 and narrow.dst_strides[row] == 16
+
+
 def _through(mant: np.ndarray, view: np.ndarray) -> np.ndarray:
     """The int16 mantissas of a C-contiguous float32 array, seen through the same view as the floats."""
     return np.lib.stride_tricks.as_strided(mant, view.shape, tuple(s // 2 for s in view.strides))

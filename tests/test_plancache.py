@@ -17,7 +17,7 @@ import dfpgen
 from dfpgen import ConvSpec, Numerics, passes
 from dfpgen.codegen import kernel as kernel_mod
 from dfpgen.codegen.calls import Calls
-from dfpgen.codegen.plan import Blocking, Plan
+from dfpgen.codegen.plan import Blocking, Plan, ResultLayout
 from dfpgen.core.target import host, named
 from dfpgen.runtime import conv as conv_mod
 from dfpgen.runtime import plancache
@@ -106,6 +106,7 @@ KEY_CHANGES = {
     "layer name": dict(spec=dataclasses.replace(SPEC, name="other")),   # the name is in the IR's comments
     "padding": dict(spec=dataclasses.replace(SPEC, pad_right=0)),
     "pass": dict(conv_pass=passes.BPROP),
+    "result layout": dict(result_layout=ResultLayout.CHANNELS_LAST),
     "isa": dict(isa="avx512_vnni", cpu="znver4"),
     "cpu": dict(cpu="haswell"),
 }

@@ -167,13 +167,13 @@ def plan_geometry(src: np.ndarray, dst: np.ndarray) -> Geometry:
     padded to RANK."""
     if src.shape != dst.shape:
         raise ShapeError(f"data movement: source view {src.shape} and destination view {dst.shape} differ")
-    return _geometry(src.shape, _strides(src, "source"), _strides(dst, "destination"))
+    return _geometry(src.shape, _strides(src, "source"), _strides(dst, "destination"), dst.itemsize)
 
 
 # A training step moves the same views step after step (only the arrays behind them change): their geometries
 # and kernels are looked up by shape and strides, which costs a small part of planning them again.
 @lru_cache(maxsize=4096)
-def _geometry(shape: tuple, src_strides: tuple, dst_strides: tuple) -> Geometry:
+def _geometry(shape: tuple, src_strides: tuple, dst_strides: tuple, dst_itemsize: int) -> Geometry:
     """plan_geometry's answer for views of `shape` with these element strides."""
     dims = [(n, s, d) for n, s, d in zip(shape, src_strides, dst_strides) if n != 1]
     # Any loop order moves the same elements (stochastic draws go by source position), so the destination's
@@ -182,7 +182,37 @@ def _geometry(shape: tuple, src_strides: tuple, dst_strides: tuple) -> Geometry:
     if len(merged) > RANK:
         raise PlanError(f"data movement: the views need {len(merged)} dimensions after merging, at most {RANK}")
     merged = [(1, 0, 0)] * (RANK - len(merged)) + merged
-    return Geometry(*(tuple(int(m[i]) for m in merged) for i in range(3)))
+    return _source_runs_inside(Geometry(*(tuple(int(m[i]) for m in merged) for i in range(3))), dst_itemsize)
+
+
+FULL_LINE = 64   # bytes: a destination written in runs of at least a cache line may be written out of order
+
+
+def _source_runs_inside(g: Geometry, dst_itemsize: int) -> Geometry:
+    """`g` with the dimension that continues the source's innermost run (its source stride is the run's length)
+    moved to the row loop, right outside the moved elements, when the destination takes whole cache lines per
+    row: a channels-last source (64..2048 channels a pixel) then streams once from memory, where the
+    destination's order would read it in one pass per channel block, a strided sliver at a time. Where the
+    destination's runs are shorter than a line, its order stays (partial lines written out of order cost more)."""
+    n, ss, ds = g.extents, g.src_strides, g.dst_strides
+    if ds[5] != 1:
+        return g
+    if ss[5] == 1:                                              # contiguous runs along dimension 5
+        run, slot, dst_run = n[5], 4, n[5]
+    elif ss[4] == 1 and n[5] in INTERLEAVES and ds[4] == n[5]:  # interleaved runs along dimension 4
+        if any(g.slides(n[5] * lanes) for lanes in (8, 16)):
+            return g                                            # the slide reuses runs in this order
+        run, slot, dst_run = n[4], 3, n[4] * n[5]
+    else:
+        return g
+    outer = [d for d in range(slot) if n[d] > 1 and ss[d] == run]
+    if dst_run * dst_itemsize < FULL_LINE or not outer or ss[slot] == run:
+        return g
+    inner = outer[-1]
+    dims = [(n[d], ss[d], ds[d]) for d in range(slot + 1) if d != inner and n[d] > 1]
+    dims += [(n[inner], ss[inner], ds[inner])] + [(n[d], ss[d], ds[d]) for d in range(slot + 1, RANK)]
+    dims = [(1, 0, 0)] * (RANK - len(dims)) + dims
+    return Geometry(*(tuple(int(dim[i]) for dim in dims) for i in range(3)))
 
 
 @lru_cache(maxsize=None)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from enum import Enum
 from functools import cached_property
 from math import ceil
 from typing import Callable
@@ -34,7 +35,29 @@ from dfpgen.core.target import Isa, Target, get_isa
 from dfpgen.errors import PlanError, SizeError
 
 ORDERS = ("nk", "kn", "np")
-PLAN_FORMAT = 4   # bump when the meaning of a Plan or Blocking field changes (goes into cache keys)
+PLAN_FORMAT = 5   # bump when the meaning of a Plan or Blocking field changes (goes into cache keys)
+
+
+class ResultLayout(Enum):
+    """How an FPROP or BPROP kernel lays out its FP32 result: BLOCKED [N][C/L][H][W][L] (the numpy runtime's
+    tensors, channels padded to whole blocks) or CHANNELS_LAST [N][H][W][C], the memory of a channels-last
+    tensor, which the kernel then writes in place (dfpgen.torch's results need no conversion); C must be a
+    multiple of the lanes L there, as every vector store is a whole block of channels."""
+
+    BLOCKED = "blocked"
+    CHANNELS_LAST = "channels-last"
+
+    def dst(self, images: int, channels: int, rows: int, cols: int, lanes: int) -> tuple:
+        """The result's shape and its element strides of a channel block, a row, a column and an image."""
+        blocks = ceil(channels / lanes)
+        if self is ResultLayout.BLOCKED:
+            row = cols * lanes
+            return (images, blocks, rows, cols, lanes), rows * row, row, lanes, blocks * rows * row
+        if channels % lanes:
+            raise PlanError(f"result_layout={self.value!r}: {channels} result channels are not a multiple of the "
+                            f"{lanes} lanes; use {ResultLayout.BLOCKED.value!r}")
+        row = cols * channels
+        return (images, rows, cols, channels), lanes, row, channels, rows * row
 
 
 @dataclass(frozen=True)
@@ -118,7 +141,7 @@ class Plan:
     unroll: int
     src_shape: tuple          # the blocked src operand (broadcast side)
     vec_shape: tuple          # the blocked vec operand (vector side)
-    dst_shape: tuple          # the blocked FP32 dst
+    dst_shape: tuple          # the FP32 dst, laid out as result_layout says
     layout: object            # pass-specific layout facts (pads, padded sizes) for dfpgen.codegen.layout
     steps: int                # length of the step tables
     src_step_offsets: tuple
@@ -141,6 +164,7 @@ class Plan:
     notes: tuple = field(default=())
     correction_steps: tuple = field(default=())   # per step t: where the INT32 correction of a call whose slice
                                                   # starts at t lies, from the call's vec base (unsigned-src ISAs)
+    result_layout: ResultLayout = ResultLayout.BLOCKED
     _splits: dict = field(default_factory=dict, init=False, repr=False, compare=False)   # threads -> Split
 
     def split(self, threads: int) -> Split:
@@ -247,7 +271,8 @@ class Plan:
             f"blocking {b.describe()}",
             f"register block {b.hb}x{b.wb} x {b.kv} vectors: {self.registers} of "
             f"{self.target.vector_registers} vector registers",
-            f"layouts: src {list(self.src_shape)} vec {list(self.vec_shape)} dst {list(self.dst_shape)}",
+            f"layouts: src {list(self.src_shape)} vec {list(self.vec_shape)} dst {list(self.dst_shape)}"
+            + ("" if self.result_layout is ResultLayout.BLOCKED else f" ({self.result_layout.value})"),
             f"reduction: step tables of {self.steps} steps, {self.unroll} elements a step"
             f"{', each step one inline-assembly block' if self.asm_steps else ''}",
         ]
@@ -399,6 +424,7 @@ class PassTables:
     split_levels: tuple = ()      # Level); default: one dimension, the items in order
     correction_steps: list | None = None        # unsigned-src ISAs: Plan.correction_steps
     correction_vectors: Callable | None = None  # unsigned-src ISAs: v -> a tile's corr offsets (Tile.corr)
+    result_layout: ResultLayout = ResultLayout.BLOCKED
 
 
 def finish(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target, conv_pass,
@@ -468,4 +494,5 @@ def finish(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Targe
         chain=min(c.chain, per_flush * unroll) if c.chain else 0, tiles=tuple(tiles), calls=calls,
         item_starts=tuple(builder.item_starts), reduction_blocks=blocks, batch=tables.batch,
         src_batch_stride=tables.src_batch_stride, dst_batch_stride=tables.dst_batch_stride, registers=registers,
-        work=work, notes=tuple(tables.notes), correction_steps=tuple(tables.correction_steps or ()))
+        work=work, notes=tuple(tables.notes), correction_steps=tuple(tables.correction_steps or ()),
+        result_layout=tables.result_layout)

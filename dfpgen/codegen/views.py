@@ -113,47 +113,63 @@ def bprop_src(source: np.ndarray, blocked: bool, dst: np.ndarray, plan: Plan) ->
     return _channels_last_pairs(source, blocked, dst, plan)
 
 
-def _with_axis(a: np.ndarray, extent: int, step: int) -> np.ndarray:
-    """a with a new last axis of `extent` whose index e moves e * step elements along a's last axis."""
-    return as_strided(a, a.shape + (extent,), a.strides + (step * a.strides[-1],), writeable=a.flags.writeable)
+def _with_axis(a: np.ndarray, extent: int, stride: int) -> np.ndarray:
+    """a with a new last axis of `extent` whose index e moves e * `stride` bytes."""
+    return as_strided(a, a.shape + (extent,), a.strides + (stride,), writeable=a.flags.writeable)
+
+
+def _within(progression: tuple, low: int, high: int) -> tuple | None:
+    """The part of a (start, stop, step) progression inside [low, high), or None."""
+    start, stop, step = progression
+    if start < low:
+        start += -(-(low - start) // step) * step
+    stop = min(stop, high)
+    return (start, stop, step) if start < stop else None
 
 
 def wtgrad_src(source: np.ndarray, blocked: bool, dst: np.ndarray, plan: Plan) -> list | None:
-    """WTGRAD's x: [N][pt+H+pb][Wx][C][elem], element e at column w holding padded x at w + e*sw.
-    Columns where every element reads x move as one view with an element axis (whole destination
-    vectors); the edge columns, element by element."""
+    """WTGRAD's x: [N][pt+H+pb][Wx][C][elem], element e at column w holding padded x at w + e*sw, filled only
+    where the kernel reads (plan.layout's rows_read and columns_read; the rest keeps the buffer's zeros).
+    Columns where every element reads x move as one view with an element axis (whole destination vectors);
+    the edge columns, element by element."""
     N, Hp, Wx, C, elem = dst.shape
     src = grouped(source, blocked, C, _channels(plan.conv_pass.src, plan))
     H, W, st, lay = src.shape[3], src.shape[4], plan.spec.sw, plan.layout
     rows, cols = fitted(H, lay.top, Hp), fitted(W, lay.left, Wx + st * (elem - 1))
-    src = src[:, :, :, :rows]
     inner_first, inner_last = lay.left, min(Wx, lay.left + cols - (elem - 1) * st)   # x column w - left + e*st
-    pieces = []
-    if inner_last > inner_first:
-        # One piece per column phase modulo the stride: along a phase's columns, element e+1 of a column is
-        # element e of the next one, so the move quantizes each x element once (MovePlan.slide).
-        for phase in range(inner_first, min(inner_first + st, inner_last)):
-            x_cols = src[..., phase - lay.left:inner_last - lay.left:st]
-            inside = dst[:, lay.top:lay.top + rows, phase:inner_last:st].transpose(0, 3, 1, 2, 4)
-            pieces.append((_with_axis(x_cols, elem, 1), split(inside, 1, 1, C)))
-    else:
-        inner_first = inner_last = 0
+    inner_last = max(inner_first, inner_last)
+    row_runs = [run for run in (_within(p, lay.top, lay.top + rows) for p in lay.rows_read) if run]
+    column_runs = [run for run in (_within(p, inner_first, inner_last) for p in lay.columns_read) if run]
+    read = {w for first, last, step in lay.columns_read for w in range(first, last, step)}
     # Edge columns: those whose elements read x only in part, the rest padding. Neighbouring columns reading
     # the same elements move together, each group of elements at once ("partial" moves).
     edges: list = []   # (first column, columns, first element, elements)
     for w in [*range(0, inner_first), *range(inner_last, Wx)]:
         valid = [e for e in range(elem) if 0 <= w + e * st - lay.left < cols]
-        if not valid:
+        if not valid or w not in read:
             continue
         e0, n = valid[0], len(valid)   # contiguous: x's columns are a range
         if edges and edges[-1][0] + edges[-1][1] == w and edges[-1][2:] == (e0, n):
             edges[-1] = (edges[-1][0], edges[-1][1] + 1, e0, n)
         else:
             edges.append((w, 1, e0, n))
-    for a, count, e0, n in edges:
-        x_first = a + e0 * st - lay.left
-        inside = dst[:, lay.top:lay.top + rows, a:a + count, :, e0:e0 + n].transpose(0, 3, 1, 2, 4)
-        pieces.append((_with_axis(src[..., x_first:x_first + count], n, st), split(inside, 1, 1, C)))
+    pieces = []
+    for top, bottom, row_step in row_runs:
+        x_rows = src[:, :, :, top - lay.top:bottom - lay.top:row_step]
+        element = st * x_rows.strides[-1]   # element e of a column reads x e*sw columns on
+        dst_rows = dst[:, top:bottom:row_step]
+        for first, last, step in column_runs:
+            # Along a column phase modulo the stride, element e+1 of a column is element e of the next one, so
+            # the move quantizes each x element once (MovePlan.slide); columns read at a larger step, alone.
+            stride = st if step == 1 else step
+            for phase in range(first, min(first + st, last)) if step == 1 else (first,):
+                x_cols = x_rows[..., phase - lay.left:last - lay.left:stride]
+                inside = dst_rows[:, :, phase:last:stride].transpose(0, 3, 1, 2, 4)
+                pieces.append((_with_axis(x_cols, elem, element), split(inside, 1, 1, C)))
+        for a, count, e0, n in edges:
+            x_first = a + e0 * st - lay.left
+            inside = dst_rows[:, :, a:a + count, :, e0:e0 + n].transpose(0, 3, 1, 2, 4)
+            pieces.append((_with_axis(x_rows[..., x_first:x_first + count], n, element), split(inside, 1, 1, C)))
     return _regrouped(pieces)
 
 

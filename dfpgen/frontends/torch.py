@@ -7,9 +7,10 @@ Master weights, biases, the optimizer and every other layer stay FP32 in torch, 
 
 A layer's passes run through dfpgen.runtime.blocked_conv.run_blocked on zero-copy numpy views of the
 torch tensors: the generated, threaded data-movement kernels quantize x, w and dy straight into each
-pass's operand layout, and FPROP's and BPROP's blocked results come back as tensors of the input's memory
+pass's operand layout, and FPROP's and BPROP's results come back as tensors of the input's memory
 format. A channels-last model (`model.to(memory_format=torch.channels_last)`) is the fast one: its
-tensors move in 16-channel runs, where NCHW needs gathers. Grouped layers and layers with FP32 kinds keep
+tensors move in 16-channel runs, where NCHW needs gathers, and the kernels write FPROP's and BPROP's
+results into its tensors in place (when the channels are whole 16-lane blocks). Grouped layers and layers with FP32 kinds keep
 the Conv2d.run path (numpy quantization).
 
 Importing dfpgen.torch before torch sets OMP_WAIT_POLICY=PASSIVE (unless set), so torch's idle OpenMP
@@ -23,7 +24,6 @@ import copy
 import sys
 import textwrap
 import threading
-import time
 import warnings
 from dataclasses import dataclass, field
 
@@ -50,7 +50,7 @@ from dfpgen.core.spec import ConvSpec
 from dfpgen.core.stochastic import StreamKey
 from dfpgen.core.target import resolve
 from dfpgen.errors import DTypeError, NumericsError, ShapeError, SpecError, TargetError
-from dfpgen.runtime.blocked import Blocked, Measured, memory_axes
+from dfpgen.runtime.blocked import Measured, memory_axes
 from dfpgen.runtime.blocked_conv import run_blocked
 from dfpgen.runtime.conv import Conv2d, _threads, choose_isa
 from dfpgen.training.precision import PrecisionSchedule, PrecisionState, Switch
@@ -188,7 +188,8 @@ class _DFPConvFunction(torch.autograd.Function):
         # could tell that they changed.
         xm, wm = _measured(xn, x, layer, "input"), _measured(wn, weight, layer, "weight")
         keys = (layer._key(), layer._key())
-        y = _run(op, passes.FPROP, xm, wm, keys)
+        y = _result_tensor(op, passes.FPROP, _is_channels_last(x))
+        _run(op, passes.FPROP, xm, wm, keys, out=y.numpy())
         # Backward reads x and w again where they are views of the tensors (not copies): autograd keeps
         # those, so an in-place change before backward fails there, as for nn.Conv2d, instead of quantizing
         # other values.
@@ -198,7 +199,7 @@ class _DFPConvFunction(torch.autograd.Function):
         ctx.dfp = (op, layer, xm if need_w else None, wm if need_x else None, keys)
         ctx.weight_layout = (tuple(weight.shape), torch.channels_last if _is_channels_last(weight) else
                              torch.contiguous_format)
-        return _as_tensor(y, op, channels_last=_is_channels_last(x))
+        return y
 
     @staticmethod
     @once_differentiable
@@ -215,8 +216,10 @@ class _DFPConvFunction(torch.autograd.Function):
         dym = _measured(_check_tensor(dy, "output gradient", layer.dfp_name, channels_last=True), dy, layer,
                         "output gradient")
         key_dy = layer._key()
-        dx = _as_tensor(_run(op, passes.BPROP, dym, wm, (key_dy, key_w)), op, channels_last=_is_channels_last(dy)) \
-            if need_x else None
+        dx = None
+        if need_x:
+            dx = _result_tensor(op, passes.BPROP, _is_channels_last(dy))
+            _run(op, passes.BPROP, dym, wm, (key_dy, key_w), out=dx.numpy())
         dw = None
         if need_w:   # in the weight's memory format, which autograd would otherwise copy it into
             shape, memory_format = ctx.weight_layout
@@ -271,14 +274,11 @@ def _measured(a: np.ndarray, t: torch.Tensor, layer: _DFPLayer, what: str) -> Me
     return operand
 
 
-def _as_tensor(result: Blocked, op: Conv2d, channels_last: bool) -> torch.Tensor:
-    """A blocked FPROP/BPROP result as a torch tensor, channels-last when the pass's input was (as nn.Conv2d
-    keeps the memory format), else NCHW; the conversion counts as layout time."""
-    start = time.perf_counter()
-    out = torch.empty(result.shape, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-    result.unblock_into(out.numpy(), op.threads)
-    op.timings["layout"] = op.timings.get("layout", 0.0) + time.perf_counter() - start
-    return out
+def _result_tensor(op: Conv2d, conv_pass, channels_last: bool) -> torch.Tensor:
+    """An empty tensor for a pass's result, for run_blocked to write: channels-last when the pass's input was
+    (as nn.Conv2d keeps the memory format; the kernels then write it in place), else NCHW."""
+    return torch.empty(conv_pass.result.shape(op.spec),
+                       memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
 
 def _conv2d_forward(ctx, xn: np.ndarray, wn: np.ndarray, op: Conv2d, layer: _DFPLayer) -> torch.Tensor:

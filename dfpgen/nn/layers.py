@@ -25,7 +25,7 @@ from dfpgen.nn.base import Layer, Param, blocked, empty_like, like, nchw, per_la
 from dfpgen.nn.pooling import AvgPool, MaxPool
 from dfpgen.runtime import pointwise
 from dfpgen.runtime.blocked import Blocked, to_blocked
-from dfpgen.runtime.blocked_conv import run_blocked
+from dfpgen.runtime.blocked_conv import convert_ahead, run_blocked
 from dfpgen.runtime.conv import Conv2d
 
 __all__ = ["AvgPool", "BatchNorm", "Concat", "Conv", "Flatten", "Layer", "Linear", "MaxPool", "Param", "ReLU",
@@ -90,12 +90,13 @@ class Conv(Layer):
         op = self.op(spec)
         w = self.weight.measured()
         keys = (self._key(op), self._key(op))
+        w_bprop = convert_ahead(op, passes.BPROP, "vec", w, keys[1]) if train and self.input_grad else w
         y = run_blocked(op, passes.FPROP, xb, w, keys)
         if self.bias is not None:
             y = Blocked(y.data, y.channels, pointwise.affine(y.data, per_lane(np.ones(self.K), y),
                                                              per_lane(self.bias.data, y), y.data, False,
                                                              threads=threads))
-        self._saved = (spec, xb, w, keys, isinstance(x, Blocked)) if train else None
+        self._saved = (spec, xb, w_bprop, keys, isinstance(x, Blocked)) if train else None
         return like(y, x, threads)
 
     def backward(self, dy):

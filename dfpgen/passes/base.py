@@ -16,7 +16,7 @@ from math import prod
 from typing import Callable
 
 from dfpgen.codegen.footprint import Footprint, check_memory, check_offsets, estimate, estimate_emission
-from dfpgen.codegen.plan import Blocking, finish
+from dfpgen.codegen.plan import Blocking, ResultLayout, finish
 from dfpgen.core.numerics import Kind
 from dfpgen.core.spec import ConvSpec
 
@@ -139,9 +139,11 @@ class Pass:
         check_memory(found, spec.name or spec.describe(), self.name, "run" if run else "kernel")
         return found
 
-    def plan(self, spec: ConvSpec, numerics, blocking, target, isa_name: str):
-        """Plan one kernel of this pass (PlanError when the blocking cannot work here; SizeError, before any
-        table is built, when its offsets would pass 2**31)."""
+    def plan(self, spec: ConvSpec, numerics, blocking, target, isa_name: str,
+             result_layout: ResultLayout = ResultLayout.BLOCKED):
+        """Plan one kernel of this pass, its result laid out as `result_layout` says (PlanError when the blocking
+        or the layout cannot work here; SizeError, before any table is built, when its offsets would pass 2**31)."""
         check_offsets(self.geometry(spec, numerics, blocking, target, isa_name), spec.name or spec.describe(),
                       self.name, (self.src.name, self.vec.name, self.result.name))
-        return finish(spec, numerics, blocking, target, self, self.planner(spec, numerics, blocking, target, isa_name))
+        return finish(spec, numerics, blocking, target, self,
+                      self.planner(spec, numerics, blocking, target, isa_name, result_layout))

@@ -26,7 +26,8 @@ from dfpgen.codegen.calls import CallsBuilder
 from dfpgen.codegen.footprint import Geometry
 from dfpgen.codegen.layout import (block_grad_output, block_weights_transposed, transposed_weight_corrections,
                                    unblock_output)
-from dfpgen.codegen.plan import Blocking, PassTables, channel_blocks, check_correction, clip_block, common, split
+from dfpgen.codegen.plan import (Blocking, PassTables, ResultLayout, channel_blocks, check_correction, clip_block,
+                                 common, split)
 from dfpgen.codegen.split import batched
 from dfpgen.core.numerics import Numerics
 from dfpgen.core.spec import ConvSpec
@@ -70,7 +71,8 @@ def _blocks(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Targ
     return clip_block(c, CB, s.H, s.W), cpb, unroll, KB, CB, rows, cols
 
 
-def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target, isa_name: str) -> PassTables:
+def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target, isa_name: str,
+         result_layout: ResultLayout = ResultLayout.BLOCKED) -> PassTables:
     """Plan a BPROP kernel."""
     c, cpb, unroll, KB, CB, rows, cols = _blocks(spec, numerics, blocking, target, isa_name)
     s, elem, lanes = spec, c.elem, c.lanes
@@ -83,8 +85,7 @@ def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target,
     w_s = cpb * lanes * elem
     w_r, w_kb = s.S * w_s, s.R * s.S * w_s
     w_cb = (KB + _extra_blocks(c, cpb, s, rows, cols)) * w_kb
-    out_w, out_h = lanes, s.W * lanes
-    out_cb = s.H * out_h
+    dst_shape, out_cb, out_h, out_w, out_n = result_layout.dst(s.N, s.C, s.H, s.W, lanes)
 
     src_steps, vec_steps, builder = [], [], CallsBuilder()
     phases = []
@@ -135,9 +136,9 @@ def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target,
         common=c, cpb=cpb, unroll=unroll,
         src_shape=(s.N, KB, Pp, Qp, ce),
         vec_shape=(CB, KB + _extra_blocks(c, cpb, s, rows, cols), s.R, s.S, cpb, lanes, elem),
-        dst_shape=(s.N, CB, s.H, s.W, lanes), layout=BpropLayout(top, left, cpb, elem, taps),
+        dst_shape=dst_shape, layout=BpropLayout(top, left, cpb, elem, taps), result_layout=result_layout,
         src_steps=src_steps, vec_steps=vec_steps, tile_offsets=tile_offsets, calls=builder,
-        batch=s.N, src_batch_stride=KB * src_kb, dst_batch_stride=CB * out_cb, notes=notes, split_dims=dims,
+        batch=s.N, src_batch_stride=KB * src_kb, dst_batch_stride=out_n, notes=notes, split_dims=dims,
         split_levels=levels, **correction)
 
 

@@ -21,7 +21,8 @@ from dfpgen.codegen import views
 from dfpgen.codegen.calls import CallsBuilder
 from dfpgen.codegen.footprint import Geometry
 from dfpgen.codegen.layout import block_input, block_weights, unblock_output, weight_corrections
-from dfpgen.codegen.plan import Blocking, PassTables, channel_blocks, check_correction, clip_block, common, split
+from dfpgen.codegen.plan import (Blocking, PassTables, ResultLayout, channel_blocks, check_correction, clip_block,
+                                 common, split)
 from dfpgen.codegen.split import batched
 from dfpgen.core.numerics import Numerics
 from dfpgen.core.spec import ConvSpec
@@ -55,7 +56,8 @@ def _vec_blocks(c, CB: int) -> int:
     return CB + (1 if c.isa.src_offset else 0)
 
 
-def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target, isa_name: str) -> PassTables:
+def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target, isa_name: str,
+         result_layout: ResultLayout = ResultLayout.BLOCKED) -> PassTables:
     """Plan an FPROP kernel."""
     c, cpb, unroll, CB, KB = _blocks(spec, numerics, blocking, target, isa_name)
     s, elem, lanes = spec, c.elem, c.lanes
@@ -67,8 +69,7 @@ def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target,
     w_s = cpb * lanes * elem
     w_r, w_cb = s.S * w_s, s.R * s.S * w_s
     w_kb = _vec_blocks(c, CB) * w_cb
-    out_q, out_p = lanes, s.Q * lanes
-    out_kb = s.P * out_p
+    dst_shape, out_kb, out_p, out_q, out_n = result_layout.dst(s.N, s.K, s.P, s.Q, lanes)
 
     src_steps, vec_steps = [], []
     for cb in range(CB):
@@ -104,9 +105,9 @@ def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target,
     return PassTables(
         common=c, cpb=cpb, unroll=unroll,
         src_shape=(s.N, CB, Hp, Wp, ce), vec_shape=(KB, _vec_blocks(c, CB), s.R, s.S, cpb, lanes, elem),
-        dst_shape=(s.N, KB, s.P, s.Q, lanes), layout=FpropLayout(s.pt, s.pl, cpb, elem),
+        dst_shape=dst_shape, layout=FpropLayout(s.pt, s.pl, cpb, elem), result_layout=result_layout,
         src_steps=src_steps, vec_steps=vec_steps, tile_offsets=tile_offsets, calls=builder,
-        batch=s.N, src_batch_stride=in_n, dst_batch_stride=KB * out_kb, notes=notes, split_dims=dims,
+        batch=s.N, src_batch_stride=in_n, dst_batch_stride=out_n, notes=notes, split_dims=dims,
         split_levels=levels, **_correction(c, CB * w_cb, w_kb, len(src_steps)))
 
 

@@ -34,8 +34,8 @@ from dfpgen.codegen.calls import CallsBuilder
 from dfpgen.codegen.footprint import Geometry
 from dfpgen.codegen.layout import (block_grad_output_pairs, expand_input_pairs, grad_output_corrections,
                                    unblock_weight_grad)
-from dfpgen.codegen.plan import (Blocking, PassTables, check_correction, clip_block, common, largest_divisor_at_most,
-                                 split)
+from dfpgen.codegen.plan import (Blocking, PassTables, ResultLayout, check_correction, clip_block, common,
+                                 largest_divisor_at_most, split)
 from dfpgen.codegen.split import Dim, Level
 from dfpgen.core.numerics import Numerics
 from dfpgen.core.spec import ConvSpec
@@ -55,6 +55,25 @@ class WtgradLayout:
     q_elems: int
     elem: int
     block_rows: tuple = ()   # unsigned-src ISAs: (first, count) output rows of N x P per reduction block
+    rows_read: tuple = ()    # the padded rows of x the kernel reads, as (start, stop, step) progressions
+    columns_read: tuple = () # the columns of the pair-expanded x it reads, likewise
+
+
+def read_progressions(count: int, step: int, taps: int, dilation: int) -> tuple:
+    """Indices j*step + t*dilation (0 <= j < count, 0 <= t < taps), i.e. the rows or columns of x a kernel reads,
+    as (start, stop, step) progressions: one range when they fill it, else one progression of stride `step` per
+    residue. A 1x1 layer at stride 2 reads every other row and, its columns in pairs, every fourth column: the
+    conversion skips the rest (docs/architecture.md, Data movement)."""
+    read = sorted({j * step + t * dilation for j in range(count) for t in range(taps)})
+    if read[-1] - read[0] + 1 == len(read):
+        return ((read[0], read[-1] + 1, 1),)
+    progressions = []
+    for residue in sorted({i % step for i in read}):
+        members = [i for i in read if i % step == residue]
+        if members[-1] - members[0] != step * (len(members) - 1):   # gaps within a residue: move the whole range
+            return ((read[0], read[-1] + 1, 1),)
+        progressions.append((members[0], members[-1] + 1, step))
+    return tuple(progressions)
 
 
 def _blocks(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target, isa_name: str):
@@ -70,8 +89,12 @@ def _blocks(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Targ
     return clip_block(c, KB, s.S, s.C), unroll, Qe, KB, Hp, Wx
 
 
-def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target, isa_name: str) -> PassTables:
-    """Plan a WTGRAD kernel."""
+def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target, isa_name: str,
+         result_layout: ResultLayout = ResultLayout.BLOCKED) -> PassTables:
+    """Plan a WTGRAD kernel (its result, dw, has one layout: `result_layout` must be BLOCKED)."""
+    if result_layout is not ResultLayout.BLOCKED:
+        raise PlanError(f"result_layout={result_layout.value!r}: WTGRAD writes dw as [KB][R][S][C][lanes] only "
+                        f"({ResultLayout.BLOCKED.value!r})")
     c, unroll, Qe, KB, Hp, Wx = _blocks(spec, numerics, blocking, target, isa_name)
     s, elem, lanes, st = spec, c.elem, c.lanes, spec.sw
     kv, hb, wb = c.kv, c.hb, c.wb
@@ -134,7 +157,8 @@ def plan(spec: ConvSpec, numerics: Numerics, blocking: Blocking, target: Target,
         src_shape=(s.N, Hp, Wx, s.C, elem),
         vec_shape=(s.N + _extra_images(c, s, Qe, len(blocks)), KB, s.P, Qe, lanes, elem),
         dst_shape=(KB, s.R, s.S, s.C, lanes),
-        layout=WtgradLayout(s.pt, s.pl, Wx, Qe, elem, tuple(block_rows) if c.isa.src_offset else ()),
+        layout=WtgradLayout(s.pt, s.pl, Wx, Qe, elem, tuple(block_rows) if c.isa.src_offset else (),
+                            read_progressions(s.P, s.sh, s.R, s.dh), read_progressions(Qe, elem * st, s.S, s.dw)),
         src_steps=src_steps, vec_steps=vec_steps, tile_offsets=tile_offsets, calls=builder,
         batch=1, src_batch_stride=0, dst_batch_stride=0, notes=notes, rb=rb, reduction_blocks=blocks,
         split_dims=dims, split_levels=(Level(0, len(vectors)), Level(1, len(rows)), Level(2, len(chunks))),

@@ -4,16 +4,19 @@ The operands come as `Blocked` activations and gradients, whose producers alread
 and FP32 KCRS weights; each is quantized straight into the kernel's operand layout (or, for FP32
 kernels, copied into it) by the data-movement kernels, in one pass over memory. FPROP's and BPROP's
 results leave as `Blocked` tensors without a copy (their kernels write that layout), with max|.|
-from the kernels' fused epilogue; WTGRAD's leaves as KCRS.
+from the kernels' fused epilogue, or go straight into a channels-last array the caller gives (the
+kernels write that layout too); WTGRAD's leaves as KCRS.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
 from dfpgen.codegen.layout import aligned_empty, aligned_zeros
+from dfpgen.codegen.plan import ResultLayout
 from dfpgen.codegen.views import regroup
 from dfpgen.core.dfp import exponent_for_max
 from dfpgen.core.stochastic import StreamKey
@@ -55,10 +58,10 @@ def _unblocked(values: np.ndarray, blocked: bool, channels: int) -> np.ndarray:
     return values.transpose(0, 1, 4, 2, 3).reshape(N, G * L, H, W)[:, :channels]
 
 
-def _operand_buffer(op, conv_pass: Pass, role: str, shape: tuple, dtype, zero: int = 0) -> np.ndarray:
-    """The operand layout's buffer, filled once with `zero` (a stored zero: the INT8 ISAs' src holds 128) and
-    reused: each conversion rewrites the same elements, so margins and channel padding keep it."""
-    buffers = op.operand_buffers
+def _operand_buffer(buffers: dict, conv_pass: Pass, role: str, shape: tuple, dtype, zero: int = 0) -> np.ndarray:
+    """The operand layout's buffer in `buffers` (an op's own, or a caller's), filled once with `zero` (a stored
+    zero: the INT8 ISAs' src holds 128) and reused: each conversion rewrites the same elements, so margins and
+    channel padding keep it."""
     key = (conv_pass, role)
     if key not in buffers or buffers[key].shape != shape or buffers[key].dtype != dtype:
         buffers[key] = aligned_zeros(shape, dtype)
@@ -75,8 +78,39 @@ def _dfp_rounding(op, kind, key: StreamKey | None) -> tuple[int, str, StreamKey 
     return op.numerics.bits_of(kind), rounding, key
 
 
-def convert_operand(op, conv_pass: Pass, role: str, operand, key: StreamKey | None) -> tuple[np.ndarray, int]:
-    """Operand `role` ("src" or "vec") of a pass in the kernel's layout, and its exponent (0 for FP32)."""
+@dataclass(frozen=True, eq=False)
+class Converted:
+    """An operand already in one pass's kernel layout, with its exponent (0 for FP32): what `convert_ahead`
+    returns, and what run_blocked then takes in the operand's place."""
+
+    op: object
+    conv_pass: Pass
+    role: str
+    data: np.ndarray
+    exp: int
+
+
+def convert_ahead(op, conv_pass: Pass, role: str, operand, key: StreamKey | None, buffers: dict | None = None):
+    """Operand `role` of `conv_pass` converted now rather than when the pass runs, as a `Converted` (or the
+    operand as it is, for a pass whose quire reads values, not a layout). The training runtimes convert
+    BPROP's weights this way right before FPROP's conversion reads the same weights, which then come from
+    cache; backward differentiates the forward pass that ran, whose weights these are. The layout goes into
+    `buffers` (default: the op's own, which the op's next conversion of this operand overwrites)."""
+    if emulated.result_format(op.numerics, conv_pass) is not None:
+        return operand
+    data, exp = convert_operand(op, conv_pass, role, operand, key, buffers)
+    return Converted(op, conv_pass, role, data, exp)
+
+
+def convert_operand(op, conv_pass: Pass, role: str, operand, key: StreamKey | None,
+                    buffers: dict | None = None) -> tuple[np.ndarray, int]:
+    """Operand `role` ("src" or "vec") of a pass in the kernel's layout (in `buffers`, default the op's), and
+    its exponent (0 for FP32)."""
+    if isinstance(operand, Converted):
+        if operand.op is not op or operand.conv_pass is not conv_pass or operand.role != role:
+            raise ShapeError(f"{conv_pass.name} {role}: got an operand converted for {operand.conv_pass.name} "
+                             f"{operand.role}" + ("" if operand.op is op else " of another layer"))
+        return operand.data, operand.exp
     kernel = op.kernel(conv_pass)
     plan = kernel.plan
     tensor = conv_pass.src if role == "src" else conv_pass.vec
@@ -84,8 +118,9 @@ def convert_operand(op, conv_pass: Pass, role: str, operand, key: StreamKey | No
     to_layout = conv_pass.to_src if role == "src" else conv_pass.to_vec
     origin, blocked, maxabs = _origin(operand, tensor, op.spec)
     offset = plan.isa.src_offset if role == "src" and plan.int_accumulate else 0
-    dst = _operand_buffer(op, conv_pass, role, *((plan.src_shape, plan.src_storage) if role == "src" else
-                                                 (plan.vec_shape, plan.vec_storage)), zero=offset)
+    buffer_layout = (plan.src_shape, plan.src_storage) if role == "src" else (plan.vec_shape, plan.vec_storage)
+    dst = _operand_buffer(op.operand_buffers if buffers is None else buffers, conv_pass, role, *buffer_layout,
+                          zero=offset)
     pairs = program(op.move_programs, (conv_pass, role, blocked), lambda: views(origin, blocked, dst, plan),
                     origin, dst) if views is not None and op.spec.groups == 1 else None
     channels = tensor.shape(op.spec)[1]
@@ -145,44 +180,52 @@ def operand_values(op, conv_pass: Pass, role: str, operand, key: StreamKey | Non
 
 def _run_quire(op, conv_pass: Pass, fmt, a, b, keys: tuple, out: np.ndarray | None):
     """run_blocked for a pass that accumulates in `fmt`'s quire (dfpgen.runtime.quire): the exact result of
-    the values an FP32 kernel would read, rounded once, as a Blocked tensor or into the KCRS `out`."""
+    the values an FP32 kernel would read, rounded once, as a Blocked tensor or into `out`."""
     src = operand_values(op, conv_pass, "src", a, keys[0])
     vec = operand_values(op, conv_pass, "vec", b, keys[1])
     start = time.perf_counter()
     result = quire.run(conv_pass, op.spec, src, vec, fmt)
     phase = f"kernel {conv_pass.name}"
     op.timings[phase] = op.timings.get(phase, 0.0) + time.perf_counter() - start
-    if conv_pass.result_views is True:
+    if out is None:
         return to_blocked(result, op.threads)
-    found = _result_array(out, result.shape)
-    found[...] = result
-    return found
+    out[...] = result
+    return out
 
 
 def run_blocked(op, conv_pass: Pass, a, b, keys: tuple = (None, None), out: np.ndarray | None = None):
     """Run one pass of `op` on (src, vec) operands given as Blocked tensors or float arrays; returns a
-    Blocked result (FPROP, BPROP) or a KCRS float32 array (WTGRAD; written into `out` when given, a dense
-    array of that shape in any layout, e.g. a channels-last weight's gradient). `keys`: the
-    stochastic-rounding streams of the two operands (pass the same key wherever one tensor feeds two passes)."""
+    Blocked result (FPROP, BPROP) or a KCRS float32 array (WTGRAD). With `out` (a dense, writeable float32
+    array of the result's NCHW or KCRS shape, in any layout, e.g. a channels-last tensor's memory) the
+    result goes there and `out` is returned: FPROP and BPROP kernels write a channels-last `out` whose channels
+    are whole blocks of lanes in place (ResultLayout.CHANNELS_LAST), other layouts through a conversion.
+    `keys`: the stochastic-rounding streams of the two operands (pass the same key wherever one tensor feeds
+    two passes)."""
     if op.spec.groups != 1:
         raise NumericsError(f"layer {op.spec.name or '-'}: blocked execution runs ungrouped layers; "
                             f"groups={op.spec.groups} goes through Conv2d.run")
-    kernel = op.kernel(conv_pass)
-    plan = kernel.plan
+    plan = op.kernel(conv_pass).plan
     shape = conv_pass.result.shape(op.spec)
     blocked_result = conv_pass.result_views is True
-    if out is not None and blocked_result:
-        raise ShapeError(f"out=: {conv_pass.name} returns a Blocked tensor; only weight gradients take out=")
-    found = None if blocked_result else _result_array(out, shape)
+    found = None if out is None else _result_array(out, shape)
     fmt = emulated.result_format(op.numerics, conv_pass)
     if fmt is not None:   # a posit's quire: the exact result, rounded once
+        if found is None and not blocked_result:
+            found = _result_array(None, shape)
         return _run_quire(op, conv_pass, fmt, a, b, keys, found)
-    src, e_src = convert_operand(op, conv_pass, "src", a, keys[0])
+    # vec first: FPROP's weights are then read right after convert_ahead read them for BPROP, from cache.
     vec, e_vec = convert_operand(op, conv_pass, "vec", b, keys[1])
+    src, e_src = convert_operand(op, conv_pass, "src", a, keys[0])
+    in_place = blocked_result and found is not None and _channels_last(found) and shape[1] % plan.lanes == 0
+    kernel = op.kernel(conv_pass, ResultLayout.CHANNELS_LAST if in_place else ResultLayout.BLOCKED)
+    if in_place:
+        dst = found.transpose(0, 2, 3, 1)
+    elif blocked_result:
+        dst = aligned_empty(plan.dst_shape, np.float32)
+    else:
+        dst = _operand_buffer(op.operand_buffers, conv_pass, "dst", plan.dst_shape, np.float32)
     scale = np.ldexp(1.0, e_src + e_vec)
     normal = 2.0**-126 <= scale < 2.0**127
-    dst = aligned_empty(plan.dst_shape, np.float32) if blocked_result else \
-        _operand_buffer(op, conv_pass, "dst", plan.dst_shape, np.float32)
     start = time.perf_counter()
     maxabs = kernel.run(src, vec, dst, float(scale) if normal else 1.0, op.threads)
     op.timings[f"kernel {conv_pass.name}"] = op.timings.get(f"kernel {conv_pass.name}", 0.0) + \
@@ -190,16 +233,27 @@ def run_blocked(op, conv_pass: Pass, a, b, keys: tuple = (None, None), out: np.n
     if not normal:   # 2**(e_src+e_vec) is no normal float32: scale in float64 after the kernel, exactly
         dst[...] = (dst.astype(np.float64) * scale).astype(np.float32)
         maxabs = float(np.float32(maxabs * scale))
+    if in_place:
+        return found
     start = time.perf_counter()
     if blocked_result:
         result = dst if plan.lanes == lanes() else _relaned(dst, shape, op.threads)
-        found = Blocked(result, shape[1], maxabs)
+        result = Blocked(result, shape[1], maxabs)
+        if found is not None:
+            result = result.unblock_into(found, op.threads)
     else:
+        found = _result_array(None, shape) if found is None else found
         views = program(op.move_programs, (conv_pass, "dst"), lambda: conv_pass.result_views(dst, found), dst,
                         found) if conv_pass.result_views else None
         fill(found, views, dst, lambda values: conv_pass.from_dst(values, plan), op.threads)
+        result = found
     op.timings["layout"] = op.timings.get("layout", 0.0) + time.perf_counter() - start
-    return found
+    return result
+
+
+def _channels_last(a: np.ndarray) -> bool:
+    """Whether an NCHW-shaped array's memory is [N][H][W][C] (a channels-last tensor's)."""
+    return a.transpose(0, 2, 3, 1).flags.c_contiguous
 
 
 def _result_array(given: np.ndarray | None, shape: tuple) -> np.ndarray:

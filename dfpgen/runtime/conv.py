@@ -10,7 +10,7 @@ import numpy as np
 from dfpgen import passes
 from dfpgen.codegen import kernel as kernel_mod
 from dfpgen.codegen.kernel import Kernel, default_threads
-from dfpgen.codegen.plan import Blocking
+from dfpgen.codegen.plan import Blocking, ResultLayout
 from dfpgen.config import settings
 from dfpgen.core.dfp import DFPTensor, quantize
 from dfpgen.core.numerics import PRECISIONS, Kind, LayerNumerics, Numerics, layer_numerics
@@ -41,8 +41,10 @@ def choose_isa(target, precision: str = "dfp16", isa: str | None = None, bits: i
 
 def compile(spec: ConvSpec, conv_pass: Pass | str = passes.FPROP, numerics: Numerics | None = None, isa: str | None = None,
             cpu: str | None = None, blocking: Blocking | None = None, precision: str | None = None,
-            threads: int | None = None, tuned: bool = False) -> Kernel:
+            threads: int | None = None, tuned: bool = False,
+            result_layout: ResultLayout = ResultLayout.BLOCKED) -> Kernel:
     """Plan and emit one kernel. `cpu` names a CPU to cross-emit for (inspect .ir/.asm; not runnable).
+    `result_layout`: how FPROP and BPROP lay out their result (dfpgen.codegen.plan.ResultLayout).
     SizeError, before any table is built, when its offsets pass 2**31 or its tables and blocked operands
     would not fit in the available memory (dfpgen.codegen.footprint).
 
@@ -65,11 +67,11 @@ def compile(spec: ConvSpec, conv_pass: Pass | str = passes.FPROP, numerics: Nume
     # Keyed on the concrete blocking the database returned (or "default" and the thread count), so a re-tune
     # never meets an old entry.
     threads = threads or default_threads()
-    cache_key = plancache.key(spec, conv_pass, numerics, blocking, target, isa, threads)
+    cache_key = plancache.key(spec, conv_pass, numerics, blocking, target, isa, threads, result_layout)
     kernel = plancache.load(cache_key)
     if kernel is None:
         chosen = blocking if blocking is not None else default_blocking(spec, numerics, target, isa, conv_pass, threads)
-        kernel = kernel_mod.build(conv_pass.plan(spec, numerics, chosen, target, isa))
+        kernel = kernel_mod.build(conv_pass.plan(spec, numerics, chosen, target, isa, result_layout))
         plancache.store(cache_key, kernel)
     kernel.source = source if blocking is not None else "default"
     return kernel
@@ -116,6 +118,7 @@ class Conv2d:
         self.rng = np.random.default_rng(seed)
         self._blocking = _blockings(blocking)
         self._kernels: dict[Pass, Kernel] = {}
+        self._laid_out: dict[tuple, Kernel] = {}   # (pass, result layout) -> a non-blocked result's kernel
         self._layouts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self.operand_buffers: dict = {}   # (pass, role) -> the blocked runtime's reused operand buffers
         self.move_programs: dict = {}     # the blocked runtime's conversions, by pass, role and layouts
@@ -145,10 +148,19 @@ class Conv2d:
         """The Numerics of one pass's kernel: the bits of its two operands, the policy and chain."""
         return self.numerics.kernel_numerics(passes.get(conv_pass))
 
-    def kernel(self, conv_pass: Pass | str) -> Kernel:
+    def kernel(self, conv_pass: Pass | str, result_layout: ResultLayout = ResultLayout.BLOCKED) -> Kernel:
         """The generated kernel of a pass (compiled on first use), with the tuned blocking when the
-        tuning database has one for it, else the given or the cost model's."""
+        tuning database has one for it, else the given or the cost model's. Another `result_layout` gives
+        the kernel of the same blocking, and so the same operand layouts, writing its result that way."""
         conv_pass = passes.get(conv_pass)
+        if result_layout is not ResultLayout.BLOCKED:
+            key = (conv_pass, result_layout)
+            if key not in self._laid_out:
+                plan = self.kernel(conv_pass).plan
+                self._laid_out[key] = compile(self.spec, conv_pass, self.pass_numerics(conv_pass), isa=plan.isa.name,
+                                              blocking=plan.blocking, threads=self.threads,
+                                              result_layout=result_layout)
+            return self._laid_out[key]
         if conv_pass not in self._kernels:
             self._kernels[conv_pass] = compile(self.spec, conv_pass, self.pass_numerics(conv_pass),
                                                isa=self._isa(conv_pass), blocking=self._blocking.get(conv_pass),

@@ -29,7 +29,7 @@ import numpy as np
 from dfpgen import passes
 from dfpgen.codegen.emit import template_hash
 from dfpgen.codegen.kernel import Kernel
-from dfpgen.codegen.plan import PLAN_FORMAT, Blocking, Plan
+from dfpgen.codegen.plan import PLAN_FORMAT, Blocking, Plan, ResultLayout
 from dfpgen.config import settings
 from dfpgen.core.numerics import Numerics
 from dfpgen.core.spec import ConvSpec
@@ -59,6 +59,7 @@ class PlanKey:
     numerics: Numerics
     target: Target
     isa: str
+    result_layout: ResultLayout = ResultLayout.BLOCKED
 
     @property
     def path(self) -> Path:
@@ -103,7 +104,7 @@ source_hash()
 
 
 def key(spec: ConvSpec, conv_pass: Pass, numerics: Numerics, blocking: Blocking | None, target: Target,
-        isa: str, threads: int) -> PlanKey | None:
+        isa: str, threads: int, result_layout: ResultLayout = ResultLayout.BLOCKED) -> PlanKey | None:
     """The cache key of one kernel (`blocking` None: the cost model's default for `threads`, on which WTGRAD's
     depends), or None when it must not be cached."""
     try:
@@ -122,8 +123,9 @@ def key(spec: ConvSpec, conv_pass: Pass, numerics: Numerics, blocking: Blocking 
         f"python={sys.version}", f"numpy={np.__version__}", f"jinja2={jinja2.__version__}",
         f"pass={conv_pass.name}", f"spec={spec!r}", f"numerics={numerics!r}", f"isa={isa}",
         f"target={cpu}|{features}|{target.is_host}|{target.llvm_features}",
-        f"blocking={f'default for {threads} threads' if blocking is None else repr(blocking)}"])
-    return PlanKey(hashlib.sha256(text.encode()).hexdigest(), spec, conv_pass, numerics, target, isa)
+        f"blocking={f'default for {threads} threads' if blocking is None else repr(blocking)}",
+        f"result={result_layout.value}"])
+    return PlanKey(hashlib.sha256(text.encode()).hexdigest(), spec, conv_pass, numerics, target, isa, result_layout)
 
 
 def load(plan_key: PlanKey | None) -> Kernel | None:
@@ -174,6 +176,7 @@ def _decode(data: bytes, plan_key: PlanKey) -> Kernel:
         raise CacheEntryError(f"{plan_key.path}: unreadable ({type(exc).__name__}: {exc})") from None
     if (entry_format, pass_name) != (ENTRY_FORMAT, plan_key.conv_pass.name) or plan.spec != plan_key.spec \
             or plan.numerics != plan_key.numerics or plan.target != plan_key.target or plan.isa.name != plan_key.isa \
-            or not isinstance(ir, str) or entry != plan_key.conv_pass.entry:
+            or plan.result_layout is not plan_key.result_layout or not isinstance(ir, str) \
+            or entry != plan_key.conv_pass.entry:
         raise CacheEntryError(f"{plan_key.path}: holds another kernel")
     return Kernel(plan, ir, entry)
