@@ -120,6 +120,30 @@ def test_a_stale_weight_hint_is_caught():
         np.testing.assert_array_equal(wrong, right)
 
 
+def test_a_hint_needs_only_the_right_exponent_and_is_replaced_by_the_measured_max():
+    spec = ConvSpec(1, 32, 16, 6, 6, 3, 3, 1, 1, "hint")
+    x, w, _ = _operands(spec, 4)
+    op = Conv2d(spec, bits=10, threads=2)
+    right = run_blocked(op, passes.FPROP, to_blocked(x, 2), Measured(w)).nchw(1)
+    top = float(np.abs(w).max())
+    guess = Measured(w, np.nextafter(np.float32(top), np.float32(0)).item() * 0.99, hint=True)   # same binade
+    np.testing.assert_array_equal(run_blocked(op, passes.FPROP, to_blocked(x, 2), guess).nchw(1), right)
+    assert guess.maxabs == top and not guess.hint
+
+
+def test_a_hint_is_measured_where_the_moves_skip_elements():
+    """WTGRAD's x of a 1x1 layer at stride 2 skips odd rows and columns: a hinted max sitting there is measured,
+    not checked against the moved elements, so the exponent is the whole tensor's."""
+    spec = ConvSpec(1, 16, 16, 6, 6, 1, 1, 2, 0, "skip")
+    x, _, dy = _operands(spec, 8)
+    x[0, 3, 1, 1] = 1000.0   # an odd row and column: never read by the kernel
+    op = Conv2d(spec, bits=10, threads=1)
+    want = run_blocked(op, passes.WTGRAD, Measured(x), Measured(dy))
+    hinted = Measured(x, float(np.abs(x[:, :, ::2, ::2]).max()), hint=True)   # the max of what the kernel reads
+    np.testing.assert_array_equal(run_blocked(op, passes.WTGRAD, hinted, Measured(dy)), want)
+    assert hinted.maxabs == 1000.0 and not hinted.hint
+
+
 def _channels_last(a: np.ndarray) -> np.ndarray:
     """The same values with NHWC (KRSC) memory: a dense array whose strides are not C order."""
     return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)

@@ -764,6 +764,30 @@ def test_non_finite_inputs_name_the_layer(groups):
         layer(x)
 
 
+def test_guessed_maxima_give_the_results_of_measured_ones():
+    """A layer guesses each tensor's max|.| from its last step (skipping torch's pass over the tensor); tensors
+    whose max moved by less or more than a binade, or whose weights changed, still give a fresh layer's bits."""
+    layer, x, w, dy = blocked_case(BLOCKED_CASES[5], "nearest")
+    for scale in (1.0, 1.1, 3.0, 0.2, 0.2):
+        with torch.no_grad():
+            layer.weight.mul_(1.5)
+        fresh, _, _, _ = blocked_case(BLOCKED_CASES[5], "nearest")
+        fresh.load_state_dict(layer.state_dict())
+        got, want = run_layer(layer, x * scale, dy / scale), run_layer(fresh, x * scale, dy / scale)
+        for a, b in zip(got, want):
+            np.testing.assert_array_equal(a, b)
+    assert {what for what, _ in layer._max_hints} == {"input", "weight", "output gradient"}
+
+
+def test_non_finite_input_after_a_guess_names_the_layer():
+    layer, x, _, dy = blocked_case(BLOCKED_CASES[5], "nearest")
+    layer.dfp_name = "features.3"
+    run_layer(layer, x, dy)
+    x[0, 1, 2, 3] = float("inf")
+    with pytest.raises(dfpgen.DFPGenError, match=r"features.3 input: 1 NaN/Inf value\(s\), the first at index"):
+        layer(torch.from_numpy(x))
+
+
 def test_layers_sharing_an_op_run_from_two_threads():
     """Layers of one shape share an op and its operand buffers; concurrent calls still give each its own result."""
     from concurrent.futures import ThreadPoolExecutor

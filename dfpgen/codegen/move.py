@@ -310,6 +310,24 @@ class MoveProgram:
             _steps(src, view, src.ctypes.data - origin.ctypes.data, view.ctypes.data - dst.ctypes.data, steps)
         return MoveProgram(tuple(steps))
 
+    def reads_all(self, origin_size: int) -> bool:
+        """Whether the moves read every element of a dense origin of `origin_size` elements (WTGRAD's x skips
+        what its kernel never reads), so that their max|.| is the origin's."""
+        return _reads_all(self, origin_size)
+
+
+@lru_cache(maxsize=1024)
+def _reads_all(program: MoveProgram, origin_size: int) -> bool:
+    read = np.zeros(origin_size, bool)
+    for step in program.steps:
+        g = step.geometry
+        start = step.src_offset // 4
+        if start < 0 or start >= origin_size:
+            continue
+        # A bool per float32 element: the geometry's element strides are the mask's byte strides.
+        np.lib.stride_tricks.as_strided(read[start:], g.extents, g.src_strides)[...] = True
+    return bool(read.all())
+
 
 def _inside(view: np.ndarray, array: np.ndarray, name: str, of: str) -> None:
     """ShapeError unless every element of `view` lies in `array`'s memory (a view of it, not a copy)."""

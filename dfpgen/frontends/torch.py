@@ -49,7 +49,7 @@ from dfpgen.core.numerics import KINDS, LayerNumerics, layer_numerics
 from dfpgen.core.spec import ConvSpec
 from dfpgen.core.stochastic import StreamKey
 from dfpgen.core.target import resolve
-from dfpgen.errors import DTypeError, NumericsError, ShapeError, SpecError, TargetError
+from dfpgen.errors import DTypeError, NonFiniteError, NumericsError, ShapeError, SpecError, TargetError
 from dfpgen.runtime.blocked import Measured, memory_axes
 from dfpgen.runtime.blocked_conv import run_blocked
 from dfpgen.runtime.conv import Conv2d, _threads, choose_isa
@@ -189,7 +189,9 @@ class _DFPConvFunction(torch.autograd.Function):
         xm, wm = _measured(xn, x, layer, "input"), _measured(wn, weight, layer, "weight")
         keys = (layer._key(), layer._key())
         y = _result_tensor(op, passes.FPROP, _is_channels_last(x))
-        _run(op, passes.FPROP, xm, wm, keys, out=y.numpy())
+        _run(op, passes.FPROP, xm, wm, keys, layer, ("input", "weight"), out=y.numpy())
+        _remember(layer, "input", xm)
+        _remember(layer, "weight", wm)
         # Backward reads x and w again where they are views of the tensors (not copies): autograd keeps
         # those, so an in-place change before backward fails there, as for nn.Conv2d, instead of quantizing
         # other values.
@@ -219,12 +221,13 @@ class _DFPConvFunction(torch.autograd.Function):
         dx = None
         if need_x:
             dx = _result_tensor(op, passes.BPROP, _is_channels_last(dy))
-            _run(op, passes.BPROP, dym, wm, (key_dy, key_w), out=dx.numpy())
+            _run(op, passes.BPROP, dym, wm, (key_dy, key_w), layer, ("output gradient", "weight"), out=dx.numpy())
         dw = None
         if need_w:   # in the weight's memory format, which autograd would otherwise copy it into
             shape, memory_format = ctx.weight_layout
             dw = torch.empty(shape, memory_format=memory_format)
-            _run(op, passes.WTGRAD, xm, dym, (key_x, key_dy), out=dw.numpy())
+            _run(op, passes.WTGRAD, xm, dym, (key_x, key_dy), layer, ("input", "output gradient"), out=dw.numpy())
+        _remember(layer, "output gradient", dym)
         return dx, dw, None
 
 
@@ -235,13 +238,20 @@ def _runs_blocked(op: Conv2d) -> bool:
     return op.spec.groups == 1 and all(op.numerics.is_dfp(kind) for kind in KINDS)
 
 
-def _run(op: Conv2d, conv_pass, a, b, keys: tuple, out: np.ndarray | None = None):
+def _run(op: Conv2d, conv_pass, a: Measured, b: Measured, keys: tuple, layer: _DFPLayer, names: tuple,
+         out: np.ndarray | None = None):
     """run_blocked, one call per op at a time: layers of one shape share the op and its operand buffers,
-    which two threads (say two models trained side by side) must not fill at once."""
+    which two threads (say two models trained side by side) must not fill at once. NaN/Inf in an operand whose
+    max|.| was a guess is found by the conversion; it is reported as for a measured one, naming the tensor."""
     if op.threads > 1 and _TORCH_SPINS:
         _warn_spinning(op.threads)
-    with op.__dict__.setdefault("_torch_lock", threading.Lock()):
-        return run_blocked(op, conv_pass, a, b, keys, out)
+    try:
+        with op.__dict__.setdefault("_torch_lock", threading.Lock()):
+            return run_blocked(op, conv_pass, a, b, keys, out)
+    except NonFiniteError:
+        for operand, what in zip((a, b), names):
+            _check_float_array(operand.data, f"{layer.dfp_name} {what}")
+        raise
 
 
 def _warn_spinning(threads: int) -> None:
@@ -262,16 +272,31 @@ def _shares(a: np.ndarray, t: torch.Tensor) -> bool:
 
 def _measured(a: np.ndarray, t: torch.Tensor, layer: _DFPLayer, what: str) -> Measured:
     """a (a view or copy of tensor t) with its max|.| (the quantization's exponent, shared by every pass that
-    reads it), measured now in one pass over t on torch's threads; NaN/Inf raise NonFiniteError worded as
-    dfpgen.quantize words it."""
+    reads it): guessed from the layer's last step (`_remember`; the conversion measures the moved values and
+    redoes the work if the guess's exponent was not theirs), else measured now in one pass over t on torch's
+    threads; NaN/Inf raise NonFiniteError worded as dfpgen.quantize words it."""
     if not a.size:
         return Measured(a, 0.0)
+    guess = _hints(layer).get((what, a.shape))
+    if guess is not None:
+        return Measured(a, guess, hint=True)
     # In memory order: torch reduces a channels-last tensor viewed as NCHW 20x slower than the same memory as NHWC.
     low, high = torch.aminmax(t.detach().permute(*memory_axes(a)))
     operand = Measured(a, max(float(high), -float(low)))
     if not np.isfinite(operand.max_abs()):
         _check_float_array(a, f"{layer.dfp_name} {what}")
     return operand
+
+
+def _hints(layer: _DFPLayer) -> dict:
+    """max|.| of the tensors the layer quantized last, by (what, shape): the next step's guesses."""
+    return layer.__dict__.setdefault("_max_hints", {})
+
+
+def _remember(layer: _DFPLayer, what: str, operand: Measured) -> None:
+    """Keep an operand's measured max|.| (a conversion has checked any guess) as the layer's next guess."""
+    if operand.data.size and not operand.hint and operand.maxabs is not None:
+        _hints(layer)[(what, operand.data.shape)] = operand.maxabs
 
 
 def _result_tensor(op: Conv2d, conv_pass, channels_last: bool) -> torch.Tensor:

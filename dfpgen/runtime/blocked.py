@@ -87,8 +87,9 @@ class Blocked:
 @dataclass(eq=False)
 class Measured:
     """A plain float32 array (NCHW or KCRS) and its max|.|, measured at most once. With `hint`, maxabs
-    is a guess (e.g. from the last SGD update): whoever quantizes the array checks it against the max
-    of the values it moved and redoes the work with the measured value if they differ."""
+    is a guess (the last SGD update's max, last step's max of a layer's input): whoever quantizes the array
+    checks the exponent it gives against the one of the max of the values it moved, redoes the work on the
+    right exponent if they differ, and keeps the measured max."""
 
     data: np.ndarray
     maxabs: float | None = None

@@ -143,14 +143,19 @@ def convert_operand(op, conv_pass: Pass, role: str, operand, key: StreamKey | No
     # A DFP tensor: mantissas for a DFP kernel; for an FP32 kernel (the other operand is FP32) the values
     # they represent, so every pass computes on the tensor the forward pass quantized.
     bits, rounding, key = _dfp_rounding(op, kind, key)
+    hinted = isinstance(operand, Measured) and operand.hint
+    if hinted and pairs is not None and not pairs.reads_all(origin.size):
+        maxabs, hinted = operand.measure(), False   # moves that skip elements cannot check a hint
     exp = exponent_for_max(maxabs, bits)
     values = not plan.int_accumulate
     moved = fill(dst, pairs, origin, layout, threads, exp=exp, bits=bits, rounding=rounding, key=key, dequantize=values,
                  offset=offset)
-    if isinstance(operand, Measured) and operand.hint and moved != maxabs:   # a stale hint: every element moved
-        exp = exponent_for_max(operand.measure(), bits)
-        fill(dst, pairs, origin, layout, threads, exp=exp, bits=bits, rounding=rounding, key=key, dequantize=values,
-             offset=offset)
+    if hinted:   # every element moved: `moved` is max|.|, and only its exponent must agree with the guess's
+        if exponent_for_max(moved, bits) != exp:
+            exp = exponent_for_max(moved, bits)
+            fill(dst, pairs, origin, layout, threads, exp=exp, bits=bits, rounding=rounding, key=key, dequantize=values,
+                 offset=offset)
+        operand.maxabs, operand.hint = moved, False
     if role == "vec" and conv_pass.vec_finish is not None and plan.int_accumulate:
         conv_pass.vec_finish(dst, plan)
     op.timings["quantize"] = op.timings.get("quantize", 0.0) + time.perf_counter() - start
