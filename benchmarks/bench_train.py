@@ -4,7 +4,7 @@ by dfpgen.torch.convert, at 1 thread and at all threads, in one process. Reports
 where the time goes (conv kernels per pass, quantization, layout transforms, everything else: batch
 norm, pooling, ReLU, loss, update).
 
-    python benchmarks/bench_train.py [--net resnet50] [--batch 8] [--steps 3] [--threads 1,all] [--bits 14]
+    python benchmarks/bench_train.py [--net resnet50] [--batch 8] [--steps 5] [--threads 1,all] [--bits 14]
 """
 
 from __future__ import annotations
@@ -154,7 +154,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--net", default="resnet50")
     ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--threads", default="1,all")
     ap.add_argument("--bits", type=int, default=LayerNumerics().bits, help="DFP bits (default: dfpgen's, %(default)s)")
     args = ap.parse_args()

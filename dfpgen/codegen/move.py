@@ -321,9 +321,7 @@ def _reads_all(program: MoveProgram, origin_size: int) -> bool:
     read = np.zeros(origin_size, bool)
     for step in program.steps:
         g = step.geometry
-        start = step.src_offset // 4
-        if start < 0 or start >= origin_size:
-            continue
+        start = step.src_offset // 4   # views lie inside their origin (MoveProgram.of checked it)
         # A bool per float32 element: the geometry's element strides are the mask's byte strides.
         np.lib.stride_tricks.as_strided(read[start:], g.extents, g.src_strides)[...] = True
     return bool(read.all())

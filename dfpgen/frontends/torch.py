@@ -10,8 +10,8 @@ torch tensors: the generated, threaded data-movement kernels quantize x, w and d
 pass's operand layout, and FPROP's and BPROP's results come back as tensors of the input's memory
 format. A channels-last model (`model.to(memory_format=torch.channels_last)`) is the fast one: its
 tensors move in 16-channel runs, where NCHW needs gathers, and the kernels write FPROP's and BPROP's
-results into its tensors in place (when the channels are whole 16-lane blocks). Grouped layers and layers with FP32 kinds keep
-the Conv2d.run path (numpy quantization).
+results into its tensors in place (when the channels are whole 16-lane blocks). Grouped layers and layers
+with FP32 kinds keep the Conv2d.run path (numpy quantization).
 
 Importing dfpgen.torch before torch sets OMP_WAIT_POLICY=PASSIVE (unless set), so torch's idle OpenMP
 threads sleep instead of spinning on the cores the DFP kernels run on; imported after torch, a

@@ -54,9 +54,9 @@ class WtgradLayout:
     x_width: int
     q_elems: int
     elem: int
-    block_rows: tuple = ()   # unsigned-src ISAs: (first, count) output rows of N x P per reduction block
-    rows_read: tuple = ()    # the padded rows of x the kernel reads, as (start, stop, step) progressions
-    columns_read: tuple = () # the columns of the pair-expanded x it reads, likewise
+    block_rows: tuple = ()    # unsigned-src ISAs: (first, count) output rows of N x P per reduction block
+    rows_read: tuple = ()     # the padded rows of x the kernel reads, as (start, stop, step) progressions
+    columns_read: tuple = ()  # the columns of the pair-expanded x it reads, likewise
 
 
 def read_progressions(count: int, step: int, taps: int, dilation: int) -> tuple:

@@ -58,10 +58,10 @@ def _unblocked(values: np.ndarray, blocked: bool, channels: int) -> np.ndarray:
     return values.transpose(0, 1, 4, 2, 3).reshape(N, G * L, H, W)[:, :channels]
 
 
-def _operand_buffer(buffers: dict, conv_pass: Pass, role: str, shape: tuple, dtype, zero: int = 0) -> np.ndarray:
-    """The operand layout's buffer in `buffers` (an op's own, or a caller's), filled once with `zero` (a stored
-    zero: the INT8 ISAs' src holds 128) and reused: each conversion rewrites the same elements, so margins and
-    channel padding keep it."""
+def _operand_buffer(op, conv_pass: Pass, role: str, shape: tuple, dtype, zero: int = 0) -> np.ndarray:
+    """The operand layout's buffer, filled once with `zero` (a stored zero: the INT8 ISAs' src holds 128) and
+    reused: each conversion rewrites the same elements, so margins and channel padding keep it."""
+    buffers = op.operand_buffers
     key = (conv_pass, role)
     if key not in buffers or buffers[key].shape != shape or buffers[key].dtype != dtype:
         buffers[key] = aligned_zeros(shape, dtype)
@@ -90,22 +90,21 @@ class Converted:
     exp: int
 
 
-def convert_ahead(op, conv_pass: Pass, role: str, operand, key: StreamKey | None, buffers: dict | None = None):
+def convert_ahead(op, conv_pass: Pass, role: str, operand, key: StreamKey | None):
     """Operand `role` of `conv_pass` converted now rather than when the pass runs, as a `Converted` (or the
     operand as it is, for a pass whose quire reads values, not a layout). The training runtimes convert
     BPROP's weights this way right before FPROP's conversion reads the same weights, which then come from
-    cache; backward differentiates the forward pass that ran, whose weights these are. The layout goes into
-    `buffers` (default: the op's own, which the op's next conversion of this operand overwrites)."""
+    cache; backward differentiates the forward pass that ran, whose weights these are. The layout is the op's
+    operand buffer, which the op's next conversion of this operand overwrites."""
     if emulated.result_format(op.numerics, conv_pass) is not None:
         return operand
-    data, exp = convert_operand(op, conv_pass, role, operand, key, buffers)
+    data, exp = convert_operand(op, conv_pass, role, operand, key)
     return Converted(op, conv_pass, role, data, exp)
 
 
-def convert_operand(op, conv_pass: Pass, role: str, operand, key: StreamKey | None,
-                    buffers: dict | None = None) -> tuple[np.ndarray, int]:
-    """Operand `role` ("src" or "vec") of a pass in the kernel's layout (in `buffers`, default the op's), and
-    its exponent (0 for FP32)."""
+def convert_operand(op, conv_pass: Pass, role: str, operand, key: StreamKey | None) -> tuple[np.ndarray, int]:
+    """Operand `role` ("src" or "vec") of a pass in the kernel's layout, and its exponent (0 for FP32); a
+    `Converted` operand (of this op, pass and role) as it is."""
     if isinstance(operand, Converted):
         if operand.op is not op or operand.conv_pass is not conv_pass or operand.role != role:
             raise ShapeError(f"{conv_pass.name} {role}: got an operand converted for {operand.conv_pass.name} "
@@ -119,8 +118,7 @@ def convert_operand(op, conv_pass: Pass, role: str, operand, key: StreamKey | No
     origin, blocked, maxabs = _origin(operand, tensor, op.spec)
     offset = plan.isa.src_offset if role == "src" and plan.int_accumulate else 0
     buffer_layout = (plan.src_shape, plan.src_storage) if role == "src" else (plan.vec_shape, plan.vec_storage)
-    dst = _operand_buffer(op.operand_buffers if buffers is None else buffers, conv_pass, role, *buffer_layout,
-                          zero=offset)
+    dst = _operand_buffer(op, conv_pass, role, *buffer_layout, zero=offset)
     pairs = program(op.move_programs, (conv_pass, role, blocked), lambda: views(origin, blocked, dst, plan),
                     origin, dst) if views is not None and op.spec.groups == 1 else None
     channels = tensor.shape(op.spec)[1]
@@ -228,7 +226,7 @@ def run_blocked(op, conv_pass: Pass, a, b, keys: tuple = (None, None), out: np.n
     elif blocked_result:
         dst = aligned_empty(plan.dst_shape, np.float32)
     else:
-        dst = _operand_buffer(op.operand_buffers, conv_pass, "dst", plan.dst_shape, np.float32)
+        dst = _operand_buffer(op, conv_pass, "dst", plan.dst_shape, np.float32)
     scale = np.ldexp(1.0, e_src + e_vec)
     normal = 2.0**-126 <= scale < 2.0**127
     start = time.perf_counter()
