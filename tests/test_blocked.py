@@ -207,16 +207,17 @@ def test_errors_are_one_line_and_name_the_tensor():
 
 @settings(max_examples=25, deadline=None)
 @given(spec=general_specs(max_size=10, max_channels=3, groups=(1,)), whole_blocks=st.booleans(),
-       isa=st.sampled_from(resolve(None).isas("dfp16") + resolve(None).isas("fp32")),
+       isa=st.sampled_from(EIGHT_BIT_ISAS + resolve(None).isas("fp32")), wide=st.booleans(),
        tiny=st.booleans(), threads=st.integers(1, 3), seed=st.integers(0, 1000))
-def test_results_written_into_a_channels_last_out(spec, whole_blocks, isa, tiny, threads, seed):
+def test_results_written_into_a_channels_last_out(spec, whole_blocks, isa, wide, tiny, threads, seed):
     """FPROP and BPROP given a channels-last `out` write it: in place from a CHANNELS_LAST kernel when the
     channels are whole blocks of lanes, else through a conversion; an NCHW `out` through a conversion. All
-    equal the blocked result bit for bit, for any geometry, ISA (DFP16 and FP32 kernels) and thread count,
-    and for results whose scale is no normal float32 (`tiny`: rescaled after the kernel)."""
+    equal the blocked result bit for bit, for any geometry, ISA (INT8, INT16 and FP32 kernels) and thread
+    count, and for results whose scale is no normal float32 (`tiny`: rescaled after the kernel)."""
     if whole_blocks:
         spec = dataclasses.replace(spec, C=spec.C * lanes(), K=spec.K * lanes())
-    op = Conv2d(spec, bits=12, precision=get_isa(isa).precision, isa=isa, threads=threads)
+    bits = 12 if wide and get_isa(isa).accepts_bits(12) else 8
+    op = Conv2d(spec, bits=bits, precision=get_isa(isa).precision, isa=isa, threads=threads)
     x, w, dy = _operands(spec, seed)
     if tiny:
         x, w = x * np.float32(2.0**-70), w * np.float32(2.0**-70)
