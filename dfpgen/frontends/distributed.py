@@ -212,7 +212,12 @@ def run(config: DistConfig) -> dict:
             raise DistributedError("torch.distributed with the gloo backend is not available in this torch build")
         dist.init_process_group("gloo")
     try:
-        return _train(config, rank, world, local_world)
+        summary = _train(config, rank, world, local_world)
+        if world > 1:
+            # Every rank reaches teardown together (rank 0 writes the checkpoint and plots first): a rank that
+            # tore down its gloo connections while a peer still held them was seen to abort at exit in CI.
+            dist.barrier()
+        return summary
     finally:
         if world > 1 and dist.is_initialized():
             dist.destroy_process_group()
