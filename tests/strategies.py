@@ -1,8 +1,12 @@
-"""Hypothesis strategies shared by the tests: convolution shapes beyond square strides and pads."""
+"""Hypothesis strategies shared by the tests: convolution shapes beyond square strides and pads; and the INT8 ISAs."""
 
 from hypothesis import strategies as st
 
 from dfpgen import ConvSpec
+from dfpgen.core.target import ISAS, host
+
+INT8_ISAS = [name for name in ISAS if ISAS[name].group == 4]                      # vpdpbusd: groups of four bytes
+HOST_INT8 = [name for name in host().isas("dfp16", bits=8) if name in INT8_ISAS]  # those this host runs
 
 
 @st.composite

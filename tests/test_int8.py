@@ -19,10 +19,9 @@ from dfpgen.runtime.execute import prepare
 
 import oracle_backward as ob
 import oracle_fprop as ref
+from strategies import HOST_INT8, INT8_ISAS
 
 HOST = host()
-INT8_ISAS = [n for n in ISAS if ISAS[n].group == 4]
-HOST_INT8 = [n for n in HOST.isas("dfp16", bits=8) if n in INT8_ISAS]
 EMIT = named("sapphirerapids")
 THREADS = 2
 CHANNEL_PASSES = ["fprop", "bprop"]

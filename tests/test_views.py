@@ -12,15 +12,11 @@ from dfpgen.codegen.layout import expand_input_pairs
 from dfpgen.codegen.views import radix_pairs
 from dfpgen.core.dfp import quantize_with_exp
 from dfpgen.core.spec import ConvSpec
-from dfpgen.core.target import ISAS, host
 from dfpgen.runtime.blocked import Measured
 from dfpgen.runtime.blocked_conv import convert_operand
 from dfpgen.runtime.conv import Conv2d
 
-from strategies import general_specs
-
-INT8_ISAS = [name for name in ISAS if ISAS[name].group == 4]
-HOST_INT8 = [name for name in host().isas("dfp16", bits=8) if name in INT8_ISAS]
+from strategies import HOST_INT8, INT8_ISAS, general_specs
 
 
 def _moved(plain: np.ndarray, blocked_shape: tuple, order: tuple, digits: tuple) -> np.ndarray:
