@@ -17,6 +17,7 @@ class Settings:
     isa: str | None
     threads: int | None
     disk_cache: bool
+    buffer_pool_mb: int = 4096
 
 
 def _default_cache_dir() -> Path:
@@ -39,12 +40,15 @@ def _cache_dir() -> Path:
 
 
 def settings() -> Settings:
-    """Read DFPGEN_* variables: DFPGEN_CACHE_DIR, DFPGEN_ISA, DFPGEN_THREADS, DFPGEN_NO_DISK_CACHE."""
+    """Read DFPGEN_* variables: DFPGEN_CACHE_DIR, DFPGEN_ISA, DFPGEN_THREADS, DFPGEN_NO_DISK_CACHE,
+    DFPGEN_BUFFER_POOL_MB."""
     return Settings(
         cache_dir=_cache_dir(),
         isa=os.environ.get("DFPGEN_ISA") or None,
         threads=_env_int("DFPGEN_THREADS", None, 1, "; unset it to use every core"),
         disk_cache=os.environ.get("DFPGEN_NO_DISK_CACHE", "") in ("", "0"),
+        buffer_pool_mb=_env_int("DFPGEN_BUFFER_POOL_MB", Settings.buffer_pool_mb, 0,
+                                " (megabytes of reused step buffers; 0 turns reuse off)"),
     )
 
 

@@ -8,13 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dfpgen.codegen import move
 from dfpgen.codegen.calls import CALL_COLUMNS
 from dfpgen.core.descriptor import parse as parse_descriptor
-from dfpgen.core.target import host
+from dfpgen.core.target import get_isa, host
 from dfpgen.runtime.execute import prepare_float
 from dfpgen.tuning.measure import random_operands
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+import bench_moves  # noqa: E402
+
 import bench_dispatch  # noqa: E402
 import bench_overheads  # noqa: E402
 import bench_startup  # noqa: E402
@@ -259,3 +262,18 @@ def test_step8_table_has_the_three_contenders_and_the_phases(tmp_path, monkeypat
     names = list(bench_step8.contenders())
     assert names[0] == "FP32" and all(f"| {name} |" in text for name in names)
     assert names[1].endswith(host().best_isa("dfp16")) and names[-1].endswith(host().best_isa("dfp16", bits=8))
+
+
+def test_bench_moves_compares_gathers_with_transposed_tiles_on_the_same_move():
+    """Each case's two programs move the same values, one by gathers (or single elements), one by tiles."""
+    isa = get_isa(ISA)
+    for name, origin, view, dtype in bench_moves.cases(isa.lanes, np.random.default_rng(1)):
+        results = []
+        for transposing in (False, True):
+            dst = np.empty(view.shape, dtype)
+            program = bench_moves._planned(view, dst, origin, transposing)
+            assert (program.steps[0].geometry.access(isa.lanes)[0] == "transpose") == transposing, name
+            quantize = dict(bits=14, scale=1.0) if dtype == np.int16 else {}
+            move.run_program(program, origin, dst, host(), isa, 2, **quantize)
+            results.append(dst)
+        np.testing.assert_array_equal(*results)

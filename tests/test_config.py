@@ -62,6 +62,21 @@ def test_dfpgen_threads(monkeypatch, value, threads):
     assert settings().threads == threads
 
 
+@pytest.mark.parametrize("value, megabytes", [("", 4096), ("0", 0), (" 512 ", 512)])
+def test_dfpgen_buffer_pool_mb(monkeypatch, value, megabytes):
+    monkeypatch.setenv("DFPGEN_BUFFER_POOL_MB", value)
+    assert settings().buffer_pool_mb == megabytes
+
+
+@pytest.mark.parametrize("value", ["lots", "-1", "1.5"])
+def test_bad_dfpgen_buffer_pool_mb_is_one_line_naming_the_variable(monkeypatch, value):
+    monkeypatch.setenv("DFPGEN_BUFFER_POOL_MB", value)
+    with pytest.raises(DFPGenError, match=rf"DFPGEN_BUFFER_POOL_MB='{re.escape(value)}': expected an integer >= 0 "
+                                          r"\(megabytes") as info:
+        settings()
+    assert "\n" not in str(info.value)
+
+
 def test_bad_dfpgen_threads_in_the_cli_is_one_line(monkeypatch):
     monkeypatch.setenv("DFPGEN_THREADS", "abc")
     result = CliRunner().invoke(main, ["bench", "--layer", "mb1ic4oc4ih4kh3"])

@@ -116,8 +116,8 @@ def test_errors_name_the_bad_argument(call, error, words):
 @pytest.mark.parametrize("isa", ISAS, ids=lambda i: i.name)
 @pytest.mark.parametrize("rounding", ROUNDING_MODES)
 @pytest.mark.parametrize("layout, access", [
-    ("transpose", "gather"),    # NCHW into channels-innermost blocks: a strided innermost source
-    ("pairs", "run"),           # KCRS weights into [..][lanes][elem]: two destination-contiguous dimensions
+    ("transpose", "gather"),    # NCHW into channels-innermost blocks, 3 pixels: too few for a transposed tile
+    ("pairs", "run"),           # KCRS weights into [..][lanes][elem], 3 channel pairs: likewise
     ("qpairs", "interleave"),   # channels-innermost rows into [..][lanes][elem]: two interleaved vectors
     ("qquads", "interleave"),   # the same in quads ([..][lanes][4], the INT8 ISAs' WTGRAD layouts)
     ("qquads_rows", "interleave"),   # quads whose lanes merge with the columns: several vectors per row
@@ -126,11 +126,11 @@ def test_errors_name_the_bad_argument(call, error, words):
 def test_vector_accesses_equal_reference(isa, rounding, layout, access):
     L, rng = isa.lanes, np.random.default_rng(5)
     if layout == "transpose":
-        x = rng.standard_normal((2, 2 * L, 3, 5)).astype(np.float32)
-        view = x.reshape(2, 2, L, 3, 5).transpose(0, 1, 3, 4, 2)
+        x = rng.standard_normal((2, 2 * L, 1, 3)).astype(np.float32)
+        view = x.reshape(2, 2, L, 1, 3).transpose(0, 1, 3, 4, 2)
     elif layout == "pairs":
-        x = rng.standard_normal((2 * L, 8, 1, 1)).astype(np.float32)
-        view = x.reshape(2, L, 4, 2).transpose(0, 2, 1, 3)           # [KB][cpb][lanes][elem]
+        x = rng.standard_normal((2 * L, 6, 1, 1)).astype(np.float32)
+        view = x.reshape(2, L, 3, 2).transpose(0, 2, 1, 3)           # [KB][cpb][lanes][elem]
     elif layout == "qpairs":
         x = rng.standard_normal((3, 6, L)).astype(np.float32)          # [rows][q][lanes]
         view = x.reshape(3, 3, 2, L).transpose(0, 1, 3, 2)              # [rows][q/2][lanes][2]
@@ -149,6 +149,76 @@ def test_vector_accesses_equal_reference(isa, rounding, layout, access):
     np.testing.assert_array_equal(dst, _through(ref.mant, view))
     if layout != "seven":
         assert plan_geometry(view, dst).access(L)[0] == access
+
+
+def _transposing_view(layout: str, L: int, rng) -> tuple[np.ndarray, np.ndarray]:
+    """(origin, view in the destination's order) of the layouts the transposing tiles move, with edge tiles:
+    extents that are no multiple of the lanes."""
+    if layout == "kcrs_pairs":      # 1x1 weights into [KB][C/2][lanes k][2 c]: pairs of source neighbours
+        x = rng.standard_normal((2 * L, 2 * L + 6, 1, 1)).astype(np.float32)
+        return x, x[:, :, 0, 0].reshape(2, L, L + 3, 2).transpose(0, 2, 1, 3)
+    if layout == "kcrs3_pairs":     # 3x3 weights into [KB][C/2][RS][lanes k][2 c]: pairs 9 apart, A = RS
+        x = rng.standard_normal((2 * L, 2 * L + 2, 3, 3)).astype(np.float32)
+        return x, x.reshape(2, L, L + 1, 2, 9).transpose(0, 2, 4, 1, 3)
+    if layout == "blocked_kc":      # WTGRAD's 1x1 result [KB][C][lanes k] into [K][C]
+        x = rng.standard_normal((3, 2 * L + 5, L)).astype(np.float32)
+        return x, x.transpose(0, 2, 1)
+    if layout == "blocked_krsc":    # WTGRAD's 3x3 result [KB][RS][C][lanes k] into [K][C][RS]: runs of 9
+        x = rng.standard_normal((2, 9, L + 5, L)).astype(np.float32)
+        return x, x.transpose(0, 3, 2, 1)
+    x = rng.standard_normal((2, 2 * L, 5, 7)).astype(np.float32)   # "nchw": into [N][CB][H][W][lanes]
+    return x, x.reshape(2, 2, L, 5, 7).transpose(0, 1, 3, 4, 2)
+
+
+TRANSPOSING = ["kcrs_pairs", "kcrs3_pairs", "blocked_kc", "blocked_krsc", "nchw"]
+
+
+@pytest.mark.parametrize("isa", ISAS, ids=lambda i: i.name)
+@pytest.mark.parametrize("rounding", ROUNDING_MODES)
+@pytest.mark.parametrize("layout", TRANSPOSING)
+@pytest.mark.parametrize("threads", [1, 3])
+def test_transposing_tiles_quantize_like_the_reference(isa, rounding, layout, threads):
+    """Where the destination runs across the source's contiguous dimension, whole tiles are loaded along the
+    source, transposed in registers and stored along the destination (edge tiles under masks): the mantissas
+    are dfpgen.quantize's, stochastic draws numbered by source position, max|.| over every element."""
+    x, view = _transposing_view(layout, isa.lanes, np.random.default_rng(len(layout) + threads))
+    dst = np.full(view.shape, 7, np.int16)
+    geometry = plan_geometry(view, dst)
+    assert geometry.access(isa.lanes)[0] == "transpose" and geometry.src_strides[3] in (1, 2)
+    ref, maxabs = _quantized_move(x, view, dst, 13, rounding, StreamKey.of(threads), isa, threads, origin=x)
+    np.testing.assert_array_equal(dst, _through(ref.mant, view))
+    assert maxabs == np.abs(x).max()
+
+
+@pytest.mark.parametrize("isa", ISAS, ids=lambda i: i.name)
+@pytest.mark.parametrize("layout", TRANSPOSING)
+@pytest.mark.parametrize("dequantize", [False, True])
+def test_transposing_tiles_copy_floats_bit_for_bit(isa, layout, dequantize):
+    """FP32 copies through transposed tiles keep every bit (-0.0 included), and the values an FP32 kernel
+    reads of a DFP tensor equal quantize(...).to_float()."""
+    x, view = _transposing_view(layout, isa.lanes, np.random.default_rng(3))
+    x.flat[:3] = [-0.0, 0.0, -1.5]
+    out = np.full(view.shape, np.nan, np.float32)
+    if dequantize:
+        ref = quantize(x, 11, "nearest")
+        move(view, out, TARGET, isa, 2, scale=2.0 ** -ref.exp, bits=11, origin=x, dequantize=True)
+        expect = ref.to_float(np.float32)
+    else:
+        assert move(view, out, TARGET, isa, 2, origin=x) == np.abs(x).max()
+        expect = x
+    through = np.ascontiguousarray(np.lib.stride_tricks.as_strided(expect, view.shape, view.strides))
+    np.testing.assert_array_equal(out if dequantize else out.view(np.int32), through if dequantize
+                                  else through.view(np.int32))
+
+
+def test_transposing_kernels_load_and_store_whole_vectors():
+    """No gathers in a transposing kernel: its source is read in vector loads, then shuffled."""
+    isa = ISAS[0]
+    for group, adjacent, quantize_ in [(2, True, True), (2, False, True), (1, False, False)]:
+        plan = MovePlan(TARGET, isa, quantize_, "nearest" if quantize_ else None, isa.lanes, "transpose",
+                        interleave=group, adjacent=adjacent)
+        ir = render(plan)
+        assert "gather" not in ir and ir.count("shufflevector") >= 2 * isa.lanes * (isa.lanes.bit_length() - 1)
 
 
 @pytest.mark.parametrize("isa", ISAS, ids=lambda i: i.name)

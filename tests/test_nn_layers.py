@@ -28,6 +28,7 @@ from dfpgen.errors import DFPGenError, NumericsError, ShapeError
 from dfpgen.nn import (SGD, AvgPool, BatchNorm, Concat, Conv, Flatten, LayerNumerics, Linear, MaxPool, Param, ReLU,
                        Residual, Sequential, SoftmaxCrossEntropy, learning_rate)
 from dfpgen.nn.base import nchw
+from dfpgen.runtime.blocked import to_blocked
 
 FP32 = LayerNumerics.fp32()
 PRECISIONS = [pytest.param(FP32, id="fp32"), pytest.param(LayerNumerics(bits=16), id="dfp16"),
@@ -201,17 +202,21 @@ def test_conv_without_input_grad_and_wrong_channels():
 
 @pytest.mark.parametrize("prec", PRECISIONS)
 def test_conv_backward_differentiates_the_forward_that_ran(prec):
-    """BPROP's weights are converted with FPROP's (convert_ahead): a weight update between forward and backward
-    does not reach dx, which is the gradient of the forward pass computed."""
+    """BPROP's weights and WTGRAD's x are converted with FPROP's (convert_ahead): a weight update or a change of
+    the blocked input between forward and backward reaches neither dx nor dw, the gradients of the forward
+    pass computed."""
     rng = np.random.default_rng(3)
     x = rng.standard_normal((2, 16, 6, 6)).astype(np.float32)
     dy = rng.standard_normal((2, 32, 6, 6)).astype(np.float32)
     layers = [Conv("c", 16, 32, 3, pad=1, numerics=prec, rng=np.random.default_rng(1)) for _ in range(2)]
-    for layer in layers:
-        layer.forward(x)
+    inputs = [to_blocked(x, 1) for _ in layers]
+    for layer, xb in zip(layers, inputs):
+        layer.forward(xb)
     layers[1].weight.data *= np.float32(3.0)
+    inputs[1].data *= np.float32(0.5)
     dx = [layer.backward(dy) for layer in layers]
     np.testing.assert_array_equal(nchw(dx[0], 1), nchw(dx[1], 1))
+    np.testing.assert_array_equal(layers[0].weight.grad, layers[1].weight.grad)
 
 
 @pytest.mark.parametrize("prec", PRECISIONS)

@@ -36,7 +36,7 @@ _ROUND_INTRINSIC = {"nearest": "round", "nearest_even": "roundeven", "chop": "tr
 
 
 INTERLEAVES = (2, 4)   # INT16 pairs, INT8 quads
-ACCESSES = ("contiguous", "gather", "run", "interleave", "spread", "partial")
+ACCESSES = ("contiguous", "gather", "run", "interleave", "spread", "partial", "transpose")
 
 
 @dataclass(frozen=True)
@@ -64,18 +64,23 @@ class MovePlan:
     runs: int = 0              # "partial": the source runs woven into each group (fewer than `interleave`)
     slide: str = ""            # packed: "lanes" (or "rows") when a vector's runs 1.. are the previous vector's
                                # (the previous row's) runs 0.., which it reuses
+    adjacent: bool = False     # "transpose" of groups: a group's elements are neighbours in the source
 
-    template = "move.ll.j2"
     entry = "dfpgen_move"
     draw_bits = DRAW_BITS
     draw_unit = "0x3E70000000000000"   # 2**-24, as LLVM spells a float constant
 
     @property
+    def template(self) -> str:
+        """The template that renders this plan: transposing tiles have their own loop nest."""
+        return "transpose.ll.j2" if self.access == "transpose" else "move.ll.j2"
+
+    @property
     def packed(self) -> bool:
-        """Whether an "interleave" (or "partial") quantizes each source run on its own and packs a lane's
-        mantissas into one 32-bit word (INT16 pairs, INT8 quads) instead of interleaving floats."""
-        return self.access in ("interleave", "partial") and self.quantize and not self.dequantize and \
-            self.storage_bits * self.interleave == 32
+        """Whether an "interleave" (or "partial", "transpose") quantizes each source run on its own and packs a
+        lane's mantissas into one 32-bit word (INT16 pairs, INT8 quads) instead of interleaving floats."""
+        return self.access in ("interleave", "partial", "transpose") and self.quantize and not self.dequantize \
+            and self.storage_bits * self.interleave == 32
 
     @property
     def round_intrinsic(self) -> str:
@@ -93,20 +98,26 @@ class MovePlan:
 
 @dataclass(frozen=True)
 class Geometry:
-    """Extents and element strides of two views, outermost first, padded to RANK dimensions."""
+    """Extents and element strides of two views, outermost first, padded to RANK dimensions. A `transposed`
+    geometry is in the transposing kernel's order (_transposed): items, then the source's contiguous dimension,
+    the destination's, and the group of destination elements beside each of the latter."""
 
     extents: tuple
     src_strides: tuple
     dst_strides: tuple
+    transposed: bool = False
 
     def items(self, access: str) -> int:
-        """Work items: the product of the outer four extents (three for runs, whose rows are dimension 3)."""
-        return int(np.prod(self.extents[:RANK - (3 if access in ("run", "interleave", "partial") else 2)],
-                           dtype=np.int64))
+        """Work items: the product of the outer four extents (three for runs, whose rows are dimension 3, and for
+        transposes, whose tiles span dimensions 3 and 4)."""
+        return int(np.prod(self.extents[:RANK - (3 if access in ("run", "interleave", "partial", "transpose")
+                                                 else 2)], dtype=np.int64))
 
     def access(self, vector: int) -> tuple[str, int]:
         """How the kernel reads the source and how many elements it moves at a time: whole vectors
         wherever the destination is contiguous over them, else one element at a time."""
+        if self.transposed:
+            return "transpose", vector
         (n4, n5), (ss4, ss5), (ds4, ds5) = self.extents[4:], self.src_strides[4:], self.dst_strides[4:]
         if ds5 == 1 and n5 % vector == 0:
             return ("contiguous" if ss5 == 1 else "gather"), vector
@@ -182,7 +193,45 @@ def _geometry(shape: tuple, src_strides: tuple, dst_strides: tuple, dst_itemsize
     if len(merged) > RANK:
         raise PlanError(f"data movement: the views need {len(merged)} dimensions after merging, at most {RANK}")
     merged = [(1, 0, 0)] * (RANK - len(merged)) + merged
-    return _source_runs_inside(Geometry(*(tuple(int(m[i]) for m in merged) for i in range(3))), dst_itemsize)
+    g = Geometry(*(tuple(int(m[i]) for m in merged) for i in range(3)))
+    return _transposed(g, dst_itemsize) or _source_runs_inside(g, dst_itemsize)
+
+
+MIN_TRANSPOSE = 8   # elements along a tile's side below which gathers cost less than a mostly masked tile
+ELEMENTWISE = ("gather", "run")   # accesses that read the source an element at a time (besides vector 1)
+
+
+def _reads_elementwise(g: Geometry) -> bool:
+    """Whether the element-by-element kernels would move `g` at every vector width."""
+    return all(access in ELEMENTWISE or vector == 1 for access, vector in (g.access(8), g.access(16)))
+
+
+def _transposed(g: Geometry, dst_itemsize: int) -> Geometry | None:
+    """`g` in the transposing kernel's order, where the destination runs along a dimension the source strides
+    through (KCRS weights into the kernels' lane-innermost layouts and back, NCHW into blocked tensors) and the
+    source is contiguous along another: [items 0..2][A: source-contiguous][B: destination-contiguous][group].
+    A group is the INT16 pair beside each B element (destination dimension 5 of extent 2 after a dimension of
+    destination stride 2); A then is contiguous in the source, or strides by 2 over pairs that are themselves
+    neighbours there. None where no such dimensions exist, where more than three others remain, for byte
+    destinations (the INT8 layouts' quads) or where the element-by-element kernels read whole vectors anyway."""
+    n, ss, ds = g.extents, g.src_strides, g.dst_strides
+    if dst_itemsize == 1 or ds[5] != 1 or not _reads_elementwise(g):
+        return None
+    grouped = n[5] == 2 and ds[4] == 2 and n[4] > 1
+    run, group = (4, 5) if grouped else (5, None)
+    contiguous = 2 if grouped and ss[5] == 1 else 1   # pairs of neighbours: A walks them two at a time
+    if ss[run] == 1 or n[run] < MIN_TRANSPOSE:
+        return None
+    across = [d for d in range(run) if n[d] >= MIN_TRANSPOSE and ss[d] == contiguous]
+    if not across:
+        return None
+    a = across[-1]
+    others = [d for d in range(run) if d != a and n[d] > 1]
+    if len(others) > 3:
+        return None
+    dims = [(1, 0, 0)] * (3 - len(others)) + [(n[d], ss[d], ds[d]) for d in others + [a, run]]
+    dims.append((n[group], ss[group], ds[group]) if grouped else (1, 0, 0))
+    return Geometry(*(tuple(int(dim[i]) for dim in dims) for i in range(3)), transposed=True)
 
 
 FULL_LINE = 64   # bytes: a destination written in runs of at least a cache line may be written out of order
@@ -225,14 +274,15 @@ def _kernel(geometry: Geometry, target: Target, isa: Isa, quantize: bool, roundi
             storage_bits: int, offset: int) -> tuple:
     """The compiled kernel moving `geometry` (its function) and its number of work items."""
     access, vector = geometry.access(isa.lanes)
-    group = geometry.dst_strides[4] if access == "partial" else geometry.extents[5] if access == "interleave" else \
-        geometry.dst_strides[5] if access == "spread" else 1
+    group = geometry.dst_strides[4] if access == "partial" else geometry.extents[5] if access in (
+        "interleave", "transpose") else geometry.dst_strides[5] if access == "spread" else 1
     plan = MovePlan(target, isa, quantize, rounding, vector, access, dequantize, storage_bits, offset, group,
-                    geometry.extents[5] if access == "partial" else 0)
+                    geometry.extents[5] if access == "partial" else 0,
+                    adjacent=access == "transpose" and group > 1 and geometry.src_strides[5] == 1)
     if access == "partial" and not plan.packed:   # FP32 or narrower-than-a-word groups: element by element
         plan = replace(plan, access="contiguous", vector=1, interleave=1, runs=0)
         access = "contiguous"
-    if plan.packed:
+    if plan.packed and access != "transpose":
         plan = replace(plan, slide=geometry.slides(vector))
     return _compiled(plan).function, geometry.items(access)
 

@@ -50,6 +50,7 @@ from dfpgen.core.spec import ConvSpec
 from dfpgen.core.stochastic import StreamKey
 from dfpgen.core.target import resolve
 from dfpgen.errors import DTypeError, NonFiniteError, NumericsError, ShapeError, SpecError, TargetError
+from dfpgen.runtime import pool
 from dfpgen.runtime.blocked import Measured, memory_axes
 from dfpgen.runtime.blocked_conv import run_blocked
 from dfpgen.runtime.conv import Conv2d, _threads, choose_isa
@@ -225,7 +226,7 @@ class _DFPConvFunction(torch.autograd.Function):
         dw = None
         if need_w:   # in the weight's memory format, which autograd would otherwise copy it into
             shape, memory_format = ctx.weight_layout
-            dw = torch.empty(shape, memory_format=memory_format)
+            dw = _empty_tensor(shape, memory_format == torch.channels_last)
             _run(op, passes.WTGRAD, xm, dym, (key_x, key_dy), layer, ("input", "output gradient"), out=dw.numpy())
         _remember(layer, "output gradient", dym)
         return dx, dw, None
@@ -302,8 +303,17 @@ def _remember(layer: _DFPLayer, what: str, operand: Measured) -> None:
 def _result_tensor(op: Conv2d, conv_pass, channels_last: bool) -> torch.Tensor:
     """An empty tensor for a pass's result, for run_blocked to write: channels-last when the pass's input was
     (as nn.Conv2d keeps the memory format; the kernels then write it in place), else NCHW."""
-    return torch.empty(conv_pass.result.shape(op.spec),
-                       memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    return _empty_tensor(conv_pass.result.shape(op.spec), channels_last)
+
+
+def _empty_tensor(shape: tuple, channels_last: bool) -> torch.Tensor:
+    """An uninitialized float32 tensor of an NCHW (or KCRS) shape, NCHW or channels-last in memory, over memory
+    reused from earlier steps' results once autograd let them go (dfpgen/runtime/pool.py): a new result every
+    step otherwise costs a page fault every 4 KiB."""
+    if not channels_last:
+        return torch.from_numpy(pool.empty(shape, np.float32))
+    N, C, H, W = shape
+    return torch.from_numpy(pool.empty((N, H, W, C), np.float32)).permute(0, 3, 1, 2)
 
 
 def _conv2d_forward(ctx, xn: np.ndarray, wn: np.ndarray, op: Conv2d, layer: _DFPLayer) -> torch.Tensor:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from dfpgen.codegen.launch import run_ranges, split_items
-from dfpgen.codegen.layout import aligned_empty
+from dfpgen.runtime import pool
 from dfpgen.runtime.blocked import Blocked, Measured, to_blocked
 
 
@@ -27,8 +27,8 @@ def like(result: Blocked, x, threads: int):
 
 
 def empty_like(x: Blocked) -> np.ndarray:
-    """An uninitialized aligned buffer of x's blocked shape."""
-    return aligned_empty(x.data.shape, np.float32)
+    """An uninitialized aligned buffer of x's blocked shape (reused memory: dfpgen/runtime/pool.py)."""
+    return pool.empty(x.data.shape, np.float32)
 
 
 def per_lane(values: np.ndarray, x: Blocked) -> np.ndarray:

@@ -48,6 +48,7 @@ class Conv(Layer):
         self.params = [self.weight] + ([self.bias] if bias else [])
         self._ops: dict[tuple, Conv2d] = {}
         self._saved = None
+        self._dw: np.ndarray | None = None
 
     def spec(self, x_shape: tuple) -> ConvSpec:
         """The ConvSpec for an input batch of this shape."""
@@ -90,29 +91,40 @@ class Conv(Layer):
         op = self.op(spec)
         w = self.weight.measured()
         keys = (self._key(op), self._key(op))
+        # In training, WTGRAD's x is converted now, right after FPROP's, while x is still in cache: by
+        # backward it would come from memory again. Both read the same key, so the mantissas agree. BPROP's
+        # weights likewise go right before FPROP's, which run_blocked converts.
+        x_fprop = convert_ahead(op, passes.FPROP, "src", xb, keys[0]) if train else xb
+        x_wtgrad = convert_ahead(op, passes.WTGRAD, "src", xb, keys[0]) if train else xb
         w_bprop = convert_ahead(op, passes.BPROP, "vec", w, keys[1]) if train and self.input_grad else w
-        y = run_blocked(op, passes.FPROP, xb, w, keys)
+        y = run_blocked(op, passes.FPROP, x_fprop, w, keys)
         if self.bias is not None:
             y = Blocked(y.data, y.channels, pointwise.affine(y.data, per_lane(np.ones(self.K), y),
                                                              per_lane(self.bias.data, y), y.data, False,
                                                              threads=threads))
-        self._saved = (spec, xb, w_bprop, keys, isinstance(x, Blocked)) if train else None
+        self._saved = (spec, x_wtgrad, w_bprop, keys, isinstance(x, Blocked)) if train else None
         return like(y, x, threads)
 
     def backward(self, dy):
         # The forward pass's quantization keys go to every pass that reads the same tensor, so WTGRAD
         # and BPROP see the mantissas FPROP saw (a mixed run with FP32 kernels uses their values).
-        spec, xb, w, (key_x, key_w), was_blocked = self._saved
+        spec, x, w, (key_x, key_w), was_blocked = self._saved
         threads = self.threads or default_threads()
         op = self.op(spec)
         dyb = blocked(dy, threads)
         key_dy = self._key(op)
-        self.weight.grad += run_blocked(op, passes.WTGRAD, xb, dyb, (key_x, key_dy))
+        # dy's two conversions back to back, before WTGRAD's kernel streams through memory and evicts dy.
+        dy_wtgrad = convert_ahead(op, passes.WTGRAD, "vec", dyb, key_dy)
+        dy_bprop = convert_ahead(op, passes.BPROP, "src", dyb, key_dy) if self.input_grad else None
+        if self._dw is None or self._dw.shape != self.weight.grad.shape:
+            self._dw = np.empty_like(self.weight.grad)   # reused: a new array each step costs its page faults
+        self.weight.grad += run_blocked(op, passes.WTGRAD, x, dy_wtgrad, (key_x, key_dy), out=self._dw)
         if self.bias is not None:
             self.bias.grad += pointwise.channel_sums(dyb.data, threads)[0][:self.K].astype(np.float32)
         if not self.input_grad:
             return None
-        return like(run_blocked(op, passes.BPROP, dyb, w, (key_dy, key_w)), dy if was_blocked else None, threads)
+        return like(run_blocked(op, passes.BPROP, dy_bprop, w, (key_dy, key_w)), dy if was_blocked else None,
+                    threads)
 
 
 class Linear(Layer):

@@ -17,13 +17,14 @@ from functools import lru_cache
 
 import numpy as np
 
-from dfpgen.codegen.layout import aligned_empty, aligned_zeros
+from dfpgen.codegen.layout import aligned_zeros
 from dfpgen.codegen.move import MoveProgram, run_program
 from dfpgen.codegen.views import regroup, split, unblock_rows
 from dfpgen.core.dfp import quantize_with_exp
 from dfpgen.core.stochastic import StreamKey
 from dfpgen.core.target import Isa, Target, get_isa, resolve
 from dfpgen.errors import NonFiniteError, ShapeError
+from dfpgen.runtime import pool
 
 
 @lru_cache(maxsize=None)
@@ -124,7 +125,7 @@ def empty_blocked(shape: tuple, zero: bool = False) -> np.ndarray:
     N, C, H, W = shape
     L = lanes()
     dims = (N, -(-C // L), H, W, L)
-    return aligned_zeros(dims, np.float32) if zero else aligned_empty(dims, np.float32)
+    return aligned_zeros(dims, np.float32) if zero else pool.empty(dims, np.float32)
 
 
 def to_blocked(x: np.ndarray, threads: int) -> Blocked:

@@ -15,14 +15,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dfpgen.codegen.layout import aligned_empty, aligned_zeros
+from dfpgen.codegen.layout import aligned_zeros
 from dfpgen.codegen.plan import ResultLayout
 from dfpgen.codegen.views import regroup
 from dfpgen.core.dfp import exponent_for_max
 from dfpgen.core.stochastic import StreamKey
 from dfpgen.errors import NumericsError, ShapeError
 from dfpgen.passes import Pass
-from dfpgen.runtime import emulated, quire
+from dfpgen.runtime import emulated, pool, quire
 from dfpgen.runtime.blocked import Blocked, Measured, empty_blocked, fill, is_dense, lanes, program, to_blocked
 
 
@@ -224,7 +224,7 @@ def run_blocked(op, conv_pass: Pass, a, b, keys: tuple = (None, None), out: np.n
     if in_place:
         dst = found.transpose(0, 2, 3, 1)
     elif blocked_result:
-        dst = aligned_empty(plan.dst_shape, np.float32)
+        dst = pool.empty(plan.dst_shape, np.float32)
     else:
         dst = _operand_buffer(op, conv_pass, "dst", plan.dst_shape, np.float32)
     scale = np.ldexp(1.0, e_src + e_vec)

@@ -13,8 +13,8 @@ import numpy as np
 
 from dfpgen.codegen import maxpool
 from dfpgen.codegen.launch import default_threads
-from dfpgen.codegen.layout import aligned_empty
 from dfpgen.errors import DTypeError, ShapeError
+from dfpgen.runtime import pool
 from dfpgen.runtime.pointwise import check_blocked, isa_for
 
 
@@ -31,8 +31,8 @@ def maxpool_forward(x: np.ndarray, k: int, stride: int, pad: int, P: int, Q: int
     if P < 1 or Q < 1:
         raise ShapeError(f"maxpool_forward: output {P}x{Q}; both extents must be >= 1")
     kern = _kernel("forward", k, stride, pad, isa_for("maxpool_forward", "x", L))
-    y = aligned_empty((N, CB, P, Q, L), np.float32)
-    choice = aligned_empty((N, CB, P, Q, L), np.uint8)
+    y = pool.empty((N, CB, P, Q, L), np.float32)
+    choice = pool.empty((N, CB, P, Q, L), np.uint8)
     maxabs = kern.run(x, choice, y, H, W, P, Q, N * CB, threads or default_threads())
     return y, choice, maxabs
 
@@ -51,6 +51,6 @@ def maxpool_backward(dy: np.ndarray, choice: np.ndarray, k: int, stride: int, pa
     if H < 1 or W < 1:
         raise ShapeError(f"maxpool_backward: input {H}x{W}; both extents must be >= 1")
     kern = _kernel("backward", k, stride, pad, isa_for("maxpool_backward", "dy", L))
-    dx = aligned_empty((N, CB, H, W, L), np.float32)
+    dx = pool.empty((N, CB, H, W, L), np.float32)
     maxabs = kern.run(dy, choice, dx, H, W, P, Q, N * CB, threads or default_threads())
     return dx, maxabs
