@@ -16,9 +16,8 @@ from dfpgen.runtime.execute import prepare_float
 from dfpgen.tuning.measure import random_operands
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-import bench_moves  # noqa: E402
-
 import bench_dispatch  # noqa: E402
+import bench_moves  # noqa: E402
 import bench_overheads  # noqa: E402
 import bench_startup  # noqa: E402
 import bench_train  # noqa: E402
