@@ -64,6 +64,26 @@ def test_any_permutation_any_threads(shape, threads, rounding, bits, seed):
     np.testing.assert_array_equal(dst, ref.mant.transpose(perm))
 
 
+@settings(max_examples=30, deadline=None)
+@given(shape=st.lists(st.integers(1, 40), min_size=2, max_size=5).filter(lambda s: int(np.prod(s)) <= 60_000),
+       threads=st.integers(1, 3), rounding=st.sampled_from(ROUNDING_MODES), seed=st.integers(0, 2**32 - 1),
+       isa=st.sampled_from(ISAS), floats=st.booleans())
+def test_large_permutations_through_tiles_and_gathers(shape, threads, rounding, seed, isa, floats):
+    """Permutations with extents of up to 40, so that transposed tiles (both sides at least 8, edge tiles
+    partial) and the other accesses all occur: mantissas as the reference's, floats copied exactly."""
+    x = (np.random.default_rng(seed).standard_normal(shape) * 100).astype(np.float32)
+    perm = np.random.default_rng(seed + 1).permutation(len(shape))
+    view = x.transpose(perm)
+    if floats:
+        dst = np.empty(view.shape, np.float32)
+        assert move(view, dst, TARGET, isa, threads, origin=x) == np.abs(x).max()
+        np.testing.assert_array_equal(dst, view)
+        return
+    dst = np.empty(view.shape, np.int16)
+    ref, _ = _quantized_move(x, view, dst, 12, rounding, StreamKey.of(seed), isa, threads, origin=x)
+    np.testing.assert_array_equal(dst, ref.mant.transpose(perm))
+
+
 def test_fp32_copy_and_nan_in_maxabs():
     x = np.random.default_rng(0).standard_normal((4, 16, 3, 3)).astype(np.float32)
     out = np.empty((4, 3, 3, 16), np.float32)

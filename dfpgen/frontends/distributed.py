@@ -516,5 +516,25 @@ def _guarded(body) -> int:
     return 0
 
 
+def _leave(status: int) -> None:
+    """Exit a rank of a multi-rank job with `status` once its output is flushed, without running the C++
+    static destructors: with gloo's threads still joinable they abort an otherwise finished rank
+    ("terminate called without an active exception", seen in CI after the barrier and the teardown)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
+def _ranks() -> int:
+    """The job's number of ranks (1 where the torchrun variables are missing or wrong: main said why)."""
+    try:
+        return torchrun_world().size
+    except DFPGenError:
+        return 1
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_status = main()
+    if _ranks() > 1:
+        _leave(exit_status)
+    sys.exit(exit_status)

@@ -2,10 +2,10 @@
 kernel results, pooling's outputs, dfpgen.torch's results.
 
 A fresh array of many megabytes costs a page fault for every 4 KiB the first time it is written (or a huge
-page's compaction), every step: at 2 threads that was 5-10% of a ResNet-50 step, system time spent while
-the kernels waited (docs/experiments.md, section 9). `empty` hands out a buffer of the same size that nothing
-refers to any more (no array, view or torch tensor over it: Python's reference count says so) and allocates
-only when none is free. What an array holds when it comes back is undefined, as with np.empty.
+page's compaction), every step, while the kernels wait (docs/experiments.md, section 9, has what it cost).
+`empty` hands out a buffer of the same size that nothing refers to any more (no array, view or torch tensor
+over it: Python's reference count says so) and allocates only when none is free; a reused buffer is often
+still in cache. What an array holds when it comes back is undefined, as with np.empty.
 """
 
 from __future__ import annotations
@@ -98,7 +98,8 @@ _POOL_LOCK = threading.Lock()
 
 
 def pool() -> BufferPool:
-    """The process's pool, of DFPGEN_BUFFER_POOL_MB megabytes (0: every array allocated anew)."""
+    """The process's pool, of DFPGEN_BUFFER_POOL_MB megabytes (read at its first array; 0: every array allocated
+    anew)."""
     global _POOL
     with _POOL_LOCK:
         if _POOL is None:
