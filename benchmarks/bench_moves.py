@@ -13,9 +13,7 @@ used before transposed tiles existed. Results go to benchmarks/results/moves_<cp
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +22,7 @@ from dfpgen.codegen import move
 from dfpgen.core.target import get_isa, host
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import write_results  # noqa: E402
+from common import median_seconds, write_results  # noqa: E402
 
 FLUSH = np.ones(16 << 20, np.float32)   # 64 MB: more than the last-level cache
 
@@ -63,18 +61,15 @@ def _planned(view: np.ndarray, dst: np.ndarray, origin: np.ndarray, transposing:
 
 
 def timed(program, origin, dst, isa, threads: int, repeats: int, cold: bool) -> float:
-    """Median seconds of one run of `program`."""
+    """Median seconds of one run of `program`, its source in cache or (`cold`) after writing FLUSH."""
     quantize = dict(bits=14, scale=2.0 ** -3) if dst.dtype == np.int16 else {}
-    run = lambda: move.run_program(program, origin, dst, host(), isa, threads, **quantize)  # noqa: E731
-    run()
-    times = []
-    for _ in range(repeats):
-        if cold:
-            FLUSH[...] += 1.0
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return median_seconds(lambda: move.run_program(program, origin, dst, host(), isa, threads, **quantize), repeats,
+                          before=flush if cold else None)
+
+
+def flush() -> None:
+    """Write more than the last-level cache holds, leaving dirty lines as a training step does."""
+    FLUSH[...] += 1.0
 
 
 def main() -> None:

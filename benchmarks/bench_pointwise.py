@@ -14,9 +14,7 @@ and .json.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +26,7 @@ from dfpgen.runtime import pointwise as pw
 from dfpgen.runtime.pooling import maxpool_backward, maxpool_forward
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import write_results  # noqa: E402
+from common import median_seconds, write_results  # noqa: E402
 
 AXES = (0, 2, 3)
 
@@ -115,17 +113,6 @@ def cases(shape: tuple, rng: np.random.Generator) -> list[tuple]:
     ]
 
 
-def timed(fn, repeats: int) -> float:
-    """Median seconds of `repeats` calls after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shapes", default="8x4x56x56,8x16x56x56", help="N x CB x H x W (L: the host's lanes)")
@@ -141,12 +128,12 @@ def main() -> None:
     for text in args.shapes.split(","):
         shape = tuple(int(s) for s in text.split("x")) + (lanes,)
         src, dst = np.ones(shape, np.float32), np.empty(shape, np.float32)
-        copy = timed(lambda: np.copyto(dst, src), args.repeats)
+        copy = median_seconds(lambda: np.copyto(dst, src), args.repeats)
         ceilings.append(f"{text}x{lanes}: {2 * src.nbytes / copy / 1e9:.1f}")
         for name, moved, ours, ref in cases(shape, rng):
             nbytes = int(moved * int(np.prod(shape)) * 4)
-            t_np = timed(ref, args.repeats)
-            t_ours = [timed(lambda: ours(t), args.repeats) for t in threads]
+            t_np = median_seconds(ref, args.repeats)
+            t_ours = [median_seconds(lambda: ours(t), args.repeats) for t in threads]
             rec = {"shape": list(shape), "op": name, "bytes": nbytes, "numpy_s": t_np,
                    "dfpgen_s": dict(zip(threads, t_ours))}
             records.append(rec)

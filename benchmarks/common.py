@@ -7,6 +7,7 @@ import datetime as _dt
 import json
 import os
 import platform
+import statistics
 import time
 from pathlib import Path
 
@@ -51,6 +52,19 @@ def machine() -> dict:
             "python": platform.python_version(), "numpy": np.__version__, "llvmlite": llvmlite.__version__,
             "torch": torch_version, "dfpgen": dfpgen.__version__,
             "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+
+
+def median_seconds(fn, repeats: int, before=None) -> float:
+    """Median seconds of `repeats` calls of `fn` after one warm-up call; `before()` (untimed) precedes each."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        if before is not None:
+            before()
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 def table(header: list[str], rows: list[list]) -> str:

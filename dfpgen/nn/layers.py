@@ -48,7 +48,6 @@ class Conv(Layer):
         self.params = [self.weight] + ([self.bias] if bias else [])
         self._ops: dict[tuple, Conv2d] = {}
         self._saved = None
-        self._dw: np.ndarray | None = None
 
     def spec(self, x_shape: tuple) -> ConvSpec:
         """The ConvSpec for an input batch of this shape."""
@@ -116,9 +115,7 @@ class Conv(Layer):
         # dy's two conversions back to back, before WTGRAD's kernel streams through memory and evicts dy.
         dy_wtgrad = convert_ahead(op, passes.WTGRAD, "vec", dyb, key_dy)
         dy_bprop = convert_ahead(op, passes.BPROP, "src", dyb, key_dy) if self.input_grad else None
-        if self._dw is None or self._dw.shape != self.weight.grad.shape:
-            self._dw = np.empty_like(self.weight.grad)   # reused: a new array each step costs its page faults
-        self.weight.grad += run_blocked(op, passes.WTGRAD, x, dy_wtgrad, (key_x, key_dy), out=self._dw)
+        self.weight.grad += run_blocked(op, passes.WTGRAD, x, dy_wtgrad, (key_x, key_dy))
         if self.bias is not None:
             self.bias.grad += pointwise.channel_sums(dyb.data, threads)[0][:self.K].astype(np.float32)
         if not self.input_grad:

@@ -260,9 +260,10 @@ def _channels_last(a: np.ndarray) -> bool:
 
 
 def _result_array(given: np.ndarray | None, shape: tuple) -> np.ndarray:
-    """`given` checked as a dense, writeable float32 array of `shape`, or a new C-contiguous one."""
+    """`given` checked as a dense, writeable float32 array of `shape`, or a new C-contiguous one (reused memory:
+    dfpgen/runtime/pool.py)."""
     if given is None:
-        return np.empty(shape, np.float32)
+        return pool.empty(shape, np.float32)
     if not isinstance(given, np.ndarray) or given.dtype != np.float32 or given.shape != shape \
             or not is_dense(given) or not given.flags.writeable:
         got = f"{given.dtype} {given.shape}" if isinstance(given, np.ndarray) else type(given).__name__
