@@ -143,11 +143,11 @@ def torch_step_times(batch: int, steps: int, threads: int, numerics: LayerNumeri
 
 
 def phase_cells(seconds: float, phases: dict) -> list[str]:
-    """The fprop/bprop/wtgrad kernel, quantize, layout and rest columns of one run."""
+    """The fprop/bprop/wtgrad kernel, quantize, layout, producers and rest columns of one run."""
     kernels = [phases.get(f"kernel {p}", 0.0) for p in ("fprop", "bprop", "wtgrad")]
     layout = phases.get("layout", 0.0) + phases.get("unlayout", 0.0)
     return [*(f"{k:.2f}" for k in kernels), f"{phases.get('quantize', 0.0):.2f}", f"{layout:.2f}",
-            f"{seconds - sum(phases.values()):.2f}"]
+            f"{phases.get('produced', 0.0):.2f}", f"{seconds - sum(phases.values()):.2f}"]
 
 
 def main() -> None:
@@ -178,25 +178,26 @@ def main() -> None:
                          f"{t_torch / res['seconds']:.2f}" if t_torch else "-", ""])
         for fmt in MEMORY_FORMATS:
             if not tt:   # no PyTorch (or no torch model of this net)
-                rows += [[f"PyTorch {kind} ({fmt})", threads, *["-"] * 11] for kind in ("FP32", "converted")]
+                rows += [[f"PyTorch {kind} ({fmt})", threads, *["-"] * 12] for kind in ("FP32", "converted")]
                 continue
             base, conv = tt[fmt]["fp32_s"], tt[fmt]["converted_s"]
-            rows.append([f"PyTorch FP32 ({fmt})", threads, f"{ips(base):.2f}", f"{base:.2f}", "", "", "", "", "",
-                         "", f"{fp32['seconds'] / base:.2f}", f"{t_torch / base:.2f}", ""])
+            rows.append([f"PyTorch FP32 ({fmt})", threads, f"{ips(base):.2f}", f"{base:.2f}", *[""] * 7,
+                         f"{fp32['seconds'] / base:.2f}", f"{t_torch / base:.2f}", ""])
             rows.append([f"PyTorch converted ({fmt})", threads, f"{ips(conv):.2f}", f"{conv:.2f}",
                          *phase_cells(conv, tt[fmt]["phases"]), f"{fp32['seconds'] / conv:.2f}",
                          f"{t_torch / conv:.2f}", f"{base / conv:.2f}"])
         for r in rows[first:]:
             print(" | ".join(str(c) for c in r), flush=True)
     header = ["run", "threads", "images/s", "step s", "fprop s", "bprop s", "wtgrad s", "quantize s", "layout s",
-              "rest s", "speedup vs our FP32", "speedup vs PyTorch", "converted vs PyTorch FP32 (same layout)"]
+              "producers s", "rest s", "speedup vs our FP32", "speedup vs PyTorch", "converted vs PyTorch FP32 (same layout)"]
     notes = [f"{args.net} at its ImageNet input size, batch {args.batch}, synthetic data, median of "
              f"{args.steps} steps after a warm-up step; DFP16 at {args.bits} bits (activations, weights, gradients), "
              "exact overflow policy; kernels with the default (untuned) blocking",
              "quantize = operands quantized straight into the kernels' layouts (generated data-movement kernels); "
              "layout = FP32 operands and results moved between layouts",
-             "rest = batch norm, ReLU, residual joins and SGD (generated pointwise kernels), pooling and the loss "
-             "(numpy), FP32",
+             "producers = the batch-norm and residual-join kernels that also write the next convolution's operand "
+             "layouts (normalization and quantization in one pass; their whole time); rest = the other batch norm, "
+             "ReLU and join kernels and SGD (generated pointwise kernels), pooling and the loss (numpy), FP32",
              "PyTorch converted = the PyTorch model after dfpgen.torch.convert at the DFP16 numerics (convolutions "
              "and the classifier in DFP16 kernels, the rest in torch FP32); its rest = torch's layers, autograd and "
              "the torch/numpy hand-over. Both PyTorch models run NCHW and channels-last "

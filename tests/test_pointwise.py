@@ -360,3 +360,89 @@ def test_refusals(lanes):
     _refusal(lambda: pw.sgd_update(w, np.zeros(9, np.float32), w.copy(), 0.1, 0.9, 0.0), ShapeError, "g:", "(10,)")
     _refusal(lambda: pw.sgd_update(w, w.copy(), w.astype(np.float64), 0.1, 0.9, 0.0), DTypeError, "v:", "float32")
     _refusal(lambda: pw.sgd_update(w, w.copy(), w.copy(), 0.1, 0.9, 0.0, lanes=4), ShapeError, "lanes", "is 4")
+
+
+# ------------------------------------------------------------------ packs: quantized stores into other layouts
+
+ROUNDINGS = ("nearest", "nearest_even", "chop", "biased", "stochastic")
+
+
+def _pack_reference(values: np.ndarray, exp: int, bits: int, rounding: str, key) -> np.ndarray:
+    """The INT16 mantissas a generated conversion writes for a blocked tensor (identity layout)."""
+    from dfpgen.runtime.blocked import fill
+    ref = np.zeros(values.shape, np.int16)
+    fill(ref, [(values, ref)], values, None, 1, exp=exp, bits=bits, rounding=rounding, key=key)
+    return ref
+
+
+@pytest.mark.parametrize("rounding", ROUNDINGS)
+@pytest.mark.parametrize("stride", cp.PACK_STRIDES)
+@pytest.mark.parametrize("bits", [8, 13, 16])
+def test_packs_quantize_exactly_as_the_conversion_kernels(lanes, rounding, stride, bits):
+    from dfpgen.core.dfp import exponent_for_max
+    from dfpgen.core.stochastic import StreamKey
+    rng = np.random.default_rng(13)
+    shape = (2, 3, 5, 3, lanes)
+    x, out = blocked(shape, rng), aligned_empty(shape, np.float32)
+    a, b = per_channel(shape, rng), per_channel(shape, rng)
+    m = pw.affine(x, a, b, out, True)
+    key = StreamKey(5, 9) if rounding == "stochastic" else None
+    exp = exponent_for_max(m, bits)
+    ref = _pack_reference(out, exp, bits, rounding, key)
+    N, CB, H, W, L = shape
+    # items in reverse order and pixels spread apart: positions need not follow the blocked order
+    pixels = (np.arange(H * W) * L * stride)[::-1].astype(np.int32)
+    items = (np.arange(N * CB) * H * W * L * stride).astype(np.int64)[::-1].copy()
+
+    def run(threads):
+        dst = np.full(out.size * stride, 7, np.int16)
+        target = pw.PackTarget(dst, items, pixels.copy(), stride)
+        got = pw.affine(x, a, b, aligned_empty(shape, np.float32), True, threads=threads, packs=(target,),
+                        quantizer=pw.Quantizer(exp, bits, rounding, key))
+        return dst, np.float32(got)
+
+    dst, got = each_thread_count(run)
+    assert got == np.float32(m)
+    lanes_at = items[:, None, None] + pixels[None, :, None] + stride * np.arange(L)
+    assert np.array_equal(dst[lanes_at].reshape(shape), ref)
+    if stride == 2:
+        assert (dst[1::2] == 7).all(), "a stride-2 pack wrote between its lanes"
+
+
+def test_bn_grad_apply_packs_without_storing_fp32(lanes):
+    from dfpgen.core.dfp import exponent_for_max
+    rng = np.random.default_rng(14)
+    shape = (2, 2, 3, 4, lanes)
+    dz, x, dx = blocked(shape, rng), blocked(shape, rng), aligned_empty(shape, np.float32)
+    a, b, c = (per_channel(shape, rng) for _ in range(3))
+    m = pw.bn_grad_apply(dz, x, a, b, c, dx, 1)
+    exp = exponent_for_max(m, 14)
+    N, CB, H, W, L = shape
+    target = pw.PackTarget(np.zeros(dz.size, np.int16), (np.arange(N * CB) * H * W * L).astype(np.int64),
+                           (np.arange(H * W) * L).astype(np.int32), 1)
+    got = pw.bn_grad_apply(dz, x, a, b, c, None, 2, packs=(target,), quantizer=pw.Quantizer(exp, 14, "nearest"))
+    assert got == m and np.array_equal(target.dst.reshape(shape), _pack_reference(dx, exp, 14, "nearest", None))
+
+
+def test_pack_refusals(lanes):
+    rng = np.random.default_rng(15)
+    shape = (1, 2, 2, 2, lanes)
+    x, out = blocked(shape, rng), aligned_empty(shape, np.float32)
+    a, b = per_channel(shape, rng), per_channel(shape, rng)
+    items, pixels = np.array([0, 4 * lanes], np.int64), (np.arange(4) * lanes).astype(np.int32)
+    q = pw.Quantizer(0, 14, "nearest")
+    short = pw.PackTarget(np.zeros(8 * lanes - 1, np.int16), items, pixels, 1)
+    _refusal(lambda: pw.affine(x, a, b, out, packs=(short,), quantizer=q), ShapeError, "pack", "positions")
+    wrong = pw.PackTarget(np.zeros(8 * lanes, np.int16), items[:1], pixels, 1)
+    _refusal(lambda: pw.affine(x, a, b, out, packs=(wrong,), quantizer=q), ShapeError, "pack", "items")
+    floats = pw.PackTarget(np.zeros(8 * lanes, np.float32), items, pixels, 1)
+    _refusal(lambda: pw.affine(x, a, b, out, packs=(floats,), quantizer=q), ShapeError, "pack", "int16")
+    target = pw.PackTarget(np.zeros(8 * lanes, np.int16), items, pixels, 1)
+    _refusal(lambda: pw.affine(x, a, b, out, packs=(target,)), ShapeError, "affine", "quantizer")
+    _refusal(lambda: pw.affine(x, a, b, out, packs=(target,), quantizer=pw.Quantizer(0, 14, "stochastic")),
+             PlanError, "stochastic", "StreamKey")
+    with pytest.raises(PlanError, match="pack stride 3"):
+        cp.plan(pw.AFFINE, relu=False, residual=False, scale=False, shift=False, packed=1, rounding="nearest",
+                pack_strides=(3,))
+    with pytest.raises(PlanError, match="one lane stride per pack"):
+        cp.plan(pw.AFFINE, relu=False, residual=False, scale=False, shift=False, packed=1, rounding="nearest")

@@ -31,7 +31,8 @@ MIN_ITEM_WORK = 1 << 15   # elements per thread below which more threads cost mo
 MOVE_SIGNATURE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_float,
                                   ctypes.c_float, ctypes.c_uint32, ctypes.c_uint32, ctypes.c_void_p,
                                   ctypes.c_int64, ctypes.c_int64)
-_ROUND_INTRINSIC = {"nearest": "round", "nearest_even": "roundeven", "chop": "trunc", "biased": "trunc",
+# The LLVM intrinsic each rounding mode starts from (the quantizing pointwise kernels ask it too).
+ROUND_INTRINSIC = {"nearest": "round", "nearest_even": "roundeven", "chop": "trunc", "biased": "trunc",
                     "stochastic": "floor", None: "trunc"}
 
 
@@ -85,7 +86,7 @@ class MovePlan:
     @property
     def round_intrinsic(self) -> str:
         """The LLVM rounding intrinsic the rounding mode starts from."""
-        return _ROUND_INTRINSIC[self.rounding]
+        return ROUND_INTRINSIC[self.rounding]
 
     def summary(self) -> list[str]:
         """Comment lines for the IR header."""

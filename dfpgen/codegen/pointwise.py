@@ -8,7 +8,12 @@ straight-line SSA instructions (equal subexpressions once); the template loops o
 Two geometries:
   * blocked: tensors `[N][CB][H][W][L]`; a work item is one (image, channel block), its H*W pixels
     one <L x float> each; `Channel` operands are per-channel vectors of CB*L floats, one vector per
-    channel block; each item writes its sums to `slots[item][sum][L]` (float64).
+    channel block; each item writes its sums to `slots[item][sum][L]` (float64). A blocked kernel may
+    also *pack* a result: quantize it to INT16 mantissas (scale, clamp, round as a conversion kernel does,
+    templates/quantize.ll.j2) and store it into another layout, element (item, pixel, lane) at
+    `items[item] + pixels[pixel] + lane * stride` (stride 1 or 2: lanes adjacent, or every other INT16
+    as in a VNNI pair). That is how a producer writes a convolution's operand layout directly
+    (docs/architecture.md, Training runtime).
   * flat: arrays of any length; a work item is `chunk` elements; the last vector is masked.
 The extent (pixels of an item, or the flat length) and the channel blocks are run-time arguments, so
 one compiled kernel serves every shape. Kernel signature:
@@ -28,6 +33,9 @@ import numpy as np
 from dfpgen.codegen import jit
 from dfpgen.codegen.emit import render_kind
 from dfpgen.codegen.launch import default_threads, run_ranges, split_items
+from dfpgen.codegen.move import ROUND_INTRINSIC
+from dfpgen.core.dfp import check_rounding
+from dfpgen.core.stochastic import DRAW_BITS
 from dfpgen.core.target import Isa, Target, get_isa, host
 from dfpgen.errors import PlanError
 
@@ -39,6 +47,7 @@ FLAT_CHUNK_VECTORS = 256   # a flat item: 16 KiB at 16 lanes, small enough to ba
 # from 15 to 20 GB/s (from DRAM the conversions to float64, not the chains, set its rate).
 SUM_WAYS = 4
 PREDICATES = ("ogt", "ugt")  # fcmp predicates `Where` may test with
+PACK_STRIDES = (1, 2)        # INT16 between a packed vector's lanes: adjacent, or every other (VNNI pairs)
 
 
 # ------------------------------------------------------------------ expressions
@@ -120,6 +129,7 @@ class Body:
     stores: tuple = ()            # (tensor name, FP32 Expr)
     sums: tuple = ()              # float64 Exprs (Wide) summed per channel
     maxabs: Expr | None = None    # FP32 Expr whose max |.| over the run is returned
+    packs: tuple = ()             # (INT16 layout name, FP32 Expr): quantized and stored where its tables say
 
 
 @dataclass(frozen=True)
@@ -141,8 +151,8 @@ class Operand:
     """An entry of the kernel's operand table."""
 
     name: str
-    kind: str        # tensor, channel, scalar
-    written: bool
+    kind: str        # tensor, channel, scalar; a pack's packed (INT16), items (int64), pixels (int32);
+    written: bool    # the packs' quantizer: scale (float), top (float), keys (2 x uint32)
 
 
 @dataclass(frozen=True)
@@ -154,6 +164,17 @@ class Instr:
     args: tuple
     wide: bool = False
     pred: str = ""
+
+
+@dataclass(frozen=True)
+class Pack:
+    """One packed result: the SSA value, its INT16 destination and position tables, the lane stride."""
+
+    value: str
+    dst: int         # operand indices
+    items: int
+    pixels: int
+    stride: int
 
 
 @dataclass(frozen=True)
@@ -174,7 +195,17 @@ class PointwisePlan:
     maxabs: str | None         # value whose max |.| is written to the range's slot
     chunk: int                 # flat: elements per work item
     sum_ways: int              # accumulators per sum, taking turns pixel by pixel
+    packs: tuple = ()          # Pack, in body order
+    quantizer: tuple = ()      # operand indices of the packs' scale, top and keys
+    rounding: str | None = None   # the packs' rounding mode
     template: str = "pointwise.ll.j2"
+    draw_bits = DRAW_BITS
+    draw_unit = "0x3E70000000000000"   # 2**-24, as LLVM spells a float constant
+
+    @property
+    def round_intrinsic(self) -> str:
+        """The LLVM rounding intrinsic the packs' rounding mode starts from."""
+        return ROUND_INTRINSIC[self.rounding]
 
     @property
     def lanes(self) -> int:
@@ -209,7 +240,9 @@ class PointwisePlan:
                 f"{'flat, ' + str(self.chunk) + ' elements an item' if self.flat else 'blocked, one item per (n, cb)'}",
                 f"operands: {ops}",
                 f"{len(self.instrs)} instructions per vector, {len(self.sums)} sums, "
-                f"max|{'result' if self.maxabs else '-'}|, FMA contraction {'on' if self.contract else 'off'}"]
+                f"max|{'result' if self.maxabs else '-'}|, FMA contraction {'on' if self.contract else 'off'}"] + \
+            ([f"packs: {', '.join(self.operands[k.dst].name + ' (lane stride ' + str(k.stride) + ')' for k in self.packs)}"
+              f", INT16, rounding {self.rounding}"] if self.packs else [])
 
 
 class _Lowering:
@@ -281,14 +314,17 @@ class _Lowering:
         return name
 
 
-def plan(op: Op, isa: str | Isa | None = None, target: Target | None = None, **flags) -> PointwisePlan:
-    """Plan one variant of `op` for an ISA (default: the target's best DFP ISA; its lanes set L)."""
+def plan(op: Op, isa: str | Isa | None = None, target: Target | None = None, *, rounding: str | None = None,
+         pack_strides: tuple = (), **flags) -> PointwisePlan:
+    """Plan one variant of `op` for an ISA (default: the target's best DFP ISA; its lanes set L). A body with
+    packs takes their `rounding` mode and one lane stride each (`pack_strides`, each in PACK_STRIDES)."""
     target = target or host()
     isa = get_isa(isa or target.best_isa("dfp16")) if not isinstance(isa, Isa) else isa
     target.check_isa(isa.name)
     body = op.body(**flags)
     low = _Lowering(op)
     stored = [(name, low.fp32(e, f"store {name!r}")) for name, e in body.stores]
+    packed = [(name, low.fp32(e, f"pack {name!r}")) for name, e in body.packs]
     sums = []
     for e in body.sums:
         name, wide = low.value(e)
@@ -299,9 +335,32 @@ def plan(op: Op, isa: str | Isa | None = None, target: Target | None = None, **f
         raise PlanError(f"op {op.name}: flat kernels have no channels to sum over")
     maxabs = low.fp32(body.maxabs, "maxabs") if body.maxabs is not None else None
     stores = tuple((low.operand(name, "tensor", written=True), value) for name, value in stored)
-    return PointwisePlan(op, tuple(sorted(flags.items())), target, isa, tuple(low.operands), tuple(low.scalars),
+    packs, quantizer = _packs(op, low, packed, rounding, tuple(pack_strides))
+    variant = tuple(sorted(flags.items())) + ((("rounding", rounding), ("pack_strides", tuple(pack_strides)))
+                                              if packs else ())
+    return PointwisePlan(op, variant, target, isa, tuple(low.operands), tuple(low.scalars),
                          tuple(low.channels), tuple(low.loads), tuple(low.instrs), stores, tuple(sums), maxabs,
-                         FLAT_CHUNK_VECTORS * isa.lanes, SUM_WAYS)
+                         FLAT_CHUNK_VECTORS * isa.lanes, SUM_WAYS, packs, quantizer, rounding if packs else None)
+
+
+def _packs(op: Op, low: _Lowering, packed: list, rounding: str | None, strides: tuple) -> tuple[tuple, tuple]:
+    """The body's packs and the operands of their quantizer, after checking the rounding mode and strides."""
+    if len(strides) != len(packed):
+        raise PlanError(f"op {op.name}: pack_strides={strides!r}: must give one lane stride per pack "
+                        f"({len(packed)})")
+    if not packed:
+        return (), ()
+    if op.flat:
+        raise PlanError(f"op {op.name}: flat kernels have no pixels to pack")
+    check_rounding(rounding)
+    for stride in strides:
+        if stride not in PACK_STRIDES:
+            raise PlanError(f"op {op.name}: pack stride {stride!r}: must be one of {PACK_STRIDES}")
+    packs = tuple(Pack(value, low.operand(name, "packed", written=True), low.operand(f"{name}.items", "items"),
+                       low.operand(f"{name}.pixels", "pixels"), stride)
+                  for (name, value), stride in zip(packed, strides))
+    return packs, tuple(low.operand(name, kind) for name, kind in (("scale", "scale"), ("top", "top"),
+                                                                      ("keys", "keys")))
 
 
 def render(p: PointwisePlan) -> str:

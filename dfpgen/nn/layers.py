@@ -25,7 +25,7 @@ from dfpgen.nn.base import Layer, Param, blocked, empty_like, like, nchw, per_la
 from dfpgen.nn.pooling import AvgPool, MaxPool
 from dfpgen.runtime import pointwise
 from dfpgen.runtime.blocked import Blocked, to_blocked
-from dfpgen.runtime.blocked_conv import convert_ahead, run_blocked
+from dfpgen.runtime.blocked_conv import Converted, Produced, convert_ahead, convert_in_producer, run_blocked
 from dfpgen.runtime.conv import Conv2d
 
 __all__ = ["AvgPool", "BatchNorm", "Concat", "Conv", "Flatten", "Layer", "Linear", "MaxPool", "Param", "ReLU",
@@ -48,6 +48,7 @@ class Conv(Layer):
         self.params = [self.weight] + ([self.bias] if bias else [])
         self._ops: dict[tuple, Conv2d] = {}
         self._saved = None
+        self._x_exp = self._dy_exp = None   # the exponents x and dy had last step: guesses for their producers
 
     def spec(self, x_shape: tuple) -> ConvSpec:
         """The ConvSpec for an input batch of this shape."""
@@ -83,18 +84,37 @@ class Conv(Layer):
         A tensor read by two passes is quantized with one key, so both see the same mantissas."""
         return StreamKey.drawn(op.rng)
 
+    def produce_input(self, shape: tuple, produce) -> Produced | None:
+        """x of blocked `shape` for a training forward pass, which `produce` is about to compute, written straight
+        into FPROP's and WTGRAD's operand layouts where it can, as well as FP32 (see produce_gradient)."""
+        N, CB, H, W, L = shape
+        if self.C != CB * L:
+            return None
+        op = self.op(self.spec((N, self.C, H, W)))
+        key = self._key(op)   # the draw forward would make first
+        converted, fp32 = convert_in_producer(op, ((passes.FPROP, "src"), (passes.WTGRAD, "src")), shape, key,
+                                              self._x_exp, produce, keep_fp32=True)
+        return Produced(converted, fp32, key)
+
     def forward(self, x, train: bool = True):
         threads = self.threads or default_threads()
+        produced = x if isinstance(x, Produced) else None
+        if produced:
+            x = produced.fp32
         xb = blocked(x, threads)
         spec = self.spec(xb.shape)
         op = self.op(spec)
         w = self.weight.measured()
-        keys = (self._key(op), self._key(op))
+        keys = (produced.key if produced else self._key(op), self._key(op))
         # In training, WTGRAD's x is converted now, right after FPROP's, while x is still in cache: by
         # backward it would come from memory again. Both read the same key, so the mantissas agree. BPROP's
         # weights likewise go right before FPROP's, which run_blocked converts.
-        x_fprop = convert_ahead(op, passes.FPROP, "src", xb, keys[0]) if train else xb
-        x_wtgrad = convert_ahead(op, passes.WTGRAD, "src", xb, keys[0]) if train else xb
+        # (Or none of that: the producer of x wrote the layouts it could.)
+        packed = produced.converted if produced else {}
+        x_fprop, x_wtgrad = (packed.get((conv_pass, "src")) or convert_ahead(op, conv_pass, "src", xb, keys[0])
+                             if train else xb for conv_pass in (passes.FPROP, passes.WTGRAD))
+        if isinstance(x_fprop, Converted):
+            self._x_exp = x_fprop.exp   # the next step's guess
         w_bprop = convert_ahead(op, passes.BPROP, "vec", w, keys[1]) if train and self.input_grad else w
         y = run_blocked(op, passes.FPROP, x_fprop, w, keys)
         if self.bias is not None:
@@ -104,24 +124,42 @@ class Conv(Layer):
         self._saved = (spec, x_wtgrad, w_bprop, keys, isinstance(x, Blocked)) if train else None
         return like(y, x, threads)
 
+    def _dy_operands(self) -> tuple:
+        """The (pass, role) operands dy feeds in backward: WTGRAD's, and BPROP's when the input gradient is wanted."""
+        return ((passes.WTGRAD, "vec"),) + (((passes.BPROP, "src"),) if self.input_grad else ())
+
+    def produce_gradient(self, shape: tuple, produce) -> Produced | None:
+        """dy of blocked `shape`, which `produce` (a pointwise kernel's run, see convert_in_producer) is about to
+        compute, written straight into this layer's backward operand layouts; None where the layer takes dy
+        as an FP32 tensor only (no forward pass saved, a bias to sum dy for)."""
+        if self._saved is None or self.bias is not None:
+            return None
+        op = self.op(self._saved[0])
+        key = self._key(op)   # the draw backward would make, in the same order
+        converted, fp32 = convert_in_producer(op, self._dy_operands(), shape, key, self._dy_exp, produce)
+        return Produced(converted, fp32, key)
+
     def backward(self, dy):
         # The forward pass's quantization keys go to every pass that reads the same tensor, so WTGRAD
         # and BPROP see the mantissas FPROP saw (a mixed run with FP32 kernels uses their values).
         spec, x, w, (key_x, key_w), was_blocked = self._saved
         threads = self.threads or default_threads()
         op = self.op(spec)
-        dyb = blocked(dy, threads)
-        key_dy = self._key(op)
-        # dy's two conversions back to back, before WTGRAD's kernel streams through memory and evicts dy.
-        dy_wtgrad = convert_ahead(op, passes.WTGRAD, "vec", dyb, key_dy)
-        dy_bprop = convert_ahead(op, passes.BPROP, "src", dyb, key_dy) if self.input_grad else None
+        produced = dy if isinstance(dy, Produced) else Produced({}, blocked(dy, threads), self._key(op))
+        dyb, key_dy = produced.fp32, produced.key
+        # dy's two conversions back to back, before WTGRAD's kernel streams through memory and evicts dy (or
+        # none: its producer wrote both layouts).
+        dy_wtgrad, dy_bprop = [produced.converted.get(target) or convert_ahead(op, *target, dyb, key_dy)
+                               for target in self._dy_operands()] + [None] * (not self.input_grad)
+        if isinstance(dy_wtgrad, Converted):
+            self._dy_exp = dy_wtgrad.exp   # the next step's guess
         self.weight.grad += run_blocked(op, passes.WTGRAD, x, dy_wtgrad, (key_x, key_dy))
         if self.bias is not None:
             self.bias.grad += pointwise.channel_sums(dyb.data, threads)[0][:self.K].astype(np.float32)
         if not self.input_grad:
             return None
-        return like(run_blocked(op, passes.BPROP, dy_bprop, w, (key_dy, key_w)), dy if was_blocked else None,
-                    threads)
+        dx = run_blocked(op, passes.BPROP, dy_bprop, w, (key_dy, key_w))
+        return dx if was_blocked and isinstance(dy, (Blocked, Produced)) else like(dx, None, threads)
 
 
 class Linear(Layer):
@@ -192,17 +230,31 @@ class BatchNorm(Layer):
         self._saved = (x, mean, inv, None) if train else None
         return per_lane(scale, x), per_lane(self.beta.data - mean * scale, x)
 
-    def forward(self, x, train: bool = True, relu: bool = False):
+    def forward(self, x, train: bool = True, relu: bool = False, consumer: Conv | None = None):
+        """The normalized x (and ReLU'd, with `relu`); with `consumer` (the convolution after it, in training)
+        also written straight into its FPROP and WTGRAD operand layouts where it can take them
+        (Conv.produce_input)."""
         threads = self.threads or default_threads()
         given, x = x, blocked(x, threads)
         scale, shift = self.normalization(x, train)
-        out = empty_like(x)
-        y = Blocked(out, x.channels, pointwise.affine(x.data, scale, shift, out, relu, threads=threads))
+
+        def produce(packs, quantizer, out):
+            return pointwise.affine(x.data, scale, shift, out, relu, threads=threads, packs=packs, quantizer=quantizer)
+
+        produced = consumer.produce_input(x.data.shape, produce) if consumer is not None and train \
+            and isinstance(given, Blocked) else None
+        if produced is None:
+            out = empty_like(x)
+            y = Blocked(out, x.channels, produce((), None, out))
+        else:
+            y = produced.fp32
         if train and relu:
             self._saved = self._saved[:3] + (y,)
-        return like(y, given, threads)
+        return produced or like(y, given, threads)
 
-    def backward(self, dy):
+    def backward(self, dy, consumer: Conv | None = None):
+        """The input gradient; with `consumer` (the convolution before this layer) written straight into its
+        backward operands' layouts where it can take them (Conv.produce_gradient)."""
         x, mean, inv, relu_out = self._saved
         threads = self.threads or default_threads()
         given, dy = dy, blocked(dy, threads)
@@ -217,10 +269,18 @@ class BatchNorm(Layer):
         a = self.gamma.data * inv
         b = -a * inv * sum_dz_xhat / count
         c = -b * mean - a * sum_dz / count
+        a, b, c = per_lane(a, x), per_lane(b, x), per_lane(c, x)
+
+        def produce(packs, quantizer, out):
+            return pointwise.bn_grad_apply(dy.data, x.data, a, b, c, out, threads, mask=mask, packs=packs,
+                                           quantizer=quantizer)
+
+        if consumer is not None and isinstance(given, Blocked):
+            produced = consumer.produce_gradient(x.data.shape, produce)
+            if produced is not None:
+                return produced
         dx = empty_like(x)
-        maxabs = pointwise.bn_grad_apply(dy.data, x.data, per_lane(a, x), per_lane(b, x), per_lane(c, x), dx,
-                                         threads, mask=mask)
-        return like(Blocked(dx, C, maxabs), given, threads)
+        return like(Blocked(dx, C, produce((), None, dx)), given, threads)
 
 
 class ReLU(Layer):
@@ -293,17 +353,22 @@ class Sequential(Layer):
         a branch's closing batch norm itself)."""
         # An NCHW batch enters the blocked world once, here, and leaves it as the kind it came in.
         threads = self.threads or default_threads()
-        self._given_blocked = isinstance(x, Blocked)
+        self._given_blocked = isinstance(x, (Blocked, Produced))
         if not self._given_blocked and getattr(x, "ndim", 0) == 4 and self._starts_blocked():
             x = to_blocked(x, threads)
         self._fused, i = set(), 0
         end = len(self.children) if stop is None else range(len(self.children))[stop]
         while i < end:
             if self._fuses(i, x, end):
-                x = self.children[i].forward(x, train, relu=True)
-                self.children[i + 1]._out = x   # as if it ran: its mask is the fused output's sign
+                # The convolution after them, if any, gets x in its operand layouts from the same kernel.
+                after = self.children[i + 2] if i + 2 < end and type(self.children[i + 2]) is Conv else None
+                x = self.children[i].forward(x, train, relu=True, consumer=after)
+                self.children[i + 1]._out = x.fp32 if isinstance(x, Produced) else x   # its mask: the output's sign
                 self._fused.add(i)
                 i += 2
+            elif isinstance(self.children[i], Residual) and i + 1 < end and isinstance(self.children[i + 1], Residual):
+                x = self.children[i].forward(x, train, consumer=self.children[i + 1].first_conv())
+                i += 1
             else:
                 x = self.children[i].forward(x, train)
                 i += 1
@@ -319,7 +384,10 @@ class Sequential(Layer):
         while i >= 0:
             if i - 1 in self._fused:   # the batch norm's backward masks by its ReLU
                 i -= 1
-            dy = self.children[i].backward(dy)
+            child, before = self.children[i], self.children[i - 1] if i else None
+            # A batch norm after a convolution writes its input gradient into the convolution's operand layouts.
+            dy = child.backward(dy, consumer=before) if isinstance(child, BatchNorm) and isinstance(before, Conv) \
+                else child.backward(dy)
             if dy is None:
                 return None
             i -= 1
@@ -335,16 +403,22 @@ class Residual(Sequential):
         self.relu = ReLU(f"{name}/relu")
         self.threads = threads
 
-    def forward(self, x, train=True):
+    def forward(self, x, train=True, consumer: Conv | None = None):
+        """relu(main(x) + shortcut(x)); with `consumer` (the next block's first convolution, in training) also
+        written straight into its operand layouts where it can take them (Conv.produce_input). x may come
+        so from the block before: the main branch's first convolution takes it as it is."""
         threads = self.threads or default_threads()
-        given, x = x, blocked(x, threads)
+        produced = x if isinstance(x, Produced) else None
+        given = x = produced.fp32 if produced else x
+        x = blocked(x, threads)
         branches = [self.children[0]] + ([self.children[1]] if len(self.children) > 1 else [])
         # Each branch's closing batch norm is applied inside the join, relu(a*y + b + c*z + d): the
         # normalized branches are never written to memory.
         ends = [branch.children[-1] if isinstance(branch.children[-1], BatchNorm) else None for branch in branches]
         joined = []
-        for branch, end in zip(branches, ends):
-            y = blocked(branch.forward(x, train, stop=-1 if end else None), threads)
+        for k, (branch, end) in enumerate(zip(branches, ends)):
+            y = blocked(branch.forward(produced if produced and k == 0 else x, train, stop=-1 if end else None),
+                        threads)
             a, b = end.normalization(y, train) if end else (None, None)
             joined.append((y, a, b))
         if len(joined) == 1:
@@ -352,11 +426,25 @@ class Residual(Sequential):
         (y, a, b), (z, c, d) = joined
         if a is None:
             a, b = per_lane(np.ones(y.channels), y), np.zeros(y.data.shape[1] * y.lanes, np.float32)
-        out = empty_like(y)
-        self._out = Blocked(out, y.channels, pointwise.affine(y.data, a, b, out, True, z=z.data, c=c, d=d,
-                                                              threads=threads))
+
+        def produce(packs, quantizer, out):
+            return pointwise.affine(y.data, a, b, out, True, z=z.data, c=c, d=d, threads=threads, packs=packs,
+                                    quantizer=quantizer)
+
+        result = consumer.produce_input(y.data.shape, produce) if consumer is not None and train \
+            and isinstance(given, Blocked) else None
+        if result is None:
+            out = empty_like(y)
+            self._out = Blocked(out, y.channels, produce((), None, out))
+        else:
+            self._out = result.fp32
         self._given_blocked = isinstance(given, Blocked)
-        return like(self._out, given, threads)
+        return result or like(self._out, given, threads)
+
+    def first_conv(self) -> Conv | None:
+        """The convolution the main branch starts with, if it does: it may take x in its own layouts."""
+        first = self.children[0].children[0] if self.children[0].children else None
+        return first if type(first) is Conv else None
 
     def backward(self, dy):
         threads = self.threads or default_threads()

@@ -20,9 +20,9 @@ from dfpgen.codegen.plan import ResultLayout
 from dfpgen.codegen.views import regroup
 from dfpgen.core.dfp import exponent_for_max
 from dfpgen.core.stochastic import StreamKey
-from dfpgen.errors import NumericsError, ShapeError
+from dfpgen.errors import NonFiniteError, NumericsError, ShapeError
 from dfpgen.passes import Pass
-from dfpgen.runtime import emulated, pool, quire
+from dfpgen.runtime import emulated, pointwise, pool, quire
 from dfpgen.runtime.blocked import Blocked, Measured, empty_blocked, fill, is_dense, lanes, program, to_blocked
 
 
@@ -90,6 +90,16 @@ class Converted:
     exp: int
 
 
+@dataclass(frozen=True, eq=False)
+class Produced:
+    """A tensor its producer wrote straight into operand layouts: the `Converted` operands by (pass, role),
+    the FP32 Blocked tensor where some layout still needs it (else None), and its stochastic stream."""
+
+    converted: dict
+    fp32: Blocked | None
+    key: StreamKey | None
+
+
 def convert_ahead(op, conv_pass: Pass, role: str, operand, key: StreamKey | None):
     """Operand `role` of `conv_pass` converted now rather than when the pass runs, as a `Converted` (or the
     operand as it is, for a pass whose quire reads values, not a layout). The training runtimes convert
@@ -100,6 +110,112 @@ def convert_ahead(op, conv_pass: Pass, role: str, operand, key: StreamKey | None
         return operand
     data, exp = convert_operand(op, conv_pass, role, operand, key)
     return Converted(op, conv_pass, role, data, exp)
+
+
+def _pack_layout(op, conv_pass: Pass, role: str, shape: tuple) -> tuple | None:
+    """Where each element of a blocked tensor of `shape` goes in operand `role`'s INT16 layout, as the tables
+    (items, pixels, lane stride) of a pointwise pack, or None: the operand is no DFP INT16 one, or its
+    conversion is not one position per element of that form (skipped or repeated elements, corrections,
+    channel padding)."""
+    plan = op.kernel(conv_pass).plan
+    tensor = conv_pass.src if role == "src" else conv_pass.vec
+    storage = plan.src_storage if role == "src" else plan.vec_storage
+    if (op.spec.groups != 1 or not plan.int_accumulate or np.dtype(storage) != np.int16 or plan.corrected
+            or not op.numerics.is_dfp(tensor.kind) or op.numerics.format_of(tensor.kind) is not None
+            or tensor.shape(op.spec)[1] != shape[1] * shape[4]):
+        return None
+    # Everything the views read of the plan (dfpgen/codegen/views.py), not the layer's name: equal layers share.
+    facts = (conv_pass, role, shape, plan.spec.shape_key(), plan.src_shape if role == "src" else plan.vec_shape,
+             plan.layout, plan.corrected)
+    if facts not in _PACK_LAYOUTS:
+        if len(_PACK_LAYOUTS) >= PACK_LAYOUTS_KEPT:
+            _PACK_LAYOUTS.clear()
+        _PACK_LAYOUTS[facts] = _probe_pack_layout(conv_pass, role, plan, shape)
+    return _PACK_LAYOUTS[facts]
+
+
+_PACK_LAYOUTS: dict = {}
+PACK_LAYOUTS_KEPT = 512
+PROBE_IMAGES = 2   # images the layout probe moves numbers for: every view treats images alike, which two confirm
+
+
+def _probe_pack_layout(conv_pass: Pass, role: str, plan, shape: tuple) -> tuple | None:
+    """_pack_layout's tables, found by moving element numbers through the conversion's own views, so a
+    producer writes exactly what the conversion would. The views treat images alike (each operand layout
+    is image-major), so the probe moves the first PROBE_IMAGES images and requires image n to land as image
+    0 moved by n images' worth of the layout."""
+    views = conv_pass.src_views if role == "src" else conv_pass.vec_views
+    dst_shape = plan.src_shape if role == "src" else plan.vec_shape
+    N, CB, H, W, L = shape
+    if views is None or np.prod(dst_shape) >= 2**31 or dst_shape[0] != N:
+        return None
+    images = min(N, PROBE_IMAGES)
+    numbers = np.arange(images * CB * H * W * L, dtype=np.int32).reshape((images,) + shape[1:])
+    landed = np.full((images,) + tuple(dst_shape[1:]), -1, np.int32).reshape(-1)
+    for source, target in views(numbers, True, landed.reshape((images,) + tuple(dst_shape[1:])), plan):
+        target[...] = source
+    where = np.flatnonzero(landed >= 0).astype(np.int32)
+    position = np.full(numbers.size, -1, np.int32)
+    position[landed[where]] = where
+    if where.size != numbers.size or (position < 0).any():
+        return None   # elements skipped or moved twice
+    position = position.reshape(images * CB, H * W, L)
+    stride = int(position[0, 0, 1] - position[0, 0, 0]) if L > 1 else 1
+    items, pixels = position[:, 0, 0], position[0, :, 0] - position[0, 0, 0]
+    image = int(np.prod(dst_shape[1:]))   # int32 sums: the probe's positions are below 2**31
+    if stride not in pointwise.PACK_STRIDES or not np.array_equal(
+            position, items[:, None, None] + pixels[None, :, None] + stride * np.arange(L)) \
+            or not np.array_equal(items.reshape(images, CB), items[:CB] + image * np.arange(images)[:, None]):
+        return None
+    items = (items[:CB].astype(np.int64) + image * np.arange(N, dtype=np.int64)[:, None]).reshape(-1)
+    items.flags.writeable = pixels.flags.writeable = False
+    return items, pixels, stride
+
+
+def convert_in_producer(op, wanted: tuple, shape: tuple, key: StreamKey | None, exp_hint: int | None,
+                        produce, keep_fp32: bool = False) -> tuple[dict, Blocked | None]:
+    """Convert a tensor its producer is about to compute straight into the operand layouts `wanted` ((pass,
+    role) pairs of `op`) with no FP32 copy in between: `produce(packs, quantizer, out)` runs the producer's
+    pointwise kernel of blocked `shape`, packing into each PackTarget and storing FP32 into `out` when it
+    is not None, and returns max|result|. The exponent is `exp_hint` (the tensor's last one) and checked
+    against the max the kernel measured; on a miss the kernel runs again on the right one. Returns the
+    `Converted` operands by (pass, role) and, when some layout cannot be packed (or no exponent hint or
+    a scale numpy must apply, or `keep_fp32`), the FP32 result as a Blocked tensor, which the rest convert
+    as usual."""
+    layouts = {target: _pack_layout(op, *target, shape) for target in wanted}
+    packable = [target for target, found in layouts.items() if found is not None]
+    kind = {(conv_pass.src if role == "src" else conv_pass.vec).kind for conv_pass, role in wanted}
+    if len(kind) != 1 or exp_hint is None or not packable:
+        packable = []
+    else:
+        bits, rounding, key = _dfp_rounding(op, kind.pop(), key)
+    out = None if len(packable) == len(wanted) and not keep_fp32 else pool.empty(shape, np.float32)
+    start = time.perf_counter()
+    if not packable:
+        maxabs = produce((), None, out)
+        return {}, Blocked(out, shape[1] * shape[4], maxabs)
+    buffers, targets = [], []
+    for conv_pass, role in packable:
+        plan = op.kernel(conv_pass).plan
+        buffer_layout = (plan.src_shape, plan.src_storage) if role == "src" else (plan.vec_shape, plan.vec_storage)
+        buffers.append(_operand_buffer(op, conv_pass, role, *buffer_layout))
+        targets.append(pointwise.PackTarget(buffers[-1].reshape(-1), *layouts[(conv_pass, role)]))
+    exp, converted = exp_hint, {}
+    for _ in range(2):   # the guess, then (on a miss) the exponent the first run measured, which holds
+        if not -126 <= -exp <= 127:   # 2**-exp is no normal float32: produce FP32 and convert in numpy
+            break
+        maxabs = produce(tuple(targets), pointwise.Quantizer(exp, bits, rounding, key), out)
+        if not np.isfinite(maxabs):
+            raise NonFiniteError(f"a tensor to be quantized or laid out holds NaN or Inf (max |.| = {maxabs})")
+        if exponent_for_max(maxabs, bits) == exp:
+            converted = {target: Converted(op, *target, buffer, exp) for target, buffer in zip(packable, buffers)}
+            break
+        exp = exponent_for_max(maxabs, bits)
+    if not converted:
+        out = pool.empty(shape, np.float32) if out is None else out
+        maxabs = produce((), None, out)
+    op.timings["produced"] = op.timings.get("produced", 0.0) + time.perf_counter() - start
+    return converted, None if out is None else Blocked(out, shape[1] * shape[4], maxabs)
 
 
 def convert_operand(op, conv_pass: Pass, role: str, operand, key: StreamKey | None) -> tuple[np.ndarray, int]:

@@ -12,16 +12,20 @@ Every op that writes returns max|written result| as a float, NaN if any result i
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
 from dfpgen.codegen.layout import ALIGNMENT
-from dfpgen.codegen.pointwise import Body, Channel, Op, PointwiseKernel, Scalar, Tensor, Where, Wide, kernel, masked
+from dfpgen.codegen.pointwise import (PACK_STRIDES, Body, Channel, Op, PointwiseKernel, Scalar, Tensor, Where, Wide,
+                                      kernel, masked)
 from dfpgen.codegen.pointwise import plan as plan_op
 from dfpgen.codegen.pointwise import relu as relu_of
+from dfpgen.core.dfp import max_mantissa
+from dfpgen.core.stochastic import INDEX_LIMIT, StreamKey
 from dfpgen.core.target import get_isa, host
-from dfpgen.errors import DTypeError, ShapeError
+from dfpgen.errors import DTypeError, PlanError, ShapeError
 
 # ------------------------------------------------------------------ op definitions
 
@@ -31,13 +35,13 @@ def _channel_sums() -> Body:
     return Body(sums=(x, x * x))
 
 
-def _affine(relu: bool, residual: bool, scale: bool, shift: bool) -> Body:
+def _affine(relu: bool, residual: bool, scale: bool, shift: bool, packed: int = 0) -> Body:
     y = Channel("a") * Tensor("x") + Channel("b")
     if residual:
         z = Channel("c") * Tensor("z") if scale else Tensor("z")
         y = y + (z + Channel("d") if shift else z)
     y = relu_of(y) if relu else y
-    return Body(stores=(("out", y),), maxabs=y)
+    return Body(stores=(("out", y),), maxabs=y, packs=tuple((f"pack{k}", y) for k in range(packed)))
 
 
 def _relu_grad() -> Body:
@@ -50,11 +54,12 @@ def _bn_grad_sums(mask: bool) -> Body:
     return Body(sums=(dz, dz * Wide(Tensor("x"))))
 
 
-def _bn_grad_apply(mask: bool, add: bool) -> Body:
+def _bn_grad_apply(mask: bool, add: bool, store: bool = True, packed: int = 0) -> Body:
     dz = masked(Tensor("dz"), Tensor("mask") if mask else None)
     dx = Channel("a") * dz + Channel("b") * Tensor("x") + Channel("c")
     dx = dx + Tensor("add") if add else dx
-    return Body(stores=(("dx", dx),), maxabs=dx)
+    return Body(stores=(("dx", dx),) if store else (), maxabs=dx,
+                packs=tuple((f"pack{k}", dx) for k in range(packed)))
 
 
 def _add() -> Body:
@@ -72,11 +77,12 @@ def _sgd(decay: bool) -> Body:
 
 
 CHANNEL_SUMS = Op("channel_sums", "per-channel sum and sum of squares of x (float64)", _channel_sums)
-AFFINE = Op("affine", "out = act(a*x + b [+ c*z + d]) per channel", _affine)
+AFFINE = Op("affine", "out = act(a*x + b [+ c*z + d]) per channel [, packed into INT16 layouts]", _affine)
 RELU_GRAD = Op("relu_grad", "dz = dy where out > 0, else 0", _relu_grad)
 BN_GRAD_SUMS = Op("bn_grad_sums", "per-channel sum dz' and sum dz'*x (float64), dz' = dz [where mask > 0]",
                   _bn_grad_sums)
-BN_GRAD_APPLY = Op("bn_grad_apply", "dx = a*dz' + b*x + c [+ add] per channel", _bn_grad_apply)
+BN_GRAD_APPLY = Op("bn_grad_apply", "dx = a*dz' + b*x + c [+ add] per channel [, packed into INT16 layouts]",
+                   _bn_grad_apply)
 ADD = Op("add", "out = a + b", _add)
 SGD = Op("sgd", "v = momentum*v + (g + weight_decay*w); w -= lr*v", _sgd, flat=True, contract=False)
 
@@ -84,9 +90,51 @@ SGD = Op("sgd", "v = momentum*v + (g + weight_decay*w); w -= lr*v", _sgd, flat=T
 # ------------------------------------------------------------------ checks and running
 
 
+@dataclass(frozen=True, eq=False)
+class PackTarget:
+    """An INT16 layout a blocked op writes its result into, quantized: element (item, pixel, lane) of the
+    blocked result ([N][CB][H][W][L], item = n*CB + cb) goes to dst.flat[items[item] + pixels[pixel] +
+    lane*stride]. Every position must lie in dst (`check` says so once, where the tables are made)."""
+
+    dst: np.ndarray      # int16, C-contiguous
+    items: np.ndarray    # int64, one per (n, cb)
+    pixels: np.ndarray   # int32, one per (h, w)
+    stride: int
+
+    def check(self, shape: tuple) -> None:
+        """Raise ShapeError unless the tables fit a blocked result of `shape` and every position lies in dst."""
+        N, CB, H, W, L = shape
+        if self.dst.dtype != np.int16 or not self.dst.flags.c_contiguous or not self.dst.flags.writeable:
+            raise ShapeError(f"pack: dst: {self.dst.dtype}, must be a writeable C-contiguous int16 array")
+        if self.items.shape != (N * CB,) or self.pixels.shape != (H * W,) or self.stride not in PACK_STRIDES:
+            raise ShapeError(f"pack: tables of {self.items.shape} items, {self.pixels.shape} pixels, stride "
+                             f"{self.stride}; a result of shape {shape} needs ({N * CB},), ({H * W},), one of "
+                             f"{PACK_STRIDES}")
+        low = int(self.items.min()) + int(self.pixels.min())
+        high = int(self.items.max()) + int(self.pixels.max()) + (L - 1) * self.stride
+        if low < 0 or high >= self.dst.size:
+            raise ShapeError(f"pack: positions {low}..{high} leave dst's {self.dst.size} elements")
+
+
+@dataclass(frozen=True)
+class Quantizer:
+    """How packed results are quantized: 2**-exp scale, `bits`-bit mantissas, a rounding mode and its stream."""
+
+    exp: int
+    bits: int
+    rounding: str
+    key: StreamKey | None = None
+
+    def operands(self) -> dict:
+        """The quantizer's kernel operands: scale, top and the stochastic stream's two key words."""
+        k0, k1 = (self.key.k0, self.key.k1) if self.key is not None else (0, 0)
+        return {"scale": np.array([np.ldexp(1.0, -self.exp)], np.float32),
+                "top": np.array([max_mantissa(self.bits)], np.float32), "keys": np.array([k0, k1], np.uint32)}
+
+
 @lru_cache(maxsize=None)
-def _kernel(op: Op, isa: str, flags: tuple) -> PointwiseKernel:
-    return kernel(plan_op(op, isa, **dict(flags)))
+def _kernel(op: Op, isa: str, flags: tuple, rounding: str | None = None, pack_strides: tuple = ()) -> PointwiseKernel:
+    return kernel(plan_op(op, isa, rounding=rounding, pack_strides=pack_strides, **dict(flags)))
 
 
 def host_lanes() -> tuple[int, ...]:
@@ -142,8 +190,10 @@ def _channel(fn: str, name: str, a, channels: int) -> np.ndarray:
     return a
 
 
-def _run(fn: str, op: Op, tensors: dict, channels: dict, threads: int | None, **flags):
-    """Check and run a blocked op; returns (per-channel sums [sum][CB*L] or None, max|result|)."""
+def _run(fn: str, op: Op, tensors: dict, channels: dict, threads: int | None, packs: tuple = (),
+         quantizer: Quantizer | None = None, **flags):
+    """Check and run a blocked op (its result also packed into each of `packs`, quantized as `quantizer`
+    says); returns (per-channel sums [sum][CB*L] or None, max|result|)."""
     first, *rest = tensors
     shape = check_blocked(fn, first, tensors[first]).shape
     for name in rest:
@@ -151,11 +201,21 @@ def _run(fn: str, op: Op, tensors: dict, channels: dict, threads: int | None, **
     N, CB, H, W, L = shape
     for name, a in channels.items():
         _channel(fn, name, a, CB * L)
-    k = _kernel(op, isa_for(fn, first, L), tuple(sorted(flags.items())))
+    arrays = tensors | channels
+    if packs:
+        for target in packs:
+            target.check(shape)
+        arrays |= quantizer.operands()
+        for k, target in enumerate(packs):
+            arrays |= {f"pack{k}": target.dst, f"pack{k}.items": target.items, f"pack{k}.pixels": target.pixels}
+        if quantizer.rounding == "stochastic" and (quantizer.key is None or np.prod(shape) >= INDEX_LIMIT):
+            raise PlanError(f"{fn}: stochastic rounding needs a StreamKey and at most 2**32 elements")
+    k = _kernel(op, isa_for(fn, first, L), tuple(sorted(flags.items())),
+                quantizer.rounding if packs else None, tuple(t.stride for t in packs))
     for o in k.plan.operands:
-        if o.written:
+        if o.written and o.kind == "tensor":
             _float32(fn, o.name, tensors[o.name], True)
-    slots, maxabs = k.run(tensors | channels, H * W, N * CB, CB, threads)
+    slots, maxabs = k.run(arrays, H * W, N * CB, CB, threads)
     if slots is None:
         return None, float(maxabs)
     # The sums over n, in index order: the same bits for any thread split of the items.
@@ -174,14 +234,18 @@ def channel_sums(x: np.ndarray, threads: int | None = None) -> tuple[np.ndarray,
 
 def affine(x: np.ndarray, a: np.ndarray, b: np.ndarray, out: np.ndarray, relu: bool = False,
            z: np.ndarray | None = None, c: np.ndarray | None = None, d: np.ndarray | None = None,
-           threads: int | None = None) -> float:
-    """out = act(a*x + b [+ c*z + d]) per channel (c, d None: 1 and 0), act ReLU or identity; max|out|."""
+           threads: int | None = None, packs: tuple = (), quantizer: Quantizer | None = None) -> float:
+    """out = act(a*x + b [+ c*z + d]) per channel (c, d None: 1 and 0), act ReLU or identity, also packed into
+    each PackTarget of `packs` as `quantizer` says; max|out|."""
+    if packs and quantizer is None:
+        raise ShapeError("affine: packs need a quantizer (exponent, bits, rounding)")
     tensors = {"x": x, "out": out} | ({"z": z} if z is not None else {})
     if z is None and (c is not None or d is not None):
         raise ShapeError("affine: c and d scale and shift z; pass z or leave them None")
     channels = {"a": a, "b": b} | {k: v for k, v in (("c", c), ("d", d)) if v is not None}
-    _, m = _run("affine", AFFINE, tensors, channels, threads, relu=bool(relu), residual=z is not None,
-                scale=c is not None, shift=d is not None)
+    _, m = _run("affine", AFFINE, tensors, channels, threads, tuple(packs), quantizer, relu=bool(relu),
+                residual=z is not None, scale=c is not None, shift=d is not None,
+                **({"packed": len(packs)} if packs else {}))
     return m
 
 
@@ -198,13 +262,19 @@ def bn_grad_sums(dz: np.ndarray, x: np.ndarray, threads: int | None = None,
     return sums[0], sums[1]
 
 
-def bn_grad_apply(dz: np.ndarray, x: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray, dx: np.ndarray,
-                  threads: int | None = None, mask: np.ndarray | None = None,
-                  add: np.ndarray | None = None) -> float:
-    """dx = a*dz' + b*x + c [+ add] per channel, dz' as in bn_grad_sums; returns max|dx|."""
-    tensors = {"dz": dz, "x": x, "dx": dx} | {k: v for k, v in (("mask", mask), ("add", add)) if v is not None}
-    return _run("bn_grad_apply", BN_GRAD_APPLY, tensors, {"a": a, "b": b, "c": c}, threads,
-                mask=mask is not None, add=add is not None)[1]
+def bn_grad_apply(dz: np.ndarray, x: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray, dx: np.ndarray | None,
+                  threads: int | None = None, mask: np.ndarray | None = None, add: np.ndarray | None = None,
+                  packs: tuple = (), quantizer: Quantizer | None = None) -> float:
+    """dx = a*dz' + b*x + c [+ add] per channel, dz' as in bn_grad_sums, stored into `dx` (None: not stored)
+    and packed into each PackTarget of `packs` as `quantizer` says; returns max|dx|."""
+    if dx is None and not packs:
+        raise ShapeError("bn_grad_apply: dx is None and nothing is packed: the result would go nowhere")
+    if packs and quantizer is None:
+        raise ShapeError("bn_grad_apply: packs need a quantizer (exponent, bits, rounding)")
+    tensors = {"dz": dz, "x": x} | {k: v for k, v in (("dx", dx), ("mask", mask), ("add", add)) if v is not None}
+    return _run("bn_grad_apply", BN_GRAD_APPLY, tensors, {"a": a, "b": b, "c": c}, threads, tuple(packs), quantizer,
+                mask=mask is not None, add=add is not None,
+                **({"store": dx is not None, "packed": len(packs)} if packs else {}))[1]
 
 
 def add(a: np.ndarray, b: np.ndarray, out: np.ndarray, threads: int | None = None) -> float:
