@@ -795,20 +795,21 @@ def test_learning_rate_schedules():
 # ------------------------------------------------------------------ producers writing the kernels' layouts
 
 
-def _bottleneck_net(numerics: LayerNumerics, threads: int) -> Sequential:
+def _bottleneck_net(numerics: LayerNumerics, threads: int, mid: int = 16, wide: int = 32) -> Sequential:
     """Two bottleneck blocks (1x1, 3x3, 1x1; the second strided, with a projection shortcut) on an odd-sized input."""
     from dfpgen.nn.models import Builder
     b = Builder(numerics, seed=0, threads=threads)
-    block = [*b.conv_bn_relu("a", 32, 16, 1), *b.conv_bn_relu("b", 16, 16, 3, 1, 1), b.conv("c", 16, 32, 1),
-             BatchNorm("bn_c", 32)]
-    strided = [*b.conv_bn_relu("a2", 32, 16, 1, 2), *b.conv_bn_relu("b2", 16, 16, 3, 1, 1), b.conv("c2", 16, 32, 1),
-               BatchNorm("bn_c2", 32)]
-    return Sequential("net", [*b.conv_bn_relu("conv1", 3, 32, 3, pad=1), Residual("res1", block),
-                              Residual("res2", strided, [b.conv("s2", 32, 32, 1, 2), BatchNorm("bn_s2", 32)]),
-                              AvgPool("pool"), Flatten(), b.fc("fc", 32, 10)])
+    block = [*b.conv_bn_relu("a", wide, mid, 1), *b.conv_bn_relu("b", mid, mid, 3, 1, 1), b.conv("c", mid, wide, 1),
+             BatchNorm("bn_c", wide)]
+    strided = [*b.conv_bn_relu("a2", wide, mid, 1, 2), *b.conv_bn_relu("b2", mid, mid, 3, 1, 1),
+               b.conv("c2", mid, wide, 1), BatchNorm("bn_c2", wide)]
+    return Sequential("net", [*b.conv_bn_relu("conv1", 3, wide, 3, pad=1), Residual("res1", block),
+                              Residual("res2", strided, [b.conv("s2", wide, wide, 1, 2), BatchNorm("bn_s2", wide)]),
+                              AvgPool("pool"), Flatten(), b.fc("fc", wide, 10)])
 
 
-def _bottleneck_steps(numerics: LayerNumerics, threads: int, fused: bool, monkeypatch, steps: int = 3):
+def _bottleneck_steps(numerics: LayerNumerics, threads: int, fused: bool, monkeypatch, steps: int = 3,
+                      widths: tuple = (16, 32)):
     """Parameters and gradients after `steps` SGD steps of `_bottleneck_net`, with batch norm writing the
     convolutions' operand layouts (fused) or FP32 tensors the convolutions convert; and the (layer, pass,
     role) operands batch norm wrote."""
@@ -824,7 +825,7 @@ def _bottleneck_steps(numerics: LayerNumerics, threads: int, fused: bool, monkey
     else:
         monkeypatch.setattr(Conv, "produce_input", lambda self, shape, produce: None)
         monkeypatch.setattr(Conv, "produce_gradient", lambda self, shape, produce: None)
-    net = _bottleneck_net(numerics, threads)
+    net = _bottleneck_net(numerics, threads, *widths)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((3, 3, 9, 11), dtype=np.float32)
     labels = rng.integers(0, 10, 3)
@@ -859,3 +860,12 @@ def test_batch_norm_writes_the_convolutions_layouts_bit_for_bit(numerics, monkey
             <= packed, packed
         assert ("b", "wtgrad", "src") not in packed and ("a2", "wtgrad", "src") not in packed
         assert all(np.array_equal(a, b) for a, b in zip(reference, got)), f"differs at {threads} thread(s)"
+
+
+@pytest.mark.parametrize("numerics", [FP32, LayerNumerics()], ids=["fp32", "dfp14"])
+def test_layouts_a_producer_cannot_write_are_converted_as_before(numerics, monkeypatch):
+    """Channels that are not whole blocks of lanes, and FP32 layouts, are not packed: the producers store FP32."""
+    reference, _ = _bottleneck_steps(numerics, 1, False, monkeypatch, widths=(6, 10))
+    got, packed = _bottleneck_steps(numerics, 2, True, monkeypatch, widths=(6, 10))
+    assert not packed
+    assert all(np.array_equal(a, b) for a, b in zip(reference, got))

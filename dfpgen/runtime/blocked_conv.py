@@ -184,7 +184,8 @@ def convert_in_producer(op, wanted: tuple, shape: tuple, key: StreamKey | None, 
     as usual."""
     layouts = {target: _pack_layout(op, *target, shape) for target in wanted}
     packable = [target for target, found in layouts.items() if found is not None]
-    kind = {(conv_pass.src if role == "src" else conv_pass.vec).kind for conv_pass, role in wanted}
+    tensors = [conv_pass.src if role == "src" else conv_pass.vec for conv_pass, role in wanted]
+    kind, channels = {t.kind for t in tensors}, tensors[0].shape(op.spec)[1]
     if len(kind) != 1 or exp_hint is None or not packable:
         packable = []
     else:
@@ -193,7 +194,7 @@ def convert_in_producer(op, wanted: tuple, shape: tuple, key: StreamKey | None, 
     start = time.perf_counter()
     if not packable:
         maxabs = produce((), None, out)
-        return {}, Blocked(out, shape[1] * shape[4], maxabs)
+        return {}, Blocked(out, channels, maxabs)
     buffers, targets = [], []
     for conv_pass, role in packable:
         plan = op.kernel(conv_pass).plan
@@ -215,7 +216,7 @@ def convert_in_producer(op, wanted: tuple, shape: tuple, key: StreamKey | None, 
         out = pool.empty(shape, np.float32) if out is None else out
         maxabs = produce((), None, out)
     op.timings["produced"] = op.timings.get("produced", 0.0) + time.perf_counter() - start
-    return converted, None if out is None else Blocked(out, shape[1] * shape[4], maxabs)
+    return converted, None if out is None else Blocked(out, channels, maxabs)
 
 
 def convert_operand(op, conv_pass: Pass, role: str, operand, key: StreamKey | None) -> tuple[np.ndarray, int]:
