@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import bench_dispatch  # noqa: E402
 import bench_moves  # noqa: E402
 import bench_overheads  # noqa: E402
+import bench_producers  # noqa: E402
 import bench_startup  # noqa: E402
 import bench_train  # noqa: E402
 import bench_wordlength  # noqa: E402
@@ -193,6 +194,25 @@ def test_train_table_without_torch_marks_its_rows(monkeypatch):
                                         "PyTorch FP32 (channels-last)", "PyTorch converted (channels-last)"]
     assert all(r[2:] == ["-"] * (len(header) - 2) for r in rows[2:])
     assert dict(zip(header, rows[0]))["speedup vs PyTorch"] == "-" and records[0]["torch_s"] is None
+
+
+# ------------------------------------------------------------------ benchmarks/bench_producers.py
+
+
+def test_bench_producers_compares_two_ways_of_writing_the_same_operands():
+    """Each case's two runs write the same bytes into the convolution's operand buffers (each starts from a
+    sentinel), and the packing run packs every layout it names (it raises otherwise)."""
+    for name, before, after, op, wanted in bench_producers.cases(2, N=2, C=32, H=6, rng=np.random.default_rng(2)):
+        before()   # makes the buffers
+        results = []
+        for run in (before, after):
+            for target in wanted:
+                op.operand_buffers[target].fill(-7)
+            run()
+            results.append([op.operand_buffers[target].copy() for target in wanted])
+            assert all((buffer != -7).any() for buffer in results[-1]), name
+        for first, second in zip(*results):
+            np.testing.assert_array_equal(first, second, err_msg=name)
 
 
 # ------------------------------------------------------------------ benchmarks/bench_wordlength.py
