@@ -13,7 +13,7 @@ import pytest
 
 from dfpgen.codegen import pointwise as cp
 from dfpgen.codegen.layout import aligned_empty
-from dfpgen.errors import DTypeError, PlanError, ShapeError
+from dfpgen.errors import DTypeError, NumericsError, PlanError, ShapeError
 from dfpgen.nn.optim import SGD
 from dfpgen.runtime import pointwise as pw
 
@@ -441,6 +441,8 @@ def test_pack_refusals(lanes):
     _refusal(lambda: pw.affine(x, a, b, out, packs=(target,)), ShapeError, "affine", "quantizer")
     _refusal(lambda: pw.affine(x, a, b, out, packs=(target,), quantizer=pw.Quantizer(0, 14, "stochastic")),
              PlanError, "stochastic", "StreamKey")
+    with pytest.raises(NumericsError, match="exp=200"):
+        pw.Quantizer(200, 14, "nearest")
     with pytest.raises(PlanError, match="pack stride 3"):
         cp.plan(pw.AFFINE, relu=False, residual=False, scale=False, shift=False, packed=1, rounding="nearest",
                 pack_strides=(3,))

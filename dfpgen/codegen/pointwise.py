@@ -151,8 +151,9 @@ class Operand:
     """An entry of the kernel's operand table."""
 
     name: str
-    kind: str        # tensor, channel, scalar; a pack's packed (INT16), items (int64), pixels (int32);
-    written: bool    # the packs' quantizer: scale (float), top (float), keys (2 x uint32)
+    kind: str        # tensor, channel, scalar; of a pack: packed (INT16), items (int64), pixels (int32);
+                     # of the packs' quantizer: scale (float), top (float), keys (2 x uint32)
+    written: bool
 
 
 @dataclass(frozen=True)

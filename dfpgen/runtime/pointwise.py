@@ -25,7 +25,7 @@ from dfpgen.codegen.pointwise import relu as relu_of
 from dfpgen.core.dfp import max_mantissa
 from dfpgen.core.stochastic import INDEX_LIMIT, StreamKey
 from dfpgen.core.target import get_isa, host
-from dfpgen.errors import DTypeError, PlanError, ShapeError
+from dfpgen.errors import DTypeError, NumericsError, PlanError, ShapeError
 
 # ------------------------------------------------------------------ op definitions
 
@@ -124,6 +124,11 @@ class Quantizer:
     bits: int
     rounding: str
     key: StreamKey | None = None
+
+    def __post_init__(self):
+        if not -126 <= -self.exp <= 127:
+            raise NumericsError(f"exp={self.exp}: packing scales by 2**-exp, a normal float32 only for exp in "
+                                f"-127..126")
 
     def operands(self) -> dict:
         """The quantizer's kernel operands: scale, top and the stochastic stream's two key words."""
