@@ -189,6 +189,11 @@ def fill(dst: np.ndarray, pairs: list | MoveProgram | None, origin: np.ndarray, 
         moves = pairs if isinstance(pairs, MoveProgram) else MoveProgram.of(pairs, origin, dst)
         maxabs = run_program(moves, origin, dst, target, isa, threads, scale=scale, bits=bits, rounding=rounding,
                              key=key, dequantize=dequantize, offset=offset)
+    return finite(maxabs)
+
+
+def finite(maxabs: float) -> float:
+    """`maxabs`, a max|.| measured while quantizing or moving a tensor; NonFiniteError if it is NaN or Inf."""
     if not np.isfinite(maxabs):
         raise NonFiniteError(f"a tensor to be quantized or laid out holds NaN or Inf (max |.| = {maxabs})")
     return maxabs

@@ -20,10 +20,10 @@ from dfpgen.codegen.plan import ResultLayout
 from dfpgen.codegen.views import regroup
 from dfpgen.core.dfp import exponent_for_max
 from dfpgen.core.stochastic import StreamKey
-from dfpgen.errors import NonFiniteError, NumericsError, ShapeError
+from dfpgen.errors import NumericsError, ShapeError
 from dfpgen.passes import Pass
 from dfpgen.runtime import emulated, pointwise, pool, quire
-from dfpgen.runtime.blocked import Blocked, Measured, empty_blocked, fill, is_dense, lanes, program, to_blocked
+from dfpgen.runtime.blocked import Blocked, Measured, empty_blocked, fill, finite, is_dense, lanes, program, to_blocked
 
 
 def _origin(operand, tensor, spec) -> tuple[np.ndarray, bool, float]:
@@ -68,6 +68,24 @@ def _operand_buffer(op, conv_pass: Pass, role: str, shape: tuple, dtype, zero: i
         if zero:
             buffers[key].fill(zero)
     return buffers[key]
+
+
+def _tensor(conv_pass: Pass, role: str):
+    """The tensor (dfpgen/passes/base.py) that operand `role` ("src" or "vec") of a pass reads."""
+    return conv_pass.src if role == "src" else conv_pass.vec
+
+
+def _layout(plan, role: str) -> tuple[tuple, object]:
+    """Operand `role`'s kernel layout: its shape and storage dtype."""
+    return (plan.src_shape, plan.src_storage) if role == "src" else (plan.vec_shape, plan.vec_storage)
+
+
+def _role_buffer(op, conv_pass: Pass, role: str) -> np.ndarray:
+    """Operand `role`'s reused buffer in `conv_pass`'s kernel layout (_operand_buffer), filled once with its
+    stored zero."""
+    plan = op.kernel(conv_pass).plan
+    offset = plan.isa.src_offset if role == "src" and plan.int_accumulate else 0
+    return _operand_buffer(op, conv_pass, role, *_layout(plan, role), zero=offset)
 
 
 def _dfp_rounding(op, kind, key: StreamKey | None) -> tuple[int, str, StreamKey | None]:
@@ -118,15 +136,13 @@ def _pack_layout(op, conv_pass: Pass, role: str, shape: tuple) -> tuple | None:
     conversion is not one position per element of that form (skipped or repeated elements, corrections,
     channel padding)."""
     plan = op.kernel(conv_pass).plan
-    tensor = conv_pass.src if role == "src" else conv_pass.vec
-    storage = plan.src_storage if role == "src" else plan.vec_storage
+    tensor, (dst_shape, storage) = _tensor(conv_pass, role), _layout(plan, role)
     if (op.spec.groups != 1 or not plan.int_accumulate or np.dtype(storage) != np.int16 or plan.corrected
             or not op.numerics.is_dfp(tensor.kind) or op.numerics.format_of(tensor.kind) is not None
             or tensor.shape(op.spec)[1] != shape[1] * shape[4]):
         return None
     # Everything the views read of the plan (dfpgen/codegen/views.py), not the layer's name: equal layers share.
-    facts = (conv_pass, role, shape, plan.spec.shape_key(), plan.src_shape if role == "src" else plan.vec_shape,
-             plan.layout, plan.corrected)
+    facts = (conv_pass, role, shape, plan.spec.shape_key(), dst_shape, plan.layout, plan.corrected)
     if facts not in _PACK_LAYOUTS:
         if len(_PACK_LAYOUTS) >= PACK_LAYOUTS_KEPT:
             _PACK_LAYOUTS.clear()
@@ -145,7 +161,7 @@ def _probe_pack_layout(conv_pass: Pass, role: str, plan, shape: tuple) -> tuple 
     is image-major), so the probe moves the first PROBE_IMAGES images and requires image n to land as image
     0 moved by n images' worth of the layout."""
     views = conv_pass.src_views if role == "src" else conv_pass.vec_views
-    dst_shape = plan.src_shape if role == "src" else plan.vec_shape
+    dst_shape = _layout(plan, role)[0]
     N, CB, H, W, L = shape
     if views is None or np.prod(dst_shape) >= 2**31 or dst_shape[0] != N:
         return None
@@ -184,7 +200,7 @@ def convert_in_producer(op, wanted: tuple, shape: tuple, key: StreamKey | None, 
     as usual."""
     layouts = {target: _pack_layout(op, *target, shape) for target in wanted}
     packable = [target for target, found in layouts.items() if found is not None]
-    tensors = [conv_pass.src if role == "src" else conv_pass.vec for conv_pass, role in wanted]
+    tensors = [_tensor(*target) for target in wanted]
     kind, channels = {t.kind for t in tensors}, tensors[0].shape(op.spec)[1]
     if len(kind) != 1 or exp_hint is None or not packable:
         packable = []
@@ -195,19 +211,13 @@ def convert_in_producer(op, wanted: tuple, shape: tuple, key: StreamKey | None, 
     if not packable:
         maxabs = produce((), None, out)
         return {}, Blocked(out, channels, maxabs)
-    buffers, targets = [], []
-    for conv_pass, role in packable:
-        plan = op.kernel(conv_pass).plan
-        buffer_layout = (plan.src_shape, plan.src_storage) if role == "src" else (plan.vec_shape, plan.vec_storage)
-        buffers.append(_operand_buffer(op, conv_pass, role, *buffer_layout))
-        targets.append(pointwise.PackTarget(buffers[-1].reshape(-1), *layouts[(conv_pass, role)]))
+    buffers = [_role_buffer(op, *target) for target in packable]
+    targets = [pointwise.PackTarget(buffer.reshape(-1), *layouts[target]) for target, buffer in zip(packable, buffers)]
     exp, converted = exp_hint, {}
     for _ in range(2):   # the guess, then (on a miss) the exponent the first run measured, which holds
         if not -126 <= -exp <= 127:   # 2**-exp is no normal float32: produce FP32 and convert in numpy
             break
-        maxabs = produce(tuple(targets), pointwise.Quantizer(exp, bits, rounding, key), out)
-        if not np.isfinite(maxabs):
-            raise NonFiniteError(f"a tensor to be quantized or laid out holds NaN or Inf (max |.| = {maxabs})")
+        maxabs = finite(produce(tuple(targets), pointwise.Quantizer(exp, bits, rounding, key), out))
         if exponent_for_max(maxabs, bits) == exp:
             converted = {target: Converted(op, *target, buffer, exp) for target, buffer in zip(packable, buffers)}
             break
@@ -229,13 +239,12 @@ def convert_operand(op, conv_pass: Pass, role: str, operand, key: StreamKey | No
         return operand.data, operand.exp
     kernel = op.kernel(conv_pass)
     plan = kernel.plan
-    tensor = conv_pass.src if role == "src" else conv_pass.vec
+    tensor = _tensor(conv_pass, role)
     views = conv_pass.src_views if role == "src" else conv_pass.vec_views
     to_layout = conv_pass.to_src if role == "src" else conv_pass.to_vec
     origin, blocked, maxabs = _origin(operand, tensor, op.spec)
     offset = plan.isa.src_offset if role == "src" and plan.int_accumulate else 0
-    buffer_layout = (plan.src_shape, plan.src_storage) if role == "src" else (plan.vec_shape, plan.vec_storage)
-    dst = _operand_buffer(op, conv_pass, role, *buffer_layout, zero=offset)
+    dst = _role_buffer(op, conv_pass, role)
     pairs = program(op.move_programs, (conv_pass, role, blocked), lambda: views(origin, blocked, dst, plan),
                     origin, dst) if views is not None and op.spec.groups == 1 else None
     channels = tensor.shape(op.spec)[1]
@@ -281,7 +290,7 @@ def operand_values(op, conv_pass: Pass, role: str, operand, key: StreamKey | Non
     """Operand `role` of a pass as the NCHW or KCRS float32 values an FP32 kernel reads from convert_operand:
     rounded to its kind's emulated format, quantized to DFP and read back (the same numpy rounding, `fill`
     numbering stochastic draws alike), or as it is (an FP32 kind)."""
-    tensor = conv_pass.src if role == "src" else conv_pass.vec
+    tensor = _tensor(conv_pass, role)
     origin, blocked, maxabs = _origin(operand, tensor, op.spec)
     channels, kind, start = tensor.shape(op.spec)[1], tensor.kind, time.perf_counter()
     values = _unblocked(origin, blocked, channels)
